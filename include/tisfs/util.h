@@ -1,0 +1,57 @@
+/* util — small shared helpers: growable buffers, clocks, varints, files. */
+#ifndef TISFS_UTIL_H
+#define TISFS_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A growable byte buffer, always NUL-terminated so it can be used as a C
+ * string. The zero value is an empty buffer; free with tbuf_free. Allocation
+ * failure aborts: the daemon cannot do anything sensible without memory. */
+struct tbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+void tbuf_reserve(struct tbuf *b, size_t extra);
+void tbuf_add(struct tbuf *b, const void *p, size_t n);
+void tbuf_adds(struct tbuf *b, const char *s);
+void tbuf_printf(struct tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tbuf_vprintf(struct tbuf *b, const char *fmt, va_list ap);
+void tbuf_add_varint(struct tbuf *b, uint64_t v);
+void tbuf_reset(struct tbuf *b);
+void tbuf_free(struct tbuf *b);
+/* Hands the contents to the caller (malloc'd, NUL-terminated); b is emptied. */
+char *tbuf_take(struct tbuf *b);
+
+/* Reads a varint written by tbuf_add_varint from *p (not past end), advances
+ * *p. Returns false on truncated input. */
+bool varint_read(const unsigned char **p, const unsigned char *end, uint64_t *v);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Seconds on the monotonic clock (for durations and rates). */
+double mono_now(void);
+/* Current wall-clock time as ISO-8601 UTC, e.g. "2026-11-24T10:00:00Z"
+ * (with_ms adds ".123"). buf needs 32 bytes. */
+void iso_now(char *buf, bool with_ms);
+
+/* mkdir -p; returns 0 or -errno. */
+int mkdir_p(const char *path, unsigned mode);
+/* rm -rf; returns 0 or -errno (missing path is success). */
+int rm_rf(const char *path);
+/* Bytes used on disk by everything under path (like du -s). */
+uint64_t disk_usage(const char *path);
+
+/* Collection names: [A-Za-z0-9_-]{1,64}. */
+#define TIS_NAME_MAX 64
+bool name_is_valid(const char *s);
+
+#endif

@@ -1,0 +1,289 @@
+/* catalog — LMDB: collections, tasks, logs. */
+#define _GNU_SOURCE
+#include "tisfs/catalog.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct catalog {
+    MDB_env *env;
+    MDB_dbi colls, tasks, logs, meta;
+};
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+struct catalog *cat_open(const char *dir, char *err, size_t errlen)
+{
+    struct catalog *c = xcalloc(1, sizeof *c);
+    MDB_txn *txn = NULL;
+    int rc = mkdir_p(dir, 0700);
+    if (rc == 0)
+        rc = mdb_env_create(&c->env);
+    if (rc == 0) {
+        mdb_env_set_maxdbs(c->env, 8);
+        mdb_env_set_mapsize(c->env, (size_t)4 << 30);
+        /* NOTLS: FUSE worker threads come and go; NOSYNC: see cat_sync. */
+        rc = mdb_env_open(c->env, dir, MDB_NOTLS | MDB_NOSYNC, 0600);
+    }
+    if (rc == 0)
+        rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "collections", MDB_CREATE, &c->colls);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "tasks", MDB_CREATE, &c->tasks);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "logs", MDB_CREATE, &c->logs);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &c->meta);
+    if (rc == 0) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "catalog %s: %s", dir, rc < 0 ? mdb_strerror(rc) : strerror(rc));
+        if (txn)
+            mdb_txn_abort(txn);
+        if (c->env)
+            mdb_env_close(c->env);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void cat_close(struct catalog *c)
+{
+    if (!c)
+        return;
+    mdb_env_sync(c->env, 1);
+    mdb_env_close(c->env);
+    free(c);
+}
+
+void cat_sync(struct catalog *c)
+{
+    mdb_env_sync(c->env, 1);
+}
+
+static int put(struct catalog *c, MDB_dbi dbi, MDB_val *k, const char *json)
+{
+    MDB_txn *txn;
+    MDB_val v = {strlen(json), (void *)json};
+    int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    rc = mdb_put(txn, dbi, k, &v, 0);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+static char *get(struct catalog *c, MDB_dbi dbi, MDB_val *k)
+{
+    MDB_txn *txn;
+    MDB_val v;
+    char *r = NULL;
+    if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn))
+        return NULL;
+    if (mdb_get(txn, dbi, k, &v) == 0)
+        r = xstrndup(v.mv_data, v.mv_size);
+    mdb_txn_abort(txn);
+    return r;
+}
+
+int cat_coll_put(struct catalog *c, const char *name, const char *json)
+{
+    MDB_val k = {strlen(name), (void *)name};
+    return put(c, c->colls, &k, json);
+}
+
+char *cat_coll_get(struct catalog *c, const char *name)
+{
+    MDB_val k = {strlen(name), (void *)name};
+    return get(c, c->colls, &k);
+}
+
+int cat_coll_del(struct catalog *c, const char *name)
+{
+    MDB_txn *txn;
+    MDB_val k = {strlen(name), (void *)name};
+    int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    rc = mdb_del(txn, c->colls, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+void cat_coll_each(struct catalog *c, void (*fn)(const char *, const char *, void *), void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn))
+        return;
+    mdb_cursor_open(txn, c->colls, &cur);
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        char *name = xstrndup(k.mv_data, k.mv_size);
+        char *json = xstrndup(v.mv_data, v.mv_size);
+        fn(name, json, arg);
+        free(name);
+        free(json);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+}
+
+uint64_t cat_task_new_id(struct catalog *c)
+{
+    MDB_txn *txn;
+    MDB_val k = {9, "next_task"}, v;
+    uint64_t id = 1;
+    unsigned char buf[8];
+    if (mdb_txn_begin(c->env, NULL, 0, &txn))
+        return 0;
+    if (mdb_get(txn, c->meta, &k, &v) == 0 && v.mv_size == 8)
+        id = get_be64(v.mv_data);
+    put_be64(buf, id + 1);
+    v.mv_size = 8;
+    v.mv_data = buf;
+    if (mdb_put(txn, c->meta, &k, &v, 0) || mdb_txn_commit(txn))
+        return 0;
+    return id;
+}
+
+int cat_task_put(struct catalog *c, uint64_t id, const char *json)
+{
+    unsigned char kb[8];
+    put_be64(kb, id);
+    MDB_val k = {8, kb};
+    return put(c, c->tasks, &k, json);
+}
+
+char *cat_task_get(struct catalog *c, uint64_t id)
+{
+    unsigned char kb[8];
+    put_be64(kb, id);
+    MDB_val k = {8, kb};
+    return get(c, c->tasks, &k);
+}
+
+int cat_task_del(struct catalog *c, uint64_t id)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    unsigned char kb[12] = {0};
+    put_be64(kb, id);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    mdb_del(txn, c->tasks, &k, NULL);
+    k.mv_size = 12;
+    mdb_cursor_open(txn, c->logs, &cur);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size == 12 && get_be64(k.mv_data) == id;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        mdb_cursor_del(cur, 0);
+    mdb_cursor_close(cur);
+    return mdb_txn_commit(txn);
+}
+
+void cat_task_each(struct catalog *c, void (*fn)(uint64_t, const char *, void *), void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn))
+        return;
+    mdb_cursor_open(txn, c->tasks, &cur);
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        char *json = xstrndup(v.mv_data, v.mv_size);
+        fn(get_be64(k.mv_data), json, arg);
+        free(json);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+}
+
+/* Log keys are (task id, line number), both big-endian, so one task's lines
+ * are contiguous and in order; the next line number is found from the last
+ * key instead of being kept anywhere. */
+int cat_log_append(struct catalog *c, uint64_t task, const char *line)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    unsigned char kb[12];
+    put_be64(kb, task + 1);
+    memset(kb + 8, 0, 4);
+    MDB_val k = {12, kb}, v;
+    uint32_t seq = 0;
+    int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    mdb_cursor_open(txn, c->logs, &cur);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+    if (rc == 0 && k.mv_size == 12 && get_be64(k.mv_data) == task) {
+        const unsigned char *p = (const unsigned char *)k.mv_data + 8;
+        seq = ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]) + 1;
+    }
+    mdb_cursor_close(cur);
+    put_be64(kb, task);
+    kb[8] = (unsigned char)(seq >> 24);
+    kb[9] = (unsigned char)(seq >> 16);
+    kb[10] = (unsigned char)(seq >> 8);
+    kb[11] = (unsigned char)seq;
+    k.mv_size = 12;
+    k.mv_data = kb;
+    v.mv_size = strlen(line);
+    v.mv_data = (void *)line;
+    rc = mdb_put(txn, c->logs, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) /* not the global last key: a plain put */
+        rc = mdb_put(txn, c->logs, &k, &v, 0);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+void cat_log_read(struct catalog *c, uint64_t task, struct tbuf *out)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    unsigned char kb[12] = {0};
+    put_be64(kb, task);
+    MDB_val k = {12, kb}, v;
+    if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn))
+        return;
+    mdb_cursor_open(txn, c->logs, &cur);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size == 12 && get_be64(k.mv_data) == task;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        tbuf_add(out, v.mv_data, v.mv_size);
+        tbuf_add(out, "\n", 1);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+}

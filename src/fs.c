@@ -1,0 +1,433 @@
+/* fs — the FUSE adapter: paths -> api calls. It holds no logic of its own:
+ * it maps the mount layout onto api.h and error codes back to errno.
+ *
+ * Reads are snapshots: open renders the file once and reads serve that copy,
+ * so a reader never sees half a JSON. `logs` is the exception that makes
+ * `tail -f` work: a read past the end of the copy renders again (a log only
+ * grows, so earlier offsets stay valid). A write to `create` or `build` is
+ * collected and acted on at close (flush), so the error of a bad spec comes
+ * back from close(2). */
+#define FUSE_USE_VERSION 31
+#define _GNU_SOURCE
+#include "tisfs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tisfs/api.h"
+#include "tisfs/util.h"
+
+/* Largest spec or build request accepted through a write. */
+#define MAX_WRITE (1 << 20)
+
+enum node { N_NONE, N_ROOT, N_COLLS, N_COLL, N_COLL_FILE, N_TASKS, N_TASK, N_TASK_FILE };
+
+enum file { F_CREATE, F_STATUS, F_LOGS, F_SCHEMA, F_BUILD, F_COUNT };
+
+static const struct {
+    const char *name;
+    enum api_doc doc;
+    bool readable, writable, in_task_dir;
+} files[F_COUNT] = {
+    [F_CREATE] = {"create", DOC_CREATE, true, true, false},
+    [F_STATUS] = {"status", DOC_STATUS, true, false, true},
+    [F_LOGS] = {"logs", DOC_LOGS, true, false, true},
+    [F_SCHEMA] = {"schema", DOC_SCHEMA, true, false, false},
+    [F_BUILD] = {"build", DOC_STATUS, false, true, false},
+};
+
+struct node_path {
+    enum node kind;
+    char name[TIS_NAME_MAX + 1]; /* collection */
+    uint64_t task;
+    enum file file;
+};
+
+static bool lookup_file(const char *s, bool task_dir, enum file *f)
+{
+    for (int i = 0; i < F_COUNT; i++)
+        if (strcmp(s, files[i].name) == 0 && (!task_dir || files[i].in_task_dir)) {
+            *f = (enum file)i;
+            return true;
+        }
+    return false;
+}
+
+static bool parse_task_id(const char *s, uint64_t *id)
+{
+    char *end;
+    if (*s < '1' || *s > '9')
+        return false;
+    *id = strtoull(s, &end, 10);
+    return *end == 0;
+}
+
+/* Splits a path into at most three components and classifies it. Existence
+ * of the collection or task is checked by the caller. */
+static struct node_path parse(const char *path)
+{
+    struct node_path p = {N_NONE, "", 0, F_CREATE};
+    char part[3][256];
+    int n = 0;
+    for (const char *s = path; *s && n <= 3;) {
+        while (*s == '/')
+            s++;
+        if (!*s)
+            break;
+        size_t len = strcspn(s, "/");
+        if (n == 3 || len >= sizeof part[0])
+            return p;
+        memcpy(part[n], s, len);
+        part[n++][len] = 0;
+        s += len;
+    }
+    bool colls = n >= 1 && strcmp(part[0], "collections") == 0;
+    bool tasks = n >= 1 && strcmp(part[0], "tasks") == 0;
+    if (n >= 2 && colls && (strlen(part[1]) > TIS_NAME_MAX || !name_is_valid(part[1])))
+        return p;
+    if (n >= 2 && colls)
+        snprintf(p.name, sizeof p.name, "%s", part[1]);
+    if (n >= 2 && tasks && !parse_task_id(part[1], &p.task))
+        return p;
+    if (n == 0)
+        p.kind = N_ROOT;
+    else if (n == 1)
+        p.kind = colls ? N_COLLS : tasks ? N_TASKS : N_NONE;
+    else if (n == 2)
+        p.kind = colls ? N_COLL : tasks ? N_TASK : N_NONE;
+    else if ((colls || tasks) && lookup_file(part[2], tasks, &p.file))
+        p.kind = colls ? N_COLL_FILE : N_TASK_FILE;
+    return p;
+}
+
+static bool exists(const struct node_path *p)
+{
+    struct tbuf tmp = {0};
+    bool r;
+    switch (p->kind) {
+    case N_ROOT:
+    case N_COLLS:
+    case N_TASKS:
+        return true;
+    case N_COLL:
+    case N_COLL_FILE:
+        return api_collection_exists(p->name);
+    case N_TASK:
+    case N_TASK_FILE:
+        r = api_task_read(p->task, DOC_STATUS, &tmp) == 0;
+        tbuf_free(&tmp);
+        return r;
+    default:
+        return false;
+    }
+}
+
+/* Renders a readable file into out. */
+static int render(const struct node_path *p, struct tbuf *out)
+{
+    if (!files[p->file].readable)
+        return 0;
+    if (p->kind == N_TASK_FILE)
+        return api_task_read(p->task, files[p->file].doc, out);
+    return api_read(p->name, files[p->file].doc, out);
+}
+
+static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    (void)fi;
+    struct node_path p = parse(path);
+    if (!exists(&p))
+        return -ENOENT;
+    memset(st, 0, sizeof *st);
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
+    if (p.kind != N_COLL_FILE && p.kind != N_TASK_FILE) {
+        st->st_mode = S_IFDIR | 0755;
+        st->st_nlink = 2;
+        return 0;
+    }
+    st->st_mode = S_IFREG | (files[p.file].readable ? 0444 : 0) | (files[p.file].writable ? 0200 : 0);
+    st->st_nlink = 1;
+    /* The true size, so that tail -f and stat see the file grow. */
+    struct tbuf b = {0};
+    render(&p, &b);
+    st->st_size = (off_t)b.len;
+    tbuf_free(&b);
+    return 0;
+}
+
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+                      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+    (void)off;
+    (void)fi;
+    (void)flags;
+    struct node_path p = parse(path);
+    if (!exists(&p))
+        return -ENOENT;
+    if (p.kind == N_COLL_FILE || p.kind == N_TASK_FILE)
+        return -ENOTDIR;
+    fill(buf, ".", NULL, 0, 0);
+    fill(buf, "..", NULL, 0, 0);
+    if (p.kind == N_ROOT) {
+        fill(buf, "collections", NULL, 0, 0);
+        fill(buf, "tasks", NULL, 0, 0);
+    } else if (p.kind == N_COLLS) {
+        struct tbuf names = {0};
+        size_t n;
+        api_collections(&names, &n);
+        for (const char *s = names.data; n--; s += strlen(s) + 1)
+            fill(buf, s, NULL, 0, 0);
+        tbuf_free(&names);
+    } else if (p.kind == N_TASKS) {
+        uint64_t *ids;
+        size_t n;
+        char name[32];
+        api_tasks(&ids, &n);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(name, sizeof name, "%" PRIu64, ids[i]);
+            fill(buf, name, NULL, 0, 0);
+        }
+        free(ids);
+    } else {
+        for (int i = 0; i < F_COUNT; i++)
+            if (p.kind == N_COLL || files[i].in_task_dir)
+                fill(buf, files[i].name, NULL, 0, 0);
+    }
+    return 0;
+}
+
+/* ---- open files ---- */
+
+struct handle {
+    struct node_path p;
+    bool writing;
+    bool acted; /* the write has been handed to the api */
+    int result;
+    pthread_mutex_t mu;
+    struct tbuf buf;
+};
+
+static int fs_open(const char *path, struct fuse_file_info *fi)
+{
+    struct node_path p = parse(path);
+    if ((p.kind != N_COLL_FILE && p.kind != N_TASK_FILE) || !exists(&p))
+        return -ENOENT;
+    int acc = fi->flags & O_ACCMODE;
+    bool writing = acc != O_RDONLY;
+    if ((writing && !files[p.file].writable) || (acc != O_WRONLY && !files[p.file].readable))
+        return -EACCES;
+    struct handle *h = xcalloc(1, sizeof *h);
+    h->p = p;
+    h->writing = writing;
+    pthread_mutex_init(&h->mu, NULL);
+    if (!writing) {
+        int rc = render(&p, &h->buf);
+        if (rc) {
+            tbuf_free(&h->buf);
+            free(h);
+            return rc;
+        }
+    }
+    fi->fh = (uintptr_t)h;
+    fi->direct_io = 1;
+    return 0;
+}
+
+static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    (void)path;
+    struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+    pthread_mutex_lock(&h->mu);
+    if (h->p.file == F_LOGS && (size_t)off >= h->buf.len) {
+        struct tbuf fresh = {0};
+        if (render(&h->p, &fresh) == 0 && fresh.len > h->buf.len) {
+            tbuf_free(&h->buf);
+            h->buf = fresh;
+        } else
+            tbuf_free(&fresh);
+    }
+    size_t n = 0;
+    if ((size_t)off < h->buf.len) {
+        n = h->buf.len - (size_t)off;
+        if (n > size)
+            n = size;
+        memcpy(buf, h->buf.data + off, n);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return (int)n;
+}
+
+static int fs_write(const char *path, const char *buf, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)path;
+    struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+    if (!h->writing)
+        return -EBADF;
+    if ((size_t)off + size > MAX_WRITE)
+        return -EFBIG;
+    pthread_mutex_lock(&h->mu);
+    if ((size_t)off > h->buf.len) { /* a hole: zero-fill, as a file would */
+        size_t gap = (size_t)off - h->buf.len;
+        tbuf_reserve(&h->buf, gap);
+        memset(h->buf.data + h->buf.len, 0, gap);
+        h->buf.len += gap;
+    }
+    size_t end = (size_t)off + size;
+    if (end > h->buf.len)
+        tbuf_reserve(&h->buf, end - h->buf.len);
+    memcpy(h->buf.data + off, buf, size);
+    if (end > h->buf.len) {
+        h->buf.len = end;
+        h->buf.data[end] = 0;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return (int)size;
+}
+
+/* Hands a finished write to the api. Shells call flush once with nothing
+ * written (closing a dup'd descriptor) before the data comes, hence the
+ * length check; acted makes sure one write starts one task. */
+static int act(struct handle *h)
+{
+    if (!h->writing || h->acted || h->buf.len == 0)
+        return h->result;
+    h->acted = true;
+    struct tbuf msg = {0};
+    if (h->p.file == F_CREATE)
+        h->result = api_create(h->p.name, h->buf.data, h->buf.len, NULL, &msg);
+    else
+        h->result = api_build(h->p.name, NULL, &msg);
+    if (h->result)
+        fprintf(stderr, "tisfs: %s/%s: %s\n", h->p.name, files[h->p.file].name, msg.data);
+    tbuf_free(&msg);
+    return h->result;
+}
+
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+    pthread_mutex_lock(&h->mu);
+    int rc = act(h);
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+static int fs_release(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+    act(h);
+    tbuf_free(&h->buf);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+    return 0;
+}
+
+/* `>` redirections truncate; control files accept that and ignore it. */
+static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+    (void)size;
+    (void)fi;
+    struct node_path p = parse(path);
+    if (!exists(&p))
+        return -ENOENT;
+    return p.kind == N_COLL_FILE && files[p.file].writable ? 0 : -EACCES;
+}
+
+static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+    (void)tv;
+    (void)fi;
+    struct node_path p = parse(path);
+    return exists(&p) ? 0 : -ENOENT;
+}
+
+static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    (void)mode;
+    struct node_path p = parse(path);
+    if (exists(&p))
+        return fs_open(path, fi);
+    return -EACCES;
+}
+
+static int errno_of_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    return strlen(base) > TIS_NAME_MAX ? -ENAMETOOLONG : -EINVAL;
+}
+
+static int fs_mkdir(const char *path, mode_t mode)
+{
+    (void)mode;
+    struct node_path p = parse(path);
+    if (strncmp(path, "/collections/", 13) == 0 && !strchr(path + 13, '/') && p.kind == N_NONE)
+        return errno_of_name(path);
+    if (p.kind != N_COLL)
+        return -EPERM;
+    return api_reserve(p.name, NULL);
+}
+
+static int fs_rmdir(const char *path)
+{
+    struct node_path p = parse(path);
+    if (p.kind != N_COLL)
+        return p.kind == N_NONE ? -ENOENT : -EPERM;
+    return api_delete(p.name, NULL);
+}
+
+/* rm -r unlinks the control files before rmdir: let it, changing nothing. */
+static int fs_unlink(const char *path)
+{
+    struct node_path p = parse(path);
+    if (!exists(&p))
+        return -ENOENT;
+    return p.kind == N_COLL_FILE ? 0 : -EPERM;
+}
+
+static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    (void)conn;
+    /* Everything here changes under the kernel's feet: no caching. */
+    cfg->entry_timeout = 0;
+    cfg->attr_timeout = 0;
+    cfg->negative_timeout = 0;
+    cfg->direct_io = 1;
+    return NULL;
+}
+
+static const struct fuse_operations ops = {
+    .init = fs_init,
+    .getattr = fs_getattr,
+    .readdir = fs_readdir,
+    .open = fs_open,
+    .create = fs_create,
+    .read = fs_read,
+    .write = fs_write,
+    .flush = fs_flush,
+    .release = fs_release,
+    .truncate = fs_truncate,
+    .utimens = fs_utimens,
+    .mkdir = fs_mkdir,
+    .rmdir = fs_rmdir,
+    .unlink = fs_unlink,
+};
+
+const struct fuse_operations *fs_operations(void)
+{
+    return &ops;
+}

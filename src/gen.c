@@ -1,0 +1,387 @@
+/* gen — per-collection generations in LMDB. */
+#define _GNU_SOURCE
+#include "tisfs/gen.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tisfs/util.h"
+
+/* Virtual size only: LMDB maps it, the file grows as pages are written. */
+#define GEN_MAP_SIZE ((size_t)1 << 40)
+
+struct gen_env {
+    MDB_env *env;
+    MDB_dbi docs, pk, meta;
+};
+
+static int env_open(struct gen_env *e, const char *dir, bool readonly)
+{
+    MDB_txn *txn = NULL;
+    unsigned dbflags = readonly ? 0 : MDB_CREATE;
+    int rc = mdb_env_create(&e->env);
+    if (rc)
+        return rc;
+    mdb_env_set_maxdbs(e->env, 8);
+    mdb_env_set_mapsize(e->env, GEN_MAP_SIZE);
+    rc = mdb_env_open(e->env, dir,
+                      MDB_NOTLS | MDB_NORDAHEAD | (readonly ? MDB_RDONLY : MDB_NOSYNC), 0600);
+    if (!rc)
+        rc = mdb_txn_begin(e->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "docs", dbflags | MDB_INTEGERKEY, &e->docs);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "pk", dbflags, &e->pk);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "meta", dbflags, &e->meta);
+    if (!rc) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    if (rc) {
+        mdb_env_close(e->env);
+        e->env = NULL;
+    }
+    return rc;
+}
+
+static int lmdb_fail(int rc, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: %s", what, mdb_strerror(rc));
+    return -1;
+}
+
+/* ---- primary key encoding ----
+ * Encoded so that byte order is key order: integers as 8 big-endian bytes
+ * (sign bit flipped for signed ones), anything else as its bytes with 0x00
+ * escaped to 00 FF and a 00 00 terminator. A table scanned in primary key
+ * order (InnoDB's, TiDB's) then arrives in key order and every insert is an
+ * append. */
+static void pk_add_int(struct tbuf *k, const struct tis_value *v, bool is_signed)
+{
+    char tmp[32];
+    size_t n = v->len < sizeof tmp ? v->len : sizeof tmp - 1;
+    memcpy(tmp, v->p, n);
+    tmp[n] = 0;
+    uint64_t u = is_signed ? (uint64_t)strtoll(tmp, NULL, 10) ^ ((uint64_t)1 << 63)
+                           : strtoull(tmp, NULL, 10);
+    unsigned char be[8];
+    for (int i = 7; i >= 0; i--, u >>= 8)
+        be[i] = (unsigned char)u;
+    tbuf_add(k, be, 8);
+}
+
+static void pk_add_bytes(struct tbuf *k, const struct tis_value *v)
+{
+    for (size_t i = 0; i < v->len; i++) {
+        tbuf_add(k, &v->p[i], 1);
+        if (v->p[i] == 0)
+            tbuf_add(k, "\xff", 1);
+    }
+    tbuf_add(k, "\0\0", 2);
+}
+
+static void pk_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *k)
+{
+    tbuf_reset(k);
+    for (size_t i = 0; i < sc->npk; i++) {
+        const struct tis_field *f = &sc->fields[sc->pk[i]];
+        const struct tis_value *v = &vals[sc->pk[i]];
+        if (f->vt == VT_INT || f->vt == VT_UINT)
+            pk_add_int(k, v, f->vt == VT_INT);
+        else
+            pk_add_bytes(k, v);
+    }
+}
+
+/* ---- document encoding ----
+ * Per field in schema order: varint(len + 1) then the bytes, or varint 0 for
+ * NULL. Values stay in the server's text form; typing happens on output. */
+static void doc_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *d)
+{
+    tbuf_reset(d);
+    for (size_t i = 0; i < sc->nfields; i++) {
+        tbuf_add_varint(d, vals[i].null ? 0 : vals[i].len + 1);
+        if (!vals[i].null)
+            tbuf_add(d, vals[i].p, vals[i].len);
+    }
+}
+
+static struct json_object *doc_decode(const struct tis_schema *sc, const MDB_val *v)
+{
+    const unsigned char *p = v->mv_data, *end = p + v->mv_size;
+    struct json_object *o = json_object_new_object();
+    for (size_t i = 0; i < sc->nfields; i++) {
+        uint64_t n;
+        if (!varint_read(&p, end, &n) || (n && (uint64_t)(end - p) < n - 1))
+            break;
+        const struct tis_field *f = &sc->fields[i];
+        if (f->store || f->pk)
+            json_object_object_add(o, f->name,
+                                   n ? value_to_json(f->vt, (const char *)p, n - 1) : NULL);
+        if (n)
+            p += n - 1;
+    }
+    return o;
+}
+
+/* ---- builder ---- */
+struct gen_builder {
+    struct gen_env e;
+    struct tis_schema *sc;
+    MDB_txn *txn;
+    uint32_t next_id;
+    uint64_t in_batch;
+    struct tbuf key, last_key, doc;
+};
+
+static struct tis_schema *schema_copy(const struct tis_schema *sc)
+{
+    struct json_object *j = schema_to_json(sc);
+    struct tis_schema *c = schema_from_json(j);
+    json_object_put(j);
+    return c;
+}
+
+struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *sc, char *err,
+                                     size_t errlen)
+{
+    struct gen_builder *b = xcalloc(1, sizeof *b);
+    int rc = mkdir(dir, 0700) < 0 ? errno : 0;
+    if (rc) {
+        snprintf(err, errlen, "create %s: %s", dir, strerror(rc));
+        free(b);
+        return NULL;
+    }
+    if ((rc = env_open(&b->e, dir, false)) != 0 ||
+        (rc = mdb_txn_begin(b->e.env, NULL, 0, &b->txn)) != 0) {
+        lmdb_fail(rc, dir, err, errlen);
+        gen_builder_free(b);
+        return NULL;
+    }
+    b->sc = schema_copy(sc);
+    return b;
+}
+
+static int commit_batch(struct gen_builder *b, char *err, size_t errlen)
+{
+    int rc = mdb_txn_commit(b->txn);
+    b->txn = NULL;
+    if (!rc)
+        rc = mdb_txn_begin(b->e.env, NULL, 0, &b->txn);
+    b->in_batch = 0;
+    return rc ? lmdb_fail(rc, "write generation", err, errlen) : 0;
+}
+
+static int put_pk(struct gen_builder *b, MDB_val *id, char *err, size_t errlen)
+{
+    MDB_val k = {b->key.len, b->key.data};
+    bool after = b->last_key.len == 0 ||
+                 memcmp(b->key.data, b->last_key.data,
+                        b->key.len < b->last_key.len ? b->key.len : b->last_key.len) > 0 ||
+                 (b->key.len > b->last_key.len &&
+                  memcmp(b->key.data, b->last_key.data, b->last_key.len) == 0);
+    int rc = mdb_put(b->txn, b->e.pk, &k, id, after ? MDB_APPEND : MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        snprintf(err, errlen, "duplicate primary key in row %u", b->next_id);
+        return -1;
+    }
+    if (rc)
+        return lmdb_fail(rc, "write primary key", err, errlen);
+    if (after) {
+        tbuf_reset(&b->last_key);
+        tbuf_add(&b->last_key, b->key.data, b->key.len);
+    }
+    return 0;
+}
+
+int gen_builder_add(struct gen_builder *b, const struct tis_value *vals, char *err,
+                    size_t errlen)
+{
+    if (b->next_id == UINT32_MAX) {
+        snprintf(err, errlen, "too many rows for one collection (limit %u)", UINT32_MAX - 1);
+        return -1;
+    }
+    uint32_t id = ++b->next_id;
+    MDB_val k = {sizeof id, &id};
+    pk_encode(b->sc, vals, &b->key);
+    doc_encode(b->sc, vals, &b->doc);
+    MDB_val d = {b->doc.len, b->doc.data};
+    int rc = mdb_put(b->txn, b->e.docs, &k, &d, MDB_APPEND);
+    if (rc)
+        return lmdb_fail(rc, "write document", err, errlen);
+    if (put_pk(b, &k, err, errlen))
+        return -1;
+    if (++b->in_batch >= GEN_BATCH_ROWS)
+        return commit_batch(b, err, errlen);
+    return 0;
+}
+
+uint64_t gen_builder_rows(const struct gen_builder *b)
+{
+    return b->next_id;
+}
+
+static int put_meta(struct gen_builder *b, const char *key, struct json_object *val)
+{
+    const char *s = json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN);
+    MDB_val k = {strlen(key), (void *)key}, v = {strlen(s), (void *)s};
+    return mdb_put(b->txn, b->e.meta, &k, &v, 0);
+}
+
+int gen_builder_finish(struct gen_builder *b, struct json_object *snapshot, char *err,
+                       size_t errlen)
+{
+    struct json_object *sc = schema_to_json(b->sc), *n = json_object_new_int64(b->next_id);
+    int rc = put_meta(b, "schema", sc);
+    if (!rc)
+        rc = put_meta(b, "docs", n);
+    if (!rc && snapshot)
+        rc = put_meta(b, "snapshot", snapshot);
+    json_object_put(sc);
+    json_object_put(n);
+    if (!rc) {
+        rc = mdb_txn_commit(b->txn);
+        b->txn = NULL;
+    }
+    if (!rc)
+        rc = mdb_env_sync(b->e.env, 1);
+    return rc ? lmdb_fail(rc, "finish generation", err, errlen) : 0;
+}
+
+void gen_builder_free(struct gen_builder *b)
+{
+    if (!b)
+        return;
+    if (b->txn)
+        mdb_txn_abort(b->txn);
+    if (b->e.env)
+        mdb_env_close(b->e.env);
+    schema_free(b->sc);
+    tbuf_free(&b->key);
+    tbuf_free(&b->last_key);
+    tbuf_free(&b->doc);
+    free(b);
+}
+
+/* ---- reading ---- */
+struct gen {
+    struct gen_env e;
+    char *dir;
+    atomic_int refs;
+    atomic_bool doomed;
+    uint64_t docs;
+    struct tis_schema *sc;
+    struct json_object *snapshot;
+};
+
+static struct json_object *meta_get(struct gen *g, MDB_txn *txn, const char *key)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    if (mdb_get(txn, g->e.meta, &k, &v))
+        return NULL;
+    char *s = xstrndup(v.mv_data, v.mv_size);
+    struct json_object *o = json_tokener_parse(s);
+    free(s);
+    return o;
+}
+
+struct gen *gen_open(const char *dir, char *err, size_t errlen)
+{
+    struct gen *g = xcalloc(1, sizeof *g);
+    MDB_txn *txn;
+    int rc = env_open(&g->e, dir, true);
+    if (rc) {
+        lmdb_fail(rc, dir, err, errlen);
+        free(g);
+        return NULL;
+    }
+    g->dir = xstrdup(dir);
+    atomic_init(&g->refs, 1);
+    if (mdb_txn_begin(g->e.env, NULL, MDB_RDONLY, &txn) == 0) {
+        struct json_object *sc = meta_get(g, txn, "schema"), *n = meta_get(g, txn, "docs");
+        g->sc = schema_from_json(sc);
+        g->docs = n ? (uint64_t)json_object_get_int64(n) : 0;
+        g->snapshot = meta_get(g, txn, "snapshot");
+        json_object_put(sc);
+        json_object_put(n);
+        mdb_txn_abort(txn);
+    }
+    if (!g->sc) {
+        snprintf(err, errlen, "%s: not a finished generation (no schema)", dir);
+        g->doomed = false;
+        gen_unref(g);
+        return NULL;
+    }
+    return g;
+}
+
+void gen_ref(struct gen *g)
+{
+    atomic_fetch_add(&g->refs, 1);
+}
+
+void gen_unref(struct gen *g)
+{
+    if (!g || atomic_fetch_sub(&g->refs, 1) != 1)
+        return;
+    mdb_env_close(g->e.env);
+    if (atomic_load(&g->doomed))
+        rm_rf(g->dir);
+    schema_free(g->sc);
+    json_object_put(g->snapshot);
+    free(g->dir);
+    free(g);
+}
+
+void gen_doom(struct gen *g)
+{
+    atomic_store(&g->doomed, true);
+}
+
+uint64_t gen_doc_count(const struct gen *g)
+{
+    return g->docs;
+}
+
+const struct tis_schema *gen_schema(const struct gen *g)
+{
+    return g->sc;
+}
+
+struct json_object *gen_snapshot(const struct gen *g)
+{
+    return g->snapshot;
+}
+
+const char *gen_dir(const struct gen *g)
+{
+    return g->dir;
+}
+
+int gen_each_doc(struct gen *g, int (*fn)(struct json_object *, void *), void *arg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int stop = 0;
+    if (mdb_txn_begin(g->e.env, NULL, MDB_RDONLY, &txn))
+        return -1;
+    mdb_cursor_open(txn, g->e.docs, &cur);
+    for (int op = MDB_FIRST; !stop && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        struct json_object *doc = doc_decode(g->sc, &v);
+        stop = fn(doc, arg);
+        json_object_put(doc);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return stop;
+}
