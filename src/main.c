@@ -156,5 +156,7 @@ int main(int argc, char **argv)
     fuse_destroy(f);
     fuse_opt_free_args(&o.fuse);
     free(data);
-    return rc ? 1 : 0;
+    /* libfuse reports the signal that ended the loop as a positive value: a
+     * SIGTERM/SIGINT stop is a clean one. */
+    return rc < 0 ? 1 : 0;
 }

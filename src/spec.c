@@ -123,8 +123,10 @@ static bool parse_datasource(struct json_object *obj, struct tis_datasource *ds,
     if (!check_keys(obj, "datasource", known, e))
         return false;
     char *plugin = NULL;
-    if (!req_str(obj, "datasource", "plugin", &plugin, e))
+    if (!req_str(obj, "datasource", "plugin", &plugin, e)) {
+        free(plugin);
         return false;
+    }
     bool known_plugin = true;
     if (strcasecmp(plugin, "TiKV") == 0)
         ds->plugin = PLUGIN_TIKV;
@@ -149,7 +151,8 @@ static bool parse_datasource(struct json_object *obj, struct tis_datasource *ds,
         return false;
     if (ds->plugin == PLUGIN_MYSQL && (!ds->host || !*ds->host))
         return fail(e, "datasource.host: required by the MySQL plugin");
-    if (ds->plugin == PLUGIN_TIKV && (!ds->pd_addrs || !*ds->pd_addrs) && !ds->tidb_addr)
+    if (ds->plugin == PLUGIN_TIKV && (!ds->pd_addrs || !*ds->pd_addrs) &&
+        (!ds->tidb_addr || !*ds->tidb_addr))
         return fail(e, "datasource.pdAddrs: required by the TiKV plugin");
     if (!ds->user)
         ds->user = xstrdup("root");
@@ -167,6 +170,15 @@ static bool parse_token(const char *where, const char *s, enum tis_token *out, s
         }
     return fail(e, "%s: unknown token \"%s\" (known: string, ik, like, text_ws, pinyin)", where,
                 s);
+}
+
+/* MySQL limits identifiers to 64 characters, not bytes. */
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
 }
 
 static bool parse_column(struct json_object *obj, size_t i, struct tis_column_spec *c,
@@ -192,7 +204,7 @@ static bool parse_column(struct json_object *obj, size_t i, struct tis_column_sp
     snprintf(tw, sizeof tw, "%s.token", where);
     if (ok && (tok || parser))
         ok = parse_token(tw, tok ? tok : parser, &c->token, e);
-    if (ok && strlen(c->name) > 64)
+    if (ok && utf8_chars(c->name) > 64)
         ok = fail(e, "%s.name: longer than 64 characters", where);
     free(tok);
     free(parser);
@@ -303,8 +315,8 @@ static bool parse_top(const char *collection, struct json_object *obj, struct ti
                     collection);
     if (!s->index_name)
         s->index_name = xstrdup(collection);
-    bool has_cols = json_object_object_get_ex(obj, "columns", &cols);
-    if (json_object_object_get_ex(obj, "colMeta", &cm)) {
+    bool has_cols = json_object_object_get_ex(obj, "columns", &cols) && cols;
+    if (json_object_object_get_ex(obj, "colMeta", &cm) && cm) {
         struct json_object *cm_cols = NULL;
         if (!parse_colmeta(cm, &cm_cols, s, e))
             return false;
