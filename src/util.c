@@ -81,14 +81,21 @@ void tbuf_adds(struct tbuf *b, const char *s)
 
 void tbuf_vprintf(struct tbuf *b, const char *fmt, va_list ap)
 {
+    /* Format into the spare room first: most lines fit, one pass. */
+    tbuf_reserve(b, 128);
+    size_t room = b->cap - b->len;
     va_list cp;
     va_copy(cp, ap);
-    int n = vsnprintf(NULL, 0, fmt, cp);
+    int n = vsnprintf(b->data + b->len, room, fmt, cp);
     va_end(cp);
-    if (n < 0)
+    if (n < 0) {
+        b->data[b->len] = 0;
         return;
-    tbuf_reserve(b, (size_t)n);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    }
+    if ((size_t)n >= room) {
+        tbuf_reserve(b, (size_t)n);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    }
     b->len += (size_t)n;
 }
 
