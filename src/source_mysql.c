@@ -15,6 +15,8 @@
 struct source {
     MYSQL *my;
     char *db;
+    source_log_fn log;
+    void *log_arg;
 };
 
 static void my_err(struct source *s, const char *what, char *err, size_t errlen)
@@ -22,9 +24,12 @@ static void my_err(struct source *s, const char *what, char *err, size_t errlen)
     snprintf(err, errlen, "%s: %s (MySQL error %u)", what, mysql_error(s->my), mysql_errno(s->my));
 }
 
-struct source *source_connect(const struct tis_datasource *ds, char *err, size_t errlen)
+struct source *source_connect(const struct tis_datasource *ds, source_log_fn log, void *log_arg,
+                              char *err, size_t errlen)
 {
     struct source *s = xcalloc(1, sizeof *s);
+    s->log = log;
+    s->log_arg = log_arg;
     unsigned int connect_timeout = 10, read_timeout = 3600;
     s->my = mysql_init(NULL);
     mysql_options(s->my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);

@@ -249,6 +249,11 @@ static int dump_row(void *arg, const struct tis_value *vals)
     return 0;
 }
 
+static void source_log(void *arg, const char *line)
+{
+    task_log(arg, "%s", line);
+}
+
 static struct source *dump_open_source(struct task *t, char *err, size_t errlen)
 {
     const struct tis_datasource *ds = &t->spec->ds;
@@ -259,7 +264,7 @@ static struct source *dump_open_source(struct task *t, char *err, size_t errlen)
         return NULL;
     }
     task_log(t, "connecting to %s@%s:%d, database %s", ds->user, ds->host, ds->port, ds->db);
-    struct source *src = source_connect(ds, err, errlen);
+    struct source *src = source_connect(ds, source_log, t, err, errlen);
     if (src)
         task_log(t, "connected: server %s", source_server_version(src));
     return src;

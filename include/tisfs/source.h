@@ -14,8 +14,13 @@
 
 struct source;
 
-/* Connects to the datasource of a MySQL-plugin spec. NULL with err set. */
-struct source *source_connect(const struct tis_datasource *ds, char *err, size_t errlen);
+/* Progress lines for the task's log ("connected to ...", "chunk 3/8 done"). */
+typedef void (*source_log_fn)(void *arg, const char *line);
+
+/* Connects to the datasource of a spec. NULL with err set. log (may be
+ * NULL) receives lines for the task's log. */
+struct source *source_connect(const struct tis_datasource *ds, source_log_fn log, void *log_arg,
+                              char *err, size_t errlen);
 void source_close(struct source *s);
 
 /* "10.11.6-MariaDB-0+deb12u1", "8.0.11-TiDB-v7.5.0", ... */
