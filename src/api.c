@@ -11,6 +11,7 @@
 
 #include "tisfs/catalog.h"
 #include "tisfs/gen.h"
+#include "tisfs/search.h"
 #include "tisfs/spec.h"
 #include "tisfs/task.h"
 
@@ -496,6 +497,33 @@ int api_read(const char *name, enum api_doc doc, struct tbuf *out)
         render_schema(gen_id, g, out);
         gen_unref(g);
     }
+    return 0;
+}
+
+int api_select(const char *name, const char *query, struct tbuf *out, int *status)
+{
+    pthread_mutex_lock(&A.mu);
+    struct coll *c = find(name);
+    struct gen *g = c ? c->gen : NULL;
+    if (g)
+        gen_ref(g); /* a rebuild may switch generations meanwhile: this one stays */
+    pthread_mutex_unlock(&A.mu);
+    if (!c)
+        return -ENOENT;
+    struct search_request r;
+    char err[300];
+    if (search_request_parse(query, &r, err, sizeof err)) {
+        *status = 400;
+        search_error(400, err, r.params, out);
+    } else if (!g) {
+        *status = 503;
+        snprintf(err, sizeof err, "collection %s has no index yet: its first build has not "
+                                  "completed", name);
+        search_error(503, err, r.params, out);
+    } else
+        *status = search_run(g, &r, out);
+    search_request_free(&r);
+    gen_unref(g);
     return 0;
 }
 

@@ -29,7 +29,11 @@
 /* Largest spec or build request accepted through a write. */
 #define MAX_WRITE (1 << 20)
 
-enum node { N_NONE, N_ROOT, N_COLLS, N_COLL, N_COLL_FILE, N_TASKS, N_TASK, N_TASK_FILE };
+enum node {
+    N_NONE, N_ROOT, N_COLLS, N_COLL, N_COLL_FILE, N_TASKS, N_TASK, N_TASK_FILE,
+    N_SELECT,      /* collections/N/select/ */
+    N_SELECT_FILE, /* collections/N/select/QUERY */
+};
 
 enum file { F_CREATE, F_STATUS, F_LOGS, F_SCHEMA, F_BUILD, F_COUNT };
 
@@ -50,6 +54,7 @@ struct node_path {
     char name[TIS_NAME_MAX + 1]; /* collection */
     uint64_t task;
     enum file file;
+    char query[256]; /* N_SELECT_FILE */
 };
 
 static bool lookup_file(const char *s, bool task_dir, enum file *f)
@@ -75,16 +80,16 @@ static bool parse_task_id(const char *s, uint64_t *id)
  * of the collection or task is checked by the caller. */
 static struct node_path parse(const char *path)
 {
-    struct node_path p = {N_NONE, "", 0, F_CREATE};
-    char part[3][256];
+    struct node_path p = {N_NONE, "", 0, F_CREATE, ""};
+    char part[4][256];
     int n = 0;
-    for (const char *s = path; *s && n <= 3;) {
+    for (const char *s = path; *s && n <= 4;) {
         while (*s == '/')
             s++;
         if (!*s)
             break;
         size_t len = strcspn(s, "/");
-        if (n == 3 || len >= sizeof part[0])
+        if (n == 4 || len >= sizeof part[0])
             return p;
         memcpy(part[n], s, len);
         part[n++][len] = 0;
@@ -97,6 +102,14 @@ static struct node_path parse(const char *path)
     if (n >= 2 && colls)
         snprintf(p.name, sizeof p.name, "%s", part[1]);
     if (n >= 2 && tasks && !parse_task_id(part[1], &p.task))
+        return p;
+    if (n >= 3 && colls && strcmp(part[2], "select") == 0) {
+        p.kind = n == 3 ? N_SELECT : N_SELECT_FILE;
+        if (n == 4)
+            snprintf(p.query, sizeof p.query, "%s", part[3]);
+        return p;
+    }
+    if (n == 4)
         return p;
     if (n == 0)
         p.kind = N_ROOT;
@@ -120,6 +133,8 @@ static bool exists(const struct node_path *p)
         return true;
     case N_COLL:
     case N_COLL_FILE:
+    case N_SELECT:
+    case N_SELECT_FILE:
         return api_collection_exists(p->name);
     case N_TASK:
     case N_TASK_FILE:
@@ -134,6 +149,9 @@ static bool exists(const struct node_path *p)
 /* Renders a readable file into out. */
 static int render(const struct node_path *p, struct tbuf *out)
 {
+    int status;
+    if (p->kind == N_SELECT_FILE)
+        return api_select(p->name, p->query, out, &status);
     if (!files[p->file].readable)
         return 0;
     if (p->kind == N_TASK_FILE)
@@ -151,6 +169,13 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
     st->st_uid = getuid();
     st->st_gid = getgid();
     st->st_mtime = st->st_ctime = st->st_atime = time(NULL);
+    if (p.kind == N_SELECT_FILE) {
+        /* Answering a query to learn its size would run it twice: report 0
+         * and let reads (direct I/O) go on to the end of the answer. */
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        return 0;
+    }
     if (p.kind != N_COLL_FILE && p.kind != N_TASK_FILE) {
         st->st_mode = S_IFDIR | 0755;
         st->st_nlink = 2;
@@ -175,7 +200,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
     struct node_path p = parse(path);
     if (!exists(&p))
         return -ENOENT;
-    if (p.kind == N_COLL_FILE || p.kind == N_TASK_FILE)
+    if (p.kind == N_COLL_FILE || p.kind == N_TASK_FILE || p.kind == N_SELECT_FILE)
         return -ENOTDIR;
     fill(buf, ".", NULL, 0, 0);
     fill(buf, "..", NULL, 0, 0);
@@ -199,10 +224,12 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
             fill(buf, name, NULL, 0, 0);
         }
         free(ids);
-    } else {
+    } else if (p.kind != N_SELECT) { /* select/ lists nothing: any query is a file */
         for (int i = 0; i < F_COUNT; i++)
             if (p.kind == N_COLL || files[i].in_task_dir)
                 fill(buf, files[i].name, NULL, 0, 0);
+        if (p.kind == N_COLL)
+            fill(buf, "select", NULL, 0, 0);
     }
     return 0;
 }
@@ -221,11 +248,15 @@ struct handle {
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
     struct node_path p = parse(path);
-    if ((p.kind != N_COLL_FILE && p.kind != N_TASK_FILE) || !exists(&p))
+    if ((p.kind != N_COLL_FILE && p.kind != N_TASK_FILE && p.kind != N_SELECT_FILE) ||
+        !exists(&p))
         return -ENOENT;
     int acc = fi->flags & O_ACCMODE;
     bool writing = acc != O_RDONLY;
-    if ((writing && !files[p.file].writable) || (acc != O_WRONLY && !files[p.file].readable))
+    if (p.kind == N_SELECT_FILE && writing)
+        return -EACCES;
+    if (p.kind != N_SELECT_FILE &&
+        ((writing && !files[p.file].writable) || (acc != O_WRONLY && !files[p.file].readable)))
         return -EACCES;
     struct handle *h = xcalloc(1, sizeof *h);
     h->p = p;

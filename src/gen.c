@@ -19,6 +19,7 @@
 struct gen_env {
     MDB_env *env;
     MDB_dbi docs, pk, meta;
+    struct index_dbs index;
 };
 
 static int env_open(struct gen_env *e, const char *dir, bool readonly)
@@ -40,6 +41,8 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly)
         rc = mdb_dbi_open(txn, "pk", dbflags, &e->pk);
     if (!rc)
         rc = mdb_dbi_open(txn, "meta", dbflags, &e->meta);
+    if (!rc)
+        rc = index_open_dbs(txn, !readonly, &e->index);
     if (!rc) {
         rc = mdb_txn_commit(txn);
         txn = NULL;
@@ -115,21 +118,33 @@ static void doc_encode(const struct tis_schema *sc, const struct tis_value *vals
     }
 }
 
-static struct json_object *doc_decode(const struct tis_schema *sc, const MDB_val *v)
+static bool doc_values(const struct tis_schema *sc, const MDB_val *v, struct tis_value *vals)
 {
     const unsigned char *p = v->mv_data, *end = p + v->mv_size;
-    struct json_object *o = json_object_new_object();
     for (size_t i = 0; i < sc->nfields; i++) {
         uint64_t n;
         if (!varint_read(&p, end, &n) || (n && (uint64_t)(end - p) < n - 1))
-            break;
-        const struct tis_field *f = &sc->fields[i];
-        if (f->store || f->pk)
-            json_object_object_add(o, f->name,
-                                   n ? value_to_json(f->vt, (const char *)p, n - 1) : NULL);
+            return false;
+        vals[i] = (struct tis_value){(const char *)p, n ? n - 1 : 0, n == 0};
         if (n)
             p += n - 1;
     }
+    return true;
+}
+
+static struct json_object *doc_decode(const struct tis_schema *sc, const MDB_val *v)
+{
+    struct tis_value *vals = xcalloc(sc->nfields, sizeof *vals);
+    struct json_object *o = json_object_new_object();
+    bool ok = doc_values(sc, v, vals);
+    for (size_t i = 0; ok && i < sc->nfields; i++) {
+        const struct tis_field *f = &sc->fields[i];
+        if (f->store || f->pk)
+            json_object_object_add(o, f->name, vals[i].null ? NULL
+                                                            : value_to_json(f->vt, vals[i].p,
+                                                                            vals[i].len));
+    }
+    free(vals);
     return o;
 }
 
@@ -137,6 +152,8 @@ static struct json_object *doc_decode(const struct tis_schema *sc, const MDB_val
 struct gen_builder {
     struct gen_env e;
     struct tis_schema *sc;
+    struct index_builder *ib;
+    struct analysis_opts opts;
     MDB_txn *txn;
     uint32_t next_id;
     uint64_t in_batch;
@@ -151,8 +168,8 @@ static struct tis_schema *schema_copy(const struct tis_schema *sc)
     return c;
 }
 
-struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *sc, char *err,
-                                     size_t errlen)
+struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *sc,
+                                     const struct analysis_opts *opts, char *err, size_t errlen)
 {
     struct gen_builder *b = xcalloc(1, sizeof *b);
     int rc = mkdir(dir, 0700) < 0 ? errno : 0;
@@ -168,6 +185,11 @@ struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *s
         return NULL;
     }
     b->sc = schema_copy(sc);
+    b->opts = *opts;
+    if (!(b->ib = index_builder_new(sc, opts, dir, 0, err, errlen))) {
+        gen_builder_free(b);
+        return NULL;
+    }
     return b;
 }
 
@@ -220,6 +242,7 @@ int gen_builder_add(struct gen_builder *b, const struct tis_value *vals, char *e
         return lmdb_fail(rc, "write document", err, errlen);
     if (put_pk(b, &k, err, errlen))
         return -1;
+    index_builder_add(b->ib, id, vals);
     if (++b->in_batch >= GEN_BATCH_ROWS)
         return commit_batch(b, err, errlen);
     return 0;
@@ -237,17 +260,43 @@ static int put_meta(struct gen_builder *b, const char *key, struct json_object *
     return mdb_put(b->txn, b->e.meta, &k, &v, 0);
 }
 
+static struct json_object *opts_json(const struct analysis_opts *o)
+{
+    struct json_object *j = json_object_new_object();
+    json_object_object_add(j, "minGramSize", json_object_new_int(o->min_gram));
+    json_object_object_add(j, "maxGramSize", json_object_new_int(o->max_gram));
+    return j;
+}
+
+/* indexBuild: the documents are in; the index is merged and written in bulk,
+ * then the meta, then one sync. */
 int gen_builder_finish(struct gen_builder *b, struct json_object *snapshot, char *err,
                        size_t errlen)
 {
-    struct json_object *sc = schema_to_json(b->sc), *n = json_object_new_int64(b->next_id);
-    int rc = put_meta(b, "schema", sc);
+    struct json_object *stats = NULL;
+    int rc = mdb_txn_commit(b->txn);
+    b->txn = NULL;
+    if (rc)
+        return lmdb_fail(rc, "write documents", err, errlen);
+    if (index_builder_finish(b->ib, b->e.env, &b->e.index, &stats, err, errlen))
+        return -1;
+    struct json_object *sc = schema_to_json(b->sc), *n = json_object_new_int64(b->next_id),
+                       *opts = opts_json(&b->opts);
+    rc = mdb_txn_begin(b->e.env, NULL, 0, &b->txn);
+    if (!rc)
+        rc = put_meta(b, "schema", sc);
     if (!rc)
         rc = put_meta(b, "docs", n);
+    if (!rc)
+        rc = put_meta(b, "index_stats", stats);
+    if (!rc)
+        rc = put_meta(b, "analysis", opts);
     if (!rc && snapshot)
         rc = put_meta(b, "snapshot", snapshot);
     json_object_put(sc);
     json_object_put(n);
+    json_object_put(stats);
+    json_object_put(opts);
     if (!rc) {
         rc = mdb_txn_commit(b->txn);
         b->txn = NULL;
@@ -263,6 +312,7 @@ void gen_builder_free(struct gen_builder *b)
         return;
     if (b->txn)
         mdb_txn_abort(b->txn);
+    index_builder_free(b->ib);
     if (b->e.env)
         mdb_env_close(b->e.env);
     schema_free(b->sc);
@@ -281,6 +331,8 @@ struct gen {
     uint64_t docs;
     struct tis_schema *sc;
     struct json_object *snapshot;
+    struct json_object *stats;
+    struct analysis_opts opts;
 };
 
 static struct json_object *meta_get(struct gen *g, MDB_txn *txn, const char *key)
@@ -311,6 +363,13 @@ struct gen *gen_open(const char *dir, char *err, size_t errlen)
         g->sc = schema_from_json(sc);
         g->docs = n ? (uint64_t)json_object_get_int64(n) : 0;
         g->snapshot = meta_get(g, txn, "snapshot");
+        g->stats = meta_get(g, txn, "index_stats");
+        struct json_object *o = meta_get(g, txn, "analysis"), *v;
+        if (o && json_object_object_get_ex(o, "minGramSize", &v))
+            g->opts.min_gram = json_object_get_int(v);
+        if (o && json_object_object_get_ex(o, "maxGramSize", &v))
+            g->opts.max_gram = json_object_get_int(v);
+        json_object_put(o);
         json_object_put(sc);
         json_object_put(n);
         mdb_txn_abort(txn);
@@ -338,6 +397,7 @@ void gen_unref(struct gen *g)
         rm_rf(g->dir);
     schema_free(g->sc);
     json_object_put(g->snapshot);
+    json_object_put(g->stats);
     free(g->dir);
     free(g);
 }
@@ -384,4 +444,46 @@ int gen_each_doc(struct gen *g, int (*fn)(struct json_object *, void *), void *a
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return stop;
+}
+
+void gen_field_stats(const struct gen *g, size_t field, uint64_t *docs, uint64_t *tokens)
+{
+    struct json_object *f, *v;
+    *docs = *tokens = 0;
+    if (!g->stats || field >= g->sc->nfields ||
+        !json_object_object_get_ex(g->stats, g->sc->fields[field].name, &f))
+        return;
+    if (json_object_object_get_ex(f, "docs", &v))
+        *docs = (uint64_t)json_object_get_int64(v);
+    if (json_object_object_get_ex(f, "tokens", &v))
+        *tokens = (uint64_t)json_object_get_int64(v);
+}
+
+const struct analysis_opts *gen_analysis_opts(const struct gen *g)
+{
+    return &g->opts;
+}
+
+int gen_txn_begin(struct gen *g, MDB_txn **txn)
+{
+    return mdb_txn_begin(g->e.env, NULL, MDB_RDONLY, txn);
+}
+
+const struct index_dbs *gen_index(const struct gen *g)
+{
+    return &g->e.index;
+}
+
+struct json_object *gen_doc_json(struct gen *g, MDB_txn *txn, uint32_t id)
+{
+    MDB_val k = {sizeof id, &id}, v;
+    if (mdb_get(txn, g->e.docs, &k, &v))
+        return NULL;
+    return doc_decode(g->sc, &v);
+}
+
+bool gen_doc_values(struct gen *g, MDB_txn *txn, uint32_t id, struct tis_value *vals)
+{
+    MDB_val k = {sizeof id, &id}, v;
+    return mdb_get(txn, g->e.docs, &k, &v) == 0 && doc_values(g->sc, &v, vals);
 }

@@ -50,6 +50,12 @@ enum api_doc {
 /* Renders one document of a collection into out. -ENOENT if unknown. */
 int api_read(const char *name, enum api_doc doc, struct tbuf *out);
 
+/* Answers a Solr select query string (q=...&rows=...) from the serving
+ * generation: out gets Solr's JSON, or Solr's error layout when the query is
+ * bad (*status 400) or the collection has no index yet (*status 503).
+ * -ENOENT if the collection is unknown. */
+int api_select(const char *name, const char *query, struct tbuf *out, int *status);
+
 /* Task ids, ascending. */
 void api_tasks(uint64_t **ids, size_t *count);
 /* DOC_STATUS or DOC_LOGS of any task. -ENOENT if unknown. */

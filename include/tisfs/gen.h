@@ -17,6 +17,10 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
+#include <lmdb.h>
+
+#include "tisfs/analysis.h"
+#include "tisfs/index.h"
 #include "tisfs/schema.h"
 
 #define GEN_BATCH_ROWS 50000
@@ -25,8 +29,8 @@ struct gen_builder;
 
 /* Creates an empty generation in dir (which must not exist yet). The builder
  * keeps its own copy of the schema. */
-struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *sc, char *err,
-                                     size_t errlen);
+struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *sc,
+                                     const struct analysis_opts *opts, char *err, size_t errlen);
 /* Adds one row (values in schema order). A repeated primary key is an error. */
 int gen_builder_add(struct gen_builder *b, const struct tis_value *vals, char *err,
                     size_t errlen);
@@ -54,6 +58,19 @@ const struct tis_schema *gen_schema(const struct gen *g);
 /* The snapshot the generation was dumped at (borrowed). */
 struct json_object *gen_snapshot(const struct gen *g);
 const char *gen_dir(const struct gen *g);
+
+/* Index statistics of field i: documents with a value, total tokens. */
+void gen_field_stats(const struct gen *g, size_t field, uint64_t *docs, uint64_t *tokens);
+const struct analysis_opts *gen_analysis_opts(const struct gen *g);
+
+/* Reading inside one read transaction (a consistent view for one query). */
+int gen_txn_begin(struct gen *g, MDB_txn **txn);
+const struct index_dbs *gen_index(const struct gen *g);
+/* The stored document id as JSON (only stored fields; fl filters later). */
+struct json_object *gen_doc_json(struct gen *g, MDB_txn *txn, uint32_t id);
+/* The raw values of document id in schema order, pointing into the
+ * transaction's memory; vals must have nfields entries. */
+bool gen_doc_values(struct gen *g, MDB_txn *txn, uint32_t id, struct tis_value *vals);
 
 /* Calls fn with each document in id order as a JSON object of its stored
  * fields, typed (fn must not keep it). A non-zero return stops. */

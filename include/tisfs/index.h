@@ -1,0 +1,104 @@
+/* index — the inverted index of a generation, in its LMDB environment.
+ *
+ * terms:  (field byte, term bytes) -> posting: u32 size of a portable
+ *         CRoaring bitmap of document ids, the bitmap, then one u8 term
+ *         frequency per document in id order (saturating at 255)
+ * flen:   document id -> u32 token count per schema field (BM25 norms)
+ * exists: field byte -> bitmap of the documents with a value in the field
+ * Per-field totals (documents, tokens) live in the generation's meta.
+ *
+ * Text fields hold the terms of their analyzer; typed fields (numbers,
+ * dates) hold one order-preserving binary term per value (index_typed_term),
+ * so ranges are key ranges and exact matches are single lookups.
+ *
+ * Bulk build: rows are tokenized on a worker thread while the dump streams;
+ * postings accumulate in memory and are spilled to sorted run files beyond a
+ * memory budget; index_builder_finish merges the runs and writes each key
+ * once, in key order, with MDB_APPEND. */
+#ifndef TISFS_INDEX_H
+#define TISFS_INDEX_H
+
+#include <lmdb.h>
+#include <roaring/roaring.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "tisfs/analysis.h"
+#include "tisfs/schema.h"
+
+#define INDEX_MEM_BUDGET_DEFAULT ((size_t)96 << 20)
+
+struct index_dbs {
+    MDB_dbi terms, flen, exists;
+};
+
+/* Opens (or, with create, creates) the index databases in txn. */
+int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d);
+
+/* Whether field f is indexed with typed terms rather than text terms. */
+bool field_is_typed(const struct tis_field *f);
+/* The order-preserving binary term of a typed value; false if the text is
+ * not a value of that type. out receives up to 32 bytes; *n its length. */
+bool index_typed_term(enum tis_vtype vt, const char *text, size_t len, unsigned char *out,
+                      size_t *n);
+
+struct index_builder;
+
+struct index_builder *index_builder_new(const struct tis_schema *sc,
+                                        const struct analysis_opts *opts, const char *tmpdir,
+                                        size_t mem_budget, char *err, size_t errlen);
+/* Queues one row (copied) for tokenization. Ids must increase. */
+int index_builder_add(struct index_builder *b, uint32_t docid, const struct tis_value *vals);
+/* Waits for the worker, merges the runs and writes terms, norms and exists
+ * bitmaps into env (its own write transactions). *stats receives the
+ * per-field totals for the meta. */
+int index_builder_finish(struct index_builder *b, MDB_env *env, const struct index_dbs *d,
+                         struct json_object **stats, char *err, size_t errlen);
+void index_builder_free(struct index_builder *b);
+
+/* ---- incremental maintenance (inside the caller's write transaction) ----
+ * A document update is index_doc_remove of the old values then
+ * index_doc_add of the new ones: each touches exactly the postings of the
+ * document's terms, its norms and the exists bitmaps, so a batch of changes
+ * is one transaction. totals (docs, tokens per field; nfields pairs) are
+ * adjusted for the caller to store with the generation's meta. */
+struct field_totals {
+    int64_t docs, tokens;
+};
+
+int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
+                  struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
+                  const struct tis_value *vals, struct field_totals *totals);
+int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
+                     struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
+                     const struct tis_value *vals, struct field_totals *totals);
+
+/* ---- reading (all within a read transaction; pointers stay valid in it) ---- */
+
+struct posting {
+    roaring_bitmap_t *docs; /* owned: roaring_bitmap_free */
+    const uint8_t *tf;      /* tf[rank - 1], into the transaction's memory */
+};
+
+/* 0 when found, MDB_NOTFOUND, or another LMDB error. */
+int index_term(MDB_txn *txn, const struct index_dbs *d, uint8_t field, const void *term,
+               size_t len, struct posting *out);
+/* Term frequency of doc in p (0 if absent). */
+uint32_t posting_tf(const struct posting *p, uint32_t doc);
+
+/* Calls fn for each term of field in [lo, hi] (NULL: open end; incl_*: the
+ * bound itself counts), in order; fn returns non-zero to stop. */
+typedef int (*term_fn)(void *arg, const unsigned char *term, size_t len, const MDB_val *posting);
+int index_terms_between(MDB_txn *txn, const struct index_dbs *d, uint8_t field, const void *lo,
+                        size_t lolen, bool incl_lo, const void *hi, size_t hilen, bool incl_hi,
+                        term_fn fn, void *arg);
+/* Decodes the posting value handed to a term_fn. */
+bool posting_decode(const MDB_val *v, struct posting *out);
+
+/* Documents with a value in field (a new bitmap; empty when none). */
+roaring_bitmap_t *index_exists(MDB_txn *txn, const struct index_dbs *d, uint8_t field);
+/* Token count of field in doc (BM25's dl). */
+uint32_t index_field_len(MDB_txn *txn, const struct index_dbs *d, uint32_t doc, uint8_t field);
+
+#endif

@@ -1,0 +1,280 @@
+/* analysis — tokenizers over ICU (normalisation, word break, transliteration). */
+#define _GNU_SOURCE
+#include "tisfs/analysis.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unicode/ubrk.h>
+#include <unicode/uchar.h>
+#include <unicode/unorm2.h>
+#include <unicode/uscript.h>
+#include <unicode/ustring.h>
+#include <unicode/utf16.h>
+#include <unicode/utf8.h>
+#include <unicode/utrans.h>
+
+#include "tisfs/util.h"
+
+/* A growable UTF-16 buffer. */
+struct ubuf {
+    UChar *p;
+    int32_t len, cap;
+};
+
+static void ubuf_reserve(struct ubuf *b, int32_t n)
+{
+    if (n <= b->cap)
+        return;
+    b->cap = n + n / 2 + 16;
+    b->p = xrealloc(b->p, (size_t)b->cap * sizeof(UChar));
+}
+
+struct analyzer {
+    const UNormalizer2 *fold;
+    UBreakIterator *words;
+    UTransliterator *pinyin;
+    struct ubuf raw, folded, tmp;
+    struct tbuf utf8, py_full, py_init;
+};
+
+struct analyzer *analyzer_new(char *err, size_t errlen)
+{
+    UErrorCode st = U_ZERO_ERROR;
+    struct analyzer *a = xcalloc(1, sizeof *a);
+    a->fold = unorm2_getNFKCCasefoldInstance(&st);
+    if (U_SUCCESS(st))
+        a->words = ubrk_open(UBRK_WORD, "zh", NULL, 0, &st);
+    if (U_SUCCESS(st)) {
+        /* Latin-ASCII drops the tone marks: zhōng -> zhong. */
+        static const UChar id[] = u"Han-Latin; Latin-ASCII";
+        a->pinyin = utrans_openU(id, -1, UTRANS_FORWARD, NULL, 0, NULL, &st);
+    }
+    if (U_FAILURE(st)) {
+        snprintf(err, errlen, "ICU: %s", u_errorName(st));
+        analyzer_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void analyzer_free(struct analyzer *a)
+{
+    if (!a)
+        return;
+    if (a->words)
+        ubrk_close(a->words);
+    if (a->pinyin)
+        utrans_close(a->pinyin);
+    free(a->raw.p);
+    free(a->folded.p);
+    free(a->tmp.p);
+    tbuf_free(&a->utf8);
+    tbuf_free(&a->py_full);
+    tbuf_free(&a->py_init);
+    free(a);
+}
+
+bool token_folds(enum tis_token tok)
+{
+    return tok == TOK_IK || tok == TOK_LIKE || tok == TOK_PINYIN;
+}
+
+/* UTF-8 -> UTF-16 (invalid bytes become U+FFFD) -> NFKC casefold, into
+ * a->folded. */
+static bool fold16(struct analyzer *a, const char *text, size_t len)
+{
+    UErrorCode st = U_ZERO_ERROR;
+    int32_t n = 0;
+    if (len > INT32_MAX / 4)
+        return false;
+    ubuf_reserve(&a->raw, (int32_t)len + 1);
+    u_strFromUTF8WithSub(a->raw.p, a->raw.cap, &n, text, (int32_t)len, 0xFFFD, NULL, &st);
+    a->raw.len = n;
+    st = U_ZERO_ERROR;
+    ubuf_reserve(&a->folded, n * 3 + 16);
+    a->folded.len = unorm2_normalize(a->fold, a->raw.p, n, a->folded.p, a->folded.cap, &st);
+    if (st == U_BUFFER_OVERFLOW_ERROR) {
+        st = U_ZERO_ERROR;
+        ubuf_reserve(&a->folded, a->folded.len + 1);
+        a->folded.len = unorm2_normalize(a->fold, a->raw.p, n, a->folded.p, a->folded.cap, &st);
+    }
+    return U_SUCCESS(st);
+}
+
+/* UTF-16 -> UTF-8 into a->utf8. */
+static void to_utf8(struct analyzer *a, const UChar *s, int32_t n)
+{
+    UErrorCode st = U_ZERO_ERROR;
+    int32_t out = 0;
+    tbuf_reset(&a->utf8);
+    tbuf_reserve(&a->utf8, (size_t)n * 3 + 1);
+    u_strToUTF8WithSub(a->utf8.data, (int32_t)a->utf8.cap, &out, s, n, 0xFFFD, NULL, &st);
+    a->utf8.len = U_SUCCESS(st) ? (size_t)out : 0;
+}
+
+static int emit(token_fn fn, void *arg, const char *p, size_t n, uint32_t pos)
+{
+    if (n > TERM_MAX_BYTES) {
+        n = TERM_MAX_BYTES;
+        while (n > 0 && ((unsigned char)p[n] & 0xC0) == 0x80) /* keep whole characters */
+            n--;
+    }
+    return n ? fn(arg, p, n, pos) : 0;
+}
+
+static bool has_han(const UChar *s, int32_t n)
+{
+    for (int32_t i = 0; i < n;) {
+        UChar32 c;
+        U16_NEXT(s, i, n, c);
+        UErrorCode st = U_ZERO_ERROR;
+        if (uscript_getScript(c, &st) == USCRIPT_HAN)
+            return true;
+    }
+    return false;
+}
+
+/* Pinyin of one word, syllable by syllable, into a->py_full and a->py_init. */
+static void pinyin_of(struct analyzer *a, const UChar *s, int32_t n)
+{
+    tbuf_reset(&a->py_full);
+    tbuf_reset(&a->py_init);
+    for (int32_t i = 0; i < n;) {
+        int32_t start = i, limit;
+        UChar32 c;
+        U16_NEXT(s, i, n, c);
+        UErrorCode st = U_ZERO_ERROR;
+        ubuf_reserve(&a->tmp, 32);
+        a->tmp.len = i - start;
+        memcpy(a->tmp.p, s + start, (size_t)a->tmp.len * sizeof(UChar));
+        limit = a->tmp.len;
+        utrans_transUChars(a->pinyin, a->tmp.p, &a->tmp.len, a->tmp.cap, 0, &limit, &st);
+        if (U_FAILURE(st))
+            continue;
+        to_utf8(a, a->tmp.p, a->tmp.len);
+        bool first = true;
+        for (size_t k = 0; k < a->utf8.len; k++) {
+            char ch = a->utf8.data[k];
+            if (ch >= 'A' && ch <= 'Z')
+                ch = (char)(ch - 'A' + 'a');
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
+                continue;
+            tbuf_add(&a->py_full, &ch, 1);
+            if (first)
+                tbuf_add(&a->py_init, &ch, 1);
+            first = false;
+        }
+    }
+}
+
+static uint32_t analyze_words(struct analyzer *a, bool pinyin, const char *text, size_t len,
+                              token_fn fn, void *arg)
+{
+    UErrorCode st = U_ZERO_ERROR;
+    uint32_t pos = 0;
+    if (!fold16(a, text, len))
+        return 0;
+    ubrk_setText(a->words, a->folded.p, a->folded.len, &st);
+    if (U_FAILURE(st))
+        return 0;
+    int32_t start = ubrk_first(a->words);
+    for (int32_t end = ubrk_next(a->words); end != UBRK_DONE;
+         start = end, end = ubrk_next(a->words)) {
+        if (ubrk_getRuleStatus(a->words) < UBRK_WORD_NONE_LIMIT)
+            continue; /* spaces, punctuation, symbols, emoji */
+        const UChar *w = a->folded.p + start;
+        int32_t wn = end - start;
+        to_utf8(a, w, wn);
+        if (emit(fn, arg, a->utf8.data, a->utf8.len, pos))
+            return pos + 1;
+        if (pinyin && has_han(w, wn)) {
+            pinyin_of(a, w, wn);
+            if (emit(fn, arg, a->py_full.data, a->py_full.len, pos) ||
+                (a->py_init.len > 1 && emit(fn, arg, a->py_init.data, a->py_init.len, pos)))
+                return pos + 1;
+        }
+        pos++;
+    }
+    return pos;
+}
+
+static uint32_t analyze_grams(struct analyzer *a, const struct analysis_opts *o, const char *text,
+                              size_t len, token_fn fn, void *arg)
+{
+    int lo = o && o->min_gram ? o->min_gram : LIKE_MIN_GRAM_DEFAULT;
+    int hi = o && o->max_gram ? o->max_gram : LIKE_MAX_GRAM_DEFAULT;
+    if (!fold16(a, text, len))
+        return 0;
+    to_utf8(a, a->folded.p, a->folded.len);
+    /* Byte offsets of each character's start in the folded UTF-8. */
+    const char *s = a->utf8.data;
+    size_t n = a->utf8.len;
+    uint32_t pos = 0;
+    for (size_t i = 0; i < n; pos++) {
+        size_t j = i;
+        for (int g = 1; g <= hi && j < n; g++) {
+            j++;
+            while (j < n && ((unsigned char)s[j] & 0xC0) == 0x80)
+                j++;
+            if (g >= lo && fn(arg, s + i, j - i, pos))
+                return pos + 1;
+        }
+        i++;
+        while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80)
+            i++;
+    }
+    return pos;
+}
+
+static uint32_t analyze_ws(const char *text, size_t len, token_fn fn, void *arg)
+{
+    uint32_t pos = 0;
+    for (size_t i = 0; i < len;) {
+        while (i < len && strchr(" \t\n\r\f\v", text[i]))
+            i++;
+        size_t j = i;
+        while (j < len && !strchr(" \t\n\r\f\v", text[j]))
+            j++;
+        if (j > i && emit(fn, arg, text + i, j - i, pos++))
+            return pos;
+        i = j;
+    }
+    return pos;
+}
+
+uint32_t analyze(struct analyzer *a, enum tis_token tok, const struct analysis_opts *o,
+                 const char *text, size_t len, token_fn fn, void *arg)
+{
+    switch (tok) {
+    case TOK_STRING:
+        return emit(fn, arg, text, len, 0), 1;
+    case TOK_TEXT_WS:
+        return analyze_ws(text, len, fn, arg);
+    case TOK_LIKE:
+        return analyze_grams(a, o, text, len, fn, arg);
+    case TOK_PINYIN:
+        return analyze_words(a, true, text, len, fn, arg);
+    case TOK_IK:
+    default:
+        return analyze_words(a, false, text, len, fn, arg);
+    }
+}
+
+char *analysis_fold(struct analyzer *a, const char *text, size_t len)
+{
+    if (!fold16(a, text, len))
+        return xstrndup(text, len);
+    to_utf8(a, a->folded.p, a->folded.len);
+    return xstrndup(a->utf8.data, a->utf8.len);
+}
+
+bool like_contains(struct analyzer *a, const char *value, size_t vlen, const char *needle,
+                   size_t nlen)
+{
+    char *v = analysis_fold(a, value, vlen), *n = analysis_fold(a, needle, nlen);
+    bool r = memmem(v, strlen(v), n, strlen(n)) != NULL;
+    free(v);
+    free(n);
+    return r;
+}

@@ -1,0 +1,1043 @@
+/* search — planning, scoring, top-k and Solr's JSON. */
+#define _GNU_SOURCE
+#include "tisfs/search.h"
+
+#include <ctype.h>
+#include <fnmatch.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tisfs/analysis.h"
+#include "tisfs/index.h"
+#include "tisfs/query.h"
+
+#define BM25_K1 1.2
+#define BM25_B 0.75
+
+/* ---- request ---- */
+
+static char *url_decode(const char *s, size_t n)
+{
+    struct tbuf b = {0};
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '+')
+            c = ' ';
+        else if (c == '%' && i + 2 < n + 0 && isxdigit((unsigned char)s[i + 1]) &&
+                 isxdigit((unsigned char)s[i + 2])) {
+            char hex[3] = {s[i + 1], s[i + 2], 0};
+            c = (char)strtol(hex, NULL, 16);
+            i += 2;
+        }
+        tbuf_add(&b, &c, 1);
+    }
+    return tbuf_take(&b);
+}
+
+static void echo_param(struct json_object *params, const char *k, const char *v)
+{
+    struct json_object *old;
+    if (!json_object_object_get_ex(params, k, &old)) {
+        json_object_object_add(params, k, json_object_new_string(v));
+        return;
+    }
+    if (!json_object_is_type(old, json_type_array)) {
+        struct json_object *a = json_object_new_array();
+        json_object_array_add(a, json_object_get(old));
+        json_object_object_add(params, k, a);
+        old = a;
+    }
+    json_object_array_add(old, json_object_new_string(v));
+}
+
+static bool parse_long(const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || n < lo)
+        return false;
+    *out = n > hi ? hi : n;
+    return true;
+}
+
+static int set_param(struct search_request *r, const char *k, const char *v, char *err,
+                     size_t errlen)
+{
+    char **slot = NULL;
+    if (!strcmp(k, "q"))
+        slot = &r->q;
+    else if (!strcmp(k, "fl"))
+        slot = &r->fl;
+    else if (!strcmp(k, "sort"))
+        slot = &r->sort;
+    else if (!strcmp(k, "df"))
+        slot = &r->df;
+    else if (!strcmp(k, "fq")) {
+        r->fq = xrealloc(r->fq, (r->nfq + 1) * sizeof *r->fq);
+        r->fq[r->nfq++] = xstrdup(v);
+    } else if (!strcmp(k, "rows") || !strcmp(k, "start")) {
+        bool rows = k[0] == 'r';
+        if (!parse_long(v, 0, rows ? SEARCH_MAX_ROWS : SEARCH_MAX_START, rows ? &r->rows : &r->start))
+            return snprintf(err, errlen, "Invalid value '%s' for %s", v, k), -1;
+    } else if (!strcmp(k, "q.op")) {
+        if (strcasecmp(v, "AND") && strcasecmp(v, "OR"))
+            return snprintf(err, errlen, "q.op must be AND or OR, not '%s'", v), -1;
+        r->and_op = !strcasecmp(v, "AND");
+    } else if (!strcmp(k, "wt")) {
+        if (strcmp(v, "json"))
+            return snprintf(err, errlen, "wt=%s is not supported; tisfs answers wt=json", v), -1;
+    }
+    if (slot) {
+        free(*slot);
+        *slot = xstrdup(v);
+    }
+    return 0;
+}
+
+int search_request_parse(const char *qs, struct search_request *r, char *err, size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    r->rows = 10;
+    r->params = json_object_new_object();
+    int rc = 0;
+    for (const char *p = qs; *p && !rc;) {
+        size_t n = strcspn(p, "&");
+        const char *eq = memchr(p, '=', n);
+        char *k = url_decode(p, eq ? (size_t)(eq - p) : n);
+        char *v = eq ? url_decode(eq + 1, n - (size_t)(eq - p) - 1) : xstrdup("");
+        if (*k) {
+            echo_param(r->params, k, v);
+            rc = set_param(r, k, v, err, errlen);
+        }
+        free(k);
+        free(v);
+        p += n;
+        if (*p == '&')
+            p++;
+    }
+    return rc;
+}
+
+void search_request_free(struct search_request *r)
+{
+    free(r->q);
+    for (size_t i = 0; i < r->nfq; i++)
+        free(r->fq[i]);
+    free(r->fq);
+    free(r->fl);
+    free(r->sort);
+    free(r->df);
+    json_object_put(r->params);
+    memset(r, 0, sizeof *r);
+}
+
+/* This CRoaring (0.2) does not accept NULL in roaring_bitmap_free. */
+static void bm_free(roaring_bitmap_t *b)
+{
+    if (b)
+        roaring_bitmap_free(b);
+}
+
+/* ---- plans ---- */
+
+enum pkind { P_TERM, P_CONST, P_BOOL };
+
+struct plan {
+    enum pkind kind;
+    roaring_bitmap_t *docs;
+    double boost;
+    /* P_TERM */
+    struct posting post;
+    uint8_t field;
+    double idf, avgdl;
+    /* P_BOOL */
+    struct plan **kids;
+    enum qoccur *occ;
+    size_t n;
+};
+
+struct ctx {
+    struct gen *g;
+    MDB_txn *txn;
+    const struct index_dbs *d;
+    const struct tis_schema *sc;
+    struct analyzer *an;
+    roaring_bitmap_t *all;
+    const char *df;
+    char *err;
+    size_t errlen;
+    bool failed;
+    size_t expansions;
+    struct tis_value *vals;
+};
+
+static struct plan *fail(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static struct plan *fail(struct ctx *c, const char *fmt, ...)
+{
+    if (!c->failed) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->err, c->errlen, fmt, ap);
+        va_end(ap);
+    }
+    c->failed = true;
+    return NULL;
+}
+
+static void plan_free(struct plan *p)
+{
+    if (!p)
+        return;
+    bm_free(p->docs);
+    if (p->kind == P_TERM)
+        bm_free(p->post.docs);
+    for (size_t i = 0; i < p->n; i++)
+        plan_free(p->kids[i]);
+    free(p->kids);
+    free(p->occ);
+    free(p);
+}
+
+static struct plan *const_plan(roaring_bitmap_t *docs)
+{
+    struct plan *p = xcalloc(1, sizeof *p);
+    p->kind = P_CONST;
+    p->docs = docs;
+    p->boost = 1;
+    return p;
+}
+
+static struct plan *term_plan(struct ctx *c, uint8_t f, const void *term, size_t len)
+{
+    struct plan *p = xcalloc(1, sizeof *p);
+    p->kind = P_TERM;
+    p->boost = 1;
+    p->field = f;
+    if (index_term(c->txn, c->d, f, term, len, &p->post) != 0) {
+        p->post.docs = roaring_bitmap_create();
+        p->post.tf = NULL;
+    }
+    p->docs = roaring_bitmap_copy(p->post.docs);
+    uint64_t ndocs, tokens;
+    gen_field_stats(c->g, f, &ndocs, &tokens);
+    double n = (double)roaring_bitmap_get_cardinality(p->post.docs);
+    p->idf = log(1 + ((double)ndocs - n + 0.5) / (n + 0.5));
+    p->avgdl = ndocs ? (double)tokens / (double)ndocs : 1;
+    return p;
+}
+
+static struct plan *bool_plan(void)
+{
+    struct plan *p = xcalloc(1, sizeof *p);
+    p->kind = P_BOOL;
+    p->boost = 1;
+    return p;
+}
+
+static void bool_add(struct plan *b, enum qoccur occ, struct plan *kid)
+{
+    b->kids = xrealloc(b->kids, (b->n + 1) * sizeof *b->kids);
+    b->occ = xrealloc(b->occ, (b->n + 1) * sizeof *b->occ);
+    b->kids[b->n] = kid;
+    b->occ[b->n++] = occ;
+}
+
+/* Computes a P_BOOL's matches from its children (Lucene's semantics: with a
+ * required clause the optional ones only score). */
+static void bool_finish(struct ctx *c, struct plan *b)
+{
+    roaring_bitmap_t *must = NULL, *should = roaring_bitmap_create();
+    bool any_should = false;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->occ[i] == OCC_MUST) {
+            if (must)
+                roaring_bitmap_and_inplace(must, b->kids[i]->docs);
+            else
+                must = roaring_bitmap_copy(b->kids[i]->docs);
+        } else if (b->occ[i] == OCC_SHOULD) {
+            roaring_bitmap_or_inplace(should, b->kids[i]->docs);
+            any_should = true;
+        }
+    }
+    if (must)
+        roaring_bitmap_free(should);
+    b->docs = must ? must : any_should ? should : (roaring_bitmap_free(should), roaring_bitmap_copy(c->all));
+    for (size_t i = 0; i < b->n; i++)
+        if (b->occ[i] == OCC_MUST_NOT)
+            roaring_bitmap_andnot_inplace(b->docs, b->kids[i]->docs);
+}
+
+static int find_field(const struct tis_schema *sc, const char *name)
+{
+    for (size_t i = 0; i < sc->nfields; i++)
+        if (strcasecmp(sc->fields[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* ---- text analysis at query time ---- */
+
+struct qtokens {
+    struct tbuf buf;  /* terms, NUL-separated */
+    size_t n;
+    uint32_t last_pos;
+};
+
+static int collect_token(void *arg, const char *t, size_t len, uint32_t pos)
+{
+    struct qtokens *q = arg;
+    if (q->n && pos == q->last_pos) /* keep one token per position (pinyin extras) */
+        return 0;
+    tbuf_add(&q->buf, t, len);
+    tbuf_add(&q->buf, "", 1);
+    q->n++;
+    q->last_pos = pos;
+    return 0;
+}
+
+/* Whether the tokens of phrase occur at consecutive positions in text. */
+struct phrase_check {
+    const char **toks;
+    size_t ntok;
+    uint32_t **pos;
+    size_t *npos, *cap;
+};
+
+static int record_positions(void *arg, const char *t, size_t len, uint32_t pos)
+{
+    struct phrase_check *pc = arg;
+    for (size_t i = 0; i < pc->ntok; i++)
+        if (strlen(pc->toks[i]) == len && memcmp(pc->toks[i], t, len) == 0) {
+            if (pc->npos[i] == pc->cap[i]) {
+                pc->cap[i] = pc->cap[i] ? pc->cap[i] * 2 : 16;
+                pc->pos[i] = xrealloc(pc->pos[i], pc->cap[i] * sizeof **pc->pos);
+            }
+            pc->pos[i][pc->npos[i]++] = pos;
+        }
+    return 0;
+}
+
+static bool has_pos(const uint32_t *a, size_t n, uint32_t p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] == p)
+            return true;
+    return false;
+}
+
+static bool phrase_in(struct ctx *c, const struct tis_field *f, const struct tis_value *v,
+                      const char **toks, size_t ntok)
+{
+    struct phrase_check pc = {toks, ntok, xcalloc(ntok, sizeof(uint32_t *)),
+                              xcalloc(ntok, sizeof(size_t)), xcalloc(ntok, sizeof(size_t))};
+    analyze(c->an, f->token, gen_analysis_opts(c->g), v->p, v->len, record_positions, &pc);
+    bool found = false;
+    for (size_t k = 0; k < pc.npos[0] && !found; k++) {
+        found = true;
+        for (size_t i = 1; i < ntok && found; i++)
+            found = has_pos(pc.pos[i], pc.npos[i], pc.pos[0][k] + (uint32_t)i);
+    }
+    for (size_t i = 0; i < ntok; i++)
+        free(pc.pos[i]);
+    free(pc.pos);
+    free(pc.npos);
+    free(pc.cap);
+    return found;
+}
+
+/* Keeps the docs of p whose stored value of field passes keep(). */
+static void recheck(struct ctx *c, roaring_bitmap_t *docs, uint8_t field,
+                    bool (*keep)(struct ctx *, const struct tis_field *, const struct tis_value *,
+                                 void *),
+                    void *arg)
+{
+    roaring_bitmap_t *drop = roaring_bitmap_create();
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(docs, &it);
+    for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
+        struct tis_value *v = &c->vals[field];
+        if (!gen_doc_values(c->g, c->txn, it.current_value, c->vals) || v->null ||
+            !keep(c, &c->sc->fields[field], v, arg))
+            roaring_bitmap_add(drop, it.current_value);
+    }
+    roaring_bitmap_andnot_inplace(docs, drop);
+    roaring_bitmap_free(drop);
+}
+
+struct phrase_arg {
+    const char **toks;
+    size_t n;
+};
+
+static bool keep_phrase(struct ctx *c, const struct tis_field *f, const struct tis_value *v,
+                        void *arg)
+{
+    struct phrase_arg *pa = arg;
+    return phrase_in(c, f, v, pa->toks, pa->n);
+}
+
+static struct plan *phrase_plan(struct ctx *c, uint8_t f, struct qtokens *qt)
+{
+    const char **toks = xcalloc(qt->n, sizeof *toks);
+    const char *t = qt->buf.data;
+    struct plan *b = bool_plan();
+    for (size_t i = 0; i < qt->n; i++, t += strlen(t) + 1) {
+        toks[i] = t;
+        bool_add(b, OCC_MUST, term_plan(c, f, t, strlen(t)));
+    }
+    bool_finish(c, b);
+    struct phrase_arg pa = {toks, qt->n};
+    recheck(c, b->docs, f, keep_phrase, &pa);
+    free(toks);
+    return b;
+}
+
+/* ---- like fields ---- */
+
+struct like_arg {
+    const char *needle;
+    bool anchored;
+};
+
+static bool keep_like(struct ctx *c, const struct tis_field *f, const struct tis_value *v,
+                      void *arg)
+{
+    (void)f;
+    struct like_arg *la = arg;
+    if (!la->anchored)
+        return like_contains(c->an, v->p, v->len, la->needle, strlen(la->needle));
+    char *fv = analysis_fold(c->an, v->p, v->len), *fn = analysis_fold(c->an, la->needle, strlen(la->needle));
+    bool r = strncmp(fv, fn, strlen(fn)) == 0;
+    free(fv);
+    free(fn);
+    return r;
+}
+
+static size_t utf8_len(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* SQL LIKE '%text%' (or 'text%' when anchored) over a like field: grams find
+ * candidates, the stored value decides when grams alone could over-match. */
+static struct plan *like_plan(struct ctx *c, uint8_t f, const char *text, bool anchored)
+{
+    const struct analysis_opts *o = gen_analysis_opts(c->g);
+    int lo = o->min_gram ? o->min_gram : LIKE_MIN_GRAM_DEFAULT;
+    int hi = o->max_gram ? o->max_gram : LIKE_MAX_GRAM_DEFAULT;
+    char *folded = analysis_fold(c->an, text, strlen(text));
+    size_t n = utf8_len(folded);
+    struct plan *p;
+    if (n >= (size_t)lo && n <= (size_t)hi && !anchored) {
+        p = term_plan(c, f, folded, strlen(folded)); /* a gram of exactly this text */
+    } else {
+        roaring_bitmap_t *cand = NULL;
+        if (n > (size_t)hi) { /* every hi-gram of the needle must be present */
+            const char *s = folded;
+            for (size_t i = 0; i + (size_t)hi <= n; i++) {
+                const char *e = s;
+                for (int g = 0; g < hi; g++) {
+                    e++;
+                    while (((unsigned char)*e & 0xC0) == 0x80)
+                        e++;
+                }
+                struct posting post;
+                roaring_bitmap_t *d = index_term(c->txn, c->d, f, s, (size_t)(e - s), &post) == 0
+                                          ? post.docs
+                                          : roaring_bitmap_create();
+                if (cand) {
+                    roaring_bitmap_and_inplace(cand, d);
+                    roaring_bitmap_free(d);
+                } else
+                    cand = d;
+                s++;
+                while (((unsigned char)*s & 0xC0) == 0x80)
+                    s++;
+            }
+        } else if (n >= (size_t)lo) {
+            struct posting post;
+            cand = index_term(c->txn, c->d, f, folded, strlen(folded), &post) == 0
+                       ? post.docs
+                       : roaring_bitmap_create();
+        } else
+            cand = index_exists(c->txn, c->d, f);
+        struct like_arg la = {text, anchored};
+        if (n > (size_t)hi || anchored || n < (size_t)lo)
+            recheck(c, cand, f, keep_like, &la);
+        p = const_plan(cand);
+    }
+    free(folded);
+    return p;
+}
+
+/* ---- multi-term expansions ---- */
+
+struct expand {
+    struct ctx *c;
+    roaring_bitmap_t *docs;
+    const char *pattern; /* wildcard, or NULL */
+    size_t prefix_len;
+    const char *prefix;
+    bool prefix_mode;
+};
+
+static int expand_term(void *arg, const unsigned char *t, size_t len, const MDB_val *v)
+{
+    struct expand *e = arg;
+    if (e->prefix_mode && (len < e->prefix_len || memcmp(t, e->prefix, e->prefix_len) != 0))
+        return 1; /* past the prefix: terms are sorted */
+    if (e->pattern) {
+        char *s = xstrndup((const char *)t, len);
+        int m = fnmatch(e->pattern, s, 0);
+        free(s);
+        if (m)
+            return 0;
+    }
+    if (++e->c->expansions > SEARCH_MAX_EXPANSIONS) {
+        fail(e->c, "the query expands to more than %d terms", SEARCH_MAX_EXPANSIONS);
+        return 1;
+    }
+    struct posting p;
+    if (posting_decode(v, &p)) {
+        roaring_bitmap_or_inplace(e->docs, p.docs);
+        roaring_bitmap_free(p.docs);
+    }
+    return 0;
+}
+
+static char *fold_for(struct ctx *c, const struct tis_field *f, const char *s)
+{
+    return token_folds(f->token) ? analysis_fold(c->an, s, strlen(s)) : xstrdup(s);
+}
+
+static struct plan *prefix_plan(struct ctx *c, uint8_t f, const char *prefix, const char *pattern)
+{
+    struct expand e = {c, roaring_bitmap_create(), pattern, strlen(prefix), prefix, true};
+    index_terms_between(c->txn, c->d, f, prefix, strlen(prefix), true, NULL, 0, false,
+                        expand_term, &e);
+    return const_plan(e.docs);
+}
+
+static struct plan *range_plan(struct ctx *c, uint8_t f, const struct qnode *q)
+{
+    const struct tis_field *fd = &c->sc->fields[f];
+    unsigned char lo[40], hi[40];
+    size_t lon = 0, hin = 0;
+    char *flo = NULL, *fhi = NULL;
+    if (field_is_typed(fd)) {
+        if ((q->lo && !index_typed_term(fd->vt, q->lo, strlen(q->lo), lo, &lon)) ||
+            (q->hi && !index_typed_term(fd->vt, q->hi, strlen(q->hi), hi, &hin)))
+            return fail(c, "Invalid %s value in range [%s TO %s] on field %s", vtype_name(fd->vt),
+                        q->lo ? q->lo : "*", q->hi ? q->hi : "*", fd->name);
+    } else {
+        flo = q->lo ? fold_for(c, fd, q->lo) : NULL;
+        fhi = q->hi ? fold_for(c, fd, q->hi) : NULL;
+    }
+    struct expand e = {c, roaring_bitmap_create(), NULL, 0, NULL, false};
+    const void *plo = flo ? (const void *)flo : lon ? lo : NULL;
+    const void *phi = fhi ? (const void *)fhi : hin ? hi : NULL;
+    index_terms_between(c->txn, c->d, f, plo, flo ? strlen(flo) : lon, q->incl_lo, phi,
+                        fhi ? strlen(fhi) : hin, q->incl_hi, expand_term, &e);
+    free(flo);
+    free(fhi);
+    return const_plan(e.docs);
+}
+
+/* ---- compiling a query node for one field ---- */
+
+static struct plan *text_plan(struct ctx *c, uint8_t f, const char *text, bool explicit_field)
+{
+    const struct tis_field *fd = &c->sc->fields[f];
+    if (field_is_typed(fd)) {
+        unsigned char term[40];
+        size_t n;
+        if (!index_typed_term(fd->vt, text, strlen(text), term, &n))
+            return explicit_field ? fail(c, "Invalid %s value: \"%s\" for field %s",
+                                         vtype_name(fd->vt), text, fd->name)
+                                  : NULL;
+        return term_plan(c, f, term, n);
+    }
+    if (fd->token == TOK_LIKE)
+        return like_plan(c, f, text, false);
+    struct qtokens qt = {0};
+    analyze(c->an, fd->token, gen_analysis_opts(c->g), text, strlen(text), collect_token, &qt);
+    struct plan *p = NULL;
+    if (qt.n == 1)
+        p = term_plan(c, f, qt.buf.data, strlen(qt.buf.data));
+    else if (qt.n > 1)
+        p = phrase_plan(c, f, &qt);
+    tbuf_free(&qt.buf);
+    return p;
+}
+
+static struct plan *leaf_for_field(struct ctx *c, const struct qnode *q, uint8_t f, bool explicit_field)
+{
+    const struct tis_field *fd = &c->sc->fields[f];
+    if (!fd->search)
+        return explicit_field ? fail(c, "field %s is not searchable (search: false)", fd->name)
+                              : NULL;
+    if (!field_is_typed(fd) && fd->token == TOK_DEFAULT)
+        return explicit_field ? fail(c, "field %s is not indexed", fd->name) : NULL;
+    switch (q->kind) {
+    case Q_TERM:
+    case Q_PHRASE:
+        return text_plan(c, f, q->text, explicit_field);
+    case Q_PREFIX: {
+        if (fd->token == TOK_LIKE)
+            return like_plan(c, f, q->text, true);
+        char *p = fold_for(c, fd, q->text);
+        struct plan *r = prefix_plan(c, f, p, NULL);
+        free(p);
+        return r;
+    }
+    case Q_WILDCARD: {
+        char *pat = fold_for(c, fd, q->text);
+        size_t lit = strcspn(pat, "*?\\[");
+        char *prefix = xstrndup(pat, lit);
+        struct plan *r = prefix_plan(c, f, prefix, pat);
+        free(prefix);
+        free(pat);
+        return r;
+    }
+    case Q_RANGE:
+        return range_plan(c, f, q);
+    case Q_EXISTS:
+        return const_plan(index_exists(c->txn, c->d, f));
+    default:
+        return NULL;
+    }
+}
+
+static struct plan *compile(struct ctx *c, const struct qnode *q);
+
+/* A leaf without a field: the df field, or every searchable field. */
+static struct plan *leaf(struct ctx *c, const struct qnode *q)
+{
+    const char *fname = q->field ? q->field : c->df;
+    if (fname) {
+        int f = find_field(c->sc, fname);
+        if (f < 0)
+            return fail(c, "undefined field %s", fname);
+        return leaf_for_field(c, q, (uint8_t)f, true);
+    }
+    struct plan *b = bool_plan();
+    for (size_t f = 0; f < c->sc->nfields && !c->failed; f++) {
+        struct plan *p = leaf_for_field(c, q, (uint8_t)f, false);
+        if (p)
+            bool_add(b, OCC_SHOULD, p);
+    }
+    if (c->failed || !b->n) {
+        plan_free(b);
+        return NULL;
+    }
+    bool_finish(c, b);
+    return b;
+}
+
+static struct plan *compile_bool(struct ctx *c, const struct qnode *q)
+{
+    struct plan *b = bool_plan();
+    for (size_t i = 0; i < q->nclauses && !c->failed; i++) {
+        struct plan *p = compile(c, q->clauses[i].q);
+        if (p)
+            bool_add(b, q->clauses[i].occur, p);
+    }
+    if (c->failed || !b->n) {
+        plan_free(b);
+        return NULL;
+    }
+    bool_finish(c, b);
+    return b;
+}
+
+static struct plan *compile(struct ctx *c, const struct qnode *q)
+{
+    struct plan *p;
+    if (q->kind == Q_BOOL)
+        p = compile_bool(c, q);
+    else if (q->kind == Q_ALL)
+        p = const_plan(roaring_bitmap_copy(c->all));
+    else
+        p = leaf(c, q);
+    if (p)
+        p->boost *= q->boost;
+    return p;
+}
+
+/* ---- scoring ---- */
+
+static double score(struct ctx *c, const struct plan *p, uint32_t doc)
+{
+    if (!roaring_bitmap_contains(p->docs, doc))
+        return 0;
+    switch (p->kind) {
+    case P_CONST:
+        return p->boost;
+    case P_TERM: {
+        double tf = posting_tf(&p->post, doc);
+        double dl = index_field_len(c->txn, c->d, doc, p->field);
+        double norm = BM25_K1 * (1 - BM25_B + BM25_B * dl / (p->avgdl > 0 ? p->avgdl : 1));
+        return p->boost * p->idf * tf / (tf + norm);
+    }
+    default: {
+        double s = 0;
+        for (size_t i = 0; i < p->n; i++)
+            if (p->occ[i] != OCC_MUST_NOT)
+                s += score(c, p->kids[i], doc);
+        return s * p->boost;
+    }
+    }
+}
+
+/* ---- sorting and top-k ---- */
+
+struct sort_key {
+    int field; /* -1: score */
+    bool desc;
+};
+
+struct hit {
+    uint32_t id;
+    double score;
+    struct tbuf *keys; /* one per field sort key; NULL data = missing */
+};
+
+struct sorter {
+    struct sort_key *k;
+    size_t n;
+};
+
+static int cmp_hit(const struct sorter *s, const struct hit *a, const struct hit *b)
+{
+    for (size_t i = 0, f = 0; i < s->n; i++) {
+        int c;
+        if (s->k[i].field < 0)
+            c = (a->score > b->score) - (a->score < b->score);
+        else {
+            const struct tbuf *x = &a->keys[f], *y = &b->keys[f];
+            f++;
+            if (!x->data || !y->data) { /* missing values sort last either way */
+                if (x->data || y->data)
+                    return x->data ? -1 : 1;
+                continue;
+            }
+            c = memcmp(x->data, y->data, x->len < y->len ? x->len : y->len);
+            if (!c)
+                c = (x->len > y->len) - (x->len < y->len);
+        }
+        if (c)
+            return s->k[i].desc ? -c : c;
+    }
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+static int parse_sort(struct ctx *c, const char *spec, struct sorter *s)
+{
+    char *copy = xstrdup(spec && *spec ? spec : "score desc"), *save = NULL;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char name[128], dir[16] = "asc";
+        if (sscanf(item, " %127s %15s", name, dir) < 1 ||
+            (strcasecmp(dir, "asc") && strcasecmp(dir, "desc"))) {
+            fail(c, "Can't determine a Sort Order (asc or desc) in sort spec '%s'", spec);
+            break;
+        }
+        int f = strcmp(name, "score") == 0 ? -1 : find_field(c->sc, name);
+        if (f < 0 && strcmp(name, "score")) {
+            fail(c, "sort param field can't be found: %s", name);
+            break;
+        }
+        s->k = xrealloc(s->k, (s->n + 1) * sizeof *s->k);
+        s->k[s->n++] = (struct sort_key){f, !strcasecmp(dir, "desc")};
+    }
+    free(copy);
+    return c->failed ? -1 : 0;
+}
+
+static size_t field_keys(const struct sorter *s)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < s->n; i++)
+        n += s->k[i].field >= 0;
+    return n;
+}
+
+static void fill_keys(struct ctx *c, const struct sorter *s, struct hit *h)
+{
+    size_t nk = field_keys(s);
+    if (!nk)
+        return;
+    h->keys = xcalloc(nk, sizeof *h->keys);
+    if (!gen_doc_values(c->g, c->txn, h->id, c->vals))
+        return;
+    for (size_t i = 0, k = 0; i < s->n; i++) {
+        if (s->k[i].field < 0)
+            continue;
+        const struct tis_field *f = &c->sc->fields[s->k[i].field];
+        const struct tis_value *v = &c->vals[s->k[i].field];
+        unsigned char t[40];
+        size_t n;
+        if (!v->null) {
+            if (field_is_typed(f) && index_typed_term(f->vt, v->p, v->len, t, &n))
+                tbuf_add(&h->keys[k], t, n);
+            else
+                tbuf_add(&h->keys[k], v->p, v->len);
+        }
+        k++;
+    }
+}
+
+static void hit_free(const struct sorter *s, struct hit *h)
+{
+    for (size_t i = 0; h->keys && i < field_keys(s); i++)
+        tbuf_free(&h->keys[i]);
+    free(h->keys);
+    h->keys = NULL;
+}
+
+/* A max-heap on the sort order: the root is the worst hit kept. */
+struct heap {
+    struct hit *h;
+    size_t n, cap;
+    const struct sorter *s;
+};
+
+static void heap_swap(struct heap *hp, size_t a, size_t b)
+{
+    struct hit t = hp->h[a];
+    hp->h[a] = hp->h[b];
+    hp->h[b] = t;
+}
+
+static void heap_down(struct heap *hp, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < hp->n && cmp_hit(hp->s, &hp->h[l], &hp->h[m]) > 0)
+            m = l;
+        if (r < hp->n && cmp_hit(hp->s, &hp->h[r], &hp->h[m]) > 0)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(hp, i, m);
+        i = m;
+    }
+}
+
+static void heap_offer(struct heap *hp, struct hit *h)
+{
+    if (hp->n < hp->cap) {
+        size_t i = hp->n++;
+        hp->h[i] = *h;
+        while (i && cmp_hit(hp->s, &hp->h[i], &hp->h[(i - 1) / 2]) > 0) {
+            heap_swap(hp, i, (i - 1) / 2);
+            i = (i - 1) / 2;
+        }
+    } else if (hp->cap && cmp_hit(hp->s, h, &hp->h[0]) < 0) {
+        hit_free(hp->s, &hp->h[0]);
+        hp->h[0] = *h;
+        heap_down(hp, 0);
+    } else
+        hit_free(hp->s, h);
+}
+
+static const struct sorter *qsort_sorter;
+
+static int cmp_hit_q(const void *a, const void *b)
+{
+    return cmp_hit(qsort_sorter, a, b);
+}
+
+/* ---- response ---- */
+
+static bool fl_wants(const char *fl, const char *name, bool *any)
+{
+    if (!fl || !*fl)
+        return *any = true, strcmp(name, "score") != 0;
+    char *copy = xstrdup(fl), *save = NULL;
+    bool r = false;
+    for (char *t = strtok_r(copy, ", ", &save); t && !r; t = strtok_r(NULL, ", ", &save))
+        r = strcasecmp(t, name) == 0 || (strcmp(t, "*") == 0 && strcmp(name, "score") != 0);
+    free(copy);
+    return r;
+}
+
+static struct json_object *render_doc(struct ctx *c, const char *fl, const struct hit *h)
+{
+    struct json_object *doc = gen_doc_json(c->g, c->txn, h->id), *out = json_object_new_object();
+    bool any = false;
+    if (doc) {
+        json_object_object_foreach(doc, k, v) {
+            if (fl_wants(fl, k, &any))
+                json_object_object_add(out, k, json_object_get(v));
+        }
+    }
+    if (fl_wants(fl, "score", &any))
+        json_object_object_add(out, "score", json_object_new_double(h->score));
+    json_object_put(doc);
+    return out;
+}
+
+static struct json_object *header(int status, double qtime_ms, struct json_object *params)
+{
+    struct json_object *h = json_object_new_object();
+    json_object_object_add(h, "status", json_object_new_int(status));
+    json_object_object_add(h, "QTime", json_object_new_int((int)qtime_ms));
+    json_object_object_add(h, "params", params ? json_object_get(params) : json_object_new_object());
+    return h;
+}
+
+static void emit(struct json_object *o, struct tbuf *out)
+{
+    tbuf_adds(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    tbuf_adds(out, "\n");
+    json_object_put(o);
+}
+
+void search_error(int code, const char *msg, struct json_object *params, struct tbuf *out)
+{
+    struct json_object *o = json_object_new_object(), *e = json_object_new_object(),
+                       *md = json_object_new_array();
+    json_object_array_add(md, json_object_new_string("error-class"));
+    json_object_array_add(md, json_object_new_string("org.apache.solr.common.SolrException"));
+    json_object_array_add(md, json_object_new_string("root-error-class"));
+    json_object_array_add(md, json_object_new_string(code == 400 ? "org.apache.solr.search.SyntaxError"
+                                                                 : "org.apache.solr.common.SolrException"));
+    json_object_object_add(o, "responseHeader", header(code, 0, params));
+    json_object_object_add(e, "metadata", md);
+    json_object_object_add(e, "msg", json_object_new_string(msg));
+    json_object_object_add(e, "code", json_object_new_int(code));
+    json_object_object_add(o, "error", e);
+    emit(o, out);
+}
+
+/* ---- running ---- */
+
+static struct plan *compile_string(struct ctx *c, const char *q, bool and_op)
+{
+    struct qnode *n = query_parse(q, and_op, c->err, c->errlen);
+    if (!n) {
+        c->failed = true;
+        return NULL;
+    }
+    struct plan *p = compile(c, n);
+    query_free(n);
+    if (!p && !c->failed)
+        p = const_plan(roaring_bitmap_create()); /* nothing left after analysis */
+    return p;
+}
+
+static roaring_bitmap_t *matches(struct ctx *c, const struct search_request *r, struct plan **qp)
+{
+    *qp = compile_string(c, r->q && *r->q ? r->q : "*:*", r->and_op);
+    if (!*qp)
+        return NULL;
+    roaring_bitmap_t *docs = roaring_bitmap_copy((*qp)->docs);
+    for (size_t i = 0; i < r->nfq && !c->failed; i++) {
+        if (!*r->fq[i])
+            continue;
+        struct plan *f = compile_string(c, r->fq[i], r->and_op);
+        if (f)
+            roaring_bitmap_and_inplace(docs, f->docs);
+        plan_free(f);
+    }
+    if (c->failed) {
+        roaring_bitmap_free(docs);
+        return NULL;
+    }
+    return docs;
+}
+
+static void top_k(struct ctx *c, const struct plan *qp, roaring_bitmap_t *docs,
+                  const struct sorter *s, bool need_score, struct heap *hp)
+{
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(docs, &it);
+    for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
+        struct hit h = {it.current_value, 0, NULL};
+        if (need_score)
+            h.score = score(c, qp, h.id);
+        fill_keys(c, s, &h);
+        heap_offer(hp, &h);
+    }
+    qsort_sorter = s;
+    qsort(hp->h, hp->n, sizeof *hp->h, cmp_hit_q);
+}
+
+static void respond(struct ctx *c, const struct search_request *r, roaring_bitmap_t *docs,
+                    struct heap *hp, bool want_score, double t0, struct tbuf *out)
+{
+    struct json_object *o = json_object_new_object(), *resp = json_object_new_object(),
+                       *list = json_object_new_array();
+    double max = 0;
+    for (size_t i = 0; i < hp->n; i++)
+        max = hp->h[i].score > max ? hp->h[i].score : max;
+    for (size_t i = (size_t)r->start; i < hp->n; i++)
+        json_object_array_add(list, render_doc(c, r->fl, &hp->h[i]));
+    json_object_object_add(o, "responseHeader", header(0, (mono_now() - t0) * 1000, r->params));
+    json_object_object_add(resp, "numFound",
+                           json_object_new_int64((int64_t)roaring_bitmap_get_cardinality(docs)));
+    json_object_object_add(resp, "start", json_object_new_int64(r->start));
+    if (want_score)
+        json_object_object_add(resp, "maxScore", json_object_new_double(max));
+    json_object_object_add(resp, "numFoundExact", json_object_new_boolean(true));
+    json_object_object_add(resp, "docs", list);
+    json_object_object_add(o, "response", resp);
+    emit(o, out);
+}
+
+static bool sort_uses_score(const struct sorter *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->k[i].field < 0)
+            return true;
+    return false;
+}
+
+int search_run(struct gen *g, const struct search_request *r, struct tbuf *out)
+{
+    double t0 = mono_now();
+    char err[600] = "";
+    struct ctx c = {.g = g, .sc = gen_schema(g), .df = r->df, .err = err, .errlen = sizeof err};
+    struct sorter s = {0};
+    struct plan *qp = NULL;
+    roaring_bitmap_t *docs = NULL;
+    c.an = analyzer_new(err, sizeof err);
+    c.failed = !c.an || gen_txn_begin(g, &c.txn) != 0;
+    if (!c.failed) {
+        c.d = gen_index(g);
+        c.all = roaring_bitmap_from_range(1, gen_doc_count(g) + 1, 1);
+        c.vals = xcalloc(c.sc->nfields, sizeof *c.vals);
+        if (parse_sort(&c, r->sort, &s) == 0)
+            docs = matches(&c, r, &qp);
+    }
+    bool any = false, want_score = fl_wants(r->fl, "score", &any);
+    if (docs) {
+        size_t k = (size_t)(r->start + r->rows);
+        struct heap hp = {xcalloc(k ? k : 1, sizeof(struct hit)), 0, r->rows ? k : 0, &s};
+        if (r->rows) /* counting alone materialises nothing */
+            top_k(&c, qp, docs, &s, want_score || sort_uses_score(&s), &hp);
+        respond(&c, r, docs, &hp, want_score, t0, out);
+        for (size_t i = 0; i < hp.n; i++)
+            hit_free(&s, &hp.h[i]);
+        free(hp.h);
+    } else
+        search_error(400, err[0] ? err : "search failed", r->params, out);
+    bm_free(docs);
+    plan_free(qp);
+    free(s.k);
+    free(c.vals);
+    bm_free(c.all);
+    if (c.txn)
+        mdb_txn_abort(c.txn);
+    analyzer_free(c.an);
+    return docs ? 0 : 400;
+}

@@ -1,0 +1,105 @@
+/* Unit tests for the analyzers (src/analysis.c) on fixed inputs: English,
+ * Chinese, mixed, full-width, emoji, empty; every token kind. */
+#include "tisfs/analysis.h"
+
+#include <stdlib.h>
+
+#include "check.h"
+#include "tisfs/util.h"
+
+static struct analyzer *an;
+
+static int join_token(void *arg, const char *t, size_t len, uint32_t pos)
+{
+    struct tbuf *b = arg;
+    tbuf_printf(b, "%s%u:%.*s", b->len ? " " : "", pos, (int)len, t);
+    return 0;
+}
+
+/* "pos:term pos:term ..." for text under tok. */
+static char *tokens(enum tis_token tok, const char *text, int min, int max)
+{
+    static struct tbuf b;
+    struct analysis_opts o = {min, max};
+    tbuf_reset(&b);
+    tbuf_add(&b, "", 0);
+    analyze(an, tok, &o, text, strlen(text), join_token, &b);
+    return b.data;
+}
+
+static void test_ik(void)
+{
+    CHECK_STR(tokens(TOK_IK, "Hello, World! It's e-mail.", 0, 0),
+              "0:hello 1:world 2:it's 3:e 4:mail");
+    CHECK_STR(tokens(TOK_IK, "ＦＵＬＬ ｗｉｄｔｈ １２３", 0, 0), "0:full 1:width 2:123");
+    CHECK_STR(tokens(TOK_IK, "我爱北京天安门", 0, 0), "0:我 1:爱 2:北京 3:天安门");
+    CHECK_STR(tokens(TOK_IK, "Mixed 中文 and English", 0, 0),
+              "0:mixed 1:中文 2:and 3:english");
+    CHECK_STR(tokens(TOK_IK, "emoji 😀 🎉 ok", 0, 0), "0:emoji 1:ok");
+    CHECK_STR(tokens(TOK_IK, "", 0, 0), "");
+    CHECK_STR(tokens(TOK_IK, "  ,;!  ", 0, 0), "");
+    CHECK_STR(tokens(TOK_IK, "Straße ΣΊΣΥΦΟΣ", 0, 0), "0:strasse 1:σίσυφοσ");
+    CHECK_STR(tokens(TOK_IK, "x86_64 3.14", 0, 0), "0:x86_64 1:3.14");
+}
+
+static void test_string_and_ws(void)
+{
+    CHECK_STR(tokens(TOK_STRING, "Foo Bar/Baz", 0, 0), "0:Foo Bar/Baz");
+    CHECK_STR(tokens(TOK_TEXT_WS, "  Foo\tbar,  BAZ\n", 0, 0), "0:Foo 1:bar, 2:BAZ");
+    CHECK_STR(tokens(TOK_TEXT_WS, "", 0, 0), "");
+    CHECK_STR(tokens(TOK_TEXT_WS, "中文 字", 0, 0), "0:中文 1:字");
+}
+
+static void test_like(void)
+{
+    CHECK_STR(tokens(TOK_LIKE, "AbC", 0, 0), "0:a 0:ab 0:abc 1:b 1:bc 2:c");
+    CHECK_STR(tokens(TOK_LIKE, "北京市", 2, 2), "0:北京 1:京市");
+    CHECK_STR(tokens(TOK_LIKE, "ＡＢ", 1, 1), "0:a 1:b");
+    CHECK_STR(tokens(TOK_LIKE, "", 0, 0), "");
+    CHECK(like_contains(an, "Hello World", 11, "LO WO", 5));
+    CHECK(!like_contains(an, "Hello World", 11, "low", 3));
+    CHECK(like_contains(an, "北京天安门", strlen("北京天安门"), "天安", strlen("天安")));
+}
+
+static void test_pinyin(void)
+{
+    CHECK_STR(tokens(TOK_PINYIN, "中国", 0, 0), "0:中国 0:zhongguo 0:zg");
+    CHECK_STR(tokens(TOK_PINYIN, "我爱北京", 0, 0), "0:我 0:wo 1:爱 1:ai 2:北京 2:beijing 2:bj");
+    CHECK_STR(tokens(TOK_PINYIN, "Hello 世界", 0, 0), "0:hello 1:世界 1:shijie 1:sj");
+}
+
+static void test_fold(void)
+{
+    char *f = analysis_fold(an, "ＬＩＢ", strlen("ＬＩＢ"));
+    CHECK_STR(f, "lib");
+    free(f);
+    CHECK(token_folds(TOK_IK) && token_folds(TOK_LIKE) && token_folds(TOK_PINYIN));
+    CHECK(!token_folds(TOK_STRING) && !token_folds(TOK_TEXT_WS));
+}
+
+static void test_long_terms_are_cut(void)
+{
+    char big[1000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    char *t = tokens(TOK_STRING, big, 0, 0);
+    CHECK(strlen(t) == 2 + TERM_MAX_BYTES);
+}
+
+int main(void)
+{
+    char err[256];
+    an = analyzer_new(err, sizeof err);
+    if (!CHECK(an != NULL)) {
+        printf("%s\n", err);
+        return check_summary();
+    }
+    test_ik();
+    test_string_and_ws();
+    test_like();
+    test_pinyin();
+    test_fold();
+    test_long_terms_are_cut();
+    analyzer_free(an);
+    return check_summary();
+}
