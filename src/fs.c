@@ -416,6 +416,8 @@ static int fs_mkdir(const char *path, mode_t mode)
 static int fs_rmdir(const char *path)
 {
     struct node_path p = parse(path);
+    if (p.kind == N_SELECT) /* rm -r descends into select/ first: let it */
+        return exists(&p) ? 0 : -ENOENT;
     if (p.kind != N_COLL)
         return p.kind == N_NONE ? -ENOENT : -EPERM;
     return api_delete(p.name, NULL);
