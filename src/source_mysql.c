@@ -1,7 +1,16 @@
-/* source_mysql — the MySQL plugin over libmariadb. */
+/* source_mysql — the MySQL and TiKV plugins over libmariadb.
+ *
+ * MySQL: one connection to host:port. TiKV: TiDB found through PD (pd.c) or
+ * given as tidbAddr. Either way, when the server turns out to be TiDB, the
+ * dump reads one TSO snapshot over several connections in parallel
+ * (source_tidb.c); on any other server it reads one consistent-snapshot
+ * transaction on one connection. This file also implements the sqlx
+ * interface over libmariadb. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <mysql.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,19 +18,277 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "tisfs/pd.h"
 #include "tisfs/source.h"
+#include "tisfs/source_tidb.h"
+#include "tisfs/sqlx.h"
+#include "tisfs/tidb_sql.h"
 #include "tisfs/util.h"
 
-struct source {
+/* ---- sqlx over libmariadb ---- */
+
+struct mysqlx {
+    struct sqlx x;
     MYSQL *my;
+    int fd; /* the socket, fixed once connected (for abort) */
+};
+
+static void mysqlx_err(struct mysqlx *m, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s (MySQL error %u)", mysql_error(m->my), mysql_errno(m->my));
+}
+
+static int mysqlx_exec(struct sqlx *x, const char *sql, struct sql_result *res, char *err,
+                       size_t errlen)
+{
+    struct mysqlx *m = (struct mysqlx *)x;
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (mysql_query(m->my, sql)) {
+        mysqlx_err(m, err, errlen);
+        return -1;
+    }
+    MYSQL_RES *r = mysql_store_result(m->my);
+    if (!r) {
+        if (mysql_field_count(m->my)) {
+            mysqlx_err(m, err, errlen);
+            return -1;
+        }
+        return 0;
+    }
+    if (res) {
+        res->ncols = mysql_num_fields(r);
+        res->nrows = (size_t)mysql_num_rows(r);
+        res->names = xcalloc(res->ncols, sizeof *res->names);
+        res->cells = xcalloc(res->nrows * res->ncols, sizeof *res->cells);
+        MYSQL_FIELD *f = mysql_fetch_fields(r);
+        for (size_t c = 0; c < res->ncols; c++)
+            res->names[c] = xstrdup(f[c].name);
+        MYSQL_ROW row;
+        for (size_t i = 0; i < res->nrows && (row = mysql_fetch_row(r)); i++) {
+            unsigned long *lens = mysql_fetch_lengths(r);
+            for (size_t c = 0; c < res->ncols; c++)
+                res->cells[i * res->ncols + c] = row[c] ? xstrndup(row[c], lens[c]) : NULL;
+        }
+    }
+    mysql_free_result(r);
+    return 0;
+}
+
+static int mysqlx_stream(struct sqlx *x, const char *sql, sqlx_row_fn fn, void *arg, char *err,
+                         size_t errlen)
+{
+    struct mysqlx *m = (struct mysqlx *)x;
+    MYSQL_RES *r = mysql_real_query(m->my, sql, strlen(sql)) ? NULL : mysql_use_result(m->my);
+    if (!r) {
+        mysqlx_err(m, err, errlen);
+        return -1;
+    }
+    size_t nf = mysql_num_fields(r);
+    struct tis_value *vals = xcalloc(nf ? nf : 1, sizeof *vals);
+    int stop = 0;
+    MYSQL_ROW row;
+    while (!stop && (row = mysql_fetch_row(r))) {
+        unsigned long *lens = mysql_fetch_lengths(r);
+        for (size_t i = 0; i < nf; i++)
+            vals[i] = (struct tis_value){row[i], lens[i], row[i] == NULL};
+        stop = fn(arg, vals, nf);
+    }
+    free(vals);
+    int rc = 0;
+    if (stop) {
+        /* Freeing an unbuffered result reads the rest; cut the connection. */
+        shutdown(m->fd, SHUT_RDWR);
+        rc = 1;
+    } else if (mysql_errno(m->my)) {
+        mysqlx_err(m, err, errlen);
+        rc = -1;
+    }
+    mysql_free_result(r);
+    return rc;
+}
+
+static void mysqlx_abort(struct sqlx *x)
+{
+    struct mysqlx *m = (struct mysqlx *)x;
+    if (m->fd >= 0)
+        shutdown(m->fd, SHUT_RDWR);
+}
+
+static void mysqlx_close(struct sqlx *x)
+{
+    struct mysqlx *m = (struct mysqlx *)x;
+    if (!m)
+        return;
+    mysql_close(m->my);
+    free(m);
+}
+
+/* Connects; on failure returns NULL with the server's message in err. */
+static struct mysqlx *mysqlx_connect(const char *host, int port, const char *user,
+                                     const char *password, const char *db, char *err,
+                                     size_t errlen)
+{
+    struct mysqlx *m = xcalloc(1, sizeof *m);
+    m->x = (struct sqlx){mysqlx_exec, mysqlx_stream, mysqlx_abort, mysqlx_close};
+    m->fd = -1;
+    unsigned int connect_timeout = 10, read_timeout = 3600;
+    m->my = mysql_init(NULL);
+    mysql_options(m->my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
+    mysql_options(m->my, MYSQL_OPT_READ_TIMEOUT, &read_timeout);
+    mysql_options(m->my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    if (!mysql_real_connect(m->my, host, user, password, db, (unsigned)port, NULL, 0)) {
+        mysqlx_err(m, err, errlen);
+        mysqlx_close(&m->x);
+        return NULL;
+    }
+    m->fd = (int)mysql_get_socket(m->my);
+    return m;
+}
+
+struct sqlx *sqlx_mysql_open(const char *host, int port, const char *user, const char *password,
+                             const char *db, char *err, size_t errlen)
+{
+    struct mysqlx *m = mysqlx_connect(host, port, user, password, db, err, errlen);
+    return m ? &m->x : NULL;
+}
+
+const char *sqlx_mysql_server_version(struct sqlx *x)
+{
+    return mysql_get_server_info(((struct mysqlx *)x)->my);
+}
+
+/* ---- the source ---- */
+
+struct endpoint {
+    char *host;
+    int port;
+    char *desc; /* "TiDB 10.0.0.1:4000" or "10.0.0.1:3306" */
+};
+
+struct source {
+    struct mysqlx *conn; /* the main connection */
+    MYSQL *my;           /* conn->my */
     char *db;
+    char *user, *password;
+    bool tikv;
+    char *pd; /* the PD that answered, NULL without discovery */
+    /* Where connections go: the main connection's endpoint first, then any
+     * other live TiDB (parallel readers spread over them). */
+    struct endpoint *ep;
+    size_t nep;
     source_log_fn log;
     void *log_arg;
+    uint64_t est_rows;
+    bool tidb; /* the snapshot is a TiDB TSO snapshot */
+    struct tidb_snapshot snap;
 };
+
+static void slog(struct source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void slog(struct source *s, const char *fmt, ...)
+{
+    if (!s->log)
+        return;
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    s->log(s->log_arg, line);
+}
 
 static void my_err(struct source *s, const char *what, char *err, size_t errlen)
 {
     snprintf(err, errlen, "%s: %s (MySQL error %u)", what, mysql_error(s->my), mysql_errno(s->my));
+}
+
+static void add_endpoint(struct source *s, const char *host, int port, const char *desc)
+{
+    s->ep = xrealloc(s->ep, (s->nep + 1) * sizeof *s->ep);
+    s->ep[s->nep].host = xstrdup(host);
+    s->ep[s->nep].port = port;
+    s->ep[s->nep].desc = xstrdup(desc);
+    s->nep++;
+}
+
+static void free_endpoint(struct endpoint *e)
+{
+    free(e->host);
+    free(e->desc);
+}
+
+/* The TiDB instances to use: tidbAddr, or the live ones PD lists. */
+static int tikv_endpoints(struct source *s, const struct tis_datasource *ds, char *err,
+                          size_t errlen)
+{
+    if (ds->tidb_addr && *ds->tidb_addr) {
+        char *host;
+        int port;
+        if (pd_split_hostport(ds->tidb_addr, TIDB_DEFAULT_PORT, &host, &port)) {
+            snprintf(err, errlen, "datasource.tidbAddr: \"%s\" is not host:port", ds->tidb_addr);
+            return -1;
+        }
+        char desc[300];
+        snprintf(desc, sizeof desc, "TiDB %s:%d", host, port);
+        add_endpoint(s, host, port, desc);
+        slog(s, "tidbAddr given: using TiDB %s:%d, no discovery through PD", host, port);
+        free(host);
+        return 0;
+    }
+    slog(s, "finding TiDB through PD %s", ds->pd_addrs);
+    struct pd_topology t;
+    if (pd_discover(ds->pd_addrs, &t, s->log, s->log_arg, err, errlen))
+        return -1;
+    s->pd = xstrdup(t.pd);
+    size_t n = 0;
+    struct pd_tidb **live = pd_live(&t, &n, err, errlen);
+    for (size_t i = 0; i < t.n; i++)
+        slog(s, "TiDB %s (%s): %s", t.tidb[i].addr,
+             t.tidb[i].version ? t.tidb[i].version : "version unknown",
+             t.tidb[i].alive ? "alive" : "registered, not alive (no ttl key): skipped");
+    for (size_t i = 0; i < n; i++) {
+        char desc[300];
+        snprintf(desc, sizeof desc, "TiDB %s", live[i]->addr);
+        add_endpoint(s, live[i]->host, live[i]->port, desc);
+    }
+    free(live);
+    pd_topology_free(&t);
+    return n ? 0 : -1;
+}
+
+/* Connects the main connection to the first endpoint that answers, which is
+ * then moved first; endpoints that did not answer are dropped. */
+static int connect_main(struct source *s, char *err, size_t errlen)
+{
+    struct tbuf why = {0};
+    for (size_t i = 0; i < s->nep; i++) {
+        char e[1024];
+        s->conn = mysqlx_connect(s->ep[i].host, s->ep[i].port, s->user, s->password, s->db, e,
+                                 sizeof e);
+        if (s->conn) {
+            s->my = s->conn->my;
+            for (size_t j = 0; j < i; j++)
+                free_endpoint(&s->ep[j]);
+            memmove(s->ep, s->ep + i, (s->nep - i) * sizeof *s->ep);
+            s->nep -= i;
+            if (s->tikv)
+                slog(s, "connected to %s as %s, database %s", s->ep[0].desc, s->user, s->db);
+            tbuf_free(&why);
+            return 0;
+        }
+        if (!s->pd) { /* MySQL, or tidbAddr: the one address given */
+            snprintf(err, errlen, "connect to %s@%s:%d/%s: %s", s->user, s->ep[i].host,
+                     s->ep[i].port, s->db, e);
+            tbuf_free(&why);
+            return -1;
+        }
+        slog(s, "%s does not answer (%s): trying the next", s->ep[i].desc, e);
+        tbuf_printf(&why, "%s%s (%s)", why.len ? ", " : "", s->ep[i].desc, e);
+    }
+    snprintf(err, errlen, "no live TiDB answered: %s", why.data ? why.data : "none listed");
+    tbuf_free(&why);
+    return -1;
 }
 
 struct source *source_connect(const struct tis_datasource *ds, source_log_fn log, void *log_arg,
@@ -30,49 +297,78 @@ struct source *source_connect(const struct tis_datasource *ds, source_log_fn log
     struct source *s = xcalloc(1, sizeof *s);
     s->log = log;
     s->log_arg = log_arg;
-    unsigned int connect_timeout = 10, read_timeout = 3600;
-    s->my = mysql_init(NULL);
-    mysql_options(s->my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
-    mysql_options(s->my, MYSQL_OPT_READ_TIMEOUT, &read_timeout);
-    mysql_options(s->my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-    if (!mysql_real_connect(s->my, ds->host, ds->user, ds->password, ds->db,
-                            (unsigned)ds->port, NULL, 0)) {
-        char what[300];
-        snprintf(what, sizeof what, "connect to %s@%s:%d/%s", ds->user, ds->host, ds->port,
-                 ds->db);
-        my_err(s, what, err, errlen);
+    s->db = xstrdup(ds->db ? ds->db : "");
+    s->user = xstrdup(ds->user ? ds->user : "root");
+    s->password = xstrdup(ds->password ? ds->password : "");
+    s->tikv = ds->plugin == PLUGIN_TIKV;
+    if (s->tikv) {
+        if (tikv_endpoints(s, ds, err, errlen)) {
+            source_close(s);
+            return NULL;
+        }
+    } else {
+        char desc[300];
+        snprintf(desc, sizeof desc, "%s:%d", ds->host, ds->port);
+        add_endpoint(s, ds->host, ds->port, desc);
+    }
+    if (connect_main(s, err, errlen)) {
         source_close(s);
         return NULL;
     }
-    s->db = xstrdup(ds->db);
     return s;
+}
+
+/* A connection for worker i (or for a retry), spread over the endpoints,
+ * failing over to the next when one does not answer. */
+static struct sqlx *open_endpoint(void *arg, size_t i, char *desc, size_t desclen, char *err,
+                                  size_t errlen)
+{
+    struct source *s = arg;
+    struct tbuf why = {0};
+    for (size_t k = 0; k < s->nep; k++) {
+        const struct endpoint *e = &s->ep[(i + k) % s->nep];
+        char e1[1024];
+        struct sqlx *x = sqlx_mysql_open(e->host, e->port, s->user, s->password, s->db, e1,
+                                         sizeof e1);
+        if (x) {
+            snprintf(desc, desclen, "%s", e->desc);
+            tbuf_free(&why);
+            return x;
+        }
+        tbuf_printf(&why, "%s%s: %s", why.len ? "; " : "", e->desc, e1);
+    }
+    snprintf(err, errlen, "cannot connect: %s", why.data ? why.data : "no endpoint");
+    tbuf_free(&why);
+    return NULL;
+}
+
+static void restore_gc(struct source *s)
+{
+    tidb_gc_restore_any(&s->conn->x, open_endpoint, s, &s->snap, s->log, s->log_arg);
 }
 
 void source_close(struct source *s)
 {
     if (!s)
         return;
-    mysql_close(s->my);
+    if (s->conn)
+        restore_gc(s);
+    tidb_snapshot_clear(&s->snap);
+    if (s->conn)
+        mysqlx_close(&s->conn->x);
+    for (size_t i = 0; i < s->nep; i++)
+        free_endpoint(&s->ep[i]);
+    free(s->ep);
     free(s->db);
+    free(s->user);
+    free(s->password);
+    free(s->pd);
     free(s);
 }
 
 const char *source_server_version(const struct source *s)
 {
     return mysql_get_server_info(s->my);
-}
-
-/* Appends `name` with backquotes doubled: identifiers cannot be bound as
- * parameters in the text protocol. */
-static void add_ident(struct tbuf *b, const char *name)
-{
-    tbuf_add(b, "`", 1);
-    for (const char *p = name; *p; p++) {
-        if (*p == '`')
-            tbuf_add(b, "`", 1);
-        tbuf_add(b, p, 1);
-    }
-    tbuf_add(b, "`", 1);
 }
 
 static void add_literal(struct source *s, struct tbuf *b, const char *v)
@@ -262,11 +558,66 @@ uint64_t source_estimate_rows(struct source *s, const struct tis_spec *spec)
         n = strtoull(row[0], NULL, 10);
     if (r)
         mysql_free_result(r);
+    s->est_rows = n;
     return n;
+}
+
+static void info_add_str(struct json_object *o, const char *k, const char *v)
+{
+    json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
+}
+
+/* The TiDB path: a TSO snapshot (see source_tidb.h). */
+static int tidb_begin(struct source *s, const char *version, struct json_object **info, char *err,
+                      size_t errlen)
+{
+    if (tidb_snapshot_begin(&s->conn->x, &s->snap, s->log, s->log_arg, err, errlen))
+        return -1;
+    s->tidb = true;
+    char when[32], tso_time[32];
+    iso_now(when, true);
+    tidb_tso_time(s->snap.tso, tso_time);
+    struct json_object *o = json_object_new_object();
+    info_add_str(o, "method", "tidb_snapshot");
+    json_object_object_add(o, "tso", json_object_new_int64((int64_t)s->snap.tso));
+    info_add_str(o, "tso_time", tso_time);
+    info_add_str(o, "server", version);
+    info_add_str(o, "tidb", s->ep[0].desc);
+    if (s->pd)
+        info_add_str(o, "pd", s->pd);
+    info_add_str(o, "gc_safe_point", s->snap.safe_point);
+    if (s->snap.gc_changed) {
+        char gc[160];
+        snprintf(gc, sizeof gc, "%s during the dump (was %s)", TIDB_DUMP_GC_LIFE_TIME,
+                 s->snap.gc_was);
+        info_add_str(o, "tidb_gc_life_time", gc);
+    }
+    info_add_str(o, "taken", when);
+    *info = o;
+    return 0;
 }
 
 int source_begin_snapshot(struct source *s, struct json_object **info, char *err, size_t errlen)
 {
+    char e[512];
+    struct sql_result r = {0};
+    char *version = NULL;
+    if (s->conn->x.exec(&s->conn->x, TIDB_SQL_VERSION, &r, e, sizeof e) == 0 && sql_cell(&r, 0, 0))
+        version = xstrdup(sql_cell(&r, 0, 0));
+    sql_result_free(&r);
+    if (!version)
+        version = xstrdup(source_server_version(s));
+    if (tidb_is_tidb(version)) {
+        slog(s, "server %s is TiDB: one TSO snapshot, read in parallel", version);
+        int rc = tidb_begin(s, version, info, err, errlen);
+        free(version);
+        return rc;
+    }
+    if (s->tikv)
+        slog(s, "server %s is not TiDB: falling back to one consistent-snapshot transaction "
+                "(START TRANSACTION WITH CONSISTENT SNAPSHOT) on one connection; no TSO",
+             version);
+    free(version);
     char when[32];
     if (mysql_query(s->my, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") ||
         mysql_query(s->my, "START TRANSACTION WITH CONSISTENT SNAPSHOT")) {
@@ -278,31 +629,38 @@ int source_begin_snapshot(struct source *s, struct json_object **info, char *err
     json_object_object_add(*info, "method",
                            json_object_new_string("START TRANSACTION WITH CONSISTENT SNAPSHOT"));
     json_object_object_add(*info, "server", json_object_new_string(source_server_version(s)));
+    if (s->tikv) {
+        info_add_str(*info, "tidb", s->ep[0].desc);
+        if (s->pd)
+            info_add_str(*info, "pd", s->pd);
+    }
+    json_object_object_add(*info, "tso", NULL);
     json_object_object_add(*info, "taken", json_object_new_string(when));
     return 0;
 }
 
-static void select_sql(const struct source *s, const struct tis_spec *spec,
-                       const struct tis_schema *sc, struct tbuf *q)
+static int tidb_stream(struct source *s, const struct tis_spec *spec, const struct tis_schema *sc,
+                       source_row_fn fn, void *arg, const atomic_bool *cancel, char *err,
+                       size_t errlen)
 {
-    tbuf_adds(q, "SELECT ");
-    for (size_t i = 0; i < sc->nfields; i++) {
-        if (i)
-            tbuf_adds(q, ", ");
-        add_ident(q, sc->fields[i].name);
-    }
-    tbuf_adds(q, " FROM ");
-    add_ident(q, s->db);
-    tbuf_adds(q, ".");
-    add_ident(q, spec->table);
+    struct tbuf l = {0};
+    for (size_t i = 0; i < s->nep; i++)
+        tbuf_printf(&l, "%s%s", i ? ", " : "", s->ep[i].desc);
+    slog(s, "parallel readers spread over %zu TiDB instance%s: %s", s->nep, s->nep == 1 ? "" : "s",
+         l.data);
+    tbuf_free(&l);
+    return tidb_read_snapshot(&s->conn->x, open_endpoint, s, s->db, spec->table, sc, s->est_rows,
+                              &s->snap, fn, arg, cancel, s->log, s->log_arg, err, errlen);
 }
 
 int source_stream(struct source *s, const struct tis_spec *spec, const struct tis_schema *sc,
                   source_row_fn fn, void *arg, const atomic_bool *cancel, char *err,
                   size_t errlen)
 {
+    if (s->tidb)
+        return tidb_stream(s, spec, sc, fn, arg, cancel, err, errlen);
     struct tbuf q = {0};
-    select_sql(s, spec, sc, &q);
+    tidb_select_sql(&q, s->db, spec->table, sc, NULL);
     int rc = mysql_real_query(s->my, q.data, q.len);
     tbuf_free(&q);
     MYSQL_RES *r = rc ? NULL : mysql_use_result(s->my);

@@ -257,13 +257,11 @@ static void source_log(void *arg, const char *line)
 static struct source *dump_open_source(struct task *t, char *err, size_t errlen)
 {
     const struct tis_datasource *ds = &t->spec->ds;
-    if (ds->plugin == PLUGIN_TIKV) {
-        snprintf(err, errlen,
-                 "the TiKV plugin (TiDB discovery through PD) is not available in this version; "
-                 "use plugin \"MySQL\" with the TiDB server's address");
-        return NULL;
-    }
-    task_log(t, "connecting to %s@%s:%d, database %s", ds->user, ds->host, ds->port, ds->db);
+    if (ds->plugin == PLUGIN_TIKV)
+        task_log(t, "TiKV plugin: connecting as %s to database %s on a TiDB %s", ds->user, ds->db,
+                 ds->tidb_addr && *ds->tidb_addr ? "given by tidbAddr" : "found through PD");
+    else
+        task_log(t, "connecting to %s@%s:%d, database %s", ds->user, ds->host, ds->port, ds->db);
     struct source *src = source_connect(ds, source_log, t, err, errlen);
     if (src)
         task_log(t, "connected: server %s", source_server_version(src));

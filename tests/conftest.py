@@ -183,3 +183,134 @@ def mysql_spec(mariadb, table, columns, db="tistest", extra=""):
  ]{extra}
 }}
 """
+
+
+def free_port():
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Etcd:
+    """A real etcd (package etcd-server) on loopback, standing in for PD: PD's
+    client port serves exactly etcd's JSON gateway (/v3/kv/range, ...)."""
+
+    def __init__(self, root):
+        import urllib.request
+        self.root = root
+        # Straight to loopback: never through a proxy from the environment.
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self.proc = None
+        for _ in range(5):
+            if self._launch():
+                return
+        raise AssertionError("could not start etcd: " + self.log_tail())
+
+    def _launch(self):
+        self.port, peer = free_port(), free_port()
+        client, peer_url = f"http://127.0.0.1:{self.port}", f"http://127.0.0.1:{peer}"
+        data = os.path.join(self.root, "data")
+        shutil.rmtree(data, ignore_errors=True)
+        self.log = open(os.path.join(self.root, "etcd.log"), "ab")
+        self.proc = subprocess.Popen(
+            ["etcd", "--name", "pd", "--data-dir", data,
+             "--listen-client-urls", client, "--advertise-client-urls", client,
+             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
+             "--initial-cluster", f"pd={peer_url}", "--initial-cluster-state", "new",
+             "--logger", "zap", "--log-outputs", "stderr"],
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: self.proc.poll() is not None or self._ready(), 30,
+                     what="etcd to answer")
+        except AssertionError:
+            self.stop()
+            raise
+        if self.proc.poll() is not None:   # most likely a port taken meanwhile
+            self.log.close()
+            return False
+        return True
+
+    def _ready(self):
+        try:
+            return self.call("/v3/kv/range", {"key": self.b64("/")}) is not None
+        except OSError:
+            return False
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    @staticmethod
+    def b64(s):
+        import base64
+        return base64.b64encode(s.encode() if isinstance(s, str) else s).decode()
+
+    def call(self, path, body, timeout=5):
+        import urllib.request
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}",
+                                     data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with self.opener.open(req, timeout=timeout) as r:
+            return json.loads(r.read())
+
+    def lease(self, ttl):
+        return self.call("/v3/lease/grant", {"TTL": ttl})["ID"]
+
+    def put(self, key, value, lease=None):
+        body = {"key": self.b64(key), "value": self.b64(value)}
+        if lease:
+            body["lease"] = lease
+        self.call("/v3/kv/put", body)
+
+    def keys(self, prefix):
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        r = self.call("/v3/kv/range", {"key": self.b64(prefix), "range_end": self.b64(end)})
+        import base64
+        return [base64.b64decode(kv["key"]).decode() for kv in r.get("kvs", [])]
+
+    def delete_prefix(self, prefix):
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        self.call("/v3/kv/deleterange", {"key": self.b64(prefix), "range_end": self.b64(end)})
+
+    def register_tidb(self, addr, alive=True, version="8.0.11-TiDB-v7.5.0", ttl=45):
+        """Registers a TiDB the way TiDB does: an info key, and while it runs
+        a ttl key held by a lease."""
+        info = {"version": version, "git_hash": "0" * 40, "ip": addr.rsplit(":", 1)[0],
+                "status_port": 10080, "deploy_path": "/tidb", "start_timestamp": 1700000000,
+                "labels": {}}
+        self.put(f"/topology/tidb/{addr}/info", json.dumps(info))
+        if alive:
+            self.put(f"/topology/tidb/{addr}/ttl", str(time.time_ns()), lease=self.lease(ttl))
+
+    def log_tail(self):
+        try:
+            with open(os.path.join(self.root, "etcd.log"), "rb") as f:
+                return f.read()[-3000:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.log and not self.log.closed:
+            self.log.close()
+
+
+@pytest.fixture(scope="session")
+def etcd():
+    """A real etcd on free loopback ports, in a temporary directory."""
+    root = tempfile.mkdtemp(prefix="tisfs-etcd-")
+    e = Etcd(root)
+    try:
+        yield e
+    finally:
+        e.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,7 +1,13 @@
 /* source — reading a table from a MySQL-protocol server (MySQL, MariaDB,
  * TiDB): discovery of its columns and primary key, a row-count estimate, and
  * one consistent snapshot streamed row by row (never the whole table in
- * memory). */
+ * memory).
+ *
+ * Plugins: MySQL (host, port) connects there. TiKV finds a live TiDB through
+ * PD (pd.h), or uses tidbAddr. On a TiDB server (whichever plugin) the
+ * snapshot is a TSO read over several connections in parallel
+ * (source_tidb.h); on any other server, one consistent-snapshot transaction
+ * on one connection. */
 #ifndef TISFS_SOURCE_H
 #define TISFS_SOURCE_H
 
@@ -18,7 +24,10 @@ struct source;
 typedef void (*source_log_fn)(void *arg, const char *line);
 
 /* Connects to the datasource of a spec. NULL with err set. log (may be
- * NULL) receives lines for the task's log. */
+ * NULL) receives lines for the task's log (the PD that answered, the TiDB
+ * chosen, the TSO, chunks and their progress); it is called on the thread
+ * that calls into the source. For TiKV, errors say what failed: every PD
+ * unreachable (each named), no TiDB registered, none alive, none answering. */
 struct source *source_connect(const struct tis_datasource *ds, source_log_fn log, void *log_arg,
                               char *err, size_t errlen);
 void source_close(struct source *s);
@@ -36,16 +45,23 @@ struct tis_schema *source_describe(struct source *s, const struct tis_spec *spec
 /* The server's estimate of the table's rows (0 when it has none). */
 uint64_t source_estimate_rows(struct source *s, const struct tis_spec *spec);
 
-/* Opens one consistent snapshot (a REPEATABLE READ transaction started WITH
- * CONSISTENT SNAPSHOT); *info describes it (server, isolation, time). */
+/* Opens one consistent snapshot; *info describes it (method, server, time,
+ * and "tso": the TiDB snapshot TSO, the version of every dumped row, or null
+ * when the server is not TiDB). On TiDB: tidb_gc_life_time is extended when
+ * shorter than the dump may take (restored when the stream ends, or at
+ * source_close at the latest, also on failure), the TSO is taken and checked
+ * against the GC safe point. Elsewhere: a REPEATABLE READ transaction started
+ * WITH CONSISTENT SNAPSHOT. */
 int source_begin_snapshot(struct source *s, struct json_object **info, char *err, size_t errlen);
 
 /* Called for each row, values in schema field order; non-zero stops. */
 typedef int (*source_row_fn)(void *arg, const struct tis_value *vals);
 
-/* Streams the schema's fields of every row of the snapshot to fn. Returns 0
- * when all rows were delivered, -1 on error or when cancel became true (err
- * says which). */
+/* Streams the schema's fields of every row of the snapshot to fn, which is
+ * called on the calling thread only, serially (on TiDB, reader threads hand
+ * rows over through a bounded queue, so memory stays flat). Returns 0 when
+ * all rows were delivered, -1 on error or when cancel became true (err says
+ * which; cancel is honoured within a moment). */
 int source_stream(struct source *s, const struct tis_spec *spec, const struct tis_schema *schema,
                   source_row_fn fn, void *arg, const atomic_bool *cancel, char *err,
                   size_t errlen);
