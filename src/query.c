@@ -196,13 +196,21 @@ static char *range_bound(struct parser *p)
         query_free(ph);
         return t;
     }
-    bool wild;
-    char *t = read_term(p, &wild);
-    if (t && strcmp(t, "*") == 0) {
-        free(t);
-        return xstrdup("");
+    /* Lucene's RANGE_GOOP: inside brackets only blanks and the closing
+     * bracket end a bound, so 2020-01-01T00:00:00Z needs no escaping. */
+    size_t start = p->pos;
+    while (p->pos < p->len && !strchr(" \t\r\n]}", p->s[p->pos]))
+        p->pos++;
+    if (p->pos == start) {
+        if (p->pos < p->len)
+            fail(p, "Encountered \"%c\"; expected a range bound", p->s[p->pos]);
+        else
+            fail(p, "Encountered \"<EOF>\"; expected a range bound");
+        return NULL;
     }
-    return t;
+    if (p->pos - start == 1 && p->s[start] == '*')
+        return xstrdup("");
+    return xstrndup(p->s + start, p->pos - start);
 }
 
 static struct qnode *parse_range(struct parser *p, const char *field)

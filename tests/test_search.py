@@ -331,3 +331,73 @@ def test_search_survives_rebuild(fs, corpus):
                   (lambda s: s if s["complete"] or s["failed"] else None)(fs.status("pkgs")),
                   120, what="the rebuild")
     assert st["complete"] and set(seen) == {before}
+
+
+def fortunes():
+    """Tang and Song poems from Debian's fortunes-zh, ANSI colours removed."""
+    import re
+    poems = []
+    for name in ("tang300", "song100"):
+        with open(f"/usr/share/games/fortunes/{name}", encoding="utf-8") as f:
+            text = re.sub(r"\x1b\[[0-9;]*m", "", f.read())
+        poems += [p.strip() for p in text.split("\n%\n") if p.strip()]
+    return poems
+
+
+@pytest.fixture(scope="module")
+def poems(corpus, fs):
+    rows = list(enumerate(fortunes(), 1))
+    assert len(rows) > 300
+    corpus.execute("DROP TABLE IF EXISTS tistest.poems",
+                   "CREATE TABLE tistest.poems (id INT PRIMARY KEY, w TEXT, l TEXT)"
+                   " DEFAULT CHARSET=utf8mb4")
+    con = corpus.connect("tistest")
+    with con.cursor() as cur:
+        cur.executemany("INSERT INTO poems VALUES (%s, %s, %s)", [(i, p, p) for i, p in rows])
+    con.close()
+    st = fs.create("poems", mysql_spec(corpus, "poems", ['{name:"w", token:"ik"}',
+                                                         '{name:"l", token:"like"}']))
+    assert st["complete"], st["errs"]
+    return corpus
+
+
+@pytest.mark.parametrize("needle", ["明月", "春风", "故乡", "白云", "不知", "一", "长安",
+                                    "万里", "千里", "杜甫"])
+def test_chinese_like_matches_sql_like_and_words_are_within_it(fs, poems, needle):
+    expect = sql_ids_in(poems, "poems", f"l LIKE '%{needle}%'")
+    assert expect
+    assert ids(fs, "poems", f"l:{needle}") == expect
+    # A word match is always a substring match, and common words are found.
+    words = ids(fs, "poems", f"w:{needle}")
+    assert words <= expect
+    if needle in ("明月", "故乡", "杜甫"):
+        assert words
+
+
+def sql_ids_in(db, table, where):
+    return {row[0] for row in db.query(f"SELECT id FROM {table} WHERE {where}", "tistest")}
+
+
+def test_dates_are_typed(tisfs, mariadb):
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest", "DROP TABLE IF EXISTS tistest.dt",
+                    "CREATE TABLE tistest.dt (id INT PRIMARY KEY, d DATE, ts DATETIME, p DECIMAL(8,2))",
+                    "INSERT INTO tistest.dt VALUES (1, '1953-09-02', '2020-01-01 10:00:00', 9.5),"
+                    " (2, '1960-01-01', '2019-12-31 23:59:59', 10.25),"
+                    " (3, '1959-12-31', '2020-06-01 00:00:00', -1),"
+                    " (4, NULL, NULL, NULL)")
+    st = tisfs.create("dt", mysql_spec(mariadb, "dt", ['{name:"d"}', '{name:"ts"}', '{name:"p"}']))
+    assert st["complete"]
+
+    def q(s):
+        r = json.loads(tisfs.read("collections", "dt", "select",
+                                  urllib.parse.quote(s, safe="=&:[]*{}")))
+        assert r["responseHeader"]["status"] == 0, r
+        return [d["id"] for d in r["response"]["docs"]]
+
+    assert sorted(q("q=d:[1950-01-01 TO 1959-12-31]&fl=id")) == [1, 3]
+    assert q("q=d:1960-01-01&fl=id") == [2]
+    assert q("q=ts:[2020-01-01T00:00:00Z TO *]&fl=id&sort=ts asc") == [1, 3]
+    assert q("q=p:[0 TO 10]&fl=id") == [1]
+    assert q("q=*:*&fl=id&sort=p desc") == [2, 1, 3, 4]          # missing values last
+    assert q("q=*:*&fl=id&sort=d asc") == [1, 3, 2, 4]
+    assert q("q=-d:*&fl=id") == [4]

@@ -56,7 +56,8 @@ int main(void)
     P("title:(foo", "ERROR Cannot parse 'title:(foo': expected ')' at column 11");
     P("a:", "ERROR Cannot parse 'a:': Encountered \"<EOF>\"; expected a term at column 3");
     P("\"open", "ERROR Cannot parse '\"open': the phrase that starts here has no closing '\"' at column 1");
-    P("[1 TO", "ERROR Cannot parse '[1 TO': Encountered \"<EOF>\"; expected a term at column 6");
+    P("[1 TO", "ERROR Cannot parse '[1 TO': Encountered \"<EOF>\"; expected a range bound at column 6");
+    P("ts:[2020-01-01T00:00:00Z TO *]", "(ts:[2020-01-01T00:00:00Z TO *])");
     P("[1 2]", "ERROR Cannot parse '[1 2]': expected TO in a range at column 4");
     P("x^", "ERROR Cannot parse 'x^': expected a boost number after '^' at column 3");
     P("AND x", "ERROR Cannot parse 'AND x': a query cannot start with an operator at column 4");
