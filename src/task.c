@@ -294,7 +294,8 @@ static bool dump_stream(struct task *t, struct source *src, const struct tis_sch
         snprintf(err, errlen, "cannot create the collection directory: %s", strerror(-rc));
         return false;
     }
-    if (!(c.b = gen_builder_open(dir, sc, err, errlen)))
+    struct analysis_opts opts = {t->spec->min_gram, t->spec->max_gram};
+    if (!(c.b = gen_builder_open(dir, sc, &opts, err, errlen)))
         return false;
     *bp = c.b;
     rc = source_stream(src, t->spec, sc, dump_row, &c, &t->cancel, err, errlen);
