@@ -243,7 +243,40 @@ struct handle {
     int result;
     pthread_mutex_t mu;
     struct tbuf buf;
+    struct handle *prev, *next;
 };
+
+/* Open handles, so that those the kernel has not released when the daemon
+ * stops (release travels asynchronously after close) are freed in destroy. */
+static struct {
+    pthread_mutex_t mu;
+    struct handle *list;
+} open_handles = {PTHREAD_MUTEX_INITIALIZER, NULL};
+
+static void handle_track(struct handle *h)
+{
+    pthread_mutex_lock(&open_handles.mu);
+    h->next = open_handles.list;
+    if (h->next)
+        h->next->prev = h;
+    open_handles.list = h;
+    pthread_mutex_unlock(&open_handles.mu);
+}
+
+static void handle_free(struct handle *h)
+{
+    pthread_mutex_lock(&open_handles.mu);
+    if (h->prev)
+        h->prev->next = h->next;
+    else
+        open_handles.list = h->next;
+    if (h->next)
+        h->next->prev = h->prev;
+    pthread_mutex_unlock(&open_handles.mu);
+    tbuf_free(&h->buf);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
 
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
@@ -270,6 +303,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
             return rc;
         }
     }
+    handle_track(h);
     fi->fh = (uintptr_t)h;
     fi->direct_io = 1;
     return 0;
@@ -361,9 +395,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
     (void)path;
     struct handle *h = (struct handle *)(uintptr_t)fi->fh;
     act(h);
-    tbuf_free(&h->buf);
-    pthread_mutex_destroy(&h->mu);
-    free(h);
+    handle_free(h);
     return 0;
 }
 
@@ -443,8 +475,16 @@ static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     return NULL;
 }
 
+static void fs_destroy(void *private_data)
+{
+    (void)private_data;
+    while (open_handles.list)
+        handle_free(open_handles.list);
+}
+
 static const struct fuse_operations ops = {
     .init = fs_init,
+    .destroy = fs_destroy,
     .getattr = fs_getattr,
     .readdir = fs_readdir,
     .open = fs_open,
