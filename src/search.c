@@ -27,7 +27,7 @@ static char *url_decode(const char *s, size_t n)
         char c = s[i];
         if (c == '+')
             c = ' ';
-        else if (c == '%' && i + 2 < n + 0 && isxdigit((unsigned char)s[i + 1]) &&
+        else if (c == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
                  isxdigit((unsigned char)s[i + 2])) {
             char hex[3] = {s[i + 1], s[i + 2], 0};
             c = (char)strtol(hex, NULL, 16);
@@ -306,7 +306,23 @@ struct phrase_check {
     size_t ntok;
     uint32_t **pos;
     size_t *npos, *cap;
+    bool found;
 };
+
+static bool has_pos(const uint32_t *a, size_t n, uint32_t p);
+
+/* Positions come in order: when the last token arrives, the phrase is there
+ * if every earlier token sits right before it; analysis then stops. */
+static bool phrase_ends_at(const struct phrase_check *pc, uint32_t pos)
+{
+    size_t last = pc->ntok - 1;
+    if (pos < last)
+        return false;
+    for (size_t k = 0; k < last; k++)
+        if (!has_pos(pc->pos[k], pc->npos[k], pos - (uint32_t)(last - k)))
+            return false;
+    return true;
+}
 
 static int record_positions(void *arg, const char *t, size_t len, uint32_t pos)
 {
@@ -318,6 +334,8 @@ static int record_positions(void *arg, const char *t, size_t len, uint32_t pos)
                 pc->pos[i] = xrealloc(pc->pos[i], pc->cap[i] * sizeof **pc->pos);
             }
             pc->pos[i][pc->npos[i]++] = pos;
+            if (i == pc->ntok - 1 && phrase_ends_at(pc, pos))
+                return pc->found = true;
         }
     return 0;
 }
@@ -334,14 +352,9 @@ static bool phrase_in(struct ctx *c, const struct tis_field *f, const struct tis
                       const char **toks, size_t ntok)
 {
     struct phrase_check pc = {toks, ntok, xcalloc(ntok, sizeof(uint32_t *)),
-                              xcalloc(ntok, sizeof(size_t)), xcalloc(ntok, sizeof(size_t))};
+                              xcalloc(ntok, sizeof(size_t)), xcalloc(ntok, sizeof(size_t)), false};
     analyze(c->an, f->token, gen_analysis_opts(c->g), v->p, v->len, record_positions, &pc);
-    bool found = false;
-    for (size_t k = 0; k < pc.npos[0] && !found; k++) {
-        found = true;
-        for (size_t i = 1; i < ntok && found; i++)
-            found = has_pos(pc.pos[i], pc.npos[i], pc.pos[0][k] + (uint32_t)i);
-    }
+    bool found = pc.found;
     for (size_t i = 0; i < ntok; i++)
         free(pc.pos[i]);
     free(pc.pos);

@@ -1,0 +1,739 @@
+/* index_build — the bulk build of a generation's index while its dump streams.
+ *
+ * The dump thread hands rows over in batches (index_builder_add). Tokenizer
+ * threads (ICU is the expensive part) turn batches into per-document term
+ * lists in parallel; one accumulator thread takes them back in batch order,
+ * so document ids stay increasing, and appends postings to an in-memory
+ * dictionary. Beyond the memory budget the postings are spilled as a sorted
+ * run file; index_builder_finish merges the runs and writes each key once,
+ * in key order, with MDB_APPEND. Memory is bounded by the budget plus the
+ * batches in flight. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "index_internal.h"
+
+#define BATCH_ROWS 1024
+#define BATCH_BYTES ((size_t)4 << 20)
+/* Batches between the dump and the accumulator: raw, being tokenized, or
+ * tokenized and waiting for their turn. */
+#define INFLIGHT 8
+#define TOKENIZERS 2
+#define COMMIT_EVERY 50000
+
+/* ---- the dictionary of one run ---- */
+
+struct dict {
+    uint32_t *slots; /* open addressing over term ids; 0 = empty */
+    size_t cap;      /* power of two */
+    struct tbuf arena;
+    uint32_t *key_off;
+    uint16_t *key_len;
+    uint32_t nterms, terms_cap;
+};
+
+struct postlog {
+    uint32_t *tid, *doc;
+    uint8_t *tf;
+    size_t n, cap;
+};
+
+static uint64_t hash_bytes(const void *p, size_t n)
+{
+    const unsigned char *s = p; /* FNV-1a, 64 bit */
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void dict_grow(struct dict *d)
+{
+    size_t cap = d->cap ? d->cap * 2 : 1 << 16;
+    uint32_t *slots = xcalloc(cap, sizeof *slots);
+    for (size_t i = 0; i < d->cap; i++) {
+        uint32_t t = d->slots[i];
+        if (!t)
+            continue;
+        size_t h = hash_bytes(d->arena.data + d->key_off[t], d->key_len[t]) & (cap - 1);
+        while (slots[h])
+            h = (h + 1) & (cap - 1);
+        slots[h] = t;
+    }
+    free(d->slots);
+    d->slots = slots;
+    d->cap = cap;
+}
+
+/* The id of key (1, 2, ...), added when new. */
+static uint32_t dict_id(struct dict *d, const void *key, size_t len)
+{
+    if ((d->nterms + 1) * 2 >= d->cap)
+        dict_grow(d);
+    size_t h = hash_bytes(key, len) & (d->cap - 1);
+    for (uint32_t t; (t = d->slots[h]); h = (h + 1) & (d->cap - 1))
+        if (d->key_len[t] == len && memcmp(d->arena.data + d->key_off[t], key, len) == 0)
+            return t;
+    uint32_t t = ++d->nterms;
+    if (t >= d->terms_cap) {
+        d->terms_cap = d->terms_cap ? d->terms_cap * 2 : 1 << 16;
+        d->key_off = xrealloc(d->key_off, d->terms_cap * sizeof *d->key_off);
+        d->key_len = xrealloc(d->key_len, d->terms_cap * sizeof *d->key_len);
+    }
+    d->key_off[t] = (uint32_t)d->arena.len;
+    d->key_len[t] = (uint16_t)len;
+    tbuf_add(&d->arena, key, len);
+    d->slots[h] = t;
+    return t;
+}
+
+static void dict_reset(struct dict *d)
+{
+    if (d->slots)
+        memset(d->slots, 0, d->cap * sizeof *d->slots);
+    tbuf_reset(&d->arena);
+    d->nterms = 0;
+}
+
+static void dict_free(struct dict *d)
+{
+    free(d->slots);
+    tbuf_free(&d->arena);
+    free(d->key_off);
+    free(d->key_len);
+}
+
+/* ---- batches ---- */
+
+enum slot_state { SLOT_FREE, SLOT_RAW, SLOT_BUSY, SLOT_DONE };
+
+struct batch {
+    enum slot_state state;
+    uint32_t first_id;
+    size_t nrows;
+    struct tbuf rows; /* raw: per row varint(length) then per field varint(len+1)|0, bytes */
+    struct tbuf toks; /* tokenized: per row lens[nfields], nkeys, (u16 len, key, u8 tf)... */
+};
+
+struct field_stats {
+    uint64_t docs, tokens;
+};
+
+struct index_builder {
+    struct tis_schema *sc;
+    struct analysis_opts opts;
+    char *tmpdir;
+    size_t budget;
+
+    /* the pipeline */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct batch slot[INFLIGHT];
+    uint64_t pushed, accumulated; /* batch sequence numbers */
+    bool closing, sync_init;
+    pthread_t tokenizer[TOKENIZERS], accumulator;
+    int ntokenizers;
+    bool acc_started;
+    struct batch *cur; /* the batch the dump is filling (not yet in a slot) */
+    uint64_t cur_seq;
+    uint32_t next_id;
+
+    /* accumulator state */
+    struct dict dict;
+    struct postlog log;
+    int nruns;
+    FILE *flen;
+    roaring_bitmap_t **exists;
+    struct field_stats *stats;
+    char err[4200];
+};
+
+static size_t mem_used(const struct index_builder *b)
+{
+    return b->dict.arena.cap + (size_t)b->dict.terms_cap * 6 + b->dict.cap * 4 + b->log.cap * 9;
+}
+
+static void add_posting(struct index_builder *b, const void *key, size_t len, uint32_t doc,
+                        uint8_t tf)
+{
+    struct postlog *l = &b->log;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 1 << 20;
+        l->tid = xrealloc(l->tid, l->cap * sizeof *l->tid);
+        l->doc = xrealloc(l->doc, l->cap * sizeof *l->doc);
+        l->tf = xrealloc(l->tf, l->cap);
+    }
+    l->tid[l->n] = dict_id(&b->dict, key, len);
+    l->doc[l->n] = doc;
+    l->tf[l->n++] = tf;
+}
+
+/* ---- runs ---- */
+
+static void run_path(const struct index_builder *b, int i, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/run-%d.tmp", b->tmpdir, i);
+}
+
+static void fput_varint(FILE *f, uint64_t v)
+{
+    while (v >= 0x80) {
+        putc((int)(v | 0x80), f);
+        v >>= 7;
+    }
+    putc((int)v, f);
+}
+
+static int cmp_tid(const void *x, const void *y, void *arg)
+{
+    const struct dict *d = arg;
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return cmp_keys(d->arena.data + d->key_off[a], d->key_len[a], d->arena.data + d->key_off[b],
+                    d->key_len[b]);
+}
+
+/* Groups the postings by term (a counting sort keeps document order) and
+ * writes the terms in key order: one run, then memory is empty again. */
+static int spill(struct index_builder *b)
+{
+    struct dict *d = &b->dict;
+    struct postlog *l = &b->log;
+    if (!l->n)
+        return 0;
+    char path[4096];
+    run_path(b, b->nruns, path, sizeof path);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        snprintf(b->err, sizeof b->err, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    setvbuf(f, NULL, _IOFBF, 1 << 20);
+    uint32_t *start = xcalloc(d->nterms + 2, sizeof *start);
+    for (size_t i = 0; i < l->n; i++)
+        start[l->tid[i] + 1]++;
+    for (uint32_t t = 1; t <= d->nterms + 1; t++)
+        start[t] += start[t - 1];
+    uint32_t *order = xmalloc(l->n * sizeof *order), *fill = xmalloc((d->nterms + 1) * sizeof *fill);
+    memcpy(fill, start, (d->nterms + 1) * sizeof *fill);
+    for (size_t i = 0; i < l->n; i++)
+        order[fill[l->tid[i]]++] = (uint32_t)i;
+    uint32_t *tids = xmalloc((d->nterms + 1) * sizeof *tids);
+    for (uint32_t t = 0; t < d->nterms; t++)
+        tids[t] = t + 1;
+    qsort_r(tids, d->nterms, sizeof *tids, cmp_tid, d);
+    for (uint32_t k = 0; k < d->nterms; k++) {
+        uint32_t t = tids[k], prev = 0;
+        fput_varint(f, d->key_len[t]);
+        fwrite(d->arena.data + d->key_off[t], 1, d->key_len[t], f);
+        fput_varint(f, start[t + 1] - start[t]);
+        for (uint32_t j = start[t]; j < start[t + 1]; j++) {
+            fput_varint(f, l->doc[order[j]] - prev);
+            prev = l->doc[order[j]];
+        }
+        for (uint32_t j = start[t]; j < start[t + 1]; j++)
+            putc(l->tf[order[j]], f);
+    }
+    free(start);
+    free(order);
+    free(fill);
+    free(tids);
+    if ((ferror(f) | fclose(f)) != 0) {
+        snprintf(b->err, sizeof b->err, "write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    b->nruns++;
+    dict_reset(d);
+    l->n = 0;
+    return 0;
+}
+
+/* ---- tokenizers ---- */
+
+static void tokenize_batch(struct index_builder *b, struct batch *bt, struct doc_terms *dt,
+                           struct analyzer *an, struct tis_value *vals)
+{
+    const unsigned char *p = (const unsigned char *)bt->rows.data, *end = p + bt->rows.len;
+    tbuf_reset(&bt->toks);
+    for (size_t r = 0; r < bt->nrows; r++) {
+        uint64_t rowlen, n;
+        varint_read(&p, end, &rowlen);
+        const unsigned char *q = p, *rend = p + rowlen;
+        for (size_t i = 0; i < b->sc->nfields; i++) {
+            varint_read(&q, rend, &n);
+            vals[i] = (struct tis_value){(const char *)q, n ? n - 1 : 0, n == 0};
+            q += n ? n - 1 : 0;
+        }
+        p = rend;
+        doc_terms_collect(dt, an, &b->opts, vals);
+        uint32_t nk = (uint32_t)doc_terms_sorted(dt);
+        tbuf_add(&bt->toks, dt->lens, b->sc->nfields * sizeof *dt->lens);
+        for (size_t i = 0; i < b->sc->nfields; i++) { /* has a value: exists */
+            uint8_t e = !vals[i].null && b->sc->fields[i].search;
+            tbuf_add(&bt->toks, &e, 1);
+        }
+        tbuf_add(&bt->toks, &nk, 4);
+        for (uint32_t k = 0; k < nk; k++) {
+            uint8_t tf = (uint8_t)(dt->tf[k] > 255 ? 255 : dt->tf[k]);
+            tbuf_add(&bt->toks, &dt->refs[k].len, 2);
+            tbuf_add(&bt->toks, dt->refs[k].p, dt->refs[k].len);
+            tbuf_add(&bt->toks, &tf, 1);
+        }
+    }
+    tbuf_free(&bt->rows);
+}
+
+static void *tokenizer(void *arg)
+{
+    struct index_builder *b = arg;
+    char err[256];
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct doc_terms dt;
+    struct tis_value *vals = xcalloc(b->sc->nfields, sizeof *vals);
+    doc_terms_init(&dt, b->sc);
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        struct batch *bt = NULL;
+        for (uint64_t s = b->accumulated; s < b->pushed && !bt; s++) /* oldest first */
+            if (b->slot[s % INFLIGHT].state == SLOT_RAW)
+                bt = &b->slot[s % INFLIGHT];
+        if (!bt) {
+            if (b->closing)
+                break;
+            pthread_cond_wait(&b->cv, &b->mu);
+            continue;
+        }
+        bt->state = SLOT_BUSY;
+        pthread_mutex_unlock(&b->mu);
+        if (an)
+            tokenize_batch(b, bt, &dt, an, vals);
+        pthread_mutex_lock(&b->mu);
+        if (!an && !b->err[0])
+            snprintf(b->err, sizeof b->err, "tokenizer: %s", err);
+        bt->state = SLOT_DONE;
+        pthread_cond_broadcast(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    doc_terms_free(&dt);
+    free(vals);
+    analyzer_free(an);
+    return NULL;
+}
+
+/* ---- the accumulator ---- */
+
+static void accumulate(struct index_builder *b, struct batch *bt)
+{
+    size_t nf = b->sc->nfields;
+    uint32_t *lens = xcalloc(nf, sizeof *lens);
+    const unsigned char *p = (const unsigned char *)bt->toks.data;
+    for (size_t r = 0; r < bt->nrows; r++) {
+        uint32_t doc = bt->first_id + (uint32_t)r, nk;
+        memcpy(lens, p, nf * sizeof *lens);
+        p += nf * sizeof *lens;
+        for (size_t i = 0; i < nf; i++, p++)
+            if (*p) {
+                roaring_bitmap_add(b->exists[i], doc);
+                b->stats[i].docs += lens[i] > 0;
+                b->stats[i].tokens += lens[i];
+            }
+        fwrite(lens, sizeof *lens, nf, b->flen);
+        memcpy(&nk, p, 4);
+        p += 4;
+        for (uint32_t k = 0; k < nk; k++) {
+            uint16_t len;
+            memcpy(&len, p, 2);
+            add_posting(b, p + 2, len, doc, p[2 + len]);
+            p += 3 + len;
+        }
+    }
+    free(lens);
+    tbuf_free(&bt->toks);
+}
+
+static void *accumulator(void *arg)
+{
+    struct index_builder *b = arg;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        struct batch *bt = &b->slot[b->accumulated % INFLIGHT];
+        if (b->accumulated < b->pushed && bt->state == SLOT_DONE) {
+            pthread_mutex_unlock(&b->mu);
+            if (!b->err[0]) {
+                accumulate(b, bt);
+                if (mem_used(b) > b->budget)
+                    spill(b);
+            }
+            pthread_mutex_lock(&b->mu);
+            bt->state = SLOT_FREE;
+            b->accumulated++;
+            pthread_cond_broadcast(&b->cv);
+        } else if (b->closing && b->accumulated == b->pushed)
+            break;
+        else
+            pthread_cond_wait(&b->cv, &b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* ---- the dump's side ---- */
+
+static void push_batch(struct index_builder *b)
+{
+    pthread_mutex_lock(&b->mu);
+    while (b->pushed - b->accumulated >= INFLIGHT)
+        pthread_cond_wait(&b->cv, &b->mu);
+    struct batch *slot = &b->slot[b->pushed % INFLIGHT];
+    *slot = *b->cur;
+    slot->state = SLOT_RAW;
+    b->pushed++;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    free(b->cur);
+    b->cur = NULL;
+}
+
+int index_builder_add(struct index_builder *b, uint32_t docid, const struct tis_value *vals)
+{
+    if (!b->cur) {
+        b->cur = xcalloc(1, sizeof *b->cur);
+        b->cur->first_id = docid;
+    }
+    struct batch *bt = b->cur;
+    size_t at = bt->rows.len;
+    tbuf_add(&bt->rows, "\0\0\0\0\0", 5); /* room for a fixed 5-byte varint(row length) */
+    size_t body = bt->rows.len;
+    for (size_t i = 0; i < b->sc->nfields; i++) {
+        bool want = b->sc->fields[i].search && !vals[i].null;
+        tbuf_add_varint(&bt->rows, want ? vals[i].len + 1 : 0);
+        if (want)
+            tbuf_add(&bt->rows, vals[i].p, vals[i].len);
+    }
+    uint64_t n = bt->rows.len - body;
+    unsigned char *lp = (unsigned char *)bt->rows.data + at;
+    for (int k = 0; k < 4; k++, n >>= 7)
+        lp[k] = (unsigned char)(n | 0x80);
+    lp[4] = (unsigned char)n;
+    bt->nrows++;
+    b->next_id = docid + 1;
+    if (bt->nrows >= BATCH_ROWS || bt->rows.len >= BATCH_BYTES)
+        push_batch(b);
+    return 0;
+}
+
+static void stop_pipeline(struct index_builder *b)
+{
+    if (!b->sync_init)
+        return;
+    if (b->cur && b->acc_started)
+        push_batch(b);
+    pthread_mutex_lock(&b->mu);
+    b->closing = true;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+    for (int i = 0; i < b->ntokenizers; i++)
+        pthread_join(b->tokenizer[i], NULL);
+    b->ntokenizers = 0;
+    if (b->acc_started)
+        pthread_join(b->accumulator, NULL);
+    b->acc_started = false;
+}
+
+struct index_builder *index_builder_new(const struct tis_schema *sc,
+                                        const struct analysis_opts *opts, const char *tmpdir,
+                                        size_t mem_budget, char *err, size_t errlen)
+{
+    struct index_builder *b = xcalloc(1, sizeof *b);
+    struct json_object *j = schema_to_json(sc);
+    b->sc = schema_from_json(j);
+    json_object_put(j);
+    b->opts = *opts;
+    b->tmpdir = xstrdup(tmpdir);
+    b->budget = mem_budget ? mem_budget : INDEX_MEM_BUDGET_DEFAULT;
+    b->stats = xcalloc(sc->nfields, sizeof *b->stats);
+    b->exists = xcalloc(sc->nfields, sizeof *b->exists);
+    for (size_t i = 0; i < sc->nfields; i++)
+        b->exists[i] = roaring_bitmap_create();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/flen.tmp", tmpdir);
+    if (!(b->flen = fopen(path, "w+b"))) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        index_builder_free(b);
+        return NULL;
+    }
+    setvbuf(b->flen, NULL, _IOFBF, 1 << 20);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->sync_init = true;
+    b->acc_started = pthread_create(&b->accumulator, NULL, accumulator, b) == 0;
+    while (b->acc_started && b->ntokenizers < TOKENIZERS &&
+           pthread_create(&b->tokenizer[b->ntokenizers], NULL, tokenizer, b) == 0)
+        b->ntokenizers++;
+    if (!b->acc_started || !b->ntokenizers) {
+        snprintf(err, errlen, "cannot start the indexing threads");
+        index_builder_free(b);
+        return NULL;
+    }
+    return b;
+}
+
+/* ---- merge ---- */
+
+struct run {
+    FILE *f;
+    bool live;
+    struct tbuf key;
+    uint32_t n;
+};
+
+static uint64_t fget_varint(FILE *f, bool *ok)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        int c = getc(f);
+        if (c == EOF) {
+            *ok = false;
+            return 0;
+        }
+        v |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80))
+            return v;
+    }
+    *ok = false;
+    return 0;
+}
+
+static void run_next(struct run *r)
+{
+    bool ok = true;
+    uint64_t klen = fget_varint(r->f, &ok);
+    if (!ok || klen > 1024) {
+        r->live = false;
+        return;
+    }
+    tbuf_reset(&r->key);
+    tbuf_reserve(&r->key, klen);
+    r->key.len = fread(r->key.data, 1, klen, r->f);
+    r->n = (uint32_t)fget_varint(r->f, &ok);
+    r->live = ok && r->key.len == klen;
+}
+
+struct merged {
+    uint32_t *docs;
+    uint8_t *tf;
+    size_t n, cap;
+};
+
+static void run_take(struct run *r, struct merged *m)
+{
+    bool ok = true;
+    if (m->n + r->n > m->cap) {
+        m->cap = (m->n + r->n) * 2;
+        m->docs = xrealloc(m->docs, m->cap * sizeof *m->docs);
+        m->tf = xrealloc(m->tf, m->cap);
+    }
+    uint32_t prev = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        prev += (uint32_t)fget_varint(r->f, &ok);
+        m->docs[m->n + i] = prev;
+    }
+    if (fread(m->tf + m->n, 1, r->n, r->f) != r->n)
+        ok = false;
+    m->n += r->n;
+    if (ok)
+        run_next(r);
+    else
+        r->live = false;
+}
+
+static int txn_renew(MDB_env *env, MDB_txn **txn)
+{
+    int rc = mdb_txn_commit(*txn);
+    *txn = NULL;
+    return rc ? rc : mdb_txn_begin(env, NULL, 0, txn);
+}
+
+static int lowest_run(struct run *runs, int n)
+{
+    int lo = -1;
+    for (int i = 0; i < n; i++)
+        if (runs[i].live && (lo < 0 || cmp_keys(runs[i].key.data, runs[i].key.len,
+                                                runs[lo].key.data, runs[lo].key.len) < 0))
+            lo = i;
+    return lo;
+}
+
+static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_dbs *d,
+                      MDB_txn **txn)
+{
+    struct run *runs = xcalloc((size_t)b->nruns + 1, sizeof *runs);
+    struct merged m = {0};
+    struct tbuf val = {0}, key = {0};
+    int rc = 0;
+    char path[4096];
+    for (int i = 0; i < b->nruns; i++) {
+        run_path(b, i, path, sizeof path);
+        if ((runs[i].f = fopen(path, "rb"))) {
+            setvbuf(runs[i].f, NULL, _IOFBF, 1 << 18);
+            run_next(&runs[i]);
+        }
+    }
+    for (uint64_t written = 0; !rc;) {
+        int lo = lowest_run(runs, b->nruns);
+        if (lo < 0)
+            break;
+        /* Runs hold increasing document ranges: taking equal keys in run
+         * order concatenates postings in document order. */
+        tbuf_reset(&key);
+        tbuf_add(&key, runs[lo].key.data, runs[lo].key.len);
+        m.n = 0;
+        for (int i = lo; i < b->nruns; i++)
+            if (runs[i].live && cmp_keys(runs[i].key.data, runs[i].key.len, key.data, key.len) == 0)
+                run_take(&runs[i], &m);
+        posting_encode(m.docs, m.tf, (uint32_t)m.n, &val);
+        MDB_val k = {key.len, key.data}, v = {val.len, val.data};
+        rc = mdb_put(*txn, d->terms, &k, &v, MDB_APPEND);
+        if (!rc && ++written % COMMIT_EVERY == 0)
+            rc = txn_renew(env, txn);
+    }
+    for (int i = 0; i < b->nruns; i++) {
+        if (runs[i].f)
+            fclose(runs[i].f);
+        tbuf_free(&runs[i].key);
+        run_path(b, i, path, sizeof path);
+        unlink(path);
+    }
+    free(runs);
+    free(m.docs);
+    free(m.tf);
+    tbuf_free(&val);
+    tbuf_free(&key);
+    return rc;
+}
+
+static int write_norms(struct index_builder *b, MDB_env *env, const struct index_dbs *d,
+                       MDB_txn **txn)
+{
+    size_t width = b->sc->nfields * sizeof(uint32_t);
+    uint32_t *rec = xmalloc(width);
+    int rc = fflush(b->flen) || fseek(b->flen, 0, SEEK_SET) ? errno : 0;
+    for (uint32_t id = 1; !rc && id < b->next_id; id++) {
+        if (fread(rec, 1, width, b->flen) != width) {
+            rc = EIO;
+            break;
+        }
+        MDB_val k = {sizeof id, &id}, v = {width, rec};
+        rc = mdb_put(*txn, d->flen, &k, &v, MDB_APPEND);
+        if (!rc && id % COMMIT_EVERY == 0)
+            rc = txn_renew(env, txn);
+    }
+    free(rec);
+    return rc;
+}
+
+static int write_exists(struct index_builder *b, const struct index_dbs *d, MDB_txn *txn)
+{
+    struct tbuf v = {0};
+    int rc = 0;
+    for (size_t i = 0; i < b->sc->nfields && !rc; i++) {
+        roaring_bitmap_run_optimize(b->exists[i]);
+        size_t n = roaring_bitmap_portable_size_in_bytes(b->exists[i]);
+        tbuf_reset(&v);
+        tbuf_reserve(&v, n);
+        roaring_bitmap_portable_serialize(b->exists[i], v.data);
+        uint8_t f = (uint8_t)i;
+        MDB_val key = {1, &f}, val = {n, v.data};
+        rc = mdb_put(txn, d->exists, &key, &val, 0);
+    }
+    tbuf_free(&v);
+    return rc;
+}
+
+static struct json_object *stats_json(const struct index_builder *b)
+{
+    struct json_object *o = json_object_new_object();
+    for (size_t i = 0; i < b->sc->nfields; i++) {
+        struct json_object *f = json_object_new_object();
+        json_object_object_add(f, "docs", json_object_new_int64((int64_t)b->stats[i].docs));
+        json_object_object_add(f, "tokens", json_object_new_int64((int64_t)b->stats[i].tokens));
+        json_object_object_add(o, b->sc->fields[i].name, f);
+    }
+    return o;
+}
+
+int index_builder_finish(struct index_builder *b, MDB_env *env, const struct index_dbs *d,
+                         struct json_object **stats, char *err, size_t errlen)
+{
+    stop_pipeline(b);
+    if (!b->err[0])
+        spill(b);
+    if (b->err[0]) {
+        snprintf(err, errlen, "index: %s", b->err);
+        return -1;
+    }
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (!rc)
+        rc = merge_runs(b, env, d, &txn);
+    if (!rc)
+        rc = write_norms(b, env, d, &txn);
+    if (!rc)
+        rc = write_exists(b, d, txn);
+    if (!rc) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    if (rc) {
+        snprintf(err, errlen, "index: %s", rc > 0 ? strerror(rc) : mdb_strerror(rc));
+        return -1;
+    }
+    *stats = stats_json(b);
+    return 0;
+}
+
+void index_builder_free(struct index_builder *b)
+{
+    if (!b)
+        return;
+    stop_pipeline(b);
+    char path[4096];
+    for (int i = 0; i < b->nruns; i++) {
+        run_path(b, i, path, sizeof path);
+        unlink(path);
+    }
+    if (b->flen) {
+        fclose(b->flen);
+        snprintf(path, sizeof path, "%s/flen.tmp", b->tmpdir);
+        unlink(path);
+    }
+    for (size_t i = 0; b->exists && i < b->sc->nfields; i++)
+        roaring_bitmap_free(b->exists[i]);
+    for (int i = 0; i < INFLIGHT; i++) {
+        tbuf_free(&b->slot[i].rows);
+        tbuf_free(&b->slot[i].toks);
+    }
+    if (b->cur) {
+        tbuf_free(&b->cur->rows);
+        free(b->cur);
+    }
+    free(b->exists);
+    free(b->stats);
+    dict_free(&b->dict);
+    free(b->log.tid);
+    free(b->log.doc);
+    free(b->log.tf);
+    schema_free(b->sc);
+    free(b->tmpdir);
+    if (b->sync_init) {
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+    }
+    free(b);
+}
