@@ -16,42 +16,7 @@
 #include <unistd.h>
 
 #include "tisfs/util.h"
-
-static int passed, failed;
-
-static void check(int ok, const char *file, int line, const char *what)
-{
-    if (ok) {
-        passed++;
-        return;
-    }
-    failed++;
-    printf("%s:%d: FAILED: %s\n", file, line, what);
-}
-
-#define CHECK(c) check(!!(c), __FILE__, __LINE__, #c)
-
-static void check_str(const char *got, const char *want, const char *file, int line,
-                      const char *what)
-{
-    int ok = got && strcmp(got, want) == 0;
-    check(ok, file, line, what);
-    if (!ok)
-        printf("    got:  %s\n    want: %s\n", got ? got : "(null)", want);
-}
-
-#define CHECK_STR(got, want) check_str((got), (want), __FILE__, __LINE__, #got " == " #want)
-
-static void check_has(const char *got, const char *needle, const char *file, int line,
-                      const char *what)
-{
-    int ok = got && strstr(got, needle) != NULL;
-    check(ok, file, line, what);
-    if (!ok)
-        printf("    got:  %s\n    want it to contain: %s\n", got ? got : "(null)", needle);
-}
-
-#define CHECK_HAS(got, needle) check_has((got), (needle), __FILE__, __LINE__, #got " has " #needle)
+#include "check.h"
 
 /* ---- base64, addresses, request ---- */
 
@@ -88,22 +53,22 @@ static void test_hostport(void)
 {
     char *h = NULL;
     int p = 0;
-    CHECK(pd_split_hostport("127.0.0.1:4000", 1, &h, &p) == 0);
-    CHECK_STR(h, "127.0.0.1");
-    CHECK(p == 4000);
-    free(h);
-    CHECK(pd_split_hostport("tidb.local", 4000, &h, &p) == 0);
-    CHECK_STR(h, "tidb.local");
-    CHECK(p == 4000);
-    free(h);
-    CHECK(pd_split_hostport("[::1]:3306", 4000, &h, &p) == 0);
-    CHECK_STR(h, "::1");
-    CHECK(p == 3306);
-    free(h);
-    CHECK(pd_split_hostport("::1", 4000, &h, &p) == 0);
-    CHECK_STR(h, "::1");
-    CHECK(p == 4000);
-    free(h);
+    const struct {
+        const char *in;
+        int dflt;
+        const char *host;
+        int port;
+    } ok[] = {{"127.0.0.1:4000", 1, "127.0.0.1", 4000},
+              {"tidb.local", 4000, "tidb.local", 4000},
+              {"[::1]:3306", 4000, "::1", 3306},
+              {"::1", 4000, "::1", 4000}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        if (!CHECK(pd_split_hostport(ok[i].in, ok[i].dflt, &h, &p) == 0))
+            printf("    input: %s\n", ok[i].in);
+        CHECK_STR(h, ok[i].host);
+        CHECK_INT(p, ok[i].port);
+        free(h);
+    }
     h = NULL;
     CHECK(pd_split_hostport("h:0", 4000, &h, &p) == -1);
     CHECK(pd_split_hostport("h:70000", 4000, &h, &p) == -1);
@@ -370,6 +335,5 @@ int main(void)
     test_parse();
     test_discover();
     tbuf_free(&logs);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }

@@ -10,57 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int passed, failed;
-
-static void check(int ok, const char *file, int line, const char *what)
-{
-	if (ok) {
-		passed++;
-		return;
-	}
-	failed++;
-	printf("%s:%d: FAILED: %s\n", file, line, what);
-}
-
-#define CHECK(c) check(!!(c), __FILE__, __LINE__, #c)
-
-static void check_str(const char *got, const char *want, const char *file, int line,
-		      const char *what)
-{
-	int ok = got && strcmp(got, want) == 0;
-
-	check(ok, file, line, what);
-	if (!ok)
-		printf("    got:  %s\n    want: %s\n", got ? got : "(null)", want);
-}
-
-#define CHECK_STR(got, want) check_str((got), (want), __FILE__, __LINE__, #got " == " #want)
-
-static void check_has(const char *got, const char *needle, const char *file, int line,
-		      const char *what)
-{
-	int ok = got && strstr(got, needle) != NULL;
-
-	check(ok, file, line, what);
-	if (!ok)
-		printf("    got:  %s\n    want it to contain: %s\n", got ? got : "(null)", needle);
-}
-
-#define CHECK_HAS(got, needle) check_has((got), (needle), __FILE__, __LINE__, #got " has " #needle)
-
-static void check_lacks(const char *got, const char *needle, const char *file, int line,
-			const char *what)
-{
-	int ok = got && strstr(got, needle) == NULL;
-
-	check(ok, file, line, what);
-	if (!ok)
-		printf("    got:  %s\n    want it not to contain: %s\n", got ? got : "(null)",
-		       needle);
-}
-
-#define CHECK_LACKS(got, needle) \
-	check_lacks((got), (needle), __FILE__, __LINE__, #got " lacks " #needle)
+#include "check.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -73,7 +23,7 @@ static struct tis_spec *parse_ok(const char *coll, const char *text, const char 
 
 	memset(errbuf, 0, sizeof(errbuf));
 	s = spec_parse(coll, text, strlen(text), errbuf, sizeof(errbuf));
-	check(s != NULL, file, line, "spec_parse succeeds");
+	check_(s != NULL, file, line, "spec_parse succeeds");
 	if (!s)
 		printf("    error: %s\n    input: %s\n", errbuf, text);
 	return s;
@@ -90,13 +40,13 @@ static void parse_err(const char *coll, const char *text, const char *msg, int e
 	memset(errbuf, 'x', sizeof(errbuf));
 	errbuf[sizeof(errbuf) - 1] = '\0';
 	s = spec_parse(coll, text, strlen(text), errbuf, sizeof(errbuf));
-	check(s == NULL, file, line, "spec_parse fails");
+	check_(s == NULL, file, line, "spec_parse fails");
 	if (s)
 		printf("    input: %s\n", text);
 	if (exact)
-		check_str(errbuf, msg, file, line, "error message");
+		check_str_(errbuf, msg, file, line, "error message");
 	else
-		check_has(errbuf, msg, file, line, "error message");
+		check_has_(errbuf, msg, file, line, "error message");
 	spec_free(s);
 }
 
@@ -769,12 +719,12 @@ static void round_trip(const char *coll, const char *text, const char *file, int
 	if (!a)
 		return;
 	json = spec_to_json(a, false);
-	check(json != NULL, file, line, "spec_to_json");
+	check_(json != NULL, file, line, "spec_to_json");
 	b = json ? parse_ok(coll, json, file, line) : NULL;
 	if (b) {
 		int eq = spec_equal(a, b);
 
-		check(eq, file, line, "round trip gives an equal spec");
+		check_(eq, file, line, "round trip gives an equal spec");
 		if (!eq)
 			printf("    json: %s\n", json);
 	}
@@ -782,7 +732,7 @@ static void round_trip(const char *coll, const char *text, const char *file, int
 	if (b) {
 		char *again = spec_to_json(b, false);
 
-		check_str(again, json, file, line, "spec_to_json is stable");
+		check_str_(again, json, file, line, "spec_to_json is stable");
 		free(again);
 	}
 	spec_free(b);
@@ -884,6 +834,5 @@ int main(void)
 	test_error_api();
 	test_to_json();
 	test_token_name();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed != 0;
+	return check_summary();
 }

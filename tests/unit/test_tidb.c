@@ -26,42 +26,7 @@
 
 #include "tisfs/tidb_sql.h"
 #include "tisfs/util.h"
-
-static int passed, failed;
-
-static void check(int ok, const char *file, int line, const char *what)
-{
-    if (ok) {
-        passed++;
-        return;
-    }
-    failed++;
-    printf("%s:%d: FAILED: %s\n", file, line, what);
-}
-
-#define CHECK(c) check(!!(c), __FILE__, __LINE__, #c)
-
-static void check_str(const char *got, const char *want, const char *file, int line,
-                      const char *what)
-{
-    int ok = got && strcmp(got, want) == 0;
-    check(ok, file, line, what);
-    if (!ok)
-        printf("    got:  %s\n    want: %s\n", got ? got : "(null)", want);
-}
-
-#define CHECK_STR(got, want) check_str((got), (want), __FILE__, __LINE__, #got " == " #want)
-
-static void check_has(const char *got, const char *needle, const char *file, int line,
-                      const char *what)
-{
-    int ok = got && strstr(got, needle) != NULL;
-    check(ok, file, line, what);
-    if (!ok)
-        printf("    got:  %s\n    want it to contain: %s\n", got ? got : "(null)", needle);
-}
-
-#define CHECK_HAS(got, needle) check_has((got), (needle), __FILE__, __LINE__, #got " has " #needle)
+#include "check.h"
 
 static struct tbuf logs;
 static pthread_mutex_t logs_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -604,6 +569,35 @@ static char *stmts_of(struct model *m, int c)
 #define MASTER "SHOW MASTER STATUS\n"
 #define SAFEPT "SELECT VARIABLE_VALUE FROM mysql.tidb WHERE VARIABLE_NAME = 'tikv_gc_safe_point'\n"
 
+/* A fresh model and connection 0 on it. */
+static struct sqlx *fake_start(struct model *m)
+{
+    model_init(m);
+    return fake_new(m);
+}
+
+/* Ends a case: the snapshot (NULL: none to clear), the connection, then the
+ * model (closing records on it). */
+static void fake_end(struct model *m, struct sqlx *x, struct tidb_snapshot *snap)
+{
+    if (snap)
+        tidb_snapshot_clear(snap);
+    x->close(x);
+    model_free(m);
+}
+
+/* tidb_snapshot_begin, with the log emptied first. */
+static int snapshot_begin(struct sqlx *x, struct tidb_snapshot *snap, char *err, size_t errlen)
+{
+    tbuf_reset(&logs);
+    return tidb_snapshot_begin(x, snap, collect_log, NULL, err, errlen);
+}
+
+static int gc_restore(struct sqlx *x, struct tidb_snapshot *snap, char *err, size_t errlen)
+{
+    return tidb_gc_restore(x, snap, collect_log, NULL, err, errlen);
+}
+
 static void test_snapshot_sequences(void)
 {
     struct model m;
@@ -611,10 +605,8 @@ static void test_snapshot_sequences(void)
     char err[1024];
 
     /* The usual case: extend, TSO, check; restore afterwards. */
-    model_init(&m);
-    struct sqlx *x = fake_new(&m);
-    tbuf_reset(&logs);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    struct sqlx *x = fake_start(&m);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
     CHECK(snap.tso == 463817349693014017ULL);
     CHECK(snap.gc_changed && !snap.gc_via_table);
     CHECK_STR(snap.gc_was, "10m0s");
@@ -622,36 +614,31 @@ static void test_snapshot_sequences(void)
     CHECK_STMTS(&m, 0, GET SET_24H MASTER SAFEPT);
     CHECK_HAS(logs.data, "extended tidb_gc_life_time from 10m0s to 24h");
     CHECK_HAS(logs.data, "snapshot TSO 463817349693014017 (");
-    CHECK(tidb_gc_restore(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(gc_restore(x, &snap, err, sizeof err) == 0);
     CHECK_STR(m.gc, "10m0s");
     CHECK_STMTS(&m, 0, GET SET_24H MASTER SAFEPT GET SET_10M);
     CHECK_HAS(logs.data, "restored tidb_gc_life_time to 10m0s");
     /* Idempotent. */
-    CHECK(tidb_gc_restore(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(gc_restore(x, &snap, err, sizeof err) == 0);
     CHECK_STMTS(&m, 0, GET SET_24H MASTER SAFEPT GET SET_10M);
-    tidb_snapshot_clear(&snap);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
 
     /* The TSO is not above the safe point: fails, and restores at once. */
-    model_init(&m);
+    x = fake_start(&m);
     m.safe_point = "29990101-00:00:00.000 +0000";
-    x = fake_new(&m);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == -1);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == -1);
     CHECK_HAS(err, "snapshot TSO 463817349693014017 (");
     CHECK_HAS(err, "is not above the GC safe point 29990101-00:00:00.000 +0000");
     CHECK_STR(m.gc, "10m0s");
     CHECK_STMTS(&m, 0, GET SET_24H MASTER SAFEPT GET SET_10M);
     CHECK(!snap.gc_changed && !snap.gc_was);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, NULL);
 
     /* No TSO at all: fails, restored. */
-    model_init(&m);
+    x = fake_start(&m);
     m.tso = NULL;
     m.current_ts = NULL;
-    x = fake_new(&m);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == -1);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == -1);
     CHECK_HAS(err, "cannot read the snapshot TSO: ");
     CHECK_HAS(err, "REPLICATION CLIENT");
     CHECK_HAS(err, "tidb_current_ts");
@@ -659,40 +646,32 @@ static void test_snapshot_sequences(void)
     CHECK_STMTS(&m, 0,
                 GET SET_24H MASTER "START TRANSACTION\nSELECT @@tidb_current_ts\nROLLBACK\n" GET
                     SET_10M);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, NULL);
 
     /* SHOW MASTER STATUS refused: the TSO of a transaction instead. */
-    model_init(&m);
+    x = fake_start(&m);
     m.tso = NULL;
-    x = fake_new(&m);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
     CHECK(snap.tso == 463817349693014017ULL);
     CHECK_STMTS(&m, 0,
                 GET SET_24H MASTER "START TRANSACTION\nSELECT @@tidb_current_ts\nROLLBACK\n" SAFEPT);
-    tidb_snapshot_clear(&snap);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
 
     /* Long enough already: nothing to extend, nothing to restore. */
-    model_init(&m);
+    x = fake_start(&m);
     snprintf(m.gc, sizeof m.gc, "720h0m0s");
-    x = fake_new(&m);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
     CHECK(!snap.gc_changed);
-    CHECK(tidb_gc_restore(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(gc_restore(x, &snap, err, sizeof err) == 0);
     CHECK_STMTS(&m, 0, GET MASTER SAFEPT);
-    tidb_snapshot_clear(&snap);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
 
     /* Before TiDB 5.0: the mysql.tidb row, both ways. */
-    model_init(&m);
+    x = fake_start(&m);
     m.gc_var_unknown = true;
-    x = fake_new(&m);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
     CHECK(snap.gc_changed && snap.gc_via_table);
-    CHECK(tidb_gc_restore(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(gc_restore(x, &snap, err, sizeof err) == 0);
     CHECK_STR(m.gc, "10m0s");
     CHECK_STMTS(&m, 0,
                 GET "SELECT VARIABLE_VALUE FROM mysql.tidb WHERE VARIABLE_NAME = "
@@ -703,31 +682,23 @@ static void test_snapshot_sequences(void)
                     "'tikv_gc_life_time'\n"
                     "UPDATE mysql.tidb SET VARIABLE_VALUE = '10m0s' WHERE VARIABLE_NAME = "
                     "'tikv_gc_life_time'\n");
-    tidb_snapshot_clear(&snap);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
 
     /* Not allowed to extend: a warning, the dump goes on, nothing to restore. */
-    model_init(&m);
+    x = fake_start(&m);
     m.gc_set_denied = true;
-    x = fake_new(&m);
-    tbuf_reset(&logs);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
     CHECK(!snap.gc_changed);
     CHECK_HAS(logs.data, "WARNING: cannot extend tidb_gc_life_time from 10m0s to 24h");
-    CHECK(tidb_gc_restore(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(gc_restore(x, &snap, err, sizeof err) == 0);
     CHECK_STMTS(&m, 0, GET SET_24H MASTER SAFEPT);
-    tidb_snapshot_clear(&snap);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
 
     /* Someone changed it during the dump: theirs is kept. */
-    model_init(&m);
-    x = fake_new(&m);
-    tbuf_reset(&logs);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    x = fake_start(&m);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
     snprintf(m.gc, sizeof m.gc, "48h0m0s");
-    CHECK(tidb_gc_restore(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(gc_restore(x, &snap, err, sizeof err) == 0);
     CHECK_STR(m.gc, "48h0m0s");
     CHECK_STMTS(&m, 0, GET SET_24H MASTER SAFEPT GET);
     CHECK_HAS(logs.data, "someone changed it meanwhile, left as is");
@@ -736,25 +707,18 @@ static void test_snapshot_sequences(void)
     model_init(&m);
     ((struct fake *)x)->m = &m;
     tidb_snapshot_clear(&snap);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
     snprintf(m.gc, sizeof m.gc, "24h0m0s");
-    CHECK(tidb_gc_restore(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(gc_restore(x, &snap, err, sizeof err) == 0);
     CHECK_STR(m.gc, "10m0s");
-    tidb_snapshot_clear(&snap);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
 
     /* The safe point cannot be read: a warning, not a failure. */
-    model_init(&m);
+    x = fake_start(&m);
     m.safe_point = NULL;
-    x = fake_new(&m);
-    tbuf_reset(&logs);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
     CHECK_HAS(logs.data, "WARNING: cannot read the GC safe point");
-    tidb_snapshot_clear(&snap);
-    m.gc_set_denied = false;
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
 }
 
 /* ---- the whole read against the fake ---- */
@@ -816,6 +780,17 @@ static size_t count_lines(const char *s, const char *needle)
     return n;
 }
 
+/* tidb_read_snapshot of db.t (schema sc, about est rows) at snap, over fake
+ * readers on m, into s: a fresh sink over m's keys. */
+static int read_snapshot(struct sqlx *x, struct model *m, const struct tis_schema *sc,
+                         uint64_t est, struct tidb_snapshot *snap, struct sink *s,
+                         atomic_bool *cancel, char *err, size_t errlen)
+{
+    sink_init(s, m);
+    return tidb_read_snapshot(x, fake_open, m, "db", "t", sc, est, snap, sink_row, s, cancel,
+                              collect_log, NULL, err, errlen);
+}
+
 static void test_read_snapshot(void)
 {
     const char *names[] = {"id", "v"};
@@ -830,19 +805,15 @@ static void test_read_snapshot(void)
 
     /* Success: TABLESAMPLE boundaries; each reader sets the snapshot first;
      * every row once; GC restored. */
-    model_init(&m);
+    struct sqlx *x = fake_start(&m);
     m.sample_ok = true;
     m.samples[0] = "1"; /* the first row: no boundary */
     m.samples[1] = "250";
     m.samples[2] = "500";
     m.samples[3] = "750";
     m.nsamples = 4;
-    struct sqlx *x = fake_new(&m);
-    tbuf_reset(&logs);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
-    sink_init(&s, &m);
-    int rc = tidb_read_snapshot(x, fake_open, &m, "db", "t", sc, 1000, &snap, sink_row, &s,
-                                &cancel, collect_log, NULL, err, sizeof err);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
+    int rc = read_snapshot(x, &m, sc, 1000, &snap, &s, &cancel, err, sizeof err);
     CHECK(rc == 0);
     CHECK(s.rows == 1000 && s.dups == 0 && sink_missing(&s) == 0);
     CHECK(s.nulls == 1000 / 7);
@@ -869,22 +840,16 @@ static void test_read_snapshot(void)
     CHECK(count_lines(logs.data, " done: ") == 4);
     CHECK_HAS(logs.data, "chunk 4/4 done: 251 rows in ");
     CHECK_HAS(logs.data, "restored tidb_gc_life_time to 10m0s");
-    tidb_snapshot_clear(&snap);
     free(s.seen);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
 
     /* No TABLESAMPLE: integer key ranges from MIN/MAX; a chunk fails; GC is
      * restored all the same. */
-    model_init(&m);
+    x = fake_start(&m);
     m.max = 1000000;
     m.fail_in = "`id` >= 399999)"; /* chunk 3 of 5 */
-    x = fake_new(&m);
-    tbuf_reset(&logs);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
-    sink_init(&s, &m);
-    rc = tidb_read_snapshot(x, fake_open, &m, "db", "t", sc, 1000000, &snap, sink_row, &s,
-                            &cancel, collect_log, NULL, err, sizeof err);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
+    rc = read_snapshot(x, &m, sc, 1000000, &snap, &s, &cancel, err, sizeof err);
     CHECK(rc == -1);
     CHECK_HAS(err, "chunk 3/5 on TiDB fake-");
     CHECK_HAS(err, "GC life time is shorter than transaction duration");
@@ -893,20 +858,15 @@ static void test_read_snapshot(void)
     CHECK_HAS(m.stmts.data, "c0: SELECT MIN(`id`), MAX(`id`) FROM `db`.`t`\n");
     CHECK_STR(m.gc, "10m0s");
     CHECK_HAS(logs.data, "restored tidb_gc_life_time to 10m0s");
-    tidb_snapshot_clear(&snap);
     free(s.seen);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
 
     /* The same without the failure: all rows, each once, and the backlog of
      * rows produced but not yet consumed stays within the queue's bound. */
-    model_init(&m);
+    x = fake_start(&m);
     m.max = 400000;
-    x = fake_new(&m);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
-    sink_init(&s, &m);
-    rc = tidb_read_snapshot(x, fake_open, &m, "db", "t", sc, 400000, &snap, sink_row, &s,
-                            &cancel, collect_log, NULL, err, sizeof err);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
+    rc = read_snapshot(x, &m, sc, 400000, &snap, &s, &cancel, err, sizeof err);
     CHECK(rc == 0);
     CHECK(s.rows == 400000 && s.dups == 0 && sink_missing(&s) == 0);
     uint64_t bound = (2 * TIDB_DUMP_CONNECTIONS + TIDB_DUMP_CONNECTIONS + 1) * TIDB_BATCH_ROWS +
@@ -914,15 +874,12 @@ static void test_read_snapshot(void)
     CHECK(s.max_backlog <= bound);
     if (s.max_backlog > bound)
         printf("    backlog %" PRIu64 " > %" PRIu64 "\n", s.max_backlog, bound);
-    tidb_snapshot_clear(&snap);
     free(s.seen);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
 
     /* The main connection is gone by the end: restored on a fresh one. */
-    model_init(&m);
-    x = fake_new(&m);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    x = fake_start(&m);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
     m.main_dead = true;
     tbuf_reset(&logs);
     tidb_gc_restore_any(x, fake_open, &m, &snap, collect_log, NULL);
@@ -930,10 +887,10 @@ static void test_read_snapshot(void)
     CHECK_STMTS(&m, 1, GET SET_10M "(close)\n");
     /* And when no connection can be had, the log says how to do it by hand. */
     tidb_snapshot_clear(&snap);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == -1);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == -1);
     m.main_dead = false;
     tidb_snapshot_clear(&snap);
-    CHECK(tidb_snapshot_begin(x, &snap, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(snapshot_begin(x, &snap, err, sizeof err) == 0);
     m.main_dead = true;
     m.open_fails = true;
     tbuf_reset(&logs);
@@ -941,13 +898,28 @@ static void test_read_snapshot(void)
     CHECK_HAS(logs.data, "WARNING: cannot restore tidb_gc_life_time to 10m0s");
     CHECK_HAS(logs.data, "set it by hand: SET GLOBAL tidb_gc_life_time = '10m0s'");
     CHECK(!snap.gc_changed);
-    tidb_snapshot_clear(&snap);
-    x->close(x);
-    model_free(&m);
+    fake_end(&m, x, &snap);
     schema_free(sc);
 }
 
 /* ---- the parallel reader alone ---- */
+
+/* A fresh model holding the keys 0..9999 that the chunks of test_parallel
+ * cover; r reads from it into s, a fresh sink over them. */
+static void parallel_start(struct model *m, struct tidb_read *r, struct sink *s)
+{
+    model_init(m);
+    m->min = 0;
+    m->max = 9999;
+    r->open_arg = m;
+    sink_init(s, m);
+}
+
+static void parallel_end(struct model *m, struct sink *s)
+{
+    free(s->seen);
+    model_free(m);
+}
 
 static void test_parallel(void)
 {
@@ -967,11 +939,7 @@ static void test_parallel(void)
                           .sqls = sqls, .nchunks = 10, .nfields = 2, .log = collect_log};
 
     /* Everything once, setup on each of the 3 connections. */
-    model_init(&m);
-    m.min = 0;
-    m.max = 9999;
-    r.open_arg = &m;
-    sink_init(&s, &m);
+    parallel_start(&m, &r, &s);
     tbuf_reset(&logs);
     CHECK(tidb_parallel_read(&r, sink_row, &s, &cancel, err, sizeof err) == 0);
     CHECK(s.rows == 10000 && s.dups == 0 && sink_missing(&s) == 0);
@@ -979,64 +947,47 @@ static void test_parallel(void)
     CHECK(count_lines(m.stmts.data, "(close)") == 3);
     CHECK(count_lines(logs.data, " done: 1000 rows in ") == 10);
     CHECK_HAS(logs.data, "reading 10 chunks over 3 connections");
-    free(s.seen);
-    model_free(&m);
+    parallel_end(&m, &s);
 
     /* The callback stops: -1, err untouched, every reader gone. */
-    model_init(&m);
-    m.min = 0;
-    m.max = 9999;
-    r.open_arg = &m;
-    sink_init(&s, &m);
+    parallel_start(&m, &r, &s);
     s.stop_after = 1500;
     snprintf(err, sizeof err, "untouched");
     CHECK(tidb_parallel_read(&r, sink_row, &s, &cancel, err, sizeof err) == -1);
     CHECK_STR(err, "untouched");
     CHECK(s.rows == 1500);
     CHECK(count_lines(m.stmts.data, "(close)") == 3);
-    free(s.seen);
-    model_free(&m);
+    parallel_end(&m, &s);
 
     /* Cancel while every reader is blocked in the server: the readers are
      * cut off and the call returns "cancelled" promptly. */
-    model_init(&m);
+    parallel_start(&m, &r, &s);
     m.block = true;
     m.cancel_when_blocked = &cancel;
-    r.open_arg = &m;
-    sink_init(&s, &m);
     double t0 = mono_now();
     CHECK(tidb_parallel_read(&r, sink_row, &s, &cancel, err, sizeof err) == -1);
     CHECK(mono_now() - t0 < 5);
     CHECK_STR(err, "cancelled");
     CHECK(count_lines(m.stmts.data, "(close)") == 3);
     atomic_store(&cancel, false);
-    free(s.seen);
-    model_free(&m);
+    parallel_end(&m, &s);
 
     /* No connection: the error names it. */
-    model_init(&m);
+    parallel_start(&m, &r, &s);
     m.open_fails = true;
-    r.open_arg = &m;
-    sink_init(&s, &m);
     CHECK(tidb_parallel_read(&r, sink_row, &s, &cancel, err, sizeof err) == -1);
     CHECK_HAS(err, "connection ");
     CHECK_HAS(err, "Can't connect to server");
-    free(s.seen);
-    model_free(&m);
+    parallel_end(&m, &s);
 
     /* A setup statement fails. */
-    model_init(&m);
-    m.min = 0;
-    m.max = 9999;
+    parallel_start(&m, &r, &s);
     const char *const bad_setup[] = {"SET SESSION bogus = 1"};
     struct tidb_read r2 = r;
-    r2.open_arg = &m;
     r2.setup = bad_setup;
-    sink_init(&s, &m);
     CHECK(tidb_parallel_read(&r2, sink_row, &s, &cancel, err, sizeof err) == -1);
     CHECK_HAS(err, "SET SESSION bogus = 1: fake TiDB does not know");
-    free(s.seen);
-    model_free(&m);
+    parallel_end(&m, &s);
 
     for (int i = 0; i < 10; i++)
         free(sqls[i]);
@@ -1394,6 +1345,5 @@ int main(int argc, char **argv)
         test_parallel();
     }
     tbuf_free(&logs);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary();
 }
