@@ -6,27 +6,11 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tisfs/util.h"
-
-static void logf_(source_log_fn log, void *arg, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void logf_(source_log_fn log, void *arg, const char *fmt, ...)
-{
-    if (!log)
-        return;
-    char line[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    log(arg, line);
-}
 
 /* ---- base64 ---- */
 
@@ -377,12 +361,12 @@ int pd_discover(const char *pd_addrs, struct pd_topology *out, source_log_fn log
             t.pd = xstrdup(a);
             *out = t;
             rc = 0;
-            logf_(log, log_arg, "PD %s answered (%s/kv/range): %zu TiDB registered", a, t.api,
-                  t.n);
+            source_logf(log, log_arg, "PD %s answered (%s/kv/range): %zu TiDB registered", a, t.api,
+                        t.n);
             break;
         }
         pd_topology_free(&t);
-        logf_(log, log_arg, "PD %s unreachable: %s", a, e);
+        source_logf(log, log_arg, "PD %s unreachable: %s", a, e);
         tbuf_printf(&failed, "%s%s (%s)", failed.len ? ", " : "", a, e);
     }
     if (rc) {

@@ -184,18 +184,16 @@ struct source {
     struct tidb_snapshot snap;
 };
 
-static void slog(struct source *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void slog(struct source *s, const char *fmt, ...)
+void source_logf(source_log_fn log, void *arg, const char *fmt, ...)
 {
-    if (!s->log)
+    if (!log)
         return;
     char line[2048];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    s->log(s->log_arg, line);
+    log(arg, line);
 }
 
 static void my_err(struct source *s, const char *what, char *err, size_t errlen)
@@ -232,11 +230,12 @@ static int tikv_endpoints(struct source *s, const struct tis_datasource *ds, cha
         char desc[300];
         snprintf(desc, sizeof desc, "TiDB %s:%d", host, port);
         add_endpoint(s, host, port, desc);
-        slog(s, "tidbAddr given: using TiDB %s:%d, no discovery through PD", host, port);
+        source_logf(s->log, s->log_arg, "tidbAddr given: using TiDB %s:%d, no discovery through PD",
+                    host, port);
         free(host);
         return 0;
     }
-    slog(s, "finding TiDB through PD %s", ds->pd_addrs);
+    source_logf(s->log, s->log_arg, "finding TiDB through PD %s", ds->pd_addrs);
     struct pd_topology t;
     if (pd_discover(ds->pd_addrs, &t, s->log, s->log_arg, err, errlen))
         return -1;
@@ -244,9 +243,9 @@ static int tikv_endpoints(struct source *s, const struct tis_datasource *ds, cha
     size_t n = 0;
     struct pd_tidb **live = pd_live(&t, &n, err, errlen);
     for (size_t i = 0; i < t.n; i++)
-        slog(s, "TiDB %s (%s): %s", t.tidb[i].addr,
-             t.tidb[i].version ? t.tidb[i].version : "version unknown",
-             t.tidb[i].alive ? "alive" : "registered, not alive (no ttl key): skipped");
+        source_logf(s->log, s->log_arg, "TiDB %s (%s): %s", t.tidb[i].addr,
+                    t.tidb[i].version ? t.tidb[i].version : "version unknown",
+                    t.tidb[i].alive ? "alive" : "registered, not alive (no ttl key): skipped");
     for (size_t i = 0; i < n; i++) {
         char desc[300];
         snprintf(desc, sizeof desc, "TiDB %s", live[i]->addr);
@@ -273,7 +272,8 @@ static int connect_main(struct source *s, char *err, size_t errlen)
             memmove(s->ep, s->ep + i, (s->nep - i) * sizeof *s->ep);
             s->nep -= i;
             if (s->tikv)
-                slog(s, "connected to %s as %s, database %s", s->ep[0].desc, s->user, s->db);
+                source_logf(s->log, s->log_arg, "connected to %s as %s, database %s", s->ep[0].desc,
+                            s->user, s->db);
             tbuf_free(&why);
             return 0;
         }
@@ -283,7 +283,8 @@ static int connect_main(struct source *s, char *err, size_t errlen)
             tbuf_free(&why);
             return -1;
         }
-        slog(s, "%s does not answer (%s): trying the next", s->ep[i].desc, e);
+        source_logf(s->log, s->log_arg, "%s does not answer (%s): trying the next", s->ep[i].desc,
+                    e);
         tbuf_printf(&why, "%s%s (%s)", why.len ? ", " : "", s->ep[i].desc, e);
     }
     snprintf(err, errlen, "no live TiDB answered: %s", why.data ? why.data : "none listed");
@@ -608,15 +609,17 @@ int source_begin_snapshot(struct source *s, struct json_object **info, char *err
     if (!version)
         version = xstrdup(source_server_version(s));
     if (tidb_is_tidb(version)) {
-        slog(s, "server %s is TiDB: one TSO snapshot, read in parallel", version);
+        source_logf(s->log, s->log_arg, "server %s is TiDB: one TSO snapshot, read in parallel",
+                    version);
         int rc = tidb_begin(s, version, info, err, errlen);
         free(version);
         return rc;
     }
     if (s->tikv)
-        slog(s, "server %s is not TiDB: falling back to one consistent-snapshot transaction "
-                "(START TRANSACTION WITH CONSISTENT SNAPSHOT) on one connection; no TSO",
-             version);
+        source_logf(s->log, s->log_arg,
+                    "server %s is not TiDB: falling back to one consistent-snapshot transaction "
+                    "(START TRANSACTION WITH CONSISTENT SNAPSHOT) on one connection; no TSO",
+                    version);
     free(version);
     char when[32];
     if (mysql_query(s->my, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") ||
@@ -646,8 +649,8 @@ static int tidb_stream(struct source *s, const struct tis_spec *spec, const stru
     struct tbuf l = {0};
     for (size_t i = 0; i < s->nep; i++)
         tbuf_printf(&l, "%s%s", i ? ", " : "", s->ep[i].desc);
-    slog(s, "parallel readers spread over %zu TiDB instance%s: %s", s->nep, s->nep == 1 ? "" : "s",
-         l.data);
+    source_logf(s->log, s->log_arg, "parallel readers spread over %zu TiDB instance%s: %s", s->nep,
+                s->nep == 1 ? "" : "s", l.data);
     tbuf_free(&l);
     return tidb_read_snapshot(&s->conn->x, open_endpoint, s, s->db, spec->table, sc, s->est_rows,
                               &s->snap, fn, arg, cancel, s->log, s->log_arg, err, errlen);

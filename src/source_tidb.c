@@ -48,21 +48,6 @@ void sql_result_free(struct sql_result *r)
 
 /* ---- small helpers ---- */
 
-static void logf_(source_log_fn log, void *arg, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void logf_(source_log_fn log, void *arg, const char *fmt, ...)
-{
-    if (!log)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    log(arg, line);
-}
-
 bool tidb_is_tidb(const char *version)
 {
     return version && strstr(version, TIDB_VERSION_MARK) != NULL;
@@ -217,31 +202,35 @@ static void extend_gc(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn 
     bool via_table;
     char *was = get_gc_life_time(x, &via_table, err, sizeof err);
     if (!was) {
-        logf_(log, log_arg,
-              "WARNING: cannot read the GC life time (%s); not extending it: a dump longer than "
-              "it may fail",
-              err);
+        source_logf(
+            log, log_arg,
+            "WARNING: cannot read the GC life time (%s); not extending it: a dump longer than "
+            "it may fail",
+            err);
         return;
     }
     double secs = tidb_parse_duration(was), want = tidb_parse_duration(TIDB_DUMP_GC_LIFE_TIME);
     if (secs >= want) {
-        logf_(log, log_arg, "tidb_gc_life_time is %s: long enough for the dump, left as is", was);
+        source_logf(log, log_arg, "tidb_gc_life_time is %s: long enough for the dump, left as is",
+                    was);
         free(was);
         return;
     }
     if (set_gc_life_time(x, via_table, TIDB_DUMP_GC_LIFE_TIME, err, sizeof err)) {
-        logf_(log, log_arg,
-              "WARNING: cannot extend tidb_gc_life_time from %s to %s (%s): a dump longer than "
-              "%s may fail",
-              was, TIDB_DUMP_GC_LIFE_TIME, err, was);
+        source_logf(
+            log, log_arg,
+            "WARNING: cannot extend tidb_gc_life_time from %s to %s (%s): a dump longer than "
+            "%s may fail",
+            was, TIDB_DUMP_GC_LIFE_TIME, err, was);
         free(was);
         return;
     }
     snap->gc_was = was;
     snap->gc_changed = true;
     snap->gc_via_table = via_table;
-    logf_(log, log_arg, "extended tidb_gc_life_time from %s to %s for the dump (restored after it)",
-          was, TIDB_DUMP_GC_LIFE_TIME);
+    source_logf(log, log_arg,
+                "extended tidb_gc_life_time from %s to %s for the dump (restored after it)", was,
+                TIDB_DUMP_GC_LIFE_TIME);
 }
 
 static bool parse_tso(const char *v, uint64_t *tso)
@@ -267,7 +256,7 @@ static int read_tso(struct sqlx *x, uint64_t *tso, source_log_fn log, void *log_
         snprintf(e1, sizeof e1, "%s: Position \"%s\" is not a TSO", TIDB_SQL_TSO, v);
     free(v);
     if (ok) {
-        logf_(log, log_arg, "snapshot TSO from %s", TIDB_SQL_TSO);
+        source_logf(log, log_arg, "snapshot TSO from %s", TIDB_SQL_TSO);
         return 0;
     }
     if (x->exec(x, TIDB_SQL_TSO_TXN_BEGIN, NULL, e2, sizeof e2) == 0) {
@@ -280,8 +269,8 @@ static int read_tso(struct sqlx *x, uint64_t *tso, source_log_fn log, void *log_
         x->exec(x, TIDB_SQL_TSO_TXN_END, NULL, e3, sizeof e3);
     }
     if (ok) {
-        logf_(log, log_arg, "snapshot TSO from %s (%s failed: %s)", TIDB_SQL_TSO_TXN_READ,
-              TIDB_SQL_TSO, e1);
+        source_logf(log, log_arg, "snapshot TSO from %s (%s failed: %s)", TIDB_SQL_TSO_TXN_READ,
+                    TIDB_SQL_TSO, e1);
         return 0;
     }
     snprintf(err, errlen, "cannot read the snapshot TSO: %s; %s", e1, e2);
@@ -302,8 +291,8 @@ int tidb_snapshot_begin(struct sqlx *x, struct tidb_snapshot *snap, source_log_f
     snap->safe_point = query_one(x, TIDB_SQL_GC_SAFE_POINT, NULL, e, sizeof e);
     int64_t sp = tidb_parse_safe_point(snap->safe_point);
     if (sp < 0) {
-        logf_(log, log_arg, "WARNING: cannot read the GC safe point (%s); not checked",
-              snap->safe_point ? snap->safe_point : e);
+        source_logf(log, log_arg, "WARNING: cannot read the GC safe point (%s); not checked",
+                    snap->safe_point ? snap->safe_point : e);
     } else if ((int64_t)tidb_tso_ms(snap->tso) <= sp) {
         snprintf(err, errlen,
                  "snapshot TSO %" PRIu64 " (%s) is not above the GC safe point %s: the data of "
@@ -311,15 +300,16 @@ int tidb_snapshot_begin(struct sqlx *x, struct tidb_snapshot *snap, source_log_f
                  snap->tso, when, snap->safe_point);
         goto fail;
     }
-    logf_(log, log_arg, "snapshot TSO %" PRIu64 " (%s), above the GC safe point %s", snap->tso,
-          when, snap->safe_point ? snap->safe_point : "(unknown)");
+    source_logf(log, log_arg, "snapshot TSO %" PRIu64 " (%s), above the GC safe point %s",
+                snap->tso, when, snap->safe_point ? snap->safe_point : "(unknown)");
     return 0;
 fail:;
     char rerr[512];
     if (tidb_gc_restore(x, snap, log, log_arg, rerr, sizeof rerr))
-        logf_(log, log_arg,
-              "WARNING: cannot restore tidb_gc_life_time to %s (%s); set it by hand: " TIDB_SQL_GC_LIFE_TIME_SET,
-              snap->gc_was, rerr, snap->gc_was);
+        source_logf(log, log_arg,
+                    "WARNING: cannot restore tidb_gc_life_time to %s (%s); set it by "
+                    "hand: " TIDB_SQL_GC_LIFE_TIME_SET,
+                    snap->gc_was, rerr, snap->gc_was);
     tidb_snapshot_clear(snap);
     return -1;
 }
@@ -334,10 +324,10 @@ int tidb_gc_restore(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn lo
     if (!now)
         return -1;
     if (tidb_parse_duration(now) != tidb_parse_duration(TIDB_DUMP_GC_LIFE_TIME)) {
-        logf_(log, log_arg,
-              "tidb_gc_life_time is %s now, not the %s set for the dump: someone changed it "
-              "meanwhile, left as is",
-              now, TIDB_DUMP_GC_LIFE_TIME);
+        source_logf(log, log_arg,
+                    "tidb_gc_life_time is %s now, not the %s set for the dump: someone changed it "
+                    "meanwhile, left as is",
+                    now, TIDB_DUMP_GC_LIFE_TIME);
         free(now);
         snap->gc_changed = false;
         return 0;
@@ -346,7 +336,7 @@ int tidb_gc_restore(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn lo
     if (set_gc_life_time(x, snap->gc_via_table, snap->gc_was, err, errlen))
         return -1;
     snap->gc_changed = false;
-    logf_(log, log_arg, "restored tidb_gc_life_time to %s", snap->gc_was);
+    source_logf(log, log_arg, "restored tidb_gc_life_time to %s", snap->gc_was);
     return 0;
 }
 
@@ -654,8 +644,9 @@ int tidb_plan_chunks(struct sqlx *x, const char *db, const char *table,
     size_t regions = 0;
     if (sample_regions(x, qt.data, sc, &b, &regions, e, sizeof e) == 0) {
         tidb_bounds_thin(&b, TIDB_MAX_CHUNKS - 1);
-        logf_(log, log_arg, "chunk boundaries from TABLESAMPLE REGIONS(): %zu regions, %zu chunks",
-              regions, b.n + 1);
+        source_logf(log, log_arg,
+                    "chunk boundaries from TABLESAMPLE REGIONS(): %zu regions, %zu chunks", regions,
+                    b.n + 1);
     } else {
         const struct tis_field *f = sc->npk == 1 ? &sc->fields[sc->pk[0]] : NULL;
         if (f && (f->vt == VT_INT || f->vt == VT_UINT)) {
@@ -679,16 +670,18 @@ int tidb_plan_chunks(struct sqlx *x, const char *db, const char *table,
                     n = TIDB_MAX_CHUNKS;
                 tidb_int_bounds(f->vt == VT_UINT, mn, mx, (size_t)n, &b);
             }
-            logf_(log, log_arg,
-                  "TABLESAMPLE REGIONS() unavailable (%s); %zu chunks from ranges of the integer "
-                  "key %s (%s..%s)",
-                  e, b.n + 1, f->name, mn ? mn : "NULL", mx ? mx : "NULL");
+            source_logf(
+                log, log_arg,
+                "TABLESAMPLE REGIONS() unavailable (%s); %zu chunks from ranges of the integer "
+                "key %s (%s..%s)",
+                e, b.n + 1, f->name, mn ? mn : "NULL", mx ? mx : "NULL");
             sql_result_free(&r);
         } else {
-            logf_(log, log_arg,
-                  "TABLESAMPLE REGIONS() unavailable (%s) and the primary key is not one integer "
-                  "column: one chunk",
-                  e);
+            source_logf(
+                log, log_arg,
+                "TABLESAMPLE REGIONS() unavailable (%s) and the primary key is not one integer "
+                "column: one chunk",
+                e);
         }
     }
     *nchunks = b.n + 1;
@@ -953,7 +946,7 @@ int tidb_parallel_read(const struct tidb_read *r, source_row_fn fn, void *arg,
             fail(&p, "cannot start reader thread %zu", i + 1);
         }
     }
-    logf_(r->log, r->log_arg, "reading %zu chunks over %zu connections", r->nchunks, nw);
+    source_logf(r->log, r->log_arg, "reading %zu chunks over %zu connections", r->nchunks, nw);
 
     bool cancelled = false, fn_stopped = false;
     struct tis_value *vals = xcalloc(r->nfields ? r->nfields : 1, sizeof *vals);
@@ -992,7 +985,7 @@ int tidb_parallel_read(const struct tidb_read *r, source_row_fn fn, void *arg,
         if (!b)
             continue;
         if (b->msg) {
-            logf_(r->log, r->log_arg, "%s", b->msg);
+            source_logf(r->log, r->log_arg, "%s", b->msg);
         } else {
             for (size_t row = 0; row < b->nrows && !fn_stopped; row++) {
                 for (size_t i = 0; i < r->nfields; i++) {
@@ -1053,10 +1046,10 @@ void tidb_gc_restore_any(struct sqlx *x, tidb_open_fn open, void *open_arg,
     }
     if (y)
         y->close(y);
-    logf_(log, log_arg,
-          "WARNING: cannot restore tidb_gc_life_time to %s (%s; %s); set it by hand: "
-          TIDB_SQL_GC_LIFE_TIME_SET,
-          snap->gc_was, err, err2, snap->gc_was);
+    source_logf(log, log_arg,
+                "WARNING: cannot restore tidb_gc_life_time to %s (%s; %s); set it by "
+                "hand: " TIDB_SQL_GC_LIFE_TIME_SET,
+                snap->gc_was, err, err2, snap->gc_was);
     snap->gc_changed = false;
 }
 
@@ -1085,7 +1078,7 @@ int tidb_read_snapshot(struct sqlx *x, tidb_open_fn open, void *open_arg, const 
             .log = log,
             .log_arg = log_arg,
         };
-        logf_(log, log_arg, "reading at TSO %" PRIu64 ": %zu chunks", snap->tso, n);
+        source_logf(log, log_arg, "reading at TSO %" PRIu64 ": %zu chunks", snap->tso, n);
         rc = tidb_parallel_read(&r, fn, arg, cancel, err, errlen);
     }
     for (size_t i = 0; i < n; i++)

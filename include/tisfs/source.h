@@ -22,6 +22,9 @@ struct source;
 
 /* Progress lines for the task's log ("connected to ...", "chunk 3/8 done"). */
 typedef void (*source_log_fn)(void *arg, const char *line);
+/* Formats one line (at most 2047 bytes) and hands it to log; nothing when log is NULL. */
+void source_logf(source_log_fn log, void *arg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Connects to the datasource of a spec. NULL with err set. log (may be
  * NULL) receives lines for the task's log (the PD that answered, the TiDB
