@@ -16,7 +16,7 @@ import pytest
 
 from conftest import TISFS_DUMP, mysql_spec, wait_for
 
-BIG_ROWS = 1_000_000
+BIG_ROWS = 300_000
 
 
 @pytest.fixture(scope="session")
