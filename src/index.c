@@ -284,34 +284,56 @@ void doc_terms_collect(struct doc_terms *dt, struct analyzer *an, const struct a
     }
 }
 
-static int cmp_keyref(const void *a, const void *b)
+uint64_t key_hash(const unsigned char *p, size_t n)
 {
-    const struct keyref *x = a, *y = b;
-    return cmp_keys(x->p, x->len, y->p, y->len);
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
 }
 
-size_t doc_terms_sorted(struct doc_terms *dt)
+/* Distinct keys with their counts, through a small hash table: order does
+ * not matter to anyone, so no sort. */
+size_t doc_terms_distinct(struct doc_terms *dt)
 {
     if (dt->n > dt->cap) {
         dt->cap = dt->n * 2;
         dt->refs = xrealloc(dt->refs, dt->cap * sizeof *dt->refs);
         dt->tf = xrealloc(dt->tf, dt->cap * sizeof *dt->tf);
+        dt->hash = xrealloc(dt->hash, dt->cap * sizeof *dt->hash);
     }
+    size_t slots = 16;
+    while (slots < dt->n * 2)
+        slots *= 2;
+    if (slots > dt->nslots) {
+        free(dt->slots);
+        dt->slots = xmalloc(slots * sizeof *dt->slots);
+        dt->nslots = slots;
+    }
+    memset(dt->slots, 0, slots * sizeof *dt->slots);
     const unsigned char *p = (const unsigned char *)dt->keys.data;
-    for (size_t i = 0; i < dt->n; i++) {
-        memcpy(&dt->refs[i].len, p, 2);
-        dt->refs[i].p = p + 2;
-        p += 2 + dt->refs[i].len;
-    }
-    qsort(dt->refs, dt->n, sizeof *dt->refs, cmp_keyref);
     size_t n = 0;
     for (size_t i = 0; i < dt->n; i++) {
-        if (n && cmp_keyref(&dt->refs[n - 1], &dt->refs[i]) == 0) {
-            dt->tf[n - 1]++;
-            continue;
+        uint16_t len;
+        memcpy(&len, p, 2);
+        const unsigned char *k = p + 2;
+        p += 2 + len;
+        uint64_t hash = key_hash(k, len);
+        size_t h = hash & (slots - 1);
+        for (;; h = (h + 1) & (slots - 1)) {
+            uint32_t s = dt->slots[h];
+            if (!s) {
+                dt->refs[n] = (struct keyref){k, len};
+                dt->tf[n] = 1;
+                dt->hash[n] = hash;
+                dt->slots[h] = (uint32_t)++n;
+                break;
+            }
+            if (dt->refs[s - 1].len == len && memcmp(dt->refs[s - 1].p, k, len) == 0) {
+                dt->tf[s - 1]++;
+                break;
+            }
         }
-        dt->refs[n] = dt->refs[i];
-        dt->tf[n++] = 1;
     }
     return n;
 }
@@ -329,6 +351,8 @@ void doc_terms_free(struct doc_terms *dt)
     free(dt->lens);
     free(dt->refs);
     free(dt->tf);
+    free(dt->hash);
+    free(dt->slots);
 }
 
 /* Adds (tf > 0) or removes (tf == 0) doc in the posting of key. */
@@ -409,7 +433,7 @@ static int doc_change(MDB_txn *txn, const struct index_dbs *d, const struct tis_
     struct doc_terms dt;
     doc_terms_init(&dt, sc);
     doc_terms_collect(&dt, an, o, vals);
-    size_t n = doc_terms_sorted(&dt);
+    size_t n = doc_terms_distinct(&dt);
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++)
         rc = posting_update(txn, d->terms, &dt.refs[i], doc, add ? dt.tf[i] : 0);

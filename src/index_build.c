@@ -34,6 +34,7 @@ struct dict {
     struct tbuf arena;
     uint32_t *key_off;
     uint16_t *key_len;
+    uint64_t *hash; /* computed once, on a tokenizer thread */
     uint32_t nterms, terms_cap;
 };
 
@@ -43,15 +44,6 @@ struct postlog {
     size_t n, cap;
 };
 
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-    const unsigned char *s = p; /* FNV-1a, 64 bit */
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ s[i]) * 1099511628211ULL;
-    return h;
-}
-
 static void dict_grow(struct dict *d)
 {
     size_t cap = d->cap ? d->cap * 2 : 1 << 16;
@@ -60,7 +52,7 @@ static void dict_grow(struct dict *d)
         uint32_t t = d->slots[i];
         if (!t)
             continue;
-        size_t h = hash_bytes(d->arena.data + d->key_off[t], d->key_len[t]) & (cap - 1);
+        size_t h = d->hash[t] & (cap - 1);
         while (slots[h])
             h = (h + 1) & (cap - 1);
         slots[h] = t;
@@ -71,11 +63,11 @@ static void dict_grow(struct dict *d)
 }
 
 /* The id of key (1, 2, ...), added when new. */
-static uint32_t dict_id(struct dict *d, const void *key, size_t len)
+static uint32_t dict_id(struct dict *d, const void *key, size_t len, uint64_t hash)
 {
     if ((d->nterms + 1) * 2 >= d->cap)
         dict_grow(d);
-    size_t h = hash_bytes(key, len) & (d->cap - 1);
+    size_t h = hash & (d->cap - 1);
     for (uint32_t t; (t = d->slots[h]); h = (h + 1) & (d->cap - 1))
         if (d->key_len[t] == len && memcmp(d->arena.data + d->key_off[t], key, len) == 0)
             return t;
@@ -84,7 +76,9 @@ static uint32_t dict_id(struct dict *d, const void *key, size_t len)
         d->terms_cap = d->terms_cap ? d->terms_cap * 2 : 1 << 16;
         d->key_off = xrealloc(d->key_off, d->terms_cap * sizeof *d->key_off);
         d->key_len = xrealloc(d->key_len, d->terms_cap * sizeof *d->key_len);
+        d->hash = xrealloc(d->hash, d->terms_cap * sizeof *d->hash);
     }
+    d->hash[t] = hash;
     d->key_off[t] = (uint32_t)d->arena.len;
     d->key_len[t] = (uint16_t)len;
     tbuf_add(&d->arena, key, len);
@@ -106,6 +100,7 @@ static void dict_free(struct dict *d)
     tbuf_free(&d->arena);
     free(d->key_off);
     free(d->key_len);
+    free(d->hash);
 }
 
 /* ---- batches ---- */
@@ -117,7 +112,8 @@ struct batch {
     uint32_t first_id;
     size_t nrows;
     struct tbuf rows; /* raw: per row varint(length) then per field varint(len+1)|0, bytes */
-    struct tbuf toks; /* tokenized: per row lens[nfields], nkeys, (u16 len, key, u8 tf)... */
+    struct tbuf toks; /* tokenized: per row lens[nfields], exists[nfields], nkeys,
+                         (u64 hash, u16 len, key, u8 tf)... */
 };
 
 struct field_stats {
@@ -155,11 +151,11 @@ struct index_builder {
 
 static size_t mem_used(const struct index_builder *b)
 {
-    return b->dict.arena.cap + (size_t)b->dict.terms_cap * 6 + b->dict.cap * 4 + b->log.cap * 9;
+    return b->dict.arena.cap + (size_t)b->dict.terms_cap * 14 + b->dict.cap * 4 + b->log.cap * 9;
 }
 
-static void add_posting(struct index_builder *b, const void *key, size_t len, uint32_t doc,
-                        uint8_t tf)
+static void add_posting(struct index_builder *b, const void *key, size_t len, uint64_t hash,
+                        uint32_t doc, uint8_t tf)
 {
     struct postlog *l = &b->log;
     if (l->n == l->cap) {
@@ -168,7 +164,7 @@ static void add_posting(struct index_builder *b, const void *key, size_t len, ui
         l->doc = xrealloc(l->doc, l->cap * sizeof *l->doc);
         l->tf = xrealloc(l->tf, l->cap);
     }
-    l->tid[l->n] = dict_id(&b->dict, key, len);
+    l->tid[l->n] = dict_id(&b->dict, key, len, hash);
     l->doc[l->n] = doc;
     l->tf[l->n++] = tf;
 }
@@ -180,21 +176,41 @@ static void run_path(const struct index_builder *b, int i, char *buf, size_t len
     snprintf(buf, len, "%s/run-%d.tmp", b->tmpdir, i);
 }
 
+/* Runs are written and read by one thread at a time: stdio's per-call
+ * locking would cost more than the bytes. */
 static void fput_varint(FILE *f, uint64_t v)
 {
     while (v >= 0x80) {
-        putc((int)(v | 0x80), f);
+        putc_unlocked((int)(v | 0x80), f);
         v >>= 7;
     }
-    putc((int)v, f);
+    putc_unlocked((int)v, f);
 }
 
-static int cmp_tid(const void *x, const void *y, void *arg)
+/* Terms sort by their first 8 bytes as one integer, then by the rest:
+ * most comparisons never touch the arena. */
+struct sort_ent {
+    uint64_t prefix;
+    uint32_t tid;
+};
+
+static int cmp_ent(const void *x, const void *y, void *arg)
 {
+    const struct sort_ent *a = x, *b = y;
+    if (a->prefix != b->prefix)
+        return a->prefix < b->prefix ? -1 : 1;
     const struct dict *d = arg;
-    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
-    return cmp_keys(d->arena.data + d->key_off[a], d->key_len[a], d->arena.data + d->key_off[b],
-                    d->key_len[b]);
+    return cmp_keys(d->arena.data + d->key_off[a->tid], d->key_len[a->tid],
+                    d->arena.data + d->key_off[b->tid], d->key_len[b->tid]);
+}
+
+static uint64_t key_prefix(const struct dict *d, uint32_t t)
+{
+    uint64_t v = 0;
+    const unsigned char *k = (const unsigned char *)d->arena.data + d->key_off[t];
+    for (unsigned i = 0; i < 8; i++)
+        v = v << 8 | (i < d->key_len[t] ? k[i] : 0);
+    return v;
 }
 
 /* Groups the postings by term (a counting sort keeps document order) and
@@ -222,12 +238,12 @@ static int spill(struct index_builder *b)
     memcpy(fill, start, (d->nterms + 1) * sizeof *fill);
     for (size_t i = 0; i < l->n; i++)
         order[fill[l->tid[i]]++] = (uint32_t)i;
-    uint32_t *tids = xmalloc((d->nterms + 1) * sizeof *tids);
+    struct sort_ent *tids = xmalloc((d->nterms + 1) * sizeof *tids);
     for (uint32_t t = 0; t < d->nterms; t++)
-        tids[t] = t + 1;
-    qsort_r(tids, d->nterms, sizeof *tids, cmp_tid, d);
+        tids[t] = (struct sort_ent){key_prefix(d, t + 1), t + 1};
+    qsort_r(tids, d->nterms, sizeof *tids, cmp_ent, d);
     for (uint32_t k = 0; k < d->nterms; k++) {
-        uint32_t t = tids[k], prev = 0;
+        uint32_t t = tids[k].tid, prev = 0;
         fput_varint(f, d->key_len[t]);
         fwrite(d->arena.data + d->key_off[t], 1, d->key_len[t], f);
         fput_varint(f, start[t + 1] - start[t]);
@@ -236,7 +252,7 @@ static int spill(struct index_builder *b)
             prev = l->doc[order[j]];
         }
         for (uint32_t j = start[t]; j < start[t + 1]; j++)
-            putc(l->tf[order[j]], f);
+            putc_unlocked(l->tf[order[j]], f);
     }
     free(start);
     free(order);
@@ -270,7 +286,7 @@ static void tokenize_batch(struct index_builder *b, struct batch *bt, struct doc
         }
         p = rend;
         doc_terms_collect(dt, an, &b->opts, vals);
-        uint32_t nk = (uint32_t)doc_terms_sorted(dt);
+        uint32_t nk = (uint32_t)doc_terms_distinct(dt);
         tbuf_add(&bt->toks, dt->lens, b->sc->nfields * sizeof *dt->lens);
         for (size_t i = 0; i < b->sc->nfields; i++) { /* has a value: exists */
             uint8_t e = !vals[i].null && b->sc->fields[i].search;
@@ -279,6 +295,7 @@ static void tokenize_batch(struct index_builder *b, struct batch *bt, struct doc
         tbuf_add(&bt->toks, &nk, 4);
         for (uint32_t k = 0; k < nk; k++) {
             uint8_t tf = (uint8_t)(dt->tf[k] > 255 ? 255 : dt->tf[k]);
+            tbuf_add(&bt->toks, &dt->hash[k], 8);
             tbuf_add(&bt->toks, &dt->refs[k].len, 2);
             tbuf_add(&bt->toks, dt->refs[k].p, dt->refs[k].len);
             tbuf_add(&bt->toks, &tf, 1);
@@ -345,10 +362,12 @@ static void accumulate(struct index_builder *b, struct batch *bt)
         memcpy(&nk, p, 4);
         p += 4;
         for (uint32_t k = 0; k < nk; k++) {
+            uint64_t hash;
             uint16_t len;
-            memcpy(&len, p, 2);
-            add_posting(b, p + 2, len, doc, p[2 + len]);
-            p += 3 + len;
+            memcpy(&hash, p, 8);
+            memcpy(&len, p + 8, 2);
+            add_posting(b, p + 10, len, hash, doc, p[10 + len]);
+            p += 11 + len;
         }
     }
     free(lens);
@@ -495,7 +514,7 @@ static uint64_t fget_varint(FILE *f, bool *ok)
 {
     uint64_t v = 0;
     for (unsigned shift = 0; shift < 64; shift += 7) {
-        int c = getc(f);
+        int c = getc_unlocked(f);
         if (c == EOF) {
             *ok = false;
             return 0;

@@ -26,7 +26,10 @@ struct doc_terms {
     uint32_t *lens;   /* tokens per field: BM25's dl */
     struct keyref *refs;
     uint32_t *tf;
+    uint64_t *hash; /* of each distinct key: key_hash() */
     size_t cap;
+    uint32_t *slots; /* hash table for doc_terms_distinct */
+    size_t nslots;
     uint8_t field;
 };
 
@@ -34,7 +37,11 @@ void doc_terms_init(struct doc_terms *dt, const struct tis_schema *sc);
 void doc_terms_free(struct doc_terms *dt);
 void doc_terms_collect(struct doc_terms *dt, struct analyzer *an, const struct analysis_opts *o,
                        const struct tis_value *vals);
-/* Sorts and merges the keys: refs[0..n) distinct with their tf. Returns n. */
-size_t doc_terms_sorted(struct doc_terms *dt);
+/* The hash the index's hash tables use for a key. */
+uint64_t key_hash(const unsigned char *p, size_t n);
+
+/* Merges repeated keys: refs[0..n) distinct, in no particular order, with
+ * their tf. Returns n. */
+size_t doc_terms_distinct(struct doc_terms *dt);
 
 #endif
