@@ -9,7 +9,14 @@
  * gen_builder_add (documents are written as they arrive, in id order, with
  * MDB_APPEND and a commit every GEN_BATCH_ROWS so memory stays flat), and
  * gen_builder_finish is the indexBuild step: the place where index structures
- * are written in bulk before one final sync. */
+ * are written in bulk before one final sync.
+ *
+ * Versions: every dumped row's version is the generation's snapshot version
+ * (meta "snapshot": the TiDB TSO in "tso", null for a MySQL/MariaDB
+ * consistent-snapshot transaction). A change applied later by the
+ * incremental channel must record its own commit ts per document and apply
+ * an event only when it is newer than the row's version (its own entry, else
+ * the snapshot's), so the stream may start before the snapshot safely. */
 #ifndef TISFS_GEN_H
 #define TISFS_GEN_H
 
