@@ -156,7 +156,7 @@ struct gen_builder {
     struct analysis_opts opts;
     MDB_txn *txn;
     uint32_t next_id;
-    uint64_t in_batch;
+    uint64_t in_batch, batch_bytes;
     struct tbuf key, last_key, doc;
 };
 
@@ -199,7 +199,7 @@ static int commit_batch(struct gen_builder *b, char *err, size_t errlen)
     b->txn = NULL;
     if (!rc)
         rc = mdb_txn_begin(b->e.env, NULL, 0, &b->txn);
-    b->in_batch = 0;
+    b->in_batch = b->batch_bytes = 0;
     return rc ? lmdb_fail(rc, "write generation", err, errlen) : 0;
 }
 
@@ -243,7 +243,8 @@ int gen_builder_add(struct gen_builder *b, const struct tis_value *vals, char *e
     if (put_pk(b, &k, err, errlen))
         return -1;
     index_builder_add(b->ib, id, vals);
-    if (++b->in_batch >= GEN_BATCH_ROWS)
+    b->batch_bytes += b->doc.len + b->key.len + 32;
+    if (++b->in_batch >= GEN_BATCH_ROWS || b->batch_bytes >= GEN_BATCH_BYTES)
         return commit_batch(b, err, errlen);
     return 0;
 }

@@ -24,7 +24,10 @@
  * tokenized and waiting for their turn. */
 #define INFLIGHT 8
 #define TOKENIZERS 2
-#define COMMIT_EVERY 50000
+/* A write transaction holds its dirty pages in memory until it commits:
+ * commit after this many bytes so that a few huge postings (a word in every
+ * document) cannot pile up hundreds of megabytes. */
+#define COMMIT_BYTES ((size_t)16 << 20)
 
 /* ---- the dictionary of one run ---- */
 
@@ -602,7 +605,7 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
             run_next(&runs[i]);
         }
     }
-    for (uint64_t written = 0; !rc;) {
+    for (size_t pending = 0; !rc;) {
         int lo = lowest_run(runs, b->nruns);
         if (lo < 0)
             break;
@@ -617,8 +620,11 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
         posting_encode(m.docs, m.tf, (uint32_t)m.n, &val);
         MDB_val k = {key.len, key.data}, v = {val.len, val.data};
         rc = mdb_put(*txn, d->terms, &k, &v, MDB_APPEND);
-        if (!rc && ++written % COMMIT_EVERY == 0)
+        pending += key.len + val.len + 16;
+        if (!rc && pending >= COMMIT_BYTES) {
             rc = txn_renew(env, txn);
+            pending = 0;
+        }
     }
     for (int i = 0; i < b->nruns; i++) {
         if (runs[i].f)
@@ -648,7 +654,7 @@ static int write_norms(struct index_builder *b, MDB_env *env, const struct index
         }
         MDB_val k = {sizeof id, &id}, v = {width, rec};
         rc = mdb_put(*txn, d->flen, &k, &v, MDB_APPEND);
-        if (!rc && id % COMMIT_EVERY == 0)
+        if (!rc && id % (COMMIT_BYTES / (width + 16)) == 0)
             rc = txn_renew(env, txn);
     }
     free(rec);

@@ -7,7 +7,8 @@
  * Inside: docs (u32 id -> encoded row), pk (encoded primary key -> u32 id),
  * meta (schema, snapshot, counts). The build streams rows in with
  * gen_builder_add (documents are written as they arrive, in id order, with
- * MDB_APPEND and a commit every GEN_BATCH_ROWS so memory stays flat), and
+ * MDB_APPEND and a commit every GEN_BATCH_ROWS or GEN_BATCH_BYTES, since a
+ * write transaction keeps its dirty pages in memory), and
  * gen_builder_finish is the indexBuild step: the place where index structures
  * are written in bulk before one final sync.
  *
@@ -31,6 +32,7 @@
 #include "tisfs/schema.h"
 
 #define GEN_BATCH_ROWS 50000
+#define GEN_BATCH_BYTES ((uint64_t)16 << 20)
 
 struct gen_builder;
 
