@@ -171,6 +171,33 @@ def tisfs():
         assert rc == 0, "tisfs exited with %r: %s" % (rc, log)
 
 
+# The seed's request body (shared/seed/rest-api.md) verbatim: unquoted keys,
+# a full-width comma after "TiCDC-Kafka", a '#' comment. Only the addresses
+# are moved to loopback ({pd} is filled in by each test): tests never reach
+# beyond this machine.
+SEED_BODY = """{
+ datasource: {
+    plugin: "TiKV",
+    pdAddrs: "{pd}",
+    dbName: "employees"
+ },
+ table: "employess",
+ indexName: "employess",
+ columns: [
+  {name:"id",token:"ik",search:true}
+ ]
+ ,
+ incr: {
+   plugin: "TiCDC-Kafka"，
+   mqAddress: "127.0.0.1:1" ,
+   topic: "test_topic"  ,
+   groupId: "test_group" ,
+   offsetResetStrategy: "earliest" #earliest or latest or none
+ }
+}
+"""
+
+
 def mysql_spec(mariadb, table, columns, db="tistest", extra=""):
     """A seed-style relaxed-JSON spec for the MySQL plugin."""
     cols = ",\n    ".join(columns)

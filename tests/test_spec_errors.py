@@ -6,32 +6,10 @@ import os
 
 import pytest
 
+import conftest
 from conftest import mysql_spec
 
-# The seed's request body (shared/seed/rest-api.md) verbatim: unquoted keys,
-# a full-width comma after "TiCDC-Kafka", a '#' comment. Only the addresses
-# are moved to dead loopback ports: tests never reach beyond this machine.
-SEED_BODY = """{
- datasource: {
-    plugin: "TiKV",
-    pdAddrs: "127.0.0.1:1",
-    dbName: "employees"
- },
- table: "employess",
- indexName: "employess",
- columns: [
-  {name:"id",token:"ik",search:true}
- ]
- ,
- incr: {
-   plugin: "TiCDC-Kafka"，
-   mqAddress: "127.0.0.1:1" ,
-   topic: "test_topic"  ,
-   groupId: "test_group" ,
-   offsetResetStrategy: "earliest" #earliest or latest or none
- }
-}
-"""
+SEED_BODY = conftest.SEED_BODY.replace("{pd}", "127.0.0.1:1")  # a dead port
 
 
 def refused(tisfs, name, body):

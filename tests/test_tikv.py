@@ -16,34 +16,9 @@ import urllib.request
 import pymysql
 import pytest
 
-from conftest import BUILD, SANDBOX, free_port, wait_for
+from conftest import BUILD, SANDBOX, SEED_BODY, free_port, wait_for
 
 PREFIX = "/topology/tidb/"
-
-# The seed's request body (shared/seed/rest-api.md) verbatim: unquoted keys,
-# a full-width comma after "TiCDC-Kafka", a '#' comment. Only the addresses
-# are moved to loopback: {pd} is filled in by each test.
-SEED_BODY = """{
- datasource: {
-    plugin: "TiKV",
-    pdAddrs: "{pd}",
-    dbName: "employees"
- },
- table: "employess",
- indexName: "employess",
- columns: [
-  {name:"id",token:"ik",search:true}
- ]
- ,
- incr: {
-   plugin: "TiCDC-Kafka"，
-   mqAddress: "127.0.0.1:1" ,
-   topic: "test_topic"  ,
-   groupId: "test_group" ,
-   offsetResetStrategy: "earliest" #earliest or latest or none
- }
-}
-"""
 
 ROWS = [(i, f"name {i}") for i in range(1, 501)]
 
