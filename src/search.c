@@ -154,6 +154,9 @@ struct plan {
     struct posting post;
     uint8_t field;
     double idf, avgdl;
+    roaring_uint32_iterator_t cursor;
+    uint32_t cursor_rank;
+    bool cursor_init;
     /* P_BOOL */
     struct plan **kids;
     enum qoccur *occ;
@@ -687,7 +690,27 @@ static struct plan *compile(struct ctx *c, const struct qnode *q)
 
 /* ---- scoring ---- */
 
-static double score(struct ctx *c, const struct plan *p, uint32_t doc)
+/* Term frequency of doc in a term plan. Documents are scored in increasing
+ * id order, so a cursor walking the posting replaces a rank lookup. */
+static uint32_t term_tf(struct plan *p, uint32_t doc)
+{
+    if (!p->cursor_init) {
+        roaring_init_iterator(p->post.docs, &p->cursor);
+        p->cursor_rank = 0;
+        p->cursor_init = true;
+    }
+    if (p->cursor.has_value && p->cursor.current_value > doc) /* out of order: start again */
+        p->cursor_init = false;
+    if (!p->cursor_init)
+        return posting_tf(&p->post, doc);
+    while (p->cursor.has_value && p->cursor.current_value < doc) {
+        roaring_advance_uint32_iterator(&p->cursor);
+        p->cursor_rank++;
+    }
+    return p->cursor.has_value && p->cursor.current_value == doc ? p->post.tf[p->cursor_rank] : 0;
+}
+
+static double score(struct ctx *c, struct plan *p, uint32_t doc)
 {
     if (!roaring_bitmap_contains(p->docs, doc))
         return 0;
@@ -695,7 +718,7 @@ static double score(struct ctx *c, const struct plan *p, uint32_t doc)
     case P_CONST:
         return p->boost;
     case P_TERM: {
-        double tf = posting_tf(&p->post, doc);
+        double tf = term_tf(p, doc);
         double dl = index_field_len(c->txn, c->d, doc, p->field);
         double norm = BM25_K1 * (1 - BM25_B + BM25_B * dl / (p->avgdl > 0 ? p->avgdl : 1));
         return p->boost * p->idf * tf / (tf + norm);
@@ -969,7 +992,7 @@ static roaring_bitmap_t *matches(struct ctx *c, const struct search_request *r, 
     return docs;
 }
 
-static void top_k(struct ctx *c, const struct plan *qp, roaring_bitmap_t *docs,
+static void top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
                   const struct sorter *s, bool need_score, struct heap *hp)
 {
     roaring_uint32_iterator_t it;
