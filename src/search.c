@@ -267,9 +267,14 @@ static void bool_finish(struct ctx *c, struct plan *b)
             any_should = true;
         }
     }
-    if (must)
+    if (must || !any_should)
         roaring_bitmap_free(should);
-    b->docs = must ? must : any_should ? should : (roaring_bitmap_free(should), roaring_bitmap_copy(c->all));
+    if (must)
+        b->docs = must;
+    else if (any_should)
+        b->docs = should;
+    else /* only prohibited clauses: everything but them, as Solr does */
+        b->docs = roaring_bitmap_copy(c->all);
     for (size_t i = 0; i < b->n; i++)
         if (b->occ[i] == OCC_MUST_NOT)
             roaring_bitmap_andnot_inplace(b->docs, b->kids[i]->docs);
@@ -893,10 +898,10 @@ static int cmp_hit_q(const void *a, const void *b)
 
 /* ---- response ---- */
 
-static bool fl_wants(const char *fl, const char *name, bool *any)
+static bool fl_wants(const char *fl, const char *name)
 {
     if (!fl || !*fl)
-        return *any = true, strcmp(name, "score") != 0;
+        return strcmp(name, "score") != 0;
     char *copy = xstrdup(fl), *save = NULL;
     bool r = false;
     for (char *t = strtok_r(copy, ", ", &save); t && !r; t = strtok_r(NULL, ", ", &save))
@@ -908,14 +913,13 @@ static bool fl_wants(const char *fl, const char *name, bool *any)
 static struct json_object *render_doc(struct ctx *c, const char *fl, const struct hit *h)
 {
     struct json_object *doc = gen_doc_json(c->g, c->txn, h->id), *out = json_object_new_object();
-    bool any = false;
     if (doc) {
         json_object_object_foreach(doc, k, v) {
-            if (fl_wants(fl, k, &any))
+            if (fl_wants(fl, k))
                 json_object_object_add(out, k, json_object_get(v));
         }
     }
-    if (fl_wants(fl, "score", &any))
+    if (fl_wants(fl, "score"))
         json_object_object_add(out, "score", json_object_new_double(h->score));
     json_object_put(doc);
     return out;
@@ -1055,7 +1059,7 @@ int search_run(struct gen *g, const struct search_request *r, struct tbuf *out)
         if (parse_sort(&c, r->sort, &s) == 0)
             docs = matches(&c, r, &qp);
     }
-    bool any = false, want_score = fl_wants(r->fl, "score", &any);
+    bool want_score = fl_wants(r->fl, "score");
     if (docs) {
         size_t k = (size_t)(r->start + r->rows);
         struct heap hp = {xcalloc(k ? k : 1, sizeof(struct hit)), 0, r->rows ? k : 0, &s};

@@ -207,6 +207,17 @@ def test_like_matches_sql_like_exactly(fs, corpus, needle):
     assert ids(fs, "likes", f'title:"{needle}"') == expect
 
 
+def test_like_prefix_is_an_anchored_like(fs, corpus):
+    for p in ("lib", "python3", "x"):
+        assert ids(fs, "likes", f"title:{p}*") == sql_ids(
+            corpus, f"LOWER(title) COLLATE utf8mb4_bin LIKE '{p}%'"), p
+
+
+def test_df_picks_the_default_field(fs, corpus):
+    assert ids(fs, "pkgs", "library", df="title") == sql_ids(corpus, word("title", "library"))
+    assert ids(fs, "pkgs", "library", df="body") == sql_ids(corpus, word("body", "library"))
+
+
 def test_bm25_on_a_hand_computed_example(tisfs, mariadb):
     mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest", "DROP TABLE IF EXISTS tistest.bm",
                     "CREATE TABLE tistest.bm (id INT PRIMARY KEY, t VARCHAR(100))",
