@@ -105,7 +105,10 @@ void posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n, struct 
 {
     roaring_bitmap_t *r = roaring_bitmap_create_with_capacity(n);
     roaring_bitmap_add_many(r, n, docs);
-    roaring_bitmap_run_optimize(r);
+    /* Runs only pay off for long postings (words in most documents); most
+     * postings are short and stay arrays, so skip the scan for them. */
+    if (n >= 4096)
+        roaring_bitmap_run_optimize(r);
     size_t size = roaring_bitmap_portable_size_in_bytes(r);
     uint32_t sz = (uint32_t)size;
     tbuf_reset(out);
@@ -246,9 +249,12 @@ static int doc_token(void *arg, const char *t, size_t len, uint32_t pos)
     (void)pos;
     struct doc_terms *dt = arg;
     uint16_t n = (uint16_t)(len + 1);
-    tbuf_add(&dt->keys, &n, 2);
-    tbuf_add(&dt->keys, &dt->field, 1);
-    tbuf_add(&dt->keys, t, len);
+    tbuf_reserve(&dt->keys, 3 + len); /* one reservation, then plain copies */
+    char *w = dt->keys.data + dt->keys.len;
+    memcpy(w, &n, 2);
+    w[2] = (char)dt->field;
+    memcpy(w + 3, t, len);
+    dt->keys.len += 3 + len;
     dt->n++;
     return 0;
 }

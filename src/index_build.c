@@ -297,11 +297,14 @@ static void tokenize_batch(struct index_builder *b, struct batch *bt, struct doc
         }
         tbuf_add(&bt->toks, &nk, 4);
         for (uint32_t k = 0; k < nk; k++) {
-            uint8_t tf = (uint8_t)(dt->tf[k] > 255 ? 255 : dt->tf[k]);
-            tbuf_add(&bt->toks, &dt->hash[k], 8);
-            tbuf_add(&bt->toks, &dt->refs[k].len, 2);
-            tbuf_add(&bt->toks, dt->refs[k].p, dt->refs[k].len);
-            tbuf_add(&bt->toks, &tf, 1);
+            uint16_t len = dt->refs[k].len;
+            tbuf_reserve(&bt->toks, 11 + len);
+            char *w = bt->toks.data + bt->toks.len;
+            memcpy(w, &dt->hash[k], 8);
+            memcpy(w + 8, &len, 2);
+            memcpy(w + 10, dt->refs[k].p, len);
+            w[10 + len] = (char)(dt->tf[k] > 255 ? 255 : dt->tf[k]);
+            bt->toks.len += 11 + len;
         }
     }
     tbuf_free(&bt->rows);

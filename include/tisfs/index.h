@@ -27,7 +27,7 @@
 #include "tisfs/analysis.h"
 #include "tisfs/schema.h"
 
-#define INDEX_MEM_BUDGET_DEFAULT ((size_t)64 << 20)
+#define INDEX_MEM_BUDGET_DEFAULT ((size_t)80 << 20)
 
 struct index_dbs {
     MDB_dbi terms, flen, exists;
