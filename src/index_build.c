@@ -583,14 +583,46 @@ static int txn_renew(MDB_env *env, MDB_txn **txn)
     return rc ? rc : mdb_txn_begin(env, NULL, 0, txn);
 }
 
-static int lowest_run(struct run *runs, int n)
+/* A min-heap of live runs by (current key, run index): equal keys come out
+ * in run order, which is document order. */
+struct run_heap {
+    int *h;
+    int n;
+    struct run *runs;
+};
+
+static bool run_less(const struct run_heap *q, int a, int b)
 {
-    int lo = -1;
-    for (int i = 0; i < n; i++)
-        if (runs[i].live && (lo < 0 || cmp_keys(runs[i].key.data, runs[i].key.len,
-                                                runs[lo].key.data, runs[lo].key.len) < 0))
-            lo = i;
-    return lo;
+    int c = cmp_keys(q->runs[a].key.data, q->runs[a].key.len, q->runs[b].key.data,
+                     q->runs[b].key.len);
+    return c < 0 || (c == 0 && a < b);
+}
+
+static void heap_sift(struct run_heap *q, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < q->n && run_less(q, q->h[l], q->h[m]))
+            m = l;
+        if (r < q->n && run_less(q, q->h[r], q->h[m]))
+            m = r;
+        if (m == i)
+            return;
+        int t = q->h[i];
+        q->h[i] = q->h[m];
+        q->h[m] = t;
+        i = m;
+    }
+}
+
+/* Takes the top run's posting and moves the run on (out of the heap when
+ * it is exhausted). */
+static void heap_take_top(struct run_heap *q, struct merged *m)
+{
+    run_take(&q->runs[q->h[0]], m);
+    if (!q->runs[q->h[0]].live)
+        q->h[0] = q->h[--q->n];
+    heap_sift(q, 0);
 }
 
 static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_dbs *d,
@@ -608,18 +640,21 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
             run_next(&runs[i]);
         }
     }
-    for (size_t pending = 0; !rc;) {
-        int lo = lowest_run(runs, b->nruns);
-        if (lo < 0)
-            break;
+    struct run_heap q = {xcalloc((size_t)b->nruns + 1, sizeof(int)), 0, runs};
+    for (int i = 0; i < b->nruns; i++)
+        if (runs[i].live)
+            q.h[q.n++] = i;
+    for (int i = q.n / 2 - 1; i >= 0; i--)
+        heap_sift(&q, i);
+    for (size_t pending = 0; !rc && q.n;) {
         /* Runs hold increasing document ranges: taking equal keys in run
          * order concatenates postings in document order. */
         tbuf_reset(&key);
-        tbuf_add(&key, runs[lo].key.data, runs[lo].key.len);
+        tbuf_add(&key, runs[q.h[0]].key.data, runs[q.h[0]].key.len);
         m.n = 0;
-        for (int i = lo; i < b->nruns; i++)
-            if (runs[i].live && cmp_keys(runs[i].key.data, runs[i].key.len, key.data, key.len) == 0)
-                run_take(&runs[i], &m);
+        while (q.n && cmp_keys(runs[q.h[0]].key.data, runs[q.h[0]].key.len, key.data,
+                               key.len) == 0)
+            heap_take_top(&q, &m);
         posting_encode(m.docs, m.tf, (uint32_t)m.n, &val);
         MDB_val k = {key.len, key.data}, v = {val.len, val.data};
         rc = mdb_put(*txn, d->terms, &k, &v, MDB_APPEND);
@@ -629,6 +664,7 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
             pending = 0;
         }
     }
+    free(q.h);
     for (int i = 0; i < b->nruns; i++) {
         if (runs[i].f)
             fclose(runs[i].f);
