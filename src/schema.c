@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tisfs/pd.h"
 #include "tisfs/util.h"
 
 static const char *const vt_names[] = {"int",  "uint",     "float", "decimal", "string", "binary",
@@ -161,17 +162,9 @@ struct tis_schema *schema_from_json(struct json_object *o)
 
 static struct json_object *base64_json(const unsigned char *p, size_t len)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    struct tbuf b = {0};
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < len ? (uint32_t)p[i + 1] << 8 : 0) |
-                     (i + 2 < len ? p[i + 2] : 0);
-        char q[4] = {tbl[v >> 18 & 63], tbl[v >> 12 & 63], i + 1 < len ? tbl[v >> 6 & 63] : '=',
-                     i + 2 < len ? tbl[v & 63] : '='};
-        tbuf_add(&b, q, 4);
-    }
-    struct json_object *o = json_object_new_string_len(b.data ? b.data : "", (int)b.len);
-    tbuf_free(&b);
+    char *b = pd_base64_encode(p, len);
+    struct json_object *o = json_object_new_string(b);
+    free(b);
     return o;
 }
 

@@ -889,11 +889,9 @@ static void heap_offer(struct heap *hp, struct hit *h)
         hit_free(hp->s, h);
 }
 
-static const struct sorter *qsort_sorter;
-
-static int cmp_hit_q(const void *a, const void *b)
+static int cmp_hit_q(const void *a, const void *b, void *sorter)
 {
-    return cmp_hit(qsort_sorter, a, b);
+    return cmp_hit(sorter, a, b);
 }
 
 /* ---- response ---- */
@@ -1008,8 +1006,8 @@ static void top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
         fill_keys(c, s, &h);
         heap_offer(hp, &h);
     }
-    qsort_sorter = s;
-    qsort(hp->h, hp->n, sizeof *hp->h, cmp_hit_q);
+    /* qsort_r: queries run on concurrent FUSE threads, no shared state. */
+    qsort_r(hp->h, hp->n, sizeof *hp->h, cmp_hit_q, (void *)s);
 }
 
 static void respond(struct ctx *c, const struct search_request *r, roaring_bitmap_t *docs,
