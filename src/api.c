@@ -11,6 +11,7 @@
 
 #include "tisfs/catalog.h"
 #include "tisfs/gen.h"
+#include "tisfs/incr.h"
 #include "tisfs/search.h"
 #include "tisfs/spec.h"
 #include "tisfs/task.h"
@@ -23,6 +24,7 @@ struct coll {
     uint64_t gen_id;
     uint64_t last_task;
     struct task *task; /* the latest task started by this process */
+    struct incr *incr; /* the running channel, NULL when none runs */
     bool deleting;
     struct coll *next;
 };
@@ -66,6 +68,42 @@ static void persist_coll(const struct coll *c)
     json_object_object_add(o, "last_task", json_object_new_int64((int64_t)c->last_task));
     cat_coll_put(A.cat, c->name, json_object_to_json_string(o));
     json_object_put(o);
+}
+
+/* ---- the incremental channel ---- */
+
+/* Channel events go to the collection's log: the latest task's. */
+static void channel_log(void *arg, const char *line)
+{
+    struct coll *c = arg;
+    pthread_mutex_lock(&A.mu);
+    uint64_t id = c->last_task;
+    pthread_mutex_unlock(&A.mu);
+    if (id)
+        task_log_to(A.cat, id, "incr", line);
+}
+
+static struct incr *channel_start(struct coll *c, struct gen *g, enum incr_mode mode)
+{
+    return incr_start(c->name, &c->spec->incr, c->spec->ds.db, c->spec->table, g, mode,
+                      channel_log, c);
+}
+
+/* Starts the channel of c when it has one and an index to apply it to.
+ * Called with A.mu held (incr_start does not wait for anything). */
+static void channel_start_locked(struct coll *c)
+{
+    if (c->spec && c->spec->incr.present && c->gen && !c->incr && !c->deleting)
+        c->incr = channel_start(c, c->gen, INCR_FOLLOW);
+}
+
+/* Takes the channel away from c; the caller stops it outside A.mu (its
+ * thread may be waiting for A.mu to log a line). */
+static struct incr *channel_take_locked(struct coll *c)
+{
+    struct incr *ch = c->incr;
+    c->incr = NULL;
+    return ch;
 }
 
 /* ---- start-up ---- */
@@ -132,6 +170,10 @@ int api_init(const char *data_dir, char *err, size_t errlen)
         return -EIO;
     task_recover_interrupted(A.cat);
     cat_coll_each(A.cat, load_coll, NULL);
+    pthread_mutex_lock(&A.mu);
+    for (struct coll *c = A.colls; c; c = c->next)
+        channel_start_locked(c);
+    pthread_mutex_unlock(&A.mu);
     return 0;
 }
 
@@ -142,6 +184,12 @@ void api_shutdown(void)
         if (c->task)
             task_cancel(c->task, "interrupted: the daemon is shutting down");
     pthread_mutex_unlock(&A.mu);
+    for (struct coll *c = A.colls; c; c = c->next) {
+        pthread_mutex_lock(&A.mu);
+        struct incr *ch = channel_take_locked(c);
+        pthread_mutex_unlock(&A.mu);
+        incr_stop(ch);
+    }
     /* Tasks finish without taking A.mu except in backflow, which a cancelled
      * task skips; joining outside the lock keeps that path free anyway. */
     while (A.colls) {
@@ -248,7 +296,9 @@ int api_delete(const char *name, struct tbuf *msg)
     c->deleting = true;
     struct task *t = c->task;
     c->task = NULL;
+    struct incr *ch = channel_take_locked(c);
     pthread_mutex_unlock(&A.mu);
+    incr_stop(ch);
 
     if (t) {
         task_cancel(t, "interrupted: the collection was deleted");
@@ -283,8 +333,79 @@ int api_delete(const char *name, struct tbuf *msg)
 
 /* ---- tasks ---- */
 
-static int backflow(void *arg, const char *name, const char *dir, uint64_t gen_id, char *err,
-                    size_t errlen)
+/* Where the channel of a new generation starts: the serving generation's
+ * committed positions (nothing after them is applied yet, so the new one
+ * replays exactly that), else, for "latest", the topic's end now. */
+static struct json_object *start_positions(void *arg, struct task *t, const char *name)
+{
+    (void)arg;
+    pthread_mutex_lock(&A.mu);
+    struct coll *c = find(name);
+    struct gen *g = c && c->spec && c->spec->incr.present ? c->gen : NULL;
+    struct tis_incr_spec *in = c && c->spec && c->spec->incr.present ? &c->spec->incr : NULL;
+    char *reset = in ? xstrdup(in->offset_reset) : NULL;
+    struct tis_incr_spec copy = {0};
+    if (in)
+        copy = (struct tis_incr_spec){true, NULL, xstrdup(in->mq_address), xstrdup(in->topic),
+                                      xstrdup(in->group_id), reset, NULL};
+    if (g)
+        gen_ref(g);
+    pthread_mutex_unlock(&A.mu);
+    struct json_object *pos = g ? gen_channel_state(g) : NULL;
+    char err[512] = "";
+    if (!pos && in && !(pos = incr_positions_now(&copy, err, sizeof err)) && err[0])
+        task_log(t, "cannot read the topic's end offsets (%s): the channel will start at the "
+                    "%s offsets when it starts", err, copy.offset_reset);
+    gen_unref(g);
+    spec_incr_free(&copy);
+    return pos;
+}
+
+/* Runs a catch-up channel on g until it has applied everything the topic
+ * holds, the task is cancelled, or timeout passes. */
+static bool catch_up(struct coll *c, struct task *t, struct gen *g, double timeout)
+{
+    struct incr *ch = channel_start(c, g, INCR_CATCH_UP);
+    double end = mono_now() + timeout;
+    int r = 0;
+    while (!r && !task_cancelled(t) && mono_now() < end)
+        r = incr_wait(ch, 0.2);
+    if (r < 0) {
+        char *st = incr_status_json(ch, c->name);
+        task_log(t, "the catch-up channel stopped: %s", st);
+        free(st);
+    }
+    incr_stop(ch);
+    return r > 0;
+}
+
+/* indexBackflow with a channel: the new generation catches up from its
+ * start while the old one still serves and follows; then the old channel
+ * stops, the new generation takes the last few events, and the switch
+ * happens with nothing in between left out or applied twice. */
+static int channel_handover(struct coll *c, struct task *t, struct gen *g,
+                            struct json_object *channel, char *err, size_t errlen)
+{
+    if (channel && gen_set_channel_state(g, channel, err, errlen))
+        return -1;
+    task_log(t, "catching up the new generation with the change stream");
+    if (!catch_up(c, t, g, 600))
+        task_log(t, "the new generation did not catch up within 600 s: switching anyway after a "
+                    "last catch-up");
+    pthread_mutex_lock(&A.mu);
+    struct incr *old = channel_take_locked(c);
+    pthread_mutex_unlock(&A.mu);
+    incr_stop(old);
+    catch_up(c, t, g, 60);
+    if (task_cancelled(t)) {
+        snprintf(err, errlen, "cancelled");
+        return -1;
+    }
+    return 0;
+}
+
+static int backflow(void *arg, struct task *t, const char *name, const char *dir,
+                    uint64_t gen_id, struct json_object *channel, char *err, size_t errlen)
 {
     (void)arg;
     struct gen *g = gen_open(dir, err, errlen);
@@ -292,13 +413,26 @@ static int backflow(void *arg, const char *name, const char *dir, uint64_t gen_i
         return -1;
     pthread_mutex_lock(&A.mu);
     struct coll *c = find(name);
+    bool has_channel = c && c->spec && c->spec->incr.present;
+    pthread_mutex_unlock(&A.mu);
+    if (has_channel && channel_handover(c, t, g, channel, err, errlen)) {
+        gen_doom(g);
+        gen_unref(g);
+        pthread_mutex_lock(&A.mu);
+        if ((c = find(name)) != NULL)
+            channel_start_locked(c); /* the old generation goes on following */
+        pthread_mutex_unlock(&A.mu);
+        return -1;
+    }
+    pthread_mutex_lock(&A.mu);
     struct gen *old = NULL;
-    if (c) {
+    if ((c = find(name)) != NULL) {
         old = c->gen;
         c->gen = g;
         c->gen_id = gen_id;
         persist_coll(c);
         cat_sync(A.cat);
+        channel_start_locked(c);
     }
     pthread_mutex_unlock(&A.mu);
     if (!c) {
@@ -327,7 +461,7 @@ static uint64_t start_locked(struct coll *c, const char *kind)
 {
     char dir[4096];
     coll_dir(c->name, dir, sizeof dir);
-    struct task_env env = {A.cat, dir, backflow, NULL};
+    struct task_env env = {A.cat, dir, backflow, start_positions, NULL};
     task_join_free(c->task); /* the previous one has finished */
     uint64_t id = cat_task_new_id(A.cat);
     c->task = task_start(id, kind, c->spec, &env);
@@ -413,6 +547,69 @@ int api_build(const char *name, uint64_t *taskid, struct tbuf *msg)
     return rc;
 }
 
+int api_create_incr_check(const char *name, struct tbuf *msg)
+{
+    struct tbuf why = {0};
+    pthread_mutex_lock(&A.mu);
+    struct coll *c = find(name);
+    uint64_t task = c ? c->last_task : 0;
+    int rc = !c ? -ENOENT : 0;
+    if (c && c->spec && c->spec->incr.present)
+        rc = say(&why, -EEXIST, "refused a second incremental channel: collection %s has one "
+                                "already (topic %s); rm -r the collection to start over",
+                 name, c->spec->incr.topic);
+    pthread_mutex_unlock(&A.mu);
+    if (rc == -EEXIST && task)
+        task_log_to(A.cat, task, "incr", why.data);
+    if (msg && why.len)
+        tbuf_adds(msg, why.data);
+    tbuf_free(&why);
+    return rc;
+}
+
+int api_create_incr(const char *name, const char *body, size_t len, struct tbuf *msg)
+{
+    char err[1024];
+    struct tis_incr_spec in;
+    if (spec_parse_incr(name, body, len, &in, err, sizeof err)) {
+        pthread_mutex_lock(&A.mu);
+        struct coll *c = find(name);
+        uint64_t task = c ? c->last_task : 0;
+        pthread_mutex_unlock(&A.mu);
+        if (!c)
+            return say(msg, -ENOENT, "no collection %s", name);
+        if (task)
+            task_log_to(A.cat, task, "incr", err);
+        return say(msg, -EINVAL, "%s", err);
+    }
+    pthread_mutex_lock(&A.mu);
+    struct coll *c = find(name);
+    int rc = 0;
+    uint64_t task = c ? c->last_task : 0;
+    if (!c)
+        rc = say(msg, -ENOENT, "no collection %s", name);
+    else if (!c->spec)
+        rc = say(msg, -EINVAL, "collection %s has no spec yet: write one to its create file first "
+                               "(it may hold the incr block)", name);
+    else if (c->spec->incr.present)
+        rc = say(msg, -EEXIST, "collection %s has an incremental channel already (topic %s); "
+                               "rm -r the collection to start over", name, c->spec->incr.topic);
+    else {
+        c->spec->incr = in;
+        memset(&in, 0, sizeof in);
+        persist_coll(c);
+        cat_sync(A.cat);
+        channel_start_locked(c);
+    }
+    pthread_mutex_unlock(&A.mu);
+    if (task && rc == -EEXIST)
+        task_log_to(A.cat, task, "incr", msg ? msg->data : "refused a second channel");
+    else if (task && rc == 0)
+        task_log_to(A.cat, task, "incr", "[incr] channel created");
+    spec_incr_free(&in);
+    return rc;
+}
+
 /* ---- reading ---- */
 
 static struct task *live_task(uint64_t id)
@@ -469,6 +666,26 @@ static void render_schema(uint64_t gen_id, struct gen *g, struct tbuf *out)
     json_object_put(o);
 }
 
+/* A channel that is not running says why: none was created, the first
+ * build has not completed, or it stopped (its stored state tells where). */
+static void incr_status_locked(struct coll *c, struct tbuf *out)
+{
+    char *s;
+    bool has = c->spec && c->spec->incr.present;
+    if (c->incr)
+        s = incr_status_json(c->incr, c->name);
+    else if (!has)
+        s = incr_status_stopped(c->name, NULL, NULL, "stopped",
+                                "no incremental channel: write a channel spec to incr");
+    else if (!c->gen)
+        s = incr_status_stopped(c->name, &c->spec->incr, NULL, "stopped",
+                                "waiting for the first build to complete");
+    else
+        s = incr_status_stopped(c->name, &c->spec->incr, c->gen, "stopped", "");
+    tbuf_adds(out, s);
+    free(s);
+}
+
 int api_read(const char *name, enum api_doc doc, struct tbuf *out)
 {
     pthread_mutex_lock(&A.mu);
@@ -490,6 +707,13 @@ int api_read(const char *name, enum api_doc doc, struct tbuf *out)
         reserved_status(c, out);
     else if (doc == DOC_SCHEMA && g)
         gen_ref(g); /* rendered below, outside the lock: it reads the disk */
+    else if (doc == DOC_INCR && c->spec && c->spec->incr.present) {
+        char *s = spec_incr_to_json(&c->spec->incr);
+        tbuf_adds(out, s);
+        tbuf_adds(out, "\n");
+        free(s);
+    } else if (doc == DOC_INCR_STATUS)
+        incr_status_locked(c, out);
     pthread_mutex_unlock(&A.mu);
     if (doc == DOC_LOGS && last)
         cat_log_read(A.cat, last, out);

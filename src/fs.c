@@ -35,7 +35,7 @@ enum node {
     N_SELECT_FILE, /* collections/N/select/QUERY */
 };
 
-enum file { F_CREATE, F_STATUS, F_LOGS, F_SCHEMA, F_BUILD, F_COUNT };
+enum file { F_CREATE, F_STATUS, F_LOGS, F_SCHEMA, F_BUILD, F_INCR, F_INCR_STATUS, F_COUNT };
 
 static const struct {
     const char *name;
@@ -47,6 +47,8 @@ static const struct {
     [F_LOGS] = {"logs", DOC_LOGS, true, false, true},
     [F_SCHEMA] = {"schema", DOC_SCHEMA, true, false, false},
     [F_BUILD] = {"build", DOC_STATUS, false, true, false},
+    [F_INCR] = {"incr", DOC_INCR, true, true, false},
+    [F_INCR_STATUS] = {"incr_status", DOC_INCR_STATUS, true, false, false},
 };
 
 struct node_path {
@@ -291,6 +293,12 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
     if (p.kind != N_SELECT_FILE &&
         ((writing && !files[p.file].writable) || (acc != O_WRONLY && !files[p.file].readable)))
         return -EACCES;
+    /* A second channel is refused at open, where a shell's `>` sees it. */
+    if (writing && p.kind == N_COLL_FILE && p.file == F_INCR) {
+        int rc = api_create_incr_check(p.name, NULL);
+        if (rc)
+            return rc;
+    }
     struct handle *h = xcalloc(1, sizeof *h);
     h->p = p;
     h->writing = writing;
@@ -372,6 +380,8 @@ static int act(struct handle *h)
     struct tbuf msg = {0};
     if (h->p.file == F_CREATE)
         h->result = api_create(h->p.name, h->buf.data, h->buf.len, NULL, &msg);
+    else if (h->p.file == F_INCR)
+        h->result = api_create_incr(h->p.name, h->buf.data, h->buf.len, &msg);
     else
         h->result = api_build(h->p.name, NULL, &msg);
     if (h->result)

@@ -11,16 +11,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "gen_internal.h"
 #include "tisfs/util.h"
 
 /* Virtual size only: LMDB maps it, the file grows as pages are written. */
 #define GEN_MAP_SIZE ((size_t)1 << 40)
-
-struct gen_env {
-    MDB_env *env;
-    MDB_dbi docs, pk, meta;
-    struct index_dbs index;
-};
 
 static int env_open(struct gen_env *e, const char *dir, bool readonly)
 {
@@ -29,7 +24,7 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly)
     int rc = mdb_env_create(&e->env);
     if (rc)
         return rc;
-    mdb_env_set_maxdbs(e->env, 8);
+    mdb_env_set_maxdbs(e->env, 12);
     mdb_env_set_mapsize(e->env, GEN_MAP_SIZE);
     rc = mdb_env_open(e->env, dir,
                       MDB_NOTLS | MDB_NORDAHEAD | (readonly ? MDB_RDONLY : MDB_NOSYNC), 0600);
@@ -41,6 +36,8 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly)
         rc = mdb_dbi_open(txn, "pk", dbflags, &e->pk);
     if (!rc)
         rc = mdb_dbi_open(txn, "meta", dbflags, &e->meta);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "ver", dbflags, &e->ver);
     if (!rc)
         rc = index_open_dbs(txn, !readonly, &e->index);
     if (!rc) {
@@ -56,7 +53,7 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly)
     return rc;
 }
 
-static int lmdb_fail(int rc, const char *what, char *err, size_t errlen)
+int lmdb_fail(int rc, const char *what, char *err, size_t errlen)
 {
     snprintf(err, errlen, "%s: %s", what, mdb_strerror(rc));
     return -1;
@@ -92,7 +89,7 @@ static void pk_add_bytes(struct tbuf *k, const struct tis_value *v)
     tbuf_add(k, "\0\0", 2);
 }
 
-static void pk_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *k)
+void pk_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *k)
 {
     tbuf_reset(k);
     for (size_t i = 0; i < sc->npk; i++) {
@@ -108,7 +105,7 @@ static void pk_encode(const struct tis_schema *sc, const struct tis_value *vals,
 /* ---- document encoding ----
  * Per field in schema order: varint(len + 1) then the bytes, or varint 0 for
  * NULL. Values stay in the server's text form; typing happens on output. */
-static void doc_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *d)
+void doc_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *d)
 {
     tbuf_reset(d);
     for (size_t i = 0; i < sc->nfields; i++) {
@@ -118,7 +115,7 @@ static void doc_encode(const struct tis_schema *sc, const struct tis_value *vals
     }
 }
 
-static bool doc_values(const struct tis_schema *sc, const MDB_val *v, struct tis_value *vals)
+bool doc_values(const struct tis_schema *sc, const MDB_val *v, struct tis_value *vals)
 {
     const unsigned char *p = v->mv_data, *end = p + v->mv_size;
     for (size_t i = 0; i < sc->nfields; i++) {
@@ -324,19 +321,8 @@ void gen_builder_free(struct gen_builder *b)
 }
 
 /* ---- reading ---- */
-struct gen {
-    struct gen_env e;
-    char *dir;
-    atomic_int refs;
-    atomic_bool doomed;
-    uint64_t docs;
-    struct tis_schema *sc;
-    struct json_object *snapshot;
-    struct json_object *stats;
-    struct analysis_opts opts;
-};
 
-static struct json_object *meta_get(struct gen *g, MDB_txn *txn, const char *key)
+struct json_object *meta_get(struct gen *g, MDB_txn *txn, const char *key)
 {
     MDB_val k = {strlen(key), (void *)key}, v;
     if (mdb_get(txn, g->e.meta, &k, &v))
@@ -351,7 +337,7 @@ struct gen *gen_open(const char *dir, char *err, size_t errlen)
 {
     struct gen *g = xcalloc(1, sizeof *g);
     MDB_txn *txn;
-    int rc = env_open(&g->e, dir, true);
+    int rc = env_open(&g->e, dir, false);
     if (rc) {
         lmdb_fail(rc, dir, err, errlen);
         free(g);
@@ -408,9 +394,16 @@ void gen_doom(struct gen *g)
     atomic_store(&g->doomed, true);
 }
 
-uint64_t gen_doc_count(const struct gen *g)
+uint64_t gen_doc_count(struct gen *g)
 {
-    return g->docs;
+    MDB_txn *txn;
+    struct gen_stats st = {0, 0, NULL};
+    if (gen_txn_begin(g, &txn) == 0) {
+        gen_stats_read(g, txn, &st);
+        mdb_txn_abort(txn);
+    }
+    gen_stats_free(&st);
+    return st.docs;
 }
 
 const struct tis_schema *gen_schema(const struct gen *g)
@@ -447,17 +440,45 @@ int gen_each_doc(struct gen *g, int (*fn)(struct json_object *, void *), void *a
     return stop;
 }
 
-void gen_field_stats(const struct gen *g, size_t field, uint64_t *docs, uint64_t *tokens)
+/* The totals the build wrote, before any live change. */
+static void base_stats(const struct gen *g, struct gen_stats *st)
 {
-    struct json_object *f, *v;
-    *docs = *tokens = 0;
-    if (!g->stats || field >= g->sc->nfields ||
-        !json_object_object_get_ex(g->stats, g->sc->fields[field].name, &f))
+    st->last_id = (uint32_t)g->docs;
+    st->docs = g->docs;
+    for (size_t i = 0; i < g->sc->nfields; i++) {
+        struct json_object *f, *v;
+        if (!g->stats || !json_object_object_get_ex(g->stats, g->sc->fields[i].name, &f))
+            continue;
+        if (json_object_object_get_ex(f, "docs", &v))
+            st->f[i].docs = json_object_get_int64(v);
+        if (json_object_object_get_ex(f, "tokens", &v))
+            st->f[i].tokens = json_object_get_int64(v);
+    }
+}
+
+/* meta "live": u32 last id, u32 nfields, u64 docs, then i64 docs and i64
+ * tokens per field; written by every batch of live changes. */
+void gen_stats_read(struct gen *g, MDB_txn *txn, struct gen_stats *st)
+{
+    size_t nf = g->sc->nfields;
+    MDB_val k = {4, "live"}, v;
+    st->f = xcalloc(nf ? nf : 1, sizeof *st->f);
+    uint32_t n;
+    if (mdb_get(txn, g->e.meta, &k, &v) || v.mv_size != 16 + nf * 16 ||
+        (memcpy(&n, (char *)v.mv_data + 4, 4), n != nf)) {
+        base_stats(g, st);
         return;
-    if (json_object_object_get_ex(f, "docs", &v))
-        *docs = (uint64_t)json_object_get_int64(v);
-    if (json_object_object_get_ex(f, "tokens", &v))
-        *tokens = (uint64_t)json_object_get_int64(v);
+    }
+    const char *p = v.mv_data;
+    memcpy(&st->last_id, p, 4);
+    memcpy(&st->docs, p + 8, 8);
+    memcpy(st->f, p + 16, nf * 16);
+}
+
+void gen_stats_free(struct gen_stats *st)
+{
+    free(st->f);
+    st->f = NULL;
 }
 
 const struct analysis_opts *gen_analysis_opts(const struct gen *g)

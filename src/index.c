@@ -123,6 +123,7 @@ void posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n, struct 
 bool posting_decode(const MDB_val *v, struct posting *out)
 {
     uint32_t sz;
+    memset(out, 0, sizeof *out);
     if (v->mv_size < 4)
         return false;
     memcpy(&sz, v->mv_data, 4);
@@ -134,27 +135,125 @@ bool posting_decode(const MDB_val *v, struct posting *out)
         return false;
     if (4 + sz + roaring_bitmap_get_cardinality(out->docs) > v->mv_size) {
         roaring_bitmap_free(out->docs);
+        out->docs = NULL;
         return false;
     }
     return true;
 }
 
+void posting_free(struct posting *p)
+{
+    if (p->docs)
+        roaring_bitmap_free(p->docs);
+    if (p->delta)
+        roaring_bitmap_free(p->delta);
+    free(p->dtf);
+    memset(p, 0, sizeof *p);
+}
+
 uint32_t posting_tf(const struct posting *p, uint32_t doc)
 {
-    if (!roaring_bitmap_contains(p->docs, doc))
+    if (p->delta && roaring_bitmap_contains(p->delta, doc))
+        return p->dtf[roaring_bitmap_rank(p->delta, doc) - 1];
+    if (!p->docs || !roaring_bitmap_contains(p->docs, doc))
         return 0;
     return p->tf[roaring_bitmap_rank(p->docs, doc) - 1];
 }
 
+roaring_bitmap_t *posting_live(const struct posting *p, const roaring_bitmap_t *deleted)
+{
+    roaring_bitmap_t *r = p->docs ? roaring_bitmap_copy(p->docs) : roaring_bitmap_create();
+    if (p->delta)
+        roaring_bitmap_or_inplace(r, p->delta);
+    if (deleted && !roaring_bitmap_is_empty(deleted))
+        roaring_bitmap_andnot_inplace(r, deleted);
+    return r;
+}
+
 int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d)
 {
-    unsigned f = create ? MDB_CREATE : 0;
+    unsigned f = create ? MDB_CREATE : 0, dup = MDB_DUPSORT | MDB_DUPFIXED;
     int rc = mdb_dbi_open(txn, "terms", f, &d->terms);
     if (!rc)
         rc = mdb_dbi_open(txn, "flen", f | MDB_INTEGERKEY, &d->flen);
     if (!rc)
         rc = mdb_dbi_open(txn, "exists", f, &d->exists);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "dterms", f | dup, &d->dterms);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "dexists", f | dup, &d->dexists);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "deleted", f, &d->deleted);
     return rc;
+}
+
+/* ---- the delta part ---- */
+
+#define DENTRY 5 /* u32 BE id + u8 tf */
+
+static void put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static uint32_t get_be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Every dup of key in a DUPFIXED database of width w, a page at a time
+ * (MDB_GET_MULTIPLE): ids into *ids, the byte after each id into *extra
+ * when w > 4. Returns the count (0 when the key is absent). */
+static size_t dups_read(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, size_t w, uint32_t **ids,
+                        uint8_t **extra)
+{
+    MDB_cursor *cur;
+    MDB_val v;
+    size_t n = 0, cap = 0;
+    *ids = NULL;
+    if (extra)
+        *extra = NULL;
+    if (mdb_cursor_open(txn, dbi, &cur))
+        return 0;
+    int rc = mdb_cursor_get(cur, key, &v, MDB_SET);
+    if (!rc)
+        rc = mdb_cursor_get(cur, key, &v, MDB_GET_MULTIPLE);
+    for (; rc == 0; rc = mdb_cursor_get(cur, key, &v, MDB_NEXT_MULTIPLE)) {
+        size_t m = v.mv_size / w;
+        if (n + m > cap) {
+            cap = (n + m) * 2;
+            *ids = xrealloc(*ids, cap * sizeof **ids);
+            if (extra)
+                *extra = xrealloc(*extra, cap);
+        }
+        for (size_t i = 0; i < m; i++) {
+            const unsigned char *e = (const unsigned char *)v.mv_data + i * w;
+            (*ids)[n] = get_be32(e);
+            if (extra)
+                (*extra)[n] = e[4];
+            n++;
+        }
+    }
+    mdb_cursor_close(cur);
+    return n;
+}
+
+/* Adds the delta part of key to out (ids come in ascending order, so the
+ * tf array is already in rank order). */
+static void delta_read(MDB_txn *txn, const struct index_dbs *d, MDB_val *key, struct posting *out)
+{
+    uint32_t *ids;
+    uint8_t *tf;
+    size_t n = dups_read(txn, d->dterms, key, DENTRY, &ids, &tf);
+    if (n) {
+        out->delta = roaring_bitmap_of_ptr(n, ids);
+        out->dtf = tf;
+    } else
+        free(tf);
+    free(ids);
 }
 
 /* ---- reading ---- */
@@ -166,54 +265,104 @@ static void term_key(uint8_t field, const void *term, size_t len, struct tbuf *k
     tbuf_add(k, term, len);
 }
 
+/* The posting of a full key (field byte + term), base and delta. */
+static int key_posting(MDB_txn *txn, const struct index_dbs *d, MDB_val key, struct posting *out)
+{
+    MDB_val v;
+    memset(out, 0, sizeof *out);
+    int rc = mdb_get(txn, d->terms, &key, &v);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (rc == 0 && !posting_decode(&v, out))
+        return MDB_CORRUPTED;
+    delta_read(txn, d, &key, out);
+    if (rc == MDB_NOTFOUND && !out->delta)
+        return MDB_NOTFOUND;
+    if (!out->docs)
+        out->docs = roaring_bitmap_create();
+    return 0;
+}
+
 int index_term(MDB_txn *txn, const struct index_dbs *d, uint8_t field, const void *term,
                size_t len, struct posting *out)
 {
     struct tbuf k = {0};
     term_key(field, term, len, &k);
-    MDB_val key = {k.len, k.data}, v;
-    int rc = mdb_get(txn, d->terms, &key, &v);
+    int rc = key_posting(txn, d, (MDB_val){k.len, k.data}, out);
     tbuf_free(&k);
-    if (rc)
-        return rc;
-    return posting_decode(&v, out) ? 0 : MDB_CORRUPTED;
+    return rc;
+}
+
+/* One side (base or delta) of a merged walk over the terms of a field. */
+struct term_walk {
+    MDB_cursor *cur;
+    MDB_val key;
+    bool live;
+};
+
+static void walk_step(struct term_walk *w, MDB_cursor_op op, uint8_t field)
+{
+    MDB_val v;
+    w->live = mdb_cursor_get(w->cur, &w->key, &v, op) == 0 && w->key.mv_size >= 1 &&
+              ((const unsigned char *)w->key.mv_data)[0] == field;
+}
+
+/* Whether the term of key lies past hi (and the walk is over) or before lo
+ * (skip it). */
+static int term_bounds(const MDB_val *key, const void *lo, size_t lolen, bool incl_lo,
+                       const void *hi, size_t hilen, bool incl_hi)
+{
+    const unsigned char *t = (const unsigned char *)key->mv_data + 1;
+    size_t tn = key->mv_size - 1;
+    if (hi) {
+        int c = cmp_keys(t, tn, hi, hilen);
+        if (c > 0 || (c == 0 && !incl_hi))
+            return 1;
+    }
+    if (lo && !incl_lo && cmp_keys(t, tn, lo, lolen) == 0)
+        return -1;
+    return 0;
 }
 
 int index_terms_between(MDB_txn *txn, const struct index_dbs *d, uint8_t field, const void *lo,
                         size_t lolen, bool incl_lo, const void *hi, size_t hilen, bool incl_hi,
                         term_fn fn, void *arg)
 {
-    MDB_cursor *cur;
+    struct term_walk w[2] = {{0}, {0}};
     struct tbuf k = {0};
+    int rc = mdb_cursor_open(txn, d->terms, &w[0].cur);
+    if (!rc)
+        rc = mdb_cursor_open(txn, d->dterms, &w[1].cur);
     term_key(field, lo ? lo : "", lo ? lolen : 0, &k);
-    MDB_val key = {k.len, k.data}, v;
-    int rc = mdb_cursor_open(txn, d->terms, &cur);
-    if (rc) {
-        tbuf_free(&k);
-        return rc;
+    for (int i = 0; i < 2 && !rc; i++) {
+        w[i].key = (MDB_val){k.len, k.data};
+        walk_step(&w[i], MDB_SET_RANGE, field);
     }
-    for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
-        const unsigned char *kp = key.mv_data;
-        if (key.mv_size < 1 || kp[0] != field)
+    while (!rc && (w[0].live || w[1].live)) {
+        /* The smaller key of the two sides, both when they are equal. */
+        int c = !w[1].live ? -1 : !w[0].live ? 1
+                : cmp_keys(w[0].key.mv_data, w[0].key.mv_size, w[1].key.mv_data, w[1].key.mv_size);
+        MDB_val key = c <= 0 ? w[0].key : w[1].key;
+        int b = term_bounds(&key, lo, lolen, incl_lo, hi, hilen, incl_hi);
+        if (b > 0)
             break;
-        const unsigned char *t = kp + 1;
-        size_t tn = key.mv_size - 1;
-        if (lo && !incl_lo && cmp_keys(t, tn, lo, lolen) == 0)
-            continue;
-        if (hi) {
-            int c = cmp_keys(t, tn, hi, hilen);
-            if (c > 0 || (c == 0 && !incl_hi))
+        struct posting p;
+        if (b == 0 && key_posting(txn, d, key, &p) == 0) {
+            int stop = fn(arg, (const unsigned char *)key.mv_data + 1, key.mv_size - 1, &p);
+            posting_free(&p);
+            if (stop)
                 break;
         }
-        if (fn(arg, t, tn, &v)) {
-            rc = 0;
-            break;
-        }
+        if (c <= 0)
+            walk_step(&w[0], MDB_NEXT, field);
+        if (c >= 0)
+            walk_step(&w[1], MDB_NEXT_NODUP, field);
     }
-    mdb_cursor_close(cur);
+    for (int i = 0; i < 2; i++)
+        if (w[i].cur)
+            mdb_cursor_close(w[i].cur);
     tbuf_free(&k);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return rc;
 }
 
 roaring_bitmap_t *index_exists(MDB_txn *txn, const struct index_dbs *d, uint8_t field)
@@ -222,7 +371,32 @@ roaring_bitmap_t *index_exists(MDB_txn *txn, const struct index_dbs *d, uint8_t 
     roaring_bitmap_t *r = NULL;
     if (mdb_get(txn, d->exists, &k, &v) == 0)
         r = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size);
-    return r ? r : roaring_bitmap_create();
+    if (!r)
+        r = roaring_bitmap_create();
+    uint32_t *ids;
+    size_t n = dups_read(txn, d->dexists, &k, 4, &ids, NULL);
+    if (n)
+        roaring_bitmap_add_many(r, n, ids);
+    free(ids);
+    return r;
+}
+
+roaring_bitmap_t *index_deleted(MDB_txn *txn, const struct index_dbs *d)
+{
+    roaring_bitmap_t *r = roaring_bitmap_create();
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (mdb_cursor_open(txn, d->deleted, &cur))
+        return r;
+    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        roaring_bitmap_t *c = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size);
+        if (c) {
+            roaring_bitmap_or_inplace(r, c);
+            roaring_bitmap_free(c);
+        }
+    }
+    mdb_cursor_close(cur);
+    return r;
 }
 
 uint32_t index_field_len(MDB_txn *txn, const struct index_dbs *d, uint32_t doc, uint8_t field)
@@ -361,75 +535,60 @@ void doc_terms_free(struct doc_terms *dt)
     free(dt->slots);
 }
 
-/* Adds (tf > 0) or removes (tf == 0) doc in the posting of key. */
-static int posting_update(MDB_txn *txn, MDB_dbi dbi, const struct keyref *k, uint32_t doc,
-                          uint32_t tf)
+static int put_bitmap(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, roaring_bitmap_t *r)
 {
-    MDB_val key = {k->len, (void *)k->p}, v;
-    struct posting p = {NULL, NULL};
-    int rc = mdb_get(txn, dbi, &key, &v);
-    if (rc && rc != MDB_NOTFOUND)
-        return rc;
-    if (rc == 0 && !posting_decode(&v, &p))
-        return MDB_CORRUPTED;
-    uint32_t n = p.docs ? (uint32_t)roaring_bitmap_get_cardinality(p.docs) : 0;
-    uint32_t *docs = xcalloc(n + 1, sizeof *docs);
-    uint8_t *tfs = xcalloc(n + 1, 1);
-    uint32_t m = 0;
-    bool placed = false;
-    if (p.docs)
-        roaring_bitmap_to_uint32_array(p.docs, docs);
-    /* Rebuild the (doc, tf) list with doc inserted or dropped, in order. */
-    uint32_t *out = xcalloc(n + 1, sizeof *out);
-    for (uint32_t i = 0; i <= n; i++) {
-        if (!placed && tf && (i == n || docs[i] >= doc)) {
-            out[m] = doc;
-            tfs[m] = (uint8_t)(tf > 255 ? 255 : tf);
-            m++;
-            placed = true;
-            if (i < n && docs[i] == doc)
-                continue;
-        }
-        if (i == n)
-            break;
-        if (docs[i] == doc)
-            continue;
-        out[m] = docs[i];
-        tfs[m++] = p.tf[i];
-    }
-    if (p.docs)
-        roaring_bitmap_free(p.docs);
-    struct tbuf val = {0};
-    if (m) {
-        posting_encode(out, tfs, m, &val);
-        MDB_val nv = {val.len, val.data};
-        rc = mdb_put(txn, dbi, &key, &nv, 0);
-    } else
-        rc = rc == MDB_NOTFOUND ? 0 : mdb_del(txn, dbi, &key, NULL);
-    tbuf_free(&val);
-    free(docs);
-    free(tfs);
-    free(out);
-    return rc;
-}
-
-static int exists_update(MDB_txn *txn, const struct index_dbs *d, uint8_t field, uint32_t doc,
-                         bool add)
-{
-    roaring_bitmap_t *r = index_exists(txn, d, field);
-    if (add)
-        roaring_bitmap_add(r, doc);
-    else
-        roaring_bitmap_remove(r, doc);
     roaring_bitmap_run_optimize(r);
     size_t n = roaring_bitmap_portable_size_in_bytes(r);
     char *buf = xmalloc(n);
     roaring_bitmap_portable_serialize(r, buf);
-    MDB_val k = {1, &field}, v = {n, buf};
-    int rc = mdb_put(txn, d->exists, &k, &v, 0);
+    MDB_val v = {n, buf};
+    int rc = mdb_put(txn, dbi, k, &v, 0);
     free(buf);
+    return rc;
+}
+
+/* Marks doc deleted: one chunk of at most 65536 ids is rewritten. */
+static int deleted_add(MDB_txn *txn, const struct index_dbs *d, uint32_t doc)
+{
+    unsigned char hi[2] = {(unsigned char)(doc >> 24), (unsigned char)(doc >> 16)};
+    MDB_val k = {2, hi}, v;
+    roaring_bitmap_t *r = NULL;
+    if (mdb_get(txn, d->deleted, &k, &v) == 0)
+        r = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size);
+    if (!r)
+        r = roaring_bitmap_create();
+    roaring_bitmap_add(r, doc);
+    int rc = put_bitmap(txn, d->deleted, &k, r);
     roaring_bitmap_free(r);
     return rc;
+}
+
+/* Writes or drops doc's delta entries: its terms, norms and exists marks. */
+static int delta_change(MDB_txn *txn, const struct index_dbs *d, const struct doc_terms *dt,
+                        size_t n, const struct tis_value *vals, uint32_t doc, bool add)
+{
+    const struct tis_schema *sc = dt->sc;
+    unsigned char e[DENTRY];
+    put_be32(e, doc);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        MDB_val key = {dt->refs[i].len, (void *)dt->refs[i].p}, v = {DENTRY, e};
+        e[4] = (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i]);
+        rc = add ? mdb_put(txn, d->dterms, &key, &v, 0) : mdb_del(txn, d->dterms, &key, &v);
+        if (rc == MDB_NOTFOUND) /* a base document has no delta entries */
+            rc = 0;
+    }
+    MDB_val k = {sizeof doc, &doc}, v = {sc->nfields * sizeof(uint32_t), dt->lens};
+    if (!rc)
+        rc = add ? mdb_put(txn, d->flen, &k, &v, 0) : mdb_del(txn, d->flen, &k, NULL);
+    for (size_t i = 0; i < sc->nfields && (!rc || rc == MDB_NOTFOUND); i++) {
+        if (!sc->fields[i].search || vals[i].null)
+            continue;
+        uint8_t f = (uint8_t)i;
+        MDB_val fk = {1, &f}, dv = {4, e};
+        rc = add ? mdb_put(txn, d->dexists, &fk, &dv, 0) : mdb_del(txn, d->dexists, &fk, &dv);
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 static int doc_change(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
@@ -440,22 +599,14 @@ static int doc_change(MDB_txn *txn, const struct index_dbs *d, const struct tis_
     doc_terms_init(&dt, sc);
     doc_terms_collect(&dt, an, o, vals);
     size_t n = doc_terms_distinct(&dt);
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++)
-        rc = posting_update(txn, d->terms, &dt.refs[i], doc, add ? dt.tf[i] : 0);
-    MDB_val k = {sizeof doc, &doc}, v = {sc->nfields * sizeof(uint32_t), dt.lens};
-    if (!rc)
-        rc = add ? mdb_put(txn, d->flen, &k, &v, 0) : mdb_del(txn, d->flen, &k, NULL);
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-    for (size_t i = 0; i < sc->nfields && !rc; i++) {
+    int rc = delta_change(txn, d, &dt, n, vals, doc, add);
+    if (!rc && !add)
+        rc = deleted_add(txn, d, doc);
+    for (size_t i = 0; i < sc->nfields && totals; i++) {
         if (!sc->fields[i].search || vals[i].null)
             continue;
-        rc = exists_update(txn, d, (uint8_t)i, doc, add);
-        if (totals) {
-            totals[i].docs += (add ? 1 : -1) * (dt.lens[i] > 0);
-            totals[i].tokens += (add ? 1 : -1) * (int64_t)dt.lens[i];
-        }
+        totals[i].docs += (add ? 1 : -1) * (dt.lens[i] > 0);
+        totals[i].tokens += (add ? 1 : -1) * (int64_t)dt.lens[i];
     }
     doc_terms_free(&dt);
     return rc;
@@ -473,4 +624,115 @@ int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
                      const struct tis_value *vals, struct field_totals *totals)
 {
     return doc_change(txn, d, sc, an, o, doc, vals, totals, false);
+}
+
+int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id)
+{
+    MDB_dbi all[] = {d->terms, d->flen, d->exists, d->dterms, d->dexists, d->deleted};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof all / sizeof *all && !rc; i++)
+        rc = mdb_drop(txn, all[i], 0);
+    /* Every id handed out so far is gone: readers count live documents as
+     * the ids up to the last one minus the deleted ones. One run-encoded
+     * chunk per 65536 ids. */
+    for (uint64_t lo = 1; !rc && lo <= last_id; lo = (lo | 0xFFFF) + 1) {
+        uint64_t hi = (lo | 0xFFFF) < last_id ? (lo | 0xFFFF) : last_id;
+        unsigned char key[2] = {(unsigned char)(lo >> 24), (unsigned char)(lo >> 16)};
+        MDB_val k = {2, key};
+        roaring_bitmap_t *r = roaring_bitmap_from_range(lo, hi + 1, 1);
+        rc = put_bitmap(txn, d->deleted, &k, r);
+        roaring_bitmap_free(r);
+    }
+    return rc;
+}
+
+uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d)
+{
+    MDB_stat st;
+    return mdb_stat(txn, d->dterms, &st) == 0 ? st.ms_entries : 0;
+}
+
+/* Rewrites the base posting of key as (base - deleted) | delta and drops
+ * the delta entries. The one place a large posting is rewritten: the merge,
+ * a term at a time, never the stream. */
+static int fold_term(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
+                     const roaring_bitmap_t *deleted)
+{
+    struct posting p;
+    int rc = key_posting(txn, d, key, &p);
+    if (rc)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    roaring_bitmap_t *live = posting_live(&p, deleted);
+    uint32_t n = (uint32_t)roaring_bitmap_get_cardinality(live);
+    uint32_t *ids = xmalloc((n ? n : 1) * sizeof *ids);
+    uint8_t *tf = xmalloc(n ? n : 1);
+    roaring_bitmap_to_uint32_array(live, ids);
+    for (uint32_t i = 0; i < n; i++)
+        tf[i] = (uint8_t)posting_tf(&p, ids[i]);
+    posting_free(&p);
+    roaring_bitmap_free(live);
+    struct tbuf val = {0};
+    unsigned char kcopy[512]; /* key points into a page the writes below may move */
+    MDB_val k = {key.mv_size < sizeof kcopy ? key.mv_size : sizeof kcopy, kcopy};
+    memcpy(kcopy, key.mv_data, k.mv_size);
+    rc = mdb_del(txn, d->dterms, &k, NULL);
+    if (!rc && n) {
+        posting_encode(ids, tf, n, &val);
+        MDB_val v = {val.len, val.data};
+        rc = mdb_put(txn, d->terms, &k, &v, 0);
+    } else if (!rc)
+        rc = mdb_del(txn, d->terms, &k, NULL);
+    tbuf_free(&val);
+    free(ids);
+    free(tf);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int fold_exists(MDB_txn *txn, const struct index_dbs *d, const roaring_bitmap_t *deleted)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint8_t fields[256];
+    size_t nf = 0;
+    int rc = mdb_cursor_open(txn, d->dexists, &cur);
+    for (int op = MDB_FIRST; !rc && nf < 256 && mdb_cursor_get(cur, &k, &v, op) == 0;
+         op = MDB_NEXT_NODUP)
+        fields[nf++] = *(const uint8_t *)k.mv_data;
+    if (!rc)
+        mdb_cursor_close(cur);
+    for (size_t i = 0; i < nf && !rc; i++) {
+        roaring_bitmap_t *r = index_exists(txn, d, fields[i]);
+        roaring_bitmap_andnot_inplace(r, deleted);
+        MDB_val fk = {1, &fields[i]};
+        rc = put_bitmap(txn, d->exists, &fk, r);
+        roaring_bitmap_free(r);
+        if (!rc)
+            rc = mdb_del(txn, d->dexists, &fk, NULL);
+    }
+    return rc;
+}
+
+int index_fold(MDB_txn *txn, const struct index_dbs *d, size_t max_terms, bool *left)
+{
+    roaring_bitmap_t *deleted = index_deleted(txn, d);
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = 0;
+    size_t done = 0;
+    *left = false;
+    for (; !rc && done < max_terms; done++) {
+        if ((rc = mdb_cursor_open(txn, d->dterms, &cur)) != 0)
+            break;
+        int got = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        mdb_cursor_close(cur);
+        if (got)
+            break;
+        rc = fold_term(txn, d, k, deleted);
+    }
+    if (!rc && done < max_terms)
+        rc = fold_exists(txn, d, deleted);
+    else if (!rc)
+        *left = true;
+    roaring_bitmap_free(deleted);
+    return rc;
 }

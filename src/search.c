@@ -169,7 +169,9 @@ struct ctx {
     const struct index_dbs *d;
     const struct tis_schema *sc;
     struct analyzer *an;
-    roaring_bitmap_t *all;
+    roaring_bitmap_t *all;     /* every live document */
+    roaring_bitmap_t *deleted; /* ids that postings may still hold */
+    struct gen_stats st;
     const char *df;
     char *err;
     size_t errlen;
@@ -198,7 +200,7 @@ static void plan_free(struct plan *p)
         return;
     bm_free(p->docs);
     if (p->kind == P_TERM)
-        bm_free(p->post.docs);
+        posting_free(&p->post);
     for (size_t i = 0; i < p->n; i++)
         plan_free(p->kids[i]);
     free(p->kids);
@@ -222,13 +224,12 @@ static struct plan *term_plan(struct ctx *c, uint8_t f, const void *term, size_t
     p->boost = 1;
     p->field = f;
     if (index_term(c->txn, c->d, f, term, len, &p->post) != 0) {
+        memset(&p->post, 0, sizeof p->post);
         p->post.docs = roaring_bitmap_create();
-        p->post.tf = NULL;
     }
-    p->docs = roaring_bitmap_copy(p->post.docs);
-    uint64_t ndocs, tokens;
-    gen_field_stats(c->g, f, &ndocs, &tokens);
-    double n = (double)roaring_bitmap_get_cardinality(p->post.docs);
+    p->docs = posting_live(&p->post, c->deleted);
+    uint64_t ndocs = (uint64_t)c->st.f[f].docs, tokens = (uint64_t)c->st.f[f].tokens;
+    double n = (double)roaring_bitmap_get_cardinality(p->docs);
     p->idf = log(1 + ((double)ndocs - n + 0.5) / (n + 0.5));
     p->avgdl = ndocs ? (double)tokens / (double)ndocs : 1;
     return p;
@@ -447,6 +448,24 @@ static size_t utf8_len(const char *s)
     return n;
 }
 
+/* The live documents of one term, without scoring state. */
+static roaring_bitmap_t *term_docs(struct ctx *c, uint8_t f, const char *t, size_t len)
+{
+    struct posting post;
+    if (index_term(c->txn, c->d, f, t, len, &post) != 0)
+        return roaring_bitmap_create();
+    roaring_bitmap_t *r = posting_live(&post, c->deleted);
+    posting_free(&post);
+    return r;
+}
+
+static roaring_bitmap_t *exists_docs(struct ctx *c, uint8_t f)
+{
+    roaring_bitmap_t *r = index_exists(c->txn, c->d, f);
+    roaring_bitmap_andnot_inplace(r, c->deleted);
+    return r;
+}
+
 /* SQL LIKE '%text%' (or 'text%' when anchored) over a like field: grams find
  * candidates, the stored value decides when grams alone could over-match. */
 static struct plan *like_plan(struct ctx *c, uint8_t f, const char *text, bool anchored)
@@ -470,10 +489,7 @@ static struct plan *like_plan(struct ctx *c, uint8_t f, const char *text, bool a
                     while (((unsigned char)*e & 0xC0) == 0x80)
                         e++;
                 }
-                struct posting post;
-                roaring_bitmap_t *d = index_term(c->txn, c->d, f, s, (size_t)(e - s), &post) == 0
-                                          ? post.docs
-                                          : roaring_bitmap_create();
+                roaring_bitmap_t *d = term_docs(c, f, s, (size_t)(e - s));
                 if (cand) {
                     roaring_bitmap_and_inplace(cand, d);
                     roaring_bitmap_free(d);
@@ -484,12 +500,9 @@ static struct plan *like_plan(struct ctx *c, uint8_t f, const char *text, bool a
                     s++;
             }
         } else if (n >= (size_t)lo) {
-            struct posting post;
-            cand = index_term(c->txn, c->d, f, folded, strlen(folded), &post) == 0
-                       ? post.docs
-                       : roaring_bitmap_create();
+            cand = term_docs(c, f, folded, strlen(folded));
         } else
-            cand = index_exists(c->txn, c->d, f);
+            cand = exists_docs(c, f);
         struct like_arg la = {text, anchored};
         if (n > (size_t)hi || anchored || n < (size_t)lo)
             recheck(c, cand, f, keep_like, &la);
@@ -510,7 +523,7 @@ struct expand {
     bool prefix_mode;
 };
 
-static int expand_term(void *arg, const unsigned char *t, size_t len, const MDB_val *v)
+static int expand_term(void *arg, const unsigned char *t, size_t len, const struct posting *p)
 {
     struct expand *e = arg;
     if (e->prefix_mode && (len < e->prefix_len || memcmp(t, e->prefix, e->prefix_len) != 0))
@@ -526,11 +539,9 @@ static int expand_term(void *arg, const unsigned char *t, size_t len, const MDB_
         fail(e->c, "the query expands to more than %d terms", SEARCH_MAX_EXPANSIONS);
         return 1;
     }
-    struct posting p;
-    if (posting_decode(v, &p)) {
-        roaring_bitmap_or_inplace(e->docs, p.docs);
-        roaring_bitmap_free(p.docs);
-    }
+    roaring_bitmap_t *live = posting_live(p, e->c->deleted);
+    roaring_bitmap_or_inplace(e->docs, live);
+    roaring_bitmap_free(live);
     return 0;
 }
 
@@ -631,7 +642,7 @@ static struct plan *leaf_for_field(struct ctx *c, const struct qnode *q, uint8_t
     case Q_RANGE:
         return range_plan(c, f, q);
     case Q_EXISTS:
-        return const_plan(index_exists(c->txn, c->d, f));
+        return const_plan(exists_docs(c, f));
     default:
         return NULL;
     }
@@ -699,6 +710,8 @@ static struct plan *compile(struct ctx *c, const struct qnode *q)
  * id order, so a cursor walking the posting replaces a rank lookup. */
 static uint32_t term_tf(struct plan *p, uint32_t doc)
 {
+    if (p->post.delta && roaring_bitmap_contains(p->post.delta, doc))
+        return posting_tf(&p->post, doc); /* a live addition: not in the base */
     if (!p->cursor_init) {
         roaring_init_iterator(p->post.docs, &p->cursor);
         p->cursor_rank = 0;
@@ -1052,7 +1065,10 @@ int search_run(struct gen *g, const struct search_request *r, struct tbuf *out)
     c.failed = !c.an || gen_txn_begin(g, &c.txn) != 0;
     if (!c.failed) {
         c.d = gen_index(g);
-        c.all = roaring_bitmap_from_range(1, gen_doc_count(g) + 1, 1);
+        gen_stats_read(g, c.txn, &c.st);
+        c.deleted = index_deleted(c.txn, c.d);
+        c.all = roaring_bitmap_from_range(1, (uint64_t)c.st.last_id + 1, 1);
+        roaring_bitmap_andnot_inplace(c.all, c.deleted);
         c.vals = xcalloc(c.sc->nfields, sizeof *c.vals);
         if (parse_sort(&c, r->sort, &s) == 0)
             docs = matches(&c, r, &qp);
@@ -1074,6 +1090,8 @@ int search_run(struct gen *g, const struct search_request *r, struct tbuf *out)
     free(s.k);
     free(c.vals);
     bm_free(c.all);
+    bm_free(c.deleted);
+    gen_stats_free(&c.st);
     if (c.txn)
         mdb_txn_abort(c.txn);
     analyzer_free(c.an);

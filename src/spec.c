@@ -359,6 +359,62 @@ struct tis_spec *spec_parse(const char *collection, const char *text, size_t len
     return s;
 }
 
+static struct json_object *incr_json(const struct tis_incr_spec *in);
+
+int spec_parse_incr(const char *collection, const char *text, size_t len,
+                    struct tis_incr_spec *out, char *err, size_t errlen)
+{
+    char perr[200];
+    struct verr e = {err, errlen, false};
+    struct json_object *obj = rjson_parse(text, len, perr, sizeof perr), *v;
+    memset(out, 0, sizeof *out);
+    if (!obj) {
+        snprintf(err, errlen, perr[0] ? "malformed channel spec: %s"
+                                      : "channel spec: must be an object%s", perr);
+        return -1;
+    }
+    bool ok = true;
+    if (json_object_object_get_ex(obj, "indexName", &v) &&
+        (!json_object_is_type(v, json_type_string) ||
+         strcmp(json_object_get_string(v), collection) != 0))
+        ok = fail(&e, "indexName: \"%s\" is not this collection (%s)",
+                  json_object_get_string(v), collection);
+    /* The seed's do_create_incr body wraps the block: {indexName, incr: {..}};
+     * the bare block is accepted too. */
+    struct json_object *blk = obj;
+    if (ok && json_object_object_get_ex(obj, "incr", &v)) {
+        static const char *const known[] = {"indexName", "incr", NULL};
+        ok = check_keys(obj, "channel spec", known, &e);
+        blk = v;
+    } else if (ok)
+        json_object_object_del(obj, "indexName");
+    ok = ok && parse_incr(blk, collection, out, &e);
+    json_object_put(obj);
+    if (!ok)
+        spec_incr_free(out);
+    return ok ? 0 : -1;
+}
+
+void spec_incr_free(struct tis_incr_spec *in)
+{
+    free(in->plugin);
+    free(in->mq_address);
+    free(in->topic);
+    free(in->group_id);
+    free(in->offset_reset);
+    free(in->protocol);
+    memset(in, 0, sizeof *in);
+}
+
+char *spec_incr_to_json(const struct tis_incr_spec *in)
+{
+    struct json_object *o = incr_json(in);
+    char *r = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                            JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return r;
+}
+
 static void add_str(struct json_object *o, const char *k, const char *v)
 {
     if (v)
@@ -447,11 +503,6 @@ void spec_free(struct tis_spec *s)
     for (size_t i = 0; i < s->ncols; i++)
         free(s->cols[i].name);
     free(s->cols);
-    free(s->incr.plugin);
-    free(s->incr.mq_address);
-    free(s->incr.topic);
-    free(s->incr.group_id);
-    free(s->incr.offset_reset);
-    free(s->incr.protocol);
+    spec_incr_free(&s->incr);
     free(s);
 }

@@ -44,6 +44,7 @@ struct task {
     char errs[1024];
     char cancel_reason[128];
     struct json_object *snapshot;
+    struct json_object *channel; /* the channel's start, from start_positions */
     uint64_t generation;
 
     atomic_uint_fast64_t rows;
@@ -172,6 +173,11 @@ void task_log(struct task *t, const char *fmt, ...)
 static void log_to(struct catalog *cat, uint64_t id, const char *stage, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+void task_log_to(struct catalog *cat, uint64_t id, const char *stage, const char *line)
+{
+    log_to(cat, id, stage, "%s", line);
+}
+
 static void log_to(struct catalog *cat, uint64_t id, const char *stage, const char *fmt, ...)
 {
     va_list ap;
@@ -282,6 +288,13 @@ static bool dump_stream(struct task *t, struct source *src, const struct tis_sch
                         struct gen_builder **bp, char *dir, char *err, size_t errlen)
 {
     struct json_object *snap = NULL;
+    /* The channel's start is read before the snapshot: whatever arrives in
+     * between is then replayed, never lost. */
+    if (t->env.start_positions)
+        t->channel = t->env.start_positions(t->env.backflow_arg, t, t->collection);
+    if (t->channel)
+        task_log(t, "the incremental channel of this generation starts at %s",
+                 json_object_to_json_string(t->channel));
     if (source_begin_snapshot(src, &snap, err, errlen))
         return false;
     pthread_mutex_lock(&t->mu);
@@ -349,7 +362,8 @@ static bool stage_backflow(struct task *t, const char *dir)
     stage_enter(t, STAGE_INDEX_BACKFLOW);
     if (atomic_load(&t->cancel))
         return stage_fail(t, "cancelled");
-    if (t->env.backflow(t->env.backflow_arg, t->collection, dir, t->id, err, sizeof err))
+    if (t->env.backflow(t->env.backflow_arg, t, t->collection, dir, t->id, t->channel, err,
+                        sizeof err))
         return stage_fail(t, err);
     pthread_mutex_lock(&t->mu);
     t->generation = t->id;
@@ -461,6 +475,11 @@ void task_cancel(struct task *t, const char *reason)
     atomic_store(&t->cancel, true);
 }
 
+bool task_cancelled(struct task *t)
+{
+    return atomic_load(&t->cancel);
+}
+
 void task_join_free(struct task *t)
 {
     if (!t)
@@ -468,6 +487,7 @@ void task_join_free(struct task *t)
     pthread_join(t->thread, NULL);
     spec_free(t->spec);
     json_object_put(t->snapshot);
+    json_object_put(t->channel);
     pthread_mutex_destroy(&t->mu);
     free(t->kind);
     free(t->collection);

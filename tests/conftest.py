@@ -341,3 +341,196 @@ def etcd():
     finally:
         e.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+TISFS_KAFKA_MOCK = os.path.join(BUILD, "tisfs-kafka-mock")
+
+
+class KafkaMockError(Exception):
+    """A command the mock refused, or a produce that was not acknowledged."""
+
+
+class KafkaMock:
+    """tools/tisfs-kafka-mock: librdkafka's mock cluster, a real Kafka peer on
+    loopback. Topics are auto-created (4 partitions) by any client that asks
+    for their metadata: the mock ignores AllowAutoTopicCreation. A consumer
+    group's first join waits 3 s, like Kafka's initial rebalance delay."""
+
+    # Client settings that keep the test clients quick to notice an outage
+    # and quick to recover from it (the default reconnect backoff grows to
+    # 10 s); their logs go to the logging module, which pytest captures.
+    CLIENT = {"reconnect.backoff.max.ms": 500, "socket.timeout.ms": 10000}
+
+    def __init__(self, root, brokers=1, topics=()):
+        import logging
+        self.root = root
+        self.logger = logging.getLogger("tisfs.kafka-mock-client")
+        args = [TISFS_KAFKA_MOCK, "--brokers", str(brokers)]
+        for name, parts in topics:
+            args += ["--topic", f"{name}:{parts}"]
+        self.log = open(os.path.join(root, "kafka-mock.err"), "ab")
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log)
+        self.buf = b""
+        self._prod = self._probe = None
+        try:
+            line = self._readline(10, "the BOOTSTRAP line")
+            if not line.startswith("BOOTSTRAP "):
+                raise AssertionError(f"tisfs-kafka-mock said {line!r}: " + self.log_tail())
+            self.bootstrap = line.split(" ", 1)[1]
+        except BaseException:
+            self.stop()
+            raise
+
+    def _readline(self, timeout, what):
+        import select
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what} "
+                                     "from tisfs-kafka-mock: " + self.log_tail())
+            if select.select([fd], [], [], left)[0]:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise AssertionError("tisfs-kafka-mock exited (%r): %s"
+                                         % (self.proc.poll(), self.log_tail()))
+                self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def command(self, line, timeout=10):
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+        answer = self._readline(timeout, f"the answer to {line!r}")
+        if answer != "OK":
+            raise KafkaMockError(f"{line!r}: {answer}")
+
+    def create_topic(self, name, partitions=1):
+        self.command(f"topic {name} {partitions}")
+
+    def down(self, broker=None):
+        """Every broker (or one) drops its connections and refuses new ones;
+        partition leadership does not move."""
+        self.command("down" if broker is None else f"down {broker}")
+
+    def up(self, broker=None):
+        self.command("up" if broker is None else f"up {broker}")
+
+    def config(self, **extra):
+        """Settings for a confluent_kafka client of this cluster."""
+        return {"bootstrap.servers": self.bootstrap, "logger": self.logger,
+                **self.CLIENT, **extra}
+
+    def _producer(self):
+        from confluent_kafka import Producer
+        if self._prod is None:
+            self._prod = Producer(self.config(**{"linger.ms": 0, "message.timeout.ms": 30000}))
+        return self._prod
+
+    def produce(self, topic, value, key=None, partition=None, timeout=30):
+        """Produces one message and waits for its acknowledgement; returns
+        (partition, offset). Raises KafkaMockError when it is not
+        acknowledged in time, and then drops it, so that it cannot turn up
+        later."""
+        p = self._producer()
+        done = {}
+        kw = {} if partition is None else {"partition": partition}
+        p.produce(topic, value, key=key, on_delivery=lambda err, msg: done.update(
+            err=err, msg=msg), **kw)
+        left = p.flush(timeout)
+        if left or done.get("err") or "msg" not in done:
+            p.purge()
+            p.flush(0)
+            self._prod = None
+            raise KafkaMockError(f"produce to {topic}: " + (
+                str(done["err"]) if done.get("err") else f"not acknowledged in {timeout}s"))
+        return done["msg"].partition(), done["msg"].offset()
+
+    def high_watermark(self, topic, partition=0, timeout=10):
+        """The offset the next message of that partition will get."""
+        from confluent_kafka import Consumer, TopicPartition
+        if self._probe is None:
+            self._probe = Consumer(self.config(**{"group.id": "tisfs-test-probe"}))
+        return self._probe.get_watermark_offsets(TopicPartition(topic, partition),
+                                                 timeout=timeout, cached=False)[1]
+
+    def messages(self, topic, partition=0, timeout=30):
+        """Every (key, value) in that partition, from the first to the high
+        watermark, read without a consumer group."""
+        from confluent_kafka import Consumer, TopicPartition
+        end = self.high_watermark(topic, partition)
+        if end == 0:
+            return []
+        c = Consumer(self.config(**{"group.id": "tisfs-test-reader",
+                                    "enable.auto.commit": False}))
+        out = []
+        try:
+            c.assign([TopicPartition(topic, partition, 0)])
+
+            def read():
+                msg = c.poll(0.1)
+                if msg is not None and not msg.error():
+                    out.append((msg.key(), msg.value()))
+                    return msg.offset() >= end - 1
+                return False
+            wait_for(read, timeout, interval=0, what=f"{topic}[{partition}] up to {end}")
+        finally:
+            c.close()
+        return out
+
+    def committed(self, group, topic, partition=0, timeout=10):
+        """The offset that group committed for that partition (the next one
+        it will read), or None when it committed none."""
+        from confluent_kafka import Consumer, TopicPartition
+        c = Consumer(self.config(**{"group.id": group, "enable.auto.commit": False}))
+        try:
+            tp = c.committed([TopicPartition(topic, partition)], timeout=timeout)[0]
+        finally:
+            c.close()
+        if tp.error:
+            raise KafkaMockError(f"committed({group}, {topic}, {partition}): {tp.error}")
+        return tp.offset if tp.offset >= 0 else None
+
+    def log_tail(self):
+        try:
+            with open(os.path.join(self.root, "kafka-mock.err"), "rb") as f:
+                return f.read()[-3000:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        """Closes the clients, then the mock; returns its exit status."""
+        if self._probe is not None:
+            self._probe.close()
+        self._prod = self._probe = None
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()   # EOF is the mock's cue to exit
+            except OSError:
+                pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc.stdout.close()
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def kafka():
+    """A fresh mock Kafka cluster on loopback (one broker, no topics)."""
+    if not os.access(TISFS_KAFKA_MOCK, os.X_OK):
+        pytest.fail(f"{TISFS_KAFKA_MOCK} is missing: build it (ninja -C $TISFS_BUILD)")
+    root = tempfile.mkdtemp(prefix="tisfs-kafka-")
+    k = KafkaMock(root)
+    try:
+        yield k
+    finally:
+        rc = k.stop()
+        log = k.log_tail()
+        shutil.rmtree(root, ignore_errors=True)
+        assert rc == 0, "tisfs-kafka-mock exited with %r: %s" % (rc, log)

@@ -40,11 +40,23 @@ int api_create(const char *name, const char *body, size_t len, uint64_t *taskid,
  * (never created). */
 int api_build(const char *name, uint64_t *taskid, struct tbuf *msg);
 
+/* Creates the incremental channel from a channel spec (the seed's
+ * do_create_incr body, or the bare incr block). It starts at once when the
+ * collection has an index, else when its first build completes. -EINVAL for
+ * a bad spec or a collection never created, -EEXIST if it has a channel
+ * (also said in its logs), -ENOENT if unknown. */
+int api_create_incr(const char *name, const char *body, size_t len, struct tbuf *msg);
+/* Whether a channel could be created now (the checks that need no spec):
+ * -EEXIST (and a line in the logs) when one exists, -ENOENT, or 0. */
+int api_create_incr_check(const char *name, struct tbuf *msg);
+
 enum api_doc {
-    DOC_CREATE, /* the accepted spec, passwords masked ("" before create) */
-    DOC_STATUS, /* the latest task's status JSON */
-    DOC_LOGS,   /* the latest task's log */
-    DOC_SCHEMA, /* fields, types, tokens, primary key of the serving generation */
+    DOC_CREATE,      /* the accepted spec, passwords masked ("" before create) */
+    DOC_STATUS,      /* the latest task's status JSON */
+    DOC_LOGS,        /* the latest task's log */
+    DOC_SCHEMA,      /* fields, types, tokens, primary key of the serving generation */
+    DOC_INCR,        /* the channel spec ("" when none) */
+    DOC_INCR_STATUS, /* the channel's incr_status JSON */
 };
 
 /* Renders one document of a collection into out. -ENOENT if unknown. */

@@ -13,11 +13,20 @@
  * are written in bulk before one final sync.
  *
  * Versions: every dumped row's version is the generation's snapshot version
- * (meta "snapshot": the TiDB TSO in "tso", null for a MySQL/MariaDB
- * consistent-snapshot transaction). A change applied later by the
- * incremental channel must record its own commit ts per document and apply
- * an event only when it is newer than the row's version (its own entry, else
- * the snapshot's), so the stream may start before the snapshot safely. */
+ * (meta "snapshot": the TiDB TSO in "tso"; for MySQL/MariaDB the binlog
+ * position of the consistent snapshot in "binlog", when the server logs
+ * one). A change applied later by the incremental channel records its own
+ * version per primary key (`ver`: deletes too, as tombstones) and is applied
+ * only when it is newer than the row's version (its own entry, else the
+ * snapshot's, else the last TRUNCATE's), so the stream may start before the
+ * snapshot and repeat itself safely. Versions of different domains (a
+ * snapshot without a TSO, events with one) do not compare: such an event is
+ * applied, and later ones compare with what it left.
+ *
+ * Live changes: the serving generation is open for writing too. One
+ * gen_writer is one LMDB write transaction holding a batch of changes and
+ * the channel's state (its Kafka positions), committed together, so a crash
+ * at any instant keeps both or neither. */
 #ifndef TISFS_GEN_H
 #define TISFS_GEN_H
 
@@ -28,6 +37,7 @@
 #include <lmdb.h>
 
 #include "tisfs/analysis.h"
+#include "tisfs/cdc.h"
 #include "tisfs/index.h"
 #include "tisfs/schema.h"
 
@@ -62,14 +72,23 @@ void gen_unref(struct gen *g);
 /* Marks the generation for removal once no reader holds it. */
 void gen_doom(struct gen *g);
 
-uint64_t gen_doc_count(const struct gen *g);
+/* Live documents now. */
+uint64_t gen_doc_count(struct gen *g);
 const struct tis_schema *gen_schema(const struct gen *g);
 /* The snapshot the generation was dumped at (borrowed). */
 struct json_object *gen_snapshot(const struct gen *g);
 const char *gen_dir(const struct gen *g);
 
-/* Index statistics of field i: documents with a value, total tokens. */
-void gen_field_stats(const struct gen *g, size_t field, uint64_t *docs, uint64_t *tokens);
+/* Live counts as of a read transaction: the largest document id handed
+ * out, live documents, and per-field totals (documents with a value, tokens;
+ * nfields entries in f, malloc'd). */
+struct gen_stats {
+    uint32_t last_id;
+    uint64_t docs;
+    struct field_totals *f;
+};
+void gen_stats_read(struct gen *g, MDB_txn *txn, struct gen_stats *st);
+void gen_stats_free(struct gen_stats *st);
 const struct analysis_opts *gen_analysis_opts(const struct gen *g);
 
 /* Reading inside one read transaction (a consistent view for one query). */
@@ -84,5 +103,50 @@ bool gen_doc_values(struct gen *g, MDB_txn *txn, uint32_t id, struct tis_value *
 /* Calls fn with each document in id order as a JSON object of its stored
  * fields, typed (fn must not keep it). A non-zero return stops. */
 int gen_each_doc(struct gen *g, int (*fn)(struct json_object *doc, void *arg), void *arg);
+
+/* ---- live changes ---- */
+
+/* The version every row of the snapshot carries. */
+struct version gen_snapshot_version(const struct gen *g);
+
+struct gen_writer;
+
+/* Starts a batch of changes (one write transaction; one writer at a time per
+ * generation). an is the caller's analyzer, used on the calling thread. */
+struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err, size_t errlen);
+
+enum gen_outcome {
+    GEN_APPLIED,
+    GEN_STALE,     /* at or below the row's version: nothing changed */
+    GEN_UNCHANGED, /* newer, but the document is the same: only its version moved */
+    GEN_MISSING,   /* a delete of a row that is not there (its tombstone is kept) */
+};
+
+/* Inserts or replaces the row whose primary key vals holds (schema order).
+ * present[i] false: the event did not carry field i, which keeps its stored
+ * value (NULL for a new row). Returns 0 with *out set, or -1 with err. */
+int gen_write_upsert(struct gen_writer *w, const struct tis_value *vals, const bool *present,
+                     struct version v, enum gen_outcome *out, char *err, size_t errlen);
+/* Deletes the row whose primary key vals holds (other fields ignored). */
+int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct version v,
+                     enum gen_outcome *out, char *err, size_t errlen);
+/* Empties the collection (TRUNCATE at version v: older events stay out). */
+int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t errlen);
+/* Folds up to max_terms delta terms into the base postings (the merge);
+ * *left says whether more remain. */
+int gen_write_fold(struct gen_writer *w, size_t max_terms, bool *left, char *err, size_t errlen);
+/* Delta entries waiting for the merge, as of this batch. */
+uint64_t gen_write_delta_entries(struct gen_writer *w);
+/* Commits the batch with the channel state (a JSON object, borrowed; NULL
+ * keeps the stored one) and frees the writer. */
+int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *err, size_t errlen);
+void gen_write_abort(struct gen_writer *w);
+
+/* The channel state last committed with a batch (a new reference), or NULL. */
+struct json_object *gen_channel_state(struct gen *g);
+/* Stores a channel state on its own (a new generation's starting positions). */
+int gen_set_channel_state(struct gen *g, struct json_object *channel, char *err, size_t errlen);
+/* Forces committed batches to disk (they are written without a sync each). */
+void gen_sync(struct gen *g);
 
 #endif

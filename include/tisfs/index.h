@@ -7,6 +7,19 @@
  * exists: field byte -> bitmap of the documents with a value in the field
  * Per-field totals (documents, tokens) live in the generation's meta.
  *
+ * Live changes (the incremental channel) never patch those: as in Lucene's
+ * segments, the bulk-built postings are immutable and a change writes only
+ * the changed document's own entries:
+ * dterms:  (field byte, term bytes) -> dups of {u32 BE doc id, u8 tf}
+ *          (MDB_DUPSORT|MDB_DUPFIXED: one small entry per document and term,
+ *          in id order), the postings of documents added since the build
+ * dexists: field byte -> dups of u32 BE doc id, likewise for exists
+ * deleted: u16 BE (id >> 16) -> portable roaring bitmap of the removed ids
+ *          in that range (a removal rewrites at most one small chunk)
+ * A changed document gets a new id (ids are never reused) and its old id
+ * joins `deleted`; a reader sees (base | delta) - deleted. index_fold is the
+ * merge: it folds delta postings into the base ones a few terms at a time.
+ *
  * Text fields hold the terms of their analyzer; typed fields (numbers,
  * dates) hold one order-preserving binary term per value (index_typed_term),
  * so ranges are key ranges and exact matches are single lookups.
@@ -31,6 +44,7 @@
 
 struct index_dbs {
     MDB_dbi terms, flen, exists;
+    MDB_dbi dterms, dexists, deleted;
 };
 
 /* Opens (or, with create, creates) the index databases in txn. */
@@ -57,12 +71,14 @@ int index_builder_finish(struct index_builder *b, MDB_env *env, const struct ind
                          struct json_object **stats, char *err, size_t errlen);
 void index_builder_free(struct index_builder *b);
 
-/* ---- incremental maintenance (inside the caller's write transaction) ----
- * A document update is index_doc_remove of the old values then
- * index_doc_add of the new ones: each touches exactly the postings of the
- * document's terms, its norms and the exists bitmaps, so a batch of changes
- * is one transaction. totals (docs, tokens per field; nfields pairs) are
- * adjusted for the caller to store with the generation's meta. */
+/* ---- live changes (inside the caller's write transaction) ----
+ * A document update is index_doc_remove of the old values (under the old id)
+ * then index_doc_add of the new ones under a new, larger id. Add writes the
+ * document's delta entries and norms; remove drops whatever delta entries
+ * the document had and marks its id deleted, so base postings stay as built.
+ * The work and the bytes written are those of the document, never of a
+ * posting. totals (docs, tokens per field; nfields pairs) are adjusted for
+ * the caller to store with the generation's meta. */
 struct field_totals {
     int64_t docs, tokens;
 };
@@ -73,30 +89,51 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
 int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
                      struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
                      const struct tis_value *vals, struct field_totals *totals);
+/* Empties the index (TRUNCATE): every id up to last_id is deleted. */
+int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id);
+/* The merge: folds the delta postings of up to max_terms terms (and the
+ * delta exists lists) into the base postings, dropping deleted ids from the
+ * postings it rewrites. *left receives whether delta terms remain. Readers
+ * see the same answers before and after. */
+int index_fold(MDB_txn *txn, const struct index_dbs *d, size_t max_terms, bool *left);
+/* Delta entries (document-term pairs) waiting for index_fold. */
+uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d);
 
 /* ---- reading (all within a read transaction; pointers stay valid in it) ---- */
 
+/* A term's posting as stored: the base part (as built) and the delta part
+ * (live additions). Deleted ids are still in it: posting_live drops them. */
 struct posting {
-    roaring_bitmap_t *docs; /* owned: roaring_bitmap_free */
-    const uint8_t *tf;      /* tf[rank - 1], into the transaction's memory */
+    roaring_bitmap_t *docs;  /* base ids; owned (posting_free) */
+    const uint8_t *tf;       /* tf[rank - 1] in docs, into the transaction's memory */
+    roaring_bitmap_t *delta; /* delta ids, or NULL; owned */
+    uint8_t *dtf;            /* dtf[rank - 1] in delta; owned */
 };
 
 /* 0 when found, MDB_NOTFOUND, or another LMDB error. */
 int index_term(MDB_txn *txn, const struct index_dbs *d, uint8_t field, const void *term,
                size_t len, struct posting *out);
+void posting_free(struct posting *p);
 /* Term frequency of doc in p (0 if absent). */
 uint32_t posting_tf(const struct posting *p, uint32_t doc);
+/* The documents that match: (base | delta) - deleted (a new bitmap). */
+roaring_bitmap_t *posting_live(const struct posting *p, const roaring_bitmap_t *deleted);
+/* Every deleted id (a new bitmap; empty when none). */
+roaring_bitmap_t *index_deleted(MDB_txn *txn, const struct index_dbs *d);
 
 /* Calls fn for each term of field in [lo, hi] (NULL: open end; incl_*: the
- * bound itself counts), in order; fn returns non-zero to stop. */
-typedef int (*term_fn)(void *arg, const unsigned char *term, size_t len, const MDB_val *posting);
+ * bound itself counts), base and delta terms alike, in order; fn returns
+ * non-zero to stop. The posting is borrowed for the call. */
+typedef int (*term_fn)(void *arg, const unsigned char *term, size_t len,
+                       const struct posting *posting);
 int index_terms_between(MDB_txn *txn, const struct index_dbs *d, uint8_t field, const void *lo,
                         size_t lolen, bool incl_lo, const void *hi, size_t hilen, bool incl_hi,
                         term_fn fn, void *arg);
-/* Decodes the posting value handed to a term_fn. */
+/* Decodes a stored base posting (no delta part). */
 bool posting_decode(const MDB_val *v, struct posting *out);
 
-/* Documents with a value in field (a new bitmap; empty when none). */
+/* Documents with a value in field, deleted ones included (a new bitmap;
+ * empty when none). */
 roaring_bitmap_t *index_exists(MDB_txn *txn, const struct index_dbs *d, uint8_t field);
 /* Token count of field in doc (BM25's dl). */
 uint32_t index_field_len(MDB_txn *txn, const struct index_dbs *d, uint32_t doc, uint8_t field);

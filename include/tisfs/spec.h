@@ -78,4 +78,13 @@ char *spec_to_json(const struct tis_spec *spec, bool masked);
 
 void spec_free(struct tis_spec *spec);
 
+/* Parses a channel spec on its own (the `incr` file, the seed's
+ * do_create_incr body): {indexName, incr: {...}} or the bare {...} block.
+ * Returns 0, or -1 with err. */
+int spec_parse_incr(const char *collection, const char *text, size_t len,
+                    struct tis_incr_spec *out, char *err, size_t errlen);
+void spec_incr_free(struct tis_incr_spec *in);
+/* Strict JSON of a channel spec (it holds no secret). Caller frees. */
+char *spec_incr_to_json(const struct tis_incr_spec *in);
+
 #endif

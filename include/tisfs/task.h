@@ -22,14 +22,22 @@ enum task_stage { STAGE_DUMP, STAGE_JOIN, STAGE_INDEX_BUILD, STAGE_INDEX_BACKFLO
 struct task;
 
 /* Switches the collection to the finished generation in dir; called on the
- * task's thread in indexBackflow. Returns 0, or -1 with err set. */
-typedef int (*task_backflow_fn)(void *arg, const char *collection, const char *dir,
-                                uint64_t gen_id, char *err, size_t errlen);
+ * task's thread in indexBackflow. channel is what start_positions returned
+ * (borrowed; NULL if nothing): the incremental channel's starting point for
+ * the new generation. Returns 0, or -1 with err set. */
+typedef int (*task_backflow_fn)(void *arg, struct task *t, const char *collection,
+                                const char *dir, uint64_t gen_id, struct json_object *channel,
+                                char *err, size_t errlen);
+/* Called just before the snapshot is taken: where the incremental channel
+ * of the new generation must start (a channel state for gen.h), or NULL. */
+typedef struct json_object *(*task_positions_fn)(void *arg, struct task *t,
+                                                 const char *collection);
 
 struct task_env {
     struct catalog *cat;
     const char *collection_dir; /* DATA/collections/NAME */
     task_backflow_fn backflow;
+    task_positions_fn start_positions;
     void *backflow_arg;
 };
 
@@ -46,6 +54,8 @@ uint64_t task_id(const struct task *t);
 bool task_running(struct task *t);
 /* Asks the task to stop; reason ends up in errs ("interrupted: ..."). */
 void task_cancel(struct task *t, const char *reason);
+/* Whether the task has been asked to stop. */
+bool task_cancelled(struct task *t);
 /* Waits for the thread and frees the task. */
 void task_join_free(struct task *t);
 
@@ -53,6 +63,9 @@ void task_join_free(struct task *t);
 char *task_status_json(struct task *t);
 /* Appends a line to the task's log, stamped with time and stage. */
 void task_log(struct task *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends a line to the log of task id (any task, running or not). */
+void task_log_to(struct catalog *cat, uint64_t id, const char *stage, const char *line);
 
 /* After a restart: marks every task the catalog still shows as running as
  * failed ("interrupted"). */

@@ -1,7 +1,7 @@
 /* Unit tests for the index (src/index.c): typed term order, the bulk build
  * through runs (a tiny memory budget forces many spills), reading, and the
- * incremental functions, checked byte for byte against a fresh build of the
- * changed rows. */
+ * live-change functions and the merge, checked against a fresh build of the
+ * changed rows through everything a reader sees. */
 #define _GNU_SOURCE
 #include "tisfs/index.h"
 
@@ -48,7 +48,7 @@ static void env_open(struct env *e)
     CHECK(mkdtemp(e->dir) != NULL);
     MDB_txn *txn;
     mdb_env_create(&e->env);
-    mdb_env_set_maxdbs(e->env, 8);
+    mdb_env_set_maxdbs(e->env, 12);
     mdb_env_set_mapsize(e->env, 1 << 26);
     CHECK(mdb_env_open(e->env, e->dir, MDB_NOSYNC, 0600) == 0);
     mdb_txn_begin(e->env, NULL, 0, &txn);
@@ -128,6 +128,80 @@ static bool same_index(struct env *a, struct env *b)
     return same;
 }
 
+/* What a reader sees of an index, with document ids renamed by map (an
+ * index's id -> the row number both sides agree on; 0 = not a live row):
+ * every term with its live rows and tf, then each live row's norms and the
+ * exists sets. Two indexes that give the same text answer every query the
+ * same. */
+struct view {
+    struct tbuf *out;
+    const uint32_t *map;
+    size_t nmap;
+    roaring_bitmap_t *deleted;
+};
+
+static int view_term(void *arg, const unsigned char *t, size_t len, const struct posting *p)
+{
+    struct view *v = arg;
+    roaring_bitmap_t *live = posting_live(p, v->deleted);
+    uint32_t rows[64] = {0}; /* tf by row number */
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(live, &it);
+    for (; it.has_value; roaring_advance_uint32_iterator(&it))
+        if (it.current_value < v->nmap && v->map[it.current_value])
+            rows[v->map[it.current_value]] = posting_tf(p, it.current_value);
+    roaring_bitmap_free(live);
+    struct tbuf line = {0};
+    for (int r = 1; r < 64; r++)
+        if (rows[r])
+            tbuf_printf(&line, " %d*%u", r, rows[r]);
+    if (line.len) /* a term of deleted documents only is no term to a reader */
+        tbuf_printf(v->out, "%.*s:%s\n", (int)len, (const char *)t, line.data);
+    tbuf_free(&line);
+    return 0;
+}
+
+static void view(struct env *e, const uint32_t *map, size_t nmap, struct tbuf *out)
+{
+    MDB_txn *txn;
+    mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
+    struct view v = {out, map, nmap, index_deleted(txn, &e->d)};
+    for (uint8_t f = 0; f < 4; f++) {
+        tbuf_printf(out, "field %u\n", f);
+        index_terms_between(txn, &e->d, f, NULL, 0, true, NULL, 0, true, view_term, &v);
+        roaring_bitmap_t *ex = index_exists(txn, &e->d, f);
+        roaring_bitmap_andnot_inplace(ex, v.deleted);
+        tbuf_adds(out, "exists:");
+        for (uint32_t r = 1; r < 64; r++)
+            for (uint32_t id = 1; id < nmap; id++)
+                if (map[id] == r && roaring_bitmap_contains(ex, id))
+                    tbuf_printf(out, " %u", r);
+        tbuf_adds(out, "\n");
+        roaring_bitmap_free(ex);
+    }
+    for (uint32_t r = 1; r < 64; r++)
+        for (uint32_t id = 1; id < nmap; id++)
+            if (map[id] == r)
+                for (uint8_t f = 0; f < 4; f++)
+                    tbuf_printf(out, "len %u.%u=%u\n", r, f, index_field_len(txn, &e->d, id, f));
+    roaring_bitmap_free(v.deleted);
+    mdb_txn_abort(txn);
+}
+
+static bool same_view(struct env *a, const uint32_t *amap, size_t an, struct env *b,
+                      const uint32_t *bmap, size_t bn)
+{
+    struct tbuf x = {0}, y = {0};
+    view(a, amap, an, &x);
+    view(b, bmap, bn, &y);
+    bool same = x.len == y.len && memcmp(x.data, y.data, x.len) == 0;
+    if (!same)
+        printf("    live view:\n%s    rebuild:\n%s", x.data, y.data);
+    tbuf_free(&x);
+    tbuf_free(&y);
+    return same;
+}
+
 static const struct row BASE[] = {
     {"1", "apple banana apple", "10", "Alpha"},
     {"2", "北京 天安门", "-5", "Beta"},
@@ -135,6 +209,9 @@ static const struct row BASE[] = {
     {"4", NULL, "7", NULL},
 };
 
+/* Live changes never touch the bulk-built postings: an update is the old id
+ * deleted and the row added under a new id. What a reader sees must equal a
+ * fresh build of the changed rows, before and after the merge. */
 static void test_incremental_equals_rebuild(void)
 {
     char err[256];
@@ -154,31 +231,60 @@ static void test_incremental_equals_rebuild(void)
     struct tis_value old[4], new[4];
     MDB_txn *txn;
     mdb_txn_begin(inc.env, NULL, 0, &txn);
-    for (int i = 1; i <= 2; i++) {
+    for (int i = 1; i <= 2; i++) { /* rows 2 and 3 move to ids 5 and 6 */
         values(&BASE[i], old);
         values(&changed[i], new);
         CHECK(index_doc_remove(txn, &inc.d, sc, an, &o, (uint32_t)i + 1, old, totals) == 0);
-        CHECK(index_doc_add(txn, &inc.d, sc, an, &o, (uint32_t)i + 1, new, totals) == 0);
+        CHECK(index_doc_add(txn, &inc.d, sc, an, &o, (uint32_t)i + 4, new, totals) == 0);
     }
     values(&changed[4], new);
-    CHECK(index_doc_add(txn, &inc.d, sc, an, &o, 5, new, totals) == 0);
+    CHECK(index_doc_add(txn, &inc.d, sc, an, &o, 7, new, totals) == 0);
+    /* A document added and changed again since the build: its delta entries go. */
+    values(&changed[4], old);
+    CHECK(index_doc_remove(txn, &inc.d, sc, an, &o, 7, old, totals) == 0);
+    CHECK(index_doc_add(txn, &inc.d, sc, an, &o, 8, new, totals) == 0);
     CHECK(mdb_txn_commit(txn) == 0);
-    CHECK(same_index(&inc, &fresh));
+    const uint32_t inc_map[9] = {0, 1, 0, 0, 4, 2, 3, 0, 5}, fresh_map[6] = {0, 1, 2, 3, 4, 5};
+    CHECK(same_view(&inc, inc_map, 9, &fresh, fresh_map, 6));
     CHECK(totals[1].docs == 0 && totals[1].tokens == 1); /* t: -1 doc (row 3), +1 doc (row 5) */
 
-    /* Reading: a term's posting and tf. */
+    /* Reading: a term's posting and tf, base and delta parts. */
     mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
     struct posting p;
+    roaring_bitmap_t *del = index_deleted(txn, &inc.d);
+    CHECK(roaring_bitmap_get_cardinality(del) == 3); /* ids 2, 3, 7 */
     CHECK(index_term(txn, &inc.d, 1, "apple", 5, &p) == 0);
-    CHECK(roaring_bitmap_get_cardinality(p.docs) == 2 && posting_tf(&p, 1) == 2 &&
-          posting_tf(&p, 2) == 1 && posting_tf(&p, 3) == 0);
-    roaring_bitmap_free(p.docs);
-    CHECK(index_term(txn, &inc.d, 1, "cherry", 6, &p) == MDB_NOTFOUND);
+    roaring_bitmap_t *live = posting_live(&p, del);
+    CHECK(roaring_bitmap_get_cardinality(live) == 2 && posting_tf(&p, 1) == 2 &&
+          posting_tf(&p, 5) == 1 && posting_tf(&p, 3) == 0);
+    roaring_bitmap_free(live);
+    posting_free(&p);
+    CHECK(index_term(txn, &inc.d, 1, "cherry", 6, &p) == 0); /* still in the base ... */
+    live = posting_live(&p, del);
+    CHECK(roaring_bitmap_get_cardinality(live) == 0); /* ... but deleted */
+    roaring_bitmap_free(live);
+    posting_free(&p);
+    CHECK(index_term(txn, &inc.d, 1, "split", 5, &p) == 0 && p.delta &&
+          roaring_bitmap_get_cardinality(p.delta) == 1 && posting_tf(&p, 8) == 1);
+    posting_free(&p);
+    CHECK(index_term(txn, &inc.d, 1, "durian", 6, &p) == MDB_NOTFOUND);
     CHECK(index_field_len(txn, &inc.d, 1, 1) == 3);
-    roaring_bitmap_t *ex = index_exists(txn, &inc.d, 1);
-    CHECK(roaring_bitmap_get_cardinality(ex) == 3); /* rows 1, 2, 5 have t */
-    roaring_bitmap_free(ex);
+    CHECK(index_delta_entries(txn, &inc.d) > 0);
+    roaring_bitmap_free(del);
     mdb_txn_abort(txn);
+
+    /* The merge folds everything into the base; readers see no change. */
+    bool left = true;
+    for (int round = 0; left && round < 100; round++) {
+        mdb_txn_begin(inc.env, NULL, 0, &txn);
+        CHECK(index_fold(txn, &inc.d, 2, &left) == 0);
+        CHECK(mdb_txn_commit(txn) == 0);
+    }
+    CHECK(!left);
+    mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
+    CHECK(index_delta_entries(txn, &inc.d) == 0);
+    mdb_txn_abort(txn);
+    CHECK(same_view(&inc, inc_map, 9, &fresh, fresh_map, 6));
 
     analyzer_free(an);
     schema_free(sc);
@@ -212,7 +318,7 @@ static void test_spills_give_the_same_index(void)
     free(nums);
 }
 
-static int count_terms(void *arg, const unsigned char *t, size_t len, const MDB_val *v)
+static int count_terms(void *arg, const unsigned char *t, size_t len, const struct posting *v)
 {
     (void)t;
     (void)len;

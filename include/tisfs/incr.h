@@ -1,0 +1,75 @@
+/* incr — the incremental channel: one librdkafka consumer per collection
+ * that follows the table's changes from TiCDC on Kafka and applies each
+ * exactly once to the serving generation.
+ *
+ * Exactly once: the consumer is assigned partitions at the positions stored
+ * in the generation (never the consumer group's), and every batch of index
+ * changes commits in one LMDB transaction with the positions after it, so a
+ * crash at any instant repeats nothing and loses nothing. The versions
+ * stored per row (gen.h) make duplicates and replays (TiCDC is
+ * at-least-once) change nothing. Offsets also go to the consumer group after
+ * each commit, only so that Kafka's own tools show the position.
+ *
+ * Batches: the consumer thread takes what has arrived, waiting at most
+ * INCR_BATCH_WAIT_MS after the first message, so a lone event is visible
+ * within milliseconds and a backlog applies many events per transaction.
+ * Between batches, and when idle, it folds delta postings into the base
+ * (the merge) a few terms per transaction. */
+#ifndef TISFS_INCR_H
+#define TISFS_INCR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <json-c/json.h>
+
+#include "tisfs/gen.h"
+#include "tisfs/spec.h"
+
+#define INCR_BATCH_MAX 4096
+#define INCR_BATCH_WAIT_MS 5
+
+/* Where channel events (start, assignment, errors, skipped messages, DDL)
+ * are logged: one line, without a newline. */
+typedef void (*incr_log_fn)(void *arg, const char *line);
+
+struct incr;
+
+enum incr_mode {
+    INCR_FOLLOW,   /* run until stopped */
+    INCR_CATCH_UP, /* stop by itself once every partition has reached the end
+                      offset it had when the channel started */
+};
+
+/* Starts a channel that applies the changes of table db.table to g (which
+ * it references until stopped). spec is copied. */
+struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec,
+                        const char *db, const char *table, struct gen *g, enum incr_mode mode,
+                        incr_log_fn log, void *log_arg);
+/* INCR_CATCH_UP: waits until caught up, stopped, or timeout_sec passed.
+ * Returns 1 when caught up, -1 when the channel stopped without (an error:
+ * its status says which), 0 when it is still at work. */
+int incr_wait(struct incr *c, double timeout_sec);
+/* Stops the consumer (the last batch is committed or not at all) and frees
+ * the channel. NULL is fine. */
+void incr_stop(struct incr *c);
+/* The generation the channel writes to. */
+struct gen *incr_gen(struct incr *c);
+
+/* incr_status: the DESIGN.md contract (state, protocol, current_cursor,
+ * last_60_sec, applied_commit_ts, skipped, errs) plus the counters and the
+ * delivery guarantee. Malloc'd JSON text. */
+char *incr_status_json(struct incr *c, const char *collection);
+/* The same for a collection whose channel is not running, from the state
+ * stored in g (either may be NULL), with the given state and errs. */
+char *incr_status_stopped(const char *collection, const struct tis_incr_spec *spec,
+                          struct gen *g, const char *state, const char *why);
+
+/* The positions a new generation starts from when its snapshot is taken
+ * now: for "latest", the topic's current end offsets; NULL otherwise (the
+ * start is resolved when the channel starts). Called before the snapshot
+ * is taken, so nothing between the two is lost. NULL with err when the
+ * broker cannot be asked. */
+struct json_object *incr_positions_now(const struct tis_incr_spec *spec, char *err,
+                                       size_t errlen);
+
+#endif

@@ -1,0 +1,84 @@
+/* cdc_internal — what the protocol decoders share (implemented in cdc.c):
+ * a decoding context that carries the error buffer, the event list's arena,
+ * JSON parsing with located errors and field access, and the value codecs
+ * several protocols need (base64, Go-quoted strings, ISO-8859-1). */
+#ifndef TISFS_CDC_INTERNAL_H
+#define TISFS_CDC_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "tisfs/cdc.h"
+
+/* One cdc_decode call: where events go and where an error is written. */
+struct cdc_ctx {
+    struct cdc_events *out;
+    char *err;
+    size_t errlen;
+    const char *proto; /* prefix of every error message */
+};
+
+/* Writes "<proto>: <message>" to the error buffer; returns -1. */
+int cdc_fail(struct cdc_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- arena and events ---- */
+
+/* n bytes, 8-aligned, valid (never moved) until the next reset. */
+void *cdc_alloc(struct cdc_events *e, size_t n);
+/* A NUL-terminated copy of p[0..n) in the arena. */
+const char *cdc_copy(struct cdc_events *e, const void *p, size_t n);
+/* Appends a zeroed event of kind k (db, table and sql ""). The pointer is
+ * valid until the next cdc_add_event. */
+struct cdc_event *cdc_add_event(struct cdc_events *e, enum cdc_kind k);
+/* Appends one named column to a row whose cols array was sized by
+ * cdc_row_init; returns its value to fill. */
+void cdc_row_init(struct cdc_events *e, struct cdc_row *r, size_t cap);
+struct tis_value *cdc_row_add(struct cdc_events *e, struct cdc_row *r, const char *name);
+/* Sets a value to a copy of p[0..n) or to NULL. */
+void cdc_value_set(struct cdc_events *e, struct tis_value *v, const void *p, size_t n);
+void cdc_value_null(struct tis_value *v);
+
+/* ---- JSON ---- */
+
+/* Parses exactly p[0..n) as one JSON value into *o (NULL for JSON null).
+ * what names the part for the error message. Returns 0 or -1. */
+int cdc_json_parse(struct cdc_ctx *c, const char *what, const void *p, size_t n,
+                   struct json_object **o);
+/* o's member key, NULL when o is not an object, the key is absent or null. */
+struct json_object *cdc_get(struct json_object *o, const char *key);
+/* Member key as a string (NULL if absent or not a string). */
+const char *cdc_get_str(struct json_object *o, const char *key);
+/* Member key as an unsigned integer (a JSON number or a string of digits);
+ * false if absent or not one. */
+bool cdc_get_u64(struct json_object *o, const char *key, uint64_t *v);
+bool cdc_json_u64(struct json_object *v, uint64_t *out);
+bool cdc_json_i64(struct json_object *v, int64_t *out);
+/* Member key is JSON true. */
+bool cdc_get_bool(struct json_object *o, const char *key);
+/* A scalar as value text: strings as they are, numbers with their digits as
+ * written, booleans "1"/"0", null as NULL. Objects and arrays fail. */
+int cdc_scalar(struct cdc_ctx *c, struct json_object *v, struct tis_value *out,
+               const char *where);
+
+/* ---- value codecs: append the decoded bytes to b, false on bad input ---- */
+
+bool cdc_base64(struct tbuf *b, const char *s, size_t n);
+bool cdc_go_unquote(struct tbuf *b, const char *s, size_t n);
+bool cdc_latin1(struct tbuf *b, const char *s, size_t n);
+/* Decodes s with one of the codecs above into v (arena copy). */
+bool cdc_decode_into(struct cdc_events *e, struct tis_value *v,
+                     bool (*codec)(struct tbuf *, const char *, size_t), const char *s,
+                     size_t n);
+
+/* ---- the protocols ---- */
+
+int cdc_open_decode(struct cdc_ctx *c, const unsigned char *key, size_t klen,
+                    const unsigned char *val, size_t vlen);
+int cdc_canal_decode(struct cdc_ctx *c, const unsigned char *val, size_t vlen);
+int cdc_debezium_decode(struct cdc_ctx *c, const unsigned char *val, size_t vlen);
+int cdc_simple_decode(struct cdc_ctx *c, const unsigned char *val, size_t vlen);
+
+#endif

@@ -1,0 +1,39 @@
+/* gen_internal.h — what gen.c (building, reading) and gen_live.c (live
+ * changes) share. Not a public interface. */
+#ifndef TISFS_GEN_INTERNAL_H
+#define TISFS_GEN_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "tisfs/gen.h"
+#include "tisfs/util.h"
+
+struct gen_env {
+    MDB_env *env;
+    MDB_dbi docs, pk, meta;
+    MDB_dbi ver; /* encoded primary key -> u8 domain + u64 version */
+    struct index_dbs index;
+};
+
+struct gen {
+    struct gen_env e;
+    char *dir;
+    atomic_int refs;
+    atomic_bool doomed;
+    uint64_t docs; /* rows the build wrote */
+    struct tis_schema *sc;
+    struct json_object *snapshot;
+    struct json_object *stats;
+    struct analysis_opts opts;
+};
+
+int lmdb_fail(int rc, const char *what, char *err, size_t errlen);
+void pk_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *k);
+void doc_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *d);
+bool doc_values(const struct tis_schema *sc, const MDB_val *v, struct tis_value *vals);
+/* A meta value parsed as JSON (a new reference), or NULL. */
+struct json_object *meta_get(struct gen *g, MDB_txn *txn, const char *key);
+/* A meta value holding a version (u8 domain + u64); VER_NONE when absent. */
+struct version meta_version(struct gen *g, MDB_txn *txn, const char *key);
+
+#endif

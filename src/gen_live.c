@@ -1,0 +1,302 @@
+/* gen_live — live changes to a serving generation: upserts, deletes and
+ * truncates under the version rule, one write transaction per batch. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen_internal.h"
+
+struct gen_writer {
+    struct gen *g;
+    MDB_txn *txn;
+    struct analyzer *an;
+    struct gen_stats st;
+    struct version floor;
+    struct tbuf key, doc, old;
+    struct tis_value *oldv, *merged;
+};
+
+struct version meta_version(struct gen *g, MDB_txn *txn, const char *key)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    struct version r = {VER_NONE, 0};
+    if (mdb_get(txn, g->e.meta, &k, &v) == 0 && v.mv_size == 9) {
+        r.domain = *(const uint8_t *)v.mv_data;
+        memcpy(&r.v, (const char *)v.mv_data + 1, 8);
+    }
+    return r;
+}
+
+static int put_version(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, struct version v)
+{
+    unsigned char b[9];
+    b[0] = v.domain;
+    memcpy(b + 1, &v.v, 8);
+    MDB_val val = {9, b};
+    return mdb_put(txn, dbi, k, &val, 0);
+}
+
+struct version gen_snapshot_version(const struct gen *g)
+{
+    struct json_object *v, *f, *p;
+    struct version r = {VER_NONE, 0};
+    if (!g->snapshot)
+        return r;
+    if (json_object_object_get_ex(g->snapshot, "tso", &v) && json_object_is_type(v, json_type_int))
+        return (struct version){VER_TSO, (uint64_t)json_object_get_int64(v)};
+    if (json_object_object_get_ex(g->snapshot, "binlog", &v) &&
+        json_object_object_get_ex(v, "file", &f) && json_object_object_get_ex(v, "pos", &p)) {
+        r = cdc_binlog_version(json_object_get_string(f), (uint64_t)json_object_get_int64(p), 0);
+        /* Transactions in the snapshot start before its position; the
+         * first one after it may start exactly there. */
+        if (r.domain != VER_NONE)
+            r.v--;
+    }
+    return r;
+}
+
+/* Whether an event at version a replaces what version b wrote. Different
+ * domains do not compare: the event is applied (an at-least-once handover).
+ * Binlog coordinates of two changes of one transaction can coincide, and
+ * re-applying a full-row image is harmless, so equal binlog versions apply. */
+static bool newer(struct version a, struct version b)
+{
+    if (a.domain == VER_NONE || b.domain == VER_NONE || a.domain != b.domain)
+        return true;
+    return a.v > b.v || (a.domain == VER_BINLOG && a.v == b.v);
+}
+
+static bool is_stale(struct gen_writer *w, struct version ev)
+{
+    MDB_val k = {w->key.len, w->key.data}, v;
+    struct version row = gen_snapshot_version(w->g);
+    if (mdb_get(w->txn, w->g->e.ver, &k, &v) == 0 && v.mv_size == 9) {
+        row.domain = *(const uint8_t *)v.mv_data;
+        memcpy(&row.v, (const char *)v.mv_data + 1, 8);
+    }
+    return !newer(ev, row) || (w->floor.domain != VER_NONE && !newer(ev, w->floor));
+}
+
+struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err, size_t errlen)
+{
+    struct gen_writer *w = xcalloc(1, sizeof *w);
+    int rc = mdb_txn_begin(g->e.env, NULL, 0, &w->txn);
+    if (rc) {
+        lmdb_fail(rc, "begin a batch", err, errlen);
+        free(w);
+        return NULL;
+    }
+    w->g = g;
+    w->an = an;
+    gen_stats_read(g, w->txn, &w->st);
+    w->floor = meta_version(g, w->txn, "floor");
+    w->oldv = xcalloc(g->sc->nfields, sizeof *w->oldv);
+    w->merged = xcalloc(g->sc->nfields, sizeof *w->merged);
+    return w;
+}
+
+/* Looks the current key up; when present, copies the stored document (its
+ * page may move under the writes that follow) into w->oldv. */
+static int find_current(struct gen_writer *w, uint32_t *id, bool *had)
+{
+    MDB_val k = {w->key.len, w->key.data}, v;
+    *had = false;
+    int rc = mdb_get(w->txn, w->g->e.pk, &k, &v);
+    if (rc)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    memcpy(id, v.mv_data, 4);
+    MDB_val ik = {4, id}, d;
+    if ((rc = mdb_get(w->txn, w->g->e.docs, &ik, &d)) != 0)
+        return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
+    tbuf_reset(&w->old);
+    tbuf_add(&w->old, d.mv_data, d.mv_size);
+    MDB_val copy = {w->old.len, w->old.data};
+    if (!doc_values(w->g->sc, &copy, w->oldv))
+        return MDB_CORRUPTED;
+    *had = true;
+    return 0;
+}
+
+/* Takes the stored document id out of every structure. */
+static int remove_doc(struct gen_writer *w, uint32_t id)
+{
+    const struct gen *g = w->g;
+    MDB_val ik = {4, &id};
+    int rc = index_doc_remove(w->txn, &g->e.index, g->sc, w->an, &g->opts, id, w->oldv, w->st.f);
+    if (!rc)
+        rc = mdb_del(w->txn, g->e.docs, &ik, NULL);
+    return rc;
+}
+
+int gen_write_upsert(struct gen_writer *w, const struct tis_value *vals, const bool *present,
+                     struct version v, enum gen_outcome *out, char *err, size_t errlen)
+{
+    const struct gen *g = w->g;
+    uint32_t old_id = 0;
+    bool had;
+    pk_encode(g->sc, vals, &w->key);
+    if (is_stale(w, v))
+        return *out = GEN_STALE, 0;
+    int rc = find_current(w, &old_id, &had);
+    for (size_t i = 0; i < g->sc->nfields; i++)
+        w->merged[i] = present[i] ? vals[i] : had ? w->oldv[i] : (struct tis_value){"", 0, true};
+    doc_encode(g->sc, w->merged, &w->doc);
+    MDB_val k = {w->key.len, w->key.data};
+    *out = GEN_APPLIED;
+    if (!rc && had && w->doc.len == w->old.len && memcmp(w->doc.data, w->old.data, w->old.len) == 0)
+        *out = GEN_UNCHANGED;
+    else if (!rc) {
+        if (had)
+            rc = remove_doc(w, old_id);
+        if (!rc && w->st.last_id == UINT32_MAX)
+            rc = MDB_MAP_FULL;
+        uint32_t id = ++w->st.last_id;
+        MDB_val ik = {4, &id}, d = {w->doc.len, w->doc.data};
+        if (!rc)
+            rc = mdb_put(w->txn, g->e.docs, &ik, &d, MDB_APPEND);
+        if (!rc)
+            rc = mdb_put(w->txn, g->e.pk, &k, &ik, 0);
+        if (!rc)
+            rc = index_doc_add(w->txn, &g->e.index, g->sc, w->an, &g->opts, id, w->merged, w->st.f);
+        w->st.docs += !had;
+    }
+    if (!rc)
+        rc = put_version(w->txn, g->e.ver, &k, v);
+    return rc ? lmdb_fail(rc, "apply an upsert", err, errlen) : 0;
+}
+
+int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct version v,
+                     enum gen_outcome *out, char *err, size_t errlen)
+{
+    const struct gen *g = w->g;
+    uint32_t id = 0;
+    bool had;
+    pk_encode(g->sc, vals, &w->key);
+    if (is_stale(w, v))
+        return *out = GEN_STALE, 0;
+    int rc = find_current(w, &id, &had);
+    MDB_val k = {w->key.len, w->key.data};
+    if (!rc && had) {
+        rc = remove_doc(w, id);
+        if (!rc)
+            rc = mdb_del(w->txn, g->e.pk, &k, NULL);
+        w->st.docs--;
+    }
+    /* The tombstone: a late, older insert of this row must stay out. */
+    if (!rc)
+        rc = put_version(w->txn, g->e.ver, &k, v);
+    *out = had ? GEN_APPLIED : GEN_MISSING;
+    return rc ? lmdb_fail(rc, "apply a delete", err, errlen) : 0;
+}
+
+int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t errlen)
+{
+    const struct gen *g = w->g;
+    int rc = mdb_drop(w->txn, g->e.docs, 0);
+    if (!rc)
+        rc = mdb_drop(w->txn, g->e.pk, 0);
+    if (!rc)
+        rc = index_clear(w->txn, &g->e.index, w->st.last_id);
+    MDB_val fk = {5, "floor"};
+    if (!rc && v.domain != VER_NONE)
+        rc = put_version(w->txn, g->e.meta, &fk, v);
+    if (rc)
+        return lmdb_fail(rc, "truncate", err, errlen);
+    if (v.domain != VER_NONE)
+        w->floor = v;
+    w->st.docs = 0;
+    memset(w->st.f, 0, g->sc->nfields * sizeof *w->st.f);
+    return 0;
+}
+
+int gen_write_fold(struct gen_writer *w, size_t max_terms, bool *left, char *err, size_t errlen)
+{
+    int rc = index_fold(w->txn, &w->g->e.index, max_terms, left);
+    return rc ? lmdb_fail(rc, "merge", err, errlen) : 0;
+}
+
+uint64_t gen_write_delta_entries(struct gen_writer *w)
+{
+    return index_delta_entries(w->txn, &w->g->e.index);
+}
+
+static void writer_free(struct gen_writer *w)
+{
+    gen_stats_free(&w->st);
+    tbuf_free(&w->key);
+    tbuf_free(&w->doc);
+    tbuf_free(&w->old);
+    free(w->oldv);
+    free(w->merged);
+    free(w);
+}
+
+static int put_json_meta(MDB_txn *txn, MDB_dbi meta, const char *key, struct json_object *o)
+{
+    const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    MDB_val k = {strlen(key), (void *)key}, v = {strlen(s), (void *)s};
+    return mdb_put(txn, meta, &k, &v, 0);
+}
+
+int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *err, size_t errlen)
+{
+    size_t nf = w->g->sc->nfields;
+    struct tbuf live = {0};
+    uint32_t n = (uint32_t)nf;
+    tbuf_add(&live, &w->st.last_id, 4);
+    tbuf_add(&live, &n, 4);
+    tbuf_add(&live, &w->st.docs, 8);
+    tbuf_add(&live, w->st.f, nf * sizeof *w->st.f);
+    MDB_val k = {4, "live"}, v = {live.len, live.data};
+    int rc = mdb_put(w->txn, w->g->e.meta, &k, &v, 0);
+    if (!rc && channel)
+        rc = put_json_meta(w->txn, w->g->e.meta, "channel", channel);
+    if (!rc)
+        rc = mdb_txn_commit(w->txn);
+    else
+        mdb_txn_abort(w->txn);
+    tbuf_free(&live);
+    writer_free(w);
+    return rc ? lmdb_fail(rc, "commit a batch", err, errlen) : 0;
+}
+
+void gen_write_abort(struct gen_writer *w)
+{
+    if (!w)
+        return;
+    mdb_txn_abort(w->txn);
+    writer_free(w);
+}
+
+struct json_object *gen_channel_state(struct gen *g)
+{
+    MDB_txn *txn;
+    if (gen_txn_begin(g, &txn))
+        return NULL;
+    struct json_object *o = meta_get(g, txn, "channel");
+    mdb_txn_abort(txn);
+    return o;
+}
+
+int gen_set_channel_state(struct gen *g, struct json_object *channel, char *err, size_t errlen)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(g->e.env, NULL, 0, &txn);
+    if (!rc) {
+        rc = put_json_meta(txn, g->e.meta, "channel", channel);
+        if (!rc)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    if (!rc)
+        rc = mdb_env_sync(g->e.env, 1);
+    return rc ? lmdb_fail(rc, "store the channel's positions", err, errlen) : 0;
+}
+
+void gen_sync(struct gen *g)
+{
+    mdb_env_sync(g->e.env, 1);
+}

@@ -1,0 +1,454 @@
+"""The incremental channel on a real mount: a real MariaDB table changes, the
+matching TiCDC events go through a real Kafka protocol peer (librdkafka's
+mock cluster), and the collection must end up equal to the table, row for
+row, through duplicates, replays, poisoned messages, broker outages,
+restarts, rebuilds and kill -9."""
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import threading
+
+import pytest
+
+from conftest import mysql_spec, wait_for
+
+TS0 = 450_000_000_000_000_000
+COLUMNS = ['{name:"title", token:"ik"}', '{name:"body"}', '{name:"n"}']
+TYPES = {"id": "int", "title": "varchar", "body": "text", "n": "int"}
+
+
+@pytest.fixture(scope="module")
+def db(mariadb):
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    return mariadb
+
+
+def canal(op, row, ts, table, old=None, db="tistest"):
+    """One canal-json message as TiCDC writes it (enable-tidb-extension)."""
+    def strs(r):
+        return {k: None if v is None else str(v) for k, v in r.items()}
+    return json.dumps({
+        "id": 0, "database": db, "table": table, "pkNames": ["id"], "isDdl": False,
+        "type": op, "es": ts >> 18, "ts": ts >> 18, "sql": "",
+        "sqlType": {"id": 4, "title": 12, "body": 2005, "n": 4}, "mysqlType": TYPES,
+        "data": [strs(row)], "old": [strs(old)] if old else None,
+        "_tidb": {"commitTs": ts}}).encode()
+
+
+def canal_ddl(kind, sql, ts, table, db="tistest"):
+    return json.dumps({
+        "id": 0, "database": db, "table": table, "pkNames": None, "isDdl": True,
+        "type": kind, "es": ts >> 18, "ts": ts >> 18, "sql": sql, "sqlType": None,
+        "mysqlType": None, "data": None, "old": None, "_tidb": {"commitTs": ts}}).encode()
+
+
+class Stream:
+    """Changes a table and produces the events TiCDC would: each row to the
+    partition of its primary key, commit timestamps increasing."""
+
+    def __init__(self, db, kafka, table, topic, partitions=1):
+        self.db, self.kafka, self.table, self.topic = db, kafka, table, topic
+        self.parts = partitions
+        self.ts = TS0
+        self.sent = []          # (partition, value) of every message, for replays
+        kafka.create_topic(topic, partitions)
+        db.execute(f"DROP TABLE IF EXISTS {table}",
+                   f"CREATE TABLE {table} (id INT PRIMARY KEY, title VARCHAR(200), body TEXT, "
+                   "n INT) DEFAULT CHARSET=utf8mb4", db="tistest")
+        self.producer = None
+
+    def next_ts(self):
+        self.ts += 1 << 18
+        return self.ts
+
+    def send(self, value, partition=0, flush=True):
+        from confluent_kafka import Producer
+        if self.producer is None:
+            self.producer = Producer(self.kafka.config(**{"linger.ms": 2}))
+        self.producer.produce(self.topic, value, partition=partition)
+        self.sent.append((partition, value))
+        if flush:
+            self.flush()
+
+    def flush(self):
+        if self.producer is not None:
+            assert self.producer.flush(30) == 0, "the mock did not take every message"
+
+    def row(self, id):
+        r = self.db.query(f"SELECT id, title, body, n FROM {self.table} WHERE id = {id}",
+                          db="tistest")
+        return dict(zip(("id", "title", "body", "n"), r[0])) if r else None
+
+    def seed(self, rows):
+        """Rows that exist before the collection is built (no events)."""
+        con = self.db.connect("tistest")
+        with con.cursor() as cur:
+            cur.executemany(f"INSERT INTO {self.table} VALUES (%s, %s, %s, %s)", rows)
+        con.close()
+
+    def insert(self, id, title, body="", n=0, flush=True):
+        self.db.execute(f"INSERT INTO {self.table} VALUES (%d, '%s', '%s', %d)"
+                        % (id, title, body, n), db="tistest")
+        self.send(canal("INSERT", self.row(id), self.next_ts(), self.table),
+                  id % self.parts, flush)
+
+    def update(self, key, flush=True, **changes):
+        old = self.row(key)
+        sets = ", ".join(f"{k} = %s" for k in changes)
+        con = self.db.connect("tistest")
+        with con.cursor() as cur:
+            cur.execute(f"UPDATE {self.table} SET {sets} WHERE id = %s",
+                        list(changes.values()) + [key])
+        con.close()
+        new = self.row(changes.get("id", key))
+        changed = {k: old[k] for k in changes if old[k] != new[k]}
+        self.send(canal("UPDATE", new, self.next_ts(), self.table, old=changed),
+                  key % self.parts, flush)
+
+    def delete(self, id, flush=True):
+        old = self.row(id)
+        self.db.execute(f"DELETE FROM {self.table} WHERE id = {id}", db="tistest")
+        self.send(canal("DELETE", old, self.next_ts(), self.table), id % self.parts, flush)
+
+    def expected(self):
+        rows = self.db.query(f"SELECT id, title, body, n FROM {self.table} ORDER BY id",
+                             db="tistest")
+        return [dict(zip(("id", "title", "body", "n"), r)) for r in rows]
+
+    def close(self):
+        self.flush()
+
+
+def spec(db, table, kafka, topic, reset="earliest", protocol=None, group=None):
+    proto = f', protocol: "{protocol}"' if protocol else ""
+    return mysql_spec(db, table, COLUMNS, extra=f""",
+ incr: {{ plugin: "TiCDC-Kafka", mqAddress: "{kafka.bootstrap}", topic: "{topic}",
+         groupId: "{group or 'g-' + topic}", offsetResetStrategy: "{reset}"{proto} }}""")
+
+
+def incr_status(tisfs, name):
+    return tisfs.json("collections", name, "incr_status")
+
+
+def caught_up(tisfs, name, kafka, topic, partitions=1):
+    """Waits until the channel has applied everything the topic holds."""
+    ends = {p: kafka.high_watermark(topic, p) for p in range(partitions)}
+
+    def done():
+        st = incr_status(tisfs, name)
+        cur = {c["partition"]: c["cursor"] for c in st["current_cursor"]}
+        return st if all(cur.get(p) == e for p, e in ends.items()) else None
+    return wait_for(done, 60, what=f"{name} to apply {ends}")
+
+
+def docs(tisfs, name):
+    return sorted(tisfs.docs(name), key=lambda d: d["id"])
+
+
+def select(tisfs, name, q):
+    return tisfs.json("collections", name, "select", q)
+
+
+def logs(tisfs, name):
+    return tisfs.read("collections", name, "logs")
+
+
+def build(tisfs, db, kafka, stream, name, **kw):
+    st = tisfs.create(name, spec(db, stream.table, kafka, stream.topic, **kw))
+    assert st["complete"], st
+    return st
+
+
+def test_inserts_updates_deletes_and_pk_changes_reach_select(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_basic", "t-basic")
+    s.seed([(1, "apple pie", "sweet", 1), (2, "banana bread", "soft", 2),
+            (3, "cherry tart", "sour", 3)])
+    build(tisfs, db, kafka, s, "basic")
+    s.insert(4, "durian cake", "smelly", 4)
+    s.update(1, title="apple crumble")
+    s.delete(2)
+    s.update(3, id=30)          # a primary-key change: 3 goes, 30 comes
+    st = caught_up(tisfs, "basic", kafka, s.topic)
+    assert docs(tisfs, "basic") == s.expected()
+    assert select(tisfs, "basic", "q=title:durian")["response"]["numFound"] == 1
+    assert select(tisfs, "basic", "q=title:crumble")["response"]["docs"][0]["id"] == 1
+    assert select(tisfs, "basic", "q=title:pie")["response"]["numFound"] == 0
+    assert select(tisfs, "basic", "q=title:banana")["response"]["numFound"] == 0
+    assert select(tisfs, "basic", "q=id:3")["response"]["numFound"] == 0
+    assert select(tisfs, "basic", "q=id:30")["response"]["numFound"] == 1
+    assert select(tisfs, "basic", "q=*:*&rows=0")["response"]["numFound"] == 3
+    # incr_status: the contract's fields, detected protocol, lag 0.
+    assert st["state"] == "running" and st["errs"] == ""
+    assert st["protocol"] == "canal-json"
+    cur = st["current_cursor"][0]
+    assert cur["mqName"] == s.topic and cur["partition"] == 0
+    assert cur["cursor"] == cur["high_watermark"] == 4 and cur["lag"] == 0
+    assert st["last_60_sec"] >= 4
+    assert st["applied_commit_ts"] == s.ts
+    assert st["skipped"] == 0
+    # The schema's document count follows the stream.
+    assert tisfs.json("collections", "basic", "schema")["docs"] == 3
+    # Offsets reach the consumer group too (for Kafka's own tools).
+    wait_for(lambda: kafka.committed("g-" + s.topic, s.topic, 0) == 4, 20,
+             what="the consumer group's offset")
+    assert "[incr] consuming t-basic" in logs(tisfs, "basic")
+
+
+def test_duplicates_replays_and_stale_versions_change_nothing(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_dup", "t-dup")
+    s.seed([(1, "one", "", 1)])
+    build(tisfs, db, kafka, s, "dup")
+    for i in range(2, 12):
+        s.insert(i, f"row{i}", "x", i)
+    s.update(5, title="five")
+    s.delete(7)
+    caught_up(tisfs, "dup", kafka, s.topic)
+    before = docs(tisfs, "dup")
+    assert before == s.expected()
+    applied = incr_status(tisfs, "dup")["applied"]
+    # TiCDC after a restart: everything again, in order, then an old image.
+    for part, value in list(s.sent):
+        s.send(value, part, flush=False)
+    s.flush()
+    old = json.loads(s.sent[4][1])      # row 5 as first inserted, an old version
+    s.send(json.dumps(old).encode())
+    st = caught_up(tisfs, "dup", kafka, s.topic)
+    assert docs(tisfs, "dup") == before
+    assert st["stale"] >= 13 and st["applied"] == applied
+    assert select(tisfs, "dup", "q=title:five")["response"]["numFound"] == 1
+    assert select(tisfs, "dup", "q=title:row7")["response"]["numFound"] == 0
+
+
+def test_poisoned_messages_are_reported_and_skipped(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_poison", "t-poison")
+    build(tisfs, db, kafka, s, "poison", protocol="canal-json")
+    s.insert(1, "before", "", 1)
+    s.send(b"\x00\x01 this is not canal-json {")             # offset 1
+    s.send(json.dumps({"database": "tistest", "table": "inc_poison", "type": "INSERT",
+                       "data": [{"title": "no primary key"}], "isDdl": False}).encode())  # 2
+    s.insert(2, "after", "", 2)
+    st = caught_up(tisfs, "poison", kafka, s.topic)
+    assert docs(tisfs, "poison") == s.expected()
+    assert st["skipped"] == 2 and st["state"] == "running"
+    log = logs(tisfs, "poison")
+    assert "skipped message t-poison/0@1" in log
+    assert "t-poison/0@2" in log and "primary key column id" in log
+
+
+def test_offset_reset_strategies(kafka, tisfs, db):
+    # latest: what the topic held before the build is not replayed.
+    s = Stream(db, kafka, "inc_latest", "t-latest")
+    s.send(canal("INSERT", {"id": 99, "title": "ghost", "body": "", "n": 0}, TS0, s.table))
+    build(tisfs, db, kafka, s, "latest", reset="latest")
+    s.insert(1, "live", "", 1)
+    caught_up(tisfs, "latest", kafka, s.topic)
+    assert [d["id"] for d in docs(tisfs, "latest")] == [1]
+    # earliest: it is.
+    e = Stream(db, kafka, "inc_earliest", "t-earliest")
+    e.send(canal("INSERT", {"id": 99, "title": "ghost", "body": "", "n": 0}, TS0, e.table))
+    build(tisfs, db, kafka, e, "earliest", reset="earliest")
+    caught_up(tisfs, "earliest", kafka, e.topic)
+    assert [d["id"] for d in docs(tisfs, "earliest")] == [99]
+    # none: a clear error, nothing applied.
+    n = Stream(db, kafka, "inc_none", "t-none")
+    n.insert(5, "x", "", 5)
+    build(tisfs, db, kafka, n, "none", reset="none")
+    st = wait_for(lambda: (lambda s: s if s["state"] == "error" else None)(
+        incr_status(tisfs, "none")), 30, what="the none channel to fail")
+    assert "offsetResetStrategy is none" in st["errs"]
+    assert "offsetResetStrategy is none" in logs(tisfs, "none")
+
+
+def test_channel_created_later_and_a_second_one_refused(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_later", "t-later")
+    s.seed([(1, "first", "", 1)])
+    st = tisfs.create("later", mysql_spec(db, "inc_later", COLUMNS))
+    assert st["complete"]
+    assert incr_status(tisfs, "later")["state"] == "stopped"
+    assert tisfs.read("collections", "later", "incr") == ""
+    s.insert(2, "second", "", 2)
+    # The seed's do_create_incr body, verbatim in shape (full-width comma).
+    body = f"""{{
+ indexName: "later" ,
+ incr: {{
+   plugin: "TiCDC-Kafka"，
+   mqAddress: "{kafka.bootstrap}" ,
+   topic: "{s.topic}"  ,
+   groupId: "test_group" ,
+   offsetResetStrategy: "earliest" #earliest or latest or none,可选
+ }}
+}}"""
+    r = subprocess.run(["bash", "-c", f"cat > {tisfs.path('collections', 'later', 'incr')}"],
+                       input=body, text=True, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    caught_up(tisfs, "later", kafka, s.topic)
+    assert docs(tisfs, "later") == s.expected()
+    assert json.loads(tisfs.read("collections", "later", "incr"))["topic"] == s.topic
+    # A second channel: refused at open, where the shell sees it.
+    r = subprocess.run(["bash", "-c", f"echo '{{incr: {{plugin: \"TiCDC-Kafka\", "
+                        f"mqAddress: \"x:1\", topic: \"other\"}}}}' > "
+                        f"{tisfs.path('collections', 'later', 'incr')}"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "File exists" in r.stderr
+    assert "refused a second incremental channel" in logs(tisfs, "later")
+    with pytest.raises(OSError) as e:
+        tisfs.write('{incr: {plugin: "TiCDC-Kafka", mqAddress: "x:1", topic: "t"}}',
+                    "collections", "later", "incr")
+    assert e.value.errno == errno.EEXIST
+
+
+def test_bad_channel_spec_is_refused_with_its_reason(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_bad", "t-bad")
+    assert tisfs.create("bad", mysql_spec(db, "inc_bad", COLUMNS))["complete"]
+    with pytest.raises(OSError) as e:
+        tisfs.write('{incr: {plugin: "RocketMQ", mqAddress: "x:1", topic: "t"}}',
+                    "collections", "bad", "incr")
+    assert e.value.errno == errno.EINVAL
+    assert 'unknown plugin "RocketMQ"' in logs(tisfs, "bad")
+    assert incr_status(tisfs, "bad")["state"] == "stopped"
+    s.close()
+
+
+def test_broker_outage_is_reported_and_recovered(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_outage", "t-outage")
+    build(tisfs, db, kafka, s, "outage")
+    s.insert(1, "before", "", 1)
+    caught_up(tisfs, "outage", kafka, s.topic)
+    kafka.down()
+    st = wait_for(lambda: (lambda s: s if s["state"] == "error" else None)(
+        incr_status(tisfs, "outage")), 60, what="the outage to show")
+    assert st["errs"]
+    kafka.up()
+    s.insert(2, "after", "", 2)
+    st = caught_up(tisfs, "outage", kafka, s.topic)
+    wait_for(lambda: incr_status(tisfs, "outage")["state"] == "running", 30,
+             what="the channel to recover")
+    assert docs(tisfs, "outage") == s.expected()
+    assert "recovered" in logs(tisfs, "outage")
+
+
+def test_truncate_and_drop_table(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_ddl", "t-ddl")
+    s.seed([(1, "a", "", 1), (2, "b", "", 2)])
+    build(tisfs, db, kafka, s, "ddl")
+    db.execute("TRUNCATE TABLE inc_ddl", db="tistest")
+    s.send(canal_ddl("TRUNCATE", "TRUNCATE TABLE inc_ddl", s.next_ts(), s.table))
+    s.insert(3, "after truncate", "", 3)
+    caught_up(tisfs, "ddl", kafka, s.topic)
+    assert docs(tisfs, "ddl") == s.expected()
+    assert select(tisfs, "ddl", "q=*:*&rows=0")["response"]["numFound"] == 1
+    s.send(canal_ddl("ERASE", "DROP TABLE inc_ddl", s.next_ts(), s.table))
+    st = wait_for(lambda: (lambda s: s if s["state"] == "error" else None)(
+        incr_status(tisfs, "ddl")), 30, what="the drop to stop the channel")
+    assert "dropped" in st["errs"]
+    assert "TRUNCATE" in logs(tisfs, "ddl") and "dropped" in logs(tisfs, "ddl")
+
+
+def test_restart_resumes_where_it_stopped(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_restart", "t-restart", partitions=3)
+    build(tisfs, db, kafka, s, "restart")
+    for i in range(1, 31):
+        s.insert(i, f"r{i}", "", i)
+    caught_up(tisfs, "restart", kafka, s.topic, 3)
+    tisfs.restart()
+    for i in range(1, 31, 3):
+        s.update(i, title=f"changed{i}")
+    for i in range(31, 41):
+        s.insert(i, f"r{i}", "", i)
+    st = caught_up(tisfs, "restart", kafka, s.topic, 3)
+    assert docs(tisfs, "restart") == s.expected()
+    assert st["stale"] == 0     # nothing was applied twice
+
+
+def test_rebuild_while_streaming(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_rebuild", "t-rebuild", partitions=2)
+    s.seed([(i, f"seed{i}", "", i) for i in range(1, 2001)])
+    build(tisfs, db, kafka, s, "rebuild")
+    stop = threading.Event()
+    failures = []
+
+    def writer():
+        i = 0
+        try:
+            while not stop.is_set():
+                i += 1
+                k = 1 + (i * 7919) % 3000
+                if s.row(k):
+                    s.update(k, title=f"up{i}") if i % 3 else s.delete(k)
+                else:
+                    s.insert(k, f"new{i}", "", i)
+        except Exception as e:      # reported below, not lost in the thread
+            failures.append(e)
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        wait_for(lambda: incr_status(tisfs, "rebuild")["applied"] > 20, 30,
+                 what="the stream to flow")
+        old_task = tisfs.status("rebuild")["taskid"]
+        tisfs.write("1", "collections", "rebuild", "build")
+        wait_for(lambda: tisfs.status("rebuild")["taskid"] != old_task, 10, what="the rebuild")
+        st = tisfs.wait_done("rebuild", 180)
+        assert st["complete"], st
+        wait_for(lambda: incr_status(tisfs, "rebuild")["applied"] > 0, 30,
+                 what="the new generation to follow")
+    finally:
+        stop.set()
+        t.join()
+    assert not failures, failures
+    s.flush()
+    caught_up(tisfs, "rebuild", kafka, s.topic, 2)
+    assert docs(tisfs, "rebuild") == s.expected()
+    log = logs(tisfs, "rebuild")
+    assert "catching up the new generation" in log
+
+
+def test_crash_drill(kafka, tisfs, db):
+    """kill -9 at random instants while a burst is being applied; after every
+    restart the collection equals the table, row for row."""
+    rounds = int(os.environ.get("TISFS_CRASH_ROUNDS", "20"))
+    rng = random.Random(int(os.environ.get("TISFS_CRASH_SEED", "7")))
+    s = Stream(db, kafka, "inc_crash", "t-crash", partitions=2)
+    s.seed([(i, f"seed{i}", "", i) for i in range(1, 301)])
+    build(tisfs, db, kafka, s, "crash")
+    for r in range(rounds):
+        for _ in range(300):
+            k = rng.randrange(1, 600)
+            if s.row(k) is None:
+                s.insert(k, f"r{r}k{k}", "b", k, flush=False)
+            elif rng.random() < 0.3:
+                s.delete(k, flush=False)
+            else:
+                s.update(k, flush=False, title=f"r{r}u{k}", n=r)
+        s.flush()
+        # The daemon takes the burst; somewhere in it, kill -9.
+        threading.Event().wait(rng.uniform(0, 0.4))
+        tisfs.stop(signal.SIGKILL)
+        tisfs.start()
+        caught_up(tisfs, "crash", kafka, s.topic, 2)
+        got, want = docs(tisfs, "crash"), s.expected()
+        assert got == want, f"round {r}: {len(got)} documents vs {len(want)} rows"
+    st = incr_status(tisfs, "crash")
+    assert st["skipped"] == 0
+
+
+def test_shutdown_is_prompt_while_the_broker_is_away(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_away", "t-away")
+    build(tisfs, db, kafka, s, "away")
+    s.insert(1, "x", "", 1)
+    caught_up(tisfs, "away", kafka, s.topic)
+    kafka.down()
+    wait_for(lambda: incr_status(tisfs, "away")["state"] == "error", 60,
+             what="the outage to show")
+    import time
+    t0 = time.monotonic()
+    assert tisfs.stop() == 0
+    assert time.monotonic() - t0 < 15
+    kafka.up()
+    tisfs.start()
+    s.insert(2, "y", "", 2)
+    caught_up(tisfs, "away", kafka, s.topic)
+    assert docs(tisfs, "away") == s.expected()

@@ -1,0 +1,276 @@
+/* Unit tests for live changes to a generation (src/gen_live.c): the
+ * version rule (stale events, tombstones, TRUNCATE's floor, binlog
+ * coordinates, domains that do not compare), partial images, batches that
+ * commit or vanish whole with the channel state, and queries that see
+ * exactly the live rows with the statistics of a fresh build. */
+#define _GNU_SOURCE
+#include "tisfs/gen.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "tisfs/search.h"
+#include "tisfs/util.h"
+
+#define TSO(n) ((struct version){VER_TSO, (n)})
+
+static struct tis_schema *schema(void)
+{
+    const char *js = "{\"fields\":["
+                     "{\"name\":\"id\",\"type\":\"int\",\"token\":\"string\",\"search\":true,\"store\":true,\"pk\":true},"
+                     "{\"name\":\"title\",\"type\":\"string\",\"token\":\"ik\",\"search\":true,\"store\":true},"
+                     "{\"name\":\"n\",\"type\":\"int\",\"token\":null,\"search\":true,\"store\":true}],"
+                     "\"primaryKey\":[\"id\"]}";
+    struct json_object *o = json_tokener_parse(js);
+    struct tis_schema *s = schema_from_json(o);
+    json_object_put(o);
+    return s;
+}
+
+static void row(struct tis_value *v, const char *id, const char *title, const char *n)
+{
+    const char *f[3] = {id, title, n};
+    for (int i = 0; i < 3; i++)
+        v[i] = (struct tis_value){f[i] ? f[i] : "", f[i] ? strlen(f[i]) : 0, f[i] == NULL};
+}
+
+/* A finished generation of rows id 1..3 at the given snapshot. */
+static struct gen *make_gen(char *dir, const char *snapshot)
+{
+    char err[256], path[128];
+    strcpy(dir, "/tmp/tisfs-test-live-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/gen", dir);
+    struct tis_schema *sc = schema();
+    struct analysis_opts o = {0, 0};
+    struct gen_builder *b = gen_builder_open(path, sc, &o, err, sizeof err);
+    const char *rows[3][3] = {{"1", "apple pie", "10"}, {"2", "banana split", "20"},
+                              {"3", "cherry tart", "30"}};
+    struct tis_value v[3];
+    for (int i = 0; i < 3; i++) {
+        row(v, rows[i][0], rows[i][1], rows[i][2]);
+        CHECK(gen_builder_add(b, v, err, sizeof err) == 0);
+    }
+    struct json_object *snap = json_tokener_parse(snapshot);
+    CHECK(gen_builder_finish(b, snap, err, sizeof err) == 0);
+    json_object_put(snap);
+    gen_builder_free(b);
+    schema_free(sc);
+    struct gen *g = gen_open(path, err, sizeof err);
+    CHECK(g != NULL);
+    return g;
+}
+
+static void drop_gen(struct gen *g, const char *dir)
+{
+    gen_unref(g);
+    rm_rf(dir);
+}
+
+static int collect(struct json_object *doc, void *arg)
+{
+    tbuf_adds(arg, json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PLAIN));
+    tbuf_adds(arg, "\n");
+    return 0;
+}
+
+/* Every live document, one JSON per line, in id order. */
+static char *docs(struct gen *g)
+{
+    struct tbuf b = {0};
+    gen_each_doc(g, collect, &b);
+    return tbuf_take(&b);
+}
+
+static char *query(struct gen *g, const char *qs)
+{
+    struct search_request r;
+    char err[256];
+    struct tbuf out = {0};
+    CHECK(search_request_parse(qs, &r, err, sizeof err) == 0);
+    search_run(g, &r, &out);
+    search_request_free(&r);
+    return tbuf_take(&out);
+}
+
+static enum gen_outcome upsert(struct gen *g, const char *id, const char *title, const char *n,
+                               const bool *present, struct version v)
+{
+    char err[256];
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+    struct tis_value vals[3];
+    static const bool all[3] = {true, true, true};
+    enum gen_outcome out = GEN_STALE;
+    row(vals, id, title, n);
+    CHECK(gen_write_upsert(w, vals, present ? present : all, v, &out, err, sizeof err) == 0);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    analyzer_free(an);
+    return out;
+}
+
+static enum gen_outcome delete(struct gen *g, const char *id, struct version v)
+{
+    char err[256];
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+    struct tis_value vals[3];
+    enum gen_outcome out = GEN_STALE;
+    row(vals, id, NULL, NULL);
+    CHECK(gen_write_delete(w, vals, v, &out, err, sizeof err) == 0);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    analyzer_free(an);
+    return out;
+}
+
+static void test_version_rule(void)
+{
+    char dir[64];
+    struct gen *g = make_gen(dir, "{\"tso\":100}");
+    CHECK_INT(gen_snapshot_version(g).domain, VER_TSO);
+    /* At or below the snapshot: the dump has it already. */
+    CHECK_INT(upsert(g, "1", "old news", "1", NULL, TSO(100)), GEN_STALE);
+    CHECK_INT(upsert(g, "1", "fresh mango", "11", NULL, TSO(150)), GEN_APPLIED);
+    CHECK_INT(upsert(g, "1", "fresh mango", "11", NULL, TSO(150)), GEN_STALE); /* a duplicate */
+    CHECK_INT(upsert(g, "1", "older", "11", NULL, TSO(140)), GEN_STALE);       /* a replay */
+    /* A delete leaves a tombstone: a late insert of an older version stays out. */
+    CHECK_INT(delete(g, "2", TSO(160)), GEN_APPLIED);
+    CHECK_INT(upsert(g, "2", "banana again", "20", NULL, TSO(155)), GEN_STALE);
+    CHECK_INT(delete(g, "2", TSO(161)), GEN_MISSING);
+    /* Partial images: absent columns keep their values, or are NULL. */
+    bool only_n[3] = {true, false, true};
+    CHECK_INT(upsert(g, "1", NULL, "12", only_n, TSO(170)), GEN_APPLIED);
+    CHECK_INT(upsert(g, "9", NULL, "90", only_n, TSO(171)), GEN_APPLIED);
+    /* Newer but identical: only the version moves. */
+    CHECK_INT(upsert(g, "3", "cherry tart", "30", NULL, TSO(172)), GEN_UNCHANGED);
+    char *d = docs(g);
+    /* In internal id order: a changed row moves to a new id. */
+    CHECK_STR(d, "{\"id\":3,\"title\":\"cherry tart\",\"n\":30}\n"
+                 "{\"id\":1,\"title\":\"fresh mango\",\"n\":12}\n"
+                 "{\"id\":9,\"title\":null,\"n\":90}\n");
+    free(d);
+    CHECK_INT(gen_doc_count(g), 3);
+
+    /* Queries see only live rows, with live statistics. */
+    char *r = query(g, "q=title:mango");
+    CHECK_HAS(r, "\"numFound\":1");
+    free(r);
+    r = query(g, "q=title:banana");
+    CHECK_HAS(r, "\"numFound\":0");
+    free(r);
+    r = query(g, "q=*:*&rows=0");
+    CHECK_HAS(r, "\"numFound\":3");
+    free(r);
+    r = query(g, "q=n:[11 TO 40]&fl=id");
+    CHECK_HAS(r, "\"numFound\":2");
+    free(r);
+    r = query(g, "q=title:*&rows=0"); /* exists: row 9 has no title */
+    CHECK_HAS(r, "\"numFound\":2");
+    free(r);
+
+    /* TRUNCATE empties the collection; older events stay out after it. */
+    char err[256];
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+    CHECK(gen_write_truncate(w, TSO(200), err, sizeof err) == 0);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    analyzer_free(an);
+    CHECK_INT(gen_doc_count(g), 0);
+    CHECK_INT(upsert(g, "4", "durian", "40", NULL, TSO(190)), GEN_STALE);
+    CHECK_INT(upsert(g, "4", "durian", "40", NULL, TSO(210)), GEN_APPLIED);
+    r = query(g, "q=*:*&rows=0");
+    CHECK_HAS(r, "\"numFound\":1");
+    free(r);
+    drop_gen(g, dir);
+}
+
+static void test_batch_commits_whole_with_the_channel_state(void)
+{
+    char dir[64], err[256];
+    struct gen *g = make_gen(dir, "{\"tso\":null}");
+    CHECK_INT(gen_snapshot_version(g).domain, VER_NONE);
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct tis_value vals[3];
+    static const bool all[3] = {true, true, true};
+    enum gen_outcome out;
+    /* An abandoned batch leaves nothing: not its rows, not its positions. */
+    struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+    row(vals, "5", "elderberry", "50");
+    CHECK(gen_write_upsert(w, vals, all, TSO(1), &out, err, sizeof err) == 0);
+    gen_write_abort(w);
+    CHECK_INT(gen_doc_count(g), 3);
+    CHECK(gen_channel_state(g) == NULL);
+    /* A committed one keeps both. Without a snapshot version, any event
+     * applies (the handover), and later ones compare with what it left. */
+    w = gen_write_begin(g, an, err, sizeof err);
+    CHECK(gen_write_upsert(w, vals, all, TSO(1), &out, err, sizeof err) == 0);
+    CHECK_INT(out, GEN_APPLIED);
+    struct json_object *st = json_tokener_parse("{\"topic\":\"t\",\"positions\":{\"0\":7}}");
+    CHECK(gen_write_commit(w, st, err, sizeof err) == 0);
+    json_object_put(st);
+    st = gen_channel_state(g);
+    CHECK_STR(st ? json_object_to_json_string_ext(st, JSON_C_TO_STRING_PLAIN) : NULL,
+              "{\"topic\":\"t\",\"positions\":{\"0\":7}}");
+    json_object_put(st);
+    CHECK_INT(gen_doc_count(g), 4);
+    CHECK_INT(upsert(g, "5", "elderberry", "50", NULL, TSO(1)), GEN_STALE);
+    analyzer_free(an);
+    drop_gen(g, dir);
+}
+
+static void test_binlog_versions(void)
+{
+    char dir[64];
+    struct gen *g = make_gen(dir, "{\"tso\":null,\"binlog\":{\"file\":\"mysql-bin.000002\","
+                                  "\"pos\":1000}}");
+    CHECK_INT(gen_snapshot_version(g).domain, VER_BINLOG);
+    struct version before = cdc_binlog_version("mysql-bin.000002", 900, 0),
+                   at = cdc_binlog_version("mysql-bin.000002", 1000, 0),
+                   earlier_file = cdc_binlog_version("mysql-bin.000001", 5000, 0);
+    CHECK_INT(upsert(g, "1", "x", "1", NULL, before), GEN_STALE);
+    CHECK_INT(upsert(g, "1", "x", "1", NULL, earlier_file), GEN_STALE);
+    CHECK_INT(upsert(g, "1", "first after the snapshot", "1", NULL, at), GEN_APPLIED);
+    /* TSO events do not compare with binlog versions: applied (handover). */
+    CHECK_INT(upsert(g, "2", "from tidb", "2", NULL, TSO(5)), GEN_APPLIED);
+    drop_gen(g, dir);
+}
+
+/* Many changes, then the merge: answers and scores stay those of the rows. */
+static void test_scores_survive_the_merge(void)
+{
+    char dir[64], err[256];
+    struct gen *g = make_gen(dir, "{\"tso\":100}");
+    for (int i = 0; i < 200; i++) {
+        char id[16], title[64];
+        snprintf(id, sizeof id, "%d", 10 + i);
+        snprintf(title, sizeof title, "word%d common apple", i % 7);
+        upsert(g, id, title, "1", NULL, TSO(200 + (uint64_t)i));
+    }
+    upsert(g, "1", "apple apple tart", "1", NULL, TSO(500));
+    char *before = query(g, "q=title:apple&fl=id,score&rows=300");
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    bool left = true;
+    while (left) {
+        struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+        CHECK(gen_write_fold(w, 3, &left, err, sizeof err) == 0);
+        CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    }
+    analyzer_free(an);
+    char *after = query(g, "q=title:apple&fl=id,score&rows=300");
+    /* QTime may differ; the response part must not. */
+    CHECK_STR(strstr(after, "\"response\""), strstr(before, "\"response\""));
+    CHECK_HAS(after, "\"numFound\":201");
+    free(before);
+    free(after);
+    drop_gen(g, dir);
+}
+
+int main(void)
+{
+    test_version_rule();
+    test_batch_commits_whole_with_the_channel_state();
+    test_binlog_versions();
+    test_scores_survive_the_merge();
+    return check_summary();
+}
