@@ -361,15 +361,30 @@ static struct json_object *start_positions(void *arg, struct task *t, const char
     return pos;
 }
 
-/* Runs a catch-up channel on g until it has applied everything the topic
- * holds, the task is cancelled, or timeout passes. */
+/* Seconds a catch-up may spend unable to reach the broker before the
+ * switch goes ahead without it: the new generation keeps its positions, and
+ * its channel takes over from them once the broker answers. */
+#define CATCH_UP_UNREACHABLE_SEC 30.0
+
+/* Runs a catch-up channel on g until it has applied what the topic held
+ * when it started, the task is cancelled, the broker stays unreachable, or
+ * timeout passes. */
 static bool catch_up(struct coll *c, struct task *t, struct gen *g, double timeout)
 {
     struct incr *ch = channel_start(c, g, INCR_CATCH_UP);
-    double end = mono_now() + timeout;
+    double end = mono_now() + timeout, ok_at = mono_now();
     int r = 0;
-    while (!r && !task_cancelled(t) && mono_now() < end)
+    while (!r && !task_cancelled(t) && mono_now() < end) {
         r = incr_wait(ch, 0.2);
+        if (!incr_failing(ch))
+            ok_at = mono_now();
+        else if (mono_now() - ok_at > CATCH_UP_UNREACHABLE_SEC) {
+            task_log(t, "the broker has been unreachable for %.0f s: switching without the "
+                        "catch-up; the channel resumes from the stored positions",
+                     CATCH_UP_UNREACHABLE_SEC);
+            break;
+        }
+    }
     if (r < 0) {
         char *st = incr_status_json(ch, c->name);
         task_log(t, "the catch-up channel stopped: %s", st);

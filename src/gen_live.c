@@ -13,7 +13,7 @@ struct gen_writer {
     MDB_txn *txn;
     struct analyzer *an;
     struct gen_stats st;
-    struct version floor;
+    struct version snapshot, floor;
     struct tbuf key, doc, old;
     struct tis_value *oldv, *merged;
 };
@@ -71,7 +71,7 @@ static bool newer(struct version a, struct version b)
 static bool is_stale(struct gen_writer *w, struct version ev)
 {
     MDB_val k = {w->key.len, w->key.data}, v;
-    struct version row = gen_snapshot_version(w->g);
+    struct version row = w->snapshot;
     if (mdb_get(w->txn, w->g->e.ver, &k, &v) == 0 && v.mv_size == 9) {
         row.domain = *(const uint8_t *)v.mv_data;
         memcpy(&row.v, (const char *)v.mv_data + 1, 8);
@@ -92,6 +92,7 @@ struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err
     w->an = an;
     gen_stats_read(g, w->txn, &w->st);
     w->floor = meta_version(g, w->txn, "floor");
+    w->snapshot = gen_snapshot_version(g);
     w->oldv = xcalloc(g->sc->nfields, sizeof *w->oldv);
     w->merged = xcalloc(g->sc->nfields, sizeof *w->merged);
     return w;

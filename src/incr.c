@@ -576,7 +576,9 @@ static int apply_ddl(struct incr *c, struct batch *b, const struct cdc_event *e,
         return gen_write_truncate(b->w, e->ver, err, errlen) ? -1 : 0;
     case DDL_DROP:
         say(c, "the table was dropped (%s): the channel stops", sql);
+        pthread_mutex_lock(&c->mu);
         c->dropped = true;
+        pthread_mutex_unlock(&c->mu);
         return 0;
     case DDL_ADD_COLUMN:
         say(c, "a column was added (%s): not in the spec, ignored", sql);
@@ -975,6 +977,14 @@ void incr_stop(struct incr *c)
 struct gen *incr_gen(struct incr *c)
 {
     return c->g;
+}
+
+bool incr_failing(struct incr *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool r = c->errs[0] != 0;
+    pthread_mutex_unlock(&c->mu);
+    return r;
 }
 
 /* ---- incr_status ---- */

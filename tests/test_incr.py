@@ -14,11 +14,14 @@ import threading
 
 import pytest
 
+import cdcgen
 from conftest import mysql_spec, wait_for
 
 TS0 = 450_000_000_000_000_000
 COLUMNS = ['{name:"title", token:"ik"}', '{name:"body"}', '{name:"n"}']
 TYPES = {"id": "int", "title": "varchar", "body": "text", "n": "int"}
+DECLS = {"id": "int", "title": "varchar(200)", "body": "text", "n": "int"}
+PROTOCOLS = ["canal-json", "open-protocol", "debezium", "debezium-mysql", "simple"]
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +51,13 @@ def canal_ddl(kind, sql, ts, table, db="tistest"):
 
 class Stream:
     """Changes a table and produces the events TiCDC would: each row to the
-    partition of its primary key, commit timestamps increasing."""
+    partition of its primary key, commit timestamps increasing, in one of
+    the protocols (debezium-mysql: the Debezium MySQL connector's, versioned
+    by the table's real binlog coordinates)."""
 
-    def __init__(self, db, kafka, table, topic, partitions=1):
+    def __init__(self, db, kafka, table, topic, partitions=1, proto="canal-json"):
         self.db, self.kafka, self.table, self.topic = db, kafka, table, topic
-        self.parts = partitions
+        self.parts, self.proto = partitions, proto
         self.ts = TS0
         self.sent = []          # (partition, value) of every message, for replays
         kafka.create_topic(topic, partitions)
@@ -65,14 +70,40 @@ class Stream:
         self.ts += 1 << 18
         return self.ts
 
-    def send(self, value, partition=0, flush=True):
+    def send(self, value, partition=0, flush=True, key=None):
         from confluent_kafka import Producer
         if self.producer is None:
             self.producer = Producer(self.kafka.config(**{"linger.ms": 2}))
-        self.producer.produce(self.topic, value, partition=partition)
+        self.producer.produce(self.topic, value, key=key, partition=partition)
         self.sent.append((partition, value))
         if flush:
             self.flush()
+
+    def binlog(self):
+        file, pos = self.db.query("SHOW MASTER STATUS")[0][:2]
+        return file, pos
+
+    def event(self, op, new, old, partition, flush):
+        """Produces one row change in the stream's protocol."""
+        ts = self.next_ts()
+        if self.proto == "canal-json":
+            kind = {"insert": "INSERT", "update": "UPDATE", "delete": "DELETE"}[op]
+            changed = {k: old[k] for k in new if old and old[k] != new[k]} if new else None
+            self.send(canal(kind, new or old, ts, self.table, old=changed), partition, flush)
+            return
+        ev = dict(op=op, db="tistest", table=self.table, ts=ts, pk=["id"], types=DECLS,
+                  row=new or old, old=old)
+        if self.proto == "open-protocol":
+            for key, value in cdcgen.open_protocol([ev]):
+                self.send(value, partition, flush, key=key)
+        elif self.proto == "simple":
+            self.send(cdcgen.simple(ev), partition, flush)
+        else:
+            flavour = "mysql" if self.proto == "debezium-mysql" else "ticdc"
+            if flavour == "mysql":
+                ev["file"], ev["pos"] = self.binlog()
+            self.send(cdcgen.debezium(ev, flavour), partition, flush,
+                      key=cdcgen.debezium_key(ev))
 
     def flush(self):
         if self.producer is not None:
@@ -93,8 +124,7 @@ class Stream:
     def insert(self, id, title, body="", n=0, flush=True):
         self.db.execute(f"INSERT INTO {self.table} VALUES (%d, '%s', '%s', %d)"
                         % (id, title, body, n), db="tistest")
-        self.send(canal("INSERT", self.row(id), self.next_ts(), self.table),
-                  id % self.parts, flush)
+        self.event("insert", self.row(id), None, id % self.parts, flush)
 
     def update(self, key, flush=True, **changes):
         old = self.row(key)
@@ -105,14 +135,17 @@ class Stream:
                         list(changes.values()) + [key])
         con.close()
         new = self.row(changes.get("id", key))
-        changed = {k: old[k] for k in changes if old[k] != new[k]}
-        self.send(canal("UPDATE", new, self.next_ts(), self.table, old=changed),
-                  key % self.parts, flush)
+        if new["id"] != key and self.proto != "canal-json":
+            # TiCDC (and Debezium) send a key change as a delete and an insert.
+            self.event("delete", None, old, key % self.parts, False)
+            self.event("insert", new, None, key % self.parts, flush)
+        else:
+            self.event("update", new, old, key % self.parts, flush)
 
     def delete(self, id, flush=True):
         old = self.row(id)
         self.db.execute(f"DELETE FROM {self.table} WHERE id = {id}", db="tistest")
-        self.send(canal("DELETE", old, self.next_ts(), self.table), id % self.parts, flush)
+        self.event("delete", None, old, id % self.parts, flush)
 
     def expected(self):
         rows = self.db.query(f"SELECT id, title, body, n FROM {self.table} ORDER BY id",
@@ -196,6 +229,63 @@ def test_inserts_updates_deletes_and_pk_changes_reach_select(kafka, tisfs, db):
     wait_for(lambda: kafka.committed("g-" + s.topic, s.topic, 0) == 4, 20,
              what="the consumer group's offset")
     assert "[incr] consuming t-basic" in logs(tisfs, "basic")
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_every_protocol_is_detected_and_applied(kafka, tisfs, db, proto):
+    name = "p" + proto.replace("-", "")
+    s = Stream(db, kafka, "inc_" + name, "t-" + name, proto=proto)
+    s.seed([(1, "apple pie", "sweet", 1), (2, "banana bread", "soft", 2),
+            (3, "cherry tart", "sour", 3)])
+    before_snapshot = s.binlog()
+    build(tisfs, db, kafka, s, name)
+    s.insert(4, "durian cake", "smelly", 4)
+    s.update(1, title="apple crumble", body="crisp")
+    s.delete(2)
+    s.update(3, id=30)
+    s.insert(5, "Ünïcödé 北京 ‘quotes’ \\ back", "x", -5)
+    st = caught_up(tisfs, name, kafka, s.topic)
+    assert docs(tisfs, name) == s.expected()
+    assert st["protocol"] == proto.replace("-mysql", "")
+    assert st["skipped"] == 0 and st["errs"] == ""
+    assert select(tisfs, name, "q=title:北京")["response"]["numFound"] == 1
+    if proto == "debezium-mysql":
+        # Binlog coordinates compare with the snapshot's: exactly once across
+        # the handover, and a change from before the snapshot is stale.
+        assert st["guarantee"] == "exactly-once"
+        ev = dict(op="update", db="tistest", table=s.table, ts=0, pk=["id"], types=DECLS,
+                  row={"id": 4, "title": "from the past", "body": "", "n": 0},
+                  old={"id": 4, "title": "durian cake", "body": "smelly", "n": 4},
+                  file=before_snapshot[0], pos=before_snapshot[1])
+        s.send(cdcgen.debezium(ev, "mysql"), key=cdcgen.debezium_key(ev))
+        st = caught_up(tisfs, name, kafka, s.topic)
+        assert st["stale"] >= 1
+        assert docs(tisfs, name) == s.expected()
+    else:
+        assert st["guarantee"].startswith("exactly-once from the channel's stored positions")
+
+
+def test_open_protocol_batches_resolved_events_and_ddl(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_batch", "t-batch", proto="open-protocol")
+    build(tisfs, db, kafka, s, "batch")
+    events = []
+    for i in range(1, 41):
+        db.execute(f"INSERT INTO inc_batch VALUES ({i}, 'row {i}', 'b', {i})", db="tistest")
+        events.append(dict(op="insert", db="tistest", table=s.table, ts=s.next_ts(),
+                           pk=["id"], types=DECLS, row=s.row(i)))
+    events.append(dict(op="resolved", ts=s.next_ts()))
+    for key, value in cdcgen.open_protocol(events):     # 16 rows a message
+        s.send(value, key=key)
+    st = caught_up(tisfs, "batch", kafka, s.topic)
+    assert len(s.sent) == 4
+    assert docs(tisfs, "batch") == s.expected()
+    assert st["applied_commit_ts"] == s.ts and st["applied"] == 40
+    db.execute("TRUNCATE TABLE inc_batch", db="tistest")
+    for key, value in cdcgen.open_protocol([dict(op="truncate", db="tistest", table=s.table,
+                                                 ts=s.next_ts())]):
+        s.send(value, key=key)
+    caught_up(tisfs, "batch", kafka, s.topic)
+    assert docs(tisfs, "batch") == []
 
 
 def test_duplicates_replays_and_stale_versions_change_nothing(kafka, tisfs, db):
@@ -452,3 +542,19 @@ def test_shutdown_is_prompt_while_the_broker_is_away(kafka, tisfs, db):
     s.insert(2, "y", "", 2)
     caught_up(tisfs, "away", kafka, s.topic)
     assert docs(tisfs, "away") == s.expected()
+
+
+def test_rm_r_stops_and_removes_the_channel(kafka, tisfs, db):
+    s = Stream(db, kafka, "inc_rm", "t-rm")
+    s.seed([(1, "one", "", 1)])
+    build(tisfs, db, kafka, s, "rm")
+    s.insert(2, "two", "", 2)
+    caught_up(tisfs, "rm", kafka, s.topic)
+    subprocess.run(["rm", "-r", tisfs.path("collections", "rm")], check=True)
+    assert not os.path.exists(tisfs.path("collections", "rm"))
+    s.insert(3, "three", "", 3)
+    # The name is free again; a new collection starts with no channel.
+    st = tisfs.create("rm", mysql_spec(db, "inc_rm", COLUMNS))
+    assert st["complete"]
+    assert incr_status(tisfs, "rm")["state"] == "stopped"
+    assert [d["id"] for d in docs(tisfs, "rm")] == [1, 2, 3]

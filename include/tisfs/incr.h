@@ -54,6 +54,8 @@ int incr_wait(struct incr *c, double timeout_sec);
 void incr_stop(struct incr *c);
 /* The generation the channel writes to. */
 struct gen *incr_gen(struct incr *c);
+/* Whether the channel is in the error state now (it may recover). */
+bool incr_failing(struct incr *c);
 
 /* incr_status: the DESIGN.md contract (state, protocol, current_cursor,
  * last_60_sec, applied_commit_ts, skipped, errs) plus the counters and the
