@@ -366,10 +366,12 @@ static struct json_object *start_positions(void *arg, struct task *t, const char
  * its channel takes over from them once the broker answers. */
 #define CATCH_UP_UNREACHABLE_SEC 30.0
 
+enum catch_up { CAUGHT_UP, GAVE_UP, UNREACHABLE };
+
 /* Runs a catch-up channel on g until it has applied what the topic held
  * when it started, the task is cancelled, the broker stays unreachable, or
  * timeout passes. */
-static bool catch_up(struct coll *c, struct task *t, struct gen *g, double timeout)
+static enum catch_up catch_up(struct coll *c, struct task *t, struct gen *g, double timeout)
 {
     struct incr *ch = channel_start(c, g, INCR_CATCH_UP);
     double end = mono_now() + timeout, ok_at = mono_now();
@@ -382,7 +384,8 @@ static bool catch_up(struct coll *c, struct task *t, struct gen *g, double timeo
             task_log(t, "the broker has been unreachable for %.0f s: switching without the "
                         "catch-up; the channel resumes from the stored positions",
                      CATCH_UP_UNREACHABLE_SEC);
-            break;
+            incr_stop(ch);
+            return UNREACHABLE;
         }
     }
     if (r < 0) {
@@ -391,27 +394,35 @@ static bool catch_up(struct coll *c, struct task *t, struct gen *g, double timeo
         free(st);
     }
     incr_stop(ch);
-    return r > 0;
+    return r > 0 ? CAUGHT_UP : GAVE_UP;
 }
 
 /* indexBackflow with a channel: the new generation catches up from its
  * start while the old one still serves and follows; then the old channel
  * stops, the new generation takes the last few events, and the switch
- * happens with nothing in between left out or applied twice. */
+ * happens with nothing in between left out or applied twice. A first build
+ * serves nothing yet: it switches at once and its channel catches up after. */
 static int channel_handover(struct coll *c, struct task *t, struct gen *g,
                             struct json_object *channel, char *err, size_t errlen)
 {
     if (channel && gen_set_channel_state(g, channel, err, errlen))
         return -1;
+    pthread_mutex_lock(&A.mu);
+    bool serving = c->gen != NULL;
+    pthread_mutex_unlock(&A.mu);
+    if (!serving)
+        return 0;
     task_log(t, "catching up the new generation with the change stream");
-    if (!catch_up(c, t, g, 600))
+    enum catch_up r = catch_up(c, t, g, 600);
+    if (r == GAVE_UP)
         task_log(t, "the new generation did not catch up within 600 s: switching anyway after a "
                     "last catch-up");
     pthread_mutex_lock(&A.mu);
     struct incr *old = channel_take_locked(c);
     pthread_mutex_unlock(&A.mu);
     incr_stop(old);
-    catch_up(c, t, g, 60);
+    if (r != UNREACHABLE)
+        catch_up(c, t, g, 60);
     if (task_cancelled(t)) {
         snprintf(err, errlen, "cancelled");
         return -1;

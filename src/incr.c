@@ -464,32 +464,85 @@ static struct tis_value bit_bytes(struct incr *c, const struct tis_field *f, str
     return (struct tis_value){(const char *)(uintptr_t)at, n, false}; /* offset: fixed later */
 }
 
+/* ENUM and SET come from open-protocol and canal-json as the index (from
+ * 1) or the bit set; a dump gives the names, comma-separated for a SET. The
+ * names are read from the column's type, e.g. enum('a','it''s'). */
+static struct tis_value enum_names(struct incr *c, const struct tis_field *f, struct tis_value v)
+{
+    bool set = strncasecmp(f->source_type, "set(", 4) == 0;
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)(v.len < 31 ? v.len : 31), v.p);
+    unsigned long long x = strtoull(tmp, NULL, 10);
+    size_t at = c->conv.len;
+    int k = 0;
+    bool first = true;
+    for (const char *p = strchr(f->source_type, '('); p && *p; k++) {
+        const char *q = strchr(p, '\'');
+        if (!q)
+            break;
+        bool take = set ? k < 64 && (x >> k & 1) : (unsigned long long)k + 1 == x;
+        if (take && set && !first)
+            tbuf_add(&c->conv, ",", 1);
+        for (q++; *q && !(q[0] == '\'' && q[1] != '\''); q++) {
+            if (q[0] == '\'' && q[1] == '\'')
+                q++;
+            if (take)
+                tbuf_add(&c->conv, q, 1);
+        }
+        first &= !take;
+        p = *q ? q + 1 : q;
+    }
+    return (struct tis_value){(const char *)(uintptr_t)at, c->conv.len - at, false};
+}
+
+static bool all_digits(struct tis_value v)
+{
+    for (size_t i = 0; i < v.len; i++)
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return false;
+    return v.len > 0;
+}
+
+/* The value of field f as a dump has it (offsets into c->conv when
+ * converted; *moved says so). */
+static struct tis_value dump_form(struct incr *c, const struct tis_field *f, struct tis_value v,
+                                  bool *moved)
+{
+    *moved = false;
+    if (v.null)
+        return v;
+    if (f->vt == VT_BIT)
+        return *moved = true, bit_bytes(c, f, v);
+    if ((c->proto == CDC_OPEN || c->proto == CDC_CANAL) && all_digits(v) &&
+        (strncasecmp(f->source_type, "enum(", 5) == 0 ||
+         strncasecmp(f->source_type, "set(", 4) == 0))
+        return *moved = true, enum_names(c, f, v);
+    return v;
+}
+
 /* Maps an event's row image onto the schema: vals and present. Fails when
  * a primary key column is missing (with need_pk). */
 static int row_values(struct incr *c, const struct cdc_row *r, bool need_pk, char *err,
                       size_t errlen)
 {
     const struct tis_schema *sc = gen_schema(c->g);
-    bool *is_bit = xcalloc(sc->nfields, sizeof *is_bit);
+    bool *moved = xcalloc(sc->nfields, sizeof *moved);
     tbuf_reset(&c->conv);
+    tbuf_reserve(&c->conv, 64); /* offsets below never sit on a NULL buffer */
     for (size_t i = 0; i < sc->nfields; i++) {
         c->present[i] = false;
         c->vals[i] = (struct tis_value){"", 0, true};
         for (size_t j = 0; j < r->n; j++)
             if (strcasecmp(r->cols[j].name, sc->fields[i].name) == 0) {
                 c->present[i] = true;
-                c->vals[i] = r->cols[j].v;
-                if (sc->fields[i].vt == VT_BIT && !r->cols[j].v.null) {
-                    c->vals[i] = bit_bytes(c, &sc->fields[i], r->cols[j].v);
-                    is_bit[i] = true;
-                }
+                c->vals[i] = dump_form(c, &sc->fields[i], r->cols[j].v, &moved[i]);
                 break;
             }
     }
     for (size_t i = 0; i < sc->nfields; i++) /* conv may have moved while it grew */
-        if (is_bit[i])
+        if (moved[i])
             c->vals[i].p = c->conv.data + (uintptr_t)c->vals[i].p;
-    free(is_bit);
+    free(moved);
     for (size_t i = 0; need_pk && i < sc->npk; i++)
         if (!c->present[sc->pk[i]] || c->vals[sc->pk[i]].null) {
             snprintf(err, errlen, "the event carries no value for primary key column %s",

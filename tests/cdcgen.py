@@ -511,6 +511,8 @@ def _dbz_field(c, mysql):
         f['type'] = {'int16': 'int32', 'int32': 'int64'}[_DBZ_INT[b]] if widen else _DBZ_INT[b]
     elif b in ('float', 'double', 'decimal'):
         f['type'] = 'float' if b == 'float' else 'double'
+    elif mysql and b in ('binary', 'varbinary', 'tinyblob', 'blob', 'mediumblob', 'longblob'):
+        f['type'] = 'bytes'     # the MySQL connector's binary.handling.mode=bytes
     else:
         f['type'] = 'string'
     # TiCDC writes type, optional, [name, version, parameters], field.

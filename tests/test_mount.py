@@ -14,9 +14,8 @@ def test_layout(tisfs):
     assert os.listdir(tisfs.path("collections")) == []
     os.mkdir(tisfs.path("collections", "employees"))
     assert os.listdir(tisfs.path("collections")) == ["employees"]
-    # Only what works: no incr or incr_status until the channel exists.
     assert sorted(os.listdir(tisfs.path("collections", "employees"))) == \
-        ["build", "create", "logs", "schema", "select", "status"]
+        ["build", "create", "incr", "incr_status", "logs", "schema", "select", "status"]
     st = tisfs.status("employees")
     assert st["taskid"] is None and st["state"] == "reserved"
     assert not st["complete"] and not st["failed"] and st["errs"] == ""
