@@ -631,6 +631,8 @@ static int apply_ddl(struct incr *c, struct batch *b, const struct cdc_event *e,
         say(c, "the table was dropped (%s): the channel stops", sql);
         pthread_mutex_lock(&c->mu);
         c->dropped = true;
+        snprintf(c->errs, sizeof c->errs, "the table was dropped (%.400s): the channel stopped",
+                 sql);
         pthread_mutex_unlock(&c->mu);
         return 0;
     case DDL_ADD_COLUMN:
@@ -803,14 +805,20 @@ static int poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
     return n;
 }
 
-/* End offsets, asked of the broker: lag, and proof that it answers. */
+/* End offsets, asked of the broker: lag, and proof that it answers (a
+ * consumer whose broker went away just sees no messages). */
 static void refresh_watermarks(struct incr *c)
 {
     bool ok = true;
     for (int i = 0; i < c->nparts && !atomic_load(&c->stop); i++) {
         int64_t lo, hi;
-        if (rd_kafka_query_watermark_offsets(c->rk, c->spec.topic, c->parts[i].id, &lo, &hi,
-                                             1000)) {
+        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, c->spec.topic,
+                                                                 c->parts[i].id, &lo, &hi, 1000);
+        if (e) {
+            char why[600];
+            snprintf(why, sizeof why, "Kafka %s does not answer: %s", c->spec.mq_address,
+                     rd_kafka_err2str(e));
+            set_error(c, why);
             ok = false;
             break;
         }
@@ -933,8 +941,6 @@ static void *run(void *arg)
         follow(c);
         disconnect(c);
     }
-    if (c->dropped)
-        set_error(c, "the table was dropped: the channel stopped");
 out:
     if (c->dirty)
         gen_sync(c->g);

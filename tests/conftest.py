@@ -112,6 +112,7 @@ class Tisfs:
             try:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
+                self.dump_stacks()
                 self.proc.kill()
                 self.proc.wait(10)
         if is_mounted(self.mnt):
@@ -120,6 +121,14 @@ class Tisfs:
         rc = self.proc.returncode if self.proc else 0
         self.proc = None
         return rc
+
+    def dump_stacks(self):
+        """A daemon that does not stop: every thread's stack into its log, so
+        that the failure says where it hangs."""
+        if shutil.which("gdb"):
+            subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex",
+                            "thread apply all bt"], stdout=self.stderr,
+                           stderr=subprocess.STDOUT, timeout=60, check=False)
 
     def restart(self, sig=signal.SIGTERM):
         self.stop(sig)
