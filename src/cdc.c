@@ -648,30 +648,6 @@ bool cdc_base64(struct tbuf *b, const char *s, size_t n)
     return digits % 4 != 1 && (!pad || (digits + pad) % 4 == 0);
 }
 
-static size_t utf8_put(char *out, uint32_t c)
-{
-    if (c < 0x80) {
-        out[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        out[0] = (char)(0xC0 | (c >> 6));
-        out[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        out[0] = (char)(0xE0 | (c >> 12));
-        out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (c >> 18));
-    out[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
 /* n digits of base (8 or 16) at s, or -1. */
 static int64_t digits_val(const char *s, size_t n, int base)
 {
@@ -719,7 +695,7 @@ static size_t go_escape(const char *s, size_t n, char *out, size_t *olen)
     } else if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
         return 0;
     } else {
-        *olen = utf8_put(out, (uint32_t)v);
+        *olen = utf8_encode((uint32_t)v, out);
     }
     return 2 + w;
 }

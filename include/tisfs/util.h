@@ -50,6 +50,10 @@ int rm_rf(const char *path);
 /* Bytes used on disk by everything under path (like du -s). */
 uint64_t disk_usage(const char *path);
 
+/* Writes the UTF-8 form of a valid code point (the caller checks it is
+ * one: not a surrogate, at most U+10FFFF); returns its length. */
+size_t utf8_encode(uint32_t c, char out[4]);
+
 /* Collection names: [A-Za-z0-9_-]{1,64}. */
 #define TIS_NAME_MAX 64
 bool name_is_valid(const char *s);
