@@ -125,7 +125,7 @@ static int remove_doc(struct gen_writer *w, uint32_t id)
 {
     const struct gen *g = w->g;
     MDB_val ik = {4, &id};
-    int rc = index_doc_remove(w->txn, &g->e.index, g->sc, w->an, &g->opts, id, w->oldv, w->st.f);
+    int rc = index_doc_remove(w->txn, &g->e.index, g->sc, id, w->st.f);
     if (!rc)
         rc = mdb_del(w->txn, g->e.docs, &ik, NULL);
     return rc;

@@ -563,7 +563,7 @@ static int deleted_add(MDB_txn *txn, const struct index_dbs *d, uint32_t doc)
     return rc;
 }
 
-/* Writes or drops doc's delta entries: its terms, norms and exists marks. */
+/* Writes (or drops) doc's delta entries: its terms, norms and exists marks. */
 static int delta_change(MDB_txn *txn, const struct index_dbs *d, const struct doc_terms *dt,
                         size_t n, const struct tis_value *vals, uint32_t doc, bool add)
 {
@@ -591,39 +591,44 @@ static int delta_change(MDB_txn *txn, const struct index_dbs *d, const struct do
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int doc_change(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
-                      struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
-                      const struct tis_value *vals, struct field_totals *totals, bool add)
+int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
+                  struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
+                  const struct tis_value *vals, struct field_totals *totals)
 {
     struct doc_terms dt;
     doc_terms_init(&dt, sc);
     doc_terms_collect(&dt, an, o, vals);
     size_t n = doc_terms_distinct(&dt);
-    int rc = delta_change(txn, d, &dt, n, vals, doc, add);
-    if (!rc && !add)
-        rc = deleted_add(txn, d, doc);
-    for (size_t i = 0; i < sc->nfields && totals; i++) {
-        if (!sc->fields[i].search || vals[i].null)
-            continue;
-        totals[i].docs += (add ? 1 : -1) * (dt.lens[i] > 0);
-        totals[i].tokens += (add ? 1 : -1) * (int64_t)dt.lens[i];
-    }
+    int rc = delta_change(txn, d, &dt, n, vals, doc, true);
+    for (size_t i = 0; i < sc->nfields && totals; i++)
+        if (sc->fields[i].search && !vals[i].null) {
+            totals[i].docs += dt.lens[i] > 0;
+            totals[i].tokens += (int64_t)dt.lens[i];
+        }
     doc_terms_free(&dt);
     return rc;
 }
 
-int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
-                  struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
-                  const struct tis_value *vals, struct field_totals *totals)
-{
-    return doc_change(txn, d, sc, an, o, doc, vals, totals, true);
-}
-
+/* No analysis: the norms say what the document counted for, and its
+ * postings (base or delta) stay until the merge drops them, hidden by the
+ * deleted mark meanwhile. An update then costs one analysis, a delete none. */
 int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
-                     struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
-                     const struct tis_value *vals, struct field_totals *totals)
+                     uint32_t doc, struct field_totals *totals)
 {
-    return doc_change(txn, d, sc, an, o, doc, vals, totals, false);
+    MDB_val k = {sizeof doc, &doc}, v;
+    int rc = mdb_get(txn, d->flen, &k, &v);
+    if (rc == 0 && totals)
+        for (size_t i = 0; i < sc->nfields && (i + 1) * 4 <= v.mv_size; i++) {
+            uint32_t len;
+            memcpy(&len, (const char *)v.mv_data + i * 4, 4);
+            totals[i].docs -= len > 0;
+            totals[i].tokens -= len;
+        }
+    if (rc == 0)
+        rc = mdb_del(txn, d->flen, &k, NULL);
+    if (rc == 0 || rc == MDB_NOTFOUND)
+        rc = deleted_add(txn, d, doc);
+    return rc;
 }
 
 int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id)

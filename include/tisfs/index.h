@@ -72,13 +72,13 @@ int index_builder_finish(struct index_builder *b, MDB_env *env, const struct ind
 void index_builder_free(struct index_builder *b);
 
 /* ---- live changes (inside the caller's write transaction) ----
- * A document update is index_doc_remove of the old values (under the old id)
- * then index_doc_add of the new ones under a new, larger id. Add writes the
- * document's delta entries and norms; remove drops whatever delta entries
- * the document had and marks its id deleted, so base postings stay as built.
- * The work and the bytes written are those of the document, never of a
- * posting. totals (docs, tokens per field; nfields pairs) are adjusted for
- * the caller to store with the generation's meta. */
+ * A document update is index_doc_remove of the old id then index_doc_add of
+ * the new values under a new, larger id. Add writes the document's delta
+ * entries and norms; remove marks the id deleted and drops its norms, so
+ * postings stay as written (the merge drops deleted ids from them). The
+ * work and the bytes written are those of the document, never of a posting.
+ * totals (docs, tokens per field; nfields pairs) are adjusted for the caller
+ * to store with the generation's meta. */
 struct field_totals {
     int64_t docs, tokens;
 };
@@ -87,8 +87,7 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
                   struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
                   const struct tis_value *vals, struct field_totals *totals);
 int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
-                     struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
-                     const struct tis_value *vals, struct field_totals *totals);
+                     uint32_t doc, struct field_totals *totals);
 /* Empties the index (TRUNCATE): every id up to last_id is deleted. */
 int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id);
 /* The merge: folds the delta postings of up to max_terms terms (and the
