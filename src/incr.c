@@ -784,8 +784,9 @@ static int apply_batch(struct incr *c, rd_kafka_message_t **msgs, int n)
 static int poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
 {
     int n = 0;
+    size_t bytes = 0;
     double deadline = 0;
-    while (n < INCR_BATCH_MAX) {
+    while (n < INCR_BATCH_MAX && bytes < INCR_BATCH_BYTES) {
         int ms = n ? (int)((deadline - mono_now()) * 1000) : wait_ms;
         if (n && ms <= 0)
             break;
@@ -800,6 +801,7 @@ static int poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
         }
         if (!n)
             deadline = mono_now() + INCR_BATCH_WAIT_MS / 1000.0;
+        bytes += m->len + m->key_len;
         msgs[n++] = m;
     }
     return n;
@@ -905,6 +907,7 @@ static void follow(struct incr *c)
         fold_some(c, n == 0);
         if (c->dirty && mono_now() - c->last_sync >= SYNC_EVERY_SEC) {
             gen_sync(c->g);
+            gen_release_pages(c->g);
             c->dirty = false;
             c->last_sync = mono_now();
         }

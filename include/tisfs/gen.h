@@ -148,5 +148,9 @@ struct json_object *gen_channel_state(struct gen *g);
 int gen_set_channel_state(struct gen *g, struct json_object *channel, char *err, size_t errlen);
 /* Forces committed batches to disk (they are written without a sync each). */
 void gen_sync(struct gen *g);
+/* Lets go of the pages of the environment this process has read through its
+ * map (they stay in the page cache): a stream touches pages all over a
+ * large index, and the daemon's resident size should not grow with it. */
+void gen_release_pages(struct gen *g);
 
 #endif

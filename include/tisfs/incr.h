@@ -26,6 +26,10 @@
 #include "tisfs/spec.h"
 
 #define INCR_BATCH_MAX 4096
+/* A write transaction keeps its dirty pages in memory: a batch also ends
+ * at this many bytes of messages (an open-protocol message holds up to 16
+ * rows). */
+#define INCR_BATCH_BYTES ((size_t)512 << 10)
 #define INCR_BATCH_WAIT_MS 5
 
 /* Where channel events (start, assignment, errors, skipped messages, DDL)
