@@ -210,8 +210,8 @@ static int resolved(struct cdc_ctx *c, int idx, uint64_t ts, const unsigned char
 static int keyed_value(struct cdc_ctx *c, int idx, struct json_object *k, uint64_t t,
                        uint64_t ts, const unsigned char *val, size_t vlen, size_t *voff)
 {
-    const unsigned char *item;
-    size_t ilen;
+    const unsigned char *item = NULL;
+    size_t ilen = 0;
     struct json_object *v;
     char what[32];
     int rc;
@@ -267,8 +267,8 @@ int cdc_open_decode(struct cdc_ctx *c, const unsigned char *key, size_t klen,
     if (klen == 8)
         return cdc_fail(c, "key: no event after the version");
     for (idx = 0; koff < klen; idx++) {
-        const unsigned char *item;
-        size_t ilen;
+        const unsigned char *item = NULL;
+        size_t ilen = 0;
         struct json_object *k;
         char what[32];
         int rc;

@@ -215,9 +215,10 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     return 0;
 }
 
-int gen_write_fold(struct gen_writer *w, size_t max_terms, bool *left, char *err, size_t errlen)
+int gen_write_fold(struct gen_writer *w, struct tbuf *from, size_t max_terms, bool *left,
+                   char *err, size_t errlen)
 {
-    int rc = index_fold(w->txn, &w->g->e.index, max_terms, left);
+    int rc = index_fold(w->txn, &w->g->e.index, from, max_terms, left);
     return rc ? lmdb_fail(rc, "merge", err, errlen) : 0;
 }
 

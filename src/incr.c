@@ -23,9 +23,11 @@
 /* How often the end offsets are asked for (lag, and a health check). */
 #define WATERMARK_EVERY_SEC 1.0
 #define SYNC_EVERY_SEC 1.0
-/* The merge: terms per transaction, and the backlog that makes it run
- * between batches even when the stream is busy. */
+/* The merge: terms per transaction, the time it may take between two
+ * polls when the stream is idle, and the backlog that makes it run between
+ * batches even when the stream is busy. */
 #define FOLD_TERMS 64
+#define FOLD_IDLE_SEC 0.05
 #define FOLD_BUSY_ENTRIES 1000000
 /* A lag above this many messages reads "catching_up". */
 #define CATCHING_UP_LAG 10000
@@ -53,7 +55,7 @@ struct incr {
     pthread_mutex_t mu; /* guards the status below */
     pthread_cond_t cv;
     const char *state;
-    char errs[512];
+    char errs[640];
     enum cdc_protocol proto;
     struct part *parts;
     int nparts;
@@ -71,8 +73,11 @@ struct incr {
     bool *present;
     struct tbuf conv;
     bool dropped, dirty;
+    struct tbuf fold_from; /* where the merge goes on (index_fold) */
+    int refresh_turn;
+    bool fold_left;
     double next_watermarks, last_sync;
-    char last_logged_err[512];
+    char last_logged_err[640];
 };
 
 /* ---- logging and status ---- */
@@ -753,9 +758,12 @@ static int apply_batch(struct incr *c, rd_kafka_message_t **msgs, int n)
         rc = apply_message(c, &b, msgs[i], p);
         p->pos = msgs[i]->offset + 1;
     }
+    /* The state to commit is what the status will show once it has
+     * committed, not before: readers see positions only with their data. */
     pthread_mutex_lock(&c->mu);
     publish_locked(c, &b, false);
     struct json_object *st = state_json_locked(c);
+    publish_locked(c, &b, true);
     pthread_mutex_unlock(&c->mu);
     if (!rc)
         rc = gen_write_commit(b.w, st, err, sizeof err);
@@ -763,10 +771,10 @@ static int apply_batch(struct incr *c, rd_kafka_message_t **msgs, int n)
         gen_write_abort(b.w);
     json_object_put(st);
     pthread_mutex_lock(&c->mu);
-    if (rc)
-        publish_locked(c, &b, true);
-    else
+    if (!rc) {
+        publish_locked(c, &b, false);
         count_applied_locked(c, b.applied);
+    }
     update_state_locked(c);
     pthread_mutex_unlock(&c->mu);
     free(b.parts);
@@ -808,12 +816,17 @@ static int poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
 }
 
 /* End offsets, asked of the broker: lag, and proof that it answers (a
- * consumer whose broker went away just sees no messages). */
+ * consumer whose broker went away just sees no messages). One round trip a
+ * partition, so only the partitions whose end is unknown and one more in
+ * turn are asked; fetches keep the others current (cached_watermarks). */
 static void refresh_watermarks(struct incr *c)
 {
     bool ok = true;
+    int turn = c->nparts ? c->refresh_turn++ % c->nparts : 0;
     for (int i = 0; i < c->nparts && !atomic_load(&c->stop); i++) {
         int64_t lo, hi;
+        if (c->parts[i].hw >= 0 && i != turn)
+            continue;
         rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, c->spec.topic,
                                                                  c->parts[i].id, &lo, &hi, 1000);
         if (e) {
@@ -839,23 +852,34 @@ static void refresh_watermarks(struct incr *c)
     c->next_watermarks = mono_now() + WATERMARK_EVERY_SEC;
 }
 
-/* The merge, a few terms at a time between batches: always when idle, and
- * when the backlog of delta entries grows large while busy. */
-static void fold_some(struct incr *c, bool idle)
+/* One merge step: FOLD_TERMS terms in one transaction. Returns whether
+ * it ran (and sets c->fold_left). */
+static bool fold_step(struct incr *c, bool idle)
 {
     char err[512];
     struct gen_writer *w = gen_write_begin(c->g, c->an, err, sizeof err);
     if (!w)
-        return;
-    bool left = false;
+        return false;
     uint64_t entries = gen_write_delta_entries(w);
+    c->fold_left = entries > 0;
     if (!entries || (!idle && entries < FOLD_BUSY_ENTRIES) ||
-        gen_write_fold(w, FOLD_TERMS, &left, err, sizeof err)) {
+        gen_write_fold(w, &c->fold_from, FOLD_TERMS, &c->fold_left, err, sizeof err)) {
         gen_write_abort(w);
-        return;
+        return false;
     }
     if (gen_write_commit(w, NULL, err, sizeof err) == 0)
         c->dirty = true;
+    return true;
+}
+
+/* The merge between batches: while idle, steps for up to FOLD_IDLE_SEC;
+ * while busy, one step once the backlog is large. */
+static void fold_some(struct incr *c, bool idle)
+{
+    double end = mono_now() + FOLD_IDLE_SEC;
+    while (fold_step(c, idle) && idle && c->fold_left && mono_now() < end &&
+           !atomic_load(&c->stop))
+        ;
 }
 
 static void sleep_interruptibly(struct incr *c, double secs)
@@ -894,7 +918,8 @@ static void follow(struct incr *c)
 {
     rd_kafka_message_t **msgs = xmalloc(INCR_BATCH_MAX * sizeof *msgs);
     while (!atomic_load(&c->stop) && !c->dropped && !c->caught_up) {
-        int n = poll_batch(c, msgs, 100);
+        /* A merge in progress does not wait for messages between steps. */
+        int n = poll_batch(c, msgs, c->fold_left ? 0 : 100);
         int rc = n ? apply_batch(c, msgs, n) : 0;
         for (int i = 0; i < n; i++)
             rd_kafka_message_destroy(msgs[i]);
@@ -1023,6 +1048,7 @@ void incr_stop(struct incr *c)
     analyzer_free(c->an);
     cdc_events_free(&c->ev);
     tbuf_free(&c->conv);
+    tbuf_free(&c->fold_from);
     gen_unref(c->g);
     spec_incr_free(&c->spec);
     pthread_mutex_destroy(&c->mu);

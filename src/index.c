@@ -654,7 +654,8 @@ int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id)
 uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d)
 {
     MDB_stat st;
-    return mdb_stat(txn, d->dterms, &st) == 0 ? st.ms_entries : 0;
+    uint64_t n = mdb_stat(txn, d->dterms, &st) == 0 ? st.ms_entries : 0;
+    return n + (mdb_stat(txn, d->dexists, &st) == 0 ? st.ms_entries : 0);
 }
 
 /* Rewrites the base posting of key as (base - deleted) | delta and drops
@@ -717,27 +718,42 @@ static int fold_exists(MDB_txn *txn, const struct index_dbs *d, const roaring_bi
     return rc;
 }
 
-int index_fold(MDB_txn *txn, const struct index_dbs *d, size_t max_terms, bool *left)
+/* The first delta term at or after from (its key into from), or false at
+ * the end. */
+static bool next_delta_term(MDB_txn *txn, const struct index_dbs *d, struct tbuf *from)
+{
+    MDB_cursor *cur;
+    MDB_val k = {from->len, from->data}, v;
+    if (mdb_cursor_open(txn, d->dterms, &cur))
+        return false;
+    int rc = mdb_cursor_get(cur, &k, &v, from->len ? MDB_SET_RANGE : MDB_FIRST);
+    if (rc == 0) {
+        char *copy = xmalloc(k.mv_size); /* k points into from's own bytes on an exact hit */
+        memcpy(copy, k.mv_data, k.mv_size);
+        tbuf_reset(from);
+        tbuf_add(from, copy, k.mv_size);
+        free(copy);
+    }
+    mdb_cursor_close(cur);
+    return rc == 0;
+}
+
+int index_fold(MDB_txn *txn, const struct index_dbs *d, struct tbuf *from, size_t max_terms,
+               bool *left)
 {
     roaring_bitmap_t *deleted = index_deleted(txn, d);
-    MDB_cursor *cur;
-    MDB_val k, v;
     int rc = 0;
     size_t done = 0;
-    *left = false;
-    for (; !rc && done < max_terms; done++) {
-        if ((rc = mdb_cursor_open(txn, d->dterms, &cur)) != 0)
-            break;
-        int got = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        mdb_cursor_close(cur);
-        if (got)
-            break;
-        rc = fold_term(txn, d, k, deleted);
+    bool more = true;
+    for (; !rc && done < max_terms && (more = next_delta_term(txn, d, from)); done++) {
+        rc = fold_term(txn, d, (MDB_val){from->len, from->data}, deleted);
+        tbuf_add(from, "", 1); /* the next key after this one */
     }
-    if (!rc && done < max_terms)
+    if (!rc && !more) {
+        tbuf_reset(from); /* a full pass: the next one starts over */
         rc = fold_exists(txn, d, deleted);
-    else if (!rc)
-        *left = true;
+    }
+    *left = !rc && index_delta_entries(txn, d) > 0;
     roaring_bitmap_free(deleted);
     return rc;
 }

@@ -39,6 +39,7 @@
 
 #include "tisfs/analysis.h"
 #include "tisfs/schema.h"
+#include "tisfs/util.h"
 
 #define INDEX_MEM_BUDGET_DEFAULT ((size_t)80 << 20)
 
@@ -90,12 +91,16 @@ int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
                      uint32_t doc, struct field_totals *totals);
 /* Empties the index (TRUNCATE): every id up to last_id is deleted. */
 int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id);
-/* The merge: folds the delta postings of up to max_terms terms (and the
- * delta exists lists) into the base postings, dropping deleted ids from the
- * postings it rewrites. *left receives whether delta terms remain. Readers
- * see the same answers before and after. */
-int index_fold(MDB_txn *txn, const struct index_dbs *d, size_t max_terms, bool *left);
-/* Delta entries (document-term pairs) waiting for index_fold. */
+/* The merge: folds the delta postings of up to max_terms terms, from the
+ * key in *from on (empty: the first), into the base postings, dropping
+ * deleted ids from the postings it rewrites; *from then holds where to go
+ * on, so that terms the stream keeps adding to do not starve the rest. At
+ * the end of a pass it folds the delta exists lists too and starts over.
+ * *left receives whether delta entries remain. Readers see the same
+ * answers before and after. */
+int index_fold(MDB_txn *txn, const struct index_dbs *d, struct tbuf *from, size_t max_terms,
+               bool *left);
+/* Delta entries (document-term pairs, exists marks) waiting for index_fold. */
 uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d);
 
 /* ---- reading (all within a read transaction; pointers stay valid in it) ---- */
