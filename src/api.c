@@ -196,6 +196,8 @@ void api_shutdown(void)
         struct coll *c = A.colls;
         A.colls = c->next;
         task_join_free(c->task);
+        /* A backflow that was cut short puts the old channel back: stop it. */
+        incr_stop(c->incr);
         gen_unref(c->gen);
         spec_free(c->spec);
         free(c);
