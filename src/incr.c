@@ -213,37 +213,50 @@ static int64_t jget(struct json_object *o, const char *k)
 }
 
 /* Loads what the generation holds for this topic; positions of another
- * topic (the channel spec changed) do not apply. */
+ * topic (the channel spec changed) do not apply. Status readers may look
+ * already: everything is read first, then published under the lock. */
 static void state_load(struct incr *c)
 {
-    struct json_object *o = gen_channel_state(c->g), *v, *pos, *ts;
+    struct json_object *o = gen_channel_state(c->g), *v, *pos, *ts = NULL;
     if (!o)
         return;
-    if (!json_object_object_get_ex(o, "topic", &v) ||
-        strcmp(json_object_get_string(v), c->spec.topic) != 0) {
+    const char *topic = json_object_object_get_ex(o, "topic", &v) ? json_object_get_string(v)
+                                                                  : NULL;
+    if (!topic || strcmp(topic, c->spec.topic) != 0) {
         say(c, "stored positions are for topic %s, not %s: starting afresh",
-            json_object_get_string(v), c->spec.topic);
+            topic ? topic : "(none)", c->spec.topic);
         json_object_put(o);
         return;
     }
-    if (!c->proto && json_object_object_get_ex(o, "protocol", &v) && v)
-        c->proto = cdc_protocol_from_name(json_object_get_string(v));
-    c->applied = (uint64_t)jget(o, "applied");
-    c->skipped = (uint64_t)jget(o, "skipped");
-    c->stale = (uint64_t)jget(o, "stale");
+    enum cdc_protocol proto = json_object_object_get_ex(o, "protocol", &v) && v
+                                  ? cdc_protocol_from_name(json_object_get_string(v))
+                                  : CDC_UNKNOWN;
+    uint8_t domain = VER_NONE;
     if (json_object_object_get_ex(o, "event_domain", &v))
         for (uint8_t d = VER_NONE; d <= VER_MS; d++)
             if (strcmp(ver_domain_name(d), json_object_get_string(v)) == 0)
-                c->event_domain = d;
-    c->dropped = json_object_object_get_ex(o, "dropped", &v) && json_object_get_boolean(v);
-    if (json_object_object_get_ex(o, "positions", &pos)) {
+                domain = d;
+    struct part *parts = NULL;
+    int n = 0;
+    if (json_object_object_get_ex(o, "positions", &pos) && json_object_is_type(pos, json_type_object)) {
         json_object_object_get_ex(o, "ts", &ts);
-        json_object_object_foreach(pos, key, val) {
-            c->parts = xrealloc(c->parts, (size_t)(c->nparts + 1) * sizeof *c->parts);
-            c->parts[c->nparts++] = (struct part){(int32_t)atoi(key), json_object_get_int64(val),
-                                                  -1, (uint64_t)jget(ts, key), -1};
-        }
+        parts = xcalloc((size_t)json_object_object_length(pos) + 1, sizeof *parts);
+        json_object_object_foreach(pos, key, val)
+            parts[n++] = (struct part){(int32_t)atoi(key), json_object_get_int64(val), -1,
+                                       (uint64_t)jget(ts, key), -1};
     }
+    pthread_mutex_lock(&c->mu);
+    if (!c->proto)
+        c->proto = proto;
+    c->applied = (uint64_t)jget(o, "applied");
+    c->skipped = (uint64_t)jget(o, "skipped");
+    c->stale = (uint64_t)jget(o, "stale");
+    c->event_domain = domain;
+    c->dropped = json_object_object_get_ex(o, "dropped", &v) && json_object_get_boolean(v);
+    free(c->parts);
+    c->parts = parts;
+    c->nparts = n;
+    pthread_mutex_unlock(&c->mu);
     json_object_put(o);
 }
 
@@ -1165,11 +1178,12 @@ char *incr_status_stopped(const char *collection, const struct tis_incr_spec *sp
     struct incr tmp = {0};
     tmp.spec.topic = spec ? spec->topic : "";
     tmp.g = g;
+    pthread_mutex_init(&tmp.mu, NULL);
     if (g && spec) {
-        struct incr *c = &tmp;
-        c->name = (char *)collection;
-        state_load(c);
+        tmp.name = (char *)collection;
+        state_load(&tmp);
     }
+    pthread_mutex_destroy(&tmp.mu);
     struct json_object *o = status_head(collection, state, tmp.proto);
     json_object_object_add(o, "current_cursor", cursor_json(tmp.spec.topic, tmp.parts, tmp.nparts));
     json_object_object_add(o, "last_60_sec", json_object_new_int(0));
