@@ -467,6 +467,17 @@ void cdc_value_null(struct tis_value *v)
 /* json-c cannot know a number or literal ended until it sees what follows,
  * so the end of the message is fed as a NUL; the whole text must be one
  * value, trailing blanks aside. */
+int cdc_json_message(struct cdc_ctx *c, const void *val, size_t vlen,
+                     int (*fn)(struct cdc_ctx *c, struct json_object *m))
+{
+    struct json_object *m;
+    if (cdc_json_parse(c, "value", val, vlen, &m) < 0)
+        return -1;
+    int rc = fn(c, m);
+    json_object_put(m);
+    return rc;
+}
+
 int cdc_json_parse(struct cdc_ctx *c, const char *what, const void *p, size_t n,
                    struct json_object **o)
 {

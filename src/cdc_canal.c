@@ -186,12 +186,5 @@ static int message(struct cdc_ctx *c, struct json_object *m)
 
 int cdc_canal_decode(struct cdc_ctx *c, const unsigned char *val, size_t vlen)
 {
-    struct json_object *m;
-    int rc;
-
-    if (cdc_json_parse(c, "value", val, vlen, &m) < 0)
-        return -1;
-    rc = message(c, m);
-    json_object_put(m);
-    return rc;
+    return cdc_json_message(c, val, vlen, message);
 }

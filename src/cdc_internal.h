@@ -47,6 +47,10 @@ void cdc_value_null(struct tis_value *v);
  * what names the part for the error message. Returns 0 or -1. */
 int cdc_json_parse(struct cdc_ctx *c, const char *what, const void *p, size_t n,
                    struct json_object **o);
+/* A one-message JSON protocol (canal-json, simple): parses the value and
+ * hands it to fn, which sees the message's object (or NULL for null). */
+int cdc_json_message(struct cdc_ctx *c, const void *val, size_t vlen,
+                     int (*fn)(struct cdc_ctx *c, struct json_object *m));
 /* o's member key, NULL when o is not an object, the key is absent or null. */
 struct json_object *cdc_get(struct json_object *o, const char *key);
 /* Member key as a string (NULL if absent or not a string). */
