@@ -21,14 +21,23 @@ struct gen_writer {
     struct tis_value *oldv, *merged;
 };
 
+/* A stored version (u8 domain + u64, put_version's form) into *r; false,
+ * leaving *r as it is, when v is not one. */
+static bool version_decode(const MDB_val *v, struct version *r)
+{
+    if (v->mv_size != 9)
+        return false;
+    r->domain = *(const uint8_t *)v->mv_data;
+    memcpy(&r->v, (const char *)v->mv_data + 1, 8);
+    return true;
+}
+
 struct version meta_version(struct gen *g, MDB_txn *txn, const char *key)
 {
     MDB_val k = {strlen(key), (void *)key}, v;
     struct version r = {VER_NONE, 0};
-    if (mdb_get(txn, g->e.meta, &k, &v) == 0 && v.mv_size == 9) {
-        r.domain = *(const uint8_t *)v.mv_data;
-        memcpy(&r.v, (const char *)v.mv_data + 1, 8);
-    }
+    if (mdb_get(txn, g->e.meta, &k, &v) == 0)
+        version_decode(&v, &r);
     return r;
 }
 
@@ -75,10 +84,8 @@ static bool is_stale(struct gen_writer *w, struct version ev)
 {
     MDB_val k = {w->key.len, w->key.data}, v;
     struct version row = w->snapshot;
-    if (mdb_get(w->txn, w->g->e.ver, &k, &v) == 0 && v.mv_size == 9) {
-        row.domain = *(const uint8_t *)v.mv_data;
-        memcpy(&row.v, (const char *)v.mv_data + 1, 8);
-    }
+    if (mdb_get(w->txn, w->g->e.ver, &k, &v) == 0)
+        version_decode(&v, &row);
     return !newer(ev, row) || (w->floor.domain != VER_NONE && !newer(ev, w->floor));
 }
 

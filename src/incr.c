@@ -71,6 +71,7 @@ struct incr {
     struct cdc_events ev;
     struct tis_value *vals;
     bool *present;
+    bool *moved; /* vals[i] is an offset into conv (fixed up at the end) */
     struct tbuf conv;
     bool dropped, dirty;
     struct tbuf fold_from; /* where the merge goes on (index_fold) */
@@ -544,7 +545,6 @@ static int row_values(struct incr *c, const struct cdc_row *r, bool need_pk, cha
                       size_t errlen)
 {
     const struct tis_schema *sc = gen_schema(c->g);
-    bool *moved = xcalloc(sc->nfields, sizeof *moved);
     tbuf_reset(&c->conv);
     tbuf_reserve(&c->conv, 64); /* offsets below never sit on a NULL buffer */
     for (size_t i = 0; i < sc->nfields; i++) {
@@ -553,14 +553,13 @@ static int row_values(struct incr *c, const struct cdc_row *r, bool need_pk, cha
         for (size_t j = 0; j < r->n; j++)
             if (strcasecmp(r->cols[j].name, sc->fields[i].name) == 0) {
                 c->present[i] = true;
-                c->vals[i] = dump_form(c, &sc->fields[i], r->cols[j].v, &moved[i]);
+                c->vals[i] = dump_form(c, &sc->fields[i], r->cols[j].v, &c->moved[i]);
                 break;
             }
     }
     for (size_t i = 0; i < sc->nfields; i++) /* conv may have moved while it grew */
-        if (moved[i])
+        if (c->present[i] && c->moved[i])
             c->vals[i].p = c->conv.data + (uintptr_t)c->vals[i].p;
-    free(moved);
     for (size_t i = 0; need_pk && i < sc->npk; i++)
         if (!c->present[sc->pk[i]] || c->vals[sc->pk[i]].null) {
             snprintf(err, errlen, "the event carries no value for primary key column %s",
@@ -1026,6 +1025,7 @@ struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec
     size_t nf = gen_schema(g)->nfields;
     c->vals = xcalloc(nf, sizeof *c->vals);
     c->present = xcalloc(nf, sizeof *c->present);
+    c->moved = xcalloc(nf, sizeof *c->moved);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     atomic_init(&c->stop, false);
@@ -1068,6 +1068,7 @@ void incr_stop(struct incr *c)
     pthread_cond_destroy(&c->cv);
     free(c->vals);
     free(c->present);
+    free(c->moved);
     free(c->parts);
     free(c->name);
     free(c->db);
