@@ -345,11 +345,9 @@ static struct json_object *start_positions(void *arg, struct task *t, const char
     struct coll *c = find(name);
     struct gen *g = c && c->spec && c->spec->incr.present ? c->gen : NULL;
     struct tis_incr_spec *in = c && c->spec && c->spec->incr.present ? &c->spec->incr : NULL;
-    char *reset = in ? xstrdup(in->offset_reset) : NULL;
     struct tis_incr_spec copy = {0};
     if (in)
-        copy = (struct tis_incr_spec){true, NULL, xstrdup(in->mq_address), xstrdup(in->topic),
-                                      xstrdup(in->group_id), reset, NULL};
+        spec_incr_copy(&copy, in); /* read outside the lock below */
     if (g)
         gen_ref(g);
     pthread_mutex_unlock(&A.mu);

@@ -995,17 +995,6 @@ out:
 
 /* ---- life cycle ---- */
 
-static void spec_copy(struct tis_incr_spec *d, const struct tis_incr_spec *s)
-{
-    d->present = s->present;
-    d->plugin = s->plugin ? xstrdup(s->plugin) : NULL;
-    d->mq_address = xstrdup(s->mq_address);
-    d->topic = xstrdup(s->topic);
-    d->group_id = xstrdup(s->group_id);
-    d->offset_reset = xstrdup(s->offset_reset ? s->offset_reset : "earliest");
-    d->protocol = s->protocol ? xstrdup(s->protocol) : NULL;
-}
-
 struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec,
                         const char *db, const char *table, struct gen *g, enum incr_mode mode,
                         incr_log_fn log, void *log_arg)
@@ -1014,7 +1003,7 @@ struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec
     c->name = xstrdup(collection);
     c->db = xstrdup(db);
     c->table = xstrdup(table);
-    spec_copy(&c->spec, spec);
+    spec_incr_copy(&c->spec, spec);
     c->proto = spec->protocol ? cdc_protocol_from_name(spec->protocol) : CDC_UNKNOWN;
     gen_ref(g);
     c->g = g;

@@ -395,6 +395,22 @@ int spec_parse_incr(const char *collection, const char *text, size_t len,
     return ok ? 0 : -1;
 }
 
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrdup(s) : NULL;
+}
+
+void spec_incr_copy(struct tis_incr_spec *d, const struct tis_incr_spec *s)
+{
+    d->present = s->present;
+    d->plugin = dup_or_null(s->plugin);
+    d->mq_address = dup_or_null(s->mq_address);
+    d->topic = dup_or_null(s->topic);
+    d->group_id = dup_or_null(s->group_id);
+    d->offset_reset = xstrdup(s->offset_reset ? s->offset_reset : "earliest");
+    d->protocol = dup_or_null(s->protocol);
+}
+
 void spec_incr_free(struct tis_incr_spec *in)
 {
     free(in->plugin);

@@ -83,6 +83,9 @@ void spec_free(struct tis_spec *spec);
  * Returns 0, or -1 with err. */
 int spec_parse_incr(const char *collection, const char *text, size_t len,
                     struct tis_incr_spec *out, char *err, size_t errlen);
+/* A deep copy (offsetResetStrategy defaults to earliest); free with
+ * spec_incr_free. */
+void spec_incr_copy(struct tis_incr_spec *dst, const struct tis_incr_spec *src);
 void spec_incr_free(struct tis_incr_spec *in);
 /* Strict JSON of a channel spec (it holds no secret). Caller frees. */
 char *spec_incr_to_json(const struct tis_incr_spec *in);
