@@ -26,6 +26,30 @@
 #include "tisfs/api.h"
 #include "tisfs/util.h"
 
+/* The api's statuses as errno, negated as FUSE wants them. */
+static int to_errno(enum api_status st)
+{
+    switch (st) {
+    case API_OK:
+        return 0;
+    case API_INVALID:
+        return -EINVAL;
+    case API_NAME_TOO_LONG:
+        return -ENAMETOOLONG;
+    case API_NOT_FOUND:
+        return -ENOENT;
+    case API_EXISTS:
+        return -EEXIST;
+    case API_BUSY:
+        return -EBUSY;
+    case API_NOT_READY:
+        return -EAGAIN;
+    case API_FAILED:
+        break;
+    }
+    return -EIO;
+}
+
 /* Largest spec or build request accepted through a write. */
 #define MAX_WRITE (1 << 20)
 
@@ -99,10 +123,10 @@ static struct node_path parse(const char *path)
     }
     bool colls = n >= 1 && strcmp(part[0], "collections") == 0;
     bool tasks = n >= 1 && strcmp(part[0], "tasks") == 0;
-    if (n >= 2 && colls && (strlen(part[1]) > TIS_NAME_MAX || !name_is_valid(part[1])))
+    if (n >= 2 && colls && api_check_name(part[1], NULL) != API_OK)
         return p;
     if (n >= 2 && colls)
-        snprintf(p.name, sizeof p.name, "%s", part[1]);
+        snprintf(p.name, sizeof p.name, "%.*s", TIS_NAME_MAX, part[1]);
     if (n >= 2 && tasks && !parse_task_id(part[1], &p.task))
         return p;
     if (n >= 3 && colls && strcmp(part[2], "select") == 0) {
@@ -126,8 +150,6 @@ static struct node_path parse(const char *path)
 
 static bool exists(const struct node_path *p)
 {
-    struct tbuf tmp = {0};
-    bool r;
     switch (p->kind) {
     case N_ROOT:
     case N_COLLS:
@@ -140,25 +162,26 @@ static bool exists(const struct node_path *p)
         return api_collection_exists(p->name);
     case N_TASK:
     case N_TASK_FILE:
-        r = api_task_read(p->task, DOC_STATUS, &tmp) == 0;
-        tbuf_free(&tmp);
-        return r;
+        return api_task_exists(p->task);
     default:
         return false;
     }
 }
 
-/* Renders a readable file into out. */
+/* Renders a readable file into out. A select file always reads: a bad
+ * query or a collection not built yet is Solr's error document, the file's
+ * content (HTTP sends the same document with its status code). */
 static int render(const struct node_path *p, struct tbuf *out)
 {
-    int status;
-    if (p->kind == N_SELECT_FILE)
-        return api_select(p->name, p->query, out, &status);
+    if (p->kind == N_SELECT_FILE) {
+        enum api_status st = api_select(p->name, p->query, out);
+        return st == API_NOT_FOUND ? -ENOENT : 0;
+    }
     if (!files[p->file].readable)
         return 0;
     if (p->kind == N_TASK_FILE)
-        return api_task_read(p->task, files[p->file].doc, out);
-    return api_read(p->name, files[p->file].doc, out);
+        return to_errno(api_task_read(p->task, files[p->file].doc, out));
+    return to_errno(api_read(p->name, files[p->file].doc, out));
 }
 
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
@@ -293,9 +316,15 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
     if (p.kind != N_SELECT_FILE &&
         ((writing && !files[p.file].writable) || (acc != O_WRONLY && !files[p.file].readable)))
         return -EACCES;
-    /* A second channel is refused at open, where a shell's `>` sees it. */
+    /* Refusals known before any byte come at open, where a shell's `>`
+     * sees them: a second channel, a collection built already or busy. */
     if (writing && p.kind == N_COLL_FILE && p.file == F_INCR) {
-        int rc = api_create_incr_check(p.name, NULL);
+        int rc = to_errno(api_create_incr_check(p.name, NULL));
+        if (rc)
+            return rc;
+    }
+    if (writing && p.kind == N_COLL_FILE && p.file == F_CREATE) {
+        int rc = to_errno(api_create_check(p.name, NULL));
         if (rc)
             return rc;
     }
@@ -378,12 +407,14 @@ static int act(struct handle *h)
         return h->result;
     h->acted = true;
     struct tbuf msg = {0};
+    enum api_status st;
     if (h->p.file == F_CREATE)
-        h->result = api_create(h->p.name, h->buf.data, h->buf.len, NULL, &msg);
+        st = api_create(h->p.name, h->buf.data, h->buf.len, NULL, &msg);
     else if (h->p.file == F_INCR)
-        h->result = api_create_incr(h->p.name, h->buf.data, h->buf.len, &msg);
+        st = api_create_incr(h->p.name, h->buf.data, h->buf.len, &msg);
     else
-        h->result = api_build(h->p.name, NULL, &msg);
+        st = api_build(h->p.name, NULL, &msg);
+    h->result = to_errno(st);
     if (h->result)
         fprintf(stderr, "tisfs: %s/%s: %s\n", h->p.name, files[h->p.file].name, msg.data);
     tbuf_free(&msg);
@@ -437,22 +468,15 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     return -EACCES;
 }
 
-static int errno_of_name(const char *path)
-{
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    return strlen(base) > TIS_NAME_MAX ? -ENAMETOOLONG : -EINVAL;
-}
-
 static int fs_mkdir(const char *path, mode_t mode)
 {
     (void)mode;
     struct node_path p = parse(path);
     if (strncmp(path, "/collections/", 13) == 0 && !strchr(path + 13, '/') && p.kind == N_NONE)
-        return errno_of_name(path);
+        return to_errno(api_check_name(path + 13, NULL));
     if (p.kind != N_COLL)
         return -EPERM;
-    return api_reserve(p.name, NULL);
+    return to_errno(api_reserve(p.name, NULL));
 }
 
 static int fs_rmdir(const char *path)
@@ -462,7 +486,7 @@ static int fs_rmdir(const char *path)
         return exists(&p) ? 0 : -ENOENT;
     if (p.kind != N_COLL)
         return p.kind == N_NONE ? -ENOENT : -EPERM;
-    return api_delete(p.name, NULL);
+    return to_errno(api_delete(p.name, NULL));
 }
 
 /* rm -r unlinks the control files before rmdir: let it, changing nothing. */

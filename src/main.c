@@ -1,17 +1,21 @@
-/* main — command line, start-up, shutdown. */
+/* main — command line and the daemon's lifecycle:
+ *   check --data, bind --http (errors on the terminal) -> mount -> detach
+ *   -> api_init -> start the HTTP listener -> wait (the FUSE loop, or a
+ *   signal without a mount) -> stop the listener -> unmount -> api_shutdown. */
 #define FUSE_USE_VERSION 31
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fuse.h>
-#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "tisfs/api.h"
-#include "tisfs/catalog.h"
 #include "tisfs/fs.h"
+#include "tisfs/http.h"
 #include "tisfs/util.h"
 
 #ifndef TISFS_VERSION
@@ -21,19 +25,29 @@
 static void usage(FILE *out)
 {
     fputs("usage: tisfs [options] MOUNTPOINT\n"
+          "       tisfs --no-mount --http [ADDR:]PORT [options]\n"
           "\n"
           "Mounts the tisfs control filesystem: write a JSON spec to\n"
           "MOUNTPOINT/collections/NAME/create and tisfs dumps the table into a\n"
-          "collection; status and logs show the build.\n"
+          "collection; status and logs show the build, select/ answers queries.\n"
+          "With --http the same handlers answer over HTTP: the REST API\n"
+          "(POST /solr/config/config.ajax?action=collection_action&emethod=M),\n"
+          "Solr's /solr/NAME/select and /solr/NAME/admin/ping,\n"
+          "/solr/admin/cores?action=STATUS and /metrics (Prometheus).\n"
           "\n"
           "options:\n"
-          "  --data DIR        state directory (default $XDG_STATE_HOME/tisfs,\n"
-          "                    else ~/.local/state/tisfs)\n"
-          "  -f                stay in the foreground\n"
-          "  -d                debug: foreground, FUSE requests traced on stderr\n"
-          "  -o OPTIONS        FUSE mount options (e.g. allow_other)\n"
-          "  --help            this text\n"
-          "  --version         print the version\n"
+          "  --data DIR          state directory (default $XDG_STATE_HOME/tisfs,\n"
+          "                      else ~/.local/state/tisfs)\n"
+          "  --http [ADDR:]PORT  also serve HTTP on ADDR:PORT (ADDR defaults to\n"
+          "                      127.0.0.1; [::1]:PORT for IPv6)\n"
+          "  --token-file FILE   HTTP requests need 'Authorization: Bearer TOKEN',\n"
+          "                      TOKEN being FILE's first line (401 otherwise)\n"
+          "  --no-mount          no filesystem: serve HTTP only (needs --http)\n"
+          "  -f                  stay in the foreground\n"
+          "  -d                  debug: foreground, FUSE requests traced on stderr\n"
+          "  -o OPTIONS          FUSE mount options (e.g. allow_other)\n"
+          "  --help              this text\n"
+          "  --version           print the version\n"
           "\n"
           "Stop with SIGTERM/SIGINT or `fusermount3 -u MOUNTPOINT`: running builds are\n"
           "recorded as interrupted and the collections keep serving their last complete\n"
@@ -42,9 +56,8 @@ static void usage(FILE *out)
 }
 
 struct options {
-    const char *data;
-    const char *mountpoint;
-    bool foreground, debug;
+    const char *data, *mountpoint, *http, *token_file;
+    bool foreground, debug, no_mount;
     struct fuse_args fuse;
 };
 
@@ -59,12 +72,35 @@ static char *default_data_dir(void)
     return d;
 }
 
+/* "--name VALUE" or "--name=VALUE": stores VALUE and advances *i. */
+static bool opt_value(int argc, char **argv, int *i, const char *name, const char **v)
+{
+    size_t n = strlen(name);
+    if (strcmp(argv[*i], name) == 0 && *i + 1 < argc) {
+        *v = argv[++*i];
+        return true;
+    }
+    if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') {
+        *v = argv[*i] + n + 1;
+        return true;
+    }
+    return false;
+}
+
+static int usage_error(const char *fmt, const char *a)
+{
+    fprintf(stderr, "tisfs: ");
+    fprintf(stderr, fmt, a);
+    fprintf(stderr, " (see --help)\n");
+    return 2;
+}
+
 /* Returns 0 to go on, 1 to exit successfully, 2 on a usage error. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
     fuse_opt_add_arg(&o->fuse, argv[0]);
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 1;
@@ -75,24 +111,32 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->foreground = true;
         else if (!strcmp(a, "-d"))
             o->foreground = o->debug = true;
-        else if (!strcmp(a, "--data") && i + 1 < argc)
-            o->data = argv[++i];
-        else if (!strncmp(a, "--data=", 7))
-            o->data = a + 7;
+        else if (!strcmp(a, "--no-mount"))
+            o->no_mount = true;
+        else if (opt_value(argc, argv, &i, "--data", &v))
+            o->data = v;
+        else if (opt_value(argc, argv, &i, "--http", &v))
+            o->http = v;
+        else if (opt_value(argc, argv, &i, "--token-file", &v))
+            o->token_file = v;
         else if (!strcmp(a, "-o") && i + 1 < argc) {
             fuse_opt_add_arg(&o->fuse, "-o");
             fuse_opt_add_arg(&o->fuse, argv[++i]);
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "tisfs: unknown or incomplete option %s (see --help)\n", a);
-            return 2;
-        } else if (!o->mountpoint)
+        } else if (a[0] == '-' && a[1])
+            return usage_error("unknown or incomplete option %s", a);
+        else if (!o->mountpoint)
             o->mountpoint = a;
-        else {
-            fprintf(stderr, "tisfs: one MOUNTPOINT only, got %s and %s\n", o->mountpoint, a);
-            return 2;
-        }
+        else
+            return usage_error("one MOUNTPOINT only, got a second: %s", a);
     }
-    if (!o->mountpoint) {
+    if (o->no_mount && !o->http)
+        return usage_error("%s needs --http: without a mount nothing would be served",
+                           "--no-mount");
+    if (o->no_mount && o->mountpoint)
+        return usage_error("--no-mount takes no MOUNTPOINT, got %s", o->mountpoint);
+    if (o->token_file && !o->http)
+        return usage_error("%s only applies to the HTTP listener (--http)", "--token-file");
+    if (!o->no_mount && !o->mountpoint) {
         usage(stderr);
         return 2;
     }
@@ -101,62 +145,101 @@ static int parse_args(int argc, char **argv, struct options *o)
     return 0;
 }
 
-/* Creates the data directory and opens its catalog once, so that a bad
- * --data is reported here, on the terminal, before the daemon detaches. */
-static char *prepare_data_dir(const char *data)
+/* Without a mount the main thread waits for a signal. SIGTERM and SIGINT
+ * are blocked before any thread starts (threads inherit the mask), so
+ * sigwait here is the only place they arrive. */
+static void block_stop_signals(sigset_t *set)
 {
-    char *dir = data ? xstrdup(data) : default_data_dir(), err[512], *abs, cat[PATH_MAX + 16];
-    int rc = mkdir_p(dir, 0700);
-    if (rc || !(abs = realpath(dir, NULL))) {
-        fprintf(stderr, "tisfs: --data %s: %s\n", dir, strerror(rc ? -rc : errno));
-        free(dir);
-        return NULL;
-    }
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+struct daemon {
+    struct options o;
+    char *data, *token;
+    int http_fd;
+    struct fuse *fuse;
+    struct http_server *http;
+};
+
+/* Everything that can fail on the user's terminal, before detaching. */
+static int prepare(struct daemon *d)
+{
+    char err[512], *dir = d->o.data ? xstrdup(d->o.data) : default_data_dir();
+    enum api_status st = api_check_data_dir(dir, &d->data, err, sizeof err);
     free(dir);
-    snprintf(cat, sizeof cat, "%s/catalog", abs);
-    struct catalog *c = cat_open(cat, err, sizeof err);
-    if (!c) {
+    if (st)
+        return fprintf(stderr, "tisfs: %s\n", err), 1;
+    if (d->o.token_file && !(d->token = http_read_token(d->o.token_file, err, sizeof err)))
+        return fprintf(stderr, "tisfs: %s\n", err), 1;
+    if (d->o.http && (d->http_fd = http_listen(d->o.http, err, sizeof err)) < 0)
+        return fprintf(stderr, "tisfs: %s\n", err), 1;
+    if (d->o.no_mount)
+        return 0;
+    d->fuse = fuse_new(&d->o.fuse, fs_operations(), sizeof(struct fuse_operations), NULL);
+    if (!d->fuse || fuse_mount(d->fuse, d->o.mountpoint) != 0)
+        return fprintf(stderr, "tisfs: cannot mount %s\n", d->o.mountpoint), 1;
+    return 0;
+}
+
+/* Serves until a signal or an unmount. Returns the exit status. */
+static int serve(struct daemon *d)
+{
+    sigset_t stop;
+    if (d->o.no_mount)
+        block_stop_signals(&stop);
+    char err[512];
+    if (api_init(d->data, err, sizeof err))
+        return fprintf(stderr, "tisfs: %s\n", err), 1;
+    int rc = 0;
+    if (d->o.http && !(d->http = http_start(d->http_fd, d->token, err, sizeof err))) {
         fprintf(stderr, "tisfs: %s\n", err);
-        free(abs);
-        return NULL;
+        rc = 1;
+    } else if (d->fuse) {
+        fuse_set_signal_handlers(fuse_get_session(d->fuse));
+        /* libfuse reports the signal that ended the loop as a positive
+         * value: a SIGTERM/SIGINT stop is a clean one. */
+        rc = fuse_loop_mt(d->fuse, 0) < 0;
+        fuse_remove_signal_handlers(fuse_get_session(d->fuse));
+    } else {
+        int sig;
+        sigwait(&stop, &sig);
     }
-    cat_close(c);
-    return abs;
+    if (d->http) {
+        http_stop(d->http); /* closes the socket it took over */
+        d->http_fd = -1;
+    }
+    if (d->fuse)
+        fuse_unmount(d->fuse);
+    api_shutdown();
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-    struct options o = {.fuse = FUSE_ARGS_INIT(0, NULL)};
-    int rc = parse_args(argc, argv, &o);
+    struct daemon d = {.o = {.fuse = FUSE_ARGS_INIT(0, NULL)}, .http_fd = -1};
+    int rc = parse_args(argc, argv, &d.o);
     if (rc) {
-        fuse_opt_free_args(&o.fuse);
+        fuse_opt_free_args(&d.o.fuse);
         return rc == 1 ? 0 : 2;
     }
-    char *data = prepare_data_dir(o.data), err[512];
-    if (!data)
-        return 1;
-    struct fuse *f = fuse_new(&o.fuse, fs_operations(), sizeof(struct fuse_operations), NULL);
-    if (!f || fuse_mount(f, o.mountpoint) != 0) {
-        fprintf(stderr, "tisfs: cannot mount %s\n", o.mountpoint);
-        return 1;
+    rc = prepare(&d);
+    if (rc == 0) {
+        /* Detach before opening LMDB or starting threads: neither survives
+         * a fork. */
+        fuse_daemonize(d.o.foreground);
+        rc = serve(&d);
     }
-    /* Detach before opening LMDB: an environment must not cross a fork. */
-    fuse_daemonize(o.foreground);
-    if (api_init(data, err, sizeof err)) {
-        fprintf(stderr, "tisfs: %s\n", err);
-        fuse_unmount(f);
-        fuse_destroy(f);
-        return 1;
-    }
-    fuse_set_signal_handlers(fuse_get_session(f));
-    rc = fuse_loop_mt(f, 0);
-    fuse_remove_signal_handlers(fuse_get_session(f));
-    fuse_unmount(f);
-    api_shutdown();
-    fuse_destroy(f);
-    fuse_opt_free_args(&o.fuse);
-    free(data);
-    /* libfuse reports the signal that ended the loop as a positive value: a
-     * SIGTERM/SIGINT stop is a clean one. */
-    return rc < 0 ? 1 : 0;
+    if (d.fuse)
+        fuse_destroy(d.fuse);
+    if (d.http_fd >= 0)
+        close(d.http_fd);
+    fuse_opt_free_args(&d.o.fuse);
+    free(d.data);
+    free(d.token);
+    return rc;
 }

@@ -1,4 +1,4 @@
-/* search — planning, scoring, top-k and Solr's JSON. */
+/* search — planning, scoring, top-k; the documents of a page. */
 #define _GNU_SOURCE
 #include "tisfs/search.h"
 
@@ -17,123 +17,6 @@
 
 #define BM25_K1 1.2
 #define BM25_B 0.75
-
-/* ---- request ---- */
-
-static char *url_decode(const char *s, size_t n)
-{
-    struct tbuf b = {0};
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '+')
-            c = ' ';
-        else if (c == '%' && i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
-                 isxdigit((unsigned char)s[i + 2])) {
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            c = (char)strtol(hex, NULL, 16);
-            i += 2;
-        }
-        tbuf_add(&b, &c, 1);
-    }
-    return tbuf_take(&b);
-}
-
-static void echo_param(struct json_object *params, const char *k, const char *v)
-{
-    struct json_object *old;
-    if (!json_object_object_get_ex(params, k, &old)) {
-        json_object_object_add(params, k, json_object_new_string(v));
-        return;
-    }
-    if (!json_object_is_type(old, json_type_array)) {
-        struct json_object *a = json_object_new_array();
-        json_object_array_add(a, json_object_get(old));
-        json_object_object_add(params, k, a);
-        old = a;
-    }
-    json_object_array_add(old, json_object_new_string(v));
-}
-
-static bool parse_long(const char *v, long lo, long hi, long *out)
-{
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (!*v || *end || n < lo)
-        return false;
-    *out = n > hi ? hi : n;
-    return true;
-}
-
-static int set_param(struct search_request *r, const char *k, const char *v, char *err,
-                     size_t errlen)
-{
-    char **slot = NULL;
-    if (!strcmp(k, "q"))
-        slot = &r->q;
-    else if (!strcmp(k, "fl"))
-        slot = &r->fl;
-    else if (!strcmp(k, "sort"))
-        slot = &r->sort;
-    else if (!strcmp(k, "df"))
-        slot = &r->df;
-    else if (!strcmp(k, "fq")) {
-        r->fq = xrealloc(r->fq, (r->nfq + 1) * sizeof *r->fq);
-        r->fq[r->nfq++] = xstrdup(v);
-    } else if (!strcmp(k, "rows") || !strcmp(k, "start")) {
-        bool rows = k[0] == 'r';
-        if (!parse_long(v, 0, rows ? SEARCH_MAX_ROWS : SEARCH_MAX_START, rows ? &r->rows : &r->start))
-            return snprintf(err, errlen, "Invalid value '%s' for %s", v, k), -1;
-    } else if (!strcmp(k, "q.op")) {
-        if (strcasecmp(v, "AND") && strcasecmp(v, "OR"))
-            return snprintf(err, errlen, "q.op must be AND or OR, not '%s'", v), -1;
-        r->and_op = !strcasecmp(v, "AND");
-    } else if (!strcmp(k, "wt")) {
-        if (strcmp(v, "json"))
-            return snprintf(err, errlen, "wt=%s is not supported; tisfs answers wt=json", v), -1;
-    }
-    if (slot) {
-        free(*slot);
-        *slot = xstrdup(v);
-    }
-    return 0;
-}
-
-int search_request_parse(const char *qs, struct search_request *r, char *err, size_t errlen)
-{
-    memset(r, 0, sizeof *r);
-    r->rows = 10;
-    r->params = json_object_new_object();
-    int rc = 0;
-    for (const char *p = qs; *p && !rc;) {
-        size_t n = strcspn(p, "&");
-        const char *eq = memchr(p, '=', n);
-        char *k = url_decode(p, eq ? (size_t)(eq - p) : n);
-        char *v = eq ? url_decode(eq + 1, n - (size_t)(eq - p) - 1) : xstrdup("");
-        if (*k) {
-            echo_param(r->params, k, v);
-            rc = set_param(r, k, v, err, errlen);
-        }
-        free(k);
-        free(v);
-        p += n;
-        if (*p == '&')
-            p++;
-    }
-    return rc;
-}
-
-void search_request_free(struct search_request *r)
-{
-    free(r->q);
-    for (size_t i = 0; i < r->nfq; i++)
-        free(r->fq[i]);
-    free(r->fq);
-    free(r->fl);
-    free(r->sort);
-    free(r->df);
-    json_object_put(r->params);
-    memset(r, 0, sizeof *r);
-}
 
 /* This CRoaring (0.2) does not accept NULL in roaring_bitmap_free. */
 static void bm_free(roaring_bitmap_t *b)
@@ -936,40 +819,6 @@ static struct json_object *render_doc(struct ctx *c, const char *fl, const struc
     return out;
 }
 
-static struct json_object *header(int status, double qtime_ms, struct json_object *params)
-{
-    struct json_object *h = json_object_new_object();
-    json_object_object_add(h, "status", json_object_new_int(status));
-    json_object_object_add(h, "QTime", json_object_new_int((int)qtime_ms));
-    json_object_object_add(h, "params", params ? json_object_get(params) : json_object_new_object());
-    return h;
-}
-
-static void emit(struct json_object *o, struct tbuf *out)
-{
-    tbuf_adds(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
-                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
-    tbuf_adds(out, "\n");
-    json_object_put(o);
-}
-
-void search_error(int code, const char *msg, struct json_object *params, struct tbuf *out)
-{
-    struct json_object *o = json_object_new_object(), *e = json_object_new_object(),
-                       *md = json_object_new_array();
-    json_object_array_add(md, json_object_new_string("error-class"));
-    json_object_array_add(md, json_object_new_string("org.apache.solr.common.SolrException"));
-    json_object_array_add(md, json_object_new_string("root-error-class"));
-    json_object_array_add(md, json_object_new_string(code == 400 ? "org.apache.solr.search.SyntaxError"
-                                                                 : "org.apache.solr.common.SolrException"));
-    json_object_object_add(o, "responseHeader", header(code, 0, params));
-    json_object_object_add(e, "metadata", md);
-    json_object_object_add(e, "msg", json_object_new_string(msg));
-    json_object_object_add(e, "code", json_object_new_int(code));
-    json_object_object_add(o, "error", e);
-    emit(o, out);
-}
-
 /* ---- running ---- */
 
 static struct plan *compile_string(struct ctx *c, const char *q, bool and_op)
@@ -1023,26 +872,17 @@ static void top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
     qsort_r(hp->h, hp->n, sizeof *hp->h, cmp_hit_q, (void *)s);
 }
 
-static void respond(struct ctx *c, const struct search_request *r, roaring_bitmap_t *docs,
-                    struct heap *hp, bool want_score, double t0, struct tbuf *out)
+/* The page [start, start + rows) of the ranked hits, as documents. */
+static void collect(struct ctx *c, const struct search_request *r, roaring_bitmap_t *docs,
+                    struct heap *hp, bool want_score, struct search_result *res)
 {
-    struct json_object *o = json_object_new_object(), *resp = json_object_new_object(),
-                       *list = json_object_new_array();
-    double max = 0;
+    res->num_found = roaring_bitmap_get_cardinality(docs);
+    res->scored = want_score;
+    res->docs = json_object_new_array();
     for (size_t i = 0; i < hp->n; i++)
-        max = hp->h[i].score > max ? hp->h[i].score : max;
+        res->max_score = hp->h[i].score > res->max_score ? hp->h[i].score : res->max_score;
     for (size_t i = (size_t)r->start; i < hp->n; i++)
-        json_object_array_add(list, render_doc(c, r->fl, &hp->h[i]));
-    json_object_object_add(o, "responseHeader", header(0, (mono_now() - t0) * 1000, r->params));
-    json_object_object_add(resp, "numFound",
-                           json_object_new_int64((int64_t)roaring_bitmap_get_cardinality(docs)));
-    json_object_object_add(resp, "start", json_object_new_int64(r->start));
-    if (want_score)
-        json_object_object_add(resp, "maxScore", json_object_new_double(max));
-    json_object_object_add(resp, "numFoundExact", json_object_new_boolean(true));
-    json_object_object_add(resp, "docs", list);
-    json_object_object_add(o, "response", resp);
-    emit(o, out);
+        json_object_array_add(res->docs, render_doc(c, r->fl, &hp->h[i]));
 }
 
 static bool sort_uses_score(const struct sorter *s)
@@ -1053,15 +893,16 @@ static bool sort_uses_score(const struct sorter *s)
     return false;
 }
 
-int search_run(struct gen *g, const struct search_request *r, struct tbuf *out)
+int search_run(struct gen *g, const struct search_request *r, struct search_result *res,
+               char *err, size_t errlen)
 {
-    double t0 = mono_now();
-    char err[600] = "";
-    struct ctx c = {.g = g, .sc = gen_schema(g), .df = r->df, .err = err, .errlen = sizeof err};
+    memset(res, 0, sizeof *res);
+    err[0] = 0;
+    struct ctx c = {.g = g, .sc = gen_schema(g), .df = r->df, .err = err, .errlen = errlen};
     struct sorter s = {0};
     struct plan *qp = NULL;
     roaring_bitmap_t *docs = NULL;
-    c.an = analyzer_new(err, sizeof err);
+    c.an = analyzer_new(err, errlen);
     c.failed = !c.an || gen_txn_begin(g, &c.txn) != 0;
     if (!c.failed) {
         c.d = gen_index(g);
@@ -1079,12 +920,12 @@ int search_run(struct gen *g, const struct search_request *r, struct tbuf *out)
         struct heap hp = {xcalloc(k ? k : 1, sizeof(struct hit)), 0, r->rows ? k : 0, &s};
         if (r->rows) /* counting alone materialises nothing */
             top_k(&c, qp, docs, &s, want_score || sort_uses_score(&s), &hp);
-        respond(&c, r, docs, &hp, want_score, t0, out);
+        collect(&c, r, docs, &hp, want_score, res);
         for (size_t i = 0; i < hp.n; i++)
             hit_free(&s, &hp.h[i]);
         free(hp.h);
-    } else
-        search_error(400, err[0] ? err : "search failed", r->params, out);
+    } else if (!err[0])
+        snprintf(err, errlen, "search failed");
     bm_free(docs);
     plan_free(qp);
     free(s.k);
@@ -1095,5 +936,11 @@ int search_run(struct gen *g, const struct search_request *r, struct tbuf *out)
     if (c.txn)
         mdb_txn_abort(c.txn);
     analyzer_free(c.an);
-    return docs ? 0 : 400;
+    return docs ? 0 : -1;
+}
+
+void search_result_free(struct search_result *res)
+{
+    json_object_put(res->docs);
+    memset(res, 0, sizeof *res);
 }

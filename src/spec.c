@@ -337,6 +337,7 @@ struct tis_spec *spec_from_json(const char *collection, struct json_object *obj,
 {
     struct verr e = {err, errlen, false};
     struct tis_spec *s = xcalloc(1, sizeof *s);
+    s->refs = 1;
     if (!parse_top(collection, obj, s, &e)) {
         spec_free(s);
         return NULL;
@@ -479,7 +480,7 @@ static struct json_object *incr_json(const struct tis_incr_spec *in)
     return o;
 }
 
-char *spec_to_json(const struct tis_spec *s, bool masked)
+struct json_object *spec_to_object(const struct tis_spec *s, bool masked)
 {
     struct json_object *o = json_object_new_object();
     json_object_object_add(o, "datasource", datasource_json(&s->ds, masked));
@@ -498,15 +499,51 @@ char *spec_to_json(const struct tis_spec *s, bool masked)
     }
     if (s->incr.present)
         json_object_object_add(o, "incr", incr_json(&s->incr));
+    return o;
+}
+
+char *spec_to_json(const struct tis_spec *s, bool masked)
+{
+    struct json_object *o = spec_to_object(s, masked);
     char *r = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                             JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return r;
 }
 
+struct tis_spec *spec_ref(struct tis_spec *s)
+{
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+struct tis_spec *spec_copy(const struct tis_spec *s)
+{
+    struct tis_spec *c = xcalloc(1, sizeof *c);
+    *c = *s;
+    c->refs = 1;
+    c->index_name = dup_or_null(s->index_name);
+    c->table = dup_or_null(s->table);
+    c->ds.host = dup_or_null(s->ds.host);
+    c->ds.user = dup_or_null(s->ds.user);
+    c->ds.password = dup_or_null(s->ds.password);
+    c->ds.db = dup_or_null(s->ds.db);
+    c->ds.pd_addrs = dup_or_null(s->ds.pd_addrs);
+    c->ds.tidb_addr = dup_or_null(s->ds.tidb_addr);
+    c->cols = xcalloc(s->ncols ? s->ncols : 1, sizeof *c->cols);
+    for (size_t i = 0; i < s->ncols; i++) {
+        c->cols[i] = s->cols[i];
+        c->cols[i].name = xstrdup(s->cols[i].name);
+    }
+    memset(&c->incr, 0, sizeof c->incr);
+    if (s->incr.present)
+        spec_incr_copy(&c->incr, &s->incr);
+    return c;
+}
+
 void spec_free(struct tis_spec *s)
 {
-    if (!s)
+    if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     free(s->index_name);
     free(s->table);

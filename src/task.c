@@ -405,23 +405,14 @@ static void *run(void *arg)
     return NULL;
 }
 
-static struct tis_spec *spec_copy(const struct tis_spec *s)
-{
-    char err[256];
-    char *j = spec_to_json(s, false);
-    struct tis_spec *c = spec_parse(s->index_name, j, strlen(j), err, sizeof err);
-    free(j);
-    return c;
-}
-
-struct task *task_start(uint64_t id, const char *kind, const struct tis_spec *spec,
+struct task *task_start(uint64_t id, const char *kind, struct tis_spec *spec,
                         const struct task_env *env)
 {
     struct task *t = xcalloc(1, sizeof *t);
     t->id = id;
     t->kind = xstrdup(kind);
     t->collection = xstrdup(spec->index_name);
-    t->spec = spec_copy(spec);
+    t->spec = spec_ref(spec);
     t->env = *env;
     t->collection_dir = xstrdup(env->collection_dir);
     t->env.collection_dir = t->collection_dir;

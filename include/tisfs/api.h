@@ -1,10 +1,15 @@
 /* api — the handlers behind every adapter. The FUSE adapter (fs.c) and the
- * REST adapter call these and only translate paths/URLs and error codes;
- * no adapter holds logic of its own.
+ * HTTP adapter (http.c) call these and only translate paths or URLs to calls
+ * and statuses to errno or HTTP codes; no adapter holds logic of its own.
  *
- * Errors are negative errno values, with a human-readable message in msg
- * (when msg is not NULL) that names what was wrong. Every function is
- * thread-safe. */
+ * Every handler answers with one enum api_status and, when msg is not NULL,
+ * a human-readable message that names what was wrong. Every function is
+ * thread-safe once api_init has returned.
+ *
+ * Lifecycle, for any set of adapters: api_check_data_dir (before the
+ * daemon detaches, so a bad --data is told on the terminal), api_init,
+ * start the adapters, wait for a signal or an unmount, stop them,
+ * api_shutdown. */
 #ifndef TISFS_API_H
 #define TISFS_API_H
 
@@ -14,41 +19,72 @@
 
 #include "tisfs/util.h"
 
-/* Opens the state under data_dir (creating it), marks tasks that were running
- * when the daemon last stopped as interrupted, and reopens every collection's
- * serving generation. */
-int api_init(const char *data_dir, char *err, size_t errlen);
-/* Stops running tasks (they are recorded as interrupted) and closes all. */
+/* The one status vocabulary. Adapters map it once: fs.c to errno (in
+ * brackets), http.c to an HTTP status (after the slash). */
+enum api_status {
+    API_OK = 0,
+    API_INVALID,       /* bad input: a name, spec, body or query (EINVAL / 400) */
+    API_NAME_TOO_LONG, /* a collection name over 64 characters (ENAMETOOLONG / 400) */
+    API_NOT_FOUND,     /* no such collection or task (ENOENT / 404) */
+    API_EXISTS,        /* created already, or a second channel (EEXIST / 409) */
+    API_BUSY,          /* a task of the collection is running (EBUSY / 409) */
+    API_NOT_READY,     /* no index yet: the first build has not completed (EAGAIN / 503) */
+    API_FAILED,        /* the daemon could not do it (EIO / 500) */
+};
+
+/* "invalid", "not found", ...: for logs and error bodies. */
+const char *api_status_name(enum api_status st);
+
+/* Creates data_dir when needed and checks that its catalog opens; *abs gets
+ * the absolute path (malloc'd). Opens nothing that stays open, so it may
+ * run before the daemon forks. */
+enum api_status api_check_data_dir(const char *data_dir, char **abs, char *err, size_t errlen);
+
+/* Opens the state under data_dir, marks tasks that were running when the
+ * daemon last stopped as interrupted, reopens every collection's serving
+ * generation and starts the channels. */
+enum api_status api_init(const char *data_dir, char *err, size_t errlen);
+/* Stops running tasks (they are recorded as interrupted) and channels,
+ * and closes all. */
 void api_shutdown(void);
 
 /* Collection names, each NUL-terminated, one after another. */
 void api_collections(struct tbuf *names, size_t *count);
 bool api_collection_exists(const char *name);
-/* mkdir: -EINVAL (bad characters), -ENAMETOOLONG (> 64), -EEXIST. */
-int api_reserve(const char *name, struct tbuf *msg);
-/* rm -r: cancels a running task, removes the collection, its tasks and its
- * generations. -ENOENT if unknown. */
-int api_delete(const char *name, struct tbuf *msg);
+/* Whether name is a valid collection name: API_INVALID (characters),
+ * API_NAME_TOO_LONG, or API_OK. */
+enum api_status api_check_name(const char *name, struct tbuf *msg);
+/* mkdir: api_check_name's refusals, API_EXISTS. */
+enum api_status api_reserve(const char *name, struct tbuf *msg);
+/* rm -r: cancels a running task, stops the channel, removes the collection,
+ * its tasks and its generations. API_NOT_FOUND if unknown. */
+enum api_status api_delete(const char *name, struct tbuf *msg);
 
-/* Starts the first full build from a relaxed-JSON spec. -EINVAL for a bad
- * spec (also recorded as a failed task so that status and logs say why),
- * -EEXIST if the collection has been created already (use api_build),
- * -EBUSY if a task is running, -ENOENT if the name is not reserved. */
-int api_create(const char *name, const char *body, size_t len, uint64_t *taskid,
-               struct tbuf *msg);
-/* Starts a full rebuild with the accepted spec. -EBUSY, -ENOENT, -EINVAL
- * (never created). */
-int api_build(const char *name, uint64_t *taskid, struct tbuf *msg);
+/* Starts the first full build from a relaxed-JSON spec. API_INVALID for a
+ * bad spec (also recorded as a failed task, *taskid, so that status and logs
+ * say why), API_EXISTS if the collection has been built already (use
+ * api_build), API_BUSY if a task is running, API_NOT_FOUND if the name is
+ * not reserved. */
+enum api_status api_create(const char *name, const char *body, size_t len, uint64_t *taskid,
+                           struct tbuf *msg);
+/* Whether api_create could start now, without a spec: its API_EXISTS,
+ * API_BUSY and API_NOT_FOUND refusals (known at open, before any byte). */
+enum api_status api_create_check(const char *name, struct tbuf *msg);
+/* Starts a full rebuild with the accepted spec. API_BUSY, API_NOT_FOUND,
+ * API_INVALID (never created). */
+enum api_status api_build(const char *name, uint64_t *taskid, struct tbuf *msg);
 
 /* Creates the incremental channel from a channel spec (the seed's
  * do_create_incr body, or the bare incr block). It starts at once when the
- * collection has an index, else when its first build completes. -EINVAL for
- * a bad spec or a collection never created, -EEXIST if it has a channel
- * (also said in its logs), -ENOENT if unknown. */
-int api_create_incr(const char *name, const char *body, size_t len, struct tbuf *msg);
+ * collection has an index, else when its first build completes. API_INVALID for
+ * a bad spec or a collection never created, API_EXISTS if it has a channel
+ * (also said in its logs), API_NOT_FOUND if unknown. */
+enum api_status api_create_incr(const char *name, const char *body, size_t len,
+                                struct tbuf *msg);
 /* Whether a channel could be created now (the checks that need no spec):
- * -EEXIST (and a line in the logs) when one exists, -ENOENT, or 0. */
-int api_create_incr_check(const char *name, struct tbuf *msg);
+ * API_EXISTS (and a line in the logs) when one exists, API_NOT_FOUND, or
+ * API_OK. */
+enum api_status api_create_incr_check(const char *name, struct tbuf *msg);
 
 enum api_doc {
     DOC_CREATE,      /* the accepted spec, passwords masked ("" before create) */
@@ -59,18 +95,31 @@ enum api_doc {
     DOC_INCR_STATUS, /* the channel's incr_status JSON */
 };
 
-/* Renders one document of a collection into out. -ENOENT if unknown. */
-int api_read(const char *name, enum api_doc doc, struct tbuf *out);
+/* Renders one document of a collection into out. API_NOT_FOUND if unknown. */
+enum api_status api_read(const char *name, enum api_doc doc, struct tbuf *out);
 
-/* Answers a Solr select query string (q=...&rows=...) from the serving
- * generation: out gets Solr's JSON, or Solr's error layout when the query is
- * bad (*status 400) or the collection has no index yet (*status 503).
- * -ENOENT if the collection is unknown. */
-int api_select(const char *name, const char *query, struct tbuf *out, int *status);
+/* Answers a Solr select query string (q=...&rows=...; an HTTP adapter
+ * passes the URL's query string and a form body joined by '&') from the
+ * serving generation. out always gets Solr's JSON: the answer, or Solr's
+ * error layout with the reason: API_INVALID (a bad query), API_NOT_FOUND,
+ * API_NOT_READY (no index yet). */
+enum api_status api_select(const char *name, const char *query, struct tbuf *out);
+/* Solr's ping: {"status":"OK"} when the collection answers queries;
+ * otherwise Solr's error layout, API_NOT_FOUND or API_NOT_READY. */
+enum api_status api_ping(const char *name, struct tbuf *out);
+/* Solr's core admin STATUS (all collections, or only core when not NULL):
+ * names and document counts, Solr's layout. */
+void api_cores_status(const char *core, struct tbuf *out);
+/* Everything /metrics shows, in Prometheus' text format: per collection
+ * documents, the latest task's state, duration and rows, the channel's
+ * lag per partition and events applied and skipped; queries answered and a
+ * latency histogram. No secret ever appears. */
+void api_metrics(struct tbuf *out);
 
 /* Task ids, ascending. */
 void api_tasks(uint64_t **ids, size_t *count);
-/* DOC_STATUS or DOC_LOGS of any task. -ENOENT if unknown. */
-int api_task_read(uint64_t id, enum api_doc doc, struct tbuf *out);
+bool api_task_exists(uint64_t id);
+/* DOC_STATUS or DOC_LOGS of any task. API_NOT_FOUND if unknown. */
+enum api_status api_task_read(uint64_t id, enum api_doc doc, struct tbuf *out);
 
 #endif

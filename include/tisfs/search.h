@@ -1,7 +1,8 @@
-/* search — Solr's select contract over one generation: parameters, query
- * planning over the inverted index, BM25 scoring (Lucene's formula: k1 1.2,
- * b 0.75, idf = ln(1 + (N - n + 0.5) / (n + 0.5))), top-k with a heap,
- * sorting, and Solr's JSON response and error layouts. */
+/* search — a select request over one generation: query planning over the
+ * inverted index, BM25 scoring (Lucene's formula: k1 1.2, b 0.75,
+ * idf = ln(1 + (N - n + 0.5) / (n + 0.5))), top-k with a heap, sorting,
+ * and the documents of the requested page. Requests come from, and results
+ * go to, Solr's layouts in solr.h. */
 #ifndef TISFS_SEARCH_H
 #define TISFS_SEARCH_H
 
@@ -28,17 +29,17 @@ struct search_request {
     struct json_object *params; /* echoed in responseHeader */
 };
 
-/* Parses a URL query string (q=...&rows=5; %XX and '+' decoded). Returns
- * 0, or -1 with a message (a bad number, an unknown q.op, wt other than
- * json). */
-int search_request_parse(const char *qs, struct search_request *r, char *err, size_t errlen);
-void search_request_free(struct search_request *r);
+struct search_result {
+    uint64_t num_found;
+    bool scored; /* fl asked for score: max_score is meaningful */
+    double max_score;
+    struct json_object *docs; /* the page's documents, fields as fl asks */
+};
 
-/* Runs r against g and writes Solr's JSON to out. Returns 0, or 400 when the
- * request was bad (out then holds Solr's error layout). */
-int search_run(struct gen *g, const struct search_request *r, struct tbuf *out);
-
-/* Solr's error layout for code and msg (params may be NULL). */
-void search_error(int code, const char *msg, struct json_object *params, struct tbuf *out);
+/* Runs r against g. Returns 0 with res filled (free with
+ * search_result_free), or -1 with the reason in err (a bad query). */
+int search_run(struct gen *g, const struct search_request *r, struct search_result *res,
+               char *err, size_t errlen);
+void search_result_free(struct search_result *res);
 
 #endif

@@ -60,6 +60,7 @@ struct tis_spec {
     size_t ncols;
     int min_gram, max_gram; /* 0 = the analyzer's default */
     struct tis_incr_spec incr;
+    int refs; /* spec_ref / spec_free; a shared spec is never changed */
 };
 
 /* Parses and validates a relaxed-JSON body for collection `collection`
@@ -75,8 +76,16 @@ struct tis_spec *spec_from_json(const char *collection, struct json_object *obj,
 /* Canonical strict JSON of the spec (seed layout). With masked, passwords
  * read "******". Caller frees. */
 char *spec_to_json(const struct tis_spec *spec, bool masked);
+/* The same as a json-c object (caller puts it). */
+struct json_object *spec_to_object(const struct tis_spec *spec, bool masked);
 
+/* Specs are handed around by reference: spec_ref takes one more (returns
+ * spec), spec_free drops one and frees the spec with the last. A spec that
+ * has been shared is read-only; to change one, change a spec_copy. */
+struct tis_spec *spec_ref(struct tis_spec *spec);
 void spec_free(struct tis_spec *spec);
+/* A deep, unshared copy. */
+struct tis_spec *spec_copy(const struct tis_spec *spec);
 
 /* Parses a channel spec on its own (the `incr` file, the seed's
  * do_create_incr body): {indexName, incr: {...}} or the bare {...} block.

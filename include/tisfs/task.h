@@ -41,9 +41,9 @@ struct task_env {
     void *backflow_arg;
 };
 
-/* Starts a build of spec (copied) as task id on a new thread. kind is
+/* Starts a build of spec (it takes a reference) as task id on a new thread. kind is
  * "create" or "build". */
-struct task *task_start(uint64_t id, const char *kind, const struct tis_spec *spec,
+struct task *task_start(uint64_t id, const char *kind, struct tis_spec *spec,
                         const struct task_env *env);
 /* Records a task that failed before it could start (a bad spec): its status
  * and log say why. Nothing runs. */

@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "tisfs/search.h"
+#include "tisfs/solr.h"
 #include "tisfs/util.h"
 
 #define TSO(n) ((struct version){VER_TSO, (n)})
@@ -87,10 +88,13 @@ static char *query(struct gen *g, const char *qs)
 {
     struct search_request r;
     char err[256];
+    struct search_result res;
     struct tbuf out = {0};
-    CHECK(search_request_parse(qs, &r, err, sizeof err) == 0);
-    search_run(g, &r, &out);
-    search_request_free(&r);
+    CHECK(solr_request_parse(qs, &r, err, sizeof err) == 0);
+    CHECK(search_run(g, &r, &res, err, sizeof err) == 0);
+    solr_answer(&r, &res, 0, &out);
+    search_result_free(&res);
+    solr_request_free(&r);
     return tbuf_take(&out);
 }
 

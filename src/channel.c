@@ -1,0 +1,181 @@
+/* channel — a collection's channel: start, stop, and the handover at a
+ * rebuild's switch. */
+#define _GNU_SOURCE
+#include "tisfs/channel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tisfs/gen.h"
+#include "tisfs/incr.h"
+#include "tisfs/util.h"
+
+void channel_log(struct coll *c, const char *line)
+{
+    coll_lock();
+    uint64_t id = coll_last_task(c);
+    coll_unlock();
+    if (id)
+        task_log_to(coll_catalog(), id, "incr", line);
+}
+
+static void log_line(void *arg, const char *line)
+{
+    channel_log(arg, line);
+}
+
+static struct incr *start(struct coll *c, struct gen *g, enum incr_mode mode)
+{
+    return incr_start(c->name, &c->spec->incr, c->spec->ds.db, c->spec->table, g, mode,
+                      log_line, c);
+}
+
+void channel_start_locked(struct coll *c)
+{
+    if (c->spec && c->spec->incr.present && c->gen && !c->incr && !c->deleting)
+        c->incr = start(c, c->gen, INCR_FOLLOW);
+}
+
+struct incr *channel_take_locked(struct coll *c)
+{
+    struct incr *ch = c->incr;
+    c->incr = NULL;
+    return ch;
+}
+
+/* Where the channel of a new generation starts: the serving generation's
+ * committed positions (nothing after them is applied yet, so the new one
+ * replays exactly that), else, for "latest", the topic's end now. */
+struct json_object *channel_start_positions(void *arg, struct task *t, const char *name)
+{
+    (void)arg;
+    coll_lock();
+    struct coll *c = coll_find(name);
+    bool has = c && c->spec && c->spec->incr.present;
+    struct gen *g = has ? c->gen : NULL;
+    struct tis_spec *spec = has ? spec_ref(c->spec) : NULL; /* read outside the lock */
+    if (g)
+        gen_ref(g);
+    coll_unlock();
+    struct json_object *pos = g ? gen_channel_state(g) : NULL;
+    char err[512] = "";
+    if (!pos && spec && !(pos = incr_positions_now(&spec->incr, err, sizeof err)) && err[0])
+        task_log(t, "cannot read the topic's end offsets (%s): the channel will start at the "
+                    "%s offsets when it starts", err,
+                 spec->incr.offset_reset ? spec->incr.offset_reset : "earliest");
+    gen_unref(g);
+    spec_free(spec);
+    return pos;
+}
+
+/* Seconds a catch-up may spend unable to reach the broker before the
+ * switch goes ahead without it: the new generation keeps its positions, and
+ * its channel takes over from them once the broker answers. */
+#define CATCH_UP_UNREACHABLE_SEC 30.0
+
+enum catch_up { CAUGHT_UP, GAVE_UP, UNREACHABLE };
+
+/* Runs a catch-up channel on g until it has applied what the topic held
+ * when it started, the task is cancelled, the broker stays unreachable, or
+ * timeout passes. */
+static enum catch_up catch_up(struct coll *c, struct task *t, struct gen *g, double timeout)
+{
+    struct incr *ch = start(c, g, INCR_CATCH_UP);
+    double end = mono_now() + timeout, ok_at = mono_now();
+    int r = 0;
+    while (!r && !task_cancelled(t) && mono_now() < end) {
+        r = incr_wait(ch, 0.2);
+        if (!incr_failing(ch))
+            ok_at = mono_now();
+        else if (mono_now() - ok_at > CATCH_UP_UNREACHABLE_SEC) {
+            task_log(t, "the broker has been unreachable for %.0f s: switching without the "
+                        "catch-up; the channel resumes from the stored positions",
+                     CATCH_UP_UNREACHABLE_SEC);
+            incr_stop(ch);
+            return UNREACHABLE;
+        }
+    }
+    if (r < 0) {
+        char *st = incr_status_json(ch, c->name);
+        task_log(t, "the catch-up channel stopped: %s", st);
+        free(st);
+    }
+    incr_stop(ch);
+    return r > 0 ? CAUGHT_UP : GAVE_UP;
+}
+
+/* indexBackflow with a channel: the new generation catches up from its
+ * start while the old one still serves and follows; then the old channel
+ * stops, the new generation takes the last few events, and the switch
+ * happens with nothing in between left out or applied twice. A first build
+ * serves nothing yet: it switches at once and its channel catches up after. */
+static int handover(struct coll *c, struct task *t, struct gen *g, struct json_object *channel,
+                    char *err, size_t errlen)
+{
+    if (channel && gen_set_channel_state(g, channel, err, errlen))
+        return -1;
+    coll_lock();
+    bool serving = c->gen != NULL;
+    coll_unlock();
+    if (!serving)
+        return 0;
+    task_log(t, "catching up the new generation with the change stream");
+    enum catch_up r = catch_up(c, t, g, 600);
+    if (r == GAVE_UP)
+        task_log(t, "the new generation did not catch up within 600 s: switching anyway after a "
+                    "last catch-up");
+    coll_lock();
+    struct incr *old = channel_take_locked(c);
+    coll_unlock();
+    incr_stop(old);
+    if (r != UNREACHABLE)
+        catch_up(c, t, g, 60);
+    if (task_cancelled(t)) {
+        snprintf(err, errlen, "cancelled");
+        return -1;
+    }
+    return 0;
+}
+
+int channel_backflow(void *arg, struct task *t, const char *name, const char *dir,
+                     uint64_t gen_id, struct json_object *channel, char *err, size_t errlen)
+{
+    (void)arg;
+    struct gen *g = gen_open(dir, err, errlen);
+    if (!g)
+        return -1;
+    coll_lock();
+    struct coll *c = coll_find(name);
+    bool has_channel = c && c->spec && c->spec->incr.present;
+    coll_unlock();
+    if (has_channel && handover(c, t, g, channel, err, errlen)) {
+        gen_doom(g);
+        gen_unref(g);
+        coll_lock();
+        if ((c = coll_find(name)) != NULL)
+            channel_start_locked(c); /* the old generation goes on following */
+        coll_unlock();
+        return -1;
+    }
+    coll_lock();
+    struct gen *old = NULL;
+    if ((c = coll_find(name)) != NULL) {
+        old = c->gen;
+        c->gen = g;
+        c->gen_id = gen_id;
+        coll_persist(c);
+        cat_sync(coll_catalog());
+        channel_start_locked(c);
+    }
+    coll_unlock();
+    if (!c) {
+        snprintf(err, errlen, "collection %s was deleted", name);
+        old = g;
+    }
+    if (old) {
+        gen_doom(old);
+        gen_unref(old);
+    }
+    return c ? 0 : -1;
+}
