@@ -201,10 +201,10 @@ static enum api_status can_start(struct coll *c, const char *what, struct tbuf *
 static uint64_t start_locked(struct coll *c, const char *kind)
 {
     char dir[4096];
-    coll_dir(c->name, dir, sizeof dir);
+    uint64_t id = cat_task_new_id(coll_catalog());
+    coll_gen_dir(c->name, id, dir, sizeof dir); /* generations are named after their task */
     struct task_env env = {coll_catalog(), dir, channel_backflow, channel_start_positions, NULL};
     task_join_free(c->task); /* the previous one has finished */
-    uint64_t id = cat_task_new_id(coll_catalog());
     c->task = task_start(id, kind, c->spec, &env);
     coll_add_task(c, id);
     return id;

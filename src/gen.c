@@ -157,14 +157,6 @@ struct gen_builder {
     struct tbuf key, last_key, doc;
 };
 
-static struct tis_schema *schema_copy(const struct tis_schema *sc)
-{
-    struct json_object *j = schema_to_json(sc);
-    struct tis_schema *c = schema_from_json(j);
-    json_object_put(j);
-    return c;
-}
-
 struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *sc,
                                      const struct analysis_opts *opts, char *err, size_t errlen)
 {
@@ -181,7 +173,7 @@ struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *s
         gen_builder_free(b);
         return NULL;
     }
-    b->sc = schema_copy(sc);
+    b->sc = schema_ref(sc);
     b->opts = *opts;
     if (!(b->ib = index_builder_new(sc, opts, dir, 0, err, errlen))) {
         gen_builder_free(b);

@@ -474,9 +474,7 @@ struct index_builder *index_builder_new(const struct tis_schema *sc,
                                         size_t mem_budget, char *err, size_t errlen)
 {
     struct index_builder *b = xcalloc(1, sizeof *b);
-    struct json_object *j = schema_to_json(sc);
-    b->sc = schema_from_json(j);
-    json_object_put(j);
+    b->sc = schema_ref(sc);
     b->opts = *opts;
     b->tmpdir = xstrdup(tmpdir);
     b->budget = mem_budget ? mem_budget : INDEX_MEM_BUDGET_DEFAULT;

@@ -7,6 +7,7 @@
  *
  * The whole input is checked for valid UTF-8 and NUL bytes before parsing, so
  * every later step may decode characters without re-checking them. */
+#define _GNU_SOURCE
 #include "tisfs/rjson.h"
 
 #include <limits.h>
@@ -36,6 +37,7 @@ struct parser {
 	char *err;
 	size_t errlen;
 	bool failed;
+	bool secret; /* after a key such as "password": messages never quote the text */
 };
 
 /* Growable byte buffer for decoded strings and keys. */
@@ -156,7 +158,9 @@ static void describe(const struct parser *p, size_t off, bool word, char *out, s
 		return;
 	}
 	c = p->s[off];
-	if (c == '\n' || c == '\r') {
+	if (p->secret && c > 0x20 && c != 0x7F) {
+		snprintf(out, outlen, "text that is not shown (it follows a secret field)");
+	} else if (c == '\n' || c == '\r') {
 		snprintf(out, outlen, "line break");
 	} else if (c == '\t') {
 		snprintf(out, outlen, "tab");
@@ -751,14 +755,23 @@ static bool parse_key(struct parser *p, struct json_object *obj, struct buf *b)
 }
 
 /* Parses "key: value" and adds it to obj; key is left in b for messages. */
+/* Keys whose values must never be quoted back in an error message. */
+static bool is_secret_key(const char *k)
+{
+	return strcasestr(k, "password") || strcasestr(k, "passwd") || strcasestr(k, "secret") ||
+	       strcasestr(k, "token");
+}
+
 static bool parse_member(struct parser *p, int depth, struct json_object *obj, struct buf *b)
 {
 	char shown[SHOW_MAX + 8], what[SHOW_MAX + 32];
 	struct json_object *v;
 	size_t start;
 
+	p->secret = false;
 	if (!parse_key(p, obj, b))
 		return false;
+	p->secret = is_secret_key(b->p);
 	skip_space(p);
 	if (p->failed)
 		return false;
@@ -852,7 +865,7 @@ static bool parse_value(struct parser *p, int depth, struct json_object **out)
 
 struct json_object *rjson_parse(const char *text, size_t len, char *err, size_t errlen)
 {
-	struct parser p = {(const unsigned char *)text, len, 0, err, errlen, false};
+	struct parser p = {(const unsigned char *)text, len, 0, err, errlen, false, false};
 	struct json_object *v = NULL;
 
 	if (err && errlen > 0)

@@ -71,9 +71,16 @@ bool vtype_is_text(enum tis_vtype t)
     return t == VT_STRING || t == VT_JSON;
 }
 
+struct tis_schema *schema_ref(const struct tis_schema *s)
+{
+    struct tis_schema *m = (struct tis_schema *)s; /* the count is not the schema */
+    __atomic_add_fetch(&m->extra_refs, 1, __ATOMIC_RELAXED);
+    return m;
+}
+
 void schema_free(struct tis_schema *s)
 {
-    if (!s)
+    if (!s || __atomic_fetch_sub(&s->extra_refs, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     for (size_t i = 0; i < s->nfields; i++) {
         free(s->fields[i].name);

@@ -29,7 +29,7 @@ struct task {
     char *collection;
     struct tis_spec *spec;
     struct task_env env;
-    char *collection_dir;
+    char *gen_dir; /* where the new generation is written */
     pthread_t thread;
 
     pthread_mutex_t mu; /* guards everything below */
@@ -285,7 +285,7 @@ static void log_schema(struct task *t, const struct tis_schema *sc)
 }
 
 static bool dump_stream(struct task *t, struct source *src, const struct tis_schema *sc,
-                        struct gen_builder **bp, char *dir, char *err, size_t errlen)
+                        struct gen_builder **bp, const char *dir, char *err, size_t errlen)
 {
     struct json_object *snap = NULL;
     /* The channel's start is read before the snapshot: whatever arrives in
@@ -302,7 +302,10 @@ static bool dump_stream(struct task *t, struct source *src, const struct tis_sch
     pthread_mutex_unlock(&t->mu);
     task_log(t, "snapshot: %s", json_object_to_json_string(snap));
     struct dump_ctx c = {t, NULL, ""};
-    int rc = mkdir_p(t->collection_dir, 0700);
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    *strrchr(parent, '/') = 0; /* the collection's directory; the builder makes dir */
+    int rc = mkdir_p(parent, 0700);
     if (rc) {
         snprintf(err, errlen, "cannot create the collection directory: %s", strerror(-rc));
         return false;
@@ -317,7 +320,7 @@ static bool dump_stream(struct task *t, struct source *src, const struct tis_sch
     return rc == 0;
 }
 
-static bool stage_dump(struct task *t, struct gen_builder **bp, char *dir)
+static bool stage_dump(struct task *t, struct gen_builder **bp, const char *dir)
 {
     char err[1024] = "";
     stage_enter(t, STAGE_DUMP);
@@ -392,8 +395,7 @@ static void *run(void *arg)
 {
     struct task *t = arg;
     struct gen_builder *b = NULL;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/gen-%llu", t->collection_dir, (unsigned long long)t->id);
+    const char *dir = t->gen_dir;
     task_log(t, "task %llu (%s) started for collection %s", (unsigned long long)t->id, t->kind,
              t->collection);
     bool ok = stage_dump(t, &b, dir) && stage_join(t) && stage_index_build(t, b);
@@ -414,8 +416,8 @@ struct task *task_start(uint64_t id, const char *kind, struct tis_spec *spec,
     t->collection = xstrdup(spec->index_name);
     t->spec = spec_ref(spec);
     t->env = *env;
-    t->collection_dir = xstrdup(env->collection_dir);
-    t->env.collection_dir = t->collection_dir;
+    t->gen_dir = xstrdup(env->gen_dir);
+    t->env.gen_dir = t->gen_dir;
     pthread_mutex_init(&t->mu, NULL);
     t->t0 = mono_now();
     t->running = true;
@@ -482,7 +484,7 @@ void task_join_free(struct task *t)
     pthread_mutex_destroy(&t->mu);
     free(t->kind);
     free(t->collection);
-    free(t->collection_dir);
+    free(t->gen_dir);
     free(t);
 }
 

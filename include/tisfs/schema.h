@@ -44,8 +44,13 @@ struct tis_schema {
     size_t nfields;
     size_t *pk;  /* indexes into fields, in key order */
     size_t npk;
+    int extra_refs; /* schema_ref; zero for a schema with one owner */
 };
 
+/* Schemas are handed around by reference and never changed once shared:
+ * schema_ref takes one more reference (returns s), schema_free drops one
+ * and frees the schema with the last. */
+struct tis_schema *schema_ref(const struct tis_schema *s);
 void schema_free(struct tis_schema *s);
 struct json_object *schema_to_json(const struct tis_schema *s);
 /* Inverse of schema_to_json; NULL if the JSON is not a schema. */

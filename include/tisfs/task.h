@@ -35,7 +35,7 @@ typedef struct json_object *(*task_positions_fn)(void *arg, struct task *t,
 
 struct task_env {
     struct catalog *cat;
-    const char *collection_dir; /* DATA/collections/NAME */
+    const char *gen_dir; /* where to write the new generation (collection.h's layout) */
     task_backflow_fn backflow;
     task_positions_fn start_positions;
     void *backflow_arg;

@@ -522,6 +522,21 @@ static void test_error_encoding(void)
 	PARSE_ERR("[] # \xFE", "line 1, column 6: invalid UTF-8 byte 0xFE");
 }
 
+/* The value of a secret field is never quoted back: a bare password would
+ * otherwise land in status.errs, the logs and stderr. */
+static void test_error_secret(void)
+{
+	PARSE_ERR("{ user: \"u\", password: hunter2secret }",
+		  "line 1, column 24: expected a value (strings need quotes), found text that is not "
+		  "shown (it follows a secret field)");
+	PARSE_ERR("{ password: \"pw\" hunter2 }",
+		  "line 1, column 18: expected ',' or '}' after member \"password\", found text that "
+		  "is not shown (it follows a secret field)");
+	/* Other keys still show what was found. */
+	PARSE_ERR("{ user: hunter2 }",
+		  "line 1, column 9: expected a value (strings need quotes), found 'hunter2'");
+}
+
 static void test_error_depth(void)
 {
 	size_t n = 10000;
@@ -583,6 +598,7 @@ static void test_api(void)
 
 int main(void)
 {
+	test_error_secret();
 	test_seed_create();
 	test_seed_task();
 	test_seed_incr();
