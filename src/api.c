@@ -234,8 +234,8 @@ static enum api_status check_create(const char *name, struct tbuf *msg)
         return say(msg, API_NOT_FOUND, "no collection %s (mkdir it first)", name);
     enum api_status st = can_start(c, "create", msg);
     if (!st && c->gen)
-        st = say(msg, API_EXISTS, "collection %s is built already; write to its build file to "
-                                  "rebuild it", name);
+        st = say(msg, API_EXISTS, "collection %s is built already; rebuild it with build (the "
+                                  "build file, or the fullbuild method)", name);
     return st;
 }
 
@@ -407,7 +407,11 @@ static void render_schema(uint64_t gen_id, struct gen *g, struct tbuf *out)
         o = schema_to_json(gen_schema(g));
         json_object_object_add(o, "generation", json_object_new_int64((int64_t)gen_id));
         json_object_object_add(o, "docs", json_object_new_int64((int64_t)gen_doc_count(g)));
-        json_object_object_add(o, "snapshot", json_object_get(gen_snapshot(g)));
+        /* A copy, not a reference: json-c's reference count is not atomic,
+         * and concurrent readers of the shared snapshot must not write it. */
+        struct json_object *snap = NULL;
+        json_object_deep_copy(gen_snapshot(g), &snap, NULL);
+        json_object_object_add(o, "snapshot", snap);
         json_object_object_add(o, "disk_bytes",
                                json_object_new_int64((int64_t)disk_usage(gen_dir(g))));
     } else {

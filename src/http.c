@@ -13,10 +13,10 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <json-c/json.h>
 
 #include "tisfs/api.h"
 #include "tisfs/rest.h"
+#include "tisfs/solr.h"
 #include "tisfs/util.h"
 
 struct http_server {
@@ -104,22 +104,30 @@ static enum MHD_Result reply(struct MHD_Connection *con, unsigned code, const ch
 
 static const char JSON[] = "application/json; charset=utf-8";
 
-static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result reply_error(struct MHD_Connection *con, const char *url, unsigned code,
+                                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static enum MHD_Result reply_error(struct MHD_Connection *con, unsigned code, const char *fmt, ...)
+/* A refusal of the listener itself (401, 404, 405, 413). Under /solr/ it
+ * has Solr's error layout, since Solr clients read error.msg from any
+ * error; elsewhere (/metrics) a plain {"error": "...", "code": N}. */
+static enum MHD_Result reply_error(struct MHD_Connection *con, const char *url, unsigned code,
+                                   const char *fmt, ...)
 {
     struct tbuf msg = {0}, body = {0};
     va_list ap;
     va_start(ap, fmt);
     tbuf_vprintf(&msg, fmt, ap);
     va_end(ap);
-    struct json_object *o = json_object_new_object();
-    json_object_object_add(o, "error", json_object_new_string(msg.data));
-    json_object_object_add(o, "code", json_object_new_int((int)code));
-    tbuf_adds(&body, json_object_to_json_string(o));
-    tbuf_adds(&body, "\n");
-    json_object_put(o);
+    if (strncmp(url, "/solr/", 6) == 0)
+        solr_error((int)code, msg.data, NULL, &body);
+    else {
+        struct json_object *o = json_object_new_object();
+        json_object_object_add(o, "error", json_object_new_string(msg.data));
+        json_object_object_add(o, "code", json_object_new_int((int)code));
+        tbuf_adds(&body, json_object_to_json_string(o));
+        tbuf_adds(&body, "\n");
+        json_object_put(o);
+    }
     tbuf_free(&msg);
     return reply(con, code, JSON, &body);
 }
@@ -207,7 +215,7 @@ static enum MHD_Result route(struct MHD_Connection *con, struct request *rq, con
     bool get = is(method, "GET") || is(method, "HEAD");
     if (strcmp(url, "/solr/config/config.ajax") == 0) {
         if (!is(method, "POST"))
-            return reply_error(con, MHD_HTTP_METHOD_NOT_ALLOWED, "config.ajax takes POST");
+            return reply_error(con, url, MHD_HTTP_METHOD_NOT_ALLOWED, "config.ajax takes POST");
         const char *m = MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, "emethod");
         rest_call(m, rq->body.data, rq->body.len, &out);
         return reply(con, MHD_HTTP_OK, JSON, &out);
@@ -219,7 +227,7 @@ static enum MHD_Result route(struct MHD_Connection *con, struct request *rq, con
     if ((strcmp(url, "/solr/admin/cores") == 0 || strcmp(url, "/solr/admin/cores/") == 0) && get) {
         const char *action = MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, "action");
         if (action && strcasecmp(action, "STATUS") != 0)
-            return reply_error(con, MHD_HTTP_BAD_REQUEST, "cores: action %s is not supported; "
+            return reply_error(con, url, MHD_HTTP_BAD_REQUEST, "cores: action %s is not supported; "
                                "tisfs answers action=STATUS", action);
         api_cores_status(MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, "core"), &out);
         return reply(con, MHD_HTTP_OK, JSON, &out);
@@ -228,7 +236,7 @@ static enum MHD_Result route(struct MHD_Connection *con, struct request *rq, con
         return select_route(con, rq, name);
     if (solr_path(url, "admin/ping", name, sizeof name) && get)
         return reply(con, http_code(api_ping(name, &out)), JSON, &out);
-    return reply_error(con, MHD_HTTP_NOT_FOUND, "no endpoint %s %s", method, url);
+    return reply_error(con, url, MHD_HTTP_NOT_FOUND, "no endpoint %s %s", method, url);
 }
 
 /* ---- libmicrohttpd's callbacks ---- */
@@ -259,17 +267,18 @@ static void on_done(void *cls, struct MHD_Connection *con, void **con_cls,
 
 /* The first call for a request: refusals that need no body are sent now,
  * before the body is read (a 16 MiB upload is never buffered). */
-static enum MHD_Result first_call(struct http_server *s, struct MHD_Connection *con)
+static enum MHD_Result first_call(struct http_server *s, struct MHD_Connection *con,
+                                  const char *url)
 {
     const char *auth = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
                                                    MHD_HTTP_HEADER_AUTHORIZATION);
     if (s->token && !token_ok(s->token, auth))
-        return reply_error(con, MHD_HTTP_UNAUTHORIZED, "%s: send Authorization: Bearer <token>",
+        return reply_error(con, url, MHD_HTTP_UNAUTHORIZED, "%s: send Authorization: Bearer <token>",
                            auth ? "wrong token" : "this server needs a token");
     const char *cl = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > HTTP_MAX_BODY)
-        return reply_error(con, MHD_HTTP_CONTENT_TOO_LARGE, "request body of %s bytes: the limit "
+        return reply_error(con, url, MHD_HTTP_CONTENT_TOO_LARGE, "request body of %s bytes: the limit "
                            "is %d", cl, HTTP_MAX_BODY);
     return MHD_YES;
 }
@@ -283,7 +292,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
     struct request *rq = *con_cls;
     if (!rq->started) {
         rq->started = true;
-        return first_call(s, con);
+        return first_call(s, con, url);
     }
     if (*upload_size) { /* a piece of the body */
         if (rq->body.len + *upload_size > HTTP_MAX_BODY)
@@ -294,7 +303,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const c
         return MHD_YES;
     }
     if (rq->too_big)
-        return reply_error(con, MHD_HTTP_CONTENT_TOO_LARGE, "request body over %d bytes",
+        return reply_error(con, url, MHD_HTTP_CONTENT_TOO_LARGE, "request body over %d bytes",
                            HTTP_MAX_BODY);
     return route(con, rq, url, method);
 }

@@ -24,9 +24,12 @@
 
 bool field_is_typed(const struct tis_field *f)
 {
-    if (f->token != TOK_DEFAULT)
-        return false;
-    switch (f->vt) {
+    return f->token == TOK_DEFAULT && vtype_is_ordered(f->vt);
+}
+
+bool vtype_is_ordered(enum tis_vtype vt)
+{
+    switch (vt) {
     case VT_INT: case VT_UINT: case VT_FLOAT: case VT_DECIMAL: case VT_DATE:
     case VT_DATETIME: case VT_TIME: case VT_YEAR: case VT_BIT:
         return true;

@@ -404,7 +404,35 @@ struct expand {
     size_t prefix_len;
     const char *prefix;
     bool prefix_mode;
+    /* A range over the values of text terms (a number indexed as a string):
+     * each term's typed form against the bounds; NULL bound = open. */
+    const struct tis_field *by_value;
+    const unsigned char *lo, *hi;
+    size_t lon, hin;
+    bool incl_lo, incl_hi;
 };
+
+/* Whether a text term's value lies within e's bounds. */
+static bool value_in_range(const struct expand *e, const unsigned char *t, size_t len)
+{
+    unsigned char v[40];
+    size_t n;
+    if (!index_typed_term(e->by_value->vt, (const char *)t, len, v, &n))
+        return false;
+    if (e->lo) {
+        int c = memcmp(v, e->lo, n < e->lon ? n : e->lon);
+        c = c ? c : (n > e->lon) - (n < e->lon);
+        if (c < 0 || (c == 0 && !e->incl_lo))
+            return false;
+    }
+    if (e->hi) {
+        int c = memcmp(v, e->hi, n < e->hin ? n : e->hin);
+        c = c ? c : (n > e->hin) - (n < e->hin);
+        if (c > 0 || (c == 0 && !e->incl_hi))
+            return false;
+    }
+    return true;
+}
 
 static int expand_term(void *arg, const unsigned char *t, size_t len, const struct posting *p)
 {
@@ -418,6 +446,8 @@ static int expand_term(void *arg, const unsigned char *t, size_t len, const stru
         if (m)
             return 0;
     }
+    if (e->by_value && !value_in_range(e, t, len))
+        return 0;
     if (++e->c->expansions > SEARCH_MAX_EXPANSIONS) {
         fail(e->c, "the query expands to more than %d terms", SEARCH_MAX_EXPANSIONS);
         return 1;
@@ -435,7 +465,8 @@ static char *fold_for(struct ctx *c, const struct tis_field *f, const char *s)
 
 static struct plan *prefix_plan(struct ctx *c, uint8_t f, const char *prefix, const char *pattern)
 {
-    struct expand e = {c, roaring_bitmap_create(), pattern, strlen(prefix), prefix, true};
+    struct expand e = {.c = c, .docs = roaring_bitmap_create(), .pattern = pattern,
+                       .prefix_len = strlen(prefix), .prefix = prefix, .prefix_mode = true};
     index_terms_between(c->txn, c->d, f, prefix, strlen(prefix), true, NULL, 0, false,
                         expand_term, &e);
     return const_plan(e.docs);
@@ -447,7 +478,8 @@ static struct plan *range_plan(struct ctx *c, uint8_t f, const struct qnode *q)
     unsigned char lo[40], hi[40];
     size_t lon = 0, hin = 0;
     char *flo = NULL, *fhi = NULL;
-    if (field_is_typed(fd)) {
+    bool typed = field_is_typed(fd), by_value = !typed && vtype_is_ordered(fd->vt);
+    if (typed || by_value) {
         if ((q->lo && !index_typed_term(fd->vt, q->lo, strlen(q->lo), lo, &lon)) ||
             (q->hi && !index_typed_term(fd->vt, q->hi, strlen(q->hi), hi, &hin)))
             return fail(c, "Invalid %s value in range [%s TO %s] on field %s", vtype_name(fd->vt),
@@ -456,7 +488,13 @@ static struct plan *range_plan(struct ctx *c, uint8_t f, const struct qnode *q)
         flo = q->lo ? fold_for(c, fd, q->lo) : NULL;
         fhi = q->hi ? fold_for(c, fd, q->hi) : NULL;
     }
-    struct expand e = {c, roaring_bitmap_create(), NULL, 0, NULL, false};
+    struct expand e = {.c = c, .docs = roaring_bitmap_create()};
+    if (by_value) { /* text terms of numbers: every term, compared by value */
+        e.by_value = fd;
+        e.lo = lon ? lo : NULL, e.lon = lon, e.incl_lo = q->incl_lo;
+        e.hi = hin ? hi : NULL, e.hin = hin, e.incl_hi = q->incl_hi;
+        lon = hin = 0;
+    }
     const void *plo = flo ? (const void *)flo : lon ? lo : NULL;
     const void *phi = fhi ? (const void *)fhi : hin ? hi : NULL;
     index_terms_between(c->txn, c->d, f, plo, flo ? strlen(flo) : lon, q->incl_lo, phi,
@@ -722,7 +760,7 @@ static void fill_keys(struct ctx *c, const struct sorter *s, struct hit *h)
         unsigned char t[40];
         size_t n;
         if (!v->null) {
-            if (field_is_typed(f) && index_typed_term(f->vt, v->p, v->len, t, &n))
+            if (vtype_is_ordered(f->vt) && index_typed_term(f->vt, v->p, v->len, t, &n))
                 tbuf_add(&h->keys[k], t, n);
             else
                 tbuf_add(&h->keys[k], v->p, v->len);

@@ -81,25 +81,49 @@ def is_mounted(path):
         return any(line.split()[1] == path for line in f)
 
 
-class Tisfs:
-    """A tisfs daemon in the foreground on a fresh mountpoint."""
+def port_open(addr):
+    import socket
+    host, port = addr.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
-    def __init__(self, root):
+
+class Tisfs:
+    """A tisfs daemon in the foreground on a fresh mountpoint (or, with
+    mount=False, with --no-mount). args are extra daemon options, e.g.
+    ["--http", "127.0.0.1:PORT", "--token-file", FILE]; with --http, start()
+    also waits for the listener to accept connections."""
+
+    def __init__(self, root, args=(), mount=True):
         self.root = root
         self.data = os.path.join(root, "state")
         self.mnt = os.path.join(root, "mnt")
         os.makedirs(self.mnt, exist_ok=True)
+        self.args, self.mount = list(args), mount
+        self.http_addr = None
+        if "--http" in self.args:
+            v = self.args[self.args.index("--http") + 1]
+            self.http_addr = v if ":" in v else "127.0.0.1:" + v
         self.proc = None
         self.start()
 
     def start(self):
         self.stderr = open(os.path.join(self.root, "daemon.err"), "ab")
-        self.proc = subprocess.Popen([TISFS, "-f", "--data", self.data, self.mnt],
-                                     stdout=self.stderr, stderr=self.stderr)
-        wait_for(lambda: is_mounted(self.mnt) or self.proc.poll() is not None, 20,
-                 what="the mount")
-        assert self.proc.poll() is None, "tisfs exited: " + self.log_tail()
-        wait_for(lambda: os.path.isdir(self.path("collections")), 10, what="collections/")
+        cmd = [TISFS] + ([] if self.mount else ["--no-mount"]) + ["-f", "--data", self.data]
+        cmd += self.args + ([self.mnt] if self.mount else [])
+        self.proc = subprocess.Popen(cmd, stdout=self.stderr, stderr=self.stderr)
+        if self.mount:
+            wait_for(lambda: is_mounted(self.mnt) or self.proc.poll() is not None, 20,
+                     what="the mount")
+            assert self.proc.poll() is None, "tisfs exited: " + self.log_tail()
+            wait_for(lambda: os.path.isdir(self.path("collections")), 10, what="collections/")
+        if self.http_addr:
+            wait_for(lambda: self.proc.poll() is not None or port_open(self.http_addr), 20,
+                     what=f"the HTTP listener on {self.http_addr}")
+            assert self.proc.poll() is None, "tisfs exited: " + self.log_tail()
 
     def log_tail(self):
         with open(os.path.join(self.root, "daemon.err"), "rb") as f:
@@ -178,6 +202,137 @@ def tisfs():
         log = fs.log_tail()
         shutil.rmtree(root, ignore_errors=True)
         assert rc == 0, "tisfs exited with %r: %s" % (rc, log)
+
+
+# The password of the MariaDB sandbox's user, which the specs carry: no
+# reply and no log of the daemon may show it.
+PASSWORD = "tispw"
+
+AJAX = "/solr/config/config.ajax?action=collection_action&emethod="
+
+
+def envelope(r):
+    """The config.ajax reply: HTTP 200 and exactly {success, errormsg,
+    bizresult} for every business outcome; errormsg is empty on success and
+    says why otherwise."""
+    assert r.status_code == 200, (r.status_code, r.text)
+    assert "json" in r.headers.get("Content-Type", ""), r.headers
+    env = r.json()
+    assert isinstance(env, dict) and set(env) == {"success", "errormsg", "bizresult"}, env
+    assert isinstance(env["success"], bool), env
+    assert isinstance(env["errormsg"], list), env
+    assert all(isinstance(m, str) and m for m in env["errormsg"]), env
+    assert isinstance(env["bizresult"], dict), env
+    assert (env["errormsg"] == []) == env["success"], env
+    return env
+
+
+class Http:
+    """A REST client of a tisfs daemon on loopback: requests, never through a
+    proxy from the environment. Every reply's text is kept in replies."""
+
+    def __init__(self, addr, token=None):
+        import requests
+        self.addr, self.base = addr, f"http://{addr}"
+        self.session = requests.Session()
+        self.session.trust_env = False
+        if token is not None:
+            self.session.headers["Authorization"] = "Bearer " + token
+        self.replies = []
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", 30)
+        r = self.session.request(method, self.base + path, **kw)
+        self.replies.append(r.text)
+        return r
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def ajax(self, emethod, body, **kw):
+        """POSTs body (relaxed JSON text, or a dict sent as JSON) to
+        config.ajax; returns the checked envelope."""
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        data = data.encode() if isinstance(data, str) else data
+        return envelope(self.post(AJAX + emethod, data=data, **kw))
+
+    def ok(self, emethod, body, **kw):
+        env = self.ajax(emethod, body, **kw)
+        assert env["success"], (emethod, env)
+        return env["bizresult"]
+
+    def refused(self, emethod, body, **kw):
+        """Asserts success:false; returns the messages, one a line."""
+        env = self.ajax(emethod, body, **kw)
+        assert not env["success"], (emethod, env)
+        return "\n".join(env["errormsg"])
+
+    def task(self, taskid, log=False):
+        return self.ok("get_task_status", {"taskid": taskid, "log": log})
+
+    def wait_task(self, taskid, timeout=120):
+        return wait_for(lambda: (lambda s: s if s["complete"] or s["faild"] else None)(
+            self.task(taskid)), timeout, what=f"task {taskid} to finish")
+
+    def create(self, name, spec, timeout=120):
+        """do_create with spec (which must name indexName) and waits."""
+        taskid = self.ok("do_create", spec)["taskid"]
+        st = self.wait_task(taskid, timeout)
+        assert st["indexName"] == name, st
+        return st
+
+    def select(self, name, query=None, **params):
+        """GET /solr/name/select with a query string or params: (status, JSON)."""
+        path = f"/solr/{name}/select" + (f"?{query}" if query is not None else "")
+        r = self.get(path, params=params or None)
+        return r.status_code, r.json()
+
+
+def start_with_http(root, extra=(), mount=True, token=None):
+    """A Tisfs with --http on a free loopback port (another port if one was
+    taken meanwhile), with .http, its REST client."""
+    for attempt in range(3):
+        addr = f"127.0.0.1:{free_port()}"
+        try:
+            fs = Tisfs(root, ["--http", addr, *extra], mount=mount)
+        except AssertionError:
+            with open(os.path.join(root, "daemon.err"), "rb") as f:
+                if attempt == 2 or b"in use" not in f.read()[-2000:]:
+                    raise
+            continue
+        fs.http = Http(addr, token)
+        return fs
+
+
+def stop_and_check(fs):
+    """Stops the daemon: it exits 0, and neither its log nor any REST reply
+    shows the spec's password."""
+    rc = fs.stop()
+    log = fs.log_tail()
+    assert rc == 0, "tisfs exited with %r: %s" % (rc, log)
+    with open(os.path.join(fs.root, "daemon.err"), "rb") as f:
+        assert PASSWORD.encode() not in f.read(), "the password in the daemon's log"
+    http = getattr(fs, "http", None)
+    leaks = [r[:300] for r in (http.replies if http else []) if PASSWORD in r]
+    assert not leaks, leaks
+
+
+@pytest.fixture
+def tisfs_http():
+    """A tisfs daemon with a mount and the REST listener on a free loopback
+    port; fs.http is its client."""
+    root = tempfile.mkdtemp(prefix="tisfs-http-")
+    fs = start_with_http(root)
+    try:
+        yield fs
+    finally:
+        try:
+            stop_and_check(fs)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 # The seed's request body (shared/seed/rest-api.md) verbatim: unquoted keys,

@@ -53,6 +53,10 @@ int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d);
 
 /* Whether field f is indexed with typed terms rather than text terms. */
 bool field_is_typed(const struct tis_field *f);
+/* Whether values of vt have an order of their own (numbers, dates...), so
+ * that sorting and ranges compare values even where a token such as
+ * `string` indexes them as text. */
+bool vtype_is_ordered(enum tis_vtype vt);
 /* The order-preserving binary term of a typed value; false if the text is
  * not a value of that type. out receives up to 32 bytes; *n its length. */
 bool index_typed_term(enum tis_vtype vt, const char *text, size_t len, unsigned char *out,
