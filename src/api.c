@@ -45,6 +45,25 @@ static enum api_status say(struct tbuf *msg, enum api_status st, const char *fmt
     return st;
 }
 
+/* ---- the mount-wide log: the catalog's log 0 (task ids start at 1) ---- */
+
+void api_note(const char *fmt, ...)
+{
+    struct tbuf b = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    tbuf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    if (coll_catalog())
+        task_log_to(coll_catalog(), 0, "tisfs", b.data);
+    tbuf_free(&b);
+}
+
+void api_daemon_log(struct tbuf *out)
+{
+    cat_log_read(coll_catalog(), 0, out);
+}
+
 /* ---- lifecycle ---- */
 
 enum api_status api_check_data_dir(const char *data_dir, char **abs, char *err, size_t errlen)
@@ -81,15 +100,18 @@ enum api_status api_init(const char *data_dir, char *err, size_t errlen)
         return API_FAILED;
     task_recover_interrupted(cat);
     coll_registry_open(data_dir, cat);
+    size_t n = 0;
     coll_lock();
-    for (struct coll *c = coll_first(); c; c = c->next)
+    for (struct coll *c = coll_first(); c; c = c->next, n++)
         channel_start_locked(c);
     coll_unlock();
+    api_note("started: data %s, %zu collection%s", data_dir, n, n == 1 ? "" : "s");
     return API_OK;
 }
 
 void api_shutdown(void)
 {
+    api_note("stopping: running tasks are recorded as interrupted");
     coll_lock();
     for (struct coll *c = coll_first(); c; c = c->next)
         if (c->task)
@@ -162,6 +184,17 @@ enum api_status api_reserve(const char *name, struct tbuf *msg)
     return st;
 }
 
+enum api_status api_unreserve(const char *name)
+{
+    coll_lock();
+    struct coll *c = coll_find(name);
+    bool empty = c && !c->spec && !c->ntasks && !c->task;
+    coll_unlock();
+    if (!c)
+        return API_NOT_FOUND;
+    return empty ? api_delete(name, NULL) : API_BUSY;
+}
+
 enum api_status api_delete(const char *name, struct tbuf *msg)
 {
     coll_lock();
@@ -210,6 +243,9 @@ static uint64_t start_locked(struct coll *c, const char *kind)
     return id;
 }
 
+static enum api_status logged(const char *name, enum api_status st, struct tbuf *why,
+                              struct tbuf *msg);
+
 static enum api_status refuse_spec(const char *name, const char *why, uint64_t *taskid,
                                    struct tbuf *msg)
 {
@@ -237,6 +273,26 @@ static enum api_status check_create(const char *name, struct tbuf *msg)
         st = say(msg, API_EXISTS, "collection %s is built already; rebuild it with build (the "
                                   "build file, or the fullbuild method)", name);
     return st;
+}
+
+enum api_status api_check_spec(const char *name, enum api_doc which, const char *body, size_t len,
+                               struct tbuf *msg)
+{
+    char err[1024];
+    if (which == DOC_CREATE) {
+        struct tis_spec *spec = spec_parse(name, body, len, err, sizeof err);
+        if (!spec)
+            return refuse_spec(name, err, NULL, msg);
+        spec_free(spec);
+        return API_OK;
+    }
+    struct tis_incr_spec in;
+    struct tbuf why = {0};
+    if (!spec_parse_incr(name, body, len, &in, err, sizeof err)) {
+        spec_incr_free(&in);
+        return API_OK;
+    }
+    return logged(name, say(&why, API_INVALID, "%s", err), &why, msg);
 }
 
 enum api_status api_create_check(const char *name, struct tbuf *msg)
@@ -368,6 +424,38 @@ enum api_status api_create_incr(const char *name, const char *body, size_t len, 
 
 /* ---- reading ---- */
 
+/* One task's log as the collection's log shows it: each line says which
+ * task wrote it ("TIME [task 7 dump] text"). */
+static void add_task_lines(uint64_t id, struct tbuf *out)
+{
+    struct tbuf b = {0};
+    cat_log_read(coll_catalog(), id, &b);
+    for (const char *p = b.data ? b.data : ""; *p;) {
+        size_t n = strcspn(p, "\n");
+        const char *br = memchr(p, '[', n);
+        if (br) {
+            tbuf_add(out, p, (size_t)(br - p) + 1);
+            tbuf_printf(out, "task %llu ", (unsigned long long)id);
+            tbuf_add(out, br + 1, n - (size_t)(br - p) - 1);
+        } else {
+            tbuf_printf(out, "[task %llu] ", (unsigned long long)id);
+            tbuf_add(out, p, n);
+        }
+        tbuf_add(out, "\n", 1);
+        p += n + (p[n] == '\n');
+    }
+    tbuf_free(&b);
+}
+
+/* The collection's log: every task's lines, oldest task first. Only the
+ * latest task's log ever grows (channel lines go to it too), so this only
+ * grows: a `tail -f` reader follows it across rebuilds. */
+static void collection_log(const uint64_t *ids, size_t n, struct tbuf *out)
+{
+    for (size_t i = 0; i < n; i++)
+        add_task_lines(ids[i], out);
+}
+
 /* Status of task id: live from memory while this process runs it, else the
  * catalog's copy. Locked. */
 static enum api_status status_locked(uint64_t id, struct tbuf *out)
@@ -453,7 +541,12 @@ enum api_status api_read(const char *name, enum api_doc doc, struct tbuf *out)
         coll_unlock();
         return API_NOT_FOUND;
     }
-    uint64_t last = coll_last_task(c), gen_id = c->gen_id;
+    uint64_t last = coll_last_task(c), gen_id = c->gen_id, *tasks = NULL;
+    size_t ntasks = doc == DOC_LOGS ? c->ntasks : 0;
+    if (ntasks) {
+        tasks = xmalloc(ntasks * sizeof *tasks);
+        memcpy(tasks, c->tasks, ntasks * sizeof *tasks);
+    }
     struct gen *g = c->gen;
     struct tis_spec *spec = c->spec && (doc == DOC_CREATE || doc == DOC_INCR)
                                 ? spec_ref(c->spec) : NULL; /* rendered outside the lock */
@@ -473,13 +566,14 @@ enum api_status api_read(const char *name, enum api_doc doc, struct tbuf *out)
         tbuf_adds(out, s);
         tbuf_adds(out, "\n");
         free(s);
-    } else if (doc == DOC_LOGS && last)
-        cat_log_read(coll_catalog(), last, out);
+    } else if (doc == DOC_LOGS)
+        collection_log(tasks, ntasks, out);
     else if (doc == DOC_SCHEMA) {
         render_schema(gen_id, g, out);
         gen_unref(g);
     }
     spec_free(spec);
+    free(tasks);
     return API_OK;
 }
 

@@ -99,6 +99,10 @@ static void push_task(struct coll *c, uint64_t id)
 void coll_add_task(struct coll *c, uint64_t id)
 {
     push_task(c, id);
+    while (c->ntasks > COLL_MAX_TASKS) {
+        cat_task_del(R.cat, c->tasks[0]);
+        memmove(c->tasks, c->tasks + 1, --c->ntasks * sizeof *c->tasks);
+    }
     coll_persist(c);
 }
 

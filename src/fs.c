@@ -16,6 +16,7 @@
 #include <fuse.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "tisfs/api.h"
+#include "tisfs/rjson.h"
 #include "tisfs/util.h"
 
 /* The api's statuses as errno, negated as FUSE wants them. */
@@ -54,7 +56,7 @@ static int to_errno(enum api_status st)
 #define MAX_WRITE (1 << 20)
 
 enum node {
-    N_NONE, N_ROOT, N_COLLS, N_COLL, N_COLL_FILE, N_TASKS, N_TASK, N_TASK_FILE,
+    N_NONE, N_ROOT, N_ROOT_LOGS, N_COLLS, N_COLL, N_COLL_FILE, N_TASKS, N_TASK, N_TASK_FILE,
     N_SELECT,      /* collections/N/select/ */
     N_SELECT_FILE, /* collections/N/select/QUERY */
 };
@@ -140,7 +142,7 @@ static struct node_path parse(const char *path)
     if (n == 0)
         p.kind = N_ROOT;
     else if (n == 1)
-        p.kind = colls ? N_COLLS : tasks ? N_TASKS : N_NONE;
+        p.kind = colls ? N_COLLS : tasks ? N_TASKS : !strcmp(part[0], "logs") ? N_ROOT_LOGS : N_NONE;
     else if (n == 2)
         p.kind = colls ? N_COLL : tasks ? N_TASK : N_NONE;
     else if ((colls || tasks) && lookup_file(part[2], tasks, &p.file))
@@ -152,6 +154,7 @@ static bool exists(const struct node_path *p)
 {
     switch (p->kind) {
     case N_ROOT:
+    case N_ROOT_LOGS:
     case N_COLLS:
     case N_TASKS:
         return true;
@@ -173,6 +176,10 @@ static bool exists(const struct node_path *p)
  * content (HTTP sends the same document with its status code). */
 static int render(const struct node_path *p, struct tbuf *out)
 {
+    if (p->kind == N_ROOT_LOGS) {
+        api_daemon_log(out);
+        return 0;
+    }
     if (p->kind == N_SELECT_FILE) {
         enum api_status st = api_select(p->name, p->query, out);
         return st == API_NOT_FOUND ? -ENOENT : 0;
@@ -201,12 +208,13 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
         st->st_nlink = 1;
         return 0;
     }
-    if (p.kind != N_COLL_FILE && p.kind != N_TASK_FILE) {
+    if (p.kind != N_COLL_FILE && p.kind != N_TASK_FILE && p.kind != N_ROOT_LOGS) {
         st->st_mode = S_IFDIR | 0755;
         st->st_nlink = 2;
         return 0;
     }
-    st->st_mode = S_IFREG | (files[p.file].readable ? 0444 : 0) | (files[p.file].writable ? 0200 : 0);
+    st->st_mode = p.kind == N_ROOT_LOGS ? S_IFREG | 0444
+                  : S_IFREG | (files[p.file].readable ? 0444 : 0) | (files[p.file].writable ? 0200 : 0);
     st->st_nlink = 1;
     /* The true size, so that tail -f and stat see the file grow. */
     struct tbuf b = {0};
@@ -225,11 +233,13 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t o
     struct node_path p = parse(path);
     if (!exists(&p))
         return -ENOENT;
-    if (p.kind == N_COLL_FILE || p.kind == N_TASK_FILE || p.kind == N_SELECT_FILE)
+    if (p.kind == N_COLL_FILE || p.kind == N_TASK_FILE || p.kind == N_SELECT_FILE ||
+        p.kind == N_ROOT_LOGS)
         return -ENOTDIR;
     fill(buf, ".", NULL, 0, 0);
     fill(buf, "..", NULL, 0, 0);
     if (p.kind == N_ROOT) {
+        fill(buf, "logs", NULL, 0, 0);
         fill(buf, "collections", NULL, 0, 0);
         fill(buf, "tasks", NULL, 0, 0);
     } else if (p.kind == N_COLLS) {
@@ -303,42 +313,75 @@ static void handle_free(struct handle *h)
     free(h);
 }
 
+/* A refusal: its reason goes to the mount-wide log (a shell may show only
+ * the errno), and the errno back to the caller. */
+static int refuse(const char *path, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int refuse(const char *path, int err, const char *fmt, ...)
+{
+    struct tbuf why = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    tbuf_vprintf(&why, fmt, ap);
+    va_end(ap);
+    api_note("refused %s: %s (%s)", path, why.data ? why.data : "", strerror(-err));
+    tbuf_free(&why);
+    return err;
+}
+
+/* An api refusal: the api's message, or the bare status. */
+static int refuse_st(const char *path, enum api_status st, struct tbuf *msg)
+{
+    int err = to_errno(st);
+    if (err)
+        refuse(path, err, "%s", msg->len ? msg->data : api_status_name(st));
+    tbuf_free(msg);
+    return err;
+}
+
+static bool is_log(const struct node_path *p)
+{
+    return p->kind == N_ROOT_LOGS ||
+           ((p->kind == N_COLL_FILE || p->kind == N_TASK_FILE) && p->file == F_LOGS);
+}
+
+/* Refusals known before any byte come at open, where a shell's `>` sees
+ * them: a second channel, a collection built already or busy. */
+static int check_open_write(const char *path, const struct node_path *p)
+{
+    struct tbuf msg = {0};
+    if (p->kind == N_COLL_FILE && p->file == F_INCR)
+        return refuse_st(path, api_create_incr_check(p->name, &msg), &msg);
+    if (p->kind == N_COLL_FILE && p->file == F_CREATE)
+        return refuse_st(path, api_create_check(p->name, &msg), &msg);
+    return 0;
+}
+
 static int fs_open(const char *path, struct fuse_file_info *fi)
 {
     struct node_path p = parse(path);
-    if ((p.kind != N_COLL_FILE && p.kind != N_TASK_FILE && p.kind != N_SELECT_FILE) ||
-        !exists(&p))
+    bool file = p.kind == N_COLL_FILE || p.kind == N_TASK_FILE || p.kind == N_SELECT_FILE ||
+                p.kind == N_ROOT_LOGS;
+    if (!file || !exists(&p))
         return -ENOENT;
     int acc = fi->flags & O_ACCMODE;
     bool writing = acc != O_RDONLY;
-    if (p.kind == N_SELECT_FILE && writing)
-        return -EACCES;
-    if (p.kind != N_SELECT_FILE &&
-        ((writing && !files[p.file].writable) || (acc != O_WRONLY && !files[p.file].readable)))
-        return -EACCES;
-    /* Refusals known before any byte come at open, where a shell's `>`
-     * sees them: a second channel, a collection built already or busy. */
-    if (writing && p.kind == N_COLL_FILE && p.file == F_INCR) {
-        int rc = to_errno(api_create_incr_check(p.name, NULL));
-        if (rc)
-            return rc;
-    }
-    if (writing && p.kind == N_COLL_FILE && p.file == F_CREATE) {
-        int rc = to_errno(api_create_check(p.name, NULL));
-        if (rc)
-            return rc;
-    }
+    bool fixed = p.kind == N_SELECT_FILE || p.kind == N_ROOT_LOGS; /* read-only */
+    if ((fixed || !files[p.file].writable) && writing)
+        return refuse(path, -EACCES, "this file is read-only");
+    if (!fixed && acc != O_WRONLY && !files[p.file].readable)
+        return refuse(path, -EACCES, "this file is write-only: write to it, do not read it");
+    int rc = writing ? check_open_write(path, &p) : 0;
+    if (rc)
+        return rc;
     struct handle *h = xcalloc(1, sizeof *h);
     h->p = p;
     h->writing = writing;
     pthread_mutex_init(&h->mu, NULL);
-    if (!writing) {
-        int rc = render(&p, &h->buf);
-        if (rc) {
-            tbuf_free(&h->buf);
-            free(h);
-            return rc;
-        }
+    if (!writing && (rc = render(&p, &h->buf)) != 0) {
+        tbuf_free(&h->buf);
+        free(h);
+        return rc;
     }
     handle_track(h);
     fi->fh = (uintptr_t)h;
@@ -351,7 +394,7 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
     (void)path;
     struct handle *h = (struct handle *)(uintptr_t)fi->fh;
     pthread_mutex_lock(&h->mu);
-    if (h->p.file == F_LOGS && (size_t)off >= h->buf.len) {
+    if (is_log(&h->p) && (size_t)off >= h->buf.len) {
         struct tbuf fresh = {0};
         if (render(&h->p, &fresh) == 0 && fresh.len > h->buf.len) {
             tbuf_free(&h->buf);
@@ -370,16 +413,39 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
     return (int)n;
 }
 
+/* A spec written to create or incr is judged as soon as it is complete,
+ * so that its refusal fails this write(2): bash reports a failed write of
+ * `echo ... > create` but never a failed close. Called with h->mu held. */
+static int judge(const char *path, struct handle *h)
+{
+    enum api_doc which = h->p.file == F_CREATE ? DOC_CREATE : DOC_INCR;
+    if (h->p.kind != N_COLL_FILE || (h->p.file != F_CREATE && h->p.file != F_INCR) ||
+        h->acted || !rjson_complete(h->buf.data, h->buf.len))
+        return 0;
+    struct tbuf msg = {0};
+    int rc = refuse_st(path, api_check_spec(h->p.name, which, h->buf.data, h->buf.len, &msg),
+                       &msg);
+    if (rc) { /* refused and recorded: close has nothing more to do */
+        h->acted = true;
+        h->result = rc;
+    }
+    return rc;
+}
+
 static int fs_write(const char *path, const char *buf, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
-    (void)path;
     struct handle *h = (struct handle *)(uintptr_t)fi->fh;
     if (!h->writing)
         return -EBADF;
     if ((size_t)off + size > MAX_WRITE)
-        return -EFBIG;
+        return refuse(path, -EFBIG, "a spec is at most %d bytes", MAX_WRITE);
     pthread_mutex_lock(&h->mu);
+    if (h->acted) { /* refused already: every later write is refused too */
+        int rc = h->result ? h->result : -EINVAL;
+        pthread_mutex_unlock(&h->mu);
+        return rc;
+    }
     if ((size_t)off > h->buf.len) { /* a hole: zero-fill, as a file would */
         size_t gap = (size_t)off - h->buf.len;
         tbuf_reserve(&h->buf, gap);
@@ -394,8 +460,9 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
         h->buf.len = end;
         h->buf.data[end] = 0;
     }
+    int rc = judge(path, h);
     pthread_mutex_unlock(&h->mu);
-    return (int)size;
+    return rc ? rc : (int)size;
 }
 
 /* Hands a finished write to the api. Shells call flush once with nothing
@@ -414,10 +481,9 @@ static int act(struct handle *h)
         st = api_create_incr(h->p.name, h->buf.data, h->buf.len, &msg);
     else
         st = api_build(h->p.name, NULL, &msg);
-    h->result = to_errno(st);
-    if (h->result)
-        fprintf(stderr, "tisfs: %s/%s: %s\n", h->p.name, files[h->p.file].name, msg.data);
-    tbuf_free(&msg);
+    char path[TIS_NAME_MAX + 64];
+    snprintf(path, sizeof path, "/collections/%s/%s", h->p.name, files[h->p.file].name);
+    h->result = refuse_st(path, st, &msg);
     return h->result;
 }
 
@@ -448,7 +514,9 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
     struct node_path p = parse(path);
     if (!exists(&p))
         return -ENOENT;
-    return p.kind == N_COLL_FILE && files[p.file].writable ? 0 : -EACCES;
+    if (p.kind == N_COLL_FILE && files[p.file].writable)
+        return 0;
+    return refuse(path, -EACCES, "this file is read-only");
 }
 
 static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
@@ -465,18 +533,35 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     struct node_path p = parse(path);
     if (exists(&p))
         return fs_open(path, fi);
-    return -EACCES;
+    return refuse(path, -EACCES, "no new files here: the files of a collection are made with it");
+}
+
+/* `mkdir -p NAME/x` made NAME before its refusal: a collection that holds
+ * nothing yet goes again, so a refused command leaves nothing behind. */
+static void undo_parent(const char *path)
+{
+    char name[TIS_NAME_MAX + 1];
+    const char *n = path + 13, *slash = strchr(n, '/');
+    if (strncmp(path, "/collections/", 13) || !slash || (size_t)(slash - n) > TIS_NAME_MAX)
+        return;
+    snprintf(name, sizeof name, "%.*s", (int)(slash - n), n);
+    if (api_unreserve(name) == API_OK)
+        api_note("removed the empty collection %s again: the mkdir under it was refused", name);
 }
 
 static int fs_mkdir(const char *path, mode_t mode)
 {
     (void)mode;
     struct node_path p = parse(path);
+    struct tbuf msg = {0};
     if (strncmp(path, "/collections/", 13) == 0 && !strchr(path + 13, '/') && p.kind == N_NONE)
-        return to_errno(api_check_name(path + 13, NULL));
-    if (p.kind != N_COLL)
-        return -EPERM;
-    return to_errno(api_reserve(p.name, NULL));
+        return refuse_st(path, api_check_name(path + 13, &msg), &msg);
+    if (p.kind != N_COLL) {
+        undo_parent(path);
+        return refuse(path, -EPERM, "directories are made only in collections/ (one level: "
+                                    "mkdir collections/NAME)");
+    }
+    return refuse_st(path, api_reserve(p.name, &msg), &msg);
 }
 
 static int fs_rmdir(const char *path)
@@ -484,9 +569,12 @@ static int fs_rmdir(const char *path)
     struct node_path p = parse(path);
     if (p.kind == N_SELECT) /* rm -r descends into select/ first: let it */
         return exists(&p) ? 0 : -ENOENT;
+    if (p.kind == N_NONE)
+        return -ENOENT;
     if (p.kind != N_COLL)
-        return p.kind == N_NONE ? -ENOENT : -EPERM;
-    return to_errno(api_delete(p.name, NULL));
+        return refuse(path, -EPERM, "only collections/NAME can be removed");
+    struct tbuf msg = {0};
+    return refuse_st(path, api_delete(p.name, &msg), &msg);
 }
 
 /* rm -r unlinks the control files before rmdir: let it, changing nothing. */
@@ -495,7 +583,7 @@ static int fs_unlink(const char *path)
     struct node_path p = parse(path);
     if (!exists(&p))
         return -ENOENT;
-    return p.kind == N_COLL_FILE ? 0 : -EPERM;
+    return p.kind == N_COLL_FILE ? 0 : refuse(path, -EPERM, "remove the collection with rm -r");
 }
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)

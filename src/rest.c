@@ -147,7 +147,7 @@ static bool do_get_incr_status(struct call *c)
     }
     if (want_log(c)) {
         api_read(name, DOC_LOGS, &b);
-        add_logs(c->biz, &b, "[incr]");
+        add_logs(c->biz, &b, " incr] ");
     }
     return true;
 }
@@ -160,7 +160,7 @@ static bool do_create_incr(struct call *c)
     struct tbuf msg = {0}, logs = {0};
     bool ok = failed_with(c, api_create_incr(name, c->body, c->len, &msg), &msg);
     api_read(name, DOC_LOGS, &logs);
-    add_logs(c->biz, &logs, "[incr]");
+    add_logs(c->biz, &logs, " incr] ");
     return ok;
 }
 

@@ -888,3 +888,53 @@ struct json_object *rjson_parse(const char *text, size_t len, char *err, size_t 
 	}
 	return v;
 }
+
+/* Skips a string or comment starting at i (the caller saw its opener);
+ * returns the index after it, or len when it runs to the end. */
+static size_t skip_lexeme(const char *t, size_t len, size_t i)
+{
+	char q = t[i];
+
+	if (q == '"' || q == '\'') {
+		for (i++; i < len && t[i] != q; i++)
+			if (t[i] == '\\')
+				i++;
+		return i < len ? i + 1 : len;
+	}
+	if (q == '#' || (q == '/' && i + 1 < len && t[i + 1] == '/')) {
+		while (i < len && t[i] != '\n')
+			i++;
+		return i;
+	}
+	/* a block comment */
+	for (i += 2; i + 1 < len && !(t[i] == '*' && t[i + 1] == '/'); i++)
+		;
+	return i + 1 < len ? i + 2 : len;
+}
+
+bool rjson_complete(const char *text, size_t len)
+{
+	int depth = 0;
+	bool seen = false;
+
+	for (size_t i = 0; i < len;) {
+		char c = text[i];
+		if (c == '"' || c == '\'' || c == '#' ||
+		    (c == '/' && i + 1 < len && (text[i + 1] == '/' || text[i + 1] == '*'))) {
+			if (depth == 0 && (c == '"' || c == '\''))
+				return true; /* a top-level scalar: not a document to wait for */
+			i = skip_lexeme(text, len, i);
+			continue;
+		}
+		if (c == '{' || c == '[') {
+			depth++;
+			seen = true;
+		} else if (c == '}' || c == ']') {
+			if (--depth <= 0)
+				return true;
+		} else if (depth == 0 && c != ' ' && c != '\t' && c != '\n' && c != '\r')
+			return true; /* anything else at the top: judged as it is */
+		i++;
+	}
+	return seen && depth <= 0;
+}

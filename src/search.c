@@ -472,6 +472,59 @@ static struct plan *prefix_plan(struct ctx *c, uint8_t f, const char *prefix, co
     return const_plan(e.docs);
 }
 
+/* Digits at s[0..n), as a number; -1 if any is not a digit. */
+static int digits(const char *s, size_t n)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* A date bound must be a date: YYYY[-MM[-DD[( |T)HH[:MM[:SS[.f]]]]]][Z], each
+ * part in its range (2020-13-01 and 2021-02-30 are not dates). Index terms
+ * compare as text, so an impossible bound would silently match nonsense. */
+static bool valid_date(const char *s)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    size_t n = strlen(s);
+    if (n && s[n - 1] == 'Z')
+        n--;
+    if (n < 4 || digits(s, 4) < 0)
+        return false;
+    int y = digits(s, 4), m = 1;
+    if (n == 4)
+        return true;
+    if (n < 7 || s[4] != '-' || (m = digits(s + 5, 2)) < 1 || m > 12)
+        return false;
+    if (n == 7)
+        return true;
+    int d = n >= 10 && s[7] == '-' ? digits(s + 8, 2) : -1;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d < 1 || d > mdays[m - 1] || (m == 2 && d == 29 && !leap))
+        return false;
+    if (n == 10)
+        return true;
+    static const int lim[] = {23, 59, 59};
+    size_t at = 11;
+    if (s[10] != ' ' && s[10] != 'T')
+        return false;
+    for (int part = 0; part < 3 && at < n; part++, at += 3) {
+        int v = at + 2 <= n ? digits(s + at, 2) : -1;
+        if (v < 0 || v > lim[part] || (at + 2 < n && s[at + 2] != (part < 2 ? ':' : '.')))
+            return false;
+    }
+    return at >= n || digits(s + at, n - at) >= 0;
+}
+
+static bool valid_bound(enum tis_vtype vt, const char *v)
+{
+    return !v || (vt != VT_DATE && vt != VT_DATETIME) || valid_date(v);
+}
+
 static struct plan *range_plan(struct ctx *c, uint8_t f, const struct qnode *q)
 {
     const struct tis_field *fd = &c->sc->fields[f];
@@ -480,7 +533,8 @@ static struct plan *range_plan(struct ctx *c, uint8_t f, const struct qnode *q)
     char *flo = NULL, *fhi = NULL;
     bool typed = field_is_typed(fd), by_value = !typed && vtype_is_ordered(fd->vt);
     if (typed || by_value) {
-        if ((q->lo && !index_typed_term(fd->vt, q->lo, strlen(q->lo), lo, &lon)) ||
+        if (!valid_bound(fd->vt, q->lo) || !valid_bound(fd->vt, q->hi) ||
+            (q->lo && !index_typed_term(fd->vt, q->lo, strlen(q->lo), lo, &lon)) ||
             (q->hi && !index_typed_term(fd->vt, q->hi, strlen(q->hi), hi, &hin)))
             return fail(c, "Invalid %s value in range [%s TO %s] on field %s", vtype_name(fd->vt),
                         q->lo ? q->lo : "*", q->hi ? q->hi : "*", fd->name);

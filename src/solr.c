@@ -54,10 +54,32 @@ static bool parse_long(const char *v, long lo, long hi, long *out)
     return true;
 }
 
+/* Parameters Solr clients send that change nothing in a tisfs answer. */
+static bool harmless(const char *k)
+{
+    static const char *const names[] = {"indent", "json.nl", "_", "version", "echoParams",
+                                        "timeAllowed", "omitHeader", NULL};
+    for (size_t i = 0; names[i]; i++)
+        if (!strcmp(k, names[i]))
+            return true;
+    return false;
+}
+
+static int unknown_param(const char *k, const char *v, char *err, size_t errlen)
+{
+    /* select/title:library: a query without q= parses as a parameter. */
+    if (!*v && (strchr(k, ':') || strchr(k, ' ') || strchr(k, '"')))
+        return snprintf(err, errlen, "unknown parameter '%s': to search, write q=%s", k, k), -1;
+    return snprintf(err, errlen, "unknown parameter '%s' (tisfs reads q, fq, fl, rows, start, "
+                                 "sort, q.op, df, wt)", k), -1;
+}
+
 static int set_param(struct search_request *r, const char *k, const char *v, char *err,
                      size_t errlen)
 {
     char **slot = NULL;
+    if (!strcmp(k, "q") && r->q)
+        return 0; /* a repeated q: the first counts, as in Solr */
     if (!strcmp(k, "q"))
         slot = &r->q;
     else if (!strcmp(k, "fl"))
@@ -80,7 +102,8 @@ static int set_param(struct search_request *r, const char *k, const char *v, cha
     } else if (!strcmp(k, "wt")) {
         if (strcmp(v, "json"))
             return snprintf(err, errlen, "wt=%s is not supported; tisfs answers wt=json", v), -1;
-    }
+    } else if (!harmless(k))
+        return unknown_param(k, v, err, errlen);
     if (slot) {
         free(*slot);
         *slot = xstrdup(v);

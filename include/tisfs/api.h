@@ -32,6 +32,18 @@ enum api_status {
     API_FAILED,        /* the daemon could not do it (EIO / 500) */
 };
 
+/* The documents of a collection (api_read) and of a task (api_task_read). */
+enum api_doc {
+    DOC_CREATE,      /* the accepted spec, passwords masked ("" before create) */
+    DOC_STATUS,      /* the latest task's status JSON */
+    DOC_LOGS,        /* of a collection: every task's lines, each with its task id,
+                      * append-only for the collection's life (the last
+                      * COLL_MAX_TASKS tasks); of a task: its own lines */
+    DOC_SCHEMA,      /* fields, types, tokens, primary key of the serving generation */
+    DOC_INCR,        /* the channel spec ("" when none) */
+    DOC_INCR_STATUS, /* the channel's incr_status JSON */
+};
+
 /* "invalid", "not found", ...: for logs and error bodies. */
 const char *api_status_name(enum api_status st);
 
@@ -56,6 +68,9 @@ bool api_collection_exists(const char *name);
 enum api_status api_check_name(const char *name, struct tbuf *msg);
 /* mkdir: api_check_name's refusals, API_EXISTS. */
 enum api_status api_reserve(const char *name, struct tbuf *msg);
+/* Takes back a reservation that holds nothing yet (no spec, no task):
+ * API_OK, else API_BUSY (it holds something) or API_NOT_FOUND. */
+enum api_status api_unreserve(const char *name);
 /* rm -r: cancels a running task, stops the channel, removes the collection,
  * its tasks and its generations. API_NOT_FOUND if unknown. */
 enum api_status api_delete(const char *name, struct tbuf *msg);
@@ -67,6 +82,13 @@ enum api_status api_delete(const char *name, struct tbuf *msg);
  * not reserved. */
 enum api_status api_create(const char *name, const char *body, size_t len, uint64_t *taskid,
                            struct tbuf *msg);
+/* Judges a complete spec written to the create (DOC_CREATE) or incr
+ * (DOC_INCR) file of name before it is acted on, so that an adapter can
+ * refuse it where its writer sees it (write(2), not close(2)). A refusal
+ * is recorded as api_create and api_create_incr record it (status, logs)
+ * and returned as API_INVALID with the reason. */
+enum api_status api_check_spec(const char *name, enum api_doc which, const char *body, size_t len,
+                               struct tbuf *msg);
 /* Whether api_create could start now, without a spec: its API_EXISTS,
  * API_BUSY and API_NOT_FOUND refusals (known at open, before any byte). */
 enum api_status api_create_check(const char *name, struct tbuf *msg);
@@ -86,14 +108,6 @@ enum api_status api_create_incr(const char *name, const char *body, size_t len,
  * API_OK. */
 enum api_status api_create_incr_check(const char *name, struct tbuf *msg);
 
-enum api_doc {
-    DOC_CREATE,      /* the accepted spec, passwords masked ("" before create) */
-    DOC_STATUS,      /* the latest task's status JSON */
-    DOC_LOGS,        /* the latest task's log */
-    DOC_SCHEMA,      /* fields, types, tokens, primary key of the serving generation */
-    DOC_INCR,        /* the channel spec ("" when none) */
-    DOC_INCR_STATUS, /* the channel's incr_status JSON */
-};
 
 /* Renders one document of a collection into out. API_NOT_FOUND if unknown. */
 enum api_status api_read(const char *name, enum api_doc doc, struct tbuf *out);
@@ -115,6 +129,11 @@ void api_cores_status(const char *core, struct tbuf *out);
  * lag per partition and events applied and skipped; queries answered and a
  * latency histogram. No secret ever appears. */
 void api_metrics(struct tbuf *out);
+
+/* The mount-wide log: start-up, shutdown, and every refusal of any
+ * adapter with its reason, one line each ("TIME [tisfs] text"). */
+void api_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void api_daemon_log(struct tbuf *out);
 
 /* Task ids, ascending. */
 void api_tasks(uint64_t **ids, size_t *count);

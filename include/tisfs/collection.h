@@ -53,7 +53,12 @@ struct coll *coll_first(void);
 struct coll *coll_add(const char *name);
 /* Locked. The latest task id, 0 when none ran. */
 uint64_t coll_last_task(const struct coll *c);
-/* Locked. Records task id as c's latest and persists the record. */
+/* Tasks a collection keeps (status and log); older ones are removed as new
+ * ones start, which bounds the collection's log on disk. */
+#define COLL_MAX_TASKS 50
+
+/* Locked. Records task id as c's latest and persists the record; drops
+ * the oldest task beyond COLL_MAX_TASKS. */
 void coll_add_task(struct coll *c, uint64_t id);
 /* Locked. Writes c's record to the catalog (the caller syncs when it must
  * survive a power cut: cat_sync). */

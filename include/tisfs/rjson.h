@@ -47,4 +47,13 @@
 #define RJSON_MAX_DEPTH 64
 struct json_object *rjson_parse(const char *text, size_t len, char *err, size_t errlen);
 
+/* Whether text[0..len) is a whole document to judge now rather than the
+ * beginning of one still being written: its top-level braces (or brackets)
+ * balance, ignoring those inside strings and comments, or it does not
+ * start with one at all (then nothing more can make it an object). Only
+ * white space and comments: false. Used to refuse a bad spec at write(2),
+ * where a shell sees it, instead of at close(2). */
+#include <stdbool.h>
+bool rjson_complete(const char *text, size_t len);
+
 #endif

@@ -537,6 +537,34 @@ static void test_error_secret(void)
 		  "line 1, column 9: expected a value (strings need quotes), found 'hunter2'");
 }
 
+static void test_complete(void)
+{
+	static const struct {
+		const char *text;
+		bool complete;
+	} cases[] = {
+		{"", false},
+		{"  \n# a comment\n", false},
+		{"{", false},
+		{"{ table: ", false},
+		{"{ a: \"}\" ", false},           /* a brace inside a string */
+		{"{ a: 1 # }\n", false},         /* inside a comment */
+		{"{ a: 1 /* } */", false},
+		{"{ a: [1, {b: 2}] ", false},
+		{"{ a: 1 }", true},
+		{"{ a: 1 }\n", true},
+		{"{ a: '}' }", true},
+		{"{ a: \"\\\"}\" }", true},        /* an escaped quote */
+		{"hello\n", true},                /* not an object: judged at once */
+		{"\"x\"", true},
+		{"[1, 2]", true},
+		{"}", true},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		CHECK(rjson_complete(cases[i].text, strlen(cases[i].text)) == cases[i].complete);
+}
+
 static void test_error_depth(void)
 {
 	size_t n = 10000;
@@ -599,6 +627,7 @@ static void test_api(void)
 int main(void)
 {
 	test_error_secret();
+	test_complete();
 	test_seed_create();
 	test_seed_task();
 	test_seed_incr();

@@ -1,0 +1,146 @@
+"""A new user's first day, with the tools a user types: bash redirections,
+mkdir, tail -f, cat. Every refusal must reach the shell (at open or write,
+since bash ignores the close of a redirection) and leave its reason in the
+mount-wide `logs`; a `tail -f` of a collection's logs keeps following
+across rebuilds; a query without q= is an error, not every document."""
+
+import json
+import os
+import subprocess
+import threading
+
+import pytest
+
+from conftest import mysql_spec, wait_for
+
+
+@pytest.fixture(scope="module")
+def items(mariadb):
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute(
+        "DROP TABLE IF EXISTS tistest.fd_items",
+        "CREATE TABLE tistest.fd_items (id INT PRIMARY KEY, title VARCHAR(100), added DATE)",
+        "INSERT INTO tistest.fd_items VALUES (1, 'shared library', '2020-01-05'),"
+        " (2, 'library loader', '2021-03-01'), (3, 'garden tools', '2022-07-30')",
+        db="tistest")
+    return mysql_spec(mariadb, "fd_items",
+                      ['{name:"title", token:"ik"}', '{name:"added"}'])
+
+
+def sh(cmd, cwd):
+    """Runs cmd in bash in cwd; returns (exit status, stderr)."""
+    r = subprocess.run(["bash", "-c", cmd], cwd=cwd, capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stderr
+
+
+def root_log(tisfs):
+    return tisfs.read("logs")
+
+
+def test_refusals_reach_the_shell_and_the_log(tisfs, items):
+    mnt = tisfs.mnt
+    assert sh("mkdir collections/c", mnt)[0] == 0
+    # A complete but invalid spec fails the write: bash says so and exits 1.
+    rc, err = sh("echo '{ table: 5 }' > collections/c/create", mnt)
+    assert rc == 1 and "write error: Invalid argument" in err
+    assert "refused /collections/c/create: datasource: required" in root_log(tisfs)
+    assert "datasource: required" in tisfs.status("c")["errs"]
+    # Not an object at all: refused at write too.
+    rc, err = sh("echo hello > collections/c/create", mnt)
+    assert rc == 1 and "write error" in err
+    # A good spec builds; a second create is refused at open (EEXIST).
+    with open(os.path.join(mnt, "collections/c/create"), "w") as f:
+        f.write(items)
+    assert tisfs.wait_done("c")["complete"]
+    rc, err = sh("echo '{}' > collections/c/create", mnt)
+    assert rc == 1 and "File exists" in err
+    assert "is built already; rebuild it with build" in root_log(tisfs)
+    # Read-only files refuse writes at open, with the reason logged.
+    rc, err = sh("echo 1 > collections/c/status", mnt)
+    assert rc == 1 and "Permission denied" in err
+    assert "refused /collections/c/status: this file is read-only" in root_log(tisfs)
+
+
+def test_bad_names_are_explained_and_leave_nothing_behind(tisfs):
+    mnt = tisfs.mnt
+    for name in ["my items", "商品", "items.v2"]:
+        rc, err = sh(f"mkdir 'collections/{name}'", mnt)
+        assert rc == 1 and "Invalid argument" in err
+        assert f'collection name "{name}": collection names are 1-64 of A-Z a-z 0-9 _ -' \
+            in root_log(tisfs)
+    rc, _ = sh("mkdir -p collections/deep/x", mnt)
+    assert rc == 1
+    assert os.listdir(tisfs.path("collections")) == []
+    assert "removed the empty collection deep again" in root_log(tisfs)
+    # A collection that holds something is never taken back.
+    os.mkdir(tisfs.path("collections", "kept"))
+    sh("echo '{ table: 5 }' > collections/kept/create", mnt)
+    assert sh("mkdir -p collections/kept/x", mnt)[0] == 1
+    assert os.listdir(tisfs.path("collections")) == ["kept"]
+
+
+def test_root_log_records_start_and_stop(tisfs):
+    assert "[tisfs] started: data " in root_log(tisfs)
+    tisfs.restart()
+    log = root_log(tisfs)
+    assert "[tisfs] stopping" in log and log.count("[tisfs] started") == 2
+
+
+def test_tail_f_follows_the_collection_log_across_rebuilds(tisfs, items):
+    tisfs.create("t", items)
+    tail = subprocess.Popen(["tail", "-f", "-n", "+1", tisfs.path("collections", "t", "logs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines, errs = [], []
+    readers = [threading.Thread(target=lambda: lines.extend(iter(tail.stdout.readline, "")),
+                                daemon=True),
+               threading.Thread(target=lambda: errs.extend(iter(tail.stderr.readline, "")),
+                                daemon=True)]
+    for r in readers:
+        r.start()
+    try:
+        first = tisfs.status("t")["taskid"]
+        wait_for(lambda: any(f"[task {first} " in l and "started" in l for l in lines), 20,
+                 what="tail to show the first task")
+        ids = []
+        for _ in range(2):
+            tisfs.write("1", "collections", "t", "build")
+            st = tisfs.wait_done("t")
+            assert st["complete"]
+            ids.append(st["taskid"])
+        for i in ids:
+            wait_for(lambda: any(f"[task {i} " in l and "complete" in l for l in lines), 20,
+                     what=f"tail to show task {i} to its end")
+        assert not any("truncated" in e for e in errs), errs
+        # One line per event, each with its task; the tasks in order.
+        order = [int(l.split("[task ", 1)[1].split(" ", 1)[0]) for l in lines if "[task " in l]
+        assert order == sorted(order) and set(order) == {first, *ids}
+        # tasks/ID/logs keeps one task's lines.
+        own = tisfs.read("tasks", str(ids[0]), "logs")
+        assert "[task " not in own and f"task {ids[0]} (build) started" in own
+    finally:
+        tail.kill()
+        tail.wait()
+
+
+def test_select_parameter_errors(tisfs, items):
+    tisfs.create("s", items)
+
+    def q(qs):
+        return tisfs.json("collections", "s", "select", qs)
+
+    # A query without q= is an error naming it, with the fix.
+    r = q("title:library")
+    assert r["error"]["code"] == 400
+    assert "unknown parameter 'title:library': to search, write q=title:library" \
+        in r["error"]["msg"]
+    assert "unknown parameter 'colour'" in q("q=title:library&colour=red")["error"]["msg"]
+    # A repeated q: the first counts, as in Solr.
+    assert q("q=title:garden&q=title:library&fl=id")["response"]["numFound"] == 1
+    # Impossible dates and numbers in a range are 400s.
+    for bad in ["added:[2020-13-01 TO *]", "added:[2021-02-29 TO *]",
+                "added:[2020-01-01 TO 2020-01-32]", "id:[abc TO 5]"]:
+        r = q("q=" + bad)
+        assert r["error"]["code"] == 400, (bad, r)
+    assert q("q=added:[2020-02-29 TO 2021-12-31]&fl=id")["response"]["numFound"] == 1
+    # Harmless parameters of Solr clients are accepted.
+    assert q("q=title:library&indent=true&_=12345")["response"]["numFound"] == 2
