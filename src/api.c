@@ -231,6 +231,8 @@ static enum api_status can_start(struct coll *c, const char *what, struct tbuf *
     return API_OK;
 }
 
+/* Starts a build of c with its spec, or the rebuild's new spec when one
+ * waits for its switch. Locked. */
 static uint64_t start_locked(struct coll *c, const char *kind)
 {
     char dir[4096];
@@ -238,7 +240,7 @@ static uint64_t start_locked(struct coll *c, const char *kind)
     coll_gen_dir(c->name, id, dir, sizeof dir); /* generations are named after their task */
     struct task_env env = {coll_catalog(), dir, channel_backflow, channel_start_positions, NULL};
     task_join_free(c->task); /* the previous one has finished */
-    c->task = task_start(id, kind, c->spec, &env);
+    c->task = task_start(id, kind, c->next_spec ? c->next_spec : c->spec, &env);
     coll_add_task(c, id);
     return id;
 }
@@ -275,11 +277,22 @@ static enum api_status check_create(const char *name, struct tbuf *msg)
     return st;
 }
 
+/* Whether body holds a spec rather than a bare request such as "1". */
+static bool is_spec(const char *body, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r'))
+        i++;
+    return i < len && (body[i] == '{' || body[i] == '#' || body[i] == '/');
+}
+
 enum api_status api_check_spec(const char *name, enum api_doc which, const char *body, size_t len,
                                struct tbuf *msg)
 {
     char err[1024];
-    if (which == DOC_CREATE) {
+    if (which == DOC_STATUS && !is_spec(body, len))
+        return API_OK; /* the build file takes anything; only a spec is judged */
+    if (which == DOC_CREATE || which == DOC_STATUS) {
         struct tis_spec *spec = spec_parse(name, body, len, err, sizeof err);
         if (!spec)
             return refuse_spec(name, err, NULL, msg);
@@ -320,6 +333,8 @@ enum api_status api_create(const char *name, const char *body, size_t len, uint6
         spec_free(c->spec);
         c->spec = spec;
         spec = NULL;
+        spec_free(c->next_spec);
+        c->next_spec = NULL;
         uint64_t id = start_locked(c, "create");
         if (taskid)
             *taskid = id;
@@ -329,8 +344,41 @@ enum api_status api_create(const char *name, const char *body, size_t len, uint6
     return st;
 }
 
-enum api_status api_build(const char *name, uint64_t *taskid, struct tbuf *msg)
+static bool same(const char *a, const char *b)
 {
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* A rebuild's new spec against the collection's: the channel carries over
+ * (a spec without incr keeps it); a different channel is refused. Locked. */
+static enum api_status fit_channel(struct coll *c, struct tis_spec *next, struct tbuf *msg)
+{
+    const struct tis_incr_spec *old = &c->spec->incr, *in = &next->incr;
+    if (!old->present)
+        return API_OK;
+    if (!in->present) {
+        spec_incr_copy(&next->incr, old);
+        return API_OK;
+    }
+    if (!same(old->mq_address, in->mq_address) || !same(old->topic, in->topic) ||
+        !same(old->group_id, in->group_id))
+        return say(msg, API_INVALID, "collection %s: the new spec names another channel (topic "
+                                     "%s, not %s); a rebuild keeps the channel: leave incr out, "
+                                     "or rm -r the collection to start over", c->name,
+                   in->topic, old->topic);
+    return API_OK;
+}
+
+enum api_status api_build(const char *name, const char *body, size_t len, uint64_t *taskid,
+                          struct tbuf *msg)
+{
+    char err[1024];
+    struct tis_spec *next = NULL;
+    if (body && is_spec(body, len) && !(next = spec_parse(name, body, len, err, sizeof err))) {
+        if (!api_collection_exists(name))
+            return say(msg, API_NOT_FOUND, "no collection %s", name);
+        return refuse_spec(name, err, taskid, msg);
+    }
     coll_lock();
     struct coll *c = coll_find(name);
     enum api_status st = API_OK;
@@ -339,12 +387,16 @@ enum api_status api_build(const char *name, uint64_t *taskid, struct tbuf *msg)
     else if (!c->spec)
         st = say(msg, API_INVALID, "collection %s has no spec yet: write one to its create file "
                                    "first", name);
-    else if (!(st = can_start(c, "build", msg))) {
+    else if (!(st = can_start(c, "build", msg)) && (!next || !(st = fit_channel(c, next, msg)))) {
+        spec_free(c->next_spec);
+        c->next_spec = next;
+        next = NULL;
         uint64_t id = start_locked(c, "build");
         if (taskid)
             *taskid = id;
     }
     coll_unlock();
+    spec_free(next);
     return st;
 }
 

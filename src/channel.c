@@ -25,16 +25,24 @@ static void log_line(void *arg, const char *line)
     channel_log(arg, line);
 }
 
-static struct incr *start(struct coll *c, struct gen *g, enum incr_mode mode)
+/* A channel of c over g that filters spec's table (a rebuild's new spec
+ * may name another one than the serving spec). */
+static struct incr *start(struct coll *c, const struct tis_spec *spec, struct gen *g,
+                          enum incr_mode mode)
 {
-    return incr_start(c->name, &c->spec->incr, c->spec->ds.db, c->spec->table, g, mode,
-                      log_line, c);
+    return incr_start(c->name, &spec->incr, spec->ds.db, spec->table, g, mode, log_line, c);
 }
 
 void channel_start_locked(struct coll *c)
 {
     if (c->spec && c->spec->incr.present && c->gen && !c->incr && !c->deleting)
-        c->incr = start(c, c->gen, INCR_FOLLOW);
+        c->incr = start(c, c->spec, c->gen, INCR_FOLLOW);
+}
+
+/* The spec the generation being built follows. Locked. */
+static struct tis_spec *building_spec(struct coll *c)
+{
+    return c->next_spec ? c->next_spec : c->spec;
 }
 
 struct incr *channel_take_locked(struct coll *c)
@@ -52,9 +60,9 @@ struct json_object *channel_start_positions(void *arg, struct task *t, const cha
     (void)arg;
     coll_lock();
     struct coll *c = coll_find(name);
-    bool has = c && c->spec && c->spec->incr.present;
-    struct gen *g = has ? c->gen : NULL;
-    struct tis_spec *spec = has ? spec_ref(c->spec) : NULL; /* read outside the lock */
+    bool has = c && c->spec && building_spec(c)->incr.present;
+    struct gen *g = has && c->spec->incr.present ? c->gen : NULL;
+    struct tis_spec *spec = has ? spec_ref(building_spec(c)) : NULL; /* read outside the lock */
     if (g)
         gen_ref(g);
     coll_unlock();
@@ -81,7 +89,11 @@ enum catch_up { CAUGHT_UP, GAVE_UP, UNREACHABLE };
  * timeout passes. */
 static enum catch_up catch_up(struct coll *c, struct task *t, struct gen *g, double timeout)
 {
-    struct incr *ch = start(c, g, INCR_CATCH_UP);
+    coll_lock();
+    struct tis_spec *spec = spec_ref(building_spec(c));
+    coll_unlock();
+    struct incr *ch = start(c, spec, g, INCR_CATCH_UP);
+    spec_free(spec); /* incr_start copied what it needs */
     double end = mono_now() + timeout, ok_at = mono_now();
     int r = 0;
     while (!r && !task_cancelled(t) && mono_now() < end) {
@@ -147,7 +159,7 @@ int channel_backflow(void *arg, struct task *t, const char *name, const char *di
         return -1;
     coll_lock();
     struct coll *c = coll_find(name);
-    bool has_channel = c && c->spec && c->spec->incr.present;
+    bool has_channel = c && c->spec && building_spec(c)->incr.present;
     coll_unlock();
     if (has_channel && handover(c, t, g, channel, err, errlen)) {
         gen_doom(g);
@@ -164,6 +176,11 @@ int channel_backflow(void *arg, struct task *t, const char *name, const char *di
         old = c->gen;
         c->gen = g;
         c->gen_id = gen_id;
+        if (c->next_spec) { /* the rebuild's new spec is the accepted one now */
+            spec_free(c->spec);
+            c->spec = c->next_spec;
+            c->next_spec = NULL;
+        }
         coll_persist(c);
         cat_sync(coll_catalog());
         channel_start_locked(c);

@@ -211,6 +211,7 @@ static void coll_free(struct coll *c)
 {
     gen_unref(c->gen);
     spec_free(c->spec);
+    spec_free(c->next_spec);
     free(c->tasks);
     free(c);
 }

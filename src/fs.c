@@ -418,8 +418,9 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
  * `echo ... > create` but never a failed close. Called with h->mu held. */
 static int judge(const char *path, struct handle *h)
 {
-    enum api_doc which = h->p.file == F_CREATE ? DOC_CREATE : DOC_INCR;
-    if (h->p.kind != N_COLL_FILE || (h->p.file != F_CREATE && h->p.file != F_INCR) ||
+    enum api_doc which = h->p.file == F_CREATE ? DOC_CREATE : h->p.file == F_BUILD ? DOC_STATUS
+                                                                                    : DOC_INCR;
+    if (h->p.kind != N_COLL_FILE || !files[h->p.file].writable ||
         h->acted || !rjson_complete(h->buf.data, h->buf.len))
         return 0;
     struct tbuf msg = {0};
@@ -480,7 +481,7 @@ static int act(struct handle *h)
     else if (h->p.file == F_INCR)
         st = api_create_incr(h->p.name, h->buf.data, h->buf.len, &msg);
     else
-        st = api_build(h->p.name, NULL, &msg);
+        st = api_build(h->p.name, h->buf.data, h->buf.len, NULL, &msg);
     char path[TIS_NAME_MAX + 64];
     snprintf(path, sizeof path, "/collections/%s/%s", h->p.name, files[h->p.file].name);
     h->result = refuse_st(path, st, &msg);

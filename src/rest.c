@@ -171,7 +171,7 @@ static bool do_fullbuild(struct call *c)
         return false;
     struct tbuf msg = {0};
     uint64_t id = 0;
-    enum api_status st = api_build(name, &id, &msg);
+    enum api_status st = api_build(name, NULL, 0, &id, &msg);
     if (st == API_OK)
         json_object_object_add(c->biz, "taskid", json_object_new_int64((int64_t)id));
     return failed_with(c, st, &msg);

@@ -144,3 +144,42 @@ def test_select_parameter_errors(tisfs, items):
     assert q("q=added:[2020-02-29 TO 2021-12-31]&fl=id")["response"]["numFound"] == 1
     # Harmless parameters of Solr clients are accepted.
     assert q("q=title:library&indent=true&_=12345")["response"]["numFound"] == 2
+
+
+def test_a_spec_changes_through_build_while_the_old_one_serves(tisfs, mariadb, items):
+    old = mysql_spec(mariadb, "fd_items", ['{name:"title", token:"string"}'])
+    tisfs.create("chg", old)
+    q = "q=title:library&fl=id,title,added"
+
+    def answer():
+        return tisfs.json("collections", "chg", "select", q)["response"]
+
+    before = answer()
+    assert before["numFound"] == 0  # "string": only the whole title is a term
+    # A bad new spec is refused at write, and changes nothing.
+    rc, err = sh("echo '{ table: 5 }' > collections/chg/build", tisfs.mnt)
+    assert rc == 1 and "write error: Invalid argument" in err
+    assert json.loads(tisfs.read("collections", "chg", "create"))["columns"][0]["token"] \
+        == "string"
+    # The new spec: word segmentation, and one more column.
+    with open(tisfs.path("collections", "chg", "build"), "w") as f:
+        f.write(items)
+    seen = []
+
+    def finished():
+        st = tisfs.status("chg")
+        seen.append(answer())
+        return st if st["complete"] or st["failed"] else None
+
+    st = wait_for(finished, 120, what="the rebuild with the new spec")
+    assert st["complete"], st
+    after = answer()
+    assert after["numFound"] == 2 and all("added" in d for d in after["docs"])
+    # Every answer during the rebuild was the old one or the new one.
+    assert all(a == before or a == after for a in seen)
+    spec = json.loads(tisfs.read("collections", "chg", "create"))
+    assert [c["name"] for c in spec["columns"]] == ["title", "added"]
+    assert "added" in [f["name"] for f in tisfs.json("collections", "chg", "schema")["fields"]]
+    # A plain rebuild keeps the spec now accepted.
+    tisfs.write("1", "collections", "chg", "build")
+    assert tisfs.wait_done("chg")["complete"] and answer()["numFound"] == 2

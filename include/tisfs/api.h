@@ -82,8 +82,8 @@ enum api_status api_delete(const char *name, struct tbuf *msg);
  * not reserved. */
 enum api_status api_create(const char *name, const char *body, size_t len, uint64_t *taskid,
                            struct tbuf *msg);
-/* Judges a complete spec written to the create (DOC_CREATE) or incr
- * (DOC_INCR) file of name before it is acted on, so that an adapter can
+/* Judges a complete spec written to the create (DOC_CREATE), build
+ * (DOC_STATUS, the build file's document) or incr (DOC_INCR) file of name before it is acted on, so that an adapter can
  * refuse it where its writer sees it (write(2), not close(2)). A refusal
  * is recorded as api_create and api_create_incr record it (status, logs)
  * and returned as API_INVALID with the reason. */
@@ -92,9 +92,14 @@ enum api_status api_check_spec(const char *name, enum api_doc which, const char 
 /* Whether api_create could start now, without a spec: its API_EXISTS,
  * API_BUSY and API_NOT_FOUND refusals (known at open, before any byte). */
 enum api_status api_create_check(const char *name, struct tbuf *msg);
-/* Starts a full rebuild with the accepted spec. API_BUSY, API_NOT_FOUND,
- * API_INVALID (never created). */
-enum api_status api_build(const char *name, uint64_t *taskid, struct tbuf *msg);
+/* Starts a full rebuild. With a spec in body (a JSON object; anything else,
+ * such as "1", means none) the rebuild uses it: the old generation serves
+ * with the old spec until the new one switches in, and only then does the
+ * new spec become the accepted one. A spec without an incr block keeps the
+ * collection's channel; one with a different channel is refused.
+ * API_BUSY, API_NOT_FOUND, API_INVALID (never created, or a bad spec). */
+enum api_status api_build(const char *name, const char *body, size_t len, uint64_t *taskid,
+                          struct tbuf *msg);
 
 /* Creates the incremental channel from a channel spec (the seed's
  * do_create_incr body, or the bare incr block). It starts at once when the

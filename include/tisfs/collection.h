@@ -23,6 +23,7 @@ struct coll {
     char name[TIS_NAME_MAX + 1];
     char created[32];
     struct tis_spec *spec; /* NULL until a spec is accepted */
+    struct tis_spec *next_spec; /* a rebuild's new spec, accepted at its switch */
     struct gen *gen;       /* the serving generation, NULL before the first build */
     uint64_t gen_id;
     uint64_t *tasks;       /* every task of this collection, ascending */

@@ -101,9 +101,9 @@ static void test_reserve_and_refusals(void)
     CHECK_HAS(msg.data, "a1");
     tbuf_reset(&msg);
     /* Before any spec: no build, no channel's spec, no index to query. */
-    CHECK(api_build("a1", NULL, &msg) == API_INVALID);
+    CHECK(api_build("a1", NULL, 0, NULL, &msg) == API_INVALID);
     CHECK_HAS(msg.data, "no spec yet");
-    CHECK(api_build("nope", NULL, NULL) == API_NOT_FOUND);
+    CHECK(api_build("nope", NULL, 0, NULL, NULL) == API_NOT_FOUND);
     CHECK(api_create("nope", "{}", 2, NULL, NULL) == API_NOT_FOUND);
     CHECK(api_delete("nope", NULL) == API_NOT_FOUND);
     struct tbuf out = {0};
@@ -166,7 +166,7 @@ static void test_unreachable_source(void)
     CHECK_HAS(b.data, "******");
     tbuf_free(&b);
     uint64_t id2 = 0;
-    CHECK(api_build("a1", &id2, NULL) == API_OK);
+    CHECK(api_build("a1", "1\n", 2, &id2, NULL) == API_OK);
     CHECK(id2 > id);
     st = wait_done("a1");
     CHECK(field_true(st, "failed"));
@@ -249,7 +249,7 @@ static void test_live(const char *port)
     /* A second create is refused; a rebuild runs and keeps serving. */
     CHECK(api_create_check("live", NULL) == API_EXISTS);
     uint64_t id = 0;
-    CHECK(api_build("live", &id, NULL) == API_OK);
+    CHECK(api_build("live", NULL, 0, &id, NULL) == API_OK);
     st = wait_done("live");
     CHECK(field_true(st, "complete"));
     json_object_put(st);
