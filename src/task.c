@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tisfs/gen.h"
 #include "tisfs/source.h"
@@ -48,6 +49,10 @@ struct task {
     uint64_t generation;
 
     atomic_uint_fast64_t rows;
+    /* Nanoseconds the dump spent handing rows to the index (storing them
+     * and waiting for the analyzers); the rest of the dump waits on the
+     * source. Which one bounds the stage is what a user needs to know. */
+    atomic_uint_fast64_t index_ns;
     atomic_bool cancel;
     double last_persist, last_progress_log;
 };
@@ -98,6 +103,11 @@ static struct json_object *stages_json(struct task *t)
         json_object_object_add(s, "state", json_object_new_string(state_names[t->st[i]]));
         json_object_object_add(s, "rows", json_object_new_int64((int64_t)t->st_rows[i]));
         json_object_object_add(s, "seconds", json_seconds(secs));
+        if (i == STAGE_DUMP) {
+            double index = (double)atomic_load(&t->index_ns) / 1e9;
+            json_object_object_add(s, "source_seconds", json_seconds(secs > index ? secs - index : 0));
+            json_object_object_add(s, "index_seconds", json_seconds(index));
+        }
         json_object_array_add(a, s);
     }
     return a;
@@ -207,6 +217,13 @@ static bool stage_leave(struct task *t, bool ok)
     pthread_mutex_unlock(&t->mu);
     if (ok)
         task_log(t, "%s done in %.3f s", stage_names[s], t->st_secs[s]);
+    if (ok && s == STAGE_DUMP) {
+        double index = (double)atomic_load(&t->index_ns) / 1e9, src = t->st_secs[s] - index;
+        task_log(t, "dump: %.3f s waiting for the source, %.3f s storing and analysing rows: %s",
+                 src > 0 ? src : 0, index,
+                 index > src ? "the analyzers bound this stage, not the database"
+                             : "the source bounds this stage");
+    }
     return ok;
 }
 
@@ -248,7 +265,13 @@ static void dump_tick(struct task *t)
 static int dump_row(void *arg, const struct tis_value *vals)
 {
     struct dump_ctx *c = arg;
-    if (gen_builder_add(c->b, vals, c->err, sizeof c->err))
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = gen_builder_add(c->b, vals, c->err, sizeof c->err);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    atomic_fetch_add(&c->t->index_ns, (uint64_t)((b.tv_sec - a.tv_sec) * 1000000000LL +
+                                                  (b.tv_nsec - a.tv_nsec)));
+    if (rc)
         return 1;
     if ((atomic_fetch_add(&c->t->rows, 1) & 1023) == 1023)
         dump_tick(c->t);

@@ -183,3 +183,22 @@ def test_a_spec_changes_through_build_while_the_old_one_serves(tisfs, mariadb, i
     # A plain rebuild keeps the spec now accepted.
     tisfs.write("1", "collections", "chg", "build")
     assert tisfs.wait_done("chg")["complete"] and answer()["numFound"] == 2
+
+
+def test_status_says_whether_the_source_or_the_analyzers_bound_the_dump(tisfs, mariadb):
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute(
+        "DROP TABLE IF EXISTS tistest.fd_pinyin",
+        "CREATE TABLE tistest.fd_pinyin (id INT PRIMARY KEY, name VARCHAR(200))"
+        " DEFAULT CHARSET=utf8mb4",
+        "INSERT INTO tistest.fd_pinyin SELECT seq, REPEAT('中华人民共和国北京大学', 2)"
+        " FROM seq_1_to_30000", db="tistest")
+    st = tisfs.create("py", mysql_spec(mariadb, "fd_pinyin", ['{name:"name", token:"pinyin"}']))
+    assert st["complete"], st
+    dump = st["stages"][0]
+    assert dump["name"] == "dump"
+    assert abs(dump["source_seconds"] + dump["index_seconds"] - dump["seconds"]) < 0.01
+    # Pinyin costs far more than reading 30000 short rows from a local server.
+    assert dump["index_seconds"] > dump["source_seconds"], dump
+    assert "the analyzers bound this stage, not the database" in \
+        tisfs.read("collections", "py", "logs")
