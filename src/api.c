@@ -17,6 +17,7 @@
 #include "tisfs/gen.h"
 #include "tisfs/incr.h"
 #include "tisfs/metrics.h"
+#include "tisfs/progress.h"
 #include "tisfs/solr.h"
 #include "tisfs/spec.h"
 #include "tisfs/task.h"
@@ -284,6 +285,14 @@ static bool is_spec(const char *body, size_t len)
     while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r'))
         i++;
     return i < len && (body[i] == '{' || body[i] == '#' || body[i] == '/');
+}
+
+enum api_status api_spec_valid(const char *name, const char *body, size_t len, struct tbuf *msg)
+{
+    char err[1024];
+    struct tis_spec *spec = spec_parse(name, body, len, err, sizeof err);
+    spec_free(spec);
+    return spec ? API_OK : say(msg, API_INVALID, "%s", err);
 }
 
 enum api_status api_check_spec(const char *name, enum api_doc which, const char *body, size_t len,
@@ -585,8 +594,36 @@ static void incr_status_locked(struct coll *c, struct tbuf *out)
     free(s);
 }
 
+static struct json_object *parsed(struct tbuf *b)
+{
+    struct json_object *o = b->len ? json_tokener_parse(b->data) : NULL;
+    tbuf_free(b);
+    return o;
+}
+
+/* The progress line, from the two documents it summarises. */
+static enum api_status read_progress(const char *name, struct tbuf *out)
+{
+    struct tbuf st = {0}, in = {0};
+    enum api_status rc = api_read(name, DOC_STATUS, &st);
+    coll_lock();
+    struct coll *c = coll_find(name);
+    bool channel = c && c->spec && c->spec->incr.present;
+    coll_unlock();
+    if (rc == API_OK && channel)
+        rc = api_read(name, DOC_INCR_STATUS, &in);
+    struct json_object *s = parsed(&st), *i = parsed(&in);
+    if (rc == API_OK)
+        progress_line(s, i, out);
+    json_object_put(s);
+    json_object_put(i);
+    return rc;
+}
+
 enum api_status api_read(const char *name, enum api_doc doc, struct tbuf *out)
 {
+    if (doc == DOC_PROGRESS)
+        return read_progress(name, out);
     coll_lock();
     struct coll *c = coll_find(name);
     if (!c) {

@@ -61,7 +61,8 @@ enum node {
     N_SELECT_FILE, /* collections/N/select/QUERY */
 };
 
-enum file { F_CREATE, F_STATUS, F_LOGS, F_SCHEMA, F_BUILD, F_INCR, F_INCR_STATUS, F_COUNT };
+enum file { F_CREATE, F_STATUS, F_LOGS, F_SCHEMA, F_BUILD, F_INCR, F_INCR_STATUS, F_PROGRESS,
+            F_COUNT };
 
 static const struct {
     const char *name;
@@ -75,6 +76,7 @@ static const struct {
     [F_BUILD] = {"build", DOC_STATUS, false, true, false},
     [F_INCR] = {"incr", DOC_INCR, true, true, false},
     [F_INCR_STATUS] = {"incr_status", DOC_INCR_STATUS, true, false, false},
+    [F_PROGRESS] = {"progress", DOC_PROGRESS, true, false, false},
 };
 
 struct node_path {

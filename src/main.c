@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tisfs/api.h"
@@ -169,6 +170,12 @@ struct daemon {
 /* Everything that can fail on the user's terminal, before detaching. */
 static int prepare(struct daemon *d)
 {
+    struct stat sb;
+    errno = 0;
+    /* A command that fails creates nothing: check the mountpoint first. */
+    if (!d->o.no_mount && (stat(d->o.mountpoint, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+        return fprintf(stderr, "tisfs: mountpoint %s: %s\n", d->o.mountpoint,
+                       errno ? strerror(errno) : "not a directory"), 1;
     char err[512], *dir = d->o.data ? xstrdup(d->o.data) : default_data_dir();
     enum api_status st = api_check_data_dir(dir, &d->data, err, sizeof err);
     free(dir);

@@ -90,18 +90,18 @@ static bool do_create(struct call *c)
     if (!name)
         return false;
     struct tbuf msg = {0};
-    /* Over REST there is no mkdir: create reserves the name, and a refused
-     * spec leaves nothing behind that was not there before. */
-    enum api_status st = api_reserve(name, &msg);
-    bool reserved = st == API_OK;
-    if (st != API_OK && st != API_EXISTS)
-        return failed_with(c, st, &msg);
-    tbuf_free(&msg);
+    /* Over REST there is no mkdir: create reserves the name, but only for
+     * a valid spec, so a refusal leaves nothing behind (not even a task). */
+    enum api_status st = API_OK;
+    if (!api_collection_exists(name)) {
+        if ((st = api_spec_valid(name, c->body, c->len, &msg)) != API_OK ||
+            ((st = api_reserve(name, &msg)) != API_OK && st != API_EXISTS))
+            return failed_with(c, st, &msg);
+        tbuf_free(&msg);
+    }
     uint64_t id = 0;
     st = api_create(name, c->body, c->len, &id, &msg);
-    if (st == API_INVALID && reserved)
-        api_delete(name, NULL);
-    else if (id)
+    if (id)
         json_object_object_add(c->biz, "taskid", json_object_new_int64((int64_t)id));
     return failed_with(c, st, &msg);
 }

@@ -137,6 +137,10 @@ static struct mysqlx *mysqlx_connect(const char *host, int port, const char *use
     mysql_options(m->my, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);
     mysql_options(m->my, MYSQL_OPT_READ_TIMEOUT, &read_timeout);
     mysql_options(m->my, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+    /* Always TCP to host:port: libmariadb would take "localhost" for its Unix
+     * socket and ignore the port the spec gives. */
+    unsigned proto = MYSQL_PROTOCOL_TCP;
+    mysql_options(m->my, MYSQL_OPT_PROTOCOL, &proto);
     if (!mysql_real_connect(m->my, host, user, password, db, (unsigned)port, NULL, 0)) {
         mysqlx_err(m, err, errlen);
         mysqlx_close(&m->x);

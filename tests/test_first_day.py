@@ -202,3 +202,56 @@ def test_status_says_whether_the_source_or_the_analyzers_bound_the_dump(tisfs, m
     assert dump["index_seconds"] > dump["source_seconds"], dump
     assert "the analyzers bound this stage, not the database" in \
         tisfs.read("collections", "py", "logs")
+
+
+def test_progress_is_one_plain_line(tisfs, kafka, items):
+    os.mkdir(tisfs.path("collections", "p"))
+    assert tisfs.read("collections", "p", "progress") == "no build yet\n"
+    tisfs.write(items, "collections", "p", "create")
+    tisfs.wait_done("p")
+    line = tisfs.read("collections", "p", "progress")
+    st = tisfs.status("p")
+    assert line == f"task {st['taskid']} complete indexBackflow [{'#' * 20}] 100% 3/3 rows\n"
+    assert "\x1b" not in line
+    # With a channel: its state, lag and rate follow on the same line.
+    kafka.create_topic("fd-progress")
+    tisfs.write('{plugin: "TiCDC-Kafka", mqAddress: "%s", topic: "fd-progress"}'
+                % kafka.bootstrap, "collections", "p", "incr")
+    line = wait_for(lambda: (lambda l: l if "channel running, lag 0" in l else None)(
+        tisfs.read("collections", "p", "progress")), 30, what="the channel in progress")
+    assert line.count("\n") == 1 and line.endswith("events/s\n")
+
+
+def test_progress_while_a_build_runs(tisfs, mariadb):
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute(
+        "DROP TABLE IF EXISTS tistest.fd_big",
+        "CREATE TABLE tistest.fd_big (id INT PRIMARY KEY, body VARCHAR(200))",
+        "INSERT INTO tistest.fd_big SELECT seq, REPEAT('lorem ipsum ', 10) FROM seq_1_to_200000",
+        db="tistest")
+    os.mkdir(tisfs.path("collections", "pb"))
+    tisfs.write(mysql_spec(mariadb, "fd_big", ['{name:"body"}']), "collections", "pb", "create")
+    import re
+    pat = re.compile(r"^task \d+ running: dump \[[#-]{20}\] +\d+% \d+/\d+ rows, \d+ rows/s"
+                     r"(, ETA \d+(s|m\d\ds|h\d\dm))?\n$")
+    line = wait_for(lambda: (lambda l: l if " rows/s" in l else None)(
+        tisfs.read("collections", "pb", "progress")), 60, what="a running build's line")
+    assert pat.match(line), line
+    assert tisfs.wait_done("pb")["complete"]
+
+
+def test_small_things(tisfs, mariadb, items, tmp_path):
+    from conftest import TISFS, TISFS_DUMP
+    # "localhost" with a port means TCP to that port, not the Unix socket.
+    st = tisfs.create("lh", items.replace('host: "127.0.0.1"', 'host: "localhost"'))
+    assert st["complete"], st
+    # Commands that fail create no state.
+    r = subprocess.run([TISFS, "--data", str(tmp_path / "s1"), str(tmp_path / "nope")],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "mountpoint" in r.stderr
+    r = subprocess.run([TISFS_DUMP, "--data", str(tmp_path / "s2"), "x"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "no tisfs state" in r.stderr
+    assert os.listdir(tmp_path) == []
+    r = subprocess.run([TISFS_DUMP, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "usage: tisfs-dump" in r.stdout

@@ -10,12 +10,12 @@ from conftest import TISFS
 
 
 def test_layout(tisfs):
-    assert sorted(os.listdir(tisfs.mnt)) == ["collections", "tasks"]
+    assert sorted(os.listdir(tisfs.mnt)) == ["collections", "logs", "tasks"]
     assert os.listdir(tisfs.path("collections")) == []
     os.mkdir(tisfs.path("collections", "employees"))
     assert os.listdir(tisfs.path("collections")) == ["employees"]
     assert sorted(os.listdir(tisfs.path("collections", "employees"))) == \
-        ["build", "create", "incr", "incr_status", "logs", "schema", "select", "status"]
+        ["build", "create", "incr", "incr_status", "logs", "progress", "schema", "select", "status"]
     st = tisfs.status("employees")
     assert st["taskid"] is None and st["state"] == "reserved"
     assert not st["complete"] and not st["failed"] and st["errs"] == ""

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tisfs/catalog.h"
 #include "tisfs/gen.h"
@@ -18,14 +19,30 @@ static int print_doc(struct json_object *doc, void *arg)
     return 0;
 }
 
+static const char USAGE[] =
+    "usage: tisfs-dump --data DIR COLLECTION\n"
+    "\n"
+    "Prints every document of COLLECTION's serving generation, one JSON object\n"
+    "per line, from the state directory DIR of a tisfs daemon (its --data).\n"
+    "It reads only, and may run while the daemon runs.\n";
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
     if (argc != 4 || strcmp(argv[1], "--data") != 0) {
-        fprintf(stderr, "usage: tisfs-dump --data DIR COLLECTION\n");
+        fputs(USAGE, stderr);
         return 2;
     }
     char path[4096], err[512];
+    struct stat sb;
     snprintf(path, sizeof path, "%s/catalog", argv[2]);
+    if (stat(path, &sb) != 0) { /* a reader creates nothing */
+        fprintf(stderr, "tisfs-dump: %s holds no tisfs state (no catalog)\n", argv[2]);
+        return 1;
+    }
     struct catalog *cat = cat_open(path, err, sizeof err);
     if (!cat) {
         fprintf(stderr, "tisfs-dump: %s\n", err);

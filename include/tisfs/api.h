@@ -42,6 +42,7 @@ enum api_doc {
     DOC_SCHEMA,      /* fields, types, tokens, primary key of the serving generation */
     DOC_INCR,        /* the channel spec ("" when none) */
     DOC_INCR_STATUS, /* the channel's incr_status JSON */
+    DOC_PROGRESS,    /* one human line: the latest task, the channel (progress.h) */
 };
 
 /* "invalid", "not found", ...: for logs and error bodies. */
@@ -82,6 +83,9 @@ enum api_status api_delete(const char *name, struct tbuf *msg);
  * not reserved. */
 enum api_status api_create(const char *name, const char *body, size_t len, uint64_t *taskid,
                            struct tbuf *msg);
+/* Whether body is a valid spec for name, recording nothing anywhere (an
+ * adapter that creates the collection only for a valid spec). */
+enum api_status api_spec_valid(const char *name, const char *body, size_t len, struct tbuf *msg);
 /* Judges a complete spec written to the create (DOC_CREATE), build
  * (DOC_STATUS, the build file's document) or incr (DOC_INCR) file of name before it is acted on, so that an adapter can
  * refuse it where its writer sees it (write(2), not close(2)). A refusal
