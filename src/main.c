@@ -50,9 +50,28 @@ static void usage(FILE *out)
           "  --help              this text\n"
           "  --version           print the version\n"
           "\n"
+          "files (refusals say why in MOUNTPOINT/logs):\n"
+          "  logs                         the mount-wide log: start, stop, every refusal\n"
+          "  collections/                 mkdir NAME ([A-Za-z0-9_-]{1,64}; EINVAL,\n"
+          "                               ENAMETOOLONG, EEXIST)\n"
+          "  collections/N/create         write a spec: the first build (EEXIST once\n"
+          "                               built, EBUSY while a task runs, EINVAL bad spec)\n"
+          "  collections/N/build          write anything: rebuild; a spec: rebuild with it\n"
+          "                               (EBUSY, EINVAL)\n"
+          "  collections/N/incr           write a channel spec (EEXIST, EINVAL)\n"
+          "  collections/N/status         the latest task (JSON)\n"
+          "  collections/N/progress       one line for watch -n1 cat\n"
+          "  collections/N/logs           every task's lines; tail -f follows rebuilds\n"
+          "  collections/N/incr_status    the channel (JSON)\n"
+          "  collections/N/schema         fields, types, tokens, documents (JSON)\n"
+          "  collections/N/select/QUERY   Solr's answer to QUERY (q=...&rows=...)\n"
+          "  tasks/ID/status, tasks/ID/logs   any task\n"
+          "  rm -r collections/N          deletes the collection and its channel\n"
+          "Read-only files refuse writes with EACCES.\n"
+          "\n"
           "Stop with SIGTERM/SIGINT or `fusermount3 -u MOUNTPOINT`: running builds are\n"
           "recorded as interrupted and the collections keep serving their last complete\n"
-          "generation.\n",
+          "generation. examples/tisfs.service runs tisfs under systemd.\n",
           out);
 }
 
