@@ -158,7 +158,8 @@ int pd_parse_range(const char *json, size_t len, struct pd_topology *t, char *er
     struct json_object *kvs = NULL, *e = NULL;
     if (json_object_object_get_ex(o, "error", &e) || json_object_object_get_ex(o, "message", &e)) {
         if (!json_object_object_get_ex(o, "kvs", &kvs)) {
-            snprintf(err, errlen, "etcd error: %s", json_object_get_string(e));
+            snprintf(err, errlen, "etcd error: %s",
+                     json_object_get_string(e) ? json_object_get_string(e) : "(no message)");
             json_object_put(o);
             return -1;
         }
@@ -166,14 +167,23 @@ int pd_parse_range(const char *json, size_t len, struct pd_topology *t, char *er
     size_t plen = strlen(PD_TOPOLOGY_PREFIX);
     if (json_object_object_get_ex(o, "kvs", &kvs) && json_object_is_type(kvs, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(kvs); i++) {
-            struct json_object *kv = json_object_array_get_idx(kvs, i), *jk, *jv;
+            struct json_object *kv = json_object_array_get_idx(kvs, i), *jk, *jv = NULL;
             if (!json_object_object_get_ex(kv, "key", &jk))
                 continue;
+            /* An impostor (or a broken gateway) may send anything: a key or
+             * value that is not a string is an error, never a crash. */
+            json_object_object_get_ex(kv, "value", &jv);
+            if (!json_object_is_type(jk, json_type_string) ||
+                (jv && !json_object_is_type(jv, json_type_string))) {
+                snprintf(err, errlen, "the answer is not an etcd range response: kvs[%zu] has a "
+                                      "%s that is not a string", i,
+                         json_object_is_type(jk, json_type_string) ? "value" : "key");
+                json_object_put(o);
+                return -1;
+            }
             size_t klen = 0, vlen = 0;
             char *key = pd_base64_decode(json_object_get_string(jk), &klen);
-            char *val = json_object_object_get_ex(kv, "value", &jv)
-                            ? pd_base64_decode(json_object_get_string(jv), &vlen)
-                            : NULL;
+            char *val = jv ? pd_base64_decode(json_object_get_string(jv), &vlen) : NULL;
             const char *slash;
             if (key && klen > plen && memcmp(key, PD_TOPOLOGY_PREFIX, plen) == 0 &&
                 (slash = strrchr(key + plen, '/')) && slash > key + plen) {

@@ -3,6 +3,9 @@
 #include "tisfs/query.h"
 
 #include <stdarg.h>
+#include <ctype.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,11 +150,31 @@ static bool read_boost(struct parser *p, struct qnode *n)
         return true;
     p->pos++;
     char *end;
-    double b = strtod(p->s + p->pos, &end);
-    if (end == p->s + p->pos || b < 0)
+    const char *s = p->s + p->pos;
+    /* Digits only: strtod would also take nan, inf and hex, and a
+     * non-finite boost would make scores (and the JSON) NaN/Infinity. */
+    size_t k = 0;
+    while (isdigit((unsigned char)s[k]))
+        k++;
+    if (s[k] == '.')
+        for (k++; isdigit((unsigned char)s[k]);)
+            k++;
+    if (k && (s[k] == 'e' || s[k] == 'E')) {
+        size_t e = k + 1 + (s[k + 1] == '+' || s[k + 1] == '-');
+        if (isdigit((unsigned char)s[e]))
+            for (k = e; isdigit((unsigned char)s[k]);)
+                k++;
+    }
+    if (k == 0 || (k == 1 && s[0] == '.') || isalpha((unsigned char)s[k]))
         return fail(p, "expected a boost number after '^'");
+    char num[64];
+    snprintf(num, sizeof num, "%.*s", (int)(k < sizeof num - 1 ? k : sizeof num - 1), s);
+    double b = strtod(num, &end), total = (double)n->boost * b;
+    end = (char *)s + k;
+    if (!isfinite(b) || !isfinite(total) || total > FLT_MAX)
+        return fail(p, "boost %.*s is too large", (int)(end - s), s);
     p->pos = (size_t)(end - p->s);
-    n->boost *= (float)b;
+    n->boost = (float)total;
     return true;
 }
 

@@ -6,11 +6,13 @@
 #define _GNU_SOURCE
 #include "tisfs/spec.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "tisfs/analysis.h"
 #include "tisfs/rjson.h"
 #include "tisfs/util.h"
 
@@ -211,21 +213,51 @@ static bool parse_column(struct json_object *obj, size_t i, struct tis_column_sp
     return ok;
 }
 
+static int cmp_col(const void *a, const void *b, void *cols)
+{
+    const struct tis_column_spec *c = cols;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    int r = strcasecmp(c[i].name, c[j].name);
+    return r ? r : (i > j) - (i < j);
+}
+
+/* Names sorted once (n log n: a spec of a million columns must not cost
+ * seconds); the duplicate reported is the earliest second occurrence. */
+static bool check_duplicates(const struct tis_spec *s, struct verr *e)
+{
+    size_t *ix = xmalloc(s->ncols * sizeof *ix), dup = SIZE_MAX, first = 0;
+    for (size_t i = 0; i < s->ncols; i++)
+        ix[i] = i;
+    qsort_r(ix, s->ncols, sizeof *ix, cmp_col, s->cols);
+    for (size_t k = 1, start = 0; k < s->ncols; k++) {
+        if (strcasecmp(s->cols[ix[k]].name, s->cols[ix[start]].name) != 0)
+            start = k;
+        else if (k == start + 1 && ix[k] < dup) {
+            dup = ix[k];
+            first = ix[start];
+        }
+    }
+    free(ix);
+    if (dup == SIZE_MAX)
+        return true;
+    return fail(e, "columns[%zu]: duplicate column \"%s\" (also columns[%zu])", dup,
+                s->cols[dup].name, first);
+}
+
 static bool parse_columns(struct json_object *arr, struct tis_spec *s, struct verr *e)
 {
     if (!arr || !json_object_is_type(arr, json_type_array) || !json_object_array_length(arr))
         return fail(e, "columns: required, a non-empty array of {name, token, search}");
+    if (json_object_array_length(arr) > SPEC_MAX_COLUMNS)
+        return fail(e, "columns: %zu columns; a collection has at most %d (with its primary "
+                       "key, every field needs one of 256 field ids)",
+                    json_object_array_length(arr), SPEC_MAX_COLUMNS);
     s->ncols = json_object_array_length(arr);
     s->cols = xcalloc(s->ncols, sizeof *s->cols);
-    for (size_t i = 0; i < s->ncols; i++) {
+    for (size_t i = 0; i < s->ncols; i++)
         if (!parse_column(json_object_array_get_idx(arr, i), i, &s->cols[i], e))
             return false;
-        for (size_t j = 0; j < i; j++)
-            if (strcasecmp(s->cols[j].name, s->cols[i].name) == 0)
-                return fail(e, "columns[%zu]: duplicate column \"%s\" (also columns[%zu])", i,
-                            s->cols[i].name, j);
-    }
-    return true;
+    return check_duplicates(s, e);
 }
 
 static bool parse_colmeta(struct json_object *cm, struct json_object **cols, struct tis_spec *s,
@@ -247,9 +279,13 @@ static bool parse_colmeta(struct json_object *cm, struct json_object **cols, str
         !get_int(opt, "colMeta.options", "minGramSize", 1, 32, &s->min_gram, e) ||
         !get_int(opt, "colMeta.options", "maxGramSize", 1, 32, &s->max_gram, e))
         return false;
-    if (s->min_gram && s->max_gram && s->min_gram > s->max_gram)
-        return fail(e, "colMeta.options: minGramSize %d is larger than maxGramSize %d",
-                    s->min_gram, s->max_gram);
+    /* Against the effective values: a minGramSize of 5 with the default
+     * maxGramSize of 3 would index nothing at all. */
+    int lo = s->min_gram ? s->min_gram : LIKE_MIN_GRAM_DEFAULT;
+    int hi = s->max_gram ? s->max_gram : LIKE_MAX_GRAM_DEFAULT;
+    if (lo > hi)
+        return fail(e, "colMeta.options: minGramSize %d is larger than maxGramSize %d%s", lo, hi,
+                    s->max_gram ? "" : " (the default): give maxGramSize too");
     return true;
 }
 

@@ -349,7 +349,14 @@ static bool stage_dump(struct task *t, struct gen_builder **bp, const char *dir)
     stage_enter(t, STAGE_DUMP);
     struct tis_schema *sc = NULL;
     struct source *src = dump_open_source(t, err, sizeof err);
-    if (src && (sc = source_describe(src, t->spec, err, sizeof err))) {
+    if (src && (sc = source_describe(src, t->spec, err, sizeof err)) && sc->nfields > 256) {
+        /* Field ids are one byte: field 257 would alias field 1. */
+        snprintf(err, sizeof err, "%zu fields (the listed columns and the primary key): a "
+                                  "collection has at most 256", sc->nfields);
+        schema_free(sc);
+        sc = NULL;
+    }
+    if (sc) {
         log_schema(t, sc);
         t->total = source_estimate_rows(src, t->spec);
         task_log(t, "server estimates %llu rows", (unsigned long long)t->total);

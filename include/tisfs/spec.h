@@ -52,6 +52,10 @@ struct tis_incr_spec {
     char *protocol;     /* NULL = detect from the first message */
 };
 
+/* Columns a spec may list: fields have one-byte ids (256), and the primary
+ * key's columns may come on top of the listed ones. */
+#define SPEC_MAX_COLUMNS 240
+
 struct tis_spec {
     char *index_name;
     char *table;

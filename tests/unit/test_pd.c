@@ -160,6 +160,26 @@ static void test_parse(void)
     CHECK(pd_parse_range(etcderr, strlen(etcderr), &t, err, sizeof err) == -1);
     CHECK_HAS(err, "permission denied");
     pd_topology_free(&t);
+
+    /* Shapes an impostor may send: clear errors, never a crash. */
+    static const char *const hostile[] = {
+        "{\"kvs\":[{\"key\":null,\"value\":null}]}",
+        "{\"kvs\":[{\"key\":5}]}",
+        "{\"kvs\":[{\"key\":\"eA==\",\"value\":[1]}]}",
+        "{\"error\":null}",
+    };
+    for (size_t i = 0; i < sizeof hostile / sizeof *hostile; i++) {
+        memset(&t, 0, sizeof t);
+        CHECK(pd_parse_range(hostile[i], strlen(hostile[i]), &t, err, sizeof err) == -1);
+        CHECK(err[0] != 0);
+        pd_topology_free(&t);
+    }
+    /* Entries that are not objects, and a null info value, are skipped. */
+    const char *odd = "{\"kvs\":[1, \"x\", null,"
+                      " {\"key\":\"L3RvcG9sb2d5L3RpZGIvYS9pbmZv\",\"value\":null}]}";
+    memset(&t, 0, sizeof t);
+    CHECK(pd_parse_range(odd, strlen(odd), &t, err, sizeof err) == 0);
+    pd_topology_free(&t);
 }
 
 /* ---- a tiny HTTP server on loopback ---- */

@@ -60,6 +60,11 @@ int main(void)
     P("ts:[2020-01-01T00:00:00Z TO *]", "(ts:[2020-01-01T00:00:00Z TO *])");
     P("[1 2]", "ERROR Cannot parse '[1 2]': expected TO in a range at column 4");
     P("x^", "ERROR Cannot parse 'x^': expected a boost number after '^' at column 3");
+    /* Boosts are finite numbers: nan, inf and overflow are errors (a 400). */
+    P("x^nan", "ERROR Cannot parse 'x^nan': expected a boost number after '^' at column 3");
+    P("x^inf", "ERROR Cannot parse 'x^inf': expected a boost number after '^' at column 3");
+    P("x^0x10", "ERROR Cannot parse 'x^0x10': expected a boost number after '^' at column 3");
+    P("x^1e999", "ERROR Cannot parse 'x^1e999': boost 1e999 is too large at column 3");
     P("AND x", "ERROR Cannot parse 'AND x': a query cannot start with an operator at column 4");
     P("", "ERROR Cannot parse '': an empty query at column 1");
     P("a\\", "ERROR Cannot parse 'a\\': a '\\' at the end of the query escapes nothing at column 3");

@@ -3,6 +3,7 @@
  * message, spec_to_json (masking and round trips) and token_name.
  * Standalone: exits non-zero on any failure and ends with "N passed, M failed". */
 #include "tisfs/spec.h"
+#include "tisfs/util.h"
 #include "tisfs/rjson.h"
 
 #include <stdint.h>
@@ -404,6 +405,11 @@ static void test_colmeta(void)
 	PARSE_ERR("c", BODY(DS_MYSQL, "colMeta: {columns: [{name:\"a\"}], "
 				      "options: {minGramSize: 4, maxGramSize: 2}}"),
 		  "colMeta.options: minGramSize 4 is larger than maxGramSize 2");
+	/* Against the effective maxGramSize: the default 3 would index nothing. */
+	PARSE_ERR("c", BODY(DS_MYSQL, "colMeta: {columns: [{name:\"a\", parser:\"like\"}], "
+				      "options: {minGramSize: 5}}"),
+		  "colMeta.options: minGramSize 5 is larger than maxGramSize 3 (the default): give "
+		  "maxGramSize too");
 	PARSE_ERR("c", BODY(DS_MYSQL, "colMeta: {columns: [{name:\"a\"}], options: {minGramSize: 0}}"),
 		  "colMeta.options.minGramSize: 0 is out of range 1..32");
 	PARSE_ERR("c", BODY(DS_MYSQL, "colMeta: {columns: [{name:\"a\"}], options: {maxGramSize: 33}}"),
@@ -821,8 +827,42 @@ static void test_token_name(void)
 	CHECK_STR(token_name((enum tis_token)99), "?");
 }
 
+/* Many columns: the field-id limit is a clear error, and the duplicate
+ * check stays fast (it was quadratic: a 1 MiB spec cost seconds). */
+static void test_many_columns(void)
+{
+	struct tbuf b = {0};
+	char errbuf[512];
+	struct tis_spec *s;
+	double t0;
+
+	tbuf_adds(&b, "{ datasource: {plugin: \"MySQL\", host: \"h\", dbName: \"d\"}, table: \"t\", "
+		      "columns: [");
+	for (int i = 0; i < 241; i++)
+		tbuf_printf(&b, "%s{name: \"c%d\"}", i ? "," : "", i);
+	tbuf_adds(&b, "] }");
+	s = spec_parse("c", b.data, b.len, errbuf, sizeof(errbuf));
+	CHECK(s == NULL);
+	CHECK_HAS(errbuf, "241 columns; a collection has at most 240");
+	tbuf_free(&b);
+
+	/* 240 columns, the last a duplicate of the 100th in another case. */
+	tbuf_adds(&b, "{ datasource: {plugin: \"MySQL\", host: \"h\", dbName: \"d\"}, table: \"t\", "
+		      "columns: [");
+	for (int i = 0; i < 239; i++)
+		tbuf_printf(&b, "{name: \"col%d\"},", i);
+	tbuf_adds(&b, "{name: \"COL100\"}] }");
+	t0 = mono_now();
+	s = spec_parse("c", b.data, b.len, errbuf, sizeof(errbuf));
+	CHECK(s == NULL);
+	CHECK_STR(errbuf, "columns[239]: duplicate column \"COL100\" (also columns[100])");
+	CHECK(mono_now() - t0 < 0.5);
+	tbuf_free(&b);
+}
+
 int main(void)
 {
+	test_many_columns();
 	test_seed();
 	test_mysql();
 	test_colmeta();
