@@ -406,23 +406,13 @@ void tidb_add_literal(struct tbuf *b, enum tis_vtype vt, const char *v, size_t l
     default:
         break;
     }
-    tbuf_add(b, "'", 1);
-    for (size_t i = 0; i < len; i++) {
-        const char *esc = NULL;
-        switch (v[i]) {
-        case 0: esc = "\\0"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\\': esc = "\\\\"; break;
-        case '\'': esc = "\\'"; break;
-        case '"': esc = "\\\""; break;
-        case '\032': esc = "\\Z"; break;
-        }
-        if (esc)
-            tbuf_adds(b, esc);
-        else
-            tbuf_add(b, v + i, 1);
-    }
+    /* Text as a hex literal with a character set introducer: nothing in
+     * it is ever read as SQL whatever the server's sql_mode (backslash
+     * escaping is wrong under NO_BACKSLASH_ESCAPES), and as a literal
+     * (coercibility 4) it compares in the column's own collation. */
+    tbuf_adds(b, "_utf8mb4 X'");
+    for (size_t i = 0; i < len; i++)
+        tbuf_printf(b, "%02X", (unsigned char)v[i]);
     tbuf_add(b, "'", 1);
 }
 

@@ -122,16 +122,18 @@ static void test_literals(void)
     CHECK_LIT(VT_UINT, "18446744073709551615", "18446744073709551615");
     CHECK_LIT(VT_DECIMAL, "-12.50", "-12.50");
     CHECK_LIT(VT_FLOAT, "1.5e-300", "1.5e-300");
-    /* Not a number: quoted, never raw SQL. */
-    CHECK_LIT(VT_INT, "1 OR 1=1", "'1 OR 1=1'");
-    CHECK_LIT(VT_INT, "", "''");
-    CHECK_LIT(VT_STRING, "abc", "'abc'");
-    CHECK_LIT(VT_STRING, "it's", "'it\\'s'");
-    CHECK_LIT(VT_STRING, "a\\b", "'a\\\\b'");
-    CHECK_LIT(VT_STRING, "q\"n\nr\r\032", "'q\\\"n\\nr\\r\\Z'");
-    CHECK_LIT(VT_STRING, "nul\0x", "'nul\\0x'");
-    CHECK_LIT(VT_STRING, "中文😀", "'中文😀'");
-    CHECK_LIT(VT_DATETIME, "2026-01-24 10:00:00", "'2026-01-24 10:00:00'");
+    /* Not a number, and all text: a hex literal, never raw SQL, in any
+     * sql_mode (NO_BACKSLASH_ESCAPES made backslash escaping injectable). */
+    CHECK_LIT(VT_INT, "1 OR 1=1", "_utf8mb4 X'31204F5220313D31'");
+    CHECK_LIT(VT_INT, "", "_utf8mb4 X''");
+    CHECK_LIT(VT_STRING, "abc", "_utf8mb4 X'616263'");
+    CHECK_LIT(VT_STRING, "m') UNION SELECT User, Password FROM mysql.user -- ",
+              "_utf8mb4 X'6D272920554E494F4E2053454C45435420557365722C2050617373776F72642046524F4D"
+              "206D7973716C2E75736572202D2D20'");
+    CHECK_LIT(VT_STRING, "a\\b", "_utf8mb4 X'615C62'");
+    CHECK_LIT(VT_STRING, "nul\0x", "_utf8mb4 X'6E756C0078'");
+    CHECK_LIT(VT_STRING, "中文", "_utf8mb4 X'E4B8ADE69687'");
+    CHECK_LIT(VT_DATETIME, "2026-01-24 10:00:00", "_utf8mb4 X'323032362D30312D32342031303A30303A3030'");
     CHECK_LIT(VT_BINARY, "\x00\xff" "a", "X'00FF61'");
     CHECK_LIT(VT_BINARY, "", "X''");
 
@@ -191,8 +193,8 @@ static void test_where(void)
     sc = schema(1, 1, n2, t2);
     b = (struct tidb_bounds){.npk = 1};
     add_bound(&b, "b'c", NULL, NULL);
-    CHECK_WHERE(sc, &b, 0, "(`name` < 'b\\'c')");
-    CHECK_WHERE(sc, &b, 1, "(`name` >= 'b\\'c')");
+    CHECK_WHERE(sc, &b, 0, "(`name` < _utf8mb4 X'622763')");
+    CHECK_WHERE(sc, &b, 1, "(`name` >= _utf8mb4 X'622763')");
     tidb_bounds_free(&b);
     schema_free(sc);
 
@@ -203,10 +205,10 @@ static void test_where(void)
     b = (struct tidb_bounds){.npk = 2};
     add_bound(&b, "1", "x", NULL);
     add_bound(&b, "2", "y", NULL);
-    CHECK_WHERE(sc, &b, 0, "(`a` < 1 OR (`a` = 1 AND `b` < 'x'))");
+    CHECK_WHERE(sc, &b, 0, "(`a` < 1 OR (`a` = 1 AND `b` < _utf8mb4 X'78'))");
     CHECK_WHERE(sc, &b, 1,
-                "(`a` > 1 OR (`a` = 1 AND `b` >= 'x')) AND (`a` < 2 OR (`a` = 2 AND `b` < 'y'))");
-    CHECK_WHERE(sc, &b, 2, "(`a` > 2 OR (`a` = 2 AND `b` >= 'y'))");
+                "(`a` > 1 OR (`a` = 1 AND `b` >= _utf8mb4 X'78')) AND (`a` < 2 OR (`a` = 2 AND `b` < _utf8mb4 X'79'))");
+    CHECK_WHERE(sc, &b, 2, "(`a` > 2 OR (`a` = 2 AND `b` >= _utf8mb4 X'79'))");
     tidb_bounds_free(&b);
     schema_free(sc);
 
@@ -217,10 +219,10 @@ static void test_where(void)
     b = (struct tidb_bounds){.npk = 3};
     add_bound(&b, "-1", "", "\x01");
     CHECK_WHERE(sc, &b, 1,
-                "(`a` > -1 OR (`a` = -1 AND `b` > '') OR (`a` = -1 AND `b` = '' AND `c` >= "
+                "(`a` > -1 OR (`a` = -1 AND `b` > _utf8mb4 X'') OR (`a` = -1 AND `b` = _utf8mb4 X'' AND `c` >= "
                 "X'01'))");
     CHECK_WHERE(sc, &b, 0,
-                "(`a` < -1 OR (`a` = -1 AND `b` < '') OR (`a` = -1 AND `b` = '' AND `c` < "
+                "(`a` < -1 OR (`a` = -1 AND `b` < _utf8mb4 X'') OR (`a` = -1 AND `b` = _utf8mb4 X'' AND `c` < "
                 "X'01'))");
     tidb_bounds_free(&b);
     schema_free(sc);
