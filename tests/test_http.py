@@ -876,7 +876,7 @@ def test_mount_and_rest_answer_alike(kafka, tisfs_http, small):
     cursor_at(http, "pair", 1)
     # status and logs
     assert fs.status("pair") == http.task(st["taskid"])
-    wait_for(lambda: fs.read("collections", "pair", "logs") ==
+    wait_for(lambda: fs.read("tasks", str(st["taskid"]), "logs") ==
              http.task(st["taskid"], log=True)["logs"], 10, what="equal logs")
     # incr_status (its counters may move: equal once they stand still)
     wait_for(lambda: fs.json("collections", "pair", "incr_status") ==
