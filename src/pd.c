@@ -367,17 +367,19 @@ int pd_discover(const char *pd_addrs, struct pd_topology *out, source_log_fn log
         tried++;
         char e[1024] = "";
         struct pd_topology t = {0};
+        char *shown = url_mask_credentials(a); /* never a password in a log or a status */
         if (ask_pd(a, body, &t, e, sizeof e) == 0) {
-            t.pd = xstrdup(a);
+            t.pd = shown;
             *out = t;
             rc = 0;
-            source_logf(log, log_arg, "PD %s answered (%s/kv/range): %zu TiDB registered", a, t.api,
-                        t.n);
+            source_logf(log, log_arg, "PD %s answered (%s/kv/range): %zu TiDB registered", shown,
+                        t.api, t.n);
             break;
         }
         pd_topology_free(&t);
-        source_logf(log, log_arg, "PD %s unreachable: %s", a, e);
-        tbuf_printf(&failed, "%s%s (%s)", failed.len ? ", " : "", a, e);
+        source_logf(log, log_arg, "PD %s unreachable: %s", shown, e);
+        tbuf_printf(&failed, "%s%s (%s)", failed.len ? ", " : "", shown, e);
+        free(shown);
     }
     if (rc) {
         if (!tried)

@@ -239,7 +239,9 @@ static int tikv_endpoints(struct source *s, const struct tis_datasource *ds, cha
         free(host);
         return 0;
     }
-    source_logf(s->log, s->log_arg, "finding TiDB through PD %s", ds->pd_addrs);
+    char *shown = url_mask_credentials(ds->pd_addrs);
+    source_logf(s->log, s->log_arg, "finding TiDB through PD %s", shown);
+    free(shown);
     struct pd_topology t;
     if (pd_discover(ds->pd_addrs, &t, s->log, s->log_arg, err, errlen))
         return -1;

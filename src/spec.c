@@ -484,7 +484,12 @@ static struct json_object *datasource_json(const struct tis_datasource *ds, bool
     add_str(o, "user", ds->user);
     add_str(o, "password", masked && ds->password && *ds->password ? "******" : ds->password);
     add_str(o, "dbName", ds->db);
-    add_str(o, "pdAddrs", ds->pd_addrs);
+    if (masked && ds->pd_addrs) {
+        char *shown = url_mask_credentials(ds->pd_addrs);
+        add_str(o, "pdAddrs", shown);
+        free(shown);
+    } else
+        add_str(o, "pdAddrs", ds->pd_addrs);
     add_str(o, "tidbAddr", ds->tidb_addr);
     return o;
 }

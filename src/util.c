@@ -269,3 +269,29 @@ size_t utf8_encode(uint32_t c, char out[4])
     out[3] = (char)(0x80 | (c & 0x3F));
     return 4;
 }
+
+char *url_mask_credentials(const char *s)
+{
+    struct tbuf b = {0};
+    for (const char *p = s ? s : ""; *p;) {
+        size_t n = strcspn(p, ",");
+        const char *scheme = memmem(p, n, "://", 3);
+        const char *user = scheme ? scheme + 3 : p, *end = p + n;
+        while (user < end && (*user == ' ' || *user == '\t'))
+            user++;
+        const char *at = memchr(user, '@', (size_t)(end - user));
+        const char *colon = at ? memchr(user, ':', (size_t)(at - user)) : NULL;
+        if (colon) {
+            tbuf_add(&b, p, (size_t)(colon + 1 - p));
+            tbuf_adds(&b, "******");
+            tbuf_add(&b, at, (size_t)(end - at));
+        } else
+            tbuf_add(&b, p, n);
+        p = end;
+        if (*p == ',')
+            tbuf_add(&b, p++, 1);
+    }
+    if (!b.data)
+        tbuf_adds(&b, "");
+    return tbuf_take(&b);
+}

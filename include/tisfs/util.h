@@ -55,6 +55,11 @@ uint64_t disk_usage(const char *path);
 size_t utf8_encode(uint32_t c, char out[4]);
 
 /* Collection names: [A-Za-z0-9_-]{1,64}. */
+/* A copy of s (an address, or a comma list of them) with the password of
+ * every user:password@ shown as ******: for logs, statuses and replies.
+ * Caller frees. */
+char *url_mask_credentials(const char *s);
+
 #define TIS_NAME_MAX 64
 bool name_is_valid(const char *s);
 

@@ -347,8 +347,27 @@ static void test_discover(void)
     free(json);
 }
 
+/* Credentials in PD addresses never reach a log, a status or a reply. */
+static void test_mask_credentials(void)
+{
+    static const char *const cases[][2] = {
+        {"http://root:hunter2@10.0.0.1:2379", "http://root:******@10.0.0.1:2379"},
+        {"root:hunter2@10.0.0.1:2379", "root:******@10.0.0.1:2379"},
+        {"10.0.0.1:2379,https://u:p:w@h:1, v:x@h2:2", "10.0.0.1:2379,https://u:******@h:1, v:******@h2:2"},
+        {"user@10.0.0.1:2379", "user@10.0.0.1:2379"},
+        {"10.0.0.1:2379", "10.0.0.1:2379"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *m = url_mask_credentials(cases[i][0]);
+        CHECK_STR(m, cases[i][1]);
+        free(m);
+    }
+}
+
 int main(void)
 {
+    test_mask_credentials();
     test_base64();
     test_hostport();
     test_request();
