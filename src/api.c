@@ -48,15 +48,25 @@ static enum api_status say(struct tbuf *msg, enum api_status st, const char *fmt
 
 /* ---- the mount-wide log: the catalog's log 0 (task ids start at 1) ---- */
 
+/* The mount-wide log keeps its last DAEMON_LOG_LINES lines: every
+ * DAEMON_LOG_TRIM_EVERY notes, older ones go (a `tail -f` of it then sees
+ * the file shrink once). */
+#define DAEMON_LOG_LINES 20000
+#define DAEMON_LOG_TRIM_EVERY 1000
+
 void api_note(const char *fmt, ...)
 {
+    static unsigned notes;
     struct tbuf b = {0};
     va_list ap;
     va_start(ap, fmt);
     tbuf_vprintf(&b, fmt, ap);
     va_end(ap);
-    if (coll_catalog())
+    if (coll_catalog()) {
         task_log_to(coll_catalog(), 0, "tisfs", b.data);
+        if (__atomic_add_fetch(&notes, 1, __ATOMIC_RELAXED) % DAEMON_LOG_TRIM_EVERY == 0)
+            cat_log_trim(coll_catalog(), 0, DAEMON_LOG_LINES);
+    }
     tbuf_free(&b);
 }
 

@@ -268,6 +268,34 @@ int cat_log_append(struct catalog *c, uint64_t task, const char *line)
     return mdb_txn_commit(txn);
 }
 
+void cat_log_trim(struct catalog *c, uint64_t task, size_t keep)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    unsigned char kb[12] = {0};
+    MDB_val k = {12, kb}, v;
+    size_t n = 0;
+    if (mdb_txn_begin(c->env, NULL, 0, &txn))
+        return;
+    mdb_cursor_open(txn, c->logs, &cur);
+    put_be64(kb, task);
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size == 12 && get_be64(k.mv_data) == task;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        n++;
+    k.mv_size = 12;
+    k.mv_data = kb;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; n > keep && rc == 0 && k.mv_size == 12 && get_be64(k.mv_data) == task; n--) {
+        if (mdb_cursor_del(cur, 0))
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(cur);
+    if (mdb_txn_commit(txn))
+        return;
+}
+
 void cat_log_read(struct catalog *c, uint64_t task, struct tbuf *out)
 {
     MDB_txn *txn;

@@ -40,5 +40,7 @@ void cat_task_each(struct catalog *c, void (*fn)(uint64_t id, const char *json, 
 /* Logs: append one line (a '\n' is added) / read the whole log of a task. */
 int cat_log_append(struct catalog *c, uint64_t task, const char *line);
 void cat_log_read(struct catalog *c, uint64_t task, struct tbuf *out);
+/* Drops the oldest lines of a task's log beyond the last keep. */
+void cat_log_trim(struct catalog *c, uint64_t task, size_t keep);
 
 #endif

@@ -216,6 +216,25 @@ static void test_rest_envelope(void)
     json_object_put(o);
 }
 
+/* The mount-wide log: refusals of every adapter, bounded on disk. */
+static void test_daemon_log(void)
+{
+    struct tbuf b = {0};
+    api_daemon_log(&b);
+    CHECK_HAS(b.data, "[tisfs] started: data ");
+    tbuf_reset(&b);
+    for (int i = 0; i < 22000; i++)
+        api_note("note %d", i);
+    api_daemon_log(&b);
+    size_t lines = 0;
+    for (size_t i = 0; i < b.len; i++)
+        lines += b.data[i] == '\n';
+    CHECK(lines <= 21000 && lines >= 20000);
+    CHECK_HAS(b.data, "note 21999");
+    CHECK(!strstr(b.data, "note 999\n"));
+    tbuf_free(&b);
+}
+
 /* ---- with a real MariaDB ---- */
 
 static void test_live(const char *port)
@@ -276,6 +295,7 @@ int main(void)
     test_bad_spec();
     test_unreachable_source();
     test_rest_envelope();
+    test_daemon_log();
     const char *port = getenv("TISFS_TEST_MYSQL_PORT");
     if (port && *port)
         test_live(port);
