@@ -243,11 +243,14 @@ static enum api_status can_start(struct coll *c, const char *what, struct tbuf *
 }
 
 /* Starts a build of c with its spec, or the rebuild's new spec when one
- * waits for its switch. Locked. */
+ * waits for its switch. Returns the task id, 0 when the catalog cannot be
+ * written (a full disk): nothing starts then. Locked. */
 static uint64_t start_locked(struct coll *c, const char *kind)
 {
     char dir[4096];
     uint64_t id = cat_task_new_id(coll_catalog());
+    if (!id)
+        return 0;
     coll_gen_dir(c->name, id, dir, sizeof dir); /* generations are named after their task */
     struct task_env env = {coll_catalog(), dir, channel_backflow, channel_start_positions, NULL};
     task_join_free(c->task); /* the previous one has finished */
@@ -355,6 +358,8 @@ enum api_status api_create(const char *name, const char *body, size_t len, uint6
         spec_free(c->next_spec);
         c->next_spec = NULL;
         uint64_t id = start_locked(c, "create");
+        if (!id)
+            st = say(msg, API_FAILED, "the catalog cannot be written (is the disk full?)");
         if (taskid)
             *taskid = id;
     }
@@ -411,6 +416,8 @@ enum api_status api_build(const char *name, const char *body, size_t len, uint64
         c->next_spec = next;
         next = NULL;
         uint64_t id = start_locked(c, "build");
+        if (!id)
+            st = say(msg, API_FAILED, "the catalog cannot be written (is the disk full?)");
         if (taskid)
             *taskid = id;
     }

@@ -167,9 +167,11 @@ uint64_t cat_task_new_id(struct catalog *c)
     put_be64(buf, id + 1);
     v.mv_size = 8;
     v.mv_data = buf;
-    if (mdb_put(txn, c->meta, &k, &v, 0) || mdb_txn_commit(txn))
+    if (mdb_put(txn, c->meta, &k, &v, 0)) {
+        mdb_txn_abort(txn); /* else the write lock stays taken: every later write hangs */
         return 0;
-    return id;
+    }
+    return mdb_txn_commit(txn) ? 0 : id;
 }
 
 int cat_task_put(struct catalog *c, uint64_t id, const char *json)
