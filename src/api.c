@@ -5,11 +5,14 @@
 #include "tisfs/api.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "tisfs/catalog.h"
 #include "tisfs/channel.h"
@@ -77,6 +80,44 @@ void api_daemon_log(struct tbuf *out)
 
 /* ---- lifecycle ---- */
 
+/* The data directory's lock: one daemon per state (two would both accept
+ * builds of one collection and disagree on which generation serves). The
+ * descriptor survives the daemon's fork; the file names the holder. */
+static int lock_fd = -1;
+
+static enum api_status lock_data_dir(const char *dir, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 16], holder[32] = "";
+    if (lock_fd >= 0)
+        return API_OK;
+    snprintf(path, sizeof path, "%s/lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return API_FAILED;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+        snprintf(err, errlen, "data directory %s is in use by another tisfs (pid %s); one "
+                              "daemon per --data", dir, holder[0] ? holder : "unknown");
+        close(fd);
+        return API_BUSY;
+    }
+    lock_fd = fd; /* a fork shares it: the detached daemon holds the lock */
+    return API_OK;
+}
+
+/* Writes the holder's pid: the daemon's, once it has detached. */
+static void lock_name_holder(void)
+{
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (lock_fd >= 0 && ftruncate(lock_fd, 0) == 0 && pwrite(lock_fd, pid, (size_t)n, 0) < 0)
+        return;
+}
+
 enum api_status api_check_data_dir(const char *data_dir, char **abs, char *err, size_t errlen)
 {
     char cat[PATH_MAX + 16];
@@ -84,6 +125,12 @@ enum api_status api_check_data_dir(const char *data_dir, char **abs, char *err, 
     if (rc || !(*abs = realpath(data_dir, NULL))) {
         snprintf(err, errlen, "--data %s: %s", data_dir, strerror(rc ? -rc : errno));
         return API_INVALID;
+    }
+    enum api_status st = lock_data_dir(*abs, err, errlen);
+    if (st) {
+        free(*abs);
+        *abs = NULL;
+        return st;
     }
     snprintf(cat, sizeof cat, "%s/catalog", *abs);
     struct catalog *c = cat_open(cat, err, errlen);
@@ -99,6 +146,10 @@ enum api_status api_check_data_dir(const char *data_dir, char **abs, char *err, 
 enum api_status api_init(const char *data_dir, char *err, size_t errlen)
 {
     char path[4096];
+    enum api_status locked = lock_data_dir(data_dir, err, errlen);
+    if (locked)
+        return locked;
+    lock_name_holder();
     snprintf(path, sizeof path, "%s/collections", data_dir);
     int rc = mkdir_p(path, 0700);
     if (rc) {
@@ -146,6 +197,9 @@ void api_shutdown(void)
     struct catalog *cat = coll_catalog();
     coll_registry_close();
     cat_close(cat);
+    if (lock_fd >= 0)
+        close(lock_fd); /* the lock goes with it */
+    lock_fd = -1;
 }
 
 /* ---- collections ---- */
@@ -193,6 +247,15 @@ enum api_status api_reserve(const char *name, struct tbuf *msg)
         cat_sync(coll_catalog());
     coll_unlock();
     return st;
+}
+
+bool api_collection_is_empty(const char *name)
+{
+    coll_lock();
+    struct coll *c = coll_find(name);
+    bool empty = c && !c->spec && !c->gen && !c->ntasks && !c->task;
+    coll_unlock();
+    return empty;
 }
 
 enum api_status api_unreserve(const char *name)

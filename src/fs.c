@@ -567,6 +567,38 @@ static int fs_mkdir(const char *path, mode_t mode)
     return refuse_st(path, api_reserve(p.name, &msg), &msg);
 }
 
+/* Collections whose control files rm -r has just unlinked: a bare rmdir
+ * never unlinks them first, and must not delete a collection that holds
+ * data (rm -r may). */
+#define UNLINK_MEMORY 16
+#define UNLINK_VALID_SEC 60.0
+
+static struct {
+    pthread_mutex_t mu;
+    char name[UNLINK_MEMORY][TIS_NAME_MAX + 1];
+    double at[UNLINK_MEMORY];
+    unsigned next;
+} unlinked = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void remember_unlink(const char *name)
+{
+    pthread_mutex_lock(&unlinked.mu);
+    unsigned i = unlinked.next++ % UNLINK_MEMORY;
+    snprintf(unlinked.name[i], sizeof unlinked.name[i], "%s", name);
+    unlinked.at[i] = mono_now();
+    pthread_mutex_unlock(&unlinked.mu);
+}
+
+static bool recently_unlinked(const char *name)
+{
+    bool r = false;
+    pthread_mutex_lock(&unlinked.mu);
+    for (unsigned i = 0; i < UNLINK_MEMORY && !r; i++)
+        r = !strcmp(unlinked.name[i], name) && mono_now() - unlinked.at[i] < UNLINK_VALID_SEC;
+    pthread_mutex_unlock(&unlinked.mu);
+    return r;
+}
+
 static int fs_rmdir(const char *path)
 {
     struct node_path p = parse(path);
@@ -576,6 +608,9 @@ static int fs_rmdir(const char *path)
         return -ENOENT;
     if (p.kind != N_COLL)
         return refuse(path, -EPERM, "only collections/NAME can be removed");
+    if (!recently_unlinked(p.name) && !api_collection_is_empty(p.name))
+        return refuse(path, -ENOTEMPTY, "the collection holds a spec, tasks or an index: delete it "
+                                         "with rm -r");
     struct tbuf msg = {0};
     return refuse_st(path, api_delete(p.name, &msg), &msg);
 }
@@ -586,7 +621,10 @@ static int fs_unlink(const char *path)
     struct node_path p = parse(path);
     if (!exists(&p))
         return -ENOENT;
-    return p.kind == N_COLL_FILE ? 0 : refuse(path, -EPERM, "remove the collection with rm -r");
+    if (p.kind != N_COLL_FILE)
+        return refuse(path, -EPERM, "remove the collection with rm -r");
+    remember_unlink(p.name);
+    return 0;
 }
 
 static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)

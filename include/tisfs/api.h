@@ -48,9 +48,10 @@ enum api_doc {
 /* "invalid", "not found", ...: for logs and error bodies. */
 const char *api_status_name(enum api_status st);
 
-/* Creates data_dir when needed and checks that its catalog opens; *abs gets
- * the absolute path (malloc'd). Opens nothing that stays open, so it may
- * run before the daemon forks. */
+/* Creates data_dir when needed, locks it (API_BUSY, naming the holder's
+ * pid, when another daemon uses it) and checks that its catalog opens; *abs
+ * gets the absolute path (malloc'd). Keeps only the lock's descriptor open,
+ * which survives the daemon's fork, so it runs before detaching. */
 enum api_status api_check_data_dir(const char *data_dir, char **abs, char *err, size_t errlen);
 
 /* Opens the state under data_dir, marks tasks that were running when the
@@ -69,6 +70,9 @@ bool api_collection_exists(const char *name);
 enum api_status api_check_name(const char *name, struct tbuf *msg);
 /* mkdir: api_check_name's refusals, API_EXISTS. */
 enum api_status api_reserve(const char *name, struct tbuf *msg);
+/* Whether name holds nothing yet: no spec, no index, no task (a bare
+ * rmdir may remove only such a collection). */
+bool api_collection_is_empty(const char *name);
 /* Takes back a reservation that holds nothing yet (no spec, no task):
  * API_OK, else API_BUSY (it holds something) or API_NOT_FOUND. */
 enum api_status api_unreserve(const char *name);

@@ -1,0 +1,51 @@
+"""Defects found by a hostile review, each with the test that caught it:
+an empty table's queries, a bare rmdir, two daemons on one state."""
+
+import errno
+import os
+import subprocess
+
+import pytest
+
+from conftest import TISFS, mysql_spec
+
+
+def test_queries_on_an_empty_table_answer_nothing(tisfs, mariadb):
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute("DROP TABLE IF EXISTS tistest.h_empty",
+                    "CREATE TABLE tistest.h_empty (id INT PRIMARY KEY, t VARCHAR(20))",
+                    db="tistest")
+    assert tisfs.create("e", mysql_spec(mariadb, "h_empty", ['{name:"t"}']))["complete"]
+    for q in ["q=*:*", "q=-t:foo", "q=t:foo", "q=*:*&fq=-t:x&sort=id desc"]:
+        r = tisfs.json("collections", "e", "select", q)
+        assert r["response"]["numFound"] == 0 and r["response"]["docs"] == [], (q, r)
+    assert tisfs.proc.poll() is None
+
+
+def test_bare_rmdir_never_deletes_a_collection_that_holds_data(tisfs, mariadb):
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute("DROP TABLE IF EXISTS tistest.h_rm",
+                    "CREATE TABLE tistest.h_rm (id INT PRIMARY KEY, t VARCHAR(20))",
+                    "INSERT INTO tistest.h_rm VALUES (1, 'kept')", db="tistest")
+    tisfs.create("kept", mysql_spec(mariadb, "h_rm", ['{name:"t"}']))
+    with pytest.raises(OSError) as e:
+        os.rmdir(tisfs.path("collections", "kept"))
+    assert e.value.errno == errno.ENOTEMPTY
+    assert "delete it with rm -r" in tisfs.read("logs")
+    assert tisfs.json("collections", "kept", "select", "q=t:kept")["response"]["numFound"] == 1
+    # An empty reservation may go with rmdir; rm -r deletes anything.
+    os.mkdir(tisfs.path("collections", "empty"))
+    os.rmdir(tisfs.path("collections", "empty"))
+    subprocess.run(["rm", "-r", tisfs.path("collections", "kept")], check=True)
+    assert os.listdir(tisfs.path("collections")) == []
+
+
+def test_a_second_daemon_on_the_same_state_refuses_to_start(tisfs, tmp_path):
+    other = tmp_path / "mnt2"
+    other.mkdir()
+    r = subprocess.run([TISFS, "-f", "--data", tisfs.data, str(other)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert f"is in use by another tisfs (pid {tisfs.proc.pid})" in r.stderr
+    # The first one goes on serving.
+    assert os.path.isdir(tisfs.path("collections"))
