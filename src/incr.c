@@ -352,6 +352,23 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic, int32_t **ids, in
 /* Where a partition without a stored position starts, resolved to an
  * explicit offset (stored before anything is applied, so a restart starts
  * from the same place). */
+/* A partition's first (which RD_KAFKA_OFFSET_BEGINNING) or end
+ * (RD_KAFKA_OFFSET_END) offset. Not rd_kafka_query_watermark_offsets: in
+ * this librdkafka (before 2.3) it ignores its timeout and hangs for good
+ * when the broker has gone, which would hang shutdown and rm -r too;
+ * rd_kafka_offsets_for_times keeps its timeout. */
+static rd_kafka_resp_err_t edge_offset(rd_kafka_t *rk, const char *topic, int32_t part,
+                                       int64_t which, int64_t *out, int timeout_ms)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, part)->offset = which;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, l, timeout_ms);
+    if (!e && (e = l->elems[0].err) == 0)
+        *out = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return e;
+}
+
 static int resolve_start(struct incr *c, int32_t id, int64_t *pos, char *err, size_t errlen)
 {
     if (strcmp(c->spec.offset_reset, "none") == 0) {
@@ -360,15 +377,15 @@ static int resolve_start(struct incr *c, int32_t id, int64_t *pos, char *err, si
                  "none: write a channel spec with earliest or latest to start", id, c->spec.topic);
         return -2;
     }
-    int64_t lo, hi;
-    rd_kafka_resp_err_t e =
-        rd_kafka_query_watermark_offsets(c->rk, c->spec.topic, id, &lo, &hi, 5000);
+    bool latest = strcmp(c->spec.offset_reset, "latest") == 0;
+    rd_kafka_resp_err_t e = edge_offset(c->rk, c->spec.topic, id,
+                                        latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING,
+                                        pos, 5000);
     if (e) {
         snprintf(err, errlen, "cannot read the offsets of %s/%d: %s", c->spec.topic, id,
                  rd_kafka_err2str(e));
         return -1;
     }
-    *pos = strcmp(c->spec.offset_reset, "latest") == 0 ? hi : lo;
     say(c, "partition %d has no stored position: starting at its %s offset %lld", id,
         c->spec.offset_reset, (long long)*pos);
     return 0;
@@ -836,11 +853,11 @@ static void refresh_watermarks(struct incr *c)
     bool ok = true;
     int turn = c->nparts ? c->refresh_turn++ % c->nparts : 0;
     for (int i = 0; i < c->nparts && !atomic_load(&c->stop); i++) {
-        int64_t lo, hi;
+        int64_t hi;
         if (c->parts[i].hw >= 0 && i != turn)
             continue;
-        rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, c->spec.topic,
-                                                                 c->parts[i].id, &lo, &hi, 1000);
+        rd_kafka_resp_err_t e = edge_offset(c->rk, c->spec.topic, c->parts[i].id,
+                                            RD_KAFKA_OFFSET_END, &hi, 1000);
         if (e) {
             char why[600];
             snprintf(why, sizeof why, "Kafka %s does not answer: %s", c->spec.mq_address,
@@ -1204,10 +1221,10 @@ struct json_object *incr_positions_now(const struct tis_incr_spec *spec, char *e
     if (topic_partitions(rk, spec->topic, &ids, &n, err, errlen) == 0) {
         struct json_object *pos = json_object_new_object();
         for (int i = 0; i < n && pos; i++) {
-            int64_t lo, hi;
+            int64_t hi;
             char k[16];
-            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, spec->topic, ids[i], &lo,
-                                                                     &hi, 5000);
+            rd_kafka_resp_err_t e = edge_offset(rk, spec->topic, ids[i], RD_KAFKA_OFFSET_END, &hi,
+                                                5000);
             if (e) {
                 snprintf(err, errlen, "cannot read the offsets of %s/%d: %s", spec->topic, ids[i],
                          rd_kafka_err2str(e));

@@ -964,8 +964,9 @@ static void top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
     qsort_r(hp->h, hp->n, sizeof *hp->h, cmp_hit_q, (void *)s);
 }
 
-/* The page [start, start + rows) of the ranked hits, as documents. */
-static void collect(struct ctx *c, const struct search_request *r, roaring_bitmap_t *docs,
+/* The page [start, start + rows) of the ranked hits, as documents; false
+ * (with c->err) when they would exceed SEARCH_MAX_ANSWER_BYTES. */
+static bool collect(struct ctx *c, const struct search_request *r, roaring_bitmap_t *docs,
                     struct heap *hp, bool want_score, struct search_result *res)
 {
     res->num_found = roaring_bitmap_get_cardinality(docs);
@@ -973,8 +974,21 @@ static void collect(struct ctx *c, const struct search_request *r, roaring_bitma
     res->docs = json_object_new_array();
     for (size_t i = 0; i < hp->n; i++)
         res->max_score = hp->h[i].score > res->max_score ? hp->h[i].score : res->max_score;
-    for (size_t i = (size_t)r->start; i < hp->n; i++)
-        json_object_array_add(res->docs, render_doc(c, r->fl, &hp->h[i]));
+    size_t bytes = 0;
+    for (size_t i = (size_t)r->start; i < hp->n; i++) {
+        struct json_object *d = render_doc(c, r->fl, &hp->h[i]);
+        size_t n = 0;
+        json_object_to_json_string_length(d, JSON_C_TO_STRING_PLAIN, &n);
+        json_object_array_add(res->docs, d);
+        if ((bytes += n) > SEARCH_MAX_ANSWER_BYTES) {
+            fail(c, "the answer would exceed %d MiB at row %zu: ask for fewer rows, or fewer "
+                    "fields with fl", SEARCH_MAX_ANSWER_BYTES >> 20, i - (size_t)r->start + 1);
+            json_object_put(res->docs);
+            res->docs = NULL;
+            return false;
+        }
+    }
+    return true;
 }
 
 static bool sort_uses_score(const struct sorter *s)
@@ -1015,7 +1029,8 @@ int search_run(struct gen *g, const struct search_request *r, struct search_resu
         struct heap hp = {xcalloc(k ? k : 1, sizeof(struct hit)), 0, r->rows ? k : 0, &s};
         if (r->rows) /* counting alone materialises nothing */
             top_k(&c, qp, docs, &s, want_score || sort_uses_score(&s), &hp);
-        collect(&c, r, docs, &hp, want_score, res);
+        if (!collect(&c, r, docs, &hp, want_score, res))
+            bm_free(docs), docs = NULL; /* a 400 with c.err */
         for (size_t i = 0; i < hp.n; i++)
             hit_free(&s, &hp.h[i]);
         free(hp.h);

@@ -49,3 +49,21 @@ def test_a_second_daemon_on_the_same_state_refuses_to_start(tisfs, tmp_path):
     assert f"is in use by another tisfs (pid {tisfs.proc.pid})" in r.stderr
     # The first one goes on serving.
     assert os.path.isdir(tisfs.path("collections"))
+
+
+def test_an_answer_beyond_64_mib_is_a_400_not_a_memory_blowup(tisfs, mariadb):
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute("DROP TABLE IF EXISTS tistest.h_huge",
+                    "CREATE TABLE tistest.h_huge (id INT PRIMARY KEY, t VARCHAR(10), body LONGTEXT)",
+                    "INSERT INTO tistest.h_huge SELECT seq, 'x', REPEAT('abcdefgh', 131072)"
+                    " FROM seq_1_to_70", db="tistest")
+    spec = mysql_spec(mariadb, "h_huge", ['{name:"t", token:"string"}',
+                                          '{name:"body", search:false}'])
+    assert tisfs.create("huge", spec)["complete"]
+    r = tisfs.json("collections", "huge", "select", "q=t:x&rows=100")
+    assert r["error"]["code"] == 400
+    assert "the answer would exceed 64 MiB" in r["error"]["msg"]
+    # Fewer rows, or fewer fields, answer.
+    assert len(tisfs.json("collections", "huge", "select", "q=t:x&rows=10")["response"]["docs"]) == 10
+    assert tisfs.json("collections", "huge", "select",
+                      "q=t:x&rows=100&fl=id")["response"]["numFound"] == 70
