@@ -835,6 +835,28 @@ def test_concurrent_queries(served):
     assert errors == []
 
 
+def test_clients_are_served_fairly(served):
+    """32 keep-alive clients for two seconds: one queue of workers answers
+    them in turn; none gets less than a quarter of the busiest one's answers."""
+    import time
+    http = served.http
+    counts = [0] * 32
+    stop = time.monotonic() + 2.0
+
+    def client(i):
+        session = Http(http.addr)
+        while time.monotonic() < stop:
+            r = session.get("/solr/docs/select?q=title:perl&fl=id&rows=5")
+            assert r.status_code == 200
+            counts[i] += 1
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert min(counts) > 0 and min(counts) * 4 >= max(counts), counts
+
+
 def test_metrics(served):
     http = served.http
     before = metrics(http)
