@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "tisfs/metrics.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,11 +54,22 @@ static void label(struct tbuf *out, const char *k, const char *v, bool first)
     tbuf_adds(out, "\"");
 }
 
+/* Integers exactly (counts, offsets), other values to microseconds
+ * (durations) rather than as 0.52800000000000002. */
+static void value(struct tbuf *out, double v)
+{
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        tbuf_printf(out, " %.0f\n", v);
+    else
+        tbuf_printf(out, " %.6f\n", v);
+}
+
 static void sample(struct tbuf *out, const char *name, const char *coll, double v)
 {
     tbuf_printf(out, "%s{", name);
     label(out, "collection", coll, true);
-    tbuf_printf(out, "} %.17g\n", v);
+    tbuf_adds(out, "}");
+    value(out, v);
 }
 
 static struct json_object *read_doc(const char *name, enum api_doc doc)
@@ -147,7 +159,8 @@ static void partitions(struct tbuf *out, const char *coll, struct json_object *i
         label(out, "topic", json_object_object_get_ex(p, "mqName", &topic)
                                 ? json_object_get_string(topic) : "", false);
         label(out, "partition", part, false);
-        tbuf_printf(out, "} %.17g\n", num(p, lag ? "lag" : "cursor"));
+        tbuf_adds(out, "}");
+        value(out, num(p, lag ? "lag" : "cursor"));
     }
 }
 
