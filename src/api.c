@@ -24,6 +24,7 @@
 #include "tisfs/solr.h"
 #include "tisfs/spec.h"
 #include "tisfs/task.h"
+#include "tisfs/verify.h"
 
 const char *api_status_name(enum api_status st)
 {
@@ -175,10 +176,17 @@ void api_shutdown(void)
 {
     api_note("stopping: running tasks are recorded as interrupted");
     coll_lock();
-    for (struct coll *c = coll_first(); c; c = c->next)
+    for (struct coll *c = coll_first(); c; c = c->next) {
         if (c->task)
             task_cancel(c->task, "interrupted: the daemon is shutting down");
+        verify_cancel(c->verify, "interrupted: the daemon is shutting down");
+    }
     coll_unlock();
+    /* Verifications wait on channels: they go before the channels do. */
+    for (struct coll *c = coll_first(); c; c = c->next) {
+        verify_join_free(c->verify);
+        c->verify = NULL;
+    }
     for (struct coll *c = coll_first(); c; c = c->next) {
         coll_lock();
         struct incr *ch = channel_take_locked(c);
@@ -280,8 +288,12 @@ enum api_status api_delete(const char *name, struct tbuf *msg)
     c->deleting = true;
     struct task *t = c->task;
     c->task = NULL;
+    struct verify *v = c->verify;
+    c->verify = NULL;
+    verify_cancel(v, "interrupted: the collection was deleted");
     struct incr *ch = channel_take_locked(c);
     coll_unlock();
+    verify_join_free(v); /* before the channel it may be waiting on stops */
     incr_stop(ch);
     if (t) {
         task_cancel(t, "interrupted: the collection was deleted");
@@ -296,6 +308,10 @@ enum api_status api_delete(const char *name, struct tbuf *msg)
 /* Checks that c can take a new task now. Locked. */
 static enum api_status can_start(struct coll *c, const char *what, struct tbuf *msg)
 {
+    if (c->verify && verify_running(c->verify))
+        return say(msg, API_BUSY, "collection %s: verification %llu is running; try again when "
+                                  "it has finished", c->name,
+                   (unsigned long long)verify_id(c->verify));
     if (c->task && task_running(c->task)) {
         task_log(c->task, "refused a %s request: this task is still running", what);
         return say(msg, API_BUSY, "collection %s: task %llu is still running; try again when "
@@ -489,6 +505,53 @@ enum api_status api_build(const char *name, const char *body, size_t len, uint64
     return st;
 }
 
+/* ---- verification ---- */
+
+/* Locked. */
+static enum api_status check_verify(struct coll *c, const char *name, struct tbuf *msg)
+{
+    if (!c)
+        return say(msg, API_NOT_FOUND, "no collection %s", name);
+    if (!c->gen || !c->spec)
+        return say(msg, API_NOT_READY, "collection %s has no index yet: nothing to verify", name);
+    if (c->task && task_running(c->task))
+        return say(msg, API_BUSY, "collection %s: task %llu (a build) is running; verify when it "
+                                  "has finished", name, (unsigned long long)task_id(c->task));
+    if (c->verify && verify_running(c->verify))
+        return say(msg, API_BUSY, "collection %s: verification %llu is still running", name,
+                   (unsigned long long)verify_id(c->verify));
+    return API_OK;
+}
+
+enum api_status api_verify_check(const char *name, struct tbuf *msg)
+{
+    coll_lock();
+    enum api_status st = check_verify(coll_find(name), name, msg);
+    coll_unlock();
+    return st;
+}
+
+enum api_status api_verify(const char *name, bool repair, uint64_t *taskid, struct tbuf *msg)
+{
+    coll_lock();
+    struct coll *c = coll_find(name);
+    enum api_status st = check_verify(c, name, msg);
+    uint64_t id = st ? 0 : cat_task_new_id(coll_catalog());
+    if (!st && !id)
+        st = say(msg, API_FAILED, "the catalog cannot be written (is the disk full?)");
+    if (!st) {
+        verify_join_free(c->verify); /* the previous one has finished */
+        coll_add_task(c, id);        /* first: the verification logs to it */
+        c->last_verify = id;
+        coll_persist(c);
+        c->verify = verify_start(id, name, c->spec, c->gen, c->incr, repair, coll_catalog());
+        if (taskid)
+            *taskid = id;
+    }
+    coll_unlock();
+    return st;
+}
+
 /* ---- the incremental channel ---- */
 
 /* Locked. */
@@ -603,7 +666,8 @@ static enum api_status status_locked(uint64_t id, struct tbuf *out)
 {
     struct coll *c = coll_of_task(id);
     struct task *t = c && c->task && task_id(c->task) == id ? c->task : NULL;
-    char *s = t ? task_status_json(t) : cat_task_get(coll_catalog(), id);
+    struct verify *v = c && c->verify && verify_id(c->verify) == id ? c->verify : NULL;
+    char *s = t ? task_status_json(t) : v ? verify_status_json(v) : cat_task_get(coll_catalog(), id);
     if (!s)
         return API_NOT_FOUND;
     tbuf_adds(out, s);
@@ -727,6 +791,10 @@ enum api_status api_read(const char *name, enum api_doc doc, struct tbuf *out)
         gen_ref(g); /* rendered below, outside the lock: it reads the disk */
     else if (doc == DOC_INCR_STATUS)
         incr_status_locked(c, out);
+    else if (doc == DOC_VERIFY && c->last_verify)
+        status_locked(c->last_verify, out);
+    else if (doc == DOC_VERIFY)
+        tbuf_adds(out, "{\"state\":\"none\",\"indexName\":\"\"}\n");
     coll_unlock();
     if (doc == DOC_CREATE && spec)
         emit(spec_to_object(spec, true), out);

@@ -81,6 +81,7 @@ void coll_persist(const struct coll *c)
         json_object_object_add(o, "spec", spec_to_object(c->spec, false));
     json_object_object_add(o, "generation", json_object_new_int64((int64_t)c->gen_id));
     json_object_object_add(o, "last_task", json_object_new_int64((int64_t)coll_last_task(c)));
+    json_object_object_add(o, "verify_task", json_object_new_int64((int64_t)c->last_verify));
     for (size_t i = 0; i < c->ntasks; i++)
         json_object_array_add(tasks, json_object_new_int64((int64_t)c->tasks[i]));
     json_object_object_add(o, "tasks", tasks);
@@ -165,6 +166,7 @@ static void load_coll(const char *name, const char *json, void *arg)
     if (o && json_object_object_get_ex(o, "spec", &v) && json_object_is_type(v, json_type_object))
         c->spec = spec_from_json(name, v, err, sizeof err);
     c->gen_id = (uint64_t)jint(o, "generation");
+    c->last_verify = (uint64_t)jint(o, "verify_task");
     if (o && json_object_object_get_ex(o, "tasks", &v))
         load_tasks(c, o);
     else

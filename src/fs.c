@@ -62,7 +62,7 @@ enum node {
 };
 
 enum file { F_CREATE, F_STATUS, F_LOGS, F_SCHEMA, F_BUILD, F_INCR, F_INCR_STATUS, F_PROGRESS,
-            F_COUNT };
+            F_VERIFY, F_COUNT };
 
 static const struct {
     const char *name;
@@ -77,6 +77,7 @@ static const struct {
     [F_INCR] = {"incr", DOC_INCR, true, true, false},
     [F_INCR_STATUS] = {"incr_status", DOC_INCR_STATUS, true, false, false},
     [F_PROGRESS] = {"progress", DOC_PROGRESS, true, false, false},
+    [F_VERIFY] = {"verify", DOC_VERIFY, true, true, false},
 };
 
 struct node_path {
@@ -356,6 +357,8 @@ static int check_open_write(const char *path, const struct node_path *p)
         return refuse_st(path, api_create_incr_check(p->name, &msg), &msg);
     if (p->kind == N_COLL_FILE && p->file == F_CREATE)
         return refuse_st(path, api_create_check(p->name, &msg), &msg);
+    if (p->kind == N_COLL_FILE && p->file == F_VERIFY)
+        return refuse_st(path, api_verify_check(p->name, &msg), &msg);
     return 0;
 }
 
@@ -422,7 +425,7 @@ static int judge(const char *path, struct handle *h)
 {
     enum api_doc which = h->p.file == F_CREATE ? DOC_CREATE : h->p.file == F_BUILD ? DOC_STATUS
                                                                                     : DOC_INCR;
-    if (h->p.kind != N_COLL_FILE || !files[h->p.file].writable ||
+    if (h->p.kind != N_COLL_FILE || h->p.file == F_VERIFY || !files[h->p.file].writable ||
         h->acted || !rjson_complete(h->buf.data, h->buf.len))
         return 0;
     struct tbuf msg = {0};
@@ -482,6 +485,9 @@ static int act(struct handle *h)
         st = api_create(h->p.name, h->buf.data, h->buf.len, NULL, &msg);
     else if (h->p.file == F_INCR)
         st = api_create_incr(h->p.name, h->buf.data, h->buf.len, &msg);
+    else if (h->p.file == F_VERIFY) /* "repair", or anything else: verify */
+        st = api_verify(h->p.name, strncmp(h->buf.data + strspn(h->buf.data, " \t\n"), "repair",
+                                           6) == 0, NULL, &msg);
     else
         st = api_build(h->p.name, h->buf.data, h->buf.len, NULL, &msg);
     char path[TIS_NAME_MAX + 64];

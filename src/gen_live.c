@@ -52,13 +52,18 @@ static int put_version(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, struct version v)
 
 struct version gen_snapshot_version(const struct gen *g)
 {
+    return gen_version_of_snapshot(g->snapshot);
+}
+
+struct version gen_version_of_snapshot(struct json_object *snapshot)
+{
     struct json_object *v, *f, *p;
     struct version r = {VER_NONE, 0};
-    if (!g->snapshot)
+    if (!snapshot)
         return r;
-    if (json_object_object_get_ex(g->snapshot, "tso", &v) && json_object_is_type(v, json_type_int))
+    if (json_object_object_get_ex(snapshot, "tso", &v) && json_object_is_type(v, json_type_int))
         return (struct version){VER_TSO, (uint64_t)json_object_get_int64(v)};
-    if (json_object_object_get_ex(g->snapshot, "binlog", &v) &&
+    if (json_object_object_get_ex(snapshot, "binlog", &v) &&
         json_object_object_get_ex(v, "file", &f) && json_object_object_get_ex(v, "pos", &p)) {
         r = cdc_binlog_version(json_object_get_string(f), (uint64_t)json_object_get_int64(p), 0);
         /* Transactions in the snapshot start before its position; the
@@ -67,6 +72,29 @@ struct version gen_snapshot_version(const struct gen *g)
             r.v--;
     }
     return r;
+}
+
+int gen_row_lookup(struct gen *g, MDB_txn *txn, const struct tis_value *vals, struct tbuf *key,
+                   struct gen_row *r)
+{
+    pk_encode(g->sc, vals, key);
+    MDB_val k = {key->len, key->data}, v;
+    memset(r, 0, sizeof *r);
+    int rc = mdb_get(txn, g->e.pk, &k, &v);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (rc == 0) {
+        r->present = true;
+        memcpy(&r->id, v.mv_data, 4);
+    }
+    k = (MDB_val){key->len, key->data};
+    if (mdb_get(txn, g->e.ver, &k, &v) == 0)
+        version_decode(&v, &r->v);
+    else {
+        struct version floor = meta_version(g, txn, "floor");
+        r->v = !r->present && floor.domain != VER_NONE ? floor : gen_snapshot_version(g);
+    }
+    return 0;
 }
 
 /* Whether an event at version a replaces what version b wrote. Different

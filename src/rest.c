@@ -186,6 +186,21 @@ static bool do_delete_index(struct call *c)
     return failed_with(c, api_delete(name, &msg), &msg);
 }
 
+static bool do_verify(struct call *c)
+{
+    const char *name = index_name(c);
+    if (!name)
+        return false;
+    struct json_object *v;
+    bool repair = json_object_object_get_ex(c->req, "repair", &v) && json_object_get_boolean(v);
+    struct tbuf msg = {0};
+    uint64_t id = 0;
+    enum api_status st = api_verify(name, repair, &id, &msg);
+    if (st == API_OK)
+        json_object_object_add(c->biz, "taskid", json_object_new_int64((int64_t)id));
+    return failed_with(c, st, &msg);
+}
+
 static const struct {
     const char *names[3];
     bool (*run)(struct call *c);
@@ -196,6 +211,7 @@ static const struct {
     {{"do_create_incr", "create_incr"}, do_create_incr},
     {{"do_fullbuild", "fullbuild"}, do_fullbuild},
     {{"do_delete_index", "delete_index", "deleteIndex"}, do_delete_index},
+    {{"do_verify", "verify"}, do_verify},
 };
 
 static bool (*lookup(const char *emethod))(struct call *)
@@ -215,7 +231,7 @@ bool rest_call(const char *emethod, const char *body, size_t len, struct tbuf *o
     bool ok = false;
     if (!run) {
         fail(&c, "unknown emethod \"%s\": use one of do_create, do_get_status, "
-                 "do_get_incr_status, do_create_incr, do_fullbuild, do_delete_index",
+                 "do_get_incr_status, do_create_incr, do_fullbuild, do_delete_index, do_verify",
              emethod ? emethod : "");
     } else if (!(c.req = rjson_parse(body ? body : "", len, perr, sizeof perr)) ||
                !json_object_is_type(c.req, json_type_object))

@@ -15,7 +15,7 @@ def test_layout(tisfs):
     os.mkdir(tisfs.path("collections", "employees"))
     assert os.listdir(tisfs.path("collections")) == ["employees"]
     assert sorted(os.listdir(tisfs.path("collections", "employees"))) == \
-        ["build", "create", "incr", "incr_status", "logs", "progress", "schema", "select", "status"]
+        ["build", "create", "incr", "incr_status", "logs", "progress", "schema", "select", "status", "verify"]
     st = tisfs.status("employees")
     assert st["taskid"] is None and st["state"] == "reserved"
     assert not st["complete"] and not st["failed"] and st["errs"] == ""

@@ -43,6 +43,7 @@ enum api_doc {
     DOC_INCR,        /* the channel spec ("" when none) */
     DOC_INCR_STATUS, /* the channel's incr_status JSON */
     DOC_PROGRESS,    /* one human line: the latest task, the channel (progress.h) */
+    DOC_VERIFY,      /* the last verification's result (verify.h); {"state":"none"} */
 };
 
 /* "invalid", "not found", ...: for logs and error bodies. */
@@ -108,6 +109,14 @@ enum api_status api_create_check(const char *name, struct tbuf *msg);
  * API_BUSY, API_NOT_FOUND, API_INVALID (never created, or a bad spec). */
 enum api_status api_build(const char *name, const char *body, size_t len, uint64_t *taskid,
                           struct tbuf *msg);
+
+/* Starts a verification of the collection against its table (verify.h);
+ * with repair, the rows that differ are fixed and a second pass checks.
+ * API_NOT_READY without an index, API_BUSY while a build or another
+ * verification runs, API_NOT_FOUND. */
+enum api_status api_verify(const char *name, bool repair, uint64_t *taskid, struct tbuf *msg);
+/* api_verify's refusals, known before anything is written. */
+enum api_status api_verify_check(const char *name, struct tbuf *msg);
 
 /* Creates the incremental channel from a channel spec (the seed's
  * do_create_incr body, or the bare incr block). It starts at once when the

@@ -18,6 +18,7 @@
 struct gen;
 struct task;
 struct incr;
+struct verify;
 
 struct coll {
     char name[TIS_NAME_MAX + 1];
@@ -30,6 +31,8 @@ struct coll {
     size_t ntasks;
     struct task *task;     /* the latest task started by this process */
     struct incr *incr;     /* the running channel, NULL when none runs */
+    struct verify *verify; /* the latest verification started by this process */
+    uint64_t last_verify;  /* its task id (kept across restarts), 0 when none */
     bool deleting;         /* rm -r under way: invisible to coll_find */
     struct coll *next;
 };

@@ -108,6 +108,21 @@ int gen_each_doc(struct gen *g, int (*fn)(struct json_object *doc, void *arg), v
 
 /* The version every row of the snapshot carries. */
 struct version gen_snapshot_version(const struct gen *g);
+/* The version a snapshot description (source_begin_snapshot's info)
+ * stands for: its TSO, or its binlog position. */
+struct version gen_version_of_snapshot(struct json_object *snapshot);
+
+/* What the generation holds for one primary key. */
+struct gen_row {
+    bool present;     /* a live document */
+    uint32_t id;      /* its id, when present */
+    struct version v; /* the version that last wrote the row (a deletion's
+                       * too; the snapshot's for a row the build wrote) */
+};
+/* Looks up the row whose primary key vals holds, in txn (key is scratch).
+ * Returns 0, or an LMDB error. */
+int gen_row_lookup(struct gen *g, MDB_txn *txn, const struct tis_value *vals, struct tbuf *key,
+                   struct gen_row *r);
 
 struct gen_writer;
 

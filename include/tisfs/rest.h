@@ -5,7 +5,8 @@
  * Each method is known under the seed's name and the original system's
  * (DESIGN.md): do_create|create, do_get_status|get_task_status,
  * do_get_incr_status|get_incr_status, do_create_incr|create_incr,
- * do_fullbuild|fullbuild, do_delete_index|delete_index|deleteIndex.
+ * do_fullbuild|fullbuild, do_delete_index|delete_index|deleteIndex, and
+ * beyond the seed do_verify|verify ({indexName, repair}).
  * Transport-free: the HTTP adapter hands over the method and the body. */
 #ifndef TISFS_REST_H
 #define TISFS_REST_H

@@ -1,0 +1,531 @@
+/* verify — a collection against its table, and the repair. */
+#define _GNU_SOURCE
+#include "tisfs/verify.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <roaring/roaring.h>
+
+#include "tisfs/analysis.h"
+#include "tisfs/index.h"
+#include "tisfs/source.h"
+#include "tisfs/task.h"
+#include "tisfs/util.h"
+
+/* Repairs applied per write transaction. */
+#define REPAIR_BATCH 512
+
+struct verify {
+    uint64_t id;
+    char *collection;
+    struct tis_spec *spec;
+    struct gen *g;
+    struct incr *channel;
+    bool repair;
+    struct catalog *cat;
+    pthread_t thread;
+    atomic_bool cancel;
+
+    pthread_mutex_t mu; /* guards everything below */
+    const char *stage;  /* "verify", "repair", "verify again" */
+    bool running, complete, failed;
+    char errs[1024], cancel_reason[128];
+    char started[32], finished[32];
+    double t0, secs;
+    uint64_t total; /* the server's estimate */
+    /* The latest pass's counts; repaired is the first pass's repairs. */
+    uint64_t checked, missing, extra, differ, newer, repaired;
+    struct json_object *samples, *snapshot;
+};
+
+/* One pass over the table: the comparison's working state. */
+struct pass {
+    struct verify *v;
+    const struct tis_schema *sc;
+    MDB_txn *txn;
+    struct version snap;
+    roaring_bitmap_t *seen;
+    struct tis_value *stored;
+    struct tbuf key;
+    bool repair;
+    struct analyzer *an;
+    struct gen_writer *w;
+    size_t in_batch;
+    char err[512];
+};
+
+static void vlog(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void vlog(struct verify *v, const char *fmt, ...)
+{
+    struct tbuf b = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    tbuf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    task_log_to(v->cat, v->id, v->stage ? v->stage : "verify", b.data);
+    tbuf_free(&b);
+}
+
+static void source_line(void *arg, const char *line)
+{
+    vlog(arg, "%s", line);
+}
+
+/* ---- status ---- */
+
+static struct json_object *status_locked(struct verify *v)
+{
+    struct json_object *o = json_object_new_object(), *p = json_object_new_object();
+    double secs = v->running ? mono_now() - v->t0 : v->secs;
+    double rate = secs > 0 ? (double)v->checked / secs : 0;
+    uint64_t total = v->total > v->checked ? v->total : v->checked;
+    json_object_object_add(o, "taskid", json_object_new_int64((int64_t)v->id));
+    json_object_object_add(o, "indexName", json_object_new_string(v->collection));
+    json_object_object_add(o, "kind", json_object_new_string("verify"));
+    json_object_object_add(o, "repair", json_object_new_boolean(v->repair));
+    json_object_object_add(o, "state", json_object_new_string(v->running ? "running"
+                                                              : v->failed ? "failed" : "done"));
+    json_object_object_add(o, "complete", json_object_new_boolean(v->complete));
+    json_object_object_add(o, "faild", json_object_new_boolean(v->failed));
+    json_object_object_add(o, "failed", json_object_new_boolean(v->failed));
+    json_object_object_add(o, "stage", json_object_new_string(v->stage));
+    json_object_object_add(p, "rows", json_object_new_int64((int64_t)v->checked));
+    json_object_object_add(p, "total", json_object_new_int64((int64_t)total));
+    json_object_object_add(p, "rows_per_sec", json_object_new_int64((int64_t)rate));
+    json_object_object_add(p, "eta_sec", json_object_new_double(
+        v->running && rate > 0 ? (double)(total - v->checked) / rate : 0));
+    json_object_object_add(o, "progress", p);
+    json_object_object_add(o, "snapshot", json_object_get(v->snapshot));
+    json_object_object_add(o, "checked", json_object_new_int64((int64_t)v->checked));
+    json_object_object_add(o, "missing", json_object_new_int64((int64_t)v->missing));
+    json_object_object_add(o, "extra", json_object_new_int64((int64_t)v->extra));
+    json_object_object_add(o, "differ", json_object_new_int64((int64_t)v->differ));
+    json_object_object_add(o, "newer", json_object_new_int64((int64_t)v->newer));
+    json_object_object_add(o, "samples", json_object_get(v->samples));
+    json_object_object_add(o, "repaired", json_object_new_int64((int64_t)v->repaired));
+    json_object_object_add(o, "errs", json_object_new_string(v->errs));
+    json_object_object_add(o, "started", json_object_new_string(v->started));
+    json_object_object_add(o, "finished", v->finished[0] ? json_object_new_string(v->finished)
+                                                         : NULL);
+    json_object_object_add(o, "seconds", json_object_new_double(secs));
+    return o;
+}
+
+char *verify_status_json(struct verify *v)
+{
+    pthread_mutex_lock(&v->mu);
+    struct json_object *o = status_locked(v);
+    pthread_mutex_unlock(&v->mu);
+    char *s = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                            JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return s;
+}
+
+static void persist(struct verify *v)
+{
+    char *s = verify_status_json(v);
+    cat_task_put(v->cat, v->id, s);
+    free(s);
+}
+
+/* ---- comparing one row ---- */
+
+static bool same_value(const struct tis_value *a, const struct tis_value *b)
+{
+    if (a->null || b->null)
+        return a->null == b->null;
+    return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+}
+
+static struct json_object *pk_json(const struct tis_schema *sc, const struct tis_value *vals)
+{
+    struct json_object *o = json_object_new_object();
+    for (size_t i = 0; i < sc->npk; i++) {
+        const struct tis_field *f = &sc->fields[sc->pk[i]];
+        const struct tis_value *x = &vals[sc->pk[i]];
+        json_object_object_add(o, f->name, x->null ? NULL : value_to_json(f->vt, x->p, x->len));
+    }
+    return o;
+}
+
+static void sample(struct pass *ps, const struct tis_value *vals, const char *kind,
+                   struct json_object *fields)
+{
+    struct verify *v = ps->v;
+    pthread_mutex_lock(&v->mu);
+    if (json_object_array_length(v->samples) < VERIFY_MAX_SAMPLES) {
+        struct json_object *s = json_object_new_object();
+        json_object_object_add(s, "pk", pk_json(ps->sc, vals));
+        json_object_object_add(s, "kind", json_object_new_string(kind));
+        json_object_object_add(s, "fields", fields ? fields : json_object_new_array());
+        json_object_array_add(v->samples, s);
+        fields = NULL;
+    }
+    pthread_mutex_unlock(&v->mu);
+    json_object_put(fields);
+}
+
+static void count(struct verify *v, uint64_t *field)
+{
+    pthread_mutex_lock(&v->mu);
+    (*field)++;
+    pthread_mutex_unlock(&v->mu);
+}
+
+/* Whether version a is known to be after b (same domain). */
+static bool after(struct version a, struct version b)
+{
+    return a.domain != VER_NONE && a.domain == b.domain && a.v > b.v;
+}
+
+/* ---- repairing ---- */
+
+static int flush_repairs(struct pass *ps)
+{
+    if (!ps->w)
+        return 0;
+    int rc = gen_write_commit(ps->w, NULL, ps->err, sizeof ps->err);
+    ps->w = NULL;
+    ps->in_batch = 0;
+    return rc;
+}
+
+/* Applies the snapshot's row (or, with del, the row's absence) at the
+ * snapshot's version, through the channel's write path. */
+static int repair_row(struct pass *ps, const struct tis_value *vals, bool del)
+{
+    enum gen_outcome out;
+    if (!ps->w && !(ps->w = gen_write_begin(ps->v->g, ps->an, ps->err, sizeof ps->err)))
+        return -1;
+    bool *present = xmalloc(ps->sc->nfields * sizeof *present);
+    for (size_t i = 0; i < ps->sc->nfields; i++)
+        present[i] = true;
+    int rc = del ? gen_write_delete(ps->w, vals, ps->snap, &out, ps->err, sizeof ps->err)
+                 : gen_write_upsert(ps->w, vals, present, ps->snap, &out, ps->err, sizeof ps->err);
+    free(present);
+    if (rc) {
+        gen_write_abort(ps->w);
+        ps->w = NULL;
+        return -1;
+    }
+    if (out == GEN_APPLIED)
+        count(ps->v, &ps->v->repaired);
+    return ++ps->in_batch >= REPAIR_BATCH ? flush_repairs(ps) : 0;
+}
+
+/* ---- the pass ---- */
+
+static int compare_row(void *arg, const struct tis_value *vals)
+{
+    struct pass *ps = arg;
+    struct verify *v = ps->v;
+    struct gen_row r;
+    if (atomic_load(&v->cancel))
+        return 1;
+    int rc = gen_row_lookup(v->g, ps->txn, vals, &ps->key, &r);
+    if (rc) {
+        snprintf(ps->err, sizeof ps->err, "reading the index: %s", mdb_strerror(rc));
+        return 1;
+    }
+    count(v, &v->checked);
+    if (after(r.v, ps->snap)) { /* changed after the snapshot: not drift */
+        if (r.present)
+            roaring_bitmap_add(ps->seen, r.id);
+        count(v, &v->newer);
+        return 0;
+    }
+    if (!r.present) {
+        count(v, &v->missing);
+        sample(ps, vals, "missing", NULL);
+        return ps->repair ? -repair_row(ps, vals, false) : 0;
+    }
+    roaring_bitmap_add(ps->seen, r.id);
+    if (!gen_doc_values(v->g, ps->txn, r.id, ps->stored)) {
+        snprintf(ps->err, sizeof ps->err, "document %u cannot be read", r.id);
+        return 1;
+    }
+    struct json_object *fields = NULL;
+    for (size_t i = 0; i < ps->sc->nfields; i++)
+        if (!same_value(&vals[i], &ps->stored[i])) {
+            if (!fields)
+                fields = json_object_new_array();
+            json_object_array_add(fields, json_object_new_string(ps->sc->fields[i].name));
+        }
+    if (!fields)
+        return 0;
+    count(v, &v->differ);
+    sample(ps, vals, "differ", fields);
+    return ps->repair ? -repair_row(ps, vals, false) : 0;
+}
+
+/* Documents no row of the snapshot matched: extra, unless written after it. */
+static int find_extra(struct pass *ps)
+{
+    struct verify *v = ps->v;
+    struct gen_stats st;
+    gen_stats_read(v->g, ps->txn, &st);
+    roaring_bitmap_t *live = st.last_id ? roaring_bitmap_from_range(1, (uint64_t)st.last_id + 1, 1)
+                                        : roaring_bitmap_create();
+    roaring_bitmap_t *deleted = index_deleted(ps->txn, gen_index(v->g));
+    roaring_bitmap_andnot_inplace(live, deleted);
+    roaring_bitmap_andnot_inplace(live, ps->seen);
+    roaring_uint32_iterator_t it;
+    int rc = 0;
+    roaring_init_iterator(live, &it);
+    for (; it.has_value && !rc && !atomic_load(&v->cancel); roaring_advance_uint32_iterator(&it)) {
+        struct gen_row r;
+        if (!gen_doc_values(v->g, ps->txn, it.current_value, ps->stored))
+            continue; /* an id never used (a build's gap) */
+        if (gen_row_lookup(v->g, ps->txn, ps->stored, &ps->key, &r) == 0 && after(r.v, ps->snap)) {
+            count(v, &v->newer);
+            continue;
+        }
+        count(v, &v->extra);
+        sample(ps, ps->stored, "extra", NULL);
+        if (ps->repair)
+            rc = repair_row(ps, ps->stored, true);
+    }
+    roaring_bitmap_free(live);
+    roaring_bitmap_free(deleted);
+    gen_stats_free(&st);
+    return rc;
+}
+
+/* ---- the snapshot and the channel ---- */
+
+/* The index must hold every change up to the snapshot before comparing,
+ * or changes in flight would show as drift: wait (bounded) until the
+ * channel has applied past it (TiDB: its resolved commit ts; otherwise:
+ * no lag left). */
+static void wait_for_channel(struct verify *v, struct version snap)
+{
+    if (!v->channel)
+        return;
+    double end = mono_now() + VERIFY_CHANNEL_WAIT_SEC, said = 0;
+    while (!atomic_load(&v->cancel)) {
+        char *s = incr_status_json(v->channel, v->collection);
+        struct json_object *o = json_tokener_parse(s), *ts, *cur;
+        free(s);
+        bool ok = false;
+        if (snap.domain == VER_TSO && json_object_object_get_ex(o, "applied_commit_ts", &ts) && ts)
+            ok = (uint64_t)json_object_get_int64(ts) >= snap.v;
+        else if (json_object_object_get_ex(o, "current_cursor", &cur) &&
+                 json_object_is_type(cur, json_type_array)) {
+            ok = json_object_array_length(cur) > 0;
+            for (size_t i = 0; i < json_object_array_length(cur); i++) {
+                struct json_object *lag;
+                if (!json_object_object_get_ex(json_object_array_get_idx(cur, i), "lag", &lag) ||
+                    !lag || json_object_get_int64(lag) > 0)
+                    ok = false;
+            }
+        }
+        json_object_put(o);
+        if (ok)
+            return;
+        if (mono_now() > end) {
+            vlog(v, "the channel has not applied past the snapshot after %.0f s: comparing "
+                    "anyway (rows changed meanwhile may show as differences)",
+                 VERIFY_CHANNEL_WAIT_SEC);
+            return;
+        }
+        if (mono_now() - said > 10) {
+            vlog(v, "waiting for the channel to apply past the snapshot");
+            said = mono_now();
+        }
+        usleep(50000);
+    }
+}
+
+/* The table's schema must still be the collection's. */
+static int same_schema(const struct tis_schema *now, const struct tis_schema *built, char *err,
+                       size_t errlen)
+{
+    for (size_t i = 0; i < built->nfields; i++) {
+        const struct tis_field *b = &built->fields[i];
+        const struct tis_field *n = i < now->nfields ? &now->fields[i] : NULL;
+        if (!n || strcasecmp(n->name, b->name) != 0)
+            return snprintf(err, errlen, "the table no longer matches the collection: column %s "
+                                         "is gone; rebuild the collection", b->name), -1;
+        if (n->vt != b->vt)
+            return snprintf(err, errlen, "the table no longer matches the collection: column %s "
+                                         "was %s and is %s now; rebuild the collection", b->name,
+                            b->source_type, n->source_type), -1;
+    }
+    return 0;
+}
+
+static void reset_counts(struct verify *v)
+{
+    pthread_mutex_lock(&v->mu);
+    v->checked = v->missing = v->extra = v->differ = v->newer = 0;
+    json_object_put(v->samples);
+    v->samples = json_object_new_array();
+    pthread_mutex_unlock(&v->mu);
+}
+
+/* One comparison of the whole table at a fresh snapshot. */
+static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
+{
+    struct source *src = source_connect(&v->spec->ds, source_line, v, err, errlen);
+    struct tis_schema *sc = src ? source_describe(src, v->spec, err, errlen) : NULL;
+    struct json_object *info = NULL;
+    int rc = !sc || same_schema(sc, gen_schema(v->g), err, errlen) ||
+             source_begin_snapshot(src, &info, err, errlen) ? -1 : 0;
+    struct pass ps = {.v = v, .sc = gen_schema(v->g), .repair = repair};
+    if (!rc) {
+        v->total = source_estimate_rows(src, v->spec);
+        ps.snap = gen_version_of_snapshot(info);
+        pthread_mutex_lock(&v->mu);
+        json_object_put(v->snapshot);
+        v->snapshot = json_object_get(info);
+        pthread_mutex_unlock(&v->mu);
+        vlog(v, "snapshot: %s", json_object_to_json_string(info));
+        wait_for_channel(v, ps.snap);
+        reset_counts(v);
+        ps.seen = roaring_bitmap_create();
+        ps.stored = xcalloc(ps.sc->nfields, sizeof *ps.stored);
+        if (repair && !(ps.an = analyzer_new(err, errlen)))
+            rc = -1;
+        if (!rc && (rc = gen_txn_begin(v->g, &ps.txn)) != 0)
+            snprintf(err, errlen, "reading the index: %s", mdb_strerror(rc));
+    }
+    if (!rc) {
+        rc = source_stream(src, v->spec, sc, compare_row, &ps, &v->cancel, err, errlen);
+        if (rc && ps.err[0])
+            snprintf(err, errlen, "%s", ps.err);
+        if (!rc && (rc = find_extra(&ps)) != 0)
+            snprintf(err, errlen, "%s", ps.err);
+        if (!rc && (rc = flush_repairs(&ps)) != 0)
+            snprintf(err, errlen, "%s", ps.err);
+    }
+    if (ps.w)
+        gen_write_abort(ps.w);
+    if (ps.txn)
+        mdb_txn_abort(ps.txn);
+    if (!rc && atomic_load(&v->cancel))
+        rc = -1, snprintf(err, errlen, "%s", v->cancel_reason);
+    analyzer_free(ps.an);
+    tbuf_free(&ps.key);
+    free(ps.stored);
+    if (ps.seen)
+        roaring_bitmap_free(ps.seen);
+    json_object_put(info);
+    schema_free(sc);
+    source_close(src);
+    return rc;
+}
+
+static void summary(struct verify *v)
+{
+    pthread_mutex_lock(&v->mu);
+    uint64_t c = v->checked, m = v->missing, e = v->extra, d = v->differ, n = v->newer;
+    pthread_mutex_unlock(&v->mu);
+    vlog(v, "%s: %llu rows checked: %llu missing, %llu extra, %llu differ, %llu newer", v->stage,
+         (unsigned long long)c, (unsigned long long)m, (unsigned long long)e,
+         (unsigned long long)d, (unsigned long long)n);
+}
+
+static void *run(void *arg)
+{
+    struct verify *v = arg;
+    char err[1024] = "";
+    vlog(v, "task %llu (verify%s) started for collection %s", (unsigned long long)v->id,
+         v->repair ? ", repair" : "", v->collection);
+    int rc = one_pass(v, v->repair, err, sizeof err);
+    if (!rc)
+        summary(v);
+    if (!rc && v->repair) {
+        pthread_mutex_lock(&v->mu);
+        uint64_t fixed = v->repaired;
+        v->stage = "verify again";
+        pthread_mutex_unlock(&v->mu);
+        vlog(v, "repaired %llu rows: verifying again", (unsigned long long)fixed);
+        if ((rc = one_pass(v, false, err, sizeof err)) == 0)
+            summary(v);
+    }
+    pthread_mutex_lock(&v->mu);
+    v->running = false;
+    v->failed = rc != 0;
+    v->complete = rc == 0;
+    v->secs = mono_now() - v->t0;
+    iso_now(v->finished, false);
+    if (rc)
+        snprintf(v->errs, sizeof v->errs, "%s: %s", v->stage, err);
+    pthread_mutex_unlock(&v->mu);
+    if (rc)
+        vlog(v, "FAILED: %s", err);
+    else
+        vlog(v, "task %llu complete in %.1f s", (unsigned long long)v->id, v->secs);
+    persist(v);
+    cat_sync(v->cat);
+    return NULL;
+}
+
+struct verify *verify_start(uint64_t id, const char *collection, struct tis_spec *spec,
+                            struct gen *g, struct incr *channel, bool repair,
+                            struct catalog *cat)
+{
+    struct verify *v = xcalloc(1, sizeof *v);
+    v->id = id;
+    v->collection = xstrdup(collection);
+    v->spec = spec_ref(spec);
+    gen_ref(g);
+    v->g = g;
+    v->channel = channel;
+    v->repair = repair;
+    v->cat = cat;
+    v->stage = repair ? "repair" : "verify";
+    v->running = true;
+    v->t0 = mono_now();
+    v->samples = json_object_new_array();
+    iso_now(v->started, false);
+    pthread_mutex_init(&v->mu, NULL);
+    persist(v);
+    pthread_create(&v->thread, NULL, run, v);
+    return v;
+}
+
+bool verify_running(struct verify *v)
+{
+    pthread_mutex_lock(&v->mu);
+    bool r = v->running;
+    pthread_mutex_unlock(&v->mu);
+    return r;
+}
+
+uint64_t verify_id(const struct verify *v)
+{
+    return v->id;
+}
+
+void verify_cancel(struct verify *v, const char *reason)
+{
+    if (!v)
+        return;
+    pthread_mutex_lock(&v->mu);
+    snprintf(v->cancel_reason, sizeof v->cancel_reason, "%s", reason);
+    pthread_mutex_unlock(&v->mu);
+    atomic_store(&v->cancel, true);
+}
+
+void verify_join_free(struct verify *v)
+{
+    if (!v)
+        return;
+    pthread_join(v->thread, NULL);
+    gen_unref(v->g);
+    spec_free(v->spec);
+    json_object_put(v->samples);
+    json_object_put(v->snapshot);
+    pthread_mutex_destroy(&v->mu);
+    free(v->collection);
+    free(v);
+}
