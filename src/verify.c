@@ -303,13 +303,15 @@ static int find_extra(struct pass *ps)
 
 /* The index must hold every change up to the snapshot before comparing,
  * or changes in flight would show as drift: wait (bounded) until the
- * channel has applied past it (TiDB: its resolved commit ts; otherwise:
- * no lag left). */
+ * channel has applied past it. TiDB: its resolved commit ts has passed the
+ * snapshot's TSO. Otherwise (binlog positions): no lag left for
+ * VERIFY_SETTLE_SEC after the snapshot, time for a change committed just
+ * before it to reach the topic. */
 static void wait_for_channel(struct verify *v, struct version snap)
 {
     if (!v->channel)
         return;
-    double end = mono_now() + VERIFY_CHANNEL_WAIT_SEC, said = 0;
+    double t0 = mono_now(), end = t0 + VERIFY_CHANNEL_WAIT_SEC, said = 0, calm = t0;
     while (!atomic_load(&v->cancel)) {
         char *s = incr_status_json(v->channel, v->collection);
         struct json_object *o = json_tokener_parse(s), *ts, *cur;
@@ -328,6 +330,10 @@ static void wait_for_channel(struct verify *v, struct version snap)
             }
         }
         json_object_put(o);
+        if (snap.domain != VER_TSO && !ok)
+            calm = mono_now();
+        else if (snap.domain != VER_TSO)
+            ok = mono_now() - calm >= VERIFY_SETTLE_SEC;
         if (ok)
             return;
         if (mono_now() > end) {

@@ -28,6 +28,10 @@
 #define VERIFY_MAX_SAMPLES 100
 /* Seconds a verification waits for the channel to apply past its snapshot. */
 #define VERIFY_CHANNEL_WAIT_SEC 60.0
+/* Without a TSO (binlog positions), how long the channel must show no lag
+ * after the snapshot before comparing: time for the change events of
+ * transactions committed just before it to arrive. */
+#define VERIFY_SETTLE_SEC 2.0
 
 struct verify;
 
