@@ -432,12 +432,24 @@ static struct column_info *table_columns(struct source *s, const char *table, si
     if (!r)
         return NULL;
     struct column_info *c = xcalloc(mysql_num_rows(r) + 1, sizeof *c);
-    for (MYSQL_ROW row; (row = mysql_fetch_row(r)); (*n)++) {
+    /* A server (or an impostor) may answer anything: a short row or a NULL
+     * cell is an error, never a crash. */
+    bool bad = mysql_num_fields(r) < 3;
+    for (MYSQL_ROW row; !bad && (row = mysql_fetch_row(r)); (*n)++) {
+        if ((bad = !row[0] || !row[1] || !row[2]))
+            break;
         c[*n].name = xstrdup(row[0]);
         c[*n].data_type = xstrdup(row[1]);
         c[*n].column_type = xstrdup(row[2]);
     }
     mysql_free_result(r);
+    if (bad) {
+        snprintf(err, errlen, "the server's information_schema.COLUMNS answer for %s.%s has "
+                              "missing or NULL cells", s->db, table);
+        columns_free(c, *n);
+        *n = 0;
+        return NULL;
+    }
     return c;
 }
 
@@ -458,9 +470,22 @@ static char **primary_key(struct source *s, const char *table, size_t *n, char *
     if (!r)
         return NULL;
     char **pk = xcalloc(mysql_num_rows(r) + 1, sizeof *pk);
-    for (MYSQL_ROW row; (row = mysql_fetch_row(r));)
+    bool bad = mysql_num_fields(r) < 1;
+    for (MYSQL_ROW row; !bad && (row = mysql_fetch_row(r));) {
+        if ((bad = !row[0]))
+            break;
         pk[(*n)++] = xstrdup(row[0]);
+    }
     mysql_free_result(r);
+    if (bad) {
+        snprintf(err, errlen, "the server's primary key answer for %s.%s has NULL cells", s->db,
+                 table);
+        for (size_t i = 0; i < *n; i++)
+            free(pk[i]);
+        free(pk);
+        *n = 0;
+        return NULL;
+    }
     return pk;
 }
 
@@ -702,6 +727,13 @@ int source_stream(struct source *s, const struct tis_spec *spec, const struct ti
     MYSQL_RES *r = rc ? NULL : mysql_use_result(s->my);
     if (!r) {
         my_err(s, "select rows", err, errlen);
+        return -1;
+    }
+    if (mysql_num_fields(r) != sc->nfields) { /* never index past the row */
+        snprintf(err, errlen, "the server answered %u columns for the %zu asked",
+                 mysql_num_fields(r), sc->nfields);
+        shutdown(mysql_get_socket(s->my), SHUT_RDWR);
+        mysql_free_result(r);
         return -1;
     }
     struct tis_value *vals = xcalloc(sc->nfields, sizeof *vals);
