@@ -188,6 +188,12 @@ struct source {
     struct tidb_snapshot snap;
 };
 
+void source_abort(struct source *s)
+{
+    if (s && s->my)
+        shutdown(mysql_get_socket(s->my), SHUT_RDWR);
+}
+
 void source_logf(source_log_fn log, void *arg, const char *fmt, ...)
 {
     if (!log)

@@ -46,6 +46,7 @@ struct task {
     char cancel_reason[128];
     struct json_object *snapshot;
     struct json_object *channel; /* the channel's start, from start_positions */
+    struct source *src;          /* while dumping: task_cancel cuts its connection */
     uint64_t generation;
 
     atomic_uint_fast64_t rows;
@@ -349,6 +350,12 @@ static bool stage_dump(struct task *t, struct gen_builder **bp, const char *dir)
     stage_enter(t, STAGE_DUMP);
     struct tis_schema *sc = NULL;
     struct source *src = dump_open_source(t, err, sizeof err);
+    pthread_mutex_lock(&t->mu);
+    t->src = src;
+    bool cancelled = atomic_load(&t->cancel);
+    pthread_mutex_unlock(&t->mu);
+    if (cancelled && src) /* cancelled while connecting */
+        source_abort(src);
     if (src && (sc = source_describe(src, t->spec, err, sizeof err)) && sc->nfields > 256) {
         /* Field ids are one byte: field 257 would alias field 1. */
         snprintf(err, sizeof err, "%zu fields (the listed columns and the primary key): a "
@@ -362,6 +369,9 @@ static bool stage_dump(struct task *t, struct gen_builder **bp, const char *dir)
         task_log(t, "server estimates %llu rows", (unsigned long long)t->total);
     }
     bool ok = sc && dump_stream(t, src, sc, bp, dir, err, sizeof err);
+    pthread_mutex_lock(&t->mu);
+    t->src = NULL;
+    pthread_mutex_unlock(&t->mu);
     source_close(src);
     schema_free(sc);
     if (!ok)
@@ -494,8 +504,12 @@ void task_cancel(struct task *t, const char *reason)
 {
     pthread_mutex_lock(&t->mu);
     snprintf(t->cancel_reason, sizeof t->cancel_reason, "%s", reason);
-    pthread_mutex_unlock(&t->mu);
     atomic_store(&t->cancel, true);
+    /* A dump blocked on a stalled server would notice only at its next row
+     * (an hour's read timeout): cut its connection now. */
+    if (t->src)
+        source_abort(t->src);
+    pthread_mutex_unlock(&t->mu);
 }
 
 bool task_cancelled(struct task *t)

@@ -67,3 +67,27 @@ def test_an_answer_beyond_64_mib_is_a_400_not_a_memory_blowup(tisfs, mariadb):
     assert len(tisfs.json("collections", "huge", "select", "q=t:x&rows=10")["response"]["docs"]) == 10
     assert tisfs.json("collections", "huge", "select",
                       "q=t:x&rows=100&fl=id")["response"]["numFound"] == 70
+
+
+def test_rm_r_returns_at_once_while_the_server_stalls_the_dump(tisfs, mariadb):
+    import time
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute("DROP TABLE IF EXISTS tistest.h_stall",
+                    "CREATE TABLE tistest.h_stall (id INT PRIMARY KEY, t VARCHAR(20))",
+                    "INSERT INTO tistest.h_stall VALUES (1, 'a')", db="tistest")
+    locker = mariadb.connect("tistest")
+    try:
+        with locker.cursor() as cur:  # the dump's SELECT waits for this lock
+            cur.execute("LOCK TABLES h_stall WRITE")
+        os.mkdir(tisfs.path("collections", "stall"))
+        tisfs.write(mysql_spec(mariadb, "h_stall", ['{name:"t"}']), "collections", "stall",
+                    "create")
+        from conftest import wait_for
+        wait_for(lambda: "server estimates" in tisfs.read("collections", "stall", "logs"), 30,
+                 what="the dump to reach its SELECT")
+        t0 = time.monotonic()
+        subprocess.run(["rm", "-r", tisfs.path("collections", "stall")], check=True)
+        assert time.monotonic() - t0 < 2.0
+        assert os.listdir(tisfs.path("collections")) == []
+    finally:
+        locker.close()

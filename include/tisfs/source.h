@@ -34,6 +34,10 @@ void source_logf(source_log_fn log, void *arg, const char *fmt, ...)
 struct source *source_connect(const struct tis_datasource *ds, source_log_fn log, void *log_arg,
                               char *err, size_t errlen);
 void source_close(struct source *s);
+/* From another thread: cuts the main connection (shutdown, not close) so
+ * that a read blocked on a stalled server returns at once; the stream then
+ * fails and source_close still cleans up. */
+void source_abort(struct source *s);
 
 /* "10.11.6-MariaDB-0+deb12u1", "8.0.11-TiDB-v7.5.0", ... */
 const char *source_server_version(const struct source *s);
