@@ -172,16 +172,28 @@ int channel_backflow(void *arg, struct task *t, const char *name, const char *di
     }
     coll_lock();
     struct gen *old = NULL;
+    int rc = 0;
     if ((c = coll_find(name)) != NULL) {
         old = c->gen;
+        uint64_t old_id = c->gen_id;
+        struct tis_spec *old_spec = c->spec;
         c->gen = g;
         c->gen_id = gen_id;
-        if (c->next_spec) { /* the rebuild's new spec is the accepted one now */
-            spec_free(c->spec);
+        if (c->next_spec) /* the rebuild's new spec is the accepted one now */
             c->spec = c->next_spec;
+        if ((rc = coll_persist(c)) != 0) {
+            /* The switch is not on disk (a full disk): the old generation
+             * keeps serving, and this one goes, rather than a catalog that
+             * names a generation start-up would delete. */
+            c->gen = old;
+            c->gen_id = old_id;
+            c->spec = old_spec;
+            old = g;
+            snprintf(err, errlen, "the catalog cannot record the switch: %s", mdb_strerror(rc));
+        } else if (c->next_spec) {
             c->next_spec = NULL;
+            spec_free(old_spec);
         }
-        coll_persist(c);
         cat_sync(coll_catalog());
         channel_start_locked(c);
     }
@@ -194,5 +206,5 @@ int channel_backflow(void *arg, struct task *t, const char *name, const char *di
         gen_doom(old);
         gen_unref(old);
     }
-    return c ? 0 : -1;
+    return c && old != g ? 0 : -1;
 }

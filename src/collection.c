@@ -72,7 +72,7 @@ struct coll *coll_of_task(uint64_t id)
 
 /* ---- the catalog record ---- */
 
-void coll_persist(const struct coll *c)
+int coll_persist(const struct coll *c)
 {
     struct json_object *o = json_object_new_object(), *tasks = json_object_new_array();
     json_object_object_add(o, "name", json_object_new_string(c->name));
@@ -85,8 +85,9 @@ void coll_persist(const struct coll *c)
     for (size_t i = 0; i < c->ntasks; i++)
         json_object_array_add(tasks, json_object_new_int64((int64_t)c->tasks[i]));
     json_object_object_add(o, "tasks", tasks);
-    cat_coll_put(R.cat, c->name, json_object_to_json_string(o));
+    int rc = cat_coll_put(R.cat, c->name, json_object_to_json_string(o));
     json_object_put(o);
+    return rc;
 }
 
 static void push_task(struct coll *c, uint64_t id)

@@ -65,8 +65,9 @@ uint64_t coll_last_task(const struct coll *c);
  * the oldest task beyond COLL_MAX_TASKS. */
 void coll_add_task(struct coll *c, uint64_t id);
 /* Locked. Writes c's record to the catalog (the caller syncs when it must
- * survive a power cut: cat_sync). */
-void coll_persist(const struct coll *c);
+ * survive a power cut: cat_sync). Returns 0, or the LMDB error (a full
+ * disk): the record on disk is then the previous one. */
+int coll_persist(const struct coll *c);
 
 /* Not locked (c must be marked deleting and its task and channel stopped):
  * takes c out of the list, removes its catalog record, its tasks and their
