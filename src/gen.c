@@ -243,6 +243,11 @@ uint64_t gen_builder_rows(const struct gen_builder *b)
     return b->next_id;
 }
 
+uint64_t gen_builder_truncated(const struct gen_builder *b)
+{
+    return b->ib ? index_builder_truncated(b->ib) : 0;
+}
+
 static int put_meta(struct gen_builder *b, const char *key, struct json_object *val)
 {
     const char *s = json_object_to_json_string_ext(val, JSON_C_TO_STRING_PLAIN);

@@ -425,6 +425,10 @@ static int doc_token(void *arg, const char *t, size_t len, uint32_t pos)
 {
     (void)pos;
     struct doc_terms *dt = arg;
+    if (dt->n - dt->field_start >= INDEX_MAX_TOKENS_PER_VALUE) {
+        dt->cut = true; /* stops the analyzer: the rest of the value is not indexed */
+        return 1;
+    }
     uint16_t n = (uint16_t)(len + 1);
     tbuf_reserve(&dt->keys, 3 + len); /* one reservation, then plain copies */
     char *w = dt->keys.data + dt->keys.len;
@@ -447,6 +451,7 @@ void doc_terms_collect(struct doc_terms *dt, struct analyzer *an, const struct a
         if (!f->search || vals[i].null)
             continue;
         dt->field = (uint8_t)i;
+        dt->field_start = dt->n;
         if (field_is_typed(f)) {
             unsigned char term[40];
             size_t n;
@@ -462,8 +467,18 @@ void doc_terms_collect(struct doc_terms *dt, struct analyzer *an, const struct a
                 doc_token(dt, (const char *)term, n, 0);
                 dt->lens[i] = 1;
             }
-        } else if (f->token != TOK_DEFAULT)
-            dt->lens[i] = analyze(an, f->token, o, vals[i].p, vals[i].len, doc_token, dt);
+        } else if (f->token != TOK_DEFAULT) {
+            /* Only a prefix is analysed (its tokens fill the cap anyway), so
+             * that the analyzer's copies of a huge value stay small. */
+            size_t len = vals[i].len;
+            dt->cut = len > INDEX_MAX_BYTES_PER_VALUE;
+            if (dt->cut) /* at a character boundary */
+                for (len = INDEX_MAX_BYTES_PER_VALUE;
+                     len && ((unsigned char)vals[i].p[len] & 0xC0) == 0x80;)
+                    len--;
+            dt->lens[i] = analyze(an, f->token, o, vals[i].p, len, doc_token, dt);
+            dt->truncated += dt->cut;
+        }
     }
 }
 

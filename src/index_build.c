@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,7 @@ struct index_builder {
     struct batch *cur; /* the batch the dump is filling (not yet in a slot) */
     uint64_t cur_seq;
     uint32_t next_id;
+    atomic_uint_fast64_t truncated; /* values cut at INDEX_MAX_TOKENS_PER_VALUE */
 
     /* accumulator state */
     struct dict dict;
@@ -341,6 +343,7 @@ static void *tokenizer(void *arg)
         pthread_cond_broadcast(&b->cv);
     }
     pthread_mutex_unlock(&b->mu);
+    atomic_fetch_add(&b->truncated, dt.truncated);
     doc_terms_free(&dt);
     free(vals);
     analyzer_free(an);
@@ -798,4 +801,9 @@ void index_builder_free(struct index_builder *b)
         pthread_cond_destroy(&b->cv);
     }
     free(b);
+}
+
+uint64_t index_builder_truncated(struct index_builder *b)
+{
+    return atomic_load(&b->truncated);
 }

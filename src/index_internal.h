@@ -31,6 +31,9 @@ struct doc_terms {
     uint32_t *slots; /* hash table for doc_terms_distinct */
     size_t nslots;
     uint8_t field;
+    size_t field_start;  /* n when the current value began */
+    bool cut;            /* the current value was cut */
+    uint64_t truncated;  /* values cut so far (tokens or bytes) */
 };
 
 void doc_terms_init(struct doc_terms *dt, const struct tis_schema *sc);

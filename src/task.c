@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "tisfs/gen.h"
+#include "tisfs/index.h"
 #include "tisfs/source.h"
 #include "tisfs/util.h"
 
@@ -396,6 +397,12 @@ static bool stage_index_build(struct task *t, struct gen_builder *b)
     if (gen_builder_finish(b, t->snapshot, err, sizeof err))
         return stage_fail(t, err);
     t->st_rows[STAGE_INDEX_BUILD] = gen_builder_rows(b);
+    uint64_t cut = gen_builder_truncated(b);
+    if (cut)
+        task_log(t, "%llu value%s indexed only up to %zu MiB or %u tokens: the text beyond is "
+                    "stored and shown but not searchable", (unsigned long long)cut,
+                 cut == 1 ? " was" : "s were", INDEX_MAX_BYTES_PER_VALUE >> 20,
+                 INDEX_MAX_TOKENS_PER_VALUE);
     return stage_leave(t, true);
 }
 

@@ -91,3 +91,23 @@ def test_rm_r_returns_at_once_while_the_server_stalls_the_dump(tisfs, mariadb):
         assert os.listdir(tisfs.path("collections")) == []
     finally:
         locker.close()
+
+
+def test_a_40_mb_like_cell_stays_within_memory(tisfs, mariadb):
+    """n-grams of one huge value are capped (and the cap logged), so peak
+    memory stays bounded instead of growing with the value's tokens."""
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
+    mariadb.execute("DROP TABLE IF EXISTS tistest.h_like",
+                    "CREATE TABLE tistest.h_like (id INT PRIMARY KEY, body LONGTEXT)",
+                    "INSERT INTO tistest.h_like VALUES (1, REPEAT('abcdefghij', 4000000)),"
+                    " (2, 'abc small')", db="tistest")
+    st = tisfs.create("like", mysql_spec(mariadb, "h_like", ['{name:"body", token:"like"}']), 300)
+    assert st["complete"], st
+    with open(f"/proc/{tisfs.proc.pid}/status") as f:
+        hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    assert hwm < 256 * 1024, f"peak RSS {hwm} kB"
+    assert "1 value was indexed only up to 8 MiB or 1048576 tokens" in \
+        tisfs.read("collections", "like", "logs")
+    r = tisfs.json("collections", "like", "select", "q=body:abc&fl=id")
+    assert sorted(d["id"] for d in r["response"]["docs"]) == [1, 2]

@@ -54,6 +54,8 @@ struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *s
 int gen_builder_add(struct gen_builder *b, const struct tis_value *vals, char *err,
                     size_t errlen);
 uint64_t gen_builder_rows(const struct gen_builder *b);
+/* Values whose tokens beyond INDEX_MAX_TOKENS_PER_VALUE were not indexed. */
+uint64_t gen_builder_truncated(const struct gen_builder *b);
 /* Writes what remains (meta: schema, snapshot, document count) and syncs the
  * environment to disk. snapshot is borrowed. */
 int gen_builder_finish(struct gen_builder *b, struct json_object *snapshot, char *err,

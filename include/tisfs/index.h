@@ -51,6 +51,13 @@ struct index_dbs {
 /* Opens (or, with create, creates) the index databases in txn. */
 int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d);
 
+/* Tokens indexed from one value at most: a 40 MB cell cut into n-grams
+ * would otherwise need gigabytes for one document. The text beyond stays
+ * stored (and shown); the build's log says how many values were cut. */
+#define INDEX_MAX_TOKENS_PER_VALUE (1u << 20)
+/* Bytes of one value analysed at most (a prefix cut at a character). */
+#define INDEX_MAX_BYTES_PER_VALUE ((size_t)8 << 20)
+
 /* Whether field f is indexed with typed terms rather than text terms. */
 bool field_is_typed(const struct tis_field *f);
 /* Whether values of vt have an order of their own (numbers, dates...), so
@@ -75,6 +82,8 @@ int index_builder_add(struct index_builder *b, uint32_t docid, const struct tis_
 int index_builder_finish(struct index_builder *b, MDB_env *env, const struct index_dbs *d,
                          struct json_object **stats, char *err, size_t errlen);
 void index_builder_free(struct index_builder *b);
+/* Values cut at INDEX_MAX_TOKENS_PER_VALUE (complete once finished). */
+uint64_t index_builder_truncated(struct index_builder *b);
 
 /* ---- live changes (inside the caller's write transaction) ----
  * A document update is index_doc_remove of the old id then index_doc_add of
