@@ -42,6 +42,7 @@ struct verify {
     /* The latest pass's counts; repaired is the first pass's repairs. */
     uint64_t checked, missing, extra, differ, newer, repaired;
     struct json_object *samples, *snapshot;
+    struct json_object *found; /* with repair: what the first pass found */
 };
 
 /* One pass over the table: the comparison's working state. */
@@ -110,11 +111,15 @@ static struct json_object *status_locked(struct verify *v)
     json_object_object_add(o, "newer", json_object_new_int64((int64_t)v->newer));
     json_object_object_add(o, "samples", json_object_get(v->samples));
     json_object_object_add(o, "repaired", json_object_new_int64((int64_t)v->repaired));
+    if (v->found)
+        json_object_object_add(o, "found", json_object_get(v->found));
     json_object_object_add(o, "errs", json_object_new_string(v->errs));
     json_object_object_add(o, "started", json_object_new_string(v->started));
     json_object_object_add(o, "finished", v->finished[0] ? json_object_new_string(v->finished)
                                                          : NULL);
-    json_object_object_add(o, "seconds", json_object_new_double(secs));
+    char sbuf[32];
+    snprintf(sbuf, sizeof sbuf, "%.3f", secs);
+    json_object_object_add(o, "seconds", json_object_new_double_s(secs, sbuf));
     return o;
 }
 
@@ -236,6 +241,10 @@ static int compare_row(void *arg, const struct tis_value *vals)
         return 1;
     }
     count(v, &v->checked);
+    /* The pass reads the whole index through the map: let its pages go
+     * now and then, or they all count as the daemon's resident memory. */
+    if ((v->checked & 0xFFFF) == 0)
+        gen_release_pages(v->g);
     if (after(r.v, ps->snap)) { /* changed after the snapshot: not drift */
         if (r.present)
             roaring_bitmap_add(ps->seen, r.id);
@@ -452,6 +461,13 @@ static void *run(void *arg)
         pthread_mutex_lock(&v->mu);
         uint64_t fixed = v->repaired;
         v->stage = "verify again";
+        /* What was found and fixed stays in the result beside the second
+         * pass's counts. */
+        v->found = json_object_new_object();
+        json_object_object_add(v->found, "missing", json_object_new_int64((int64_t)v->missing));
+        json_object_object_add(v->found, "extra", json_object_new_int64((int64_t)v->extra));
+        json_object_object_add(v->found, "differ", json_object_new_int64((int64_t)v->differ));
+        json_object_object_add(v->found, "samples", json_object_get(v->samples));
         pthread_mutex_unlock(&v->mu);
         vlog(v, "repaired %llu rows: verifying again", (unsigned long long)fixed);
         if ((rc = one_pass(v, false, err, sizeof err)) == 0)
@@ -531,6 +547,8 @@ void verify_join_free(struct verify *v)
     spec_free(v->spec);
     json_object_put(v->samples);
     json_object_put(v->snapshot);
+    json_object_put(v->found);
+    gen_release_pages(v->g);
     pthread_mutex_destroy(&v->mu);
     free(v->collection);
     free(v);

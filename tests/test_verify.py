@@ -87,6 +87,9 @@ def test_drift_is_named_and_repaired(tisfs, mariadb, table):
     r = verify(tisfs, "v", "repair\n")
     assert r["state"] == "done", r
     assert r["repaired"] == 11
+    # What the first pass found stays in the result.
+    assert (r["found"]["missing"], r["found"]["extra"], r["found"]["differ"]) == (1, 3, 7)
+    assert samples(r["found"]) == want
     # The result is the second pass's: nothing left.
     assert (r["missing"], r["extra"], r["differ"]) == (0, 0, 0)
     assert sorted(d["id"] for d in tisfs.json("collections", "v", "select", q)["response"]["docs"]) \
