@@ -335,6 +335,7 @@ static uint64_t start_locked(struct coll *c, const char *kind)
     task_join_free(c->task); /* the previous one has finished */
     c->task = task_start(id, kind, c->next_spec ? c->next_spec : c->spec, &env);
     coll_add_task(c, id);
+    cat_sync(coll_catalog()); /* an accepted spec is on disk before it is reported */
     return id;
 }
 

@@ -170,6 +170,13 @@ int channel_backflow(void *arg, struct task *t, const char *name, const char *di
         coll_unlock();
         return -1;
     }
+    /* The new generation's files are synced by its builder; its name in
+     * the collection's directory must be too, before the catalog points at
+     * it. */
+    char cdir[4096];
+    coll_dir(name, cdir, sizeof cdir);
+    gen_sync(g);
+    fsync_dir(cdir);
     coll_lock();
     struct gen *old = NULL;
     int rc = 0;

@@ -196,12 +196,34 @@ static void adopt_task(uint64_t id, const char *json, void *arg)
     json_object_put(o);
 }
 
+/* Directories of collections the catalog does not know: a delete killed
+ * between removing the record and the files. */
+static void remove_orphans(void)
+{
+    char dir[4096], path[8192];
+    snprintf(dir, sizeof dir, "%s/collections", R.data);
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        bool known = e->d_name[0] == '.';
+        for (struct coll *c = R.list; c && !known; c = c->next)
+            known = strcmp(c->name, e->d_name) == 0;
+        if (!known) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            fprintf(stderr, "tisfs: removing %s: no collection of that name\n", path);
+            rm_rf(path);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
 void coll_registry_open(const char *data_dir, struct catalog *cat)
 {
     bool legacy = false;
     R.data = xstrdup(data_dir);
     R.cat = cat;
     cat_coll_each(cat, load_coll, &legacy);
+    remove_orphans();
     if (legacy) {
         cat_task_each(cat, adopt_task, NULL);
         for (struct coll *c = R.list; c; c = c->next)

@@ -541,6 +541,42 @@ void task_join_free(struct task *t)
 
 /* ---- recovery ---- */
 
+/* Whether the catalog already names task id's generation as its
+ * collection's: the switch was recorded, and only the task's own status
+ * missed it (a kill between the two writes). */
+static bool switched(struct catalog *cat, struct json_object *task, uint64_t id)
+{
+    struct json_object *name, *rec, *gen;
+    if (!json_object_object_get_ex(task, "indexName", &name))
+        return false;
+    char *s = cat_coll_get(cat, json_object_get_string(name));
+    rec = s ? json_tokener_parse(s) : NULL;
+    free(s);
+    bool r = rec && json_object_object_get_ex(rec, "generation", &gen) &&
+             (uint64_t)json_object_get_int64(gen) == id;
+    json_object_put(rec);
+    return r;
+}
+
+/* A task whose switch was recorded is complete, whatever its status said. */
+static void recover_complete(struct catalog *cat, uint64_t id, struct json_object *o)
+{
+    char when[32];
+    struct json_object *stages;
+    iso_now(when, false);
+    json_object_object_add(o, "complete", json_object_new_boolean(true));
+    json_object_object_add(o, "stage", json_object_new_string(stage_names[STAGE_INDEX_BACKFLOW]));
+    json_object_object_add(o, "finished", json_object_new_string(when));
+    if (json_object_object_get_ex(o, "stages", &stages))
+        for (size_t i = 0; i < json_object_array_length(stages); i++)
+            json_object_object_add(json_object_array_get_idx(stages, i), "state",
+                                   json_object_new_string("done"));
+    cat_task_put(cat, id, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+    log_to(cat, id, "indexBackflow", "the daemon stopped after the switch to this generation was "
+                                     "recorded: the task is complete");
+}
+
 static void recover_one(uint64_t id, const char *json, void *arg)
 {
     struct catalog *cat = arg;
@@ -549,6 +585,10 @@ static void recover_one(uint64_t id, const char *json, void *arg)
         return;
     bool done = (json_object_object_get_ex(o, "complete", &v) && json_object_get_boolean(v)) ||
                 (json_object_object_get_ex(o, "failed", &v) && json_object_get_boolean(v));
+    if (!done && switched(cat, o, id)) {
+        recover_complete(cat, id, o);
+        done = true;
+    }
     if (!done) {
         char when[32], errs[256];
         const char *stage = json_object_object_get_ex(o, "stage", &v) ? json_object_get_string(v)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,4 +295,14 @@ char *url_mask_credentials(const char *s)
     if (!b.data)
         tbuf_adds(&b, "");
     return tbuf_take(&b);
+}
+
+int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) ? -errno : 0;
+    close(fd);
+    return rc;
 }

@@ -111,3 +111,12 @@ def test_a_40_mb_like_cell_stays_within_memory(tisfs, mariadb):
         tisfs.read("collections", "like", "logs")
     r = tisfs.json("collections", "like", "select", "q=body:abc&fl=id")
     assert sorted(d["id"] for d in r["response"]["docs"]) == [1, 2]
+
+
+def test_a_half_deleted_collection_is_cleaned_at_start_up(tisfs):
+    orphan = os.path.join(tisfs.data, "collections", "ghost", "gen-3")
+    tisfs.stop()
+    os.makedirs(orphan)
+    tisfs.start()
+    assert not os.path.exists(os.path.dirname(orphan))
+    assert os.listdir(tisfs.path("collections")) == []

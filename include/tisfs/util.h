@@ -47,6 +47,9 @@ void iso_now(char *buf, bool with_ms);
 int mkdir_p(const char *path, unsigned mode);
 /* rm -rf; returns 0 or -errno (missing path is success). */
 int rm_rf(const char *path);
+/* fsync(2) of a directory: the names in it (a new generation's) survive a
+ * power cut. Returns 0 or -errno. */
+int fsync_dir(const char *path);
 /* Bytes used on disk by everything under path (like du -s). */
 uint64_t disk_usage(const char *path);
 

@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "tisfs/api.h"
+#include "tisfs/catalog.h"
 #include "tisfs/rest.h"
 #include "tisfs/util.h"
 
@@ -283,8 +284,38 @@ static void test_live(const char *port)
     CHECK(api_delete("live", NULL) == API_OK);
 }
 
+/* A kill between recording a switch and the task's own status: after the
+ * restart the task is complete (its generation serves), not "interrupted". */
+static void test_recovery_after_a_recorded_switch(void)
+{
+    char dir[] = "/tmp/tisfs-test-api-rec-XXXXXX", path[128], err[512];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/catalog", dir);
+    struct catalog *cat = cat_open(path, err, sizeof err);
+    CHECK(cat != NULL);
+    cat_coll_put(cat, "sw", "{\"name\":\"sw\",\"generation\":5,\"tasks\":[4,5]}");
+    cat_task_put(cat, 4, "{\"taskid\":4,\"indexName\":\"sw\",\"complete\":false,"
+                         "\"failed\":false,\"stage\":\"dump\",\"stages\":[]}");
+    cat_task_put(cat, 5, "{\"taskid\":5,\"indexName\":\"sw\",\"complete\":false,"
+                         "\"failed\":false,\"stage\":\"indexBackflow\",\"stages\":"
+                         "[{\"name\":\"indexBackflow\",\"state\":\"running\"}]}");
+    cat_close(cat);
+    CHECK(api_init(dir, err, sizeof err) == API_OK);
+    struct tbuf b = {0};
+    CHECK(api_task_read(5, DOC_STATUS, &b) == API_OK);
+    CHECK_HAS(b.data, "\"complete\":true");
+    CHECK_HAS(b.data, "\"state\":\"done\"");
+    tbuf_reset(&b);
+    CHECK(api_task_read(4, DOC_STATUS, &b) == API_OK); /* not switched: interrupted */
+    CHECK_HAS(b.data, "interrupted");
+    tbuf_free(&b);
+    api_shutdown();
+    rm_rf(dir);
+}
+
 int main(void)
 {
+    test_recovery_after_a_recorded_switch();
     char dir[] = "/tmp/tisfs-test-api-XXXXXX", err[512], *abs = NULL;
     CHECK(mkdtemp(dir) != NULL);
     CHECK(api_check_data_dir("/proc/nope/x", &abs, err, sizeof err) != API_OK);
