@@ -405,9 +405,13 @@ int spec_parse_incr(const char *collection, const char *text, size_t len,
     struct verr e = {err, errlen, false};
     struct json_object *obj = rjson_parse(text, len, perr, sizeof perr), *v;
     memset(out, 0, sizeof *out);
-    if (!obj) {
-        snprintf(err, errlen, perr[0] ? "malformed channel spec: %s"
-                                      : "channel spec: must be an object%s", perr);
+    if (!obj || !json_object_is_type(obj, json_type_object)) {
+        /* A bare number or string is valid JSON, not a channel spec (and
+         * json-c asserts on object calls to it: a crash, found by fuzzing). */
+        snprintf(err, errlen, !obj && perr[0] ? "malformed channel spec: %s"
+                                              : "channel spec: must be an object%s",
+                 !obj ? perr : "");
+        json_object_put(obj);
         return -1;
     }
     bool ok = true;

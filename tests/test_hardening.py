@@ -120,3 +120,17 @@ def test_a_half_deleted_collection_is_cleaned_at_start_up(tisfs):
     tisfs.start()
     assert not os.path.exists(os.path.dirname(orphan))
     assert os.listdir(tisfs.path("collections")) == []
+
+
+def test_a_channel_spec_that_is_not_an_object_is_refused(tisfs, mariadb):
+    """Found by fuzzing: echo 4 > incr aborted the daemon inside json-c."""
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute("DROP TABLE IF EXISTS tistest.h_inc",
+                    "CREATE TABLE tistest.h_inc (id INT PRIMARY KEY, t VARCHAR(20))", db="tistest")
+    tisfs.create("inc", mysql_spec(mariadb, "h_inc", ['{name:"t"}']))
+    for body in ["4", '"x"', "[1]"]:
+        r = subprocess.run(["bash", "-c", f"echo '{body}' > collections/inc/incr"],
+                           cwd=tisfs.mnt, capture_output=True, text=True)
+        assert r.returncode == 1 and "Invalid argument" in r.stderr
+    assert tisfs.proc.poll() is None
+    assert "channel spec: must be an object" in tisfs.read("logs")

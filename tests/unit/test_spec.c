@@ -748,6 +748,21 @@ static void round_trip(const char *coll, const char *text, const char *file, int
 
 #define ROUND_TRIP(coll, text) round_trip((coll), (text), __FILE__, __LINE__)
 
+/* Found by fuzzing: a channel spec that is valid JSON but not an object
+ * (echo 4 > collections/N/incr) aborted the daemon in json-c. */
+static void test_incr_not_an_object(void)
+{
+	static const char *const bodies[] = {"4", "\"x\"", "[1]", "true", "null"};
+	char errbuf[256];
+	struct tis_incr_spec in;
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		CHECK(spec_parse_incr("c", bodies[i], strlen(bodies[i]), &in, errbuf,
+				      sizeof(errbuf)) == -1);
+		CHECK_HAS(errbuf, "channel spec");
+	}
+}
+
 static void test_to_json(void)
 {
 	struct tis_spec *s = PARSE_OK("goods", mysql_full);
@@ -863,6 +878,7 @@ static void test_many_columns(void)
 int main(void)
 {
 	test_many_columns();
+	test_incr_not_an_object();
 	test_seed();
 	test_mysql();
 	test_colmeta();
