@@ -134,3 +134,44 @@ def test_a_channel_spec_that_is_not_an_object_is_refused(tisfs, mariadb):
         assert r.returncode == 1 and "Invalid argument" in r.stderr
     assert tisfs.proc.poll() is None
     assert "channel spec: must be an object" in tisfs.read("logs")
+
+
+def test_a_rebuild_that_fills_the_disk_fails_and_the_old_index_serves(mariadb):
+    """--data on a 40 MB tmpfs: the first build fits, a rebuild of a table
+    grown twentyfold does not. The rebuild fails naming the cause; the old
+    generation serves, before and after a restart; nothing is left behind."""
+    import shutil
+    import tempfile
+    from conftest import Tisfs
+    root = tempfile.mkdtemp(prefix="tisfs-full-")
+    data = os.path.join(root, "state")
+    os.makedirs(data)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", data]).returncode:
+        shutil.rmtree(root)
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    fs = None
+    try:
+        mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+        mariadb.execute("DROP TABLE IF EXISTS tistest.h_full",
+                        "CREATE TABLE tistest.h_full (id INT PRIMARY KEY, body VARCHAR(200))",
+                        "INSERT INTO tistest.h_full SELECT seq, REPEAT('lorem ipsum ', 10)"
+                        " FROM seq_1_to_20000", db="tistest")
+        fs = Tisfs(root)
+        assert fs.create("full", mysql_spec(mariadb, "h_full", ['{name:"body"}']))["complete"]
+        mariadb.execute("INSERT INTO tistest.h_full SELECT seq, REPEAT(MD5(seq), 6)"
+                        " FROM seq_20001_to_400000", db="tistest")
+        fs.write("1", "collections", "full", "build")
+        st = fs.wait_done("full", 300)
+        assert st["failed"] and "No space left on device" in st["errs"], st
+        for _ in range(2):
+            r = fs.json("collections", "full", "select", "q=*:*&rows=0")
+            assert r["response"]["numFound"] == 20000
+            gens = [d for d in os.listdir(os.path.join(data, "collections", "full"))
+                    if d.startswith("gen-")]
+            assert len(gens) == 1
+            fs.restart()
+    finally:
+        if fs:
+            fs.stop()
+        subprocess.run(["umount", "-l", data])
+        shutil.rmtree(root, ignore_errors=True)
