@@ -144,6 +144,46 @@ enum api_status api_check_data_dir(const char *data_dir, char **abs, char *err, 
     return API_OK;
 }
 
+static uint64_t start_locked(struct coll *c, const char *kind);
+
+/* The kind ("create", "build") of task id when the daemon stopping
+ * interrupted it (its status says so), else NULL. */
+static const char *interrupted_kind(uint64_t id)
+{
+    char *s = id ? cat_task_get(coll_catalog(), id) : NULL;
+    struct json_object *o = s ? json_tokener_parse(s) : NULL, *v;
+    free(s);
+    const char *kind = NULL;
+    if (o && json_object_object_get_ex(o, "errs", &v) &&
+        strstr(json_object_get_string(v), "interrupted: the daemon") &&
+        json_object_object_get_ex(o, "kind", &v))
+        kind = !strcmp(json_object_get_string(v), "create") ? "create"
+               : !strcmp(json_object_get_string(v), "build") ? "build" : NULL;
+    json_object_put(o);
+    return kind;
+}
+
+/* Builds that the daemon's stop interrupted (a crash, a kill, a power cut,
+ * SIGTERM) start again by themselves: a first build that never finished
+ * must not leave a collection unusable until someone notices. */
+static void resume_interrupted(void)
+{
+    coll_lock();
+    for (struct coll *c = coll_first(); c; c = c->next) {
+        uint64_t last = coll_last_task(c);
+        const char *kind = c->spec ? interrupted_kind(last) : NULL;
+        if (!kind)
+            continue;
+        uint64_t id = start_locked(c, kind);
+        if (id)
+            task_log_to(coll_catalog(), id, "dump", "resuming: task interrupted when the daemon "
+                                                    "stopped; this task builds it again");
+        api_note("collection %s: task %llu was interrupted when the daemon stopped: task %llu "
+                 "builds it again", c->name, (unsigned long long)last, (unsigned long long)id);
+    }
+    coll_unlock();
+}
+
 enum api_status api_init(const char *data_dir, char *err, size_t errlen)
 {
     char path[4096];
@@ -169,6 +209,7 @@ enum api_status api_init(const char *data_dir, char *err, size_t errlen)
         channel_start_locked(c);
     coll_unlock();
     api_note("started: data %s, %zu collection%s", data_dir, n, n == 1 ? "" : "s");
+    resume_interrupted();
     return API_OK;
 }
 

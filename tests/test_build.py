@@ -233,15 +233,22 @@ def test_interrupted_task_keeps_serving_last_generation(tisfs, big, sig, reason)
     first = tisfs.create("big", big)
     assert first["complete"]
     taskid = interrupt_mid_dump(tisfs, "big", sig)
-    st = tisfs.status("big")
-    assert st["taskid"] == taskid and st["failed"] and not st["complete"]
+    st = tisfs.json("tasks", str(taskid), "status")
+    assert st["failed"] and not st["complete"]
     assert st["errs"] == "dump: " + reason
-    assert "FAILED" in tisfs.read("collections", "big", "logs")
+    # Meanwhile the old generation serves.
     schema = tisfs.json("collections", "big", "schema")
     assert schema["generation"] == first["generation"] and schema["docs"] == BIG_ROWS
+    # The interrupted build starts again by itself, and says so.
+    again = tisfs.wait_done("big")
+    assert again["taskid"] > taskid and again["complete"], again
+    logs = tisfs.read("collections", "big", "logs")
+    assert "FAILED" in logs and "resuming: task interrupted when the daemon stopped" in logs
+    assert f"task {taskid} was interrupted when the daemon stopped" in tisfs.read("logs")
+    assert tisfs.json("collections", "big", "schema")["generation"] == again["taskid"]
     gens = [d for d in os.listdir(os.path.join(tisfs.data, "collections", "big"))
             if d.startswith("gen-")]
-    assert gens == ["gen-%d" % first["generation"]]
+    assert gens == ["gen-%d" % again["taskid"]]
 
 
 def test_one_task_per_collection(tisfs, big, db):
