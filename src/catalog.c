@@ -36,7 +36,9 @@ struct catalog *cat_open(const char *dir, char *err, size_t errlen)
         rc = mdb_env_create(&c->env);
     if (rc == 0) {
         mdb_env_set_maxdbs(c->env, 8);
-        mdb_env_set_mapsize(c->env, (size_t)4 << 30);
+        /* Address space, not disk: the file grows as it is written. Large
+         * enough that MDB_MAP_FULL is never the limit (logs are bounded). */
+        mdb_env_set_mapsize(c->env, (size_t)64 << 30);
         /* NOTLS: FUSE worker threads come and go; NOSYNC: see cat_sync. */
         rc = mdb_env_open(c->env, dir, MDB_NOTLS | MDB_NOSYNC, 0600);
     }
