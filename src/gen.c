@@ -243,6 +243,12 @@ uint64_t gen_builder_rows(const struct gen_builder *b)
     return b->next_id;
 }
 
+void gen_builder_set_cancel(struct gen_builder *b, const atomic_bool *cancel)
+{
+    if (b->ib)
+        index_builder_set_cancel(b->ib, cancel);
+}
+
 uint64_t gen_builder_truncated(const struct gen_builder *b)
 {
     return b->ib ? index_builder_truncated(b->ib) : 0;

@@ -143,6 +143,7 @@ struct index_builder {
     uint64_t cur_seq;
     uint32_t next_id;
     atomic_uint_fast64_t truncated; /* values cut at INDEX_MAX_TOKENS_PER_VALUE */
+    const atomic_bool *cancel;      /* the task's: the merge stops when it is set */
 
     /* accumulator state */
     struct dict dict;
@@ -659,6 +660,8 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
         posting_encode(m.docs, m.tf, (uint32_t)m.n, &val);
         MDB_val k = {key.len, key.data}, v = {val.len, val.data};
         rc = mdb_put(*txn, d->terms, &k, &v, MDB_APPEND);
+        if (!rc && b->cancel && atomic_load(b->cancel))
+            rc = ECANCELED; /* a merge of millions of terms must not delay rm -r */
         pending += key.len + val.len + 16;
         if (!rc && pending >= COMMIT_BYTES) {
             rc = txn_renew(env, txn);
@@ -695,7 +698,7 @@ static int write_norms(struct index_builder *b, MDB_env *env, const struct index
         MDB_val k = {sizeof id, &id}, v = {width, rec};
         rc = mdb_put(*txn, d->flen, &k, &v, MDB_APPEND);
         if (!rc && id % (COMMIT_BYTES / (width + 16)) == 0)
-            rc = txn_renew(env, txn);
+            rc = b->cancel && atomic_load(b->cancel) ? ECANCELED : txn_renew(env, txn);
     }
     free(rec);
     return rc;
@@ -806,4 +809,9 @@ void index_builder_free(struct index_builder *b)
 uint64_t index_builder_truncated(struct index_builder *b)
 {
     return atomic_load(&b->truncated);
+}
+
+void index_builder_set_cancel(struct index_builder *b, const atomic_bool *cancel)
+{
+    b->cancel = cancel;
 }

@@ -338,6 +338,7 @@ static bool dump_stream(struct task *t, struct source *src, const struct tis_sch
     struct analysis_opts opts = {t->spec->min_gram, t->spec->max_gram};
     if (!(c.b = gen_builder_open(dir, sc, &opts, err, errlen)))
         return false;
+    gen_builder_set_cancel(c.b, &t->cancel);
     *bp = c.b;
     rc = source_stream(src, t->spec, sc, dump_row, &c, &t->cancel, err, errlen);
     if (rc && c.err[0])

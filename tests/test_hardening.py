@@ -175,3 +175,22 @@ def test_a_rebuild_that_fills_the_disk_fails_and_the_old_index_serves(mariadb):
             fs.stop()
         subprocess.run(["umount", "-l", data])
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_rm_r_during_the_index_merge_returns_at_once(tisfs, mariadb):
+    import time
+    from conftest import wait_for
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute("DROP TABLE IF EXISTS tistest.h_merge",
+                    "CREATE TABLE tistest.h_merge (id INT PRIMARY KEY, body VARCHAR(250))",
+                    "INSERT INTO tistest.h_merge SELECT seq, CONCAT(MD5(seq), ' ', MD5(seq + 1),"
+                    " ' ', MD5(seq + 2)) FROM seq_1_to_400000", db="tistest")
+    os.mkdir(tisfs.path("collections", "merge"))
+    tisfs.write(mysql_spec(mariadb, "h_merge", ['{name:"body"}']), "collections", "merge",
+                "create")
+    wait_for(lambda: tisfs.status("merge")["stage"] == "indexBuild", 120,
+             what="the index merge", interval=0.005)
+    t0 = time.monotonic()
+    subprocess.run(["rm", "-r", tisfs.path("collections", "merge")], check=True)
+    assert time.monotonic() - t0 < 2.0
+    assert os.listdir(tisfs.path("collections")) == []

@@ -30,6 +30,7 @@
 #ifndef TISFS_GEN_H
 #define TISFS_GEN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <json-c/json.h>
@@ -54,6 +55,8 @@ struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *s
 int gen_builder_add(struct gen_builder *b, const struct tis_value *vals, char *err,
                     size_t errlen);
 uint64_t gen_builder_rows(const struct gen_builder *b);
+/* A flag gen_builder_finish watches: set, the index merge stops at once. */
+void gen_builder_set_cancel(struct gen_builder *b, const atomic_bool *cancel);
 /* Values whose tokens beyond INDEX_MAX_TOKENS_PER_VALUE were not indexed. */
 uint64_t gen_builder_truncated(const struct gen_builder *b);
 /* Writes what remains (meta: schema, snapshot, document count) and syncs the

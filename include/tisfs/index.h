@@ -33,6 +33,7 @@
 
 #include <lmdb.h>
 #include <roaring/roaring.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <json-c/json.h>
@@ -82,6 +83,8 @@ int index_builder_add(struct index_builder *b, uint32_t docid, const struct tis_
 int index_builder_finish(struct index_builder *b, MDB_env *env, const struct index_dbs *d,
                          struct json_object **stats, char *err, size_t errlen);
 void index_builder_free(struct index_builder *b);
+/* A flag index_builder_finish watches: set, the merge stops (ECANCELED). */
+void index_builder_set_cancel(struct index_builder *b, const atomic_bool *cancel);
 /* Values cut at INDEX_MAX_TOKENS_PER_VALUE (complete once finished). */
 uint64_t index_builder_truncated(struct index_builder *b);
 
