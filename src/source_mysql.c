@@ -720,6 +720,50 @@ static int tidb_stream(struct source *s, const struct tis_spec *spec, const stru
                               &s->snap, fn, arg, cancel, s->log, s->log_arg, err, errlen);
 }
 
+bool source_is_tidb(const struct source *s)
+{
+    return s->tidb;
+}
+
+int source_query(struct source *s, const char *sql, size_t ncols, source_row_fn fn, void *arg,
+                 const atomic_bool *cancel, char *err, size_t errlen)
+{
+    MYSQL_RES *r = mysql_real_query(s->my, sql, strlen(sql)) ? NULL : mysql_use_result(s->my);
+    if (!r) {
+        my_err(s, "query", err, errlen);
+        return -1;
+    }
+    if (mysql_num_fields(r) != ncols) {
+        snprintf(err, errlen, "the server answered %u columns for the %zu asked",
+                 mysql_num_fields(r), ncols);
+        shutdown(mysql_get_socket(s->my), SHUT_RDWR);
+        mysql_free_result(r);
+        return -1;
+    }
+    struct tis_value *vals = xcalloc(ncols ? ncols : 1, sizeof *vals);
+    int stop = 0;
+    MYSQL_ROW row;
+    for (uint64_t n = 0; !stop && (row = mysql_fetch_row(r)); n++) {
+        unsigned long *lens = mysql_fetch_lengths(r);
+        for (size_t i = 0; i < ncols; i++)
+            vals[i] = (struct tis_value){row[i], lens[i], row[i] == NULL};
+        stop = fn(arg, vals);
+        if (!stop && (n & 1023) == 0 && cancel && atomic_load(cancel)) {
+            stop = 1;
+            snprintf(err, errlen, "cancelled");
+        }
+    }
+    free(vals);
+    if (stop) /* freeing an unbuffered result would read the rest: cut it */
+        shutdown(mysql_get_socket(s->my), SHUT_RDWR);
+    else if (mysql_errno(s->my)) {
+        my_err(s, "read rows", err, errlen);
+        stop = 1;
+    }
+    mysql_free_result(r);
+    return stop ? -1 : 0;
+}
+
 int source_stream(struct source *s, const struct tis_spec *spec, const struct tis_schema *sc,
                   source_row_fn fn, void *arg, const atomic_bool *cancel, char *err,
                   size_t errlen)

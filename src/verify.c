@@ -10,11 +10,14 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <errno.h>
 #include <roaring/roaring.h>
+#include <zlib.h>
 
 #include "tisfs/analysis.h"
 #include "tisfs/index.h"
 #include "tisfs/source.h"
+#include "tisfs/source_tidb.h"
 #include "tisfs/task.h"
 #include "tisfs/util.h"
 
@@ -275,8 +278,9 @@ static int compare_row(void *arg, const struct tis_value *vals)
     return ps->repair ? -repair_row(ps, vals, false) : 0;
 }
 
-/* Documents no row of the snapshot matched: extra, unless written after it. */
-static int find_extra(struct pass *ps)
+/* Documents no row of the snapshot matched: extra, unless written after it.
+ * scope (may be NULL: every document) limits the search. */
+static int find_extra(struct pass *ps, const roaring_bitmap_t *scope)
 {
     struct verify *v = ps->v;
     struct gen_stats st;
@@ -286,6 +290,8 @@ static int find_extra(struct pass *ps)
     roaring_bitmap_t *deleted = index_deleted(ps->txn, gen_index(v->g));
     roaring_bitmap_andnot_inplace(live, deleted);
     roaring_bitmap_andnot_inplace(live, ps->seen);
+    if (scope)
+        roaring_bitmap_and_inplace(live, scope);
     roaring_uint32_iterator_t it;
     int rc = 0;
     roaring_init_iterator(live, &it);
@@ -305,6 +311,281 @@ static int find_extra(struct pass *ps)
     roaring_bitmap_free(live);
     roaring_bitmap_free(deleted);
     gen_stats_free(&st);
+    return rc;
+}
+
+/* ---- chunks compared by checksum ---- */
+
+/* With a single integer primary key on MySQL/MariaDB, rows are grouped by
+ * pk DIV CHUNK_WIDTH; the server sums a hash of every row of each chunk in
+ * one GROUP BY, the daemon the same hash of its documents, and only chunks
+ * whose sums differ are compared row by row. The hash is over each value as
+ * the text protocol sends it (what a build stores): upper-case hex, 'N' for
+ * NULL, joined by '|', CRC-32 -- on the server
+ *   CRC32(CONCAT_WS('|', IFNULL(HEX(CAST(c AS BINARY)), 'N'), ...))
+ * so it depends on no SQL mode, collation or client character set. A
+ * mismatch of the two hashes can only cost time: the chunk is then compared
+ * row by row, exactly. */
+#define CHUNK_WIDTH 1000
+#define CHUNK_KEY_MAX 24
+#define CHUNKS_PER_QUERY 200
+
+struct chunk {
+    char key[CHUNK_KEY_MAX]; /* pk DIV CHUNK_WIDTH, as text */
+    uint64_t count, sum;
+    uint32_t x;
+    bool server, differ;
+    roaring_bitmap_t *ids; /* the documents of the chunk */
+};
+
+struct chunks {
+    struct chunk *t;
+    size_t cap, n;
+};
+
+static size_t key_hash(const char *k)
+{
+    size_t h = 14695981039346656037u;
+    for (; *k; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211u;
+    return h;
+}
+
+static struct chunk *chunk_get(struct chunks *c, const char *key)
+{
+    if ((c->n + 1) * 2 > c->cap) { /* grow: rehash */
+        struct chunks g = {xcalloc(c->cap ? c->cap * 2 : 1024, sizeof *g.t), c->cap ? c->cap * 2 : 1024, 0};
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->t[i].key[0]) {
+                size_t h = key_hash(c->t[i].key) & (g.cap - 1);
+                while (g.t[h].key[0])
+                    h = (h + 1) & (g.cap - 1);
+                g.t[h] = c->t[i];
+                g.n++;
+            }
+        free(c->t);
+        *c = g;
+    }
+    size_t h = key_hash(key) & (c->cap - 1);
+    while (c->t[h].key[0] && strcmp(c->t[h].key, key) != 0)
+        h = (h + 1) & (c->cap - 1);
+    if (!c->t[h].key[0]) {
+        snprintf(c->t[h].key, sizeof c->t[h].key, "%s", key);
+        c->t[h].ids = roaring_bitmap_create();
+        c->n++;
+    }
+    return &c->t[h];
+}
+
+static void chunks_free(struct chunks *c)
+{
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->t[i].key[0])
+            roaring_bitmap_free(c->t[i].ids);
+    free(c->t);
+}
+
+static uint32_t row_hash(const struct tis_schema *sc, const struct tis_value *vals,
+                         struct tbuf *b)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    tbuf_reset(b);
+    for (size_t i = 0; i < sc->nfields; i++) {
+        if (i)
+            tbuf_add(b, "|", 1);
+        if (vals[i].null) {
+            tbuf_add(b, "N", 1);
+            continue;
+        }
+        tbuf_reserve(b, vals[i].len * 2);
+        for (size_t j = 0; j < vals[i].len; j++) {
+            unsigned char c = (unsigned char)vals[i].p[j];
+            b->data[b->len++] = hex[c >> 4];
+            b->data[b->len++] = hex[c & 15];
+        }
+    }
+    return (uint32_t)crc32(0L, (const Bytef *)(b->data ? b->data : ""), (uInt)b->len);
+}
+
+/* The chunk key of an integer primary key's text, as the server's
+ * CAST(pk DIV CHUNK_WIDTH AS CHAR) writes it; false when it is not one. */
+static bool chunk_key(const struct tis_field *f, const struct tis_value *v, char *out)
+{
+    char num[32], *end;
+    if (v->null || v->len == 0 || v->len >= sizeof num)
+        return false;
+    memcpy(num, v->p, v->len);
+    num[v->len] = 0;
+    errno = 0;
+    if (f->vt == VT_UINT) {
+        unsigned long long u = strtoull(num, &end, 10);
+        if (*end || errno || num[0] == '-')
+            return false;
+        snprintf(out, CHUNK_KEY_MAX, "%llu", u / CHUNK_WIDTH);
+    } else {
+        long long s = strtoll(num, &end, 10);
+        if (*end || errno)
+            return false;
+        snprintf(out, CHUNK_KEY_MAX, "%lld", s / CHUNK_WIDTH); /* truncates, as DIV does */
+    }
+    return true;
+}
+
+static bool chunkable(struct source *src, const struct tis_schema *sc)
+{
+    return !source_is_tidb(src) && sc->npk == 1 &&
+           (sc->fields[sc->pk[0]].vt == VT_INT || sc->fields[sc->pk[0]].vt == VT_UINT);
+}
+
+/* The daemon's side: every live document into its chunk. */
+static int our_chunks(struct pass *ps, struct chunks *c)
+{
+    struct verify *v = ps->v;
+    const struct tis_field *pkf = &ps->sc->fields[ps->sc->pk[0]];
+    struct gen_stats st;
+    gen_stats_read(v->g, ps->txn, &st);
+    roaring_bitmap_t *live = st.last_id ? roaring_bitmap_from_range(1, (uint64_t)st.last_id + 1, 1)
+                                        : roaring_bitmap_create();
+    roaring_bitmap_t *deleted = index_deleted(ps->txn, gen_index(v->g));
+    roaring_bitmap_andnot_inplace(live, deleted);
+    roaring_uint32_iterator_t it;
+    struct tbuf b = {0};
+    char key[CHUNK_KEY_MAX];
+    int rc = 0;
+    uint64_t n = 0;
+    roaring_init_iterator(live, &it);
+    for (; it.has_value && !rc; roaring_advance_uint32_iterator(&it), n++) {
+        if ((n & 0xFFFF) == 0 && n) {
+            gen_release_pages(v->g);
+            if (atomic_load(&v->cancel))
+                rc = -1;
+        }
+        if (!gen_doc_values(v->g, ps->txn, it.current_value, ps->stored))
+            continue;
+        if (!chunk_key(pkf, &ps->stored[ps->sc->pk[0]], key)) {
+            rc = 1; /* not a plain integer: compare row by row instead */
+            break;
+        }
+        uint32_t h = row_hash(ps->sc, ps->stored, &b);
+        struct chunk *ch = chunk_get(c, key);
+        ch->count++;
+        ch->x ^= h;
+        ch->sum += h;
+        roaring_bitmap_add(ch->ids, it.current_value);
+    }
+    tbuf_free(&b);
+    roaring_bitmap_free(live);
+    roaring_bitmap_free(deleted);
+    gen_stats_free(&st);
+    return rc;
+}
+
+struct server_side {
+    struct pass *ps;
+    struct chunks *c;
+};
+
+static int server_chunk(void *arg, const struct tis_value *vals)
+{
+    struct server_side *ss = arg;
+    char key[CHUNK_KEY_MAX];
+    snprintf(key, sizeof key, "%.*s", (int)vals[0].len, vals[0].p);
+    struct chunk *ch = chunk_get(ss->c, key);
+    uint64_t count = strtoull(vals[1].p, NULL, 10), sum = strtoull(vals[3].p, NULL, 10);
+    uint32_t x = (uint32_t)strtoul(vals[2].p, NULL, 10);
+    ch->server = true;
+    ch->differ = ch->count != count || ch->x != x || ch->sum != sum;
+    if (!ch->differ) { /* all its rows are equal */
+        pthread_mutex_lock(&ss->ps->v->mu);
+        ss->ps->v->checked += count;
+        pthread_mutex_unlock(&ss->ps->v->mu);
+    }
+    return 0;
+}
+
+static void checksum_sql(const struct tis_spec *spec, const struct tis_schema *sc,
+                         struct tbuf *q)
+{
+    const char *pk = sc->fields[sc->pk[0]].name;
+    tbuf_adds(q, "SELECT CAST(");
+    tidb_add_ident(q, pk);
+    tbuf_printf(q, " DIV %d AS CHAR), COUNT(*), BIT_XOR(h), SUM(h) FROM (SELECT ", CHUNK_WIDTH);
+    tidb_add_ident(q, pk);
+    tbuf_adds(q, ", CRC32(CONCAT_WS('|'");
+    for (size_t i = 0; i < sc->nfields; i++) {
+        tbuf_adds(q, ", IFNULL(HEX(CAST(");
+        tidb_add_ident(q, sc->fields[i].name);
+        tbuf_adds(q, " AS BINARY)), 'N')");
+    }
+    tbuf_adds(q, ")) AS h FROM ");
+    tidb_add_ident(q, spec->ds.db);
+    tbuf_adds(q, ".");
+    tidb_add_ident(q, spec->table);
+    tbuf_adds(q, ") r GROUP BY ");
+    tidb_add_ident(q, pk);
+    tbuf_printf(q, " DIV %d", CHUNK_WIDTH);
+}
+
+/* The rows of up to CHUNKS_PER_QUERY differing chunks, compared row by row. */
+static int compare_chunk_rows(struct pass *ps, struct source *src, const struct tis_schema *sc,
+                              char *const *keys, size_t n, char *err, size_t errlen)
+{
+    struct tbuf where = {0}, q = {0};
+    tidb_add_ident(&where, sc->fields[sc->pk[0]].name);
+    tbuf_printf(&where, " DIV %d IN (", CHUNK_WIDTH);
+    for (size_t i = 0; i < n; i++)
+        tbuf_printf(&where, "%s%s", i ? ", " : "", keys[i]); /* our own digits */
+    tbuf_adds(&where, ")");
+    tidb_select_sql(&q, ps->v->spec->ds.db, ps->v->spec->table, sc, where.data);
+    int rc = source_query(src, q.data, sc->nfields, compare_row, ps, &ps->v->cancel, err, errlen);
+    if (rc && ps->err[0])
+        snprintf(err, errlen, "%s", ps->err);
+    tbuf_free(&where);
+    tbuf_free(&q);
+    return rc;
+}
+
+/* The whole pass by chunks. Returns 0, -1 on error, or 1 when the table's
+ * keys do not allow it (the caller compares row by row). */
+static int chunked_pass(struct pass *ps, struct source *src, const struct tis_schema *sc,
+                        char *err, size_t errlen)
+{
+    struct chunks c = {0};
+    int rc = our_chunks(ps, &c);
+    struct tbuf q = {0};
+    struct server_side ss = {ps, &c};
+    if (!rc) {
+        checksum_sql(ps->v->spec, sc, &q);
+        rc = source_query(src, q.data, 4, server_chunk, &ss, &ps->v->cancel, err, errlen);
+    }
+    tbuf_free(&q);
+    roaring_bitmap_t *scope = roaring_bitmap_create();
+    char **keys = xcalloc(CHUNKS_PER_QUERY, sizeof *keys);
+    size_t nk = 0, ndiff = 0;
+    for (size_t i = 0; !rc && i < c.cap; i++) {
+        struct chunk *ch = &c.t[i];
+        if (!ch->key[0] || (ch->server && !ch->differ))
+            continue;
+        ndiff++;
+        roaring_bitmap_or_inplace(scope, ch->ids);
+        if (ch->server) /* rows to compare; a chunk only we hold is all extra */
+            keys[nk++] = ch->key;
+        if (nk == CHUNKS_PER_QUERY) {
+            rc = compare_chunk_rows(ps, src, sc, keys, nk, err, errlen);
+            nk = 0;
+        }
+    }
+    if (!rc && nk)
+        rc = compare_chunk_rows(ps, src, sc, keys, nk, err, errlen);
+    if (!rc) {
+        vlog(ps->v, "compared %zu chunks of %d key values by checksum: %zu differ", c.n,
+             CHUNK_WIDTH, ndiff);
+        if ((rc = find_extra(ps, scope)) != 0)
+            snprintf(err, errlen, "%s", ps->err);
+    }
+    free(keys);
+    roaring_bitmap_free(scope);
+    chunks_free(&c);
     return rc;
 }
 
@@ -412,15 +693,20 @@ static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
         if (!rc && (rc = gen_txn_begin(v->g, &ps.txn)) != 0)
             snprintf(err, errlen, "reading the index: %s", mdb_strerror(rc));
     }
-    if (!rc) {
+    int chunked = !rc && chunkable(src, sc) ? chunked_pass(&ps, src, sc, err, errlen) : 1;
+    if (chunked <= 0)
+        rc = chunked;
+    else if (!rc) {
+        reset_counts(v);
+        roaring_bitmap_clear(ps.seen);
         rc = source_stream(src, v->spec, sc, compare_row, &ps, &v->cancel, err, errlen);
         if (rc && ps.err[0])
             snprintf(err, errlen, "%s", ps.err);
-        if (!rc && (rc = find_extra(&ps)) != 0)
-            snprintf(err, errlen, "%s", ps.err);
-        if (!rc && (rc = flush_repairs(&ps)) != 0)
+        if (!rc && (rc = find_extra(&ps, NULL)) != 0)
             snprintf(err, errlen, "%s", ps.err);
     }
+    if (!rc && (rc = flush_repairs(&ps)) != 0)
+        snprintf(err, errlen, "%s", ps.err);
     if (ps.w)
         gen_write_abort(ps.w);
     if (ps.txn)

@@ -12,6 +12,7 @@
 #define TISFS_SOURCE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <json-c/json.h>
 
@@ -72,5 +73,14 @@ typedef int (*source_row_fn)(void *arg, const struct tis_value *vals);
 int source_stream(struct source *s, const struct tis_spec *spec, const struct tis_schema *schema,
                   source_row_fn fn, void *arg, const atomic_bool *cancel, char *err,
                   size_t errlen);
+
+/* Whether the snapshot is a TiDB TSO snapshot (read by parallel readers). */
+bool source_is_tidb(const struct source *s);
+/* Runs one SELECT of ncols columns on the snapshot's own connection (on
+ * MySQL/MariaDB: inside the consistent-snapshot transaction) and streams its
+ * rows to fn. 0, or -1 with err (a stop by fn or cancel leaves the
+ * connection unusable). */
+int source_query(struct source *s, const char *sql, size_t ncols, source_row_fn fn, void *arg,
+                 const atomic_bool *cancel, char *err, size_t errlen);
 
 #endif
