@@ -24,6 +24,8 @@
 /* Repairs applied per write transaction. */
 #define REPAIR_BATCH 512
 
+struct chunks;
+
 struct verify {
     uint64_t id;
     char *collection;
@@ -46,6 +48,9 @@ struct verify {
     uint64_t checked, missing, extra, differ, newer, repaired;
     struct json_object *samples, *snapshot;
     struct json_object *found; /* with repair: what the first pass found */
+    /* With repair by chunks: the chunks the first pass found different,
+     * the only ones the second pass checks again (NULL: every row). */
+    struct chunks *recheck;
 };
 
 /* One pass over the table: the comparison's working state. */
@@ -320,13 +325,16 @@ static int find_extra(struct pass *ps, const roaring_bitmap_t *scope)
  * pk DIV CHUNK_WIDTH; the server sums a hash of every row of each chunk in
  * one GROUP BY, the daemon the same hash of its documents, and only chunks
  * whose sums differ are compared row by row. The hash is over each value as
- * the text protocol sends it (what a build stores): upper-case hex, 'N' for
- * NULL, joined by '|', CRC-32 -- on the server
- *   CRC32(CONCAT_WS('|', IFNULL(HEX(CAST(c AS BINARY)), 'N'), ...))
- * so it depends on no SQL mode, collation or client character set. A
- * mismatch of the two hashes can only cost time: the chunk is then compared
- * row by row, exactly. */
-#define CHUNK_WIDTH 1000
+ * the text protocol sends it (what a build stores), its byte length first
+ * so that no value can pass for two ("3:abc", 'N' for NULL), joined by '|',
+ * CRC-32 -- on the server
+ *   CRC32(CONCAT_WS('|', IFNULL(CONCAT(LENGTH(CAST(c AS BINARY)), ':',
+ *                                      CAST(c AS BINARY)), 'N'), ...))
+ * over bytes, so it depends on no SQL mode, collation or client character
+ * set. A mismatch of the two hashes can only cost time: the chunk is then
+ * compared row by row, exactly. Chunks are small (100 key values) so that
+ * changes spread over a table send a small part of it to that comparison. */
+#define CHUNK_WIDTH 100
 #define CHUNK_KEY_MAX 24
 #define CHUNKS_PER_QUERY 200
 
@@ -377,6 +385,17 @@ static struct chunk *chunk_get(struct chunks *c, const char *key)
     return &c->t[h];
 }
 
+static struct chunk *chunk_find(const struct chunks *c, const char *key)
+{
+    if (!c->cap)
+        return NULL;
+    size_t h = key_hash(key) & (c->cap - 1);
+    for (; c->t[h].key[0]; h = (h + 1) & (c->cap - 1))
+        if (strcmp(c->t[h].key, key) == 0)
+            return &c->t[h];
+    return NULL;
+}
+
 static void chunks_free(struct chunks *c)
 {
     for (size_t i = 0; i < c->cap; i++)
@@ -388,20 +407,15 @@ static void chunks_free(struct chunks *c)
 static uint32_t row_hash(const struct tis_schema *sc, const struct tis_value *vals,
                          struct tbuf *b)
 {
-    static const char hex[] = "0123456789ABCDEF";
     tbuf_reset(b);
     for (size_t i = 0; i < sc->nfields; i++) {
         if (i)
             tbuf_add(b, "|", 1);
-        if (vals[i].null) {
+        if (vals[i].null)
             tbuf_add(b, "N", 1);
-            continue;
-        }
-        tbuf_reserve(b, vals[i].len * 2);
-        for (size_t j = 0; j < vals[i].len; j++) {
-            unsigned char c = (unsigned char)vals[i].p[j];
-            b->data[b->len++] = hex[c >> 4];
-            b->data[b->len++] = hex[c & 15];
+        else {
+            tbuf_printf(b, "%zu:", vals[i].len);
+            tbuf_add(b, vals[i].p, vals[i].len);
         }
     }
     return (uint32_t)crc32(0L, (const Bytef *)(b->data ? b->data : ""), (uInt)b->len);
@@ -437,8 +451,9 @@ static bool chunkable(struct source *src, const struct tis_schema *sc)
            (sc->fields[sc->pk[0]].vt == VT_INT || sc->fields[sc->pk[0]].vt == VT_UINT);
 }
 
-/* The daemon's side: every live document into its chunk. */
-static int our_chunks(struct pass *ps, struct chunks *c)
+/* The daemon's side: every live document into its chunk (only those of
+ * the chunks in only, when it is not NULL). */
+static int our_chunks(struct pass *ps, struct chunks *c, const struct chunks *only)
 {
     struct verify *v = ps->v;
     const struct tis_field *pkf = &ps->sc->fields[ps->sc->pk[0]];
@@ -466,6 +481,8 @@ static int our_chunks(struct pass *ps, struct chunks *c)
             rc = 1; /* not a plain integer: compare row by row instead */
             break;
         }
+        if (only && !chunk_find(only, key))
+            continue;
         uint32_t h = row_hash(ps->sc, ps->stored, &b);
         struct chunk *ch = chunk_get(c, key);
         ch->count++;
@@ -503,8 +520,20 @@ static int server_chunk(void *arg, const struct tis_value *vals)
     return 0;
 }
 
+/* "`pk` DIV CHUNK_WIDTH IN (k, ...)" over the chunks of c. */
+static void chunks_where(const struct tis_schema *sc, const struct chunks *c, struct tbuf *w)
+{
+    tidb_add_ident(w, sc->fields[sc->pk[0]].name);
+    tbuf_printf(w, " DIV %d IN (", CHUNK_WIDTH);
+    size_t n = 0;
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->t[i].key[0])
+            tbuf_printf(w, "%s%s", n++ ? ", " : "", c->t[i].key); /* our own digits */
+    tbuf_adds(w, ")");
+}
+
 static void checksum_sql(const struct tis_spec *spec, const struct tis_schema *sc,
-                         struct tbuf *q)
+                         const struct chunks *only, struct tbuf *q)
 {
     const char *pk = sc->fields[sc->pk[0]].name;
     tbuf_adds(q, "SELECT CAST(");
@@ -513,7 +542,9 @@ static void checksum_sql(const struct tis_spec *spec, const struct tis_schema *s
     tidb_add_ident(q, pk);
     tbuf_adds(q, ", CRC32(CONCAT_WS('|'");
     for (size_t i = 0; i < sc->nfields; i++) {
-        tbuf_adds(q, ", IFNULL(HEX(CAST(");
+        tbuf_adds(q, ", IFNULL(CONCAT(LENGTH(CAST(");
+        tidb_add_ident(q, sc->fields[i].name);
+        tbuf_adds(q, " AS BINARY)), ':', CAST(");
         tidb_add_ident(q, sc->fields[i].name);
         tbuf_adds(q, " AS BINARY)), 'N')");
     }
@@ -521,6 +552,10 @@ static void checksum_sql(const struct tis_spec *spec, const struct tis_schema *s
     tidb_add_ident(q, spec->ds.db);
     tbuf_adds(q, ".");
     tidb_add_ident(q, spec->table);
+    if (only) {
+        tbuf_adds(q, " WHERE ");
+        chunks_where(sc, only, q);
+    }
     tbuf_adds(q, ") r GROUP BY ");
     tidb_add_ident(q, pk);
     tbuf_printf(q, " DIV %d", CHUNK_WIDTH);
@@ -551,11 +586,16 @@ static int chunked_pass(struct pass *ps, struct source *src, const struct tis_sc
                         char *err, size_t errlen)
 {
     struct chunks c = {0};
-    int rc = our_chunks(ps, &c);
+    const struct chunks *only = ps->v->recheck;
+    if (only && only->n == 0) { /* the first pass found every chunk equal */
+        vlog(ps->v, "no chunk differed: nothing to check again");
+        return 0;
+    }
+    int rc = our_chunks(ps, &c, only);
     struct tbuf q = {0};
     struct server_side ss = {ps, &c};
     if (!rc) {
-        checksum_sql(ps->v->spec, sc, &q);
+        checksum_sql(ps->v->spec, sc, only, &q);
         rc = source_query(src, q.data, 4, server_chunk, &ss, &ps->v->cancel, err, errlen);
     }
     tbuf_free(&q);
@@ -568,6 +608,11 @@ static int chunked_pass(struct pass *ps, struct source *src, const struct tis_sc
             continue;
         ndiff++;
         roaring_bitmap_or_inplace(scope, ch->ids);
+        if (ps->repair) { /* the second pass checks these again */
+            if (!ps->v->recheck)
+                ps->v->recheck = xcalloc(1, sizeof *ps->v->recheck);
+            chunk_get(ps->v->recheck, ch->key);
+        }
         if (ch->server) /* rows to compare; a chunk only we hold is all extra */
             keys[nk++] = ch->key;
         if (nk == CHUNKS_PER_QUERY) {
@@ -578,8 +623,10 @@ static int chunked_pass(struct pass *ps, struct source *src, const struct tis_sc
     if (!rc && nk)
         rc = compare_chunk_rows(ps, src, sc, keys, nk, err, errlen);
     if (!rc) {
-        vlog(ps->v, "compared %zu chunks of %d key values by checksum: %zu differ", c.n,
-             CHUNK_WIDTH, ndiff);
+        if (ps->repair && !ps->v->recheck) /* all equal: an empty set, not "every row" */
+            ps->v->recheck = xcalloc(1, sizeof *ps->v->recheck);
+        vlog(ps->v, "compared %zu chunks of %d key values by checksum%s: %zu differ", c.n,
+             CHUNK_WIDTH, only ? " (those the first pass found different)" : "", ndiff);
         if ((rc = find_extra(ps, scope)) != 0)
             snprintf(err, errlen, "%s", ps->err);
     }
@@ -834,6 +881,10 @@ void verify_join_free(struct verify *v)
     json_object_put(v->samples);
     json_object_put(v->snapshot);
     json_object_put(v->found);
+    if (v->recheck) {
+        chunks_free(v->recheck);
+        free(v->recheck);
+    }
     gen_release_pages(v->g);
     pthread_mutex_destroy(&v->mu);
     free(v->collection);

@@ -73,7 +73,7 @@ def test_an_unchanged_collection_verifies_clean(tisfs, table):
     assert f"verify: {ROWS} rows checked: 0 missing, 0 extra, 0 differ, 0 newer" in logs
     # The server's checksums of every chunk equal the daemon's: no row was
     # fetched to compare (every column type of the table hashes alike).
-    assert "compared 3 chunks of 1000 key values by checksum: 0 differ" in logs
+    assert "compared 21 chunks of 100 key values by checksum: 0 differ" in logs
 
 
 def test_drift_is_named_and_repaired(tisfs, mariadb, table):
@@ -84,7 +84,7 @@ def test_drift_is_named_and_repaired(tisfs, mariadb, table):
     assert (r["missing"], r["extra"], r["differ"], r["newer"]) == (1, 3, 7, 0)
     assert r["checked"] == ROWS - 3 + 1
     assert samples(r) == want
-    assert "compared 3 chunks of 1000 key values by checksum: 2 differ" in \
+    assert "compared 21 chunks of 100 key values by checksum: 2 differ" in \
         tisfs.read("collections", "v", "logs")
     # Verification alone changes nothing.
     q = "q=title:changed&fl=id"
@@ -95,8 +95,10 @@ def test_drift_is_named_and_repaired(tisfs, mariadb, table):
     # What the first pass found stays in the result.
     assert (r["found"]["missing"], r["found"]["extra"], r["found"]["differ"]) == (1, 3, 7)
     assert samples(r["found"]) == want
-    # The result is the second pass's: nothing left.
+    # The result is the second pass's, over the chunks that differed: nothing left.
     assert (r["missing"], r["extra"], r["differ"]) == (0, 0, 0)
+    assert "compared 2 chunks of 100 key values by checksum (those the first pass found " \
+        "different): 0 differ" in tisfs.read("collections", "v", "logs")
     assert sorted(d["id"] for d in tisfs.json("collections", "v", "select", q)["response"]["docs"]) \
         == [10, 11]
     for gone in (40, 41, 42):
@@ -237,7 +239,7 @@ def test_every_column_type_hashes_alike_on_both_sides(tisfs, mariadb):
     r = verify(tisfs, "ty")
     assert r["state"] == "done" and (r["checked"], r["differ"], r["missing"], r["extra"]) == \
         (3, 0, 0, 0), r
-    assert "compared 2 chunks of 1000 key values by checksum: 0 differ" in \
+    assert "compared 2 chunks of 100 key values by checksum: 0 differ" in \
         tisfs.read("collections", "ty", "logs")
 
 
