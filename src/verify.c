@@ -325,13 +325,14 @@ static int find_extra(struct pass *ps, const roaring_bitmap_t *scope)
  * pk DIV CHUNK_WIDTH; the server sums a hash of every row of each chunk in
  * one GROUP BY, the daemon the same hash of its documents, and only chunks
  * whose sums differ are compared row by row. The hash is over each value as
- * the text protocol sends it (what a build stores), its byte length first
- * so that no value can pass for two ("3:abc", 'N' for NULL), joined by '|',
- * CRC-32 -- on the server
- *   CRC32(CONCAT_WS('|', IFNULL(CONCAT(LENGTH(CAST(c AS BINARY)), ':',
- *                                      CAST(c AS BINARY)), 'N'), ...))
+ * the text protocol sends it (what a build stores): every field's byte
+ * length first (-1 for NULL), then the values that are not NULL, all joined
+ * by '|' -- the lengths say where each value ends, so no two rows read
+ * alike -- and CRC-32 of that; on the server
+ *   CRC32(CONCAT_WS('|', IFNULL(LENGTH(CAST(a AS BINARY)), -1), ...,
+ *                        CAST(a AS BINARY), ...))
  * over bytes, so it depends on no SQL mode, collation or client character
- * set. A mismatch of the two hashes can only cost time: the chunk is then
+ * set (and costs the server little more than the scan). A mismatch of the two hashes can only cost time: the chunk is then
  * compared row by row, exactly. Chunks are small (100 key values) so that
  * changes spread over a table send a small part of it to that comparison. */
 #define CHUNK_WIDTH 100
@@ -409,15 +410,16 @@ static uint32_t row_hash(const struct tis_schema *sc, const struct tis_value *va
 {
     tbuf_reset(b);
     for (size_t i = 0; i < sc->nfields; i++) {
-        if (i)
-            tbuf_add(b, "|", 1);
         if (vals[i].null)
-            tbuf_add(b, "N", 1);
-        else {
-            tbuf_printf(b, "%zu:", vals[i].len);
+            tbuf_adds(b, i ? "|-1" : "-1");
+        else
+            tbuf_printf(b, i ? "|%zu" : "%zu", vals[i].len);
+    }
+    for (size_t i = 0; i < sc->nfields; i++)
+        if (!vals[i].null) { /* CONCAT_WS skips NULLs */
+            tbuf_add(b, "|", 1);
             tbuf_add(b, vals[i].p, vals[i].len);
         }
-    }
     return (uint32_t)crc32(0L, (const Bytef *)(b->data ? b->data : ""), (uInt)b->len);
 }
 
@@ -502,22 +504,36 @@ struct server_side {
     struct chunks *c;
 };
 
+/* One row of the server's GROUP BY: a chunk's count and sums. */
 static int server_chunk(void *arg, const struct tis_value *vals)
 {
     struct server_side *ss = arg;
     char key[CHUNK_KEY_MAX];
+    if (vals[0].null || vals[1].null || vals[2].null || vals[3].null)
+        return 0;
     snprintf(key, sizeof key, "%.*s", (int)vals[0].len, vals[0].p);
     struct chunk *ch = chunk_get(ss->c, key);
-    uint64_t count = strtoull(vals[1].p, NULL, 10), sum = strtoull(vals[3].p, NULL, 10);
-    uint32_t x = (uint32_t)strtoul(vals[2].p, NULL, 10);
+    ch->count = strtoull(vals[1].p, NULL, 10);
+    ch->x = (uint32_t)strtoul(vals[2].p, NULL, 10);
+    ch->sum = strtoull(vals[3].p, NULL, 10);
     ch->server = true;
-    ch->differ = ch->count != count || ch->x != x || ch->sum != sum;
-    if (!ch->differ) { /* all its rows are equal */
-        pthread_mutex_lock(&ss->ps->v->mu);
-        ss->ps->v->checked += count;
-        pthread_mutex_unlock(&ss->ps->v->mu);
-    }
     return 0;
+}
+
+/* The daemon's side on its own thread, while the server computes its own:
+ * on two cores the two sides overlap. */
+struct ours_job {
+    struct pass *ps;
+    struct chunks c;
+    const struct chunks *only;
+    int rc;
+};
+
+static void *ours_thread(void *arg)
+{
+    struct ours_job *j = arg;
+    j->rc = our_chunks(j->ps, &j->c, j->only);
+    return NULL;
 }
 
 /* "`pk` DIV CHUNK_WIDTH IN (k, ...)" over the chunks of c. */
@@ -542,11 +558,14 @@ static void checksum_sql(const struct tis_spec *spec, const struct tis_schema *s
     tidb_add_ident(q, pk);
     tbuf_adds(q, ", CRC32(CONCAT_WS('|'");
     for (size_t i = 0; i < sc->nfields; i++) {
-        tbuf_adds(q, ", IFNULL(CONCAT(LENGTH(CAST(");
+        tbuf_adds(q, ", IFNULL(LENGTH(CAST(");
         tidb_add_ident(q, sc->fields[i].name);
-        tbuf_adds(q, " AS BINARY)), ':', CAST(");
+        tbuf_adds(q, " AS BINARY)), -1)");
+    }
+    for (size_t i = 0; i < sc->nfields; i++) {
+        tbuf_adds(q, ", CAST(");
         tidb_add_ident(q, sc->fields[i].name);
-        tbuf_adds(q, " AS BINARY)), 'N')");
+        tbuf_adds(q, " AS BINARY)");
     }
     tbuf_adds(q, ")) AS h FROM ");
     tidb_add_ident(q, spec->ds.db);
@@ -585,20 +604,50 @@ static int compare_chunk_rows(struct pass *ps, struct source *src, const struct 
 static int chunked_pass(struct pass *ps, struct source *src, const struct tis_schema *sc,
                         char *err, size_t errlen)
 {
-    struct chunks c = {0};
     const struct chunks *only = ps->v->recheck;
     if (only && only->n == 0) { /* the first pass found every chunk equal */
         vlog(ps->v, "no chunk differed: nothing to check again");
         return 0;
     }
-    int rc = our_chunks(ps, &c, only);
+    struct ours_job ours = {ps, {0}, only, 0};
+    struct chunks theirs = {0}, c = {0};
+    pthread_t th;
+    pthread_create(&th, NULL, ours_thread, &ours);
     struct tbuf q = {0};
-    struct server_side ss = {ps, &c};
-    if (!rc) {
-        checksum_sql(ps->v->spec, sc, only, &q);
-        rc = source_query(src, q.data, 4, server_chunk, &ss, &ps->v->cancel, err, errlen);
-    }
+    struct server_side ss = {ps, &theirs};
+    checksum_sql(ps->v->spec, sc, only, &q);
+    int rc = source_query(src, q.data, 4, server_chunk, &ss, &ps->v->cancel, err, errlen);
     tbuf_free(&q);
+    pthread_join(th, NULL);
+    if (ours.rc) /* 1: keys that are not integers (compare row by row), -1: cancelled */
+        rc = ours.rc;
+    if (rc < 0 && !err[0])
+        snprintf(err, errlen, "cancelled");
+    /* c: every chunk either side has, marked as the server has it and as
+     * the sums compare. */
+    for (size_t i = 0; !rc && i < theirs.cap; i++) {
+        struct chunk *t = &theirs.t[i], *o;
+        if (!t->key[0])
+            continue;
+        o = chunk_find(&ours.c, t->key);
+        struct chunk *ch = chunk_get(&c, t->key);
+        ch->server = true;
+        ch->differ = !o || o->count != t->count || o->x != t->x || o->sum != t->sum;
+        if (o)
+            roaring_bitmap_or_inplace(ch->ids, o->ids);
+        if (!ch->differ) { /* all its rows are equal */
+            pthread_mutex_lock(&ps->v->mu);
+            ps->v->checked += t->count;
+            pthread_mutex_unlock(&ps->v->mu);
+        }
+    }
+    for (size_t i = 0; !rc && i < ours.c.cap; i++)
+        if (ours.c.t[i].key[0] && !chunk_find(&theirs, ours.c.t[i].key)) {
+            struct chunk *ch = chunk_get(&c, ours.c.t[i].key); /* only the daemon has it */
+            roaring_bitmap_or_inplace(ch->ids, ours.c.t[i].ids);
+        }
+    chunks_free(&ours.c);
+    chunks_free(&theirs);
     roaring_bitmap_t *scope = roaring_bitmap_create();
     char **keys = xcalloc(CHUNKS_PER_QUERY, sizeof *keys);
     size_t nk = 0, ndiff = 0;
