@@ -12,64 +12,6 @@
 
 #include "tisfs/util.h"
 
-/* ---- base64 ---- */
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-char *pd_base64_encode(const void *p, size_t n)
-{
-    const unsigned char *s = p;
-    char *out = xmalloc(4 * ((n + 2) / 3) + 1), *o = out;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)s[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)s[i + 1] << 8;
-        if (i + 2 < n)
-            v |= s[i + 2];
-        *o++ = b64[v >> 18];
-        *o++ = b64[(v >> 12) & 63];
-        *o++ = i + 1 < n ? b64[(v >> 6) & 63] : '=';
-        *o++ = i + 2 < n ? b64[v & 63] : '=';
-    }
-    *o = 0;
-    return out;
-}
-
-static int b64_val(char c)
-{
-    const char *p = c ? strchr(b64, c) : NULL;
-    return p ? (int)(p - b64) : -1;
-}
-
-char *pd_base64_decode(const char *s, size_t *n)
-{
-    size_t len = strlen(s);
-    while (len && s[len - 1] == '=')
-        len--;
-    if (len % 4 == 1)
-        return NULL;
-    char *out = xmalloc(len * 3 / 4 + 1);
-    size_t o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_val(s[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    out[o] = 0;
-    *n = o;
-    return out;
-}
-
 /* ---- addresses ---- */
 
 int pd_split_hostport(const char *addr, int default_port, char **host, int *port)
@@ -115,7 +57,7 @@ char *pd_range_request(const char *prefix)
     size_t n = strlen(prefix);
     char *end = xstrdup(prefix);
     end[n - 1]++; /* the first key after every key with this prefix */
-    char *k = pd_base64_encode(prefix, n), *e = pd_base64_encode(end, n);
+    char *k = base64_encode(prefix, n), *e = base64_encode(end, n);
     struct tbuf b = {0};
     tbuf_printf(&b, "{\"key\": \"%s\", \"range_end\": \"%s\"}", k, e);
     free(k);
@@ -182,8 +124,8 @@ int pd_parse_range(const char *json, size_t len, struct pd_topology *t, char *er
                 return -1;
             }
             size_t klen = 0, vlen = 0;
-            char *key = pd_base64_decode(json_object_get_string(jk), &klen);
-            char *val = jv ? pd_base64_decode(json_object_get_string(jv), &vlen) : NULL;
+            char *key = base64_decode(json_object_get_string(jk), &klen);
+            char *val = jv ? base64_decode(json_object_get_string(jv), &vlen) : NULL;
             const char *slash;
             if (key && klen > plen && memcmp(key, PD_TOPOLOGY_PREFIX, plen) == 0 &&
                 (slash = strrchr(key + plen, '/')) && slash > key + plen) {

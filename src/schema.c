@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "tisfs/pd.h"
 #include "tisfs/util.h"
 
 static const char *const vt_names[] = {"int",  "uint",     "float", "decimal", "string", "binary",
@@ -169,7 +168,7 @@ struct tis_schema *schema_from_json(struct json_object *o)
 
 static struct json_object *base64_json(const unsigned char *p, size_t len)
 {
-    char *b = pd_base64_encode(p, len);
+    char *b = base64_encode(p, len);
     struct json_object *o = json_object_new_string(b);
     free(b);
     return o;

@@ -194,18 +194,6 @@ void source_abort(struct source *s)
         shutdown(mysql_get_socket(s->my), SHUT_RDWR);
 }
 
-void source_logf(source_log_fn log, void *arg, const char *fmt, ...)
-{
-    if (!log)
-        return;
-    char line[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    log(arg, line);
-}
-
 static void my_err(struct source *s, const char *what, char *err, size_t errlen)
 {
     snprintf(err, errlen, "%s: %s (MySQL error %u)", what, mysql_error(s->my), mysql_errno(s->my));

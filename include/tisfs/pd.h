@@ -61,8 +61,5 @@ char *pd_range_request(const char *prefix);
  * bad port. */
 int pd_split_hostport(const char *addr, int default_port, char **host, int *port);
 
-/* Base64 (standard alphabet, padded). decode: NULL on bad input; *n = length. */
-char *pd_base64_encode(const void *p, size_t n);
-char *pd_base64_decode(const char *s, size_t *n);
 
 #endif

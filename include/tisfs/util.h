@@ -63,6 +63,11 @@ size_t utf8_encode(uint32_t c, char out[4]);
  * Caller frees. */
 char *url_mask_credentials(const char *s);
 
+/* Base64 (RFC 4648, padded): a malloc'd string / the decoded bytes (with a
+ * NUL after them, *n their count), NULL when s is not base64. */
+char *base64_encode(const void *p, size_t n);
+char *base64_decode(const char *s, size_t *n);
+
 #define TIS_NAME_MAX 64
 bool name_is_valid(const char *s);
 

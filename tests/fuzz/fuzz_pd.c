@@ -6,15 +6,6 @@
 #include <string.h>
 
 #include "tisfs/pd.h"
-#include "tisfs/source.h"
-
-/* pd.c logs through the source module; the fuzzer needs no log. */
-void source_logf(source_log_fn log, void *arg, const char *fmt, ...)
-{
-    (void)log;
-    (void)arg;
-    (void)fmt;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

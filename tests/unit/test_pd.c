@@ -22,31 +22,31 @@
 
 static void test_base64(void)
 {
-    char *e = pd_base64_encode("/topology/tidb/", 15);
+    char *e = base64_encode("/topology/tidb/", 15);
     CHECK_STR(e, "L3RvcG9sb2d5L3RpZGIv");
     free(e);
     const char *vec[][2] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
                             {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
-        e = pd_base64_encode(vec[i][0], strlen(vec[i][0]));
+        e = base64_encode(vec[i][0], strlen(vec[i][0]));
         CHECK_STR(e, vec[i][1]);
         free(e);
         size_t n = 99;
-        char *d = pd_base64_decode(vec[i][1], &n);
+        char *d = base64_decode(vec[i][1], &n);
         CHECK(d && n == strlen(vec[i][0]) && memcmp(d, vec[i][0], n) == 0);
         free(d);
     }
     unsigned char bin[256];
     for (int i = 0; i < 256; i++)
         bin[i] = (unsigned char)(255 - i);
-    e = pd_base64_encode(bin, sizeof bin);
+    e = base64_encode(bin, sizeof bin);
     size_t n = 0;
-    char *d = pd_base64_decode(e, &n);
+    char *d = base64_decode(e, &n);
     CHECK(d && n == 256 && memcmp(d, bin, 256) == 0);
     free(d);
     free(e);
-    CHECK(pd_base64_decode("a$bc", &n) == NULL);
-    CHECK(pd_base64_decode("abcde", &n) == NULL);
+    CHECK(base64_decode("a$bc", &n) == NULL);
+    CHECK(base64_decode("abcde", &n) == NULL);
 }
 
 static void test_hostport(void)
@@ -102,8 +102,8 @@ static char *recorded_range(void)
     tbuf_adds(&b, "{\"header\":{\"cluster_id\":\"14841639068965178418\",\"member_id\":"
                   "\"10276657743932975437\",\"revision\":\"7\",\"raft_term\":\"2\"},\"kvs\":[");
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
-        char *k = pd_base64_encode(kv[i][0], strlen(kv[i][0]));
-        char *v = pd_base64_encode(kv[i][1], strlen(kv[i][1]));
+        char *k = base64_encode(kv[i][0], strlen(kv[i][0]));
+        char *v = base64_encode(kv[i][1], strlen(kv[i][1]));
         tbuf_printf(&b,
                     "%s{\"key\":\"%s\",\"create_revision\":\"5\",\"mod_revision\":\"5\","
                     "\"version\":\"1\",\"value\":\"%s\"%s}",
