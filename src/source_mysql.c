@@ -597,6 +597,11 @@ static void info_add_str(struct json_object *o, const char *k, const char *v)
 static int tidb_begin(struct source *s, const char *version, struct json_object **info, char *err,
                       size_t errlen)
 {
+    /* The cluster: its PD when found through one, else the TiDB it reached.
+     * Dumps of one cluster share one extension of its GC life time. */
+    memset(&s->snap, 0, sizeof s->snap);
+    snprintf(s->snap.cluster, sizeof s->snap.cluster, "%s",
+             s->pd ? s->pd : s->nep ? s->ep[0].desc : "");
     if (tidb_snapshot_begin(&s->conn->x, &s->snap, s->log, s->log_arg, err, errlen))
         return -1;
     s->tidb = true;

@@ -166,8 +166,68 @@ static char *get_gc_life_time(struct sqlx *x, bool *via_table, char *err, size_t
     return v;
 }
 
+/* ---- one extension of the GC life time per cluster ---- */
+
+/* Dumps of this daemon that rely on one cluster's extended GC life time. A
+ * second dump would otherwise find the value extended, leave it "as is",
+ * and see the first one restore it under its feet. */
+#define GC_LEASES 16
+
+static struct {
+    pthread_mutex_t mu; /* also held around the extension and the restore */
+    struct gc_lease {
+        char cluster[128];
+        unsigned holders; /* dumps still relying on it */
+        char *was;        /* the value to restore */
+        bool via_table, used;
+    } l[GC_LEASES];
+} G = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static struct gc_lease *lease_find(const char *cluster)
+{
+    for (int i = 0; i < GC_LEASES; i++)
+        if (G.l[i].used && strcmp(G.l[i].cluster, cluster) == 0)
+            return &G.l[i];
+    return NULL;
+}
+
+static void lease_add(const char *cluster, const char *was, bool via_table)
+{
+    for (int i = 0; i < GC_LEASES; i++)
+        if (!G.l[i].used) {
+            G.l[i] = (struct gc_lease){"", 1, xstrdup(was), via_table, true};
+            snprintf(G.l[i].cluster, sizeof G.l[i].cluster, "%s", cluster);
+            return;
+        }
+}
+
+static void lease_drop(struct gc_lease *l)
+{
+    free(l->was);
+    memset(l, 0, sizeof *l);
+}
+
+static void extend_gc_locked(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn log,
+                             void *log_arg);
+
 static void extend_gc(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn log,
                       void *log_arg)
+{
+    pthread_mutex_lock(&G.mu);
+    struct gc_lease *l = lease_find(snap->cluster);
+    if (l) {
+        l->holders++;
+        snap->gc_joined = true;
+        source_logf(log, log_arg, "tidb_gc_life_time is extended by another dump of this daemon "
+                                  "on this cluster: sharing it (the last dump restores %s)",
+                    l->was);
+    } else
+        extend_gc_locked(x, snap, log, log_arg);
+    pthread_mutex_unlock(&G.mu);
+}
+
+static void extend_gc_locked(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn log,
+                             void *log_arg)
 {
     char err[512] = "";
     bool via_table;
@@ -199,6 +259,7 @@ static void extend_gc(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn 
     snap->gc_was = was;
     snap->gc_changed = true;
     snap->gc_via_table = via_table;
+    lease_add(snap->cluster, was, via_table);
     source_logf(log, log_arg,
                 "extended tidb_gc_life_time from %s to %s for the dump (restored after it)", was,
                 TIDB_DUMP_GC_LIFE_TIME);
@@ -251,7 +312,10 @@ static int read_tso(struct sqlx *x, uint64_t *tso, source_log_fn log, void *log_
 int tidb_snapshot_begin(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn log,
                         void *log_arg, char *err, size_t errlen)
 {
+    char cluster[sizeof snap->cluster];
+    memcpy(cluster, snap->cluster, sizeof cluster);
     memset(snap, 0, sizeof *snap);
+    memcpy(snap->cluster, cluster, sizeof cluster);
     /* Extend first, then take the TSO: GC can then never pass the TSO
      * between the two steps. */
     extend_gc(x, snap, log, log_arg);
@@ -285,13 +349,12 @@ fail:;
     return -1;
 }
 
-int tidb_gc_restore(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn log,
-                    void *log_arg, char *err, size_t errlen)
+/* Sets the GC life time back to was, unless someone changed it meanwhile. */
+static int restore_to(struct sqlx *x, const char *was, bool via_table, source_log_fn log,
+                      void *log_arg, char *err, size_t errlen)
 {
-    if (!snap->gc_changed)
-        return 0;
-    bool via_table;
-    char *now = get_gc_life_time(x, &via_table, err, errlen);
+    bool now_via_table;
+    char *now = get_gc_life_time(x, &now_via_table, err, errlen);
     if (!now)
         return -1;
     if (tidb_parse_duration(now) != tidb_parse_duration(TIDB_DUMP_GC_LIFE_TIME)) {
@@ -300,15 +363,44 @@ int tidb_gc_restore(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn lo
                     "meanwhile, left as is",
                     now, TIDB_DUMP_GC_LIFE_TIME);
         free(now);
-        snap->gc_changed = false;
         return 0;
     }
     free(now);
-    if (set_gc_life_time(x, snap->gc_via_table, snap->gc_was, err, errlen))
+    if (set_gc_life_time(x, via_table, was, err, errlen))
         return -1;
-    snap->gc_changed = false;
-    source_logf(log, log_arg, "restored tidb_gc_life_time to %s", snap->gc_was);
+    source_logf(log, log_arg, "restored tidb_gc_life_time to %s", was);
     return 0;
+}
+
+static bool owes(const struct tidb_snapshot *snap)
+{
+    return snap->gc_changed || snap->gc_joined;
+}
+
+int tidb_gc_restore(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn log,
+                    void *log_arg, char *err, size_t errlen)
+{
+    if (!owes(snap))
+        return 0;
+    pthread_mutex_lock(&G.mu);
+    struct gc_lease *l = lease_find(snap->cluster);
+    int rc = 0;
+    if (l && !snap->gc_released) {
+        l->holders--;
+        snap->gc_released = true;
+    }
+    if (l && l->holders > 0) /* others still dump: the last of them restores */
+        source_logf(log, log_arg, "tidb_gc_life_time left extended: %u other dump%s of this "
+                                  "daemon still rel%s on it", l->holders,
+                    l->holders == 1 ? "" : "s", l->holders == 1 ? "ies" : "y");
+    else if (l && (rc = restore_to(x, l->was, l->via_table, log, log_arg, err, errlen)) == 0)
+        lease_drop(l);
+    else if (!l && snap->gc_changed)
+        rc = restore_to(x, snap->gc_was, snap->gc_via_table, log, log_arg, err, errlen);
+    if (rc == 0)
+        snap->gc_changed = snap->gc_joined = false;
+    pthread_mutex_unlock(&G.mu);
+    return rc;
 }
 
 /* ---- the whole read ---- */
@@ -316,7 +408,7 @@ int tidb_gc_restore(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn lo
 void tidb_gc_restore_any(struct sqlx *x, tidb_open_fn open, void *open_arg,
                          struct tidb_snapshot *snap, source_log_fn log, void *log_arg)
 {
-    if (!snap->gc_changed)
+    if (!owes(snap))
         return;
     char err[1024] = "", err2[1024] = "", desc[256];
     if (x && tidb_gc_restore(x, snap, log, log_arg, err, sizeof err) == 0)
@@ -332,7 +424,12 @@ void tidb_gc_restore_any(struct sqlx *x, tidb_open_fn open, void *open_arg,
                 "WARNING: cannot restore tidb_gc_life_time to %s (%s; %s); set it by "
                 "hand: " TIDB_SQL_GC_LIFE_TIME_SET,
                 snap->gc_was, err, err2, snap->gc_was);
-    snap->gc_changed = false;
+    pthread_mutex_lock(&G.mu);
+    struct gc_lease *l = lease_find(snap->cluster);
+    if (l && l->holders == 0)
+        lease_drop(l); /* said how to do it by hand: nobody else will */
+    pthread_mutex_unlock(&G.mu);
+    snap->gc_changed = snap->gc_joined = false;
 }
 
 int tidb_read_snapshot(struct sqlx *x, tidb_open_fn open, void *open_arg, const char *db,

@@ -58,6 +58,12 @@ struct tidb_snapshot {
      * it to TIDB_DUMP_GC_LIFE_TIME and owes a restore. */
     char *gc_was;
     bool gc_changed, gc_via_table;
+    /* The cluster, named by the caller before tidb_snapshot_begin (its PD or
+     * TiDB address): dumps of one daemon on one cluster share one extension
+     * of the GC life time; the first sets it, the last restores it. */
+    char cluster[128];
+    bool gc_joined;   /* relies on another dump's extension */
+    bool gc_released; /* has let go of its share (restore done or handed on) */
 };
 
 /* Runs the snapshot sequence on x (a connection to TiDB). On success fills

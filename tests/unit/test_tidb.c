@@ -588,10 +588,15 @@ static void fake_end(struct model *m, struct sqlx *x, struct tidb_snapshot *snap
     model_free(m);
 }
 
-/* tidb_snapshot_begin, with the log emptied first. */
+/* tidb_snapshot_begin, with the log emptied first. Each call is another
+ * cluster (a fresh model): extensions of the GC life time are shared per
+ * cluster, and one case must not find the last one's. */
 static int snapshot_begin(struct sqlx *x, struct tidb_snapshot *snap, char *err, size_t errlen)
 {
+    static int seq;
     tbuf_reset(&logs);
+    memset(snap, 0, sizeof *snap);
+    snprintf(snap->cluster, sizeof snap->cluster, "fake-%d", ++seq);
     return tidb_snapshot_begin(x, snap, collect_log, NULL, err, errlen);
 }
 
@@ -791,6 +796,47 @@ static int read_snapshot(struct sqlx *x, struct model *m, const struct tis_schem
     sink_init(s, m);
     return tidb_read_snapshot(x, fake_open, m, "db", "t", sc, est, snap, sink_row, s, cancel,
                               collect_log, NULL, err, errlen);
+}
+
+/* Two dumps of one cluster at once: the first extends the GC life time,
+ * the second shares the extension, and only the last to end restores it
+ * (each restoring what it found would restore it under the other's feet). */
+static void test_gc_shared_by_two_dumps(void)
+{
+    struct model m;
+    struct tidb_snapshot a, b, c;
+    char err[1024];
+    struct sqlx *x = fake_start(&m);
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    memset(&c, 0, sizeof c);
+    snprintf(a.cluster, sizeof a.cluster, "pd:2379");
+    snprintf(b.cluster, sizeof b.cluster, "pd:2379");
+    snprintf(c.cluster, sizeof c.cluster, "other:2379");
+    CHECK(tidb_snapshot_begin(x, &a, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(a.gc_changed && !a.gc_joined);
+    CHECK_STR(m.gc, "24h");
+    tbuf_reset(&logs);
+    CHECK(tidb_snapshot_begin(x, &b, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(b.gc_joined && !b.gc_changed);
+    CHECK_HAS(logs.data, "sharing it (the last dump restores 10m0s)");
+    /* Another cluster (here the same fake, so the value found is 24h):
+     * its own business, not shared. */
+    CHECK(tidb_snapshot_begin(x, &c, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(!c.gc_joined && !c.gc_changed);
+    /* The first ends: still extended for the second. */
+    tbuf_reset(&logs);
+    CHECK(gc_restore(x, &a, err, sizeof err) == 0);
+    CHECK_STR(m.gc, "24h");
+    CHECK_HAS(logs.data, "left extended: 1 other dump of this daemon still relies on it");
+    /* The second ends: restored to what the first found. */
+    CHECK(gc_restore(x, &b, err, sizeof err) == 0);
+    CHECK_STR(m.gc, "10m0s");
+    CHECK(gc_restore(x, &b, err, sizeof err) == 0); /* idempotent */
+    CHECK_STR(m.gc, "10m0s");
+    tidb_snapshot_clear(&a);
+    tidb_snapshot_clear(&b);
+    fake_end(&m, x, &c);
 }
 
 static void test_read_snapshot(void)
@@ -1335,6 +1381,7 @@ static int mysql_main(char **argv)
 
 int main(int argc, char **argv)
 {
+    test_gc_shared_by_two_dumps();
     if (argc == 7 && strcmp(argv[1], "--mysql") == 0) {
         mysql_main(argv + 2);
     } else {
