@@ -22,6 +22,7 @@
 #include "tisfs/metrics.h"
 #include "tisfs/progress.h"
 #include "tisfs/solr.h"
+#include "tisfs/source_tidb.h"
 #include "tisfs/spec.h"
 #include "tisfs/task.h"
 #include "tisfs/verify.h"
@@ -146,6 +147,28 @@ enum api_status api_check_data_dir(const char *data_dir, char **abs, char *err, 
 
 static uint64_t start_locked(struct coll *c, const char *kind);
 
+/* The GC life times owed to TiDB clusters live in the catalog, so that a
+ * dump killed with the daemon is restored by the next dump of its
+ * cluster (source_tidb.h). */
+static void persist_gc_leases(void *arg, const char *json)
+{
+    cat_meta_put(arg, "tidb_gc_leases", json);
+    cat_sync(arg);
+}
+
+static void load_gc_leases(struct catalog *cat)
+{
+    char *json = cat_meta_get(cat, "tidb_gc_leases");
+    tidb_gc_leases_reset();
+    size_t n = tidb_gc_leases_load(json);
+    if (n)
+        api_note("a dump interrupted when the daemon stopped left tidb_gc_life_time extended on "
+                 "%zu TiDB cluster%s (%s): the next dump of each restores it", n,
+                 n == 1 ? "" : "s", json);
+    free(json);
+    tidb_gc_set_persist(persist_gc_leases, cat);
+}
+
 /* The kind ("create", "build") of task id when the daemon stopping
  * interrupted it (its status says so), else NULL. */
 static const char *interrupted_kind(uint64_t id)
@@ -203,6 +226,7 @@ enum api_status api_init(const char *data_dir, char *err, size_t errlen)
         return API_FAILED;
     task_recover_interrupted(cat);
     coll_registry_open(data_dir, cat);
+    load_gc_leases(cat);
     size_t n = 0;
     coll_lock();
     for (struct coll *c = coll_first(); c; c = c->next, n++)
@@ -244,6 +268,7 @@ void api_shutdown(void)
         c->incr = NULL;
     }
     struct catalog *cat = coll_catalog();
+    tidb_gc_set_persist(NULL, NULL);
     coll_registry_close();
     cat_close(cat);
     if (lock_fd >= 0)

@@ -319,3 +319,30 @@ void cat_log_read(struct catalog *c, uint64_t task, struct tbuf *out)
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
 }
+
+int cat_meta_put(struct catalog *c, const char *key, const char *value)
+{
+    MDB_txn *txn;
+    MDB_val k = {strlen(key), (void *)key}, v = {strlen(value), (void *)value};
+    int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    if ((rc = mdb_put(txn, c->meta, &k, &v, 0)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+char *cat_meta_get(struct catalog *c, const char *key)
+{
+    MDB_txn *txn;
+    MDB_val k = {strlen(key), (void *)key}, v;
+    char *r = NULL;
+    if (mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn))
+        return NULL;
+    if (mdb_get(txn, c->meta, &k, &v) == 0)
+        r = xstrndup(v.mv_data, v.mv_size);
+    mdb_txn_abort(txn);
+    return r;
+}

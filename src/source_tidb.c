@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "tisfs/tidb_sql.h"
+#include "tisfs/util.h"
+#include <json-c/json.h>
 
 /* ---- small helpers ---- */
 
@@ -183,6 +185,66 @@ static struct {
     } l[GC_LEASES];
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+static tidb_gc_persist_fn persist_fn;
+static void *persist_arg;
+
+void tidb_gc_set_persist(tidb_gc_persist_fn fn, void *arg)
+{
+    pthread_mutex_lock(&G.mu);
+    persist_fn = fn;
+    persist_arg = arg;
+    pthread_mutex_unlock(&G.mu);
+}
+
+/* Hands every lease to the persist hook. Called with G.mu held. */
+static void persist_leases(void)
+{
+    if (!persist_fn)
+        return;
+    struct json_object *a = json_object_new_array();
+    for (int i = 0; i < GC_LEASES; i++)
+        if (G.l[i].used) {
+            struct json_object *o = json_object_new_object();
+            json_object_object_add(o, "cluster", json_object_new_string(G.l[i].cluster));
+            json_object_object_add(o, "was", json_object_new_string(G.l[i].was));
+            json_object_object_add(o, "via_table", json_object_new_boolean(G.l[i].via_table));
+            json_object_array_add(a, o);
+        }
+    persist_fn(persist_arg, json_object_to_json_string(a));
+    json_object_put(a);
+}
+
+size_t tidb_gc_leases_load(const char *json)
+{
+    struct json_object *a = json ? json_tokener_parse(json) : NULL, *c, *w, *t;
+    size_t n = 0;
+    pthread_mutex_lock(&G.mu);
+    for (size_t i = 0; a && json_object_is_type(a, json_type_array) &&
+                       i < json_object_array_length(a) && n < GC_LEASES; i++) {
+        struct json_object *o = json_object_array_get_idx(a, i);
+        if (!json_object_object_get_ex(o, "cluster", &c) || !json_object_object_get_ex(o, "was", &w))
+            continue;
+        bool via = json_object_object_get_ex(o, "via_table", &t) && json_object_get_boolean(t);
+        G.l[n] = (struct gc_lease){"", 0, xstrdup(json_object_get_string(w)), via, true};
+        snprintf(G.l[n].cluster, sizeof G.l[n].cluster, "%s", json_object_get_string(c));
+        n++; /* holders 0: owed, the next dump of the cluster takes it on */
+    }
+    pthread_mutex_unlock(&G.mu);
+    json_object_put(a);
+    return n;
+}
+
+void tidb_gc_leases_reset(void)
+{
+    pthread_mutex_lock(&G.mu);
+    for (int i = 0; i < GC_LEASES; i++)
+        if (G.l[i].used) {
+            free(G.l[i].was);
+            memset(&G.l[i], 0, sizeof G.l[i]);
+        }
+    pthread_mutex_unlock(&G.mu);
+}
+
 static struct gc_lease *lease_find(const char *cluster)
 {
     for (int i = 0; i < GC_LEASES; i++)
@@ -197,6 +259,7 @@ static void lease_add(const char *cluster, const char *was, bool via_table)
         if (!G.l[i].used) {
             G.l[i] = (struct gc_lease){"", 1, xstrdup(was), via_table, true};
             snprintf(G.l[i].cluster, sizeof G.l[i].cluster, "%s", cluster);
+            persist_leases();
             return;
         }
 }
@@ -205,6 +268,7 @@ static void lease_drop(struct gc_lease *l)
 {
     free(l->was);
     memset(l, 0, sizeof *l);
+    persist_leases();
 }
 
 static void extend_gc_locked(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn log,
@@ -218,9 +282,9 @@ static void extend_gc(struct sqlx *x, struct tidb_snapshot *snap, source_log_fn 
     if (l) {
         l->holders++;
         snap->gc_joined = true;
-        source_logf(log, log_arg, "tidb_gc_life_time is extended by another dump of this daemon "
-                                  "on this cluster: sharing it (the last dump restores %s)",
-                    l->was);
+        source_logf(log, log_arg, "tidb_gc_life_time is extended by %s dump of this daemon on "
+                                  "this cluster: sharing it (the last dump restores %s)",
+                    l->holders > 1 ? "another" : "an interrupted", l->was);
     } else
         extend_gc_locked(x, snap, log, log_arg);
     pthread_mutex_unlock(&G.mu);
@@ -344,7 +408,8 @@ fail:;
         source_logf(log, log_arg,
                     "WARNING: cannot restore tidb_gc_life_time to %s (%s); set it by "
                     "hand: " TIDB_SQL_GC_LIFE_TIME_SET,
-                    snap->gc_was, rerr, snap->gc_was);
+                    snap->gc_was ? snap->gc_was : "its value before the dump", rerr,
+                    snap->gc_was ? snap->gc_was : "...");
     tidb_snapshot_clear(snap);
     return -1;
 }
@@ -421,14 +486,11 @@ void tidb_gc_restore_any(struct sqlx *x, tidb_open_fn open, void *open_arg,
     if (y)
         y->close(y);
     source_logf(log, log_arg,
-                "WARNING: cannot restore tidb_gc_life_time to %s (%s; %s); set it by "
-                "hand: " TIDB_SQL_GC_LIFE_TIME_SET,
-                snap->gc_was, err, err2, snap->gc_was);
-    pthread_mutex_lock(&G.mu);
-    struct gc_lease *l = lease_find(snap->cluster);
-    if (l && l->holders == 0)
-        lease_drop(l); /* said how to do it by hand: nobody else will */
-    pthread_mutex_unlock(&G.mu);
+                "WARNING: cannot restore tidb_gc_life_time to %s (%s; %s); the next dump of "
+                "this cluster will, or set it by hand: " TIDB_SQL_GC_LIFE_TIME_SET,
+                snap->gc_was ? snap->gc_was : "its value before the dump", err, err2,
+                snap->gc_was ? snap->gc_was : "...");
+    /* The lease stays (persisted): the next dump of the cluster takes it on. */
     snap->gc_changed = snap->gc_joined = false;
 }
 

@@ -43,4 +43,9 @@ void cat_log_read(struct catalog *c, uint64_t task, struct tbuf *out);
 /* Drops the oldest lines of a task's log beyond the last keep. */
 void cat_log_trim(struct catalog *c, uint64_t task, size_t keep);
 
+/* Small named values of the daemon (text), e.g. the GC life times owed to
+ * TiDB clusters. NULL when absent. */
+int cat_meta_put(struct catalog *c, const char *key, const char *value);
+char *cat_meta_get(struct catalog *c, const char *key);
+
 #endif

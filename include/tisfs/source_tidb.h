@@ -155,6 +155,20 @@ int tidb_read_snapshot(struct sqlx *x, tidb_open_fn open, void *open_arg, const 
                        const atomic_bool *cancel, source_log_fn log, void *log_arg, char *err,
                        size_t errlen);
 
+/* The GC life times this daemon owes to clusters (extended by dumps that
+ * have not restored them yet), as JSON, handed to fn whenever they change,
+ * so that a daemon killed mid-dump can be told at its restart: with
+ * tidb_gc_leases_load, the next dump of such a cluster restores the value
+ * the killed one found, instead of taking the extended one for the
+ * cluster's own. */
+typedef void (*tidb_gc_persist_fn)(void *arg, const char *json);
+void tidb_gc_set_persist(tidb_gc_persist_fn fn, void *arg);
+/* Loads what tidb_gc_set_persist's fn was last given; returns how many
+ * clusters are owed a restore (each logged by the caller). */
+size_t tidb_gc_leases_load(const char *json);
+/* Forgets every lease (tests: a restart of the process). */
+void tidb_gc_leases_reset(void);
+
 /* tidb_gc_restore on x, or, when that fails (the connection may be gone),
  * on a fresh connection from open; when both fail the log says how to set it
  * back by hand. No-op when nothing is owed. */

@@ -839,6 +839,52 @@ static void test_gc_shared_by_two_dumps(void)
     fake_end(&m, x, &c);
 }
 
+static char persisted[1024];
+
+static void capture_leases(void *arg, const char *json)
+{
+    (void)arg;
+    snprintf(persisted, sizeof persisted, "%s", json);
+}
+
+/* A daemon killed mid-dump: the extended GC life time it owed is in what
+ * the persist hook got; after the restart, the next dump of that cluster
+ * takes the debt on and restores the value the killed one found (not the
+ * extended one it now reads). */
+static void test_gc_owed_across_a_restart(void)
+{
+    struct model m;
+    struct tidb_snapshot a, b;
+    char err[1024];
+    struct sqlx *x = fake_start(&m);
+    tidb_gc_set_persist(capture_leases, NULL);
+    memset(&a, 0, sizeof a);
+    snprintf(a.cluster, sizeof a.cluster, "pd-restart:2379");
+    CHECK(tidb_snapshot_begin(x, &a, collect_log, NULL, err, sizeof err) == 0);
+    CHECK_HAS(persisted, "\"cluster\": \"pd-restart:2379\"");
+    CHECK_HAS(persisted, "\"was\": \"10m0s\"");
+    /* kill -9: the process's leases are gone, the persisted ones load. */
+    tidb_gc_leases_reset();
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", persisted);
+    CHECK(tidb_gc_leases_load(saved) == 1);
+    CHECK_STR(m.gc, "24h");
+    memset(&b, 0, sizeof b);
+    snprintf(b.cluster, sizeof b.cluster, "pd-restart:2379");
+    tbuf_reset(&logs);
+    CHECK(tidb_snapshot_begin(x, &b, collect_log, NULL, err, sizeof err) == 0);
+    CHECK(b.gc_joined);
+    CHECK_HAS(logs.data, "extended by an interrupted dump of this daemon");
+    CHECK(gc_restore(x, &b, err, sizeof err) == 0);
+    CHECK_STR(m.gc, "10m0s");
+    CHECK_STR(persisted, "[ ]");
+    tidb_gc_set_persist(NULL, NULL);
+    a.gc_changed = false; /* the killed dump's: nothing of it runs any more */
+    tidb_snapshot_clear(&a);
+    tidb_snapshot_clear(&b);
+    fake_end(&m, x, NULL);
+}
+
 static void test_read_snapshot(void)
 {
     const char *names[] = {"id", "v"};
@@ -1382,6 +1428,7 @@ static int mysql_main(char **argv)
 int main(int argc, char **argv)
 {
     test_gc_shared_by_two_dumps();
+    test_gc_owed_across_a_restart();
     if (argc == 7 && strcmp(argv[1], "--mysql") == 0) {
         mysql_main(argv + 2);
     } else {
