@@ -836,7 +836,16 @@ struct heap {
     struct hit *h;
     size_t n, cap;
     const struct sorter *s;
+    size_t key_bytes; /* the sort keys the kept hits hold */
 };
+
+static size_t hit_key_bytes(const struct sorter *s, const struct hit *h)
+{
+    size_t n = 0;
+    for (size_t i = 0; h->keys && i < field_keys(s); i++)
+        n += h->keys[i].len;
+    return n;
+}
 
 static void heap_swap(struct heap *hp, size_t a, size_t b)
 {
@@ -864,12 +873,14 @@ static void heap_offer(struct heap *hp, struct hit *h)
 {
     if (hp->n < hp->cap) {
         size_t i = hp->n++;
+        hp->key_bytes += hit_key_bytes(hp->s, h);
         hp->h[i] = *h;
         while (i && cmp_hit(hp->s, &hp->h[i], &hp->h[(i - 1) / 2]) > 0) {
             heap_swap(hp, i, (i - 1) / 2);
             i = (i - 1) / 2;
         }
     } else if (hp->cap && cmp_hit(hp->s, h, &hp->h[0]) < 0) {
+        hp->key_bytes += hit_key_bytes(hp->s, h) - hit_key_bytes(hp->s, &hp->h[0]);
         hit_free(hp->s, &hp->h[0]);
         hp->h[0] = *h;
         heap_down(hp, 0);
@@ -948,7 +959,10 @@ static roaring_bitmap_t *matches(struct ctx *c, const struct search_request *r, 
     return docs;
 }
 
-static void top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
+/* The hits of the page and those before it; false (with c->err) when
+ * their text sort keys would need more than SEARCH_MAX_SORT_BYTES (a deep
+ * start sorted by a long text field). */
+static bool top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
                   const struct sorter *s, bool need_score, struct heap *hp)
 {
     roaring_uint32_iterator_t it;
@@ -959,9 +973,16 @@ static void top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
             h.score = score(c, qp, h.id);
         fill_keys(c, s, &h);
         heap_offer(hp, &h);
+        if (hp->key_bytes > SEARCH_MAX_SORT_BYTES) {
+            fail(c, "sorting the first %zu rows by these fields needs more than %d MiB: ask for "
+                    "a smaller start, or sort by a shorter field", hp->cap,
+                 SEARCH_MAX_SORT_BYTES >> 20);
+            return false;
+        }
     }
     /* qsort_r: queries run on concurrent FUSE threads, no shared state. */
     qsort_r(hp->h, hp->n, sizeof *hp->h, cmp_hit_q, (void *)s);
+    return true;
 }
 
 /* The page [start, start + rows) of the ranked hits, as documents; false
@@ -1026,10 +1047,10 @@ int search_run(struct gen *g, const struct search_request *r, struct search_resu
     bool want_score = fl_wants(r->fl, "score");
     if (docs) {
         size_t k = (size_t)(r->start + r->rows);
-        struct heap hp = {xcalloc(k ? k : 1, sizeof(struct hit)), 0, r->rows ? k : 0, &s};
-        if (r->rows) /* counting alone materialises nothing */
-            top_k(&c, qp, docs, &s, want_score || sort_uses_score(&s), &hp);
-        if (!collect(&c, r, docs, &hp, want_score, res))
+        struct heap hp = {xcalloc(k ? k : 1, sizeof(struct hit)), 0, r->rows ? k : 0, &s, 0};
+        /* counting alone materialises nothing */
+        bool ok = !r->rows || top_k(&c, qp, docs, &s, want_score || sort_uses_score(&s), &hp);
+        if (!ok || !collect(&c, r, docs, &hp, want_score, res))
             bm_free(docs), docs = NULL; /* a 400 with c.err */
         for (size_t i = 0; i < hp.n; i++)
             hit_free(&s, &hp.h[i]);

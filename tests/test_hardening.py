@@ -51,12 +51,12 @@ def test_a_second_daemon_on_the_same_state_refuses_to_start(tisfs, tmp_path):
     assert os.path.isdir(tisfs.path("collections"))
 
 
-def test_an_answer_beyond_64_mib_is_a_400_not_a_memory_blowup(tisfs, mariadb):
+def test_answers_and_sorts_beyond_their_caps_are_400s_not_memory_blowups(tisfs, mariadb):
     mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
     mariadb.execute("DROP TABLE IF EXISTS tistest.h_huge",
                     "CREATE TABLE tistest.h_huge (id INT PRIMARY KEY, t VARCHAR(10), body LONGTEXT)",
                     "INSERT INTO tistest.h_huge SELECT seq, 'x', REPEAT('abcdefgh', 131072)"
-                    " FROM seq_1_to_70", db="tistest")
+                    " FROM seq_1_to_140", db="tistest")
     spec = mysql_spec(mariadb, "h_huge", ['{name:"t", token:"string"}',
                                           '{name:"body", search:false}'])
     assert tisfs.create("huge", spec)["complete"]
@@ -66,7 +66,12 @@ def test_an_answer_beyond_64_mib_is_a_400_not_a_memory_blowup(tisfs, mariadb):
     # Fewer rows, or fewer fields, answer.
     assert len(tisfs.json("collections", "huge", "select", "q=t:x&rows=10")["response"]["docs"]) == 10
     assert tisfs.json("collections", "huge", "select",
-                      "q=t:x&rows=100&fl=id")["response"]["numFound"] == 70
+                      "q=t:x&rows=100&fl=id")["response"]["numFound"] == 140
+    # Ranking by a long text field keeps every kept row's key: bounded too.
+    r = tisfs.json("collections", "huge", "select", "q=t:x&rows=150&fl=id&sort=body asc")
+    assert r["error"]["code"] == 400
+    assert "sorting the first 150 rows by these fields needs more than 128 MiB" in \
+        r["error"]["msg"]
 
 
 def test_rm_r_returns_at_once_while_the_server_stalls_the_dump(tisfs, mariadb):

@@ -16,6 +16,8 @@
 #define SEARCH_MAX_START 1000000
 /* The largest answer rendered; beyond it a query is a 400 naming the cap. */
 #define SEARCH_MAX_ANSWER_BYTES (64 << 20)
+/* Sort keys held while ranking start + rows hits; beyond it a 400. */
+#define SEARCH_MAX_SORT_BYTES (128 << 20)
 /* Terms a prefix, wildcard or range may expand to. */
 #define SEARCH_MAX_EXPANSIONS 100000
 
