@@ -384,6 +384,16 @@ roaring_bitmap_t *index_exists(MDB_txn *txn, const struct index_dbs *d, uint8_t 
     return r;
 }
 
+roaring_bitmap_t *index_live(uint32_t last_id, const roaring_bitmap_t *deleted)
+{
+    /* CRoaring answers an empty range with NULL, not an empty bitmap: an
+     * empty collection must not crash its readers. */
+    roaring_bitmap_t *live = last_id ? roaring_bitmap_from_range(1, (uint64_t)last_id + 1, 1)
+                                     : roaring_bitmap_create();
+    roaring_bitmap_andnot_inplace(live, deleted);
+    return live;
+}
+
 roaring_bitmap_t *index_deleted(MDB_txn *txn, const struct index_dbs *d)
 {
     roaring_bitmap_t *r = roaring_bitmap_create();

@@ -356,11 +356,7 @@ int search_run(struct gen *g, const struct search_request *r, struct search_resu
         c.d = gen_index(g);
         gen_stats_read(g, c.txn, &c.st);
         c.deleted = index_deleted(c.txn, c.d);
-        /* CRoaring answers an empty range with NULL, not an empty bitmap:
-         * an empty table must not crash *:* or a purely negative query. */
-        c.all = c.st.last_id ? roaring_bitmap_from_range(1, (uint64_t)c.st.last_id + 1, 1)
-                             : roaring_bitmap_create();
-        roaring_bitmap_andnot_inplace(c.all, c.deleted);
+        c.all = index_live(c.st.last_id, c.deleted);
         c.vals = xcalloc(c.sc->nfields, sizeof *c.vals);
         if (parse_sort(&c, r->sort, &s) == 0)
             docs = matches(&c, r, &qp);

@@ -241,10 +241,8 @@ int verify_find_extra(struct pass *ps, const roaring_bitmap_t *scope)
     struct verify *v = ps->v;
     struct gen_stats st;
     gen_stats_read(v->g, ps->txn, &st);
-    roaring_bitmap_t *live = st.last_id ? roaring_bitmap_from_range(1, (uint64_t)st.last_id + 1, 1)
-                                        : roaring_bitmap_create();
     roaring_bitmap_t *deleted = index_deleted(ps->txn, gen_index(v->g));
-    roaring_bitmap_andnot_inplace(live, deleted);
+    roaring_bitmap_t *live = index_live(st.last_id, deleted);
     roaring_bitmap_andnot_inplace(live, ps->seen);
     if (scope)
         roaring_bitmap_and_inplace(live, scope);

@@ -154,10 +154,8 @@ static int our_chunks(struct pass *ps, struct chunks *c, const struct chunks *on
     const struct tis_field *pkf = &ps->sc->fields[ps->sc->pk[0]];
     struct gen_stats st;
     gen_stats_read(v->g, ps->txn, &st);
-    roaring_bitmap_t *live = st.last_id ? roaring_bitmap_from_range(1, (uint64_t)st.last_id + 1, 1)
-                                        : roaring_bitmap_create();
     roaring_bitmap_t *deleted = index_deleted(ps->txn, gen_index(v->g));
-    roaring_bitmap_andnot_inplace(live, deleted);
+    roaring_bitmap_t *live = index_live(st.last_id, deleted);
     roaring_uint32_iterator_t it;
     struct tbuf b = {0};
     char key[CHUNK_KEY_MAX];

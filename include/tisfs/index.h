@@ -140,6 +140,9 @@ uint32_t posting_tf(const struct posting *p, uint32_t doc);
 roaring_bitmap_t *posting_live(const struct posting *p, const roaring_bitmap_t *deleted);
 /* Every deleted id (a new bitmap; empty when none). */
 roaring_bitmap_t *index_deleted(MDB_txn *txn, const struct index_dbs *d);
+/* The live documents: every id handed out (1..last_id) minus deleted (a
+ * new bitmap; empty, never NULL, for an empty collection). */
+roaring_bitmap_t *index_live(uint32_t last_id, const roaring_bitmap_t *deleted);
 
 /* Calls fn for each term of field in [lo, hi] (NULL: open end; incl_*: the
  * bound itself counts), base and delta terms alike, in order; fn returns
