@@ -321,11 +321,17 @@ enum api_status api_reserve(const char *name, struct tbuf *msg)
     return st;
 }
 
+/* Locked. A reservation that holds nothing yet. */
+static bool holds_nothing(const struct coll *c)
+{
+    return !c->spec && !c->gen && !c->ntasks && !c->task;
+}
+
 bool api_collection_is_empty(const char *name)
 {
     coll_lock();
     struct coll *c = coll_find(name);
-    bool empty = c && !c->spec && !c->gen && !c->ntasks && !c->task;
+    bool empty = c && holds_nothing(c);
     coll_unlock();
     return empty;
 }
@@ -334,7 +340,7 @@ enum api_status api_unreserve(const char *name)
 {
     coll_lock();
     struct coll *c = coll_find(name);
-    bool empty = c && !c->spec && !c->ntasks && !c->task;
+    bool empty = c && holds_nothing(c);
     coll_unlock();
     if (!c)
         return API_NOT_FOUND;
@@ -452,13 +458,13 @@ enum api_status api_spec_valid(const char *name, const char *body, size_t len, s
     return spec ? API_OK : say(msg, API_INVALID, "%s", err);
 }
 
-enum api_status api_check_spec(const char *name, enum api_doc which, const char *body, size_t len,
-                               struct tbuf *msg)
+enum api_status api_check_spec(const char *name, enum api_spec_file which, const char *body,
+                               size_t len, struct tbuf *msg)
 {
     char err[1024];
-    if (which == DOC_STATUS && !is_spec(body, len))
+    if (which == SPEC_BUILD && !is_spec(body, len))
         return API_OK; /* the build file takes anything; only a spec is judged */
-    if (which == DOC_CREATE || which == DOC_STATUS) {
+    if (which == SPEC_CREATE || which == SPEC_BUILD) {
         struct tis_spec *spec = spec_parse(name, body, len, err, sizeof err);
         if (!spec)
             return refuse_spec(name, err, NULL, msg);

@@ -418,13 +418,13 @@ static int fs_read(const char *path, char *buf, size_t size, off_t off, struct f
     return (int)n;
 }
 
-/* A spec written to create or incr is judged as soon as it is complete,
+/* A spec written to create, build or incr is judged as soon as it is complete,
  * so that its refusal fails this write(2): bash reports a failed write of
  * `echo ... > create` but never a failed close. Called with h->mu held. */
 static int judge(const char *path, struct handle *h)
 {
-    enum api_doc which = h->p.file == F_CREATE ? DOC_CREATE : h->p.file == F_BUILD ? DOC_STATUS
-                                                                                    : DOC_INCR;
+    enum api_spec_file which = h->p.file == F_CREATE ? SPEC_CREATE
+                               : h->p.file == F_BUILD ? SPEC_BUILD : SPEC_INCR;
     if (h->p.kind != N_COLL_FILE || h->p.file == F_VERIFY || !files[h->p.file].writable ||
         h->acted || !rjson_complete(h->buf.data, h->buf.len))
         return 0;

@@ -91,13 +91,15 @@ enum api_status api_create(const char *name, const char *body, size_t len, uint6
 /* Whether body is a valid spec for name, recording nothing anywhere (an
  * adapter that creates the collection only for a valid spec). */
 enum api_status api_spec_valid(const char *name, const char *body, size_t len, struct tbuf *msg);
-/* Judges a complete spec written to the create (DOC_CREATE), build
- * (DOC_STATUS, the build file's document) or incr (DOC_INCR) file of name before it is acted on, so that an adapter can
- * refuse it where its writer sees it (write(2), not close(2)). A refusal
- * is recorded as api_create and api_create_incr record it (status, logs)
- * and returned as API_INVALID with the reason. */
-enum api_status api_check_spec(const char *name, enum api_doc which, const char *body, size_t len,
-                               struct tbuf *msg);
+/* The files a spec is written to. */
+enum api_spec_file { SPEC_CREATE, SPEC_BUILD, SPEC_INCR };
+/* Judges a complete spec written to the create, build or incr file of
+ * name before it is acted on, so that an adapter can refuse it where its
+ * writer sees it (write(2), not close(2)). A refusal is recorded as
+ * api_create and api_create_incr record it (status, logs) and returned as
+ * API_INVALID with the reason. */
+enum api_status api_check_spec(const char *name, enum api_spec_file which, const char *body,
+                               size_t len, struct tbuf *msg);
 /* Whether api_create could start now, without a spec: its API_EXISTS,
  * API_BUSY and API_NOT_FOUND refusals (known at open, before any byte). */
 enum api_status api_create_check(const char *name, struct tbuf *msg);
