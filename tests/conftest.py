@@ -362,6 +362,41 @@ SEED_BODY = """{
 """
 
 
+# The seed's table: employees.employess, as the seed's own bodies name it.
+SEED_ROWS = [(i, f"name {i}") for i in range(1, 501)]
+
+
+@pytest.fixture(scope="session")
+def employess(mariadb):
+    """The seed's table in MariaDB, reachable as TiDB's default user (root,
+    empty password) over TCP, as the seed's body (which names no user)
+    needs. No test changes it."""
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS employees",
+                    "DROP TABLE IF EXISTS employees.employess",
+                    "CREATE TABLE employees.employess (id INT PRIMARY KEY, name VARCHAR(40))")
+    con = mariadb.connect("employees")
+    with con.cursor() as cur:
+        cur.executemany("INSERT INTO employess VALUES (%s, %s)", SEED_ROWS)
+    con.close()
+    try:
+        pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", password="").close()
+    except pymysql.err.OperationalError:
+        subprocess.run([SANDBOX, "sql", mariadb.root, "-e",
+                        "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';"
+                        "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"],
+                       check=True)
+    return mariadb
+
+
+@pytest.fixture
+def pd(etcd):
+    """The session's etcd (standing in for PD) with an empty TiDB registry,
+    emptied again after."""
+    etcd.delete_prefix("/topology/tidb/")
+    yield etcd
+    etcd.delete_prefix("/topology/tidb/")
+
+
 def mysql_spec(mariadb, table, columns, db="tistest", extra=""):
     """A seed-style relaxed-JSON spec for the MySQL plugin."""
     cols = ",\n    ".join(columns)

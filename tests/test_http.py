@@ -23,7 +23,7 @@ import pytest
 import requests
 
 import cdcgen
-from conftest import (AJAX, PASSWORD, SANDBOX, SEED_BODY, TISFS, Http, Tisfs, envelope,
+from conftest import (AJAX, PASSWORD, SEED_BODY, SEED_ROWS, TISFS, Http, Tisfs, envelope,
                       free_port, is_mounted, mysql_spec, start_with_http, stop_and_check,
                       wait_for)
 
@@ -200,40 +200,6 @@ def big(db):
 def big_spec(db, name):
     return mysql_spec(db, "h_big", ['{name:"name", token:"ik"}', '{name:"body"}'],
                       extra=f',\n indexName: "{name}"')
-
-
-SEED_ROWS = [(i, f"name {i}") for i in range(1, 501)]
-
-
-@pytest.fixture(scope="module")
-def employess(mariadb):
-    """The seed's table (employees.employess), reachable as TiDB's default
-    user (root, empty password) over TCP, as the seed's body (which names no
-    user) needs; the same table tests/test_tikv.py builds."""
-    mariadb.execute("CREATE DATABASE IF NOT EXISTS employees",
-                    "DROP TABLE IF EXISTS employees.employess",
-                    "CREATE TABLE employees.employess (id INT PRIMARY KEY, name VARCHAR(40))")
-    con = mariadb.connect("employees")
-    with con.cursor() as cur:
-        cur.executemany("INSERT INTO employess VALUES (%s, %s)", SEED_ROWS)
-    con.close()
-    import pymysql
-    try:
-        pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", password="").close()
-    except pymysql.err.OperationalError:
-        subprocess.run([SANDBOX, "sql", mariadb.root, "-e",
-                        "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';"
-                        "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"],
-                       check=True)
-    return mariadb
-
-
-@pytest.fixture
-def pd(etcd):
-    """The session's etcd (standing in for PD) with an empty TiDB registry."""
-    etcd.delete_prefix("/topology/tidb/")
-    yield etcd
-    etcd.delete_prefix("/topology/tidb/")
 
 
 def canal_insert(db, table, row, types):

@@ -13,14 +13,13 @@ import subprocess
 import threading
 import urllib.request
 
-import pymysql
 import pytest
 
-from conftest import BUILD, SANDBOX, SEED_BODY, free_port, wait_for
+from conftest import BUILD, SEED_BODY, SEED_ROWS, free_port, wait_for
 
 PREFIX = "/topology/tidb/"
 
-ROWS = [(i, f"name {i}") for i in range(1, 501)]
+ROWS = SEED_ROWS
 
 
 def seed_body(pd, extra=""):
@@ -35,33 +34,10 @@ def dead_addr():
     return f"127.0.0.1:{free_port()}"
 
 
-@pytest.fixture(scope="session")
-def tidb(mariadb):
-    """The seed's table in MariaDB, reachable as TiDB's default user (root,
-    empty password) over TCP, as the seed's body (which names no user) needs."""
-    mariadb.execute("CREATE DATABASE IF NOT EXISTS employees",
-                    "DROP TABLE IF EXISTS employees.employess",
-                    "CREATE TABLE employees.employess (id INT PRIMARY KEY, name VARCHAR(40))")
-    con = mariadb.connect("employees")
-    with con.cursor() as cur:
-        cur.executemany("INSERT INTO employess VALUES (%s, %s)", ROWS)
-    con.close()
-    try:
-        pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", password="").close()
-    except pymysql.err.OperationalError:
-        subprocess.run([SANDBOX, "sql", mariadb.root, "-e",
-                        "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';"
-                        "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"],
-                       check=True)
-    return mariadb
-
-
 @pytest.fixture
-def pd(etcd):
-    """The session's etcd with an empty TiDB registry, emptied again after."""
-    etcd.delete_prefix(PREFIX)
-    yield etcd
-    etcd.delete_prefix(PREFIX)
+def tidb(employess):
+    """The seed's table (conftest.employess) as these tests' TiDB."""
+    return employess
 
 
 def sql_addr(db):
