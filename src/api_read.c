@@ -130,25 +130,31 @@ static void incr_status_locked(struct coll *c, struct tbuf *out)
     free(s);
 }
 
-static struct json_object *parsed(struct tbuf *b)
+enum api_status api_read_object(const char *name, enum api_doc doc, struct json_object **out)
 {
-    struct json_object *o = b->len ? json_tokener_parse(b->data) : NULL;
-    tbuf_free(b);
-    return o;
+    struct tbuf b = {0};
+    enum api_status st = api_read(name, doc, &b);
+    struct json_object *o = st == API_OK && b.len ? json_tokener_parse(b.data) : NULL;
+    tbuf_free(&b);
+    if (o && !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        o = NULL;
+    }
+    *out = o;
+    return st;
 }
 
 /* The progress line, from the two documents it summarises. */
 static enum api_status read_progress(const char *name, struct tbuf *out)
 {
-    struct tbuf st = {0}, in = {0};
-    enum api_status rc = api_read(name, DOC_STATUS, &st);
+    struct json_object *s = NULL, *i = NULL;
+    enum api_status rc = api_read_object(name, DOC_STATUS, &s);
     coll_lock();
     struct coll *c = coll_find(name);
     bool channel = c && c->spec && c->spec->incr.present;
     coll_unlock();
     if (rc == API_OK && channel)
-        rc = api_read(name, DOC_INCR_STATUS, &in);
-    struct json_object *s = parsed(&st), *i = parsed(&in);
+        rc = api_read_object(name, DOC_INCR_STATUS, &i);
     if (rc == API_OK)
         progress_line(s, i, out);
     json_object_put(s);

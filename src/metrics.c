@@ -74,10 +74,8 @@ static void sample(struct tbuf *out, const char *name, const char *coll, double 
 
 static struct json_object *read_doc(const char *name, enum api_doc doc)
 {
-    struct tbuf b = {0};
-    struct json_object *o = api_read(name, doc, &b) == API_OK && b.len
-                                ? json_tokener_parse(b.data) : NULL;
-    tbuf_free(&b);
+    struct json_object *o;
+    api_read_object(name, doc, &o);
     return o;
 }
 

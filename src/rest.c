@@ -60,12 +60,21 @@ static bool want_log(struct call *c)
     return json_object_object_get_ex(c->req, "log", &v) && json_object_get_boolean(v);
 }
 
-/* A document the api renders as JSON, as an object. */
+/* A task's status, the api's JSON text, as an object. */
 static struct json_object *as_object(struct tbuf *b)
 {
     struct json_object *o = b->len ? json_tokener_parse(b->data) : NULL;
     tbuf_free(b);
     return o && json_object_is_type(o, json_type_object) ? o : (json_object_put(o), NULL);
+}
+
+/* A document becomes the bizresult (nothing changes without one). */
+static void set_bizresult(struct call *c, struct json_object *o)
+{
+    if (o) {
+        json_object_put(c->biz);
+        c->biz = o;
+    }
 }
 
 static void add_logs(struct json_object *biz, struct tbuf *logs, const char *only)
@@ -118,11 +127,7 @@ static bool do_get_status(struct call *c)
         tbuf_free(&b);
         return fail(c, "no task %" PRIu64, id);
     }
-    struct json_object *st = as_object(&b);
-    if (st) {
-        json_object_put(c->biz);
-        c->biz = st;
-    }
+    set_bizresult(c, as_object(&b));
     if (want_log(c)) {
         api_task_read(id, DOC_LOGS, &b);
         add_logs(c->biz, &b, NULL);
@@ -135,17 +140,12 @@ static bool do_get_incr_status(struct call *c)
     const char *name = index_name(c);
     if (!name)
         return false;
-    struct tbuf b = {0};
-    if (api_read(name, DOC_INCR_STATUS, &b) != API_OK) {
-        tbuf_free(&b);
+    struct json_object *st;
+    if (api_read_object(name, DOC_INCR_STATUS, &st) != API_OK)
         return fail(c, "no collection %s", name);
-    }
-    struct json_object *st = as_object(&b);
-    if (st) {
-        json_object_put(c->biz);
-        c->biz = st;
-    }
+    set_bizresult(c, st);
     if (want_log(c)) {
+        struct tbuf b = {0};
         api_read(name, DOC_LOGS, &b);
         add_logs(c->biz, &b, " incr] ");
     }

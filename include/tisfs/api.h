@@ -19,6 +19,8 @@
 
 #include "tisfs/util.h"
 
+struct json_object;
+
 /* The one status vocabulary. Adapters map it once: fs.c to errno (in
  * brackets), http.c to an HTTP status (after the slash). */
 enum api_status {
@@ -135,6 +137,10 @@ enum api_status api_create_incr_check(const char *name, struct tbuf *msg);
 
 /* Renders one document of a collection into out. API_NOT_FOUND if unknown. */
 enum api_status api_read(const char *name, enum api_doc doc, struct tbuf *out);
+
+/* api_read of a JSON document, parsed: *out gets the object (NULL when the
+ * document is empty or not a JSON object; the caller puts it). */
+enum api_status api_read_object(const char *name, enum api_doc doc, struct json_object **out);
 
 /* Answers a Solr select query string (q=...&rows=...; an HTTP adapter
  * passes the URL's query string and a form body joined by '&') from the
