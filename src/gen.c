@@ -24,7 +24,7 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly)
     int rc = mdb_env_create(&e->env);
     if (rc)
         return rc;
-    mdb_env_set_maxdbs(e->env, 12);
+    mdb_env_set_maxdbs(e->env, 16);
     mdb_env_set_mapsize(e->env, GEN_MAP_SIZE);
     rc = mdb_env_open(e->env, dir,
                       MDB_NOTLS | MDB_NORDAHEAD | (readonly ? MDB_RDONLY : MDB_NOSYNC), 0600);
@@ -282,7 +282,7 @@ int gen_builder_finish(struct gen_builder *b, struct json_object *snapshot, char
     if (index_builder_finish(b->ib, b->e.env, &b->e.index, &stats, err, errlen))
         return -1;
     struct json_object *sc = schema_to_json(b->sc), *n = json_object_new_int64(b->next_id),
-                       *opts = opts_json(&b->opts);
+                       *opts = opts_json(&b->opts), *format = json_object_new_int(INDEX_FORMAT);
     rc = mdb_txn_begin(b->e.env, NULL, 0, &b->txn);
     if (!rc)
         rc = put_meta(b, "schema", sc);
@@ -292,12 +292,15 @@ int gen_builder_finish(struct gen_builder *b, struct json_object *snapshot, char
         rc = put_meta(b, "index_stats", stats);
     if (!rc)
         rc = put_meta(b, "analysis", opts);
+    if (!rc)
+        rc = put_meta(b, "format", format);
     if (!rc && snapshot)
         rc = put_meta(b, "snapshot", snapshot);
     json_object_put(sc);
     json_object_put(n);
     json_object_put(stats);
     json_object_put(opts);
+    json_object_put(format);
     if (!rc) {
         rc = mdb_txn_commit(b->txn);
         b->txn = NULL;
@@ -349,7 +352,10 @@ struct gen *gen_open(const char *dir, char *err, size_t errlen)
     g->dir = xstrdup(dir);
     atomic_init(&g->refs, 1);
     if (mdb_txn_begin(g->e.env, NULL, MDB_RDONLY, &txn) == 0) {
-        struct json_object *sc = meta_get(g, txn, "schema"), *n = meta_get(g, txn, "docs");
+        struct json_object *sc = meta_get(g, txn, "schema"), *n = meta_get(g, txn, "docs"),
+                           *format = meta_get(g, txn, "format");
+        g->format = format ? json_object_get_int(format) : 1;
+        json_object_put(format);
         g->sc = schema_from_json(sc);
         g->docs = n ? (uint64_t)json_object_get_int64(n) : 0;
         g->snapshot = meta_get(g, txn, "snapshot");
@@ -363,6 +369,18 @@ struct gen *gen_open(const char *dir, char *err, size_t errlen)
         json_object_put(sc);
         json_object_put(n);
         mdb_txn_abort(txn);
+    }
+    if (g->sc && g->format != INDEX_FORMAT) {
+        /* Its postings lack what this version's queries read (positions,
+         * dense norms): answers would be wrong, not merely slow. */
+        snprintf(err, errlen, "%s: written by another version of tisfs (index format %d, this "
+                 "one reads %d): rebuild the collection (echo 1 > collections/NAME/build)", dir,
+                 g->format, INDEX_FORMAT);
+        schema_free(g->sc);
+        g->sc = NULL;
+        g->doomed = false;
+        gen_unref(g);
+        return NULL;
     }
     if (!g->sc) {
         snprintf(err, errlen, "%s: not a finished generation (no schema)", dir);

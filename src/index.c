@@ -178,7 +178,11 @@ int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d)
     unsigned f = create ? MDB_CREATE : 0, dup = MDB_DUPSORT | MDB_DUPFIXED;
     int rc = mdb_dbi_open(txn, "terms", f, &d->terms);
     if (!rc)
-        rc = mdb_dbi_open(txn, "flen", f | MDB_INTEGERKEY, &d->flen);
+        rc = mdb_dbi_open(txn, "pos", f, &d->pos);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "norms", f | MDB_INTEGERKEY, &d->norms);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "dpos", f, &d->dpos);
     if (!rc)
         rc = mdb_dbi_open(txn, "exists", f, &d->exists);
     if (!rc)
@@ -412,15 +416,6 @@ roaring_bitmap_t *index_deleted(MDB_txn *txn, const struct index_dbs *d)
     return r;
 }
 
-uint32_t index_field_len(MDB_txn *txn, const struct index_dbs *d, uint32_t doc, uint8_t field)
-{
-    MDB_val k = {sizeof doc, &doc}, v;
-    uint32_t n = 0;
-    if (mdb_get(txn, d->flen, &k, &v) == 0 && (size_t)(field + 1) * 4 <= v.mv_size)
-        memcpy(&n, (const char *)v.mv_data + (size_t)field * 4, 4);
-    return n;
-}
-
 /* ---- incremental maintenance ---- */
 
 static void bit_to_decimal(const char *p, size_t len, char *out, size_t outlen)
@@ -433,12 +428,16 @@ static void bit_to_decimal(const char *p, size_t len, char *out, size_t outlen)
 
 static int doc_token(void *arg, const char *t, size_t len, uint32_t pos)
 {
-    (void)pos;
     struct doc_terms *dt = arg;
     if (dt->n - dt->field_start >= INDEX_MAX_TOKENS_PER_VALUE) {
         dt->cut = true; /* stops the analyzer: the rest of the value is not indexed */
         return 1;
     }
+    if (dt->n == dt->tokcap) {
+        dt->tokcap = dt->tokcap ? dt->tokcap * 2 : 256;
+        dt->tokpos = xrealloc(dt->tokpos, dt->tokcap * sizeof *dt->tokpos);
+    }
+    dt->tokpos[dt->n] = pos;
     uint16_t n = (uint16_t)(len + 1);
     tbuf_reserve(&dt->keys, 3 + len); /* one reservation, then plain copies */
     char *w = dt->keys.data + dt->keys.len;
@@ -509,6 +508,7 @@ size_t doc_terms_distinct(struct doc_terms *dt)
         dt->refs = xrealloc(dt->refs, dt->cap * sizeof *dt->refs);
         dt->tf = xrealloc(dt->tf, dt->cap * sizeof *dt->tf);
         dt->hash = xrealloc(dt->hash, dt->cap * sizeof *dt->hash);
+        dt->tokkey = xrealloc(dt->tokkey, dt->cap * sizeof *dt->tokkey);
     }
     size_t slots = 16;
     while (slots < dt->n * 2)
@@ -534,16 +534,47 @@ size_t doc_terms_distinct(struct doc_terms *dt)
                 dt->refs[n] = (struct keyref){k, len};
                 dt->tf[n] = 1;
                 dt->hash[n] = hash;
+                dt->tokkey[i] = (uint32_t)n;
                 dt->slots[h] = (uint32_t)++n;
                 break;
             }
             if (dt->refs[s - 1].len == len && memcmp(dt->refs[s - 1].p, k, len) == 0) {
                 dt->tf[s - 1]++;
+                dt->tokkey[i] = s - 1;
                 break;
             }
         }
     }
     return n;
+}
+
+/* A counting sort of the tokens by key keeps each key's positions in token
+ * order, which is ascending position order within a value. */
+void doc_terms_positions(struct doc_terms *dt, size_t nd)
+{
+    if (!dt->posoff || dt->n > dt->poscap) { /* nd <= n */
+        dt->poscap = dt->n > 16 ? dt->n : 16;
+        dt->posoff = xrealloc(dt->posoff, (dt->poscap + 1) * sizeof *dt->posoff);
+        dt->posv = xrealloc(dt->posv, dt->poscap * sizeof *dt->posv);
+    }
+    dt->posoff[0] = 0;
+    for (size_t k = 0; k < nd; k++)
+        dt->posoff[k + 1] = dt->posoff[k] + dt->tf[k];
+    for (size_t i = 0; i < dt->n; i++) /* posoff[k] walks to posoff[k + 1] ... */
+        dt->posv[dt->posoff[dt->tokkey[i]]++] = dt->tokpos[i];
+    for (size_t k = nd; k > 0; k--) /* ... and is put back */
+        dt->posoff[k] = dt->posoff[k - 1];
+    dt->posoff[0] = 0;
+}
+
+void doc_terms_pos_blob(const struct doc_terms *dt, size_t k, struct tbuf *out)
+{
+    uint32_t prev = 0;
+    tbuf_add_varint(out, dt->posoff[k + 1] - dt->posoff[k]);
+    for (uint32_t i = dt->posoff[k]; i < dt->posoff[k + 1]; i++) {
+        tbuf_add_varint(out, dt->posv[i] - prev);
+        prev = dt->posv[i];
+    }
 }
 
 void doc_terms_init(struct doc_terms *dt, const struct tis_schema *sc)
@@ -561,6 +592,10 @@ void doc_terms_free(struct doc_terms *dt)
     free(dt->tf);
     free(dt->hash);
     free(dt->slots);
+    free(dt->tokpos);
+    free(dt->tokkey);
+    free(dt->posoff);
+    free(dt->posv);
 }
 
 static int put_bitmap(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, roaring_bitmap_t *r)
@@ -591,32 +626,39 @@ static int deleted_add(MDB_txn *txn, const struct index_dbs *d, uint32_t doc)
     return rc;
 }
 
-/* Writes (or drops) doc's delta entries: its terms, norms and exists marks. */
-static int delta_change(MDB_txn *txn, const struct index_dbs *d, const struct doc_terms *dt,
-                        size_t n, const struct tis_value *vals, uint32_t doc, bool add)
+/* Writes doc's delta entries: its terms with their positions, norms and
+ * exists marks. */
+static int delta_add(MDB_txn *txn, const struct index_dbs *d, struct doc_terms *dt, size_t n,
+                     const struct tis_value *vals, uint32_t doc)
 {
     const struct tis_schema *sc = dt->sc;
-    unsigned char e[DENTRY];
+    unsigned char e[DENTRY], pk[5 + 1 + 1024];
+    struct tbuf blob = {0};
     put_be32(e, doc);
+    doc_terms_positions(dt, n);
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         MDB_val key = {dt->refs[i].len, (void *)dt->refs[i].p}, v = {DENTRY, e};
         e[4] = (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i]);
-        rc = add ? mdb_put(txn, d->dterms, &key, &v, 0) : mdb_del(txn, d->dterms, &key, &v);
-        if (rc == MDB_NOTFOUND) /* a base document has no delta entries */
-            rc = 0;
+        rc = mdb_put(txn, d->dterms, &key, &v, 0);
+        if (rc || key.mv_size > sizeof pk - 4)
+            continue;
+        tbuf_reset(&blob);
+        doc_terms_pos_blob(dt, i, &blob);
+        MDB_val k = {dpos_key(doc, key.mv_data, key.mv_size, pk), pk}, pv = {blob.len, blob.data};
+        rc = mdb_put(txn, d->dpos, &k, &pv, 0);
     }
-    MDB_val k = {sizeof doc, &doc}, v = {sc->nfields * sizeof(uint32_t), dt->lens};
-    if (!rc)
-        rc = add ? mdb_put(txn, d->flen, &k, &v, 0) : mdb_del(txn, d->flen, &k, NULL);
-    for (size_t i = 0; i < sc->nfields && (!rc || rc == MDB_NOTFOUND); i++) {
+    tbuf_free(&blob);
+    for (size_t i = 0; i < sc->nfields && !rc; i++) {
         if (!sc->fields[i].search || vals[i].null)
             continue;
         uint8_t f = (uint8_t)i;
         MDB_val fk = {1, &f}, dv = {4, e};
-        rc = add ? mdb_put(txn, d->dexists, &fk, &dv, 0) : mdb_del(txn, d->dexists, &fk, &dv);
+        rc = mdb_put(txn, d->dexists, &fk, &dv, 0);
+        if (!rc && dt->lens[i])
+            rc = norms_put(txn, d, f, doc, dt->lens[i]);
     }
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return rc;
 }
 
 int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
@@ -627,7 +669,7 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
     doc_terms_init(&dt, sc);
     doc_terms_collect(&dt, an, o, vals);
     size_t n = doc_terms_distinct(&dt);
-    int rc = delta_change(txn, d, &dt, n, vals, doc, true);
+    int rc = delta_add(txn, d, &dt, n, vals, doc);
     for (size_t i = 0; i < sc->nfields && totals; i++)
         if (sc->fields[i].search && !vals[i].null) {
             totals[i].docs += dt.lens[i] > 0;
@@ -643,25 +685,25 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
 int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
                      uint32_t doc, struct field_totals *totals)
 {
-    MDB_val k = {sizeof doc, &doc}, v;
-    int rc = mdb_get(txn, d->flen, &k, &v);
-    if (rc == 0 && totals)
-        for (size_t i = 0; i < sc->nfields && (i + 1) * 4 <= v.mv_size; i++) {
-            uint32_t len;
-            memcpy(&len, (const char *)v.mv_data + i * 4, 4);
+    int rc = 0;
+    for (size_t i = 0; i < sc->nfields && !rc; i++) {
+        if (!sc->fields[i].search)
+            continue;
+        uint32_t len = index_field_len(txn, d, doc, (uint8_t)i);
+        if (totals) {
             totals[i].docs -= len > 0;
             totals[i].tokens -= len;
         }
-    if (rc == 0)
-        rc = mdb_del(txn, d->flen, &k, NULL);
-    if (rc == 0 || rc == MDB_NOTFOUND)
-        rc = deleted_add(txn, d, doc);
-    return rc;
+        if (len)
+            rc = norms_put(txn, d, (uint8_t)i, doc, 0);
+    }
+    return rc ? rc : deleted_add(txn, d, doc);
 }
 
 int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id)
 {
-    MDB_dbi all[] = {d->terms, d->flen, d->exists, d->dterms, d->dexists, d->deleted};
+    MDB_dbi all[] = {d->terms, d->pos, d->norms, d->exists, d->dterms, d->dpos, d->dexists,
+                     d->deleted};
     int rc = 0;
     for (size_t i = 0; i < sizeof all / sizeof *all && !rc; i++)
         rc = mdb_drop(txn, all[i], 0);
@@ -686,9 +728,63 @@ uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d)
     return n + (mdb_stat(txn, d->dexists, &st) == 0 ? st.ms_entries : 0);
 }
 
-/* Rewrites the base posting of key as (base - deleted) | delta and drops
- * the delta entries. The one place a large posting is rewritten: the merge,
- * a term at a time, never the stream. */
+/* The positions of the folded posting ids[0..n): a base document's blob
+ * comes from the old pos value (walked alongside the old base ids), an added
+ * one's from dpos. Everything is copied out before the caller writes. */
+static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
+                           const struct posting *p, const uint32_t *ids, uint32_t n,
+                           struct tbuf *out)
+{
+    MDB_val v = {0, NULL};
+    bool have_base = mdb_get(txn, d->pos, &key, &v) == 0 && v.mv_size >= 8;
+    const unsigned char *bp = NULL, *bend = (const unsigned char *)v.mv_data + v.mv_size;
+    if (have_base)
+        bp = pos_value_blob(v.mv_data, v.mv_size, 0);
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(p->docs, &it);
+    unsigned char pk[4 + 1024];
+    struct tbuf blobs = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *b = NULL, *end = NULL;
+        if (p->delta && roaring_bitmap_contains(p->delta, ids[i])) {
+            MDB_val k = {dpos_key(ids[i], key.mv_data, key.mv_size, pk), pk}, dv;
+            if (key.mv_size <= 1024 && mdb_get(txn, d->dpos, &k, &dv) == 0)
+                b = dv.mv_data, end = b + dv.mv_size;
+        } else {
+            for (; it.has_value && it.current_value < ids[i]; roaring_advance_uint32_iterator(&it))
+                bp = bp ? bp + pos_blob_len(bp, bend) : NULL; /* a deleted document's */
+            if (it.has_value && it.current_value == ids[i] && bp) {
+                b = bp, end = bend;
+                bp += pos_blob_len(bp, bend);
+                roaring_advance_uint32_iterator(&it);
+            }
+        }
+        size_t len = b ? pos_blob_len(b, end) : 0;
+        if (len)
+            tbuf_add(&blobs, b, len);
+        else
+            tbuf_add(&blobs, "", 1); /* lost: an empty list keeps the ranks in step */
+    }
+    pos_value_encode((const unsigned char *)blobs.data, blobs.len, n, out);
+    tbuf_free(&blobs);
+}
+
+/* Drops the dpos entries of key for every delta id, live or deleted. */
+static int drop_delta_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
+                                const uint32_t *dids, size_t nd)
+{
+    unsigned char pk[4 + 1024];
+    int rc = 0;
+    for (size_t i = 0; i < nd && key.mv_size <= 1024 && (!rc || rc == MDB_NOTFOUND); i++) {
+        MDB_val k = {dpos_key(dids[i], key.mv_data, key.mv_size, pk), pk};
+        rc = mdb_del(txn, d->dpos, &k, NULL);
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Rewrites the base posting of key as (base - deleted) | delta, with its
+ * positions, and drops the delta entries. The one place a large posting is
+ * rewritten: the merge, a term at a time, never the stream. */
 static int fold_term(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
                      const roaring_bitmap_t *deleted)
 {
@@ -696,6 +792,9 @@ static int fold_term(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
     int rc = key_posting(txn, d, key, &p);
     if (rc)
         return rc == MDB_NOTFOUND ? 0 : rc;
+    unsigned char kcopy[512]; /* key points into a page the writes below may move */
+    MDB_val k = {key.mv_size < sizeof kcopy ? key.mv_size : sizeof kcopy, kcopy};
+    memcpy(kcopy, key.mv_data, k.mv_size);
     roaring_bitmap_t *live = posting_live(&p, deleted);
     uint32_t n = (uint32_t)roaring_bitmap_get_cardinality(live);
     uint32_t *ids = xmalloc((n ? n : 1) * sizeof *ids);
@@ -703,22 +802,33 @@ static int fold_term(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
     roaring_bitmap_to_uint32_array(live, ids);
     for (uint32_t i = 0; i < n; i++)
         tf[i] = (uint8_t)posting_tf(&p, ids[i]);
+    struct tbuf val = {0}, pval = {0};
+    fold_positions(txn, d, k, &p, ids, n, &pval);
+    size_t nd = p.delta ? (size_t)roaring_bitmap_get_cardinality(p.delta) : 0;
+    uint32_t *dids = xmalloc((nd ? nd : 1) * sizeof *dids);
+    if (nd)
+        roaring_bitmap_to_uint32_array(p.delta, dids);
     posting_free(&p);
     roaring_bitmap_free(live);
-    struct tbuf val = {0};
-    unsigned char kcopy[512]; /* key points into a page the writes below may move */
-    MDB_val k = {key.mv_size < sizeof kcopy ? key.mv_size : sizeof kcopy, kcopy};
-    memcpy(kcopy, key.mv_data, k.mv_size);
     rc = mdb_del(txn, d->dterms, &k, NULL);
+    if (!rc || rc == MDB_NOTFOUND)
+        rc = drop_delta_positions(txn, d, k, dids, nd);
     if (!rc && n) {
         posting_encode(ids, tf, n, &val);
-        MDB_val v = {val.len, val.data};
+        MDB_val v = {val.len, val.data}, pv = {pval.len, pval.data};
         rc = mdb_put(txn, d->terms, &k, &v, 0);
-    } else if (!rc)
+        if (!rc)
+            rc = mdb_put(txn, d->pos, &k, &pv, 0);
+    } else if (!rc) {
         rc = mdb_del(txn, d->terms, &k, NULL);
+        if (!rc || rc == MDB_NOTFOUND)
+            rc = mdb_del(txn, d->pos, &k, NULL);
+    }
     tbuf_free(&val);
+    tbuf_free(&pval);
     free(ids);
     free(tf);
+    free(dids);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 

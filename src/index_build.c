@@ -45,7 +45,10 @@ struct dict {
 struct postlog {
     uint32_t *tid, *doc;
     uint8_t *tf;
+    uint64_t *poff; /* each posting's positions blob in pos */
+    uint32_t *plen;
     size_t n, cap;
+    struct tbuf pos;
 };
 
 static void dict_grow(struct dict *d)
@@ -117,7 +120,7 @@ struct batch {
     size_t nrows;
     struct tbuf rows; /* raw: per row varint(length) then per field varint(len+1)|0, bytes */
     struct tbuf toks; /* tokenized: per row lens[nfields], exists[nfields], nkeys,
-                         (u64 hash, u16 len, key, u8 tf)... */
+                         (u64 hash, u16 len, key, u8 tf, varint n, positions blob)... */
 };
 
 struct field_stats {
@@ -157,11 +160,12 @@ struct index_builder {
 
 static size_t mem_used(const struct index_builder *b)
 {
-    return b->dict.arena.cap + (size_t)b->dict.terms_cap * 14 + b->dict.cap * 4 + b->log.cap * 9;
+    return b->dict.arena.cap + (size_t)b->dict.terms_cap * 14 + b->dict.cap * 4 + b->log.cap * 21 +
+           b->log.pos.cap;
 }
 
 static void add_posting(struct index_builder *b, const void *key, size_t len, uint64_t hash,
-                        uint32_t doc, uint8_t tf)
+                        uint32_t doc, uint8_t tf, const void *pos, size_t plen)
 {
     struct postlog *l = &b->log;
     if (l->n == l->cap) {
@@ -169,9 +173,14 @@ static void add_posting(struct index_builder *b, const void *key, size_t len, ui
         l->tid = xrealloc(l->tid, l->cap * sizeof *l->tid);
         l->doc = xrealloc(l->doc, l->cap * sizeof *l->doc);
         l->tf = xrealloc(l->tf, l->cap);
+        l->poff = xrealloc(l->poff, l->cap * sizeof *l->poff);
+        l->plen = xrealloc(l->plen, l->cap * sizeof *l->plen);
     }
     l->tid[l->n] = dict_id(&b->dict, key, len, hash);
     l->doc[l->n] = doc;
+    l->poff[l->n] = l->pos.len;
+    l->plen[l->n] = (uint32_t)plen;
+    tbuf_add(&l->pos, pos, plen);
     l->tf[l->n++] = tf;
 }
 
@@ -257,8 +266,14 @@ static int spill(struct index_builder *b)
             fput_varint(f, l->doc[order[j]] - prev);
             prev = l->doc[order[j]];
         }
-        for (uint32_t j = start[t]; j < start[t + 1]; j++)
+        uint64_t plen = 0;
+        for (uint32_t j = start[t]; j < start[t + 1]; j++) {
             putc_unlocked(l->tf[order[j]], f);
+            plen += l->plen[order[j]];
+        }
+        fput_varint(f, plen);
+        for (uint32_t j = start[t]; j < start[t + 1]; j++)
+            fwrite(l->pos.data + l->poff[order[j]], 1, l->plen[order[j]], f);
     }
     free(start);
     free(order);
@@ -271,13 +286,14 @@ static int spill(struct index_builder *b)
     b->nruns++;
     dict_reset(d);
     l->n = 0;
+    tbuf_reset(&l->pos);
     return 0;
 }
 
 /* ---- tokenizers ---- */
 
 static void tokenize_batch(struct index_builder *b, struct batch *bt, struct doc_terms *dt,
-                           struct analyzer *an, struct tis_value *vals)
+                           struct analyzer *an, struct tis_value *vals, struct tbuf *blob)
 {
     const unsigned char *p = (const unsigned char *)bt->rows.data, *end = p + bt->rows.len;
     tbuf_reset(&bt->toks);
@@ -293,6 +309,7 @@ static void tokenize_batch(struct index_builder *b, struct batch *bt, struct doc
         p = rend;
         doc_terms_collect(dt, an, &b->opts, vals);
         uint32_t nk = (uint32_t)doc_terms_distinct(dt);
+        doc_terms_positions(dt, nk);
         tbuf_add(&bt->toks, dt->lens, b->sc->nfields * sizeof *dt->lens);
         for (size_t i = 0; i < b->sc->nfields; i++) { /* has a value: exists */
             uint8_t e = !vals[i].null && b->sc->fields[i].search;
@@ -308,6 +325,10 @@ static void tokenize_batch(struct index_builder *b, struct batch *bt, struct doc
             memcpy(w + 10, dt->refs[k].p, len);
             w[10 + len] = (char)(dt->tf[k] > 255 ? 255 : dt->tf[k]);
             bt->toks.len += 11 + len;
+            tbuf_reset(blob);
+            doc_terms_pos_blob(dt, k, blob);
+            tbuf_add_varint(&bt->toks, blob->len);
+            tbuf_add(&bt->toks, blob->data, blob->len);
         }
     }
     tbuf_free(&bt->rows);
@@ -320,6 +341,7 @@ static void *tokenizer(void *arg)
     struct analyzer *an = analyzer_new(err, sizeof err);
     struct doc_terms dt;
     struct tis_value *vals = xcalloc(b->sc->nfields, sizeof *vals);
+    struct tbuf blob = {0};
     doc_terms_init(&dt, b->sc);
     pthread_mutex_lock(&b->mu);
     for (;;) {
@@ -336,7 +358,7 @@ static void *tokenizer(void *arg)
         bt->state = SLOT_BUSY;
         pthread_mutex_unlock(&b->mu);
         if (an)
-            tokenize_batch(b, bt, &dt, an, vals);
+            tokenize_batch(b, bt, &dt, an, vals, &blob);
         pthread_mutex_lock(&b->mu);
         if (!an && !b->err[0])
             snprintf(b->err, sizeof b->err, "tokenizer: %s", err);
@@ -346,6 +368,7 @@ static void *tokenizer(void *arg)
     pthread_mutex_unlock(&b->mu);
     atomic_fetch_add(&b->truncated, dt.truncated);
     doc_terms_free(&dt);
+    tbuf_free(&blob);
     free(vals);
     analyzer_free(an);
     return NULL;
@@ -357,7 +380,7 @@ static void accumulate(struct index_builder *b, struct batch *bt)
 {
     size_t nf = b->sc->nfields;
     uint32_t *lens = xcalloc(nf, sizeof *lens);
-    const unsigned char *p = (const unsigned char *)bt->toks.data;
+    const unsigned char *p = (const unsigned char *)bt->toks.data, *end = p + bt->toks.len;
     for (size_t r = 0; r < bt->nrows; r++) {
         uint32_t doc = bt->first_id + (uint32_t)r, nk;
         memcpy(lens, p, nf * sizeof *lens);
@@ -372,12 +395,16 @@ static void accumulate(struct index_builder *b, struct batch *bt)
         memcpy(&nk, p, 4);
         p += 4;
         for (uint32_t k = 0; k < nk; k++) {
-            uint64_t hash;
+            uint64_t hash, plen = 0;
             uint16_t len;
             memcpy(&hash, p, 8);
             memcpy(&len, p + 8, 2);
-            add_posting(b, p + 10, len, hash, doc, p[10 + len]);
+            const unsigned char *key = p + 10;
+            uint8_t tf = p[10 + len];
             p += 11 + len;
+            varint_read(&p, end, &plen);
+            add_posting(b, key, len, hash, doc, tf, p, plen);
+            p += plen;
         }
     }
     free(lens);
@@ -554,6 +581,7 @@ struct merged {
     uint32_t *docs;
     uint8_t *tf;
     size_t n, cap;
+    struct tbuf pos; /* the documents' positions blobs, end to end */
 };
 
 static void run_take(struct run *r, struct merged *m)
@@ -570,6 +598,13 @@ static void run_take(struct run *r, struct merged *m)
         m->docs[m->n + i] = prev;
     }
     if (fread(m->tf + m->n, 1, r->n, r->f) != r->n)
+        ok = false;
+    uint64_t plen = fget_varint(r->f, &ok);
+    if (ok && plen <= ((uint64_t)1 << 32)) {
+        tbuf_reserve(&m->pos, plen);
+        ok = fread(m->pos.data + m->pos.len, 1, plen, r->f) == plen;
+        m->pos.len += ok ? plen : 0;
+    } else
         ok = false;
     m->n += r->n;
     if (ok)
@@ -632,7 +667,7 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
 {
     struct run *runs = xcalloc((size_t)b->nruns + 1, sizeof *runs);
     struct merged m = {0};
-    struct tbuf val = {0}, key = {0};
+    struct tbuf val = {0}, key = {0}, pval = {0};
     int rc = 0;
     char path[4096];
     for (int i = 0; i < b->nruns; i++) {
@@ -654,15 +689,20 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
         tbuf_reset(&key);
         tbuf_add(&key, runs[q.h[0]].key.data, runs[q.h[0]].key.len);
         m.n = 0;
+        tbuf_reset(&m.pos);
         while (q.n && cmp_keys(runs[q.h[0]].key.data, runs[q.h[0]].key.len, key.data,
                                key.len) == 0)
             heap_take_top(&q, &m);
         posting_encode(m.docs, m.tf, (uint32_t)m.n, &val);
         MDB_val k = {key.len, key.data}, v = {val.len, val.data};
         rc = mdb_put(*txn, d->terms, &k, &v, MDB_APPEND);
+        pos_value_encode((const unsigned char *)m.pos.data, m.pos.len, (uint32_t)m.n, &pval);
+        MDB_val pv = {pval.len, pval.data};
+        if (!rc)
+            rc = mdb_put(*txn, d->pos, &k, &pv, MDB_APPEND);
         if (!rc && b->cancel && atomic_load(b->cancel))
             rc = ECANCELED; /* a merge of millions of terms must not delay rm -r */
-        pending += key.len + val.len + 16;
+        pending += 2 * key.len + val.len + pval.len + 32;
         if (!rc && pending >= COMMIT_BYTES) {
             rc = txn_renew(env, txn);
             pending = 0;
@@ -679,6 +719,8 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
     free(runs);
     free(m.docs);
     free(m.tf);
+    tbuf_free(&m.pos);
+    tbuf_free(&pval);
     tbuf_free(&val);
     tbuf_free(&key);
     return rc;
@@ -687,19 +729,26 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
 static int write_norms(struct index_builder *b, MDB_env *env, const struct index_dbs *d,
                        MDB_txn **txn)
 {
-    size_t width = b->sc->nfields * sizeof(uint32_t);
-    uint32_t *rec = xmalloc(width);
+    size_t nf = b->sc->nfields, width = nf * sizeof(uint32_t);
+    uint32_t *rec = xmalloc(width ? width : 1);
+    bool *searched = xcalloc(nf ? nf : 1, sizeof *searched);
+    for (size_t i = 0; i < nf; i++)
+        searched[i] = b->sc->fields[i].search;
+    struct norms_writer *w = norms_writer_new(nf, searched);
     int rc = fflush(b->flen) || fseek(b->flen, 0, SEEK_SET) ? errno : 0;
     for (uint32_t id = 1; !rc && id < b->next_id; id++) {
         if (fread(rec, 1, width, b->flen) != width) {
             rc = EIO;
             break;
         }
-        MDB_val k = {sizeof id, &id}, v = {width, rec};
-        rc = mdb_put(*txn, d->flen, &k, &v, MDB_APPEND);
-        if (!rc && id % (COMMIT_BYTES / (width + 16)) == 0)
+        rc = norms_writer_add(w, *txn, d, id, rec);
+        if (!rc && id % (NORMS_BLOCK * 64) == 0)
             rc = b->cancel && atomic_load(b->cancel) ? ECANCELED : txn_renew(env, txn);
     }
+    if (!rc)
+        rc = norms_writer_finish(w, *txn, d);
+    norms_writer_free(w);
+    free(searched);
     free(rec);
     return rc;
 }
@@ -797,6 +846,9 @@ void index_builder_free(struct index_builder *b)
     free(b->log.tid);
     free(b->log.doc);
     free(b->log.tf);
+    free(b->log.poff);
+    free(b->log.plen);
+    tbuf_free(&b->log.pos);
     schema_free(b->sc);
     free(b->tmpdir);
     if (b->sync_init) {

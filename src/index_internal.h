@@ -30,6 +30,12 @@ struct doc_terms {
     size_t cap;
     uint32_t *slots; /* hash table for doc_terms_distinct */
     size_t nslots;
+    uint32_t *tokpos;   /* position of each token collected */
+    size_t tokcap;
+    uint32_t *tokkey;   /* index of each token's distinct key */
+    uint32_t *posoff;   /* positions of distinct key k: posv[posoff[k]..posoff[k+1]) */
+    uint32_t *posv;
+    size_t poscap;
     uint8_t field;
     size_t field_start;  /* n when the current value began */
     bool cut;            /* the current value was cut */
@@ -46,5 +52,40 @@ uint64_t key_hash(const unsigned char *p, size_t n);
 /* Merges repeated keys: refs[0..n) distinct, in no particular order, with
  * their tf. Returns n. */
 size_t doc_terms_distinct(struct doc_terms *dt);
+/* Groups the positions of the nd distinct keys (after doc_terms_distinct). */
+void doc_terms_positions(struct doc_terms *dt, size_t nd);
+/* Appends the positions blob of distinct key k: varint count, then the
+ * positions as varint gaps (the first from 0). */
+void doc_terms_pos_blob(const struct doc_terms *dt, size_t k, struct tbuf *out);
+
+/* ---- positions (index_pos.c) ----
+ * A pos value: u32 documents, u32 blocks, u32 offset of each block of
+ * POS_BLOCK documents into the data, then the blobs in posting order. */
+#define POS_BLOCK 32
+/* Bytes of the blob at p, 0 when it runs past end. */
+size_t pos_blob_len(const unsigned char *p, const unsigned char *end);
+/* Decodes a blob into *buf; returns the count (0 when malformed). */
+size_t pos_blob_decode(const unsigned char *p, const unsigned char *end, uint32_t **buf,
+                       size_t *cap);
+/* The pos value of n blobs laid end to end in blobs[0..len). */
+void pos_value_encode(const unsigned char *blobs, size_t len, uint32_t n, struct tbuf *out);
+/* The blob of the document of rank r (0-based) in a pos value, or NULL. */
+const unsigned char *pos_value_blob(const unsigned char *v, size_t vlen, uint32_t r);
+/* A dpos key: BE doc id, then the term key (field byte + term). */
+size_t dpos_key(uint32_t doc, const void *key, size_t klen, unsigned char *out);
+
+/* ---- norms (index_norms.c) ---- */
+#define NORMS_BLOCK 1024
+/* Sets (len > 0) or clears (len 0) doc's length in field. */
+int norms_put(MDB_txn *txn, const struct index_dbs *d, uint8_t field, uint32_t doc,
+              uint32_t len);
+/* Writes the lengths of ids first.. (consecutive, nf per id) in bulk: whole
+ * blocks, appended (the build). */
+struct norms_writer;
+struct norms_writer *norms_writer_new(size_t nfields, const bool *searched);
+int norms_writer_add(struct norms_writer *w, MDB_txn *txn, const struct index_dbs *d,
+                     uint32_t doc, const uint32_t *lens);
+int norms_writer_finish(struct norms_writer *w, MDB_txn *txn, const struct index_dbs *d);
+void norms_writer_free(struct norms_writer *w);
 
 #endif

@@ -47,7 +47,7 @@ static double score(struct ctx *c, struct plan *p, uint32_t doc)
         return p->boost;
     case P_TERM: {
         double tf = term_tf(p, doc);
-        double dl = index_field_len(c->txn, c->d, doc, p->field);
+        double dl = norms_read(c->txn, c->d, &c->norms[p->field], p->field, doc);
         double norm = BM25_K1 * (1 - BM25_B + BM25_B * dl / (p->avgdl > 0 ? p->avgdl : 1));
         return p->boost * p->idf * tf / (tf + norm);
     }
@@ -358,6 +358,9 @@ int search_run(struct gen *g, const struct search_request *r, struct search_resu
         c.deleted = index_deleted(c.txn, c.d);
         c.all = index_live(c.st.last_id, c.deleted);
         c.vals = xcalloc(c.sc->nfields, sizeof *c.vals);
+        c.norms = xcalloc(c.sc->nfields, sizeof *c.norms);
+        for (size_t i = 0; i < c.sc->nfields; i++)
+            norms_reader_init(&c.norms[i]);
         if (parse_sort(&c, r->sort, &s) == 0)
             docs = matches(&c, r, &qp);
     }
@@ -378,6 +381,7 @@ int search_run(struct gen *g, const struct search_request *r, struct search_resu
     plan_free(qp);
     free(s.k);
     free(c.vals);
+    free(c.norms);
     bm_free(c.all);
     bm_free(c.deleted);
     gen_stats_free(&c.st);

@@ -51,6 +51,7 @@ struct ctx {
     bool failed;
     size_t expansions;
     struct tis_value *vals;
+    struct norms_reader *norms; /* one per field: documents are scored in id order */
 };
 
 /* Records the first failure of a query in c->err; returns NULL. */

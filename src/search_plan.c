@@ -125,6 +125,7 @@ int search_find_field(const struct tis_schema *sc, const char *name)
 
 struct qtokens {
     struct tbuf buf;  /* terms, NUL-separated */
+    struct tbuf pos;  /* u32 position of each */
     size_t n;
     uint32_t last_pos;
 };
@@ -136,72 +137,10 @@ static int collect_token(void *arg, const char *t, size_t len, uint32_t pos)
         return 0;
     tbuf_add(&q->buf, t, len);
     tbuf_add(&q->buf, "", 1);
+    tbuf_add(&q->pos, &pos, sizeof pos);
     q->n++;
     q->last_pos = pos;
     return 0;
-}
-
-/* Whether the tokens of phrase occur at consecutive positions in text. */
-struct phrase_check {
-    const char **toks;
-    size_t ntok;
-    uint32_t **pos;
-    size_t *npos, *cap;
-    bool found;
-};
-
-static bool has_pos(const uint32_t *a, size_t n, uint32_t p);
-
-/* Positions come in order: when the last token arrives, the phrase is there
- * if every earlier token sits right before it; analysis then stops. */
-static bool phrase_ends_at(const struct phrase_check *pc, uint32_t pos)
-{
-    size_t last = pc->ntok - 1;
-    if (pos < last)
-        return false;
-    for (size_t k = 0; k < last; k++)
-        if (!has_pos(pc->pos[k], pc->npos[k], pos - (uint32_t)(last - k)))
-            return false;
-    return true;
-}
-
-static int record_positions(void *arg, const char *t, size_t len, uint32_t pos)
-{
-    struct phrase_check *pc = arg;
-    for (size_t i = 0; i < pc->ntok; i++)
-        if (strlen(pc->toks[i]) == len && memcmp(pc->toks[i], t, len) == 0) {
-            if (pc->npos[i] == pc->cap[i]) {
-                pc->cap[i] = pc->cap[i] ? pc->cap[i] * 2 : 16;
-                pc->pos[i] = xrealloc(pc->pos[i], pc->cap[i] * sizeof **pc->pos);
-            }
-            pc->pos[i][pc->npos[i]++] = pos;
-            if (i == pc->ntok - 1 && phrase_ends_at(pc, pos))
-                return pc->found = true;
-        }
-    return 0;
-}
-
-static bool has_pos(const uint32_t *a, size_t n, uint32_t p)
-{
-    for (size_t i = 0; i < n; i++)
-        if (a[i] == p)
-            return true;
-    return false;
-}
-
-static bool phrase_in(struct ctx *c, const struct tis_field *f, const struct tis_value *v,
-                      const char **toks, size_t ntok)
-{
-    struct phrase_check pc = {toks, ntok, xcalloc(ntok, sizeof(uint32_t *)),
-                              xcalloc(ntok, sizeof(size_t)), xcalloc(ntok, sizeof(size_t)), false};
-    analyze(c->an, f->token, gen_analysis_opts(c->g), v->p, v->len, record_positions, &pc);
-    bool found = pc.found;
-    for (size_t i = 0; i < ntok; i++)
-        free(pc.pos[i]);
-    free(pc.pos);
-    free(pc.npos);
-    free(pc.cap);
-    return found;
 }
 
 /* Keeps the docs of p whose stored value of field passes keep(). */
@@ -223,31 +162,76 @@ static void recheck(struct ctx *c, roaring_bitmap_t *docs, uint8_t field,
     roaring_bitmap_free(drop);
 }
 
-struct phrase_arg {
-    const char **toks;
+/* ---- phrases, from the positions in the index ---- */
+
+static bool has_pos(const uint32_t *a, size_t n, uint32_t p)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (a[mid] < p)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && a[lo] == p;
+}
+
+struct phrase {
     size_t n;
+    struct term_positions *tp;
+    uint32_t *rel;    /* query position of token k minus the first one's */
+    uint32_t **list;  /* a document's positions of token k */
+    size_t *cnt, *cap;
 };
 
-static bool keep_phrase(struct ctx *c, const struct tis_field *f, const struct tis_value *v,
-                        void *arg)
+/* Whether doc holds token k at start + rel[k] for every k, some start. */
+static bool phrase_in_doc(struct ctx *c, struct phrase *ph, uint32_t doc)
 {
-    struct phrase_arg *pa = arg;
-    return phrase_in(c, f, v, pa->toks, pa->n);
+    for (size_t k = 0; k < ph->n; k++)
+        if (!(ph->cnt[k] = term_positions_of(c->txn, c->d, &ph->tp[k], doc, &ph->list[k],
+                                             &ph->cap[k])))
+            return false;
+    for (size_t i = 0; i < ph->cnt[0]; i++) {
+        size_t k = 1;
+        while (k < ph->n && has_pos(ph->list[k], ph->cnt[k], ph->list[0][i] + ph->rel[k]))
+            k++;
+        if (k == ph->n)
+            return true;
+    }
+    return false;
 }
 
 static struct plan *phrase_plan(struct ctx *c, uint8_t f, struct qtokens *qt)
 {
-    const char **toks = xcalloc(qt->n, sizeof *toks);
+    struct phrase ph = {qt->n, xcalloc(qt->n, sizeof *ph.tp), xcalloc(qt->n, sizeof *ph.rel),
+                        xcalloc(qt->n, sizeof *ph.list), xcalloc(qt->n, sizeof *ph.cnt),
+                        xcalloc(qt->n, sizeof *ph.cap)};
+    const uint32_t *qpos = (const uint32_t *)qt->pos.data;
     const char *t = qt->buf.data;
     struct plan *b = bool_plan();
     for (size_t i = 0; i < qt->n; i++, t += strlen(t) + 1) {
-        toks[i] = t;
         bool_add(b, OCC_MUST, term_plan(c, f, t, strlen(t)));
+        ph.rel[i] = qpos[i] - qpos[0];
+        if (index_term_positions(c->txn, c->d, f, t, strlen(t), &b->kids[i]->post, &ph.tp[i]))
+            search_fail(c, "cannot read the positions of a phrase term");
     }
     bool_finish(c, b);
-    struct phrase_arg pa = {toks, qt->n};
-    recheck(c, b->docs, f, keep_phrase, &pa);
-    free(toks);
+    roaring_bitmap_t *drop = roaring_bitmap_create();
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(b->docs, &it);
+    for (; it.has_value && !c->failed; roaring_advance_uint32_iterator(&it))
+        if (!phrase_in_doc(c, &ph, it.current_value))
+            roaring_bitmap_add(drop, it.current_value);
+    roaring_bitmap_andnot_inplace(b->docs, drop);
+    roaring_bitmap_free(drop);
+    for (size_t i = 0; i < qt->n; i++)
+        free(ph.list[i]);
+    free(ph.tp);
+    free(ph.rel);
+    free(ph.list);
+    free(ph.cnt);
+    free(ph.cap);
     return b;
 }
 
@@ -531,6 +515,7 @@ static struct plan *text_plan(struct ctx *c, uint8_t f, const char *text, bool e
     else if (qt.n > 1)
         p = phrase_plan(c, f, &qt);
     tbuf_free(&qt.buf);
+    tbuf_free(&qt.pos);
     return p;
 }
 

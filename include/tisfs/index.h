@@ -3,7 +3,12 @@
  * terms:  (field byte, term bytes) -> posting: u32 size of a portable
  *         CRoaring bitmap of document ids, the bitmap, then one u8 term
  *         frequency per document in id order (saturating at 255)
- * flen:   document id -> u32 token count per schema field (BM25 norms)
+ * pos:    (field byte, term bytes) -> the term's positions, one list per
+ *         document in the posting's id order (index_pos.c): phrases are
+ *         answered from them, as from Lucene's .pos, without the text
+ * norms:  u32 (field << 22 | id >> 10) -> 1024 u32 token counts, the BM25
+ *         lengths of 1024 consecutive ids in one field: scoring reads a
+ *         dense column through the map, not a B-tree lookup per document
  * exists: field byte -> bitmap of the documents with a value in the field
  * Per-field totals (documents, tokens) live in the generation's meta.
  *
@@ -13,6 +18,9 @@
  * dterms:  (field byte, term bytes) -> dups of {u32 BE doc id, u8 tf}
  *          (MDB_DUPSORT|MDB_DUPFIXED: one small entry per document and term,
  *          in id order), the postings of documents added since the build
+ * dpos:    (u32 BE doc id, field byte, term bytes) -> that document's
+ *          positions of the term (keys of one document are adjacent, so an
+ *          added document writes one run of pages)
  * dexists: field byte -> dups of u32 BE doc id, likewise for exists
  * deleted: u16 BE (id >> 16) -> portable roaring bitmap of the removed ids
  *          in that range (a removal rewrites at most one small chunk)
@@ -45,9 +53,12 @@
 #define INDEX_MEM_BUDGET_DEFAULT ((size_t)80 << 20)
 
 struct index_dbs {
-    MDB_dbi terms, flen, exists;
-    MDB_dbi dterms, dexists, deleted;
+    MDB_dbi terms, pos, norms, exists;
+    MDB_dbi dterms, dpos, dexists, deleted;
 };
+
+/* The layout above; a generation written with another one must be rebuilt. */
+#define INDEX_FORMAT 2
 
 /* Opens (or, with create, creates) the index databases in txn. */
 int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d);
@@ -160,5 +171,35 @@ bool posting_decode(const MDB_val *v, struct posting *out);
 roaring_bitmap_t *index_exists(MDB_txn *txn, const struct index_dbs *d, uint8_t field);
 /* Token count of field in doc (BM25's dl). */
 uint32_t index_field_len(MDB_txn *txn, const struct index_dbs *d, uint32_t doc, uint8_t field);
+
+/* The norms of one field read in id order: one LMDB lookup per 1024 ids. */
+struct norms_reader {
+    uint32_t block;             /* field << 22 | id >> 10 of lens, or UINT32_MAX */
+    const unsigned char *lens;  /* 1024 u32 into the transaction's map, or NULL */
+};
+static inline void norms_reader_init(struct norms_reader *r)
+{
+    r->block = UINT32_MAX;
+    r->lens = NULL;
+}
+uint32_t norms_read(MDB_txn *txn, const struct index_dbs *d, struct norms_reader *r,
+                    uint8_t field, uint32_t doc);
+
+/* The positions of one term, for phrase queries. */
+struct term_positions {
+    const struct posting *post;  /* the term's posting (base ranks, delta ids) */
+    const unsigned char *base;   /* the pos value, into the map; NULL when none */
+    size_t baselen;
+    unsigned char key[5 + 1 + TERM_MAX_BYTES]; /* BE doc id, field, term: a dpos key */
+    size_t keylen;
+};
+/* Prepares tp for the term of post (which it borrows). */
+int index_term_positions(MDB_txn *txn, const struct index_dbs *d, uint8_t field,
+                         const void *term, size_t len, const struct posting *post,
+                         struct term_positions *tp);
+/* The positions of doc (which must be in the posting) into *buf (ascending,
+ * grown as needed); returns how many, 0 when they cannot be found. */
+size_t term_positions_of(MDB_txn *txn, const struct index_dbs *d, struct term_positions *tp,
+                         uint32_t doc, uint32_t **buf, size_t *cap);
 
 #endif

@@ -48,7 +48,7 @@ static void env_open(struct env *e)
     CHECK(mkdtemp(e->dir) != NULL);
     MDB_txn *txn;
     mdb_env_create(&e->env);
-    mdb_env_set_maxdbs(e->env, 12);
+    mdb_env_set_maxdbs(e->env, 16);
     mdb_env_set_mapsize(e->env, 1 << 26);
     CHECK(mdb_env_open(e->env, e->dir, MDB_NOSYNC, 0600) == 0);
     mdb_txn_begin(e->env, NULL, 0, &txn);
@@ -113,11 +113,12 @@ static void dump_db(struct env *e, MDB_dbi dbi, bool bitmaps, struct tbuf *out)
 static bool same_index(struct env *a, struct env *b)
 {
     bool same = true;
-    MDB_dbi dbs[3][2] = {{a->d.terms, b->d.terms}, {a->d.flen, b->d.flen}, {a->d.exists, b->d.exists}};
-    for (int i = 0; i < 3; i++) {
+    MDB_dbi dbs[4][2] = {{a->d.terms, b->d.terms}, {a->d.pos, b->d.pos},
+                         {a->d.norms, b->d.norms}, {a->d.exists, b->d.exists}};
+    for (int i = 0; i < 4; i++) {
         struct tbuf x = {0}, y = {0};
-        dump_db(a, dbs[i][0], i == 2, &x);
-        dump_db(b, dbs[i][1], i == 2, &y);
+        dump_db(a, dbs[i][0], i == 3, &x);
+        dump_db(b, dbs[i][1], i == 3, &y);
         if (x.len != y.len || memcmp(x.data, y.data, x.len) != 0) {
             printf("    database %d differs (%zu vs %zu bytes)\n", i, x.len, y.len);
             same = false;
@@ -138,6 +139,9 @@ struct view {
     const uint32_t *map;
     size_t nmap;
     roaring_bitmap_t *deleted;
+    MDB_txn *txn;
+    const struct index_dbs *d;
+    uint8_t field;
 };
 
 static int view_term(void *arg, const unsigned char *t, size_t len, const struct posting *p)
@@ -145,16 +149,29 @@ static int view_term(void *arg, const unsigned char *t, size_t len, const struct
     struct view *v = arg;
     roaring_bitmap_t *live = posting_live(p, v->deleted);
     uint32_t rows[64] = {0}; /* tf by row number */
+    struct tbuf pos[64] = {{0}};
+    struct term_positions tp;
+    uint32_t *buf = NULL;
+    size_t cap = 0;
+    CHECK(index_term_positions(v->txn, v->d, v->field, t, len, p, &tp) == 0);
     roaring_uint32_iterator_t it;
     roaring_init_iterator(live, &it);
     for (; it.has_value; roaring_advance_uint32_iterator(&it))
-        if (it.current_value < v->nmap && v->map[it.current_value])
-            rows[v->map[it.current_value]] = posting_tf(p, it.current_value);
+        if (it.current_value < v->nmap && v->map[it.current_value]) {
+            uint32_t r = v->map[it.current_value];
+            rows[r] = posting_tf(p, it.current_value);
+            size_t n = term_positions_of(v->txn, v->d, &tp, it.current_value, &buf, &cap);
+            for (size_t i = 0; i < n; i++)
+                tbuf_printf(&pos[r], "%s%u", i ? "," : "@", buf[i]);
+        }
+    free(buf);
     roaring_bitmap_free(live);
     struct tbuf line = {0};
-    for (int r = 1; r < 64; r++)
+    for (int r = 1; r < 64; r++) {
         if (rows[r])
-            tbuf_printf(&line, " %d*%u", r, rows[r]);
+            tbuf_printf(&line, " %d*%u%s", r, rows[r], pos[r].len ? pos[r].data : "@none");
+        tbuf_free(&pos[r]);
+    }
     if (line.len) /* a term of deleted documents only is no term to a reader */
         tbuf_printf(v->out, "%.*s:%s\n", (int)len, (const char *)t, line.data);
     tbuf_free(&line);
@@ -165,8 +182,9 @@ static void view(struct env *e, const uint32_t *map, size_t nmap, struct tbuf *o
 {
     MDB_txn *txn;
     mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
-    struct view v = {out, map, nmap, index_deleted(txn, &e->d)};
+    struct view v = {out, map, nmap, index_deleted(txn, &e->d), txn, &e->d, 0};
     for (uint8_t f = 0; f < 4; f++) {
+        v.field = f;
         tbuf_printf(out, "field %u\n", f);
         index_terms_between(txn, &e->d, f, NULL, 0, true, NULL, 0, true, view_term, &v);
         roaring_bitmap_t *ex = index_exists(txn, &e->d, f);
@@ -200,6 +218,27 @@ static bool same_view(struct env *a, const uint32_t *amap, size_t an, struct env
     tbuf_free(&x);
     tbuf_free(&y);
     return same;
+}
+
+/* The positions of term in doc as "p1,p2,..." ("" when none). */
+static const char *positions(MDB_txn *txn, struct env *e, uint8_t f, const char *term,
+                             uint32_t doc)
+{
+    static char out[256];
+    struct posting p;
+    struct term_positions tp;
+    uint32_t *buf = NULL;
+    size_t cap = 0, n = 0;
+    out[0] = 0;
+    if (index_term(txn, &e->d, f, term, strlen(term), &p) != 0)
+        return out;
+    if (index_term_positions(txn, &e->d, f, term, strlen(term), &p, &tp) == 0)
+        n = term_positions_of(txn, &e->d, &tp, doc, &buf, &cap);
+    for (size_t i = 0, at = 0; i < n && at < sizeof out - 12; i++)
+        at += (size_t)snprintf(out + at, sizeof out - at, "%s%u", i ? "," : "", buf[i]);
+    free(buf);
+    posting_free(&p);
+    return out;
 }
 
 static const struct row BASE[] = {
@@ -273,6 +312,12 @@ static void test_incremental_equals_rebuild(void)
     CHECK(index_term(txn, &inc.d, 1, "durian", 6, &p) == MDB_NOTFOUND);
     CHECK(index_field_len(txn, &inc.d, 1, 1) == 3);
     CHECK(index_delta_entries(txn, &inc.d) > 0);
+    /* Positions: a base document's (built), an added one's (delta). */
+    CHECK(strcmp(positions(txn, &inc, 1, "apple", 1), "0,2") == 0);
+    CHECK(strcmp(positions(txn, &inc, 1, "banana", 1), "1") == 0);
+    CHECK(strcmp(positions(txn, &inc, 1, "split", 8), "1") == 0);
+    CHECK(strcmp(positions(txn, &inc, 1, "apple", 5), "0") == 0);
+    CHECK(strcmp(positions(txn, &inc, 1, "apple", 2), "") == 0); /* not in the posting */
     roaring_bitmap_free(del);
     mdb_txn_abort(txn);
 
@@ -288,6 +333,10 @@ static void test_incremental_equals_rebuild(void)
     tbuf_free(&from);
     mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
     CHECK(index_delta_entries(txn, &inc.d) == 0);
+    CHECK(strcmp(positions(txn, &inc, 1, "apple", 1), "0,2") == 0); /* folded into the base */
+    CHECK(strcmp(positions(txn, &inc, 1, "split", 8), "1") == 0);
+    MDB_stat st;
+    CHECK(mdb_stat(txn, inc.d.dpos, &st) == 0 && st.ms_entries == 0); /* none left behind */
     mdb_txn_abort(txn);
     CHECK(same_view(&inc, inc_map, 9, &fresh, fresh_map, 6));
 

@@ -1,0 +1,134 @@
+/* index_norms — BM25's document lengths as a dense column per field.
+ *
+ * Scoring a common term visits every matching document; a B-tree lookup
+ * per document for its length cost more than the rest of the score. As in
+ * Lucene's norms, the lengths of a field sit in one array by document id,
+ * cut into blocks of NORMS_BLOCK ids (one LMDB value each, read through the
+ * map): a reader walking ids in order does one lookup per block. Lengths
+ * stay exact u32 counts, so scores do not change with the layout. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "index_internal.h"
+
+#define BLOCK_BYTES (NORMS_BLOCK * sizeof(uint32_t))
+
+static uint32_t block_key(uint8_t field, uint32_t doc)
+{
+    return (uint32_t)field << 22 | doc / NORMS_BLOCK;
+}
+
+uint32_t norms_read(MDB_txn *txn, const struct index_dbs *d, struct norms_reader *r,
+                    uint8_t field, uint32_t doc)
+{
+    uint32_t key = block_key(field, doc), len = 0;
+    if (key != r->block) {
+        MDB_val k = {sizeof key, &key}, v;
+        r->block = key;
+        r->lens = mdb_get(txn, d->norms, &k, &v) == 0 && v.mv_size == BLOCK_BYTES
+                      ? v.mv_data : NULL;
+    }
+    if (r->lens)
+        memcpy(&len, r->lens + (doc % NORMS_BLOCK) * sizeof len, sizeof len);
+    return len;
+}
+
+uint32_t index_field_len(MDB_txn *txn, const struct index_dbs *d, uint32_t doc, uint8_t field)
+{
+    struct norms_reader r;
+    norms_reader_init(&r);
+    return norms_read(txn, d, &r, field, doc);
+}
+
+/* A live change rewrites one block (4 KiB): a batch of new documents has
+ * consecutive ids, so it dirties the same block again and again. */
+int norms_put(MDB_txn *txn, const struct index_dbs *d, uint8_t field, uint32_t doc,
+              uint32_t len)
+{
+    uint32_t key = block_key(field, doc), block[NORMS_BLOCK];
+    MDB_val k = {sizeof key, &key}, v;
+    int rc = mdb_get(txn, d->norms, &k, &v);
+    if (rc == 0 && v.mv_size == BLOCK_BYTES)
+        memcpy(block, v.mv_data, BLOCK_BYTES);
+    else if (rc == 0 || rc == MDB_NOTFOUND)
+        memset(block, 0, BLOCK_BYTES);
+    else
+        return rc;
+    if (block[doc % NORMS_BLOCK] == len)
+        return 0;
+    block[doc % NORMS_BLOCK] = len;
+    bool empty = true; /* as the build writes them: no block of zeros */
+    for (size_t i = 0; i < NORMS_BLOCK && empty; i++)
+        empty = block[i] == 0;
+    if (empty)
+        return mdb_del(txn, d->norms, &k, NULL);
+    v = (MDB_val){BLOCK_BYTES, block};
+    return mdb_put(txn, d->norms, &k, &v, 0);
+}
+
+/* ---- the bulk writer ---- */
+
+struct norms_writer {
+    size_t nf;
+    bool *searched;
+    uint32_t block; /* id / NORMS_BLOCK of the buffered lengths */
+    uint32_t *lens; /* nf blocks */
+    bool *used;     /* a field's block holds a non-zero length */
+};
+
+struct norms_writer *norms_writer_new(size_t nfields, const bool *searched)
+{
+    struct norms_writer *w = xcalloc(1, sizeof *w);
+    w->nf = nfields;
+    w->searched = xcalloc(nfields ? nfields : 1, sizeof *w->searched);
+    memcpy(w->searched, searched, nfields * sizeof *searched);
+    w->lens = xcalloc((nfields ? nfields : 1) * NORMS_BLOCK, sizeof *w->lens);
+    w->used = xcalloc(nfields ? nfields : 1, sizeof *w->used);
+    return w;
+}
+
+static int flush_block(struct norms_writer *w, MDB_txn *txn, const struct index_dbs *d)
+{
+    int rc = 0;
+    for (size_t f = 0; f < w->nf && !rc; f++) {
+        if (!w->used[f])
+            continue;
+        uint32_t key = (uint32_t)f << 22 | w->block;
+        MDB_val k = {sizeof key, &key}, v = {BLOCK_BYTES, w->lens + f * NORMS_BLOCK};
+        rc = mdb_put(txn, d->norms, &k, &v, 0);
+        memset(w->lens + f * NORMS_BLOCK, 0, BLOCK_BYTES);
+        w->used[f] = false;
+    }
+    return rc;
+}
+
+int norms_writer_add(struct norms_writer *w, MDB_txn *txn, const struct index_dbs *d,
+                     uint32_t doc, const uint32_t *lens)
+{
+    int rc = 0;
+    if (doc / NORMS_BLOCK != w->block) {
+        rc = flush_block(w, txn, d);
+        w->block = doc / NORMS_BLOCK;
+    }
+    for (size_t f = 0; f < w->nf; f++)
+        if (w->searched[f] && lens[f]) {
+            w->lens[f * NORMS_BLOCK + doc % NORMS_BLOCK] = lens[f];
+            w->used[f] = true;
+        }
+    return rc;
+}
+
+int norms_writer_finish(struct norms_writer *w, MDB_txn *txn, const struct index_dbs *d)
+{
+    return flush_block(w, txn, d);
+}
+
+void norms_writer_free(struct norms_writer *w)
+{
+    if (!w)
+        return;
+    free(w->searched);
+    free(w->lens);
+    free(w->used);
+    free(w);
+}
