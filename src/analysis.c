@@ -168,6 +168,59 @@ static void pinyin_of(struct analyzer *a, const UChar *s, int32_t n)
     }
 }
 
+/* Letters, digits, anything else (a joiner inside a word). */
+static int char_class(UChar32 c)
+{
+    return u_isalpha(c) ? 1 : u_isdigit(c) ? 2 : 0;
+}
+
+/* The letter and digit runs of a word ("boost.python": boost, python;
+ * "python3": python, 3; "python's": python, s), as UTF-16 offsets into
+ * starts/ends (at most max). Returns how many. */
+static int word_parts(const UChar *w, int32_t n, int32_t *starts, int32_t *ends, int max)
+{
+    int np = 0, prev = 0;
+    for (int32_t i = 0; i < n;) {
+        int32_t at = i;
+        UChar32 c;
+        U16_NEXT(w, i, n, c);
+        int cls = char_class(c);
+        if (cls && cls == prev && np)
+            ends[np - 1] = i;
+        else if (cls && np < max) {
+            starts[np] = at;
+            ends[np++] = i;
+        } else if (cls)
+            return 0; /* too many parts to be a compound: the word alone */
+        prev = cls;
+    }
+    return np;
+}
+
+/* A word joined by `.`, `'`, `_`, a letter/digit change...: as IK Analyzer's
+ * fine-grained mode and Solr's word delimiter (preserveOriginal), the whole
+ * word at pos and each part at pos, pos + 1, ... so that a phrase of parts
+ * ("boost python") and the whole ("boost.python") both match. Returns the
+ * positions used, 0 when the word has no parts to add. */
+static uint32_t emit_parts(struct analyzer *a, const UChar *w, int32_t wn, uint32_t pos,
+                           token_fn fn, void *arg, bool *stop)
+{
+    int32_t starts[16], ends[16];
+    int np = word_parts(w, wn, starts, ends, 16), letters = 0;
+    for (int32_t i = 0; i < wn && !letters;) {
+        UChar32 c;
+        U16_NEXT(w, i, wn, c);
+        letters = char_class(c) == 1;
+    }
+    if (np < 2 || !letters) /* numbers (3.14, 1,000) stay whole */
+        return 0;
+    for (int i = 0; i < np && !*stop; i++) {
+        to_utf8(a, w + starts[i], ends[i] - starts[i]);
+        *stop = emit(fn, arg, a->utf8.data, a->utf8.len, pos + (uint32_t)i) != 0;
+    }
+    return (uint32_t)np;
+}
+
 static uint32_t analyze_words(struct analyzer *a, bool pinyin, const char *text, size_t len,
                               token_fn fn, void *arg)
 {
@@ -194,7 +247,11 @@ static uint32_t analyze_words(struct analyzer *a, bool pinyin, const char *text,
                 (a->py_init.len > 1 && emit(fn, arg, a->py_init.data, a->py_init.len, pos)))
                 return pos + 1;
         }
-        pos++;
+        bool stop = false;
+        uint32_t parts = emit_parts(a, w, wn, pos, fn, arg, &stop);
+        if (stop)
+            return pos + parts;
+        pos += parts ? parts : 1;
     }
     return pos;
 }

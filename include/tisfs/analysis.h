@@ -4,7 +4,11 @@
  *   ik       Unicode word segmentation with ICU's dictionary for Chinese and
  *            Japanese and the Unicode word rules elsewhere, after NFKC case
  *            folding (so "ＦＵＬＬ" and "Full" give "full"); punctuation, spaces
- *            and emoji are dropped
+ *            and emoji are dropped. A word ICU keeps whole across a joiner or
+ *            a letter/digit change ("boost.python", "python's", "python3",
+ *            "foo_bar") is also split into its letter and digit runs, the
+ *            whole at the word's position and the runs at consecutive ones
+ *            (IK's fine-grained mode), so "python" finds "Boost.Python"
  *   like     n-grams of minGramSize..maxGramSize characters (default 1..3) of
  *            the case-folded text, so that any substring can be looked up;
  *            a query longer than maxGramSize is answered from its grams and

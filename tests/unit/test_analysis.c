@@ -30,7 +30,7 @@ static char *tokens(enum tis_token tok, const char *text, int min, int max)
 static void test_ik(void)
 {
     CHECK_STR(tokens(TOK_IK, "Hello, World! It's e-mail.", 0, 0),
-              "0:hello 1:world 2:it's 3:e 4:mail");
+              "0:hello 1:world 2:it's 2:it 3:s 4:e 5:mail");
     CHECK_STR(tokens(TOK_IK, "ＦＵＬＬ ｗｉｄｔｈ １２３", 0, 0), "0:full 1:width 2:123");
     CHECK_STR(tokens(TOK_IK, "我爱北京天安门", 0, 0), "0:我 1:爱 2:北京 3:天安门");
     CHECK_STR(tokens(TOK_IK, "Mixed 中文 and English", 0, 0),
@@ -39,7 +39,12 @@ static void test_ik(void)
     CHECK_STR(tokens(TOK_IK, "", 0, 0), "");
     CHECK_STR(tokens(TOK_IK, "  ,;!  ", 0, 0), "");
     CHECK_STR(tokens(TOK_IK, "Straße ΣΊΣΥΦΟΣ", 0, 0), "0:strasse 1:σίσυφοσ");
-    CHECK_STR(tokens(TOK_IK, "x86_64 3.14", 0, 0), "0:x86_64 1:3.14");
+    CHECK_STR(tokens(TOK_IK, "x86_64 3.14", 0, 0), "0:x86_64 0:x 1:86 2:64 3:3.14");
+    /* Words as users expect: joined words also give their parts. */
+    CHECK_STR(tokens(TOK_IK, "Boost.Python for python3", 0, 0),
+              "0:boost.python 0:boost 1:python 2:for 3:python3 3:python 4:3");
+    CHECK_STR(tokens(TOK_IK, "Python's foo_bar", 0, 0),
+              "0:python's 0:python 1:s 2:foo_bar 2:foo 3:bar");
 }
 
 static void test_string_and_ws(void)
