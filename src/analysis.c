@@ -30,12 +30,22 @@ static void ubuf_reserve(struct ubuf *b, int32_t n)
     b->p = xrealloc(b->p, (size_t)b->cap * sizeof(UChar));
 }
 
+struct py_slot {
+    UChar32 c;
+    uint32_t off;
+    uint8_t len;
+    bool used;
+};
+
 struct analyzer {
     const UNormalizer2 *fold;
     UBreakIterator *words;
     UTransliterator *pinyin;
     struct ubuf raw, folded, tmp;
     struct tbuf utf8, py_full, py_init;
+    struct py_slot *py_tab; /* syllable_cached */
+    size_t py_cap, py_used;
+    struct tbuf py_syl;
 };
 
 struct analyzer *analyzer_new(char *err, size_t errlen)
@@ -45,11 +55,6 @@ struct analyzer *analyzer_new(char *err, size_t errlen)
     a->fold = unorm2_getNFKCCasefoldInstance(&st);
     if (U_SUCCESS(st))
         a->words = ubrk_open(UBRK_WORD, "zh", NULL, 0, &st);
-    if (U_SUCCESS(st)) {
-        /* Latin-ASCII drops the tone marks: zhōng -> zhong. */
-        static const UChar id[] = u"Han-Latin; Latin-ASCII";
-        a->pinyin = utrans_openU(id, -1, UTRANS_FORWARD, NULL, 0, NULL, &st);
-    }
     if (U_FAILURE(st)) {
         snprintf(err, errlen, "ICU: %s", u_errorName(st));
         analyzer_free(a);
@@ -72,6 +77,8 @@ void analyzer_free(struct analyzer *a)
     tbuf_free(&a->utf8);
     tbuf_free(&a->py_full);
     tbuf_free(&a->py_init);
+    tbuf_free(&a->py_syl);
+    free(a->py_tab);
     free(a);
 }
 
@@ -135,36 +142,92 @@ static bool has_han(const UChar *s, int32_t n)
     return false;
 }
 
+/* The transliterator is opened on first use: it costs more than the rest of
+ * the analyzer together, and only pinyin fields need it. */
+static bool pinyin_open(struct analyzer *a)
+{
+    if (!a->pinyin) {
+        /* Latin-ASCII drops the tone marks: zhōng -> zhong. */
+        static const UChar id[] = u"Han-Latin; Latin-ASCII";
+        UErrorCode st = U_ZERO_ERROR;
+        a->pinyin = utrans_openU(id, -1, UTRANS_FORWARD, NULL, 0, NULL, &st);
+        if (U_FAILURE(st))
+            a->pinyin = NULL;
+    }
+    return a->pinyin != NULL;
+}
+
+/* The toneless pinyin of one character (ASCII letters and digits, may be
+ * empty) into a->utf8. */
+static void syllable_of(struct analyzer *a, const UChar *s, int32_t n)
+{
+    UErrorCode st = U_ZERO_ERROR;
+    ubuf_reserve(&a->tmp, 32);
+    a->tmp.len = n;
+    memcpy(a->tmp.p, s, (size_t)n * sizeof(UChar));
+    int32_t limit = n;
+    utrans_transUChars(a->pinyin, a->tmp.p, &a->tmp.len, a->tmp.cap, 0, &limit, &st);
+    to_utf8(a, a->tmp.p, U_SUCCESS(st) ? a->tmp.len : 0);
+    size_t k = 0;
+    for (size_t i = 0; i < a->utf8.len; i++) {
+        char ch = a->utf8.data[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
+            a->utf8.data[k++] = ch;
+    }
+    a->utf8.len = k;
+}
+
+/* Each character is transliterated once per analyzer: a table of code
+ * point -> syllable (offset and length into py_syl). */
+static const char *syllable_cached(struct analyzer *a, const UChar *s, int32_t n, UChar32 c,
+                                   size_t *len)
+{
+    if (a->py_used * 2 >= a->py_cap) {
+        size_t cap = a->py_cap ? a->py_cap * 2 : 4096;
+        struct py_slot *t = xcalloc(cap, sizeof *t);
+        for (size_t i = 0; i < a->py_cap; i++)
+            if (a->py_tab[i].used) {
+                size_t h = (uint32_t)a->py_tab[i].c * 2654435761u & (cap - 1);
+                while (t[h].used)
+                    h = (h + 1) & (cap - 1);
+                t[h] = a->py_tab[i];
+            }
+        free(a->py_tab);
+        a->py_tab = t;
+        a->py_cap = cap;
+    }
+    size_t h = (uint32_t)c * 2654435761u & (a->py_cap - 1);
+    for (; a->py_tab[h].used; h = (h + 1) & (a->py_cap - 1))
+        if (a->py_tab[h].c == c) {
+            *len = a->py_tab[h].len;
+            return a->py_syl.data + a->py_tab[h].off;
+        }
+    syllable_of(a, s, n);
+    a->py_tab[h] = (struct py_slot){c, (uint32_t)a->py_syl.len, (uint8_t)a->utf8.len, true};
+    tbuf_add(&a->py_syl, a->utf8.data, (uint8_t)a->utf8.len);
+    a->py_used++;
+    *len = (uint8_t)a->utf8.len;
+    return a->py_syl.data + a->py_tab[h].off;
+}
+
 /* Pinyin of one word, syllable by syllable, into a->py_full and a->py_init. */
 static void pinyin_of(struct analyzer *a, const UChar *s, int32_t n)
 {
     tbuf_reset(&a->py_full);
     tbuf_reset(&a->py_init);
+    if (!pinyin_open(a))
+        return;
     for (int32_t i = 0; i < n;) {
-        int32_t start = i, limit;
+        int32_t start = i;
         UChar32 c;
         U16_NEXT(s, i, n, c);
-        UErrorCode st = U_ZERO_ERROR;
-        ubuf_reserve(&a->tmp, 32);
-        a->tmp.len = i - start;
-        memcpy(a->tmp.p, s + start, (size_t)a->tmp.len * sizeof(UChar));
-        limit = a->tmp.len;
-        utrans_transUChars(a->pinyin, a->tmp.p, &a->tmp.len, a->tmp.cap, 0, &limit, &st);
-        if (U_FAILURE(st))
-            continue;
-        to_utf8(a, a->tmp.p, a->tmp.len);
-        bool first = true;
-        for (size_t k = 0; k < a->utf8.len; k++) {
-            char ch = a->utf8.data[k];
-            if (ch >= 'A' && ch <= 'Z')
-                ch = (char)(ch - 'A' + 'a');
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
-                continue;
-            tbuf_add(&a->py_full, &ch, 1);
-            if (first)
-                tbuf_add(&a->py_init, &ch, 1);
-            first = false;
-        }
+        size_t len;
+        const char *syl = syllable_cached(a, s + start, i - start, c, &len);
+        tbuf_add(&a->py_full, syl, len);
+        if (len)
+            tbuf_add(&a->py_init, syl, 1);
     }
 }
 
