@@ -130,9 +130,20 @@ size_t term_positions_of(MDB_txn *txn, const struct index_dbs *d, struct term_po
         const unsigned char *b = v.mv_data;
         return pos_blob_decode(b, b + v.mv_size, buf, cap);
     }
-    if (!tp->base || !p->docs || !roaring_bitmap_contains(p->docs, doc))
+    if (!tp->base || !p->docs)
         return 0;
-    uint32_t r = (uint32_t)roaring_bitmap_rank(p->docs, doc) - 1;
-    const unsigned char *b = pos_value_blob(tp->base, tp->baselen, r);
-    return b ? pos_blob_decode(b, tp->base + tp->baselen, buf, cap) : 0;
+    const unsigned char *end = tp->base + tp->baselen;
+    if (!tp->started || (tp->it.has_value && tp->it.current_value > doc)) {
+        roaring_init_iterator(p->docs, &tp->it); /* first use, or out of order */
+        tp->at = pos_value_blob(tp->base, tp->baselen, 0);
+        tp->started = true;
+    }
+    while (tp->it.has_value && tp->it.current_value < doc && tp->at) {
+        size_t b = pos_blob_len(tp->at, end);
+        tp->at = b ? tp->at + b : NULL;
+        roaring_advance_uint32_iterator(&tp->it);
+    }
+    if (!tp->it.has_value || tp->it.current_value != doc || !tp->at)
+        return 0;
+    return pos_blob_decode(tp->at, end, buf, cap);
 }

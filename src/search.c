@@ -11,10 +11,47 @@
 #include <string.h>
 #include <strings.h>
 
-#define BM25_K1 1.2
-#define BM25_B 0.75
-
 /* ---- scoring ---- */
+
+/* A walk over a bitmap's ids that knows each one's rank, read a chunk at a
+ * time (one call per 256 ids instead of one per id). */
+struct id_cursor {
+    roaring_uint32_iterator_t it;
+    uint32_t buf[256];
+    uint32_t n, i;   /* ids in buf; the current one */
+    uint32_t rank;   /* of buf[i], 0-based */
+};
+
+static void cursor_start(struct id_cursor *c, const roaring_bitmap_t *r)
+{
+    roaring_init_iterator(r, &c->it);
+    c->n = roaring_read_uint32_iterator(&c->it, c->buf, 256);
+    c->i = c->rank = 0;
+}
+
+/* Starts over on r at its first id >= from. */
+static void cursor_start_at(struct id_cursor *c, const roaring_bitmap_t *r, uint32_t from)
+{
+    roaring_init_iterator(r, &c->it);
+    roaring_move_uint32_iterator_equalorlarger(&c->it, from);
+    c->n = c->it.has_value ? roaring_read_uint32_iterator(&c->it, c->buf, 256) : 0;
+    c->i = c->rank = 0;
+}
+
+/* Moves to the first id >= doc; false at the end. */
+static bool cursor_seek(struct id_cursor *c, uint32_t doc)
+{
+    for (;;) {
+        while (c->i < c->n && c->buf[c->i] < doc)
+            c->i++, c->rank++;
+        if (c->i < c->n)
+            return true;
+        if (!c->n)
+            return false;
+        c->n = roaring_read_uint32_iterator(&c->it, c->buf, 256);
+        c->i = 0;
+    }
+}
 
 /* Term frequency of doc in a term plan. Documents are scored in increasing
  * id order, so a cursor walking the posting replaces a rank lookup. */
@@ -22,36 +59,31 @@ static uint32_t term_tf(struct plan *p, uint32_t doc)
 {
     if (p->post.delta && roaring_bitmap_contains(p->post.delta, doc))
         return posting_tf(&p->post, doc); /* a live addition: not in the base */
-    if (!p->cursor_init) {
-        roaring_init_iterator(p->post.docs, &p->cursor);
-        p->cursor_rank = 0;
-        p->cursor_init = true;
-    }
-    if (p->cursor.has_value && p->cursor.current_value > doc) /* out of order: start again */
-        p->cursor_init = false;
-    if (!p->cursor_init)
-        return posting_tf(&p->post, doc);
-    while (p->cursor.has_value && p->cursor.current_value < doc) {
-        roaring_advance_uint32_iterator(&p->cursor);
-        p->cursor_rank++;
-    }
-    return p->cursor.has_value && p->cursor.current_value == doc ? p->post.tf[p->cursor_rank] : 0;
+    if (!p->cursor) {
+        p->cursor = xmalloc(sizeof *p->cursor);
+        cursor_start(p->cursor, p->post.docs);
+    } else if (p->cursor->i < p->cursor->n && p->cursor->buf[p->cursor->i] > doc)
+        return posting_tf(&p->post, doc); /* out of order: ask the bitmap */
+    if (!cursor_seek(p->cursor, doc) || p->cursor->buf[p->cursor->i] != doc)
+        return 0;
+    return p->post.tf[p->cursor->rank];
 }
 
 static double score(struct ctx *c, struct plan *p, uint32_t doc)
 {
-    if (!roaring_bitmap_contains(p->docs, doc))
-        return 0;
     switch (p->kind) {
     case P_CONST:
-        return p->boost;
-    case P_TERM: {
+        return roaring_bitmap_contains(p->docs, doc) ? p->boost : 0;
+    case P_TERM: { /* a term's documents are those with a tf: no bitmap test */
         double tf = term_tf(p, doc);
+        if (tf == 0)
+            return 0;
         double dl = norms_read(c->txn, c->d, &c->norms[p->field], p->field, doc);
-        double norm = BM25_K1 * (1 - BM25_B + BM25_B * dl / (p->avgdl > 0 ? p->avgdl : 1));
-        return p->boost * p->idf * tf / (tf + norm);
+        return p->boost * p->idf * tf / (tf + p->norm_a + p->norm_b * dl);
     }
     default: {
+        if (!roaring_bitmap_contains(p->docs, doc))
+            return 0;
         double s = 0;
         for (size_t i = 0; i < p->n; i++)
             if (p->occ[i] != OCC_MUST_NOT)
@@ -283,24 +315,121 @@ static roaring_bitmap_t *matches(struct ctx *c, const struct search_request *r, 
 /* The hits of the page and those before it; false (with c->err) when
  * their text sort keys would need more than SEARCH_MAX_SORT_BYTES (a deep
  * start sorted by a long text field). */
+/* MaxScore (Turtle and Flood; Lucene's MaxScoreBulkScorer): for a
+ * disjunction ranked by score, each clause contributes at most its bound
+ * (BM25's tf / (tf + norm) is below 1, so boost * idf). Once the k-th best
+ * score reaches the sum of the smallest bounds, a document that matches only
+ * those clauses cannot enter the top k (a tie loses: it has a larger id), so
+ * the walk goes on over the documents of the other clauses only. Exact. */
+struct maxscore {
+    struct plan **kids; /* the SHOULD clauses, by bound ascending */
+    double *prefix;     /* prefix[j]: sum of the bounds of kids[0..j) */
+    size_t n, skipped;  /* kids[0..skipped) no longer drive the walk */
+    const roaring_bitmap_t *docs;
+    roaring_bitmap_t *cand;
+};
+
+static double clause_bound(const struct plan *p)
+{
+    /* A negative boost makes a clause's contribution negative: at most 0. */
+    return p->kind == P_TERM ? fmax(0, p->boost * p->idf)
+           : p->kind == P_CONST ? fmax(0, p->boost) : HUGE_VAL;
+}
+
+static int cmp_bound(const void *a, const void *b)
+{
+    double x = clause_bound(*(struct plan *const *)a), y = clause_bound(*(struct plan *const *)b);
+    return (x > y) - (x < y);
+}
+
+/* Whether qp is a disjunction MaxScore can walk (its own boost >= 0). */
+static bool maxscore_init(struct maxscore *m, struct plan *qp, const roaring_bitmap_t *docs)
+{
+    memset(m, 0, sizeof *m);
+    if (qp->kind != P_BOOL || qp->boost < 0 || qp->n < 2)
+        return false;
+    for (size_t i = 0; i < qp->n; i++) {
+        if (qp->occ[i] == OCC_MUST)
+            return false;
+        if (qp->occ[i] == OCC_SHOULD && !isfinite(clause_bound(qp->kids[i])))
+            return false;
+    }
+    m->kids = xcalloc(qp->n, sizeof *m->kids);
+    for (size_t i = 0; i < qp->n; i++)
+        if (qp->occ[i] == OCC_SHOULD)
+            m->kids[m->n++] = qp->kids[i];
+    qsort(m->kids, m->n, sizeof *m->kids, cmp_bound);
+    m->prefix = xcalloc(m->n + 1, sizeof *m->prefix);
+    for (size_t j = 0; j < m->n; j++)
+        m->prefix[j + 1] = m->prefix[j] + clause_bound(m->kids[j]) * qp->boost;
+    m->docs = docs;
+    return true;
+}
+
+/* Called with the k-th best score: true when the walk must move onto a
+ * smaller set of documents (m->cand, from the next id on). */
+static bool maxscore_raise(struct maxscore *m, double kth)
+{
+    size_t s = m->skipped;
+    while (s + 1 < m->n && m->prefix[s + 1] <= kth)
+        s++;
+    if (s == m->skipped)
+        return false;
+    m->skipped = s;
+    roaring_bitmap_t *u = roaring_bitmap_create();
+    for (size_t j = s; j < m->n; j++)
+        roaring_bitmap_or_inplace(u, m->kids[j]->docs);
+    roaring_bitmap_and_inplace(u, m->docs);
+    bm_free(m->cand);
+    m->cand = u;
+    return true;
+}
+
+static void maxscore_free(struct maxscore *m)
+{
+    free(m->kids);
+    free(m->prefix);
+    bm_free(m->cand);
+}
+
 static bool top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
                   const struct sorter *s, bool need_score, struct heap *hp)
 {
-    roaring_uint32_iterator_t it;
-    roaring_init_iterator(docs, &it);
-    for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
-        struct hit h = {it.current_value, 0, NULL};
+    /* Ordered by score alone, ties by id: ids come in increasing order, so
+     * a hit that does not beat the worst kept one loses, and when every hit
+     * scores the same (a prefix, a range, *:*) the first k ids are the
+     * answer. */
+    bool by_score = s->n == 1 && s->k[0].field < 0 && s->k[0].desc;
+    bool first_k = by_score && qp->kind == P_CONST;
+    struct maxscore ms;
+    bool pruning = by_score && hp->cap && maxscore_init(&ms, qp, docs);
+    struct id_cursor *it = xmalloc(sizeof *it);
+    cursor_start(it, docs);
+    for (size_t n = 0; cursor_seek(it, 0) && !(first_k && n == hp->cap); it->i++, n++) {
+        struct hit h = {it->buf[it->i], 0, NULL};
         if (need_score)
             h.score = score(c, qp, h.id);
+        if (by_score && hp->n == hp->cap && (!hp->cap || h.score <= hp->h[0].score))
+            continue;
         fill_keys(c, s, &h);
         heap_offer(hp, &h);
+        if (pruning && hp->n == hp->cap && maxscore_raise(&ms, hp->h[0].score)) {
+            cursor_start_at(it, ms.cand, h.id + 1);
+            it->i--; /* the loop's step */
+        }
         if (hp->key_bytes > SEARCH_MAX_SORT_BYTES) {
             search_fail(c, "sorting the first %zu rows by these fields needs more than %d MiB: ask for "
                     "a smaller start, or sort by a shorter field", hp->cap,
                  SEARCH_MAX_SORT_BYTES >> 20);
+            free(it);
+            if (pruning)
+                maxscore_free(&ms);
             return false;
         }
     }
+    free(it);
+    if (pruning)
+        maxscore_free(&ms);
     /* qsort_r: queries run on concurrent FUSE threads, no shared state. */
     qsort_r(hp->h, hp->n, sizeof *hp->h, cmp_hit_q, (void *)s);
     return true;

@@ -17,6 +17,9 @@ static inline void bm_free(roaring_bitmap_t *b)
         roaring_bitmap_free(b);
 }
 
+#define BM25_K1 1.2
+#define BM25_B 0.75
+
 enum pkind { P_TERM, P_CONST, P_BOOL };
 
 struct plan {
@@ -27,9 +30,8 @@ struct plan {
     struct posting post;
     uint8_t field;
     double idf, avgdl;
-    roaring_uint32_iterator_t cursor;
-    uint32_t cursor_rank;
-    bool cursor_init;
+    double norm_a, norm_b; /* BM25's k1 (1 - b + b dl / avgdl) as a + b dl */
+    struct id_cursor *cursor; /* over post.docs, when scoring */
     /* P_BOOL */
     struct plan **kids;
     enum qoccur *occ;

@@ -33,6 +33,7 @@ void plan_free(struct plan *p)
     bm_free(p->docs);
     if (p->kind == P_TERM)
         posting_free(&p->post);
+    free(p->cursor);
     for (size_t i = 0; i < p->n; i++)
         plan_free(p->kids[i]);
     free(p->kids);
@@ -64,6 +65,10 @@ static struct plan *term_plan(struct ctx *c, uint8_t f, const void *term, size_t
     double n = (double)roaring_bitmap_get_cardinality(p->docs);
     p->idf = log(1 + ((double)ndocs - n + 0.5) / (n + 0.5));
     p->avgdl = ndocs ? (double)tokens / (double)ndocs : 1;
+    if (p->avgdl <= 0)
+        p->avgdl = 1;
+    p->norm_a = BM25_K1 * (1 - BM25_B);
+    p->norm_b = BM25_K1 * BM25_B / p->avgdl;
     return p;
 }
 

@@ -205,6 +205,34 @@ def test_sort_and_paging(fs, corpus):
     assert scores == sorted(scores, reverse=True)
 
 
+def pruning_queries(corpus):
+    """Disjunctions, conjunctions, phrases, negations, boosts, prefixes and
+    ranges over words of the corpus, common and rare."""
+    words = [w for (w,) in corpus.query(
+        "SELECT LOWER(SUBSTRING_INDEX(title, ' ', 1)) FROM pkgs WHERE id % 97 = 0", "tistest")
+        if w.isalpha()][:12] + ["library", "python", "data", "files", "module", "perl"]
+    qs = []
+    for i, w in enumerate(words):
+        v, x = words[(i + 3) % len(words)], words[(i + 7) % len(words)]
+        qs += [f"title:{w} OR body:{w}", f"body:{w} body:{v} body:{x}",
+               f"title:{w}^3 OR title:{v} OR body:{x}^0.5", f"body:{w} OR title:{v} -body:{x}",
+               f"title:{w} AND body:{v}", f'body:"{w} {v}" OR title:{x}', f"{w} OR {v}"]
+    return qs + ["title:lib*", "body:pro* OR title:perl", "size:[100 TO 2000]", "*:*",
+                 "title:(python perl ruby java) OR body:module^2"]
+
+
+def test_top_k_pruning_is_exact(fs, corpus):
+    """MaxScore and the early exits rank exactly as scoring every document:
+    "sort=score desc,score desc" means the same order but turns them off."""
+    for q in pruning_queries(corpus):
+        for start, rows in ((0, 10), (10, 10), (35, 7), (0, 1)):
+            got = select(fs, "pkgs", q=q, start=start, rows=rows, fl="id,score")
+            ref = select(fs, "pkgs", q=q, start=start, rows=rows, fl="id,score",
+                         sort="score desc,score desc")
+            assert got["response"]["numFound"] == ref["response"]["numFound"], q
+            assert got["response"]["docs"] == ref["response"]["docs"], (q, start, rows)
+
+
 def test_rows_zero_counts_and_fl(fs, corpus):
     r = select(fs, "pkgs", q="title:library", rows=0)
     assert r["response"]["docs"] == [] and r["response"]["numFound"] == len(
