@@ -569,12 +569,32 @@ void doc_terms_positions(struct doc_terms *dt, size_t nd)
 
 void doc_terms_pos_blob(const struct doc_terms *dt, size_t k, struct tbuf *out)
 {
-    uint32_t prev = 0;
-    tbuf_add_varint(out, dt->posoff[k + 1] - dt->posoff[k]);
-    for (uint32_t i = dt->posoff[k]; i < dt->posoff[k + 1]; i++) {
-        tbuf_add_varint(out, dt->posv[i] - prev);
+    unsigned char gaps[5 * 64] = {0};
+    size_t n = 0;
+    uint32_t prev = 0, first = dt->posoff[k], last = dt->posoff[k + 1];
+    for (uint32_t i = first; i < last && n + 5 <= sizeof gaps; i++) { /* the usual: short */
+        for (uint32_t g = dt->posv[i] - prev; ; g >>= 7) {
+            gaps[n++] = (unsigned char)(g >= 0x80 ? (g & 0x7F) | 0x80 : g);
+            if (g < 0x80)
+                break;
+        }
+        prev = dt->posv[i];
+        first = i + 1;
+    }
+    if (first == last) {
+        tbuf_add_varint(out, n);
+        tbuf_add(out, gaps, n);
+        return;
+    }
+    struct tbuf all = {0}; /* a term repeated beyond 64 times in one value */
+    tbuf_add(&all, gaps, n);
+    for (uint32_t i = first; i < last; i++) {
+        tbuf_add_varint(&all, dt->posv[i] - prev);
         prev = dt->posv[i];
     }
+    tbuf_add_varint(out, all.len);
+    tbuf_add(out, all.data, all.len);
+    tbuf_free(&all);
 }
 
 void doc_terms_init(struct doc_terms *dt, const struct tis_schema *sc)

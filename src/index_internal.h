@@ -54,8 +54,8 @@ uint64_t key_hash(const unsigned char *p, size_t n);
 size_t doc_terms_distinct(struct doc_terms *dt);
 /* Groups the positions of the nd distinct keys (after doc_terms_distinct). */
 void doc_terms_positions(struct doc_terms *dt, size_t nd);
-/* Appends the positions blob of distinct key k: varint count, then the
- * positions as varint gaps (the first from 0). */
+/* Appends the positions blob of distinct key k: varint byte length, then
+ * the positions as varint gaps (the first from 0). */
 void doc_terms_pos_blob(const struct doc_terms *dt, size_t k, struct tbuf *out);
 
 /* ---- positions (index_pos.c) ----

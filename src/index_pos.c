@@ -2,7 +2,8 @@
  *
  * As Lucene's .pos and Tantivy's positions: beside each posting, the
  * positions of the term in each of its documents, in the posting's order.
- * One document's list is a blob (varint count, varint gaps). A base value
+ * One document's list is a blob (varint byte length, then the positions as
+ * varint gaps: a blob is skipped without reading it). A base value
  * keeps an offset per POS_BLOCK documents, so the list of the document of
  * rank r costs one jump and at most POS_BLOCK - 1 skipped blobs. Documents
  * added live keep their lists under (doc, term) in dpos until the merge
@@ -11,6 +12,16 @@
 #include <string.h>
 
 #include "index_internal.h"
+
+/* util's varint_read, inlined: most gaps and counts are one byte. */
+static inline bool varint_next(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    if (*p < end && **p < 0x80) {
+        *v = *(*p)++;
+        return true;
+    }
+    return varint_read(p, end, v);
+}
 
 static uint32_t get_u32(const unsigned char *p)
 {
@@ -22,32 +33,29 @@ static uint32_t get_u32(const unsigned char *p)
 size_t pos_blob_len(const unsigned char *p, const unsigned char *end)
 {
     const unsigned char *q = p;
-    uint64_t n, gap;
-    if (!varint_read(&q, end, &n) || n > (size_t)(end - q))
+    uint64_t n;
+    if (!varint_next(&q, end, &n) || n > (size_t)(end - q))
         return 0;
-    for (uint64_t i = 0; i < n; i++)
-        if (!varint_read(&q, end, &gap))
-            return 0;
-    return (size_t)(q - p);
+    return (size_t)(q - p) + (size_t)n;
 }
 
 size_t pos_blob_decode(const unsigned char *p, const unsigned char *end, uint32_t **buf,
                        size_t *cap)
 {
     uint64_t n, gap, at = 0;
-    if (!varint_read(&p, end, &n) || n > (size_t)(end - p))
+    if (!varint_next(&p, end, &n) || n > (size_t)(end - p))
         return 0;
-    if (n > *cap) {
+    end = p + n;
+    if (n > *cap) { /* a gap takes a byte at least */
         *cap = n * 2;
         *buf = xrealloc(*buf, *cap * sizeof **buf);
     }
-    for (uint64_t i = 0; i < n; i++) {
-        if (!varint_read(&p, end, &gap))
-            return 0;
+    size_t k = 0;
+    while (p < end && varint_next(&p, end, &gap)) {
         at += gap;
-        (*buf)[i] = (uint32_t)at;
+        (*buf)[k++] = (uint32_t)at;
     }
-    return (size_t)n;
+    return k;
 }
 
 void pos_value_encode(const unsigned char *blobs, size_t len, uint32_t n, struct tbuf *out)
@@ -132,18 +140,24 @@ size_t term_positions_of(MDB_txn *txn, const struct index_dbs *d, struct term_po
     }
     if (!tp->base || !p->docs)
         return 0;
-    const unsigned char *end = tp->base + tp->baselen;
-    if (!tp->started || (tp->it.has_value && tp->it.current_value > doc)) {
-        roaring_init_iterator(p->docs, &tp->it); /* first use, or out of order */
-        tp->at = pos_value_blob(tp->base, tp->baselen, 0);
+    if (!tp->started) {
+        id_cursor_start(&tp->cur, p->docs);
         tp->started = true;
+    } else if (tp->cur.i < tp->cur.n && tp->cur.buf[tp->cur.i] > doc) {
+        id_cursor_start(&tp->cur, p->docs); /* out of order: from the start */
+        tp->at = NULL;
     }
-    while (tp->it.has_value && tp->it.current_value < doc && tp->at) {
+    if (!id_cursor_seek(&tp->cur, doc) || tp->cur.buf[tp->cur.i] != doc)
+        return 0;
+    uint32_t r = tp->cur.rank;
+    const unsigned char *end = tp->base + tp->baselen;
+    if (!tp->at || r < tp->at_rank || r / POS_BLOCK != tp->at_rank / POS_BLOCK) {
+        tp->at = pos_value_blob(tp->base, tp->baselen, r - r % POS_BLOCK); /* its block */
+        tp->at_rank = r - r % POS_BLOCK;
+    }
+    for (; tp->at && tp->at_rank < r; tp->at_rank++) {
         size_t b = pos_blob_len(tp->at, end);
         tp->at = b ? tp->at + b : NULL;
-        roaring_advance_uint32_iterator(&tp->it);
     }
-    if (!tp->it.has_value || tp->it.current_value != doc || !tp->at)
-        return 0;
-    return pos_blob_decode(tp->at, end, buf, cap);
+    return tp->at ? pos_blob_decode(tp->at, end, buf, cap) : 0;
 }

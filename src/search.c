@@ -13,46 +13,6 @@
 
 /* ---- scoring ---- */
 
-/* A walk over a bitmap's ids that knows each one's rank, read a chunk at a
- * time (one call per 256 ids instead of one per id). */
-struct id_cursor {
-    roaring_uint32_iterator_t it;
-    uint32_t buf[256];
-    uint32_t n, i;   /* ids in buf; the current one */
-    uint32_t rank;   /* of buf[i], 0-based */
-};
-
-static void cursor_start(struct id_cursor *c, const roaring_bitmap_t *r)
-{
-    roaring_init_iterator(r, &c->it);
-    c->n = roaring_read_uint32_iterator(&c->it, c->buf, 256);
-    c->i = c->rank = 0;
-}
-
-/* Starts over on r at its first id >= from. */
-static void cursor_start_at(struct id_cursor *c, const roaring_bitmap_t *r, uint32_t from)
-{
-    roaring_init_iterator(r, &c->it);
-    roaring_move_uint32_iterator_equalorlarger(&c->it, from);
-    c->n = c->it.has_value ? roaring_read_uint32_iterator(&c->it, c->buf, 256) : 0;
-    c->i = c->rank = 0;
-}
-
-/* Moves to the first id >= doc; false at the end. */
-static bool cursor_seek(struct id_cursor *c, uint32_t doc)
-{
-    for (;;) {
-        while (c->i < c->n && c->buf[c->i] < doc)
-            c->i++, c->rank++;
-        if (c->i < c->n)
-            return true;
-        if (!c->n)
-            return false;
-        c->n = roaring_read_uint32_iterator(&c->it, c->buf, 256);
-        c->i = 0;
-    }
-}
-
 /* Term frequency of doc in a term plan. Documents are scored in increasing
  * id order, so a cursor walking the posting replaces a rank lookup. */
 static uint32_t term_tf(struct plan *p, uint32_t doc)
@@ -61,10 +21,10 @@ static uint32_t term_tf(struct plan *p, uint32_t doc)
         return posting_tf(&p->post, doc); /* a live addition: not in the base */
     if (!p->cursor) {
         p->cursor = xmalloc(sizeof *p->cursor);
-        cursor_start(p->cursor, p->post.docs);
+        id_cursor_start(p->cursor, p->post.docs);
     } else if (p->cursor->i < p->cursor->n && p->cursor->buf[p->cursor->i] > doc)
         return posting_tf(&p->post, doc); /* out of order: ask the bitmap */
-    if (!cursor_seek(p->cursor, doc) || p->cursor->buf[p->cursor->i] != doc)
+    if (!id_cursor_seek(p->cursor, doc) || p->cursor->buf[p->cursor->i] != doc)
         return 0;
     return p->post.tf[p->cursor->rank];
 }
@@ -404,8 +364,8 @@ static bool top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
     struct maxscore ms;
     bool pruning = by_score && hp->cap && maxscore_init(&ms, qp, docs);
     struct id_cursor *it = xmalloc(sizeof *it);
-    cursor_start(it, docs);
-    for (size_t n = 0; cursor_seek(it, 0) && !(first_k && n == hp->cap); it->i++, n++) {
+    id_cursor_start(it, docs);
+    for (size_t n = 0; id_cursor_seek(it, 0) && !(first_k && n == hp->cap); it->i++, n++) {
         struct hit h = {it->buf[it->i], 0, NULL};
         if (need_score)
             h.score = score(c, qp, h.id);
@@ -414,7 +374,7 @@ static bool top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
         fill_keys(c, s, &h);
         heap_offer(hp, &h);
         if (pruning && hp->n == hp->cap && maxscore_raise(&ms, hp->h[0].score)) {
-            cursor_start_at(it, ms.cand, h.id + 1);
+            id_cursor_start_at(it, ms.cand, h.id + 1);
             it->i--; /* the loop's step */
         }
         if (hp->key_bytes > SEARCH_MAX_SORT_BYTES) {

@@ -185,6 +185,20 @@ static inline void norms_reader_init(struct norms_reader *r)
 uint32_t norms_read(MDB_txn *txn, const struct index_dbs *d, struct norms_reader *r,
                     uint8_t field, uint32_t doc);
 
+/* A walk over a bitmap's ids that knows each one's rank (index_cursor.c):
+ * ids are asked for in increasing order. */
+struct id_cursor {
+    roaring_uint32_iterator_t it;
+    uint32_t buf[256];
+    uint32_t n, i; /* ids in buf; the current one */
+    uint32_t rank; /* of buf[i], 0-based */
+};
+void id_cursor_start(struct id_cursor *c, const roaring_bitmap_t *r);
+/* Starts over on r at its first id >= from (ranks then count from there). */
+void id_cursor_start_at(struct id_cursor *c, const roaring_bitmap_t *r, uint32_t from);
+/* Moves to the first id >= doc (buf[i]); false at the end. */
+bool id_cursor_seek(struct id_cursor *c, uint32_t doc);
+
 /* The positions of one term, for phrase queries. */
 struct term_positions {
     const struct posting *post;  /* the term's posting (base ranks, delta ids) */
@@ -194,8 +208,9 @@ struct term_positions {
     size_t keylen;
     /* Documents are asked for in increasing order: a cursor over the base
      * ids and their blobs replaces a rank computation per document. */
-    roaring_uint32_iterator_t it;
-    const unsigned char *at; /* the blob of it.current_value */
+    struct id_cursor cur;     /* over post->docs */
+    const unsigned char *at; /* the blob of rank at_rank */
+    uint32_t at_rank;
     bool started;
 };
 /* Prepares tp for the term of post (which it borrows). */
