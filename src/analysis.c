@@ -46,6 +46,7 @@ struct analyzer {
     struct py_slot *py_tab; /* syllable_cached */
     size_t py_cap, py_used;
     struct tbuf py_syl;
+    bool icu_only; /* analysis_icu_only: no ASCII fast path */
 };
 
 struct analyzer *analyzer_new(char *err, size_t errlen)
@@ -284,9 +285,133 @@ static uint32_t emit_parts(struct analyzer *a, const UChar *w, int32_t wn, uint3
     return (uint32_t)np;
 }
 
+/* ---- the ASCII fast path ----
+ * Most text of most tables is ASCII, where ICU's word rules (UAX #29 as ICU
+ * tailors it) come down to a few classes and NFKC case folding to A-Z ->
+ * a-z; ICU's iterator and normaliser cost more than everything else in a
+ * build. For an all-ASCII value this gives exactly ICU's tokens (the unit
+ * test compares the two on every short string of the classes below and on
+ * real text; a fuzz target on random ones). */
+enum wclass { W_OTHER, W_LETTER, W_DIGIT, W_EXTEND, W_MIDLETTER, W_MIDNUM, W_MIDNUMLET };
+
+static enum wclass ascii_class(unsigned char c)
+{
+    if (((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '@') /* ICU's ALetter has '@' */
+        return W_LETTER;
+    if (c >= '0' && c <= '9')
+        return W_DIGIT;
+    switch (c) {
+    case '_':
+        return W_EXTEND; /* ExtendNumLet */
+    case '.': case '\'':
+        return W_MIDNUMLET; /* MidNumLet, Single_Quote */
+    case ',': case ';':
+        return W_MIDNUM;
+    default: /* ':' is MidLetter in UAX #29, but ICU's rules leave it out */
+        return W_OTHER;
+    }
+}
+
+static bool is_ascii(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] >= 0x80)
+            return false;
+    return true;
+}
+
+/* The end of the word that starts at i (a letter, digit or '_'). */
+static size_t ascii_word_end(const unsigned char *s, size_t n, size_t i)
+{
+    enum wclass cur = ascii_class(s[i++]);
+    while (i < n) {
+        enum wclass next = ascii_class(s[i]);
+        if (next == W_LETTER || next == W_DIGIT || next == W_EXTEND) { /* WB5, 8-10, 13a/b */
+            cur = next;
+            i++;
+            continue;
+        }
+        enum wclass after = i + 1 < n ? ascii_class(s[i + 1]) : W_OTHER;
+        if ((cur == W_LETTER && next == W_MIDNUMLET && after == W_LETTER) ||     /* WB6/7 */
+            (cur == W_DIGIT && (next == W_MIDNUM || next == W_MIDNUMLET) &&
+             after == W_DIGIT)) {                                               /* WB11/12 */
+            cur = after;
+            i += 2;
+            continue;
+        }
+        break;
+    }
+    return i;
+}
+
+/* As word_parts and emit_parts, on folded ASCII. */
+static uint32_t ascii_parts(const char *w, size_t n, uint32_t pos, token_fn fn, void *arg,
+                            bool *stop)
+{
+    size_t starts[16], ends[16];
+    int np = 0, prev = W_OTHER;
+    bool letters = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)w[i]; /* as u_isalpha, u_isdigit */
+        int cls = ch >= 'a' && ch <= 'z' ? W_LETTER : ch >= '0' && ch <= '9' ? W_DIGIT : W_OTHER;
+        letters |= cls == W_LETTER;
+        if (cls != W_OTHER && cls == prev && np)
+            ends[np - 1] = i + 1;
+        else if (cls != W_OTHER && np < 16) {
+            starts[np] = i;
+            ends[np++] = i + 1;
+        } else if (cls != W_OTHER)
+            return 0;
+        prev = cls;
+    }
+    if (np < 2 || !letters)
+        return 0;
+    for (int i = 0; i < np && !*stop; i++)
+        *stop = emit(fn, arg, w + starts[i], ends[i] - starts[i], pos + (uint32_t)i) != 0;
+    return (uint32_t)np;
+}
+
+static uint32_t analyze_ascii(struct analyzer *a, const char *text, size_t len, token_fn fn,
+                              void *arg)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    uint32_t pos = 0;
+    for (size_t i = 0; i < len;) {
+        enum wclass c = ascii_class(s[i]);
+        if (c != W_LETTER && c != W_DIGIT && c != W_EXTEND) {
+            i++;
+            continue;
+        }
+        size_t end = ascii_word_end(s, len, i);
+        tbuf_reset(&a->utf8);
+        tbuf_reserve(&a->utf8, end - i);
+        for (size_t k = i; k < end; k++) /* NFKC_Casefold of ASCII */
+            a->utf8.data[k - i] = (char)(s[k] >= 'A' && s[k] <= 'Z' ? s[k] | 0x20 : s[k]);
+        a->utf8.len = end - i;
+        i = end;
+        if (a->utf8.len == 1 && a->utf8.data[0] == '_')
+            continue; /* ICU: a lone '_' has no word status, "__" has */
+        if (emit(fn, arg, a->utf8.data, a->utf8.len, pos))
+            return pos + 1;
+        bool stop = false;
+        uint32_t parts = ascii_parts(a->utf8.data, a->utf8.len, pos, fn, arg, &stop);
+        if (stop)
+            return pos + parts;
+        pos += parts ? parts : 1;
+    }
+    return pos;
+}
+
+void analysis_icu_only(struct analyzer *a, bool on)
+{
+    a->icu_only = on;
+}
+
 static uint32_t analyze_words(struct analyzer *a, bool pinyin, const char *text, size_t len,
                               token_fn fn, void *arg)
 {
+    if (!a->icu_only && is_ascii(text, len))
+        return analyze_ascii(a, text, len, fn, arg);
     UErrorCode st = U_ZERO_ERROR;
     uint32_t pos = 0;
     if (!fold16(a, text, len))

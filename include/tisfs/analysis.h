@@ -51,6 +51,9 @@ struct analysis_opts {
 uint32_t analyze(struct analyzer *a, enum tis_token tok, const struct analysis_opts *o,
                  const char *text, size_t len, token_fn fn, void *arg);
 
+/* For tests: analyse ASCII through ICU too (the fast path is off). */
+void analysis_icu_only(struct analyzer *a, bool on);
+
 /* NFKC case folding of text without splitting it (query-side prefixes and
  * wildcards of folded fields). Returns a malloc'd string. */
 char *analysis_fold(struct analyzer *a, const char *text, size_t len);

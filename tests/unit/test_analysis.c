@@ -3,6 +3,7 @@
 #include "tisfs/analysis.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "check.h"
 #include "tisfs/util.h"
@@ -91,6 +92,62 @@ static void test_long_terms_are_cut(void)
     CHECK(strlen(t) == 2 + TERM_MAX_BYTES);
 }
 
+/* The ASCII fast path gives exactly ICU's tokens and positions. */
+static bool same_as_icu(enum tis_token tok, const char *text)
+{
+    char *fast = xstrdup(tokens(tok, text, 0, 0));
+    analysis_icu_only(an, true);
+    char *icu = tokens(tok, text, 0, 0);
+    analysis_icu_only(an, false);
+    bool same = strcmp(fast, icu) == 0;
+    if (!same)
+        printf("    %s: fast path [%s], ICU [%s]\n", text, fast, icu);
+    free(fast);
+    return same;
+}
+
+static void test_ascii_fast_path_is_icu(void)
+{
+    /* Every string of up to 4 characters over the classes that matter
+     * (letters, digits, '_', the mid characters, space, others), then
+     * longer random ones and real sentences. */
+    static const char alphabet[] = "aZ1_.,;:' -@\n";
+    size_t na = sizeof alphabet - 1, bad = 0, tried = 0;
+    char text[16];
+    for (size_t len = 1; len <= 4; len++) {
+        size_t total = 1;
+        for (size_t k = 0; k < len; k++)
+            total *= na;
+        for (size_t code = 0; code < total && bad < 5; code++, tried++) {
+            size_t c = code;
+            for (size_t k = 0; k < len; k++, c /= na)
+                text[k] = alphabet[c % na];
+            text[len] = 0;
+            bad += !same_as_icu(TOK_IK, text);
+        }
+    }
+    unsigned seed = 12345;
+    for (int i = 0; i < 20000 && bad < 5; i++, tried++) {
+        size_t len = 5 + (seed = seed * 1103515245 + 12345) % 10;
+        for (size_t k = 0; k < len; k++)
+            text[k] = alphabet[((seed = seed * 1103515245 + 12345) >> 16) % na];
+        text[len] = 0;
+        bad += !same_as_icu(TOK_IK, text);
+    }
+    static const char *real[] = {
+        "Boost.Python is a C++ library (version 1.74.0) for e-mail, python3 & foo_bar.",
+        "It's 3.14; 1,000,000 users' data: x86_64 -- see http://example.org/a_b?c=d#e",
+        "GTK+ 3.0 C# .NET node.js O'Reilly's 'quoted' \"double\" __init__ ___ _x x_",
+        "tab\tnew\nline\r\ncarriage 12.34.56 a.b.c 1.a a.1 1_a a_1 1'2 a'b' 'a",
+    };
+    for (size_t i = 0; i < sizeof real / sizeof *real; i++, tried++) {
+        bad += !same_as_icu(TOK_IK, real[i]);
+        bad += !same_as_icu(TOK_PINYIN, real[i]);
+    }
+    CHECK(bad == 0);
+    CHECK(tried > 40000);
+}
+
 int main(void)
 {
     char err[256];
@@ -105,6 +162,7 @@ int main(void)
     test_pinyin();
     test_fold();
     test_long_terms_are_cut();
+    test_ascii_fast_path_is_icu();
     analyzer_free(an);
     return check_summary();
 }
