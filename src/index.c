@@ -102,48 +102,6 @@ int cmp_keys(const void *a, size_t an, const void *b, size_t bn)
     return c ? c : (an > bn) - (an < bn);
 }
 
-/* ---- posting encoding ---- */
-
-void posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n, struct tbuf *out)
-{
-    roaring_bitmap_t *r = roaring_bitmap_create_with_capacity(n);
-    roaring_bitmap_add_many(r, n, docs);
-    /* Runs only pay off for long postings (words in most documents); most
-     * postings are short and stay arrays, so skip the scan for them. */
-    if (n >= 4096)
-        roaring_bitmap_run_optimize(r);
-    size_t size = roaring_bitmap_portable_size_in_bytes(r);
-    uint32_t sz = (uint32_t)size;
-    tbuf_reset(out);
-    tbuf_reserve(out, 4 + size + n);
-    memcpy(out->data, &sz, 4);
-    roaring_bitmap_portable_serialize(r, out->data + 4);
-    memcpy(out->data + 4 + size, tf, n);
-    out->len = 4 + size + n;
-    roaring_bitmap_free(r);
-}
-
-bool posting_decode(const MDB_val *v, struct posting *out)
-{
-    uint32_t sz;
-    memset(out, 0, sizeof *out);
-    if (v->mv_size < 4)
-        return false;
-    memcpy(&sz, v->mv_data, 4);
-    if (sz > v->mv_size - 4)
-        return false;
-    out->docs = roaring_bitmap_portable_deserialize_safe((const char *)v->mv_data + 4, sz);
-    out->tf = (const uint8_t *)v->mv_data + 4 + sz;
-    if (!out->docs)
-        return false;
-    if (4 + sz + roaring_bitmap_get_cardinality(out->docs) > v->mv_size) {
-        roaring_bitmap_free(out->docs);
-        out->docs = NULL;
-        return false;
-    }
-    return true;
-}
-
 void posting_free(struct posting *p)
 {
     if (p->docs)
@@ -160,7 +118,7 @@ uint32_t posting_tf(const struct posting *p, uint32_t doc)
         return p->dtf[roaring_bitmap_rank(p->delta, doc) - 1];
     if (!p->docs || !roaring_bitmap_contains(p->docs, doc))
         return 0;
-    return p->tf[roaring_bitmap_rank(p->docs, doc) - 1];
+    return posting_base_tf(p, (uint32_t)roaring_bitmap_rank(p->docs, doc) - 1);
 }
 
 roaring_bitmap_t *posting_live(const struct posting *p, const roaring_bitmap_t *deleted)
@@ -177,8 +135,6 @@ int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d)
 {
     unsigned f = create ? MDB_CREATE : 0, dup = MDB_DUPSORT | MDB_DUPFIXED;
     int rc = mdb_dbi_open(txn, "terms", f, &d->terms);
-    if (!rc)
-        rc = mdb_dbi_open(txn, "pos", f, &d->pos);
     if (!rc)
         rc = mdb_dbi_open(txn, "norms", f | MDB_INTEGERKEY, &d->norms);
     if (!rc)
@@ -486,6 +442,8 @@ void doc_terms_collect(struct doc_terms *dt, struct analyzer *an, const struct a
                      len && ((unsigned char)vals[i].p[len] & 0xC0) == 0x80;)
                     len--;
             dt->lens[i] = analyze(an, f->token, o, vals[i].p, len, doc_token, dt);
+            if (dt->lens[i] > NORM_MAX) /* what the norms keep, so totals agree */
+                dt->lens[i] = NORM_MAX;
             dt->truncated += dt->cut;
         }
     }
@@ -569,32 +527,34 @@ void doc_terms_positions(struct doc_terms *dt, size_t nd)
 
 void doc_terms_pos_blob(const struct doc_terms *dt, size_t k, struct tbuf *out)
 {
-    unsigned char gaps[5 * 64] = {0};
-    size_t n = 0;
-    uint32_t prev = 0, first = dt->posoff[k], last = dt->posoff[k + 1];
-    for (uint32_t i = first; i < last && n + 5 <= sizeof gaps; i++) { /* the usual: short */
-        for (uint32_t g = dt->posv[i] - prev; ; g >>= 7) {
-            gaps[n++] = (unsigned char)(g >= 0x80 ? (g & 0x7F) | 0x80 : g);
-            if (g < 0x80)
-                break;
+    uint32_t first = dt->posoff[k], last = dt->posoff[k + 1], prev = 0;
+    size_t most = (size_t)(last - first) * 5; /* bytes of the gaps at most */
+    /* The usual blob is short: its length is one byte, so the gaps are
+     * written in place after it. */
+    size_t hdr = most < 0x80 ? 1 : 0;
+    tbuf_reserve(out, hdr + most);
+    unsigned char *w = (unsigned char *)out->data + out->len + hdr, *start = w;
+    if (!hdr) { /* a long one: gaps first, then its length */
+        struct tbuf gaps = {0};
+        for (uint32_t i = first; i < last; i++) {
+            tbuf_add_varint(&gaps, dt->posv[i] - prev);
+            prev = dt->posv[i];
         }
-        prev = dt->posv[i];
-        first = i + 1;
-    }
-    if (first == last) {
-        tbuf_add_varint(out, n);
-        tbuf_add(out, gaps, n);
+        tbuf_add_varint(out, gaps.len);
+        tbuf_add(out, gaps.data, gaps.len);
+        tbuf_free(&gaps);
         return;
     }
-    struct tbuf all = {0}; /* a term repeated beyond 64 times in one value */
-    tbuf_add(&all, gaps, n);
     for (uint32_t i = first; i < last; i++) {
-        tbuf_add_varint(&all, dt->posv[i] - prev);
+        uint32_t g = dt->posv[i] - prev;
         prev = dt->posv[i];
+        for (; g >= 0x80; g >>= 7)
+            *w++ = (unsigned char)(g | 0x80);
+        *w++ = (unsigned char)g;
     }
-    tbuf_add_varint(out, all.len);
-    tbuf_add(out, all.data, all.len);
-    tbuf_free(&all);
+    out->data[out->len] = (char)(w - start);
+    out->len += hdr + (size_t)(w - start);
+    out->data[out->len] = 0;
 }
 
 void doc_terms_init(struct doc_terms *dt, const struct tis_schema *sc)
@@ -722,8 +682,7 @@ int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
 
 int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id)
 {
-    MDB_dbi all[] = {d->terms, d->pos, d->norms, d->exists, d->dterms, d->dpos, d->dexists,
-                     d->deleted};
+    MDB_dbi all[] = {d->terms, d->norms, d->exists, d->dterms, d->dpos, d->dexists, d->deleted};
     int rc = 0;
     for (size_t i = 0; i < sizeof all / sizeof *all && !rc; i++)
         rc = mdb_drop(txn, all[i], 0);
@@ -748,22 +707,17 @@ uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d)
     return n + (mdb_stat(txn, d->dexists, &st) == 0 ? st.ms_entries : 0);
 }
 
-/* The positions of the folded posting ids[0..n): a base document's blob
- * comes from the old pos value (walked alongside the old base ids), an added
- * one's from dpos. Everything is copied out before the caller writes. */
+/* The positions blobs of the folded posting ids[0..n), end to end: a base
+ * document's from the old value (walked alongside the old base ids), an
+ * added one's from dpos. Everything is copied out before the caller writes. */
 static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
                            const struct posting *p, const uint32_t *ids, uint32_t n,
-                           struct tbuf *out)
+                           struct tbuf *blobs)
 {
-    MDB_val v = {0, NULL};
-    bool have_base = mdb_get(txn, d->pos, &key, &v) == 0 && v.mv_size >= 8;
-    const unsigned char *bp = NULL, *bend = (const unsigned char *)v.mv_data + v.mv_size;
-    if (have_base)
-        bp = pos_value_blob(v.mv_data, v.mv_size, 0);
+    const unsigned char *bp = posting_blob(p, 0), *bend = p->pos ? p->pos + p->poslen : NULL;
     roaring_uint32_iterator_t it;
     roaring_init_iterator(p->docs, &it);
     unsigned char pk[4 + 1024];
-    struct tbuf blobs = {0};
     for (uint32_t i = 0; i < n; i++) {
         const unsigned char *b = NULL, *end = NULL;
         if (p->delta && roaring_bitmap_contains(p->delta, ids[i])) {
@@ -781,12 +735,10 @@ static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
         }
         size_t len = b ? pos_blob_len(b, end) : 0;
         if (len)
-            tbuf_add(&blobs, b, len);
+            tbuf_add(blobs, b, len);
         else
-            tbuf_add(&blobs, "", 1); /* lost: an empty list keeps the ranks in step */
+            tbuf_add(blobs, "", 1); /* lost: an empty list keeps the ranks in step */
     }
-    pos_value_encode((const unsigned char *)blobs.data, blobs.len, n, out);
-    tbuf_free(&blobs);
 }
 
 /* Drops the dpos entries of key for every delta id, live or deleted. */
@@ -822,8 +774,8 @@ static int fold_term(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
     roaring_bitmap_to_uint32_array(live, ids);
     for (uint32_t i = 0; i < n; i++)
         tf[i] = (uint8_t)posting_tf(&p, ids[i]);
-    struct tbuf val = {0}, pval = {0};
-    fold_positions(txn, d, k, &p, ids, n, &pval);
+    struct tbuf val = {0}, blobs = {0};
+    fold_positions(txn, d, k, &p, ids, n, &blobs);
     size_t nd = p.delta ? (size_t)roaring_bitmap_get_cardinality(p.delta) : 0;
     uint32_t *dids = xmalloc((nd ? nd : 1) * sizeof *dids);
     if (nd)
@@ -834,18 +786,13 @@ static int fold_term(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
     if (!rc || rc == MDB_NOTFOUND)
         rc = drop_delta_positions(txn, d, k, dids, nd);
     if (!rc && n) {
-        posting_encode(ids, tf, n, &val);
-        MDB_val v = {val.len, val.data}, pv = {pval.len, pval.data};
+        posting_encode(ids, tf, n, (const unsigned char *)blobs.data, blobs.len, &val);
+        MDB_val v = {val.len, val.data};
         rc = mdb_put(txn, d->terms, &k, &v, 0);
-        if (!rc)
-            rc = mdb_put(txn, d->pos, &k, &pv, 0);
-    } else if (!rc) {
+    } else if (!rc)
         rc = mdb_del(txn, d->terms, &k, NULL);
-        if (!rc || rc == MDB_NOTFOUND)
-            rc = mdb_del(txn, d->pos, &k, NULL);
-    }
     tbuf_free(&val);
-    tbuf_free(&pval);
+    tbuf_free(&blobs);
     free(ids);
     free(tf);
     free(dids);

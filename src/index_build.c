@@ -260,7 +260,7 @@ static int spill(struct index_builder *b)
     for (uint32_t k = 0; k < d->nterms; k++) {
         uint32_t t = tids[k].tid, prev = 0;
         fput_varint(f, d->key_len[t]);
-        fwrite(d->arena.data + d->key_off[t], 1, d->key_len[t], f);
+        fwrite_unlocked(d->arena.data + d->key_off[t], 1, d->key_len[t], f);
         fput_varint(f, start[t + 1] - start[t]);
         for (uint32_t j = start[t]; j < start[t + 1]; j++) {
             fput_varint(f, l->doc[order[j]] - prev);
@@ -273,7 +273,7 @@ static int spill(struct index_builder *b)
         }
         fput_varint(f, plen);
         for (uint32_t j = start[t]; j < start[t + 1]; j++)
-            fwrite(l->pos.data + l->poff[order[j]], 1, l->plen[order[j]], f);
+            fwrite_unlocked(l->pos.data + l->poff[order[j]], 1, l->plen[order[j]], f);
     }
     free(start);
     free(order);
@@ -572,7 +572,7 @@ static void run_next(struct run *r)
     }
     tbuf_reset(&r->key);
     tbuf_reserve(&r->key, klen);
-    r->key.len = fread(r->key.data, 1, klen, r->f);
+    r->key.len = fread_unlocked(r->key.data, 1, klen, r->f);
     r->n = (uint32_t)fget_varint(r->f, &ok);
     r->live = ok && r->key.len == klen;
 }
@@ -597,12 +597,12 @@ static void run_take(struct run *r, struct merged *m)
         prev += (uint32_t)fget_varint(r->f, &ok);
         m->docs[m->n + i] = prev;
     }
-    if (fread(m->tf + m->n, 1, r->n, r->f) != r->n)
+    if (fread_unlocked(m->tf + m->n, 1, r->n, r->f) != r->n)
         ok = false;
     uint64_t plen = fget_varint(r->f, &ok);
     if (ok && plen <= ((uint64_t)1 << 32)) {
         tbuf_reserve(&m->pos, plen);
-        ok = fread(m->pos.data + m->pos.len, 1, plen, r->f) == plen;
+        ok = fread_unlocked(m->pos.data + m->pos.len, 1, plen, r->f) == plen;
         m->pos.len += ok ? plen : 0;
     } else
         ok = false;
@@ -667,7 +667,7 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
 {
     struct run *runs = xcalloc((size_t)b->nruns + 1, sizeof *runs);
     struct merged m = {0};
-    struct tbuf val = {0}, key = {0}, pval = {0};
+    struct tbuf val = {0}, key = {0};
     int rc = 0;
     char path[4096];
     for (int i = 0; i < b->nruns; i++) {
@@ -693,16 +693,13 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
         while (q.n && cmp_keys(runs[q.h[0]].key.data, runs[q.h[0]].key.len, key.data,
                                key.len) == 0)
             heap_take_top(&q, &m);
-        posting_encode(m.docs, m.tf, (uint32_t)m.n, &val);
+        posting_encode(m.docs, m.tf, (uint32_t)m.n, (const unsigned char *)m.pos.data, m.pos.len,
+                       &val);
         MDB_val k = {key.len, key.data}, v = {val.len, val.data};
         rc = mdb_put(*txn, d->terms, &k, &v, MDB_APPEND);
-        pos_value_encode((const unsigned char *)m.pos.data, m.pos.len, (uint32_t)m.n, &pval);
-        MDB_val pv = {pval.len, pval.data};
-        if (!rc)
-            rc = mdb_put(*txn, d->pos, &k, &pv, MDB_APPEND);
         if (!rc && b->cancel && atomic_load(b->cancel))
             rc = ECANCELED; /* a merge of millions of terms must not delay rm -r */
-        pending += 2 * key.len + val.len + pval.len + 32;
+        pending += key.len + val.len + 16;
         if (!rc && pending >= COMMIT_BYTES) {
             rc = txn_renew(env, txn);
             pending = 0;
@@ -720,7 +717,6 @@ static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_
     free(m.docs);
     free(m.tf);
     tbuf_free(&m.pos);
-    tbuf_free(&pval);
     tbuf_free(&val);
     tbuf_free(&key);
     return rc;

@@ -9,8 +9,10 @@
 /* memcmp order with the shorter key first on a tie: LMDB's key order. */
 int cmp_keys(const void *a, size_t an, const void *b, size_t bn);
 
-/* Encodes a posting (ids ascending, one tf each) as stored in terms. */
-void posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n, struct tbuf *out);
+/* Encodes a posting as stored in terms: ids ascending, one tf each, and the
+ * documents' positions blobs end to end (index_posting.c). */
+void posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n,
+                    const unsigned char *blobs, size_t bloblen, struct tbuf *out);
 
 struct keyref {
     const unsigned char *p; /* field byte + term */
@@ -58,24 +60,23 @@ void doc_terms_positions(struct doc_terms *dt, size_t nd);
  * the positions as varint gaps (the first from 0). */
 void doc_terms_pos_blob(const struct doc_terms *dt, size_t k, struct tbuf *out);
 
-/* ---- positions (index_pos.c) ----
- * A pos value: u32 documents, u32 blocks, u32 offset of each block of
- * POS_BLOCK documents into the data, then the blobs in posting order. */
+/* ---- positions (index_posting.c) ----
+ * A large posting keeps the offset of every POS_BLOCK documents' blobs. */
 #define POS_BLOCK 32
 /* Bytes of the blob at p, 0 when it runs past end. */
 size_t pos_blob_len(const unsigned char *p, const unsigned char *end);
 /* Decodes a blob into *buf; returns the count (0 when malformed). */
 size_t pos_blob_decode(const unsigned char *p, const unsigned char *end, uint32_t **buf,
                        size_t *cap);
-/* The pos value of n blobs laid end to end in blobs[0..len). */
-void pos_value_encode(const unsigned char *blobs, size_t len, uint32_t n, struct tbuf *out);
-/* The blob of the document of rank r (0-based) in a pos value, or NULL. */
-const unsigned char *pos_value_blob(const unsigned char *v, size_t vlen, uint32_t r);
+/* The blob of the base document of rank r (0-based) in p, or NULL. */
+const unsigned char *posting_blob(const struct posting *p, uint32_t r);
 /* A dpos key: BE doc id, then the term key (field byte + term). */
 size_t dpos_key(uint32_t doc, const void *key, size_t klen, unsigned char *out);
 
 /* ---- norms (index_norms.c) ---- */
-#define NORMS_BLOCK 1024
+#define NORMS_BLOCK 512
+/* Field lengths are counted up to this (BM25 gives such documents ~0). */
+#define NORM_MAX 65535u
 /* Sets (len > 0) or clears (len 0) doc's length in field. */
 int norms_put(MDB_txn *txn, const struct index_dbs *d, uint8_t field, uint32_t doc,
               uint32_t len);

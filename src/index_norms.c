@@ -5,23 +5,26 @@
  * Lucene's norms, the lengths of a field sit in one array by document id,
  * cut into blocks of NORMS_BLOCK ids (one LMDB value each, read through the
  * map): a reader walking ids in order does one lookup per block. Lengths
- * stay exact u32 counts, so scores do not change with the layout. */
+ * are exact u16 counts (saturating at 65535 tokens, past which BM25 gives
+ * next to nothing anyway); a block of 512 is 1 KiB, small enough to sit in
+ * a leaf page (a larger value takes whole overflow pages). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "index_internal.h"
 
-#define BLOCK_BYTES (NORMS_BLOCK * sizeof(uint32_t))
+#define BLOCK_BYTES (NORMS_BLOCK * sizeof(uint16_t))
 
 static uint32_t block_key(uint8_t field, uint32_t doc)
 {
-    return (uint32_t)field << 22 | doc / NORMS_BLOCK;
+    return (uint32_t)field << 23 | doc / NORMS_BLOCK;
 }
 
 uint32_t norms_read(MDB_txn *txn, const struct index_dbs *d, struct norms_reader *r,
                     uint8_t field, uint32_t doc)
 {
-    uint32_t key = block_key(field, doc), len = 0;
+    uint32_t key = block_key(field, doc);
+    uint16_t len = 0;
     if (key != r->block) {
         MDB_val k = {sizeof key, &key}, v;
         r->block = key;
@@ -45,7 +48,9 @@ uint32_t index_field_len(MDB_txn *txn, const struct index_dbs *d, uint32_t doc, 
 int norms_put(MDB_txn *txn, const struct index_dbs *d, uint8_t field, uint32_t doc,
               uint32_t len)
 {
-    uint32_t key = block_key(field, doc), block[NORMS_BLOCK];
+    uint32_t key = block_key(field, doc);
+    uint16_t block[NORMS_BLOCK];
+    len = len < NORM_MAX ? len : NORM_MAX;
     MDB_val k = {sizeof key, &key}, v;
     int rc = mdb_get(txn, d->norms, &k, &v);
     if (rc == 0 && v.mv_size == BLOCK_BYTES)
@@ -72,7 +77,7 @@ struct norms_writer {
     size_t nf;
     bool *searched;
     uint32_t block; /* id / NORMS_BLOCK of the buffered lengths */
-    uint32_t *lens; /* nf blocks */
+    uint16_t *lens; /* nf blocks */
     bool *used;     /* a field's block holds a non-zero length */
 };
 
@@ -93,7 +98,7 @@ static int flush_block(struct norms_writer *w, MDB_txn *txn, const struct index_
     for (size_t f = 0; f < w->nf && !rc; f++) {
         if (!w->used[f])
             continue;
-        uint32_t key = (uint32_t)f << 22 | w->block;
+        uint32_t key = (uint32_t)f << 23 | w->block;
         MDB_val k = {sizeof key, &key}, v = {BLOCK_BYTES, w->lens + f * NORMS_BLOCK};
         rc = mdb_put(txn, d->norms, &k, &v, 0);
         memset(w->lens + f * NORMS_BLOCK, 0, BLOCK_BYTES);
@@ -112,7 +117,8 @@ int norms_writer_add(struct norms_writer *w, MDB_txn *txn, const struct index_db
     }
     for (size_t f = 0; f < w->nf; f++)
         if (w->searched[f] && lens[f]) {
-            w->lens[f * NORMS_BLOCK + doc % NORMS_BLOCK] = lens[f];
+            w->lens[f * NORMS_BLOCK + doc % NORMS_BLOCK] =
+                (uint16_t)(lens[f] < NORM_MAX ? lens[f] : NORM_MAX);
             w->used[f] = true;
         }
     return rc;

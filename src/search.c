@@ -26,7 +26,7 @@ static uint32_t term_tf(struct plan *p, uint32_t doc)
         return posting_tf(&p->post, doc); /* out of order: ask the bitmap */
     if (!id_cursor_seek(p->cursor, doc) || p->cursor->buf[p->cursor->i] != doc)
         return 0;
-    return p->post.tf[p->cursor->rank];
+    return posting_base_tf(&p->post, p->cursor->rank);
 }
 
 static double score(struct ctx *c, struct plan *p, uint32_t doc)

@@ -55,7 +55,7 @@ char *xstrndup(const char *s, size_t n)
     return p;
 }
 
-void tbuf_reserve(struct tbuf *b, size_t extra)
+void tbuf_grow(struct tbuf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap)
         return;
@@ -64,15 +64,6 @@ void tbuf_reserve(struct tbuf *b, size_t extra)
         cap *= 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
-}
-
-void tbuf_add(struct tbuf *b, const void *p, size_t n)
-{
-    tbuf_reserve(b, n);
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = 0;
 }
 
 void tbuf_adds(struct tbuf *b, const char *s)

@@ -1,14 +1,13 @@
 /* index — the inverted index of a generation, in its LMDB environment.
  *
- * terms:  (field byte, term bytes) -> posting: u32 size of a portable
- *         CRoaring bitmap of document ids, the bitmap, then one u8 term
- *         frequency per document in id order (saturating at 255)
- * pos:    (field byte, term bytes) -> the term's positions, one list per
- *         document in the posting's id order (index_pos.c): phrases are
- *         answered from them, as from Lucene's .pos, without the text
- * norms:  u32 (field << 22 | id >> 10) -> 1024 u32 token counts, the BM25
- *         lengths of 1024 consecutive ids in one field: scoring reads a
- *         dense column through the map, not a B-tree lookup per document
+ * terms:  (field byte, term bytes) -> posting: the document ids, a term
+ *         frequency each (saturating at 255) and the term's positions in
+ *         each document (index_posting.c): phrases are answered from them,
+ *         as from Lucene's .pos, without the text
+ * norms:  u32 (field << 23 | id >> 9) -> 512 u16 token counts (saturating at
+ *         65535), the BM25 lengths of 512 consecutive ids in one field:
+ *         scoring reads a dense column through the map, not a B-tree lookup
+ *         per document
  * exists: field byte -> bitmap of the documents with a value in the field
  * Per-field totals (documents, tokens) live in the generation's meta.
  *
@@ -53,7 +52,7 @@
 #define INDEX_MEM_BUDGET_DEFAULT ((size_t)80 << 20)
 
 struct index_dbs {
-    MDB_dbi terms, pos, norms, exists;
+    MDB_dbi terms, norms, exists;
     MDB_dbi dterms, dpos, dexists, deleted;
 };
 
@@ -133,13 +132,30 @@ uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d);
 /* ---- reading (all within a read transaction; pointers stay valid in it) ---- */
 
 /* A term's posting as stored: the base part (as built) and the delta part
- * (live additions). Deleted ids are still in it: posting_live drops them. */
+ * (live additions). Deleted ids are still in it: posting_live drops them.
+ * Pointers are into the transaction's memory. */
 struct posting {
-    roaring_bitmap_t *docs;  /* base ids; owned (posting_free) */
-    const uint8_t *tf;       /* tf[rank - 1] in docs, into the transaction's memory */
-    roaring_bitmap_t *delta; /* delta ids, or NULL; owned */
-    uint8_t *dtf;            /* dtf[rank - 1] in delta; owned */
+    roaring_bitmap_t *docs;   /* base ids; owned (posting_free) */
+    uint32_t n;               /* base ids */
+    bool small;               /* tfs: small: a byte each; large: 4 bits each */
+    const unsigned char *tfs; /* by rank in docs: posting_base_tf */
+    const unsigned char *exc; /* large: (u32 rank, u8 tf) of the tfs >= 15 */
+    uint32_t nexc;
+    const unsigned char *pos; /* the positions part (index_posting.c) */
+    size_t poslen;
+    roaring_bitmap_t *delta;  /* delta ids, or NULL; owned */
+    uint8_t *dtf;             /* dtf[rank - 1] in delta; owned */
 };
+
+uint32_t posting_tf_exception(const struct posting *p, uint32_t rank);
+/* Term frequency of the base document of rank r (0-based). */
+static inline uint32_t posting_base_tf(const struct posting *p, uint32_t r)
+{
+    if (p->small)
+        return p->tfs[r];
+    uint32_t v = (uint32_t)(p->tfs[r / 2] >> (r % 2 * 4)) & 15;
+    return v < 15 ? v : posting_tf_exception(p, r);
+}
 
 /* 0 when found, MDB_NOTFOUND, or another LMDB error. */
 int index_term(MDB_txn *txn, const struct index_dbs *d, uint8_t field, const void *term,
@@ -172,10 +188,10 @@ roaring_bitmap_t *index_exists(MDB_txn *txn, const struct index_dbs *d, uint8_t 
 /* Token count of field in doc (BM25's dl). */
 uint32_t index_field_len(MDB_txn *txn, const struct index_dbs *d, uint32_t doc, uint8_t field);
 
-/* The norms of one field read in id order: one LMDB lookup per 1024 ids. */
+/* The norms of one field read in id order: one LMDB lookup per 512 ids. */
 struct norms_reader {
-    uint32_t block;             /* field << 22 | id >> 10 of lens, or UINT32_MAX */
-    const unsigned char *lens;  /* 1024 u32 into the transaction's map, or NULL */
+    uint32_t block;             /* field << 23 | id >> 9 of lens, or UINT32_MAX */
+    const unsigned char *lens;  /* 512 u16 into the transaction's map, or NULL */
 };
 static inline void norms_reader_init(struct norms_reader *r)
 {
@@ -202,9 +218,7 @@ bool id_cursor_seek(struct id_cursor *c, uint32_t doc);
 /* The positions of one term, for phrase queries. */
 struct term_positions {
     const struct posting *post;  /* the term's posting (base ranks, delta ids) */
-    const unsigned char *base;   /* the pos value, into the map; NULL when none */
-    size_t baselen;
-    unsigned char key[5 + 1 + TERM_MAX_BYTES]; /* BE doc id, field, term: a dpos key */
+    unsigned char key[4 + 1 + TERM_MAX_BYTES]; /* BE doc id, field, term: a dpos key */
     size_t keylen;
     /* Documents are asked for in increasing order: a cursor over the base
      * ids and their blobs replaces a rank computation per document. */

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* A growable byte buffer, always NUL-terminated so it can be used as a C
  * string. The zero value is an empty buffer; free with tbuf_free. Allocation
@@ -16,8 +17,23 @@ struct tbuf {
     size_t cap;
 };
 
-void tbuf_reserve(struct tbuf *b, size_t extra);
-void tbuf_add(struct tbuf *b, const void *p, size_t n);
+/* Room for extra more bytes (and the NUL): out of line only when growing. */
+void tbuf_grow(struct tbuf *b, size_t extra);
+static inline void tbuf_reserve(struct tbuf *b, size_t extra)
+{
+    if (b->len + extra + 1 > b->cap)
+        tbuf_grow(b, extra);
+}
+/* Inline: tokenizers and encoders add a few bytes at a time, millions of
+ * times a build. */
+static inline void tbuf_add(struct tbuf *b, const void *p, size_t n)
+{
+    tbuf_reserve(b, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+}
 void tbuf_adds(struct tbuf *b, const char *s);
 void tbuf_printf(struct tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tbuf_vprintf(struct tbuf *b, const char *fmt, va_list ap);

@@ -113,12 +113,12 @@ static void dump_db(struct env *e, MDB_dbi dbi, bool bitmaps, struct tbuf *out)
 static bool same_index(struct env *a, struct env *b)
 {
     bool same = true;
-    MDB_dbi dbs[4][2] = {{a->d.terms, b->d.terms}, {a->d.pos, b->d.pos},
-                         {a->d.norms, b->d.norms}, {a->d.exists, b->d.exists}};
-    for (int i = 0; i < 4; i++) {
+    MDB_dbi dbs[3][2] = {{a->d.terms, b->d.terms}, {a->d.norms, b->d.norms},
+                         {a->d.exists, b->d.exists}};
+    for (int i = 0; i < 3; i++) {
         struct tbuf x = {0}, y = {0};
-        dump_db(a, dbs[i][0], i == 3, &x);
-        dump_db(b, dbs[i][1], i == 3, &y);
+        dump_db(a, dbs[i][0], i == 2, &x);
+        dump_db(b, dbs[i][1], i == 2, &y);
         if (x.len != y.len || memcmp(x.data, y.data, x.len) != 0) {
             printf("    database %d differs (%zu vs %zu bytes)\n", i, x.len, y.len);
             same = false;
@@ -423,10 +423,75 @@ static void test_typed_terms_sort_as_values(void)
     env_close(&e);
 }
 
+/* Large postings (more than 16 documents): 4-bit tfs with exceptions for
+ * tfs of 15 and more, positions found by block, and a merge of live rows
+ * into them that reads the same as a fresh build. */
+static void test_large_postings(void)
+{
+    enum { N = 40, MORE = 3 };
+    static char ids[N + MORE][8], texts[N + MORE][400];
+    struct row rows[N + MORE];
+    for (int i = 0; i < N + MORE; i++) {
+        snprintf(ids[i], sizeof ids[i], "%d", i + 1);
+        int at = 0, reps = i % 20 + 1; /* x repeated 1..20 times, then y */
+        for (int k = 0; k < reps; k++)
+            at += snprintf(texts[i] + at, sizeof texts[i] - (size_t)at, "x ");
+        snprintf(texts[i] + at, sizeof texts[i] - (size_t)at, "y");
+        rows[i] = (struct row){ids[i], texts[i], "1", "g"};
+    }
+    struct env inc, fresh;
+    env_open(&inc);
+    env_open(&fresh);
+    build(&inc, rows, N, 0);
+    build(&fresh, rows, N + MORE, 0);
+    MDB_txn *txn;
+    struct posting p;
+    mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
+    CHECK(index_term(txn, &inc.d, 1, "x", 1, &p) == 0 && !p.small && p.n == N);
+    CHECK(posting_tf(&p, 1) == 1 && posting_tf(&p, 14) == 14 && posting_tf(&p, 15) == 15 &&
+          posting_tf(&p, 20) == 20 && posting_tf(&p, 21) == 1 && posting_tf(&p, 40) == 20);
+    posting_free(&p);
+    CHECK(strcmp(positions(txn, &inc, 1, "y", 37), "17") == 0); /* x * 17, then y */
+    CHECK(strcmp(positions(txn, &inc, 1, "x", 3), "0,1,2") == 0);
+    CHECK(strcmp(positions(txn, &inc, 1, "x", 34), "0,1,2,3,4,5,6,7,8,9,10,11,12,13") == 0);
+    mdb_txn_abort(txn);
+
+    char err[256];
+    struct tis_schema *sc = schema();
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct analysis_opts o = {0, 0};
+    struct tis_value v[4];
+    mdb_txn_begin(inc.env, NULL, 0, &txn);
+    for (int i = N; i < N + MORE; i++) {
+        values(&rows[i], v);
+        CHECK(index_doc_add(txn, &inc.d, sc, an, &o, (uint32_t)i + 1, v, NULL) == 0);
+    }
+    CHECK(mdb_txn_commit(txn) == 0);
+    uint32_t map[N + MORE + 1];
+    for (uint32_t i = 0; i <= N + MORE; i++)
+        map[i] = i < 64 ? i : 0;
+    CHECK(same_view(&inc, map, N + MORE + 1, &fresh, map, N + MORE + 1));
+    bool left = true;
+    struct tbuf from = {0};
+    for (int round = 0; left && round < 100; round++) {
+        mdb_txn_begin(inc.env, NULL, 0, &txn);
+        CHECK(index_fold(txn, &inc.d, &from, 3, &left) == 0);
+        CHECK(mdb_txn_commit(txn) == 0);
+    }
+    tbuf_free(&from);
+    CHECK(!left && same_view(&inc, map, N + MORE + 1, &fresh, map, N + MORE + 1));
+    CHECK(same_index(&inc, &fresh)); /* byte for byte, once merged */
+    analyzer_free(an);
+    schema_free(sc);
+    env_close(&inc);
+    env_close(&fresh);
+}
+
 int main(void)
 {
     test_incremental_equals_rebuild();
     test_spills_give_the_same_index();
     test_typed_terms_sort_as_values();
+    test_large_postings();
     return check_summary();
 }
