@@ -74,7 +74,7 @@ const unsigned char *posting_blob(const struct posting *p, uint32_t r);
 size_t dpos_key(uint32_t doc, const void *key, size_t klen, unsigned char *out);
 
 /* ---- norms (index_norms.c) ---- */
-#define NORMS_BLOCK 512
+#define NORMS_BLOCK 256
 /* Field lengths are counted up to this (BM25 gives such documents ~0). */
 #define NORM_MAX 65535u
 /* Sets (len > 0) or clears (len 0) doc's length in field. */

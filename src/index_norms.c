@@ -6,8 +6,9 @@
  * cut into blocks of NORMS_BLOCK ids (one LMDB value each, read through the
  * map): a reader walking ids in order does one lookup per block. Lengths
  * are exact u16 counts (saturating at 65535 tokens, past which BM25 gives
- * next to nothing anyway); a block of 512 is 1 KiB, small enough to sit in
- * a leaf page (a larger value takes whole overflow pages). */
+ * next to nothing anyway); a block of 256 is 512 bytes, seven to a leaf
+ * page (a value over ~2 KiB would take whole overflow pages). Keys are
+ * (block, field), so the build writes them in key order, pages full. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@
 
 static uint32_t block_key(uint8_t field, uint32_t doc)
 {
-    return (uint32_t)field << 23 | doc / NORMS_BLOCK;
+    return doc / NORMS_BLOCK << 8 | field; /* block-major: the build appends */
 }
 
 uint32_t norms_read(MDB_txn *txn, const struct index_dbs *d, struct norms_reader *r,
@@ -98,9 +99,9 @@ static int flush_block(struct norms_writer *w, MDB_txn *txn, const struct index_
     for (size_t f = 0; f < w->nf && !rc; f++) {
         if (!w->used[f])
             continue;
-        uint32_t key = (uint32_t)f << 23 | w->block;
+        uint32_t key = w->block << 8 | (uint32_t)f;
         MDB_val k = {sizeof key, &key}, v = {BLOCK_BYTES, w->lens + f * NORMS_BLOCK};
-        rc = mdb_put(txn, d->norms, &k, &v, 0);
+        rc = mdb_put(txn, d->norms, &k, &v, MDB_APPEND);
         memset(w->lens + f * NORMS_BLOCK, 0, BLOCK_BYTES);
         w->used[f] = false;
     }

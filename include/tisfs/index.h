@@ -4,8 +4,8 @@
  *         frequency each (saturating at 255) and the term's positions in
  *         each document (index_posting.c): phrases are answered from them,
  *         as from Lucene's .pos, without the text
- * norms:  u32 (field << 23 | id >> 9) -> 512 u16 token counts (saturating at
- *         65535), the BM25 lengths of 512 consecutive ids in one field:
+ * norms:  u32 (id / 256) << 8 | field -> 256 u16 token counts (saturating at
+ *         65535), the BM25 lengths of 256 consecutive ids in one field:
  *         scoring reads a dense column through the map, not a B-tree lookup
  *         per document
  * exists: field byte -> bitmap of the documents with a value in the field
@@ -188,10 +188,10 @@ roaring_bitmap_t *index_exists(MDB_txn *txn, const struct index_dbs *d, uint8_t 
 /* Token count of field in doc (BM25's dl). */
 uint32_t index_field_len(MDB_txn *txn, const struct index_dbs *d, uint32_t doc, uint8_t field);
 
-/* The norms of one field read in id order: one LMDB lookup per 512 ids. */
+/* The norms of one field read in id order: one LMDB lookup per 256 ids. */
 struct norms_reader {
-    uint32_t block;             /* field << 23 | id >> 9 of lens, or UINT32_MAX */
-    const unsigned char *lens;  /* 512 u16 into the transaction's map, or NULL */
+    uint32_t block;             /* the key of lens, or UINT32_MAX */
+    const unsigned char *lens;  /* 256 u16 into the transaction's map, or NULL */
 };
 static inline void norms_reader_init(struct norms_reader *r)
 {
