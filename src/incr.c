@@ -75,6 +75,7 @@ struct incr {
     struct tbuf conv;
     bool dropped, dirty;
     struct tbuf fold_from; /* where the merge goes on (index_fold) */
+    uint64_t unmerged;     /* delta entries the merge has yet to fold (mu) */
     int refresh_turn;
     bool fold_left;
     double next_watermarks, last_sync;
@@ -891,6 +892,9 @@ static bool fold_step(struct incr *c, bool idle)
         return false;
     uint64_t entries = gen_write_delta_entries(w);
     c->fold_left = entries > 0;
+    pthread_mutex_lock(&c->mu);
+    c->unmerged = entries;
+    pthread_mutex_unlock(&c->mu);
     if (!entries || (!idle && entries < FOLD_BUSY_ENTRIES) ||
         gen_write_fold(w, &c->fold_from, FOLD_TERMS, &c->fold_left, err, sizeof err)) {
         gen_write_abort(w);
@@ -898,6 +902,11 @@ static bool fold_step(struct incr *c, bool idle)
     }
     if (gen_write_commit(w, NULL, err, sizeof err) == 0)
         c->dirty = true;
+    if (!c->fold_left) {
+        pthread_mutex_lock(&c->mu);
+        c->unmerged = 0;
+        pthread_mutex_unlock(&c->mu);
+    }
     return true;
 }
 
@@ -1171,6 +1180,7 @@ char *incr_status_json(struct incr *c, const char *collection)
     json_object_object_add(o, "applied", json_object_new_int64((int64_t)c->applied));
     json_object_object_add(o, "stale", json_object_new_int64((int64_t)c->stale));
     json_object_object_add(o, "skipped", json_object_new_int64((int64_t)c->skipped));
+    json_object_object_add(o, "unmerged", json_object_new_int64((int64_t)c->unmerged));
     json_object_object_add(o, "guarantee",
                            json_object_new_string(guarantee(gen_snapshot_version(c->g),
                                                             c->event_domain)));

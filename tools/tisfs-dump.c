@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <lmdb.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 
 #include "tisfs/catalog.h"
@@ -20,11 +22,48 @@ static int print_doc(struct json_object *doc, void *arg)
 }
 
 static const char USAGE[] =
-    "usage: tisfs-dump --data DIR COLLECTION\n"
+    "usage: tisfs-dump --data DIR COLLECTION [--sizes]\n"
     "\n"
     "Prints every document of COLLECTION's serving generation, one JSON object\n"
     "per line, from the state directory DIR of a tisfs daemon (its --data).\n"
+    "With --sizes, prints instead the bytes of pages each of the generation's\n"
+    "databases takes (name, entries, bytes; one a line; `docs` and `pk` hold\n"
+    "the stored documents, the rest is the index).\n"
     "It reads only, and may run while the daemon runs.\n";
+
+/* Pages by database, as mdb_stat -a counts them. */
+static int print_sizes(const char *dir)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi main_db, dbi;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    MDB_stat st;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 64);
+    mdb_env_set_mapsize(env, (size_t)1 << 40);
+    if (mdb_env_open(env, dir, MDB_RDONLY, 0) || mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) ||
+        mdb_dbi_open(txn, NULL, 0, &main_db) || mdb_cursor_open(txn, main_db, &cur)) {
+        fprintf(stderr, "tisfs-dump: cannot read %s\n", dir);
+        mdb_env_close(env);
+        return 1;
+    }
+    mdb_env_stat(env, &st);
+    size_t page = st.ms_psize;
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)k.mv_size, (const char *)k.mv_data);
+        if (mdb_dbi_open(txn, name, 0, &dbi) || mdb_stat(txn, dbi, &st))
+            continue;
+        printf("%s %zu %zu\n", name, st.ms_entries,
+               (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) * page);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -32,7 +71,8 @@ int main(int argc, char **argv)
         fputs(USAGE, stdout);
         return 0;
     }
-    if (argc != 4 || strcmp(argv[1], "--data") != 0) {
+    bool sizes = argc == 5 && strcmp(argv[4], "--sizes") == 0;
+    if ((argc != 4 && !sizes) || strcmp(argv[1], "--data") != 0) {
         fputs(USAGE, stderr);
         return 2;
     }
@@ -61,6 +101,8 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/collections/%s/gen-%lld", argv[2], argv[3],
              (long long)json_object_get_int64(g));
     json_object_put(o);
+    if (sizes)
+        return print_sizes(path);
     struct gen *gen = gen_open(path, err, sizeof err);
     if (!gen) {
         fprintf(stderr, "tisfs-dump: %s\n", err);
