@@ -1,0 +1,298 @@
+/* index_live — live changes (the incremental channel) and the merge.
+ *
+ * As in Lucene's segments, the bulk-built postings are immutable to the
+ * stream: a change writes only the changed document's own entries (delta
+ * postings, positions, norms, exists marks) and a deleted mark; the merge
+ * (index_fold) folds the delta into the base postings a few terms at a
+ * time, dropping deleted ids from the postings it rewrites. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index_internal.h"
+
+static int put_bitmap(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, roaring_bitmap_t *r)
+{
+    roaring_bitmap_run_optimize(r);
+    size_t n = roaring_bitmap_portable_size_in_bytes(r);
+    char *buf = xmalloc(n);
+    roaring_bitmap_portable_serialize(r, buf);
+    MDB_val v = {n, buf};
+    int rc = mdb_put(txn, dbi, k, &v, 0);
+    free(buf);
+    return rc;
+}
+
+/* Marks doc deleted: one chunk of at most 65536 ids is rewritten. */
+static int deleted_add(MDB_txn *txn, const struct index_dbs *d, uint32_t doc)
+{
+    unsigned char hi[2] = {(unsigned char)(doc >> 24), (unsigned char)(doc >> 16)};
+    MDB_val k = {2, hi}, v;
+    roaring_bitmap_t *r = NULL;
+    if (mdb_get(txn, d->deleted, &k, &v) == 0)
+        r = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size);
+    if (!r)
+        r = roaring_bitmap_create();
+    roaring_bitmap_add(r, doc);
+    int rc = put_bitmap(txn, d->deleted, &k, r);
+    roaring_bitmap_free(r);
+    return rc;
+}
+
+/* Writes doc's delta entries: its terms with their positions, norms and
+ * exists marks. */
+static int delta_add(MDB_txn *txn, const struct index_dbs *d, struct doc_terms *dt, size_t n,
+                     const struct tis_value *vals, uint32_t doc)
+{
+    const struct tis_schema *sc = dt->sc;
+    unsigned char e[DENTRY], pk[5 + 1 + 1024];
+    struct tbuf blob = {0};
+    put_be32(e, doc);
+    doc_terms_positions(dt, n);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        MDB_val key = {dt->refs[i].len, (void *)dt->refs[i].p}, v = {DENTRY, e};
+        e[4] = (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i]);
+        rc = mdb_put(txn, d->dterms, &key, &v, 0);
+        if (rc || key.mv_size > sizeof pk - 4)
+            continue;
+        tbuf_reset(&blob);
+        doc_terms_pos_blob(dt, i, &blob);
+        MDB_val k = {dpos_key(doc, key.mv_data, key.mv_size, pk), pk}, pv = {blob.len, blob.data};
+        rc = mdb_put(txn, d->dpos, &k, &pv, 0);
+    }
+    tbuf_free(&blob);
+    for (size_t i = 0; i < sc->nfields && !rc; i++) {
+        if (!sc->fields[i].search || vals[i].null)
+            continue;
+        uint8_t f = (uint8_t)i;
+        MDB_val fk = {1, &f}, dv = {4, e};
+        rc = mdb_put(txn, d->dexists, &fk, &dv, 0);
+        if (!rc && dt->lens[i])
+            rc = norms_put(txn, d, f, doc, dt->lens[i]);
+    }
+    return rc;
+}
+
+int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
+                  struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
+                  const struct tis_value *vals, struct field_totals *totals)
+{
+    struct doc_terms dt;
+    doc_terms_init(&dt, sc);
+    doc_terms_collect(&dt, an, o, vals);
+    size_t n = doc_terms_distinct(&dt);
+    int rc = delta_add(txn, d, &dt, n, vals, doc);
+    for (size_t i = 0; i < sc->nfields && totals; i++)
+        if (sc->fields[i].search && !vals[i].null) {
+            totals[i].docs += dt.lens[i] > 0;
+            totals[i].tokens += (int64_t)dt.lens[i];
+        }
+    doc_terms_free(&dt);
+    return rc;
+}
+
+/* No analysis: the norms say what the document counted for, and its
+ * postings (base or delta) stay until the merge drops them, hidden by the
+ * deleted mark meanwhile. An update then costs one analysis, a delete none. */
+int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
+                     uint32_t doc, struct field_totals *totals)
+{
+    int rc = 0;
+    for (size_t i = 0; i < sc->nfields && !rc; i++) {
+        if (!sc->fields[i].search)
+            continue;
+        uint32_t len = index_field_len(txn, d, doc, (uint8_t)i);
+        if (totals) {
+            totals[i].docs -= len > 0;
+            totals[i].tokens -= len;
+        }
+        if (len)
+            rc = norms_put(txn, d, (uint8_t)i, doc, 0);
+    }
+    return rc ? rc : deleted_add(txn, d, doc);
+}
+
+int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id)
+{
+    MDB_dbi all[] = {d->terms, d->norms, d->exists, d->dterms, d->dpos, d->dexists, d->deleted};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof all / sizeof *all && !rc; i++)
+        rc = mdb_drop(txn, all[i], 0);
+    /* Every id handed out so far is gone: readers count live documents as
+     * the ids up to the last one minus the deleted ones. One run-encoded
+     * chunk per 65536 ids. */
+    for (uint64_t lo = 1; !rc && lo <= last_id; lo = (lo | 0xFFFF) + 1) {
+        uint64_t hi = (lo | 0xFFFF) < last_id ? (lo | 0xFFFF) : last_id;
+        unsigned char key[2] = {(unsigned char)(lo >> 24), (unsigned char)(lo >> 16)};
+        MDB_val k = {2, key};
+        roaring_bitmap_t *r = roaring_bitmap_from_range(lo, hi + 1, 1);
+        rc = put_bitmap(txn, d->deleted, &k, r);
+        roaring_bitmap_free(r);
+    }
+    return rc;
+}
+
+uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d)
+{
+    MDB_stat st;
+    uint64_t n = mdb_stat(txn, d->dterms, &st) == 0 ? st.ms_entries : 0;
+    return n + (mdb_stat(txn, d->dexists, &st) == 0 ? st.ms_entries : 0);
+}
+
+/* The positions blobs of the folded posting ids[0..n), end to end: a base
+ * document's from the old value (walked alongside the old base ids), an
+ * added one's from dpos. Everything is copied out before the caller writes. */
+static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
+                           const struct posting *p, const uint32_t *ids, uint32_t n,
+                           struct tbuf *blobs)
+{
+    const unsigned char *bp = posting_blob(p, 0), *bend = p->pos ? p->pos + p->poslen : NULL;
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(p->docs, &it);
+    unsigned char pk[4 + 1024];
+    for (uint32_t i = 0; i < n; i++) {
+        const unsigned char *b = NULL, *end = NULL;
+        if (p->delta && roaring_bitmap_contains(p->delta, ids[i])) {
+            MDB_val k = {dpos_key(ids[i], key.mv_data, key.mv_size, pk), pk}, dv;
+            if (key.mv_size <= 1024 && mdb_get(txn, d->dpos, &k, &dv) == 0)
+                b = dv.mv_data, end = b + dv.mv_size;
+        } else {
+            for (; it.has_value && it.current_value < ids[i]; roaring_advance_uint32_iterator(&it))
+                bp = bp ? bp + pos_blob_len(bp, bend) : NULL; /* a deleted document's */
+            if (it.has_value && it.current_value == ids[i] && bp) {
+                b = bp, end = bend;
+                bp += pos_blob_len(bp, bend);
+                roaring_advance_uint32_iterator(&it);
+            }
+        }
+        size_t len = b ? pos_blob_len(b, end) : 0;
+        if (len)
+            tbuf_add(blobs, b, len);
+        else
+            tbuf_add(blobs, "", 1); /* lost: an empty list keeps the ranks in step */
+    }
+}
+
+/* Drops the dpos entries of key for every delta id, live or deleted. */
+static int drop_delta_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
+                                const uint32_t *dids, size_t nd)
+{
+    unsigned char pk[4 + 1024];
+    int rc = 0;
+    for (size_t i = 0; i < nd && key.mv_size <= 1024 && (!rc || rc == MDB_NOTFOUND); i++) {
+        MDB_val k = {dpos_key(dids[i], key.mv_data, key.mv_size, pk), pk};
+        rc = mdb_del(txn, d->dpos, &k, NULL);
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Rewrites the base posting of key as (base - deleted) | delta, with its
+ * positions, and drops the delta entries. The one place a large posting is
+ * rewritten: the merge, a term at a time, never the stream. */
+static int fold_term(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
+                     const roaring_bitmap_t *deleted)
+{
+    struct posting p;
+    int rc = index_key_posting(txn, d, key, &p);
+    if (rc)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    unsigned char kcopy[512]; /* key points into a page the writes below may move */
+    MDB_val k = {key.mv_size < sizeof kcopy ? key.mv_size : sizeof kcopy, kcopy};
+    memcpy(kcopy, key.mv_data, k.mv_size);
+    roaring_bitmap_t *live = posting_live(&p, deleted);
+    uint32_t n = (uint32_t)roaring_bitmap_get_cardinality(live);
+    uint32_t *ids = xmalloc((n ? n : 1) * sizeof *ids);
+    uint8_t *tf = xmalloc(n ? n : 1);
+    roaring_bitmap_to_uint32_array(live, ids);
+    for (uint32_t i = 0; i < n; i++)
+        tf[i] = (uint8_t)posting_tf(&p, ids[i]);
+    struct tbuf val = {0}, blobs = {0};
+    fold_positions(txn, d, k, &p, ids, n, &blobs);
+    size_t nd = p.delta ? (size_t)roaring_bitmap_get_cardinality(p.delta) : 0;
+    uint32_t *dids = xmalloc((nd ? nd : 1) * sizeof *dids);
+    if (nd)
+        roaring_bitmap_to_uint32_array(p.delta, dids);
+    posting_free(&p);
+    roaring_bitmap_free(live);
+    rc = mdb_del(txn, d->dterms, &k, NULL);
+    if (!rc || rc == MDB_NOTFOUND)
+        rc = drop_delta_positions(txn, d, k, dids, nd);
+    if (!rc && n) {
+        posting_encode(ids, tf, n, (const unsigned char *)blobs.data, blobs.len, &val);
+        MDB_val v = {val.len, val.data};
+        rc = mdb_put(txn, d->terms, &k, &v, 0);
+    } else if (!rc)
+        rc = mdb_del(txn, d->terms, &k, NULL);
+    tbuf_free(&val);
+    tbuf_free(&blobs);
+    free(ids);
+    free(tf);
+    free(dids);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int fold_exists(MDB_txn *txn, const struct index_dbs *d, const roaring_bitmap_t *deleted)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint8_t fields[256];
+    size_t nf = 0;
+    int rc = mdb_cursor_open(txn, d->dexists, &cur);
+    for (int op = MDB_FIRST; !rc && nf < 256 && mdb_cursor_get(cur, &k, &v, op) == 0;
+         op = MDB_NEXT_NODUP)
+        fields[nf++] = *(const uint8_t *)k.mv_data;
+    if (!rc)
+        mdb_cursor_close(cur);
+    for (size_t i = 0; i < nf && !rc; i++) {
+        roaring_bitmap_t *r = index_exists(txn, d, fields[i]);
+        roaring_bitmap_andnot_inplace(r, deleted);
+        MDB_val fk = {1, &fields[i]};
+        rc = put_bitmap(txn, d->exists, &fk, r);
+        roaring_bitmap_free(r);
+        if (!rc)
+            rc = mdb_del(txn, d->dexists, &fk, NULL);
+    }
+    return rc;
+}
+
+/* The first delta term at or after from (its key into from), or false at
+ * the end. */
+static bool next_delta_term(MDB_txn *txn, const struct index_dbs *d, struct tbuf *from)
+{
+    MDB_cursor *cur;
+    MDB_val k = {from->len, from->data}, v;
+    if (mdb_cursor_open(txn, d->dterms, &cur))
+        return false;
+    int rc = mdb_cursor_get(cur, &k, &v, from->len ? MDB_SET_RANGE : MDB_FIRST);
+    if (rc == 0) {
+        char *copy = xmalloc(k.mv_size); /* k points into from's own bytes on an exact hit */
+        memcpy(copy, k.mv_data, k.mv_size);
+        tbuf_reset(from);
+        tbuf_add(from, copy, k.mv_size);
+        free(copy);
+    }
+    mdb_cursor_close(cur);
+    return rc == 0;
+}
+
+int index_fold(MDB_txn *txn, const struct index_dbs *d, struct tbuf *from, size_t max_terms,
+               bool *left)
+{
+    roaring_bitmap_t *deleted = index_deleted(txn, d);
+    int rc = 0;
+    size_t done = 0;
+    bool more = true;
+    for (; !rc && done < max_terms && (more = next_delta_term(txn, d, from)); done++) {
+        rc = fold_term(txn, d, (MDB_val){from->len, from->data}, deleted);
+        tbuf_add(from, "", 1); /* the next key after this one */
+    }
+    if (!rc && !more) {
+        tbuf_reset(from); /* a full pass: the next one starts over */
+        rc = fold_exists(txn, d, deleted);
+    }
+    *left = !rc && index_delta_entries(txn, d) > 0;
+    roaring_bitmap_free(deleted);
+    return rc;
+}
