@@ -221,6 +221,15 @@ int gen_builder_add(struct gen_builder *b, const struct tis_value *vals, char *e
         snprintf(err, errlen, "too many rows for one collection (limit %u)", UINT32_MAX - 1);
         return -1;
     }
+    /* No table has a NULL key cell: a server that sends one (an impostor,
+     * a broken proxy) would otherwise key the row as an empty value, and a
+     * second such row would be reported as a duplicate. */
+    for (size_t i = 0; i < b->sc->npk; i++)
+        if (vals[b->sc->pk[i]].null) {
+            snprintf(err, errlen, "the server answered NULL for primary key column %s in row %u",
+                     b->sc->fields[b->sc->pk[i]].name, b->next_id + 1);
+            return -1;
+        }
     uint32_t id = ++b->next_id;
     MDB_val k = {sizeof id, &id};
     pk_encode(b->sc, vals, &b->key);

@@ -9,7 +9,7 @@ src/catalog.c). test_hardening.py fills a real tmpfs for the build side."""
 
 import errno
 import os
-import subprocess
+import threading
 
 import pytest
 
@@ -22,6 +22,26 @@ def rows_table(mariadb, table, n):
                     f"CREATE TABLE tistest.{table} (id INT PRIMARY KEY, t VARCHAR(40))",
                     f"INSERT INTO tistest.{table} SELECT seq, CONCAT('row ', seq)"
                     f" FROM seq_1_to_{n}", db="tistest")
+
+
+def write_within(path, text, timeout=30):
+    """Writes text to a control file from a thread and returns the OSError
+    it raised, or None. A daemon that hangs would hang this process in
+    close(), which no signal interrupts: the deadline fails the test instead."""
+    out = {}
+
+    def run():
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            out["err"] = None
+        except OSError as e:
+            out["err"] = e
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert "err" in out, f"writing {path} did not return within {timeout} s"
+    return out["err"]
 
 
 def found(tisfs, name):
@@ -80,13 +100,146 @@ def test_a_task_id_the_catalog_cannot_record_starts_nothing_and_holds_nothing(ti
     assert tisfs.create("tid", mysql_spec(mariadb, "f_taskid", ['{name:"t"}']))["complete"]
     monkeypatch.setenv("TISFS_FAULT", "meta:1:MDB_MAP_FULL")
     tisfs.restart()
-    with pytest.raises(OSError) as e:
-        tisfs.write("1", "collections", "tid", "build")
-    assert e.value.errno == errno.EIO
+    build = tisfs.path("collections", "tid", "build")
+    e = write_within(build, "1")
+    assert e is not None and e.errno == errno.EIO, e
     assert "the catalog cannot be written (is the disk full?)" in tisfs.read("logs")
-    # In a child with a deadline: a hung write would hang this process too.
-    build = os.path.join(tisfs.mnt, "collections", "tid", "build")
-    subprocess.run(["sh", "-c", f"echo 1 > {build}"], check=True, timeout=30)
+    assert write_within(build, "1") is None
     st = tisfs.wait_done("tid", 60)
     assert st["complete"], st
     assert found(tisfs, "tid") == 2
+
+
+class RewritingProxy:
+    """A MySQL server that lies: a loopback proxy in front of the real
+    MariaDB that rewrites the text of chosen queries (regex -> replacement)
+    before the server sees them, so the answers come from a real server but
+    with NULL cells or fewer columns than asked. The server's greeting loses
+    its TLS flag so that the client's queries stay readable."""
+
+    def __init__(self, upstream_port, rules):
+        import re
+        import socket
+        import threading
+        self.rules = [(re.compile(p), r) for p, r in rules]
+        self.upstream = upstream_port
+        self.rewritten = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            self.conns += [client, server]
+            threading.Thread(target=self.pump, args=(server, client, self.greeting),
+                             daemon=True).start()
+            threading.Thread(target=self.pump, args=(client, server, self.query),
+                             daemon=True).start()
+
+    @staticmethod
+    def read_packet(s):
+        def exactly(n):
+            b = b""
+            while len(b) < n:
+                chunk = s.recv(n - len(b))
+                if not chunk:
+                    raise EOFError
+                b += chunk
+            return b
+        head = exactly(4)
+        return head[3], exactly(int.from_bytes(head[:3], "little"))
+
+    def pump(self, src, dst, edit):
+        """Copies packets from src to dst; edit(seq, payload) may change each."""
+        first = True
+        try:
+            while True:
+                seq, payload = self.read_packet(src)
+                payload = edit(seq, payload, first)
+                first = False
+                dst.sendall(len(payload).to_bytes(3, "little") + bytes([seq]) + payload)
+        except (EOFError, OSError):
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+
+    @staticmethod
+    def greeting(seq, payload, first):
+        if not first:
+            return payload
+        caps = payload.index(b"\0", 1) + 1 + 4 + 8 + 1  # version, thread id, salt, filler
+        low = int.from_bytes(payload[caps:caps + 2], "little") & ~0x0800  # CLIENT_SSL
+        return payload[:caps] + low.to_bytes(2, "little") + payload[caps + 2:]
+
+    def query(self, seq, payload, first):
+        if seq != 0 or payload[:1] != b"\x03":  # COM_QUERY starts a command
+            return payload
+        sql = payload[1:].decode("utf-8", "surrogateescape")
+        for pattern, replacement in self.rules:
+            new = pattern.sub(replacement, sql)
+            if new != sql:
+                self.rewritten.append((sql, new))
+                sql = new
+        return b"\x03" + sql.encode("utf-8", "surrogateescape")
+
+    def close(self):
+        self.sock.close()
+        for s in self.conns:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+IMPOSTORS = {
+    "a NULL data type": ([(r"SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE",
+                           "SELECT COLUMN_NAME, NULL, COLUMN_TYPE")],
+                         "the server's information_schema.COLUMNS answer for tistest.f_liar has "
+                         "missing or NULL cells"),
+    "two of the three column attributes": ([(r"SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE",
+                                             "SELECT COLUMN_NAME, DATA_TYPE")],
+                                           "the server's information_schema.COLUMNS answer for "
+                                           "tistest.f_liar has missing or NULL cells"),
+    "a NULL primary key column": ([(r"SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE",
+                                    "SELECT NULL FROM information_schema.KEY_COLUMN_USAGE")],
+                                  "the server's primary key answer for tistest.f_liar has NULL "
+                                  "cells"),
+    "fewer row columns than asked": ([(r"SELECT `t`, `id` FROM", "SELECT `t` FROM")],
+                                     "the server answered 1 columns for the 2 asked"),
+    "NULL primary keys in the rows": ([(r"SELECT `t`, `id` FROM", "SELECT `t`, NULL FROM")],
+                                      "the server answered NULL for primary key column id in "
+                                      "row 1"),
+}
+
+
+@pytest.mark.parametrize("lie", list(IMPOSTORS))
+def test_a_server_that_answers_nulls_or_fewer_columns_fails_the_task(tisfs, mariadb, lie):
+    """Issue 10, item 18: NULL cells from information_schema, or fewer
+    columns than asked, used to crash the dump. They fail the task with a
+    clear reason; the daemon serves on."""
+    rules, says = IMPOSTORS[lie]
+    rows_table(mariadb, "f_liar", 3)
+    proxy = RewritingProxy(mariadb.port, rules)
+    try:
+        spec = mysql_spec(mariadb, "f_liar", ['{name:"t"}']).replace(
+            f"port: {mariadb.port}", f"port: {proxy.port}")
+        st = tisfs.create("liar", spec, 60)
+        assert proxy.rewritten, "the lie was never told"
+        assert st["failed"], st
+        assert says in st["errs"], st
+        assert tisfs.proc.poll() is None
+        assert os.listdir(tisfs.path("collections")) == ["liar"]
+    finally:
+        proxy.close()
