@@ -243,3 +243,54 @@ def test_a_server_that_answers_nulls_or_fewer_columns_fails_the_task(tisfs, mari
         assert os.listdir(tisfs.path("collections")) == ["liar"]
     finally:
         proxy.close()
+
+
+def test_schema_readers_racing_rebuilds_keep_the_daemon_up(tisfs, mariadb):
+    """Issue 10, item 3: every stat and read of collections/N/schema renders
+    the serving generation's snapshot, shared by all readers. A reader that
+    took a json-c reference on it (not atomic) could free it under another
+    one, most likely while a switch drops the old generation. Readers
+    hammer the file through several rebuilds; every answer is a whole
+    schema of a generation that served, and the daemon stays up (run it
+    under the ASan build to see a double free as one)."""
+    import json
+    import time
+    rows_table(mariadb, "f_race", 50)
+    spec = mysql_spec(mariadb, "f_race", ['{name:"t"}'])
+    assert tisfs.create("race", spec)["complete"]
+    schema = tisfs.path("collections", "race", "schema")
+    stop, seen, errors, ops = threading.Event(), set(), [], [0]
+
+    def reader():
+        while not stop.is_set():
+            try:
+                os.stat(schema)
+                with open(schema, encoding="utf-8") as f:
+                    doc = json.loads(f.read())
+                assert doc["docs"] == 50 and doc["snapshot"]["method"], doc
+                seen.add(doc["generation"])
+                ops[0] += 1
+            except Exception as e:  # noqa: BLE001 - any failure is the finding
+                errors.append(repr(e))
+                return
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(6)]
+    for t in threads:
+        t.start()
+    served = {tisfs.json("collections", "race", "schema")["generation"]}
+    deadline = time.monotonic() + 60
+    try:
+        for _ in range(int(os.environ.get("TISFS_RACE_REBUILDS", "6"))):
+            tisfs.write("1", "collections", "race", "build")
+            assert tisfs.wait_done("race", 60)["complete"]
+            served.add(tisfs.json("collections", "race", "schema")["generation"])
+            assert not errors and tisfs.proc.poll() is None, errors
+            if time.monotonic() > deadline:
+                break
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors[:3]
+    assert tisfs.proc.poll() is None
+    assert ops[0] > 100, ops
+    assert seen <= served and len(served) > 2, (seen, served)
