@@ -14,7 +14,12 @@
 #include "gen_internal.h"
 #include "tisfs/util.h"
 
-/* Virtual size only: LMDB maps it, the file grows as pages are written. */
+/* Virtual size only: LMDB maps it, the file grows as pages are written.
+ * Fixed, not grown on MDB_MAP_FULL: mdb_env_set_mapsize needs no
+ * transaction open on the environment in this process, so a serving
+ * generation's channel could grow it only with every search shut out (a
+ * lock around each read transaction). The price: 1 TiB per generation, and
+ * about 120 generations open at once in the 128 TiB address space (README). */
 #define GEN_MAP_SIZE ((size_t)1 << 40)
 
 static int env_open(struct gen_env *e, const char *dir, bool readonly)
