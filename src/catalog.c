@@ -11,7 +11,44 @@
 struct catalog {
     MDB_env *env;
     MDB_dbi colls, tasks, logs, meta;
+    struct fault { /* the test hook below; n == 0: none */
+        MDB_dbi dbi;
+        unsigned n, seen;
+        int rc;
+    } fault;
 };
+
+/* A test hook (tests/test_faults.py), always compiled in so that the tests
+ * exercise the shipped binary: TISFS_FAULT=TABLE:N:ERROR makes the N-th write
+ * into catalog table TABLE (collections, tasks, logs, meta) since start fail
+ * once with ERROR (ENOSPC or MDB_MAP_FULL), as a full disk or a full map
+ * would. A full disk cannot be timed to one chosen write from outside. */
+static void fault_arm(struct catalog *c)
+{
+    const char *s = getenv("TISFS_FAULT");
+    char table[16], error[16];
+    unsigned n;
+    if (!s || sscanf(s, "%15[a-z]:%u:%15[A-Z_]", table, &n, error) != 3)
+        return;
+    const char *names[] = {"collections", "tasks", "logs", "meta"};
+    MDB_dbi dbis[] = {c->colls, c->tasks, c->logs, c->meta};
+    int rc = strcmp(error, "ENOSPC") == 0 ? ENOSPC : MDB_MAP_FULL;
+    for (size_t i = 0; i < 4; i++)
+        if (strcmp(table, names[i]) == 0)
+            c->fault = (struct fault){dbis[i], n, 0, rc};
+    if (c->fault.n)
+        fprintf(stderr, "tisfs: TISFS_FAULT: write %u into %s fails with %s\n", n, table, error);
+}
+
+/* Every write goes through here. Called inside a write transaction, which
+ * serialises the count. */
+static int cput(struct catalog *c, MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v,
+                unsigned flags)
+{
+    if (c->fault.n && dbi == c->fault.dbi && ++c->fault.seen == c->fault.n)
+        return c->fault.rc;
+    return mdb_put(txn, dbi, k, v, flags);
+}
 
 static void put_be64(unsigned char *p, uint64_t v)
 {
@@ -56,6 +93,8 @@ struct catalog *cat_open(const char *dir, char *err, size_t errlen)
         rc = mdb_txn_commit(txn);
         txn = NULL;
     }
+    if (rc == 0)
+        fault_arm(c);
     if (rc != 0) {
         snprintf(err, errlen, "catalog %s: %s", dir, rc < 0 ? mdb_strerror(rc) : strerror(rc));
         if (txn)
@@ -89,7 +128,7 @@ static int put(struct catalog *c, MDB_dbi dbi, MDB_val *k, const char *json)
     int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
     if (rc)
         return rc;
-    rc = mdb_put(txn, dbi, k, &v, 0);
+    rc = cput(c, txn, dbi, k, &v, 0);
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
@@ -169,7 +208,7 @@ uint64_t cat_task_new_id(struct catalog *c)
     put_be64(buf, id + 1);
     v.mv_size = 8;
     v.mv_data = buf;
-    if (mdb_put(txn, c->meta, &k, &v, 0)) {
+    if (cput(c, txn, c->meta, &k, &v, 0)) {
         mdb_txn_abort(txn); /* else the write lock stays taken: every later write hangs */
         return 0;
     }
@@ -262,9 +301,9 @@ int cat_log_append(struct catalog *c, uint64_t task, const char *line)
     k.mv_data = kb;
     v.mv_size = strlen(line);
     v.mv_data = (void *)line;
-    rc = mdb_put(txn, c->logs, &k, &v, MDB_APPEND);
+    rc = cput(c, txn, c->logs, &k, &v, MDB_APPEND);
     if (rc == MDB_KEYEXIST) /* not the global last key: a plain put */
-        rc = mdb_put(txn, c->logs, &k, &v, 0);
+        rc = cput(c, txn, c->logs, &k, &v, 0);
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
@@ -327,7 +366,7 @@ int cat_meta_put(struct catalog *c, const char *key, const char *value)
     int rc = mdb_txn_begin(c->env, NULL, 0, &txn);
     if (rc)
         return rc;
-    if ((rc = mdb_put(txn, c->meta, &k, &v, 0)) != 0) {
+    if ((rc = cput(c, txn, c->meta, &k, &v, 0)) != 0) {
         mdb_txn_abort(txn);
         return rc;
     }

@@ -14,7 +14,12 @@
 #include "gen_internal.h"
 #include "tisfs/util.h"
 
-/* Virtual size only: LMDB maps it, the file grows as pages are written. */
+/* Virtual size only: LMDB maps it, the file grows as pages are written.
+ * Fixed, not grown on MDB_MAP_FULL: mdb_env_set_mapsize needs no
+ * transaction open on the environment in this process, so a serving
+ * generation's channel could grow it only with every search shut out (a
+ * lock around each read transaction). The price: 1 TiB per generation, and
+ * about 120 generations open at once in the 128 TiB address space (README). */
 #define GEN_MAP_SIZE ((size_t)1 << 40)
 
 static int env_open(struct gen_env *e, const char *dir, bool readonly)
@@ -221,6 +226,15 @@ int gen_builder_add(struct gen_builder *b, const struct tis_value *vals, char *e
         snprintf(err, errlen, "too many rows for one collection (limit %u)", UINT32_MAX - 1);
         return -1;
     }
+    /* No table has a NULL key cell: a server that sends one (an impostor,
+     * a broken proxy) would otherwise key the row as an empty value, and a
+     * second such row would be reported as a duplicate. */
+    for (size_t i = 0; i < b->sc->npk; i++)
+        if (vals[b->sc->pk[i]].null) {
+            snprintf(err, errlen, "the server answered NULL for primary key column %s in row %u",
+                     b->sc->fields[b->sc->pk[i]].name, b->next_id + 1);
+            return -1;
+        }
     uint32_t id = ++b->next_id;
     MDB_val k = {sizeof id, &id};
     pk_encode(b->sc, vals, &b->key);

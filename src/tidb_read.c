@@ -131,6 +131,11 @@ static int worker_row(void *arg, const struct tis_value *vals, size_t n)
     struct par *p = w->p;
     if (atomic_load(&p->stop))
         return 1;
+    if (n != p->r->nfields) { /* a short row's missing cells are not NULLs */
+        fail(p, "%s: the server answered %zu columns for the %zu asked", w->desc, n,
+             p->r->nfields);
+        return 1;
+    }
     if (!w->cur)
         w->cur = xcalloc(1, sizeof *w->cur);
     struct batch *b = w->cur;
@@ -142,7 +147,7 @@ static int worker_row(void *arg, const struct tis_value *vals, size_t n)
         b->v = xrealloc(b->v, b->vcap * sizeof *b->v);
     }
     for (size_t i = 0; i < nf; i++) {
-        bool has = i < n && !vals[i].null;
+        bool has = !vals[i].null;
         b->v[b->vlen++] = (struct vref){b->data.len, has ? vals[i].len : 0, !has};
         if (has)
             tbuf_add(&b->data, vals[i].p, vals[i].len);

@@ -295,6 +295,7 @@ struct model {
     int64_t min, max; /* the table's integer keys: every value in [min, max] */
     const char *fail_in;   /* a stream whose SQL contains this fails */
     bool block;            /* streams block until aborted */
+    bool one_column;       /* rows of one column where two were asked */
     atomic_bool *cancel_when_blocked;
     atomic_uint_fast64_t produced;
     bool main_dead; /* connection 0 fails every statement */
@@ -476,7 +477,7 @@ static int fake_stream(struct sqlx *x, const char *sql, sqlx_row_fn fn, void *ar
         snprintf(w, sizeof w, "value %" PRId64, id);
         struct tis_value vals[2] = {{v, strlen(v), false}, {w, strlen(w), id % 7 == 0}};
         atomic_fetch_add(&m->produced, 1);
-        if (fn(arg, vals, 2))
+        if (fn(arg, vals, m->one_column ? 1 : 2))
             return 1;
     }
     return 0;
@@ -1072,6 +1073,15 @@ static void test_parallel(void)
     CHECK(tidb_parallel_read(&r, sink_row, &s, &cancel, err, sizeof err) == -1);
     CHECK_HAS(err, "connection ");
     CHECK_HAS(err, "Can't connect to server");
+    parallel_end(&m, &s);
+
+    /* A server that answers fewer columns than asked (an impostor): an
+     * error that says so, not rows whose missing cells read as NULL. */
+    parallel_start(&m, &r, &s);
+    m.one_column = true;
+    CHECK(tidb_parallel_read(&r, sink_row, &s, &cancel, err, sizeof err) == -1);
+    CHECK_HAS(err, "the server answered 1 columns for the 2 asked");
+    CHECK(s.rows == 0);
     parallel_end(&m, &s);
 
     /* A setup statement fails. */
