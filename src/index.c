@@ -217,7 +217,9 @@ int index_key_posting(MDB_txn *txn, const struct index_dbs *d, MDB_val key, stru
         return rc;
     if (rc == 0 && !posting_decode(&v, out))
         return MDB_CORRUPTED;
-    delta_read(txn, d, &key, out);
+    MDB_stat st; /* O(1): no cursor (and its allocation) when nothing is live */
+    if (mdb_stat(txn, d->dterms, &st) || st.ms_entries)
+        delta_read(txn, d, &key, out);
     if (rc == MDB_NOTFOUND && !out->delta)
         return MDB_NOTFOUND;
     if (!out->docs)

@@ -352,6 +352,22 @@ static void maxscore_free(struct maxscore *m)
     bm_free(m->cand);
 }
 
+/* Whether every matching document scores the same: a constant-score plan
+ * (prefix, range, *:*), or a boolean whose one scoring clause is one. */
+static bool constant_score(const struct plan *p)
+{
+    if (p->kind != P_BOOL)
+        return p->kind == P_CONST;
+    const struct plan *only = NULL;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->occ[i] != OCC_MUST_NOT) {
+            if (only)
+                return false;
+            only = p->kids[i];
+        }
+    return only && constant_score(only);
+}
+
 static bool top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
                   const struct sorter *s, bool need_score, struct heap *hp)
 {
@@ -360,7 +376,7 @@ static bool top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
      * scores the same (a prefix, a range, *:*) the first k ids are the
      * answer. */
     bool by_score = s->n == 1 && s->k[0].field < 0 && s->k[0].desc;
-    bool first_k = by_score && qp->kind == P_CONST;
+    bool first_k = by_score && constant_score(qp);
     struct maxscore ms;
     bool pruning = by_score && hp->cap && maxscore_init(&ms, qp, docs);
     struct id_cursor *it = xmalloc(sizeof *it);

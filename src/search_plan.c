@@ -390,10 +390,17 @@ static int expand_term(void *arg, const unsigned char *t, size_t len, const stru
         search_fail(e->c, "the query expands to more than %d terms", SEARCH_MAX_EXPANSIONS);
         return 1;
     }
-    roaring_bitmap_t *live = posting_live(p, e->c->deleted);
-    roaring_bitmap_or_inplace(e->docs, live);
-    roaring_bitmap_free(live);
+    roaring_bitmap_or_inplace(e->docs, p->docs); /* deleted ids go once, at the end */
+    if (p->delta)
+        roaring_bitmap_or_inplace(e->docs, p->delta);
     return 0;
+}
+
+/* The plan of an expansion: its documents, the deleted ones dropped. */
+static struct plan *expand_plan(struct ctx *c, struct expand *e)
+{
+    roaring_bitmap_andnot_inplace(e->docs, c->deleted);
+    return const_plan(e->docs);
 }
 
 static char *fold_for(struct ctx *c, const struct tis_field *f, const char *s)
@@ -407,7 +414,7 @@ static struct plan *prefix_plan(struct ctx *c, uint8_t f, const char *prefix, co
                        .prefix_len = strlen(prefix), .prefix = prefix, .prefix_mode = true};
     index_terms_between(c->txn, c->d, f, prefix, strlen(prefix), true, NULL, 0, false,
                         expand_term, &e);
-    return const_plan(e.docs);
+    return expand_plan(c, &e);
 }
 
 /* Digits at s[0..n), as a number; -1 if any is not a digit. */
@@ -493,7 +500,7 @@ static struct plan *range_plan(struct ctx *c, uint8_t f, const struct qnode *q)
                         fhi ? strlen(fhi) : hin, q->incl_hi, expand_term, &e);
     free(flo);
     free(fhi);
-    return const_plan(e.docs);
+    return expand_plan(c, &e);
 }
 
 /* ---- compiling a query node for one field ---- */
