@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "tisfs/gen.h"
 
+#include <lmdb.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -273,11 +274,37 @@ static void test_scores_survive_the_merge(void)
     drop_gen(g, dir);
 }
 
+/* A generation written with another index layout is refused with a hint to
+ * rebuild: its postings would read as garbage. */
+static void test_other_index_format_is_refused(void)
+{
+    char dir[64], path[128], err[512];
+    struct gen *g = make_gen(dir, "{\"tso\":1}");
+    gen_unref(g);
+    snprintf(path, sizeof path, "%s/gen", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 16);
+    CHECK(mdb_env_open(env, path, 0, 0600) == 0);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    CHECK(mdb_dbi_open(txn, "meta", 0, &meta) == 0);
+    MDB_val k = {6, "format"}, v = {1, "1"};
+    CHECK(mdb_put(txn, meta, &k, &v, 0) == 0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+    CHECK(gen_open(path, err, sizeof err) == NULL);
+    CHECK(strstr(err, "index format 1") && strstr(err, "rebuild the collection"));
+    rm_rf(dir);
+}
+
 int main(void)
 {
     test_version_rule();
     test_batch_commits_whole_with_the_channel_state();
     test_binlog_versions();
     test_scores_survive_the_merge();
+    test_other_index_format_is_refused();
     return check_summary();
 }
