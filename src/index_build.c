@@ -326,7 +326,8 @@ static void tokenize_batch(struct index_builder *b, struct batch *bt, struct doc
             w[10 + len] = (char)(dt->tf[k] > 255 ? 255 : dt->tf[k]);
             bt->toks.len += 11 + len;
             tbuf_reset(blob);
-            doc_terms_pos_blob(dt, k, blob);
+            if (doc_terms_has_positions(dt, k))
+                doc_terms_pos_blob(dt, k, blob);
             tbuf_add_varint(&bt->toks, blob->len);
             tbuf_add(&bt->toks, blob->data, blob->len);
         }

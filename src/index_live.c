@@ -55,7 +55,7 @@ static int delta_add(MDB_txn *txn, const struct index_dbs *d, struct doc_terms *
         MDB_val key = {dt->refs[i].len, (void *)dt->refs[i].p}, v = {DENTRY, e};
         e[4] = (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i]);
         rc = mdb_put(txn, d->dterms, &key, &v, 0);
-        if (rc || key.mv_size > sizeof pk - 4)
+        if (rc || key.mv_size > sizeof pk - 4 || !doc_terms_has_positions(dt, i))
             continue;
         tbuf_reset(&blob);
         doc_terms_pos_blob(dt, i, &blob);
@@ -152,6 +152,7 @@ static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
     roaring_uint32_iterator_t it;
     roaring_init_iterator(p->docs, &it);
     unsigned char pk[4 + 1024];
+    size_t found = 0;
     for (uint32_t i = 0; i < n; i++) {
         const unsigned char *b = NULL, *end = NULL;
         if (p->delta && roaring_bitmap_contains(p->delta, ids[i])) {
@@ -168,11 +169,14 @@ static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
             }
         }
         size_t len = b ? pos_blob_len(b, end) : 0;
+        found += len > 0;
         if (len)
             tbuf_add(blobs, b, len);
         else
             tbuf_add(blobs, "", 1); /* lost: an empty list keeps the ranks in step */
     }
+    if (!found) /* a term without positions (a like field's): none stored */
+        tbuf_reset(blobs);
 }
 
 /* Drops the dpos entries of key for every delta id, live or deleted. */

@@ -13,7 +13,7 @@
  *     ceil(n / 2) bytes of 4-bit tfs (15: see the exceptions),
  *     u32 m, m x (u32 rank, u8 tf) for the tfs of 15 and more, by rank,
  *     u32 blocks, u32 offset of each POS_BLOCK documents' first blob,
- *     n blobs
+ *     n blobs (or u32 0 and nothing: a like field's grams keep no positions)
  * Nine tfs in ten are 1: four bits each keep them addressable by rank at
  * half the bytes. A small posting needs no container headers, no offsets
  * and no second key: a table's primary key, a term per row, costs a few
@@ -117,7 +117,7 @@ static void encode_tfs(const uint8_t *tf, uint32_t n, struct tbuf *out)
 static void encode_positions(const unsigned char *blobs, size_t len, uint32_t n,
                              struct tbuf *out)
 {
-    uint32_t nblk = (n + POS_BLOCK - 1) / POS_BLOCK;
+    uint32_t nblk = len ? (n + POS_BLOCK - 1) / POS_BLOCK : 0; /* 0: no positions */
     add_u32(out, nblk);
     const unsigned char *p = blobs, *end = blobs + len;
     for (uint32_t i = 0; i < n; i++) {
@@ -200,6 +200,11 @@ static bool decode_large(const unsigned char *p, const unsigned char *end, struc
     out->pos = out->exc + (size_t)out->nexc * 5;
     out->poslen = (size_t)(end - out->pos);
     uint32_t nblk = get_u32(out->pos);
+    if (!nblk) { /* a term without positions */
+        out->pos = NULL;
+        out->poslen = 0;
+        return true;
+    }
     return nblk == (n + POS_BLOCK - 1) / POS_BLOCK && out->poslen >= 4 + (size_t)nblk * 4;
 }
 
