@@ -257,24 +257,34 @@ static int spill(struct index_builder *b)
     for (uint32_t t = 0; t < d->nterms; t++)
         tids[t] = (struct sort_ent){key_prefix(d, t + 1), t + 1};
     qsort_r(tids, d->nterms, sizeof *tids, cmp_ent, d);
+    /* One pass over a term's postings (scattered in the log) gathers its ids,
+     * tfs and positions; then three sequential writes. */
+    struct tbuf ids = {0}, tfs = {0}, pos = {0};
     for (uint32_t k = 0; k < d->nterms; k++) {
         uint32_t t = tids[k].tid, prev = 0;
+        tbuf_reset(&ids);
+        tbuf_reset(&tfs);
+        tbuf_reset(&pos);
+        for (uint32_t j = start[t]; j < start[t + 1]; j++) {
+            uint32_t i = order[j];
+            tbuf_add_varint(&ids, l->doc[i] - prev);
+            prev = l->doc[i];
+            tbuf_add(&tfs, &l->tf[i], 1);
+            if (l->plen[i])
+                tbuf_add(&pos, l->pos.data + l->poff[i], l->plen[i]);
+        }
         fput_varint(f, d->key_len[t]);
         fwrite_unlocked(d->arena.data + d->key_off[t], 1, d->key_len[t], f);
         fput_varint(f, start[t + 1] - start[t]);
-        for (uint32_t j = start[t]; j < start[t + 1]; j++) {
-            fput_varint(f, l->doc[order[j]] - prev);
-            prev = l->doc[order[j]];
-        }
-        uint64_t plen = 0;
-        for (uint32_t j = start[t]; j < start[t + 1]; j++) {
-            putc_unlocked(l->tf[order[j]], f);
-            plen += l->plen[order[j]];
-        }
-        fput_varint(f, plen);
-        for (uint32_t j = start[t]; j < start[t + 1]; j++)
-            fwrite_unlocked(l->pos.data + l->poff[order[j]], 1, l->plen[order[j]], f);
+        fwrite_unlocked(ids.data, 1, ids.len, f);
+        fwrite_unlocked(tfs.data, 1, tfs.len, f);
+        fput_varint(f, pos.len);
+        if (pos.len)
+            fwrite_unlocked(pos.data, 1, pos.len, f);
     }
+    tbuf_free(&ids);
+    tbuf_free(&tfs);
+    tbuf_free(&pos);
     free(start);
     free(order);
     free(fill);

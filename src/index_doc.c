@@ -160,11 +160,6 @@ void doc_terms_positions(struct doc_terms *dt, size_t nd)
     dt->posoff[0] = 0;
 }
 
-bool doc_terms_has_positions(const struct doc_terms *dt, size_t k)
-{
-    return dt->sc->fields[dt->refs[k].p[0]].token != TOK_LIKE;
-}
-
 void doc_terms_pos_blob(const struct doc_terms *dt, size_t k, struct tbuf *out)
 {
     uint32_t first = dt->posoff[k], last = dt->posoff[k + 1], prev = 0;

@@ -79,7 +79,10 @@ void doc_terms_positions(struct doc_terms *dt, size_t nd);
 /* Whether distinct key k keeps positions: not in like fields, whose
  * phrases are grams rechecked against the text (and whose 1..3-grams would
  * triple the index). */
-bool doc_terms_has_positions(const struct doc_terms *dt, size_t k);
+static inline bool doc_terms_has_positions(const struct doc_terms *dt, size_t k)
+{
+    return dt->sc->fields[dt->refs[k].p[0]].token != TOK_LIKE;
+}
 /* Appends the positions blob of distinct key k: varint byte length, then
  * the positions as varint gaps (the first from 0). */
 void doc_terms_pos_blob(const struct doc_terms *dt, size_t k, struct tbuf *out);
