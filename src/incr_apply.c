@@ -1,0 +1,346 @@
+/* incr_apply — the incremental channel's applying: the events of a batch
+ * of messages, filtered to the table, converted to the values a dump has,
+ * written in one transaction with the positions after them, and published
+ * once committed (see incr.h, incr_internal.h). */
+#define _GNU_SOURCE
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "incr_internal.h"
+#include "tisfs/cdc.h"
+#include "tisfs/util.h"
+
+static bool ours(const struct incr *c, const struct cdc_event *e)
+{
+    if (strcasecmp(e->db, c->db) != 0)
+        return false;
+    return strcasecmp(e->table, c->table) == 0 || (e->kind == CDC_DDL && !e->table[0]);
+}
+
+/* BIT(n) comes as a number; a dump gives its big-endian bytes. */
+static struct tis_value bit_bytes(struct incr *c, const struct tis_field *f, struct tis_value v)
+{
+    int bits = 64;
+    const char *paren = strchr(f->source_type, '(');
+    if (paren)
+        bits = atoi(paren + 1);
+    size_t n = (size_t)(bits + 7) / 8;
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)(v.len < 31 ? v.len : 31), v.p);
+    unsigned long long x = strtoull(tmp, NULL, 10);
+    size_t at = c->conv.len;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        char b = (char)(x >> (8 * (n - 1 - i)));
+        tbuf_add(&c->conv, &b, 1);
+    }
+    return (struct tis_value){(const char *)(uintptr_t)at, n, false}; /* offset: fixed later */
+}
+
+/* ENUM and SET come from open-protocol and canal-json as the index (from
+ * 1) or the bit set; a dump gives the names, comma-separated for a SET. The
+ * names are read from the column's type, e.g. enum('a','it''s'). */
+static struct tis_value enum_names(struct incr *c, const struct tis_field *f, struct tis_value v)
+{
+    bool set = strncasecmp(f->source_type, "set(", 4) == 0;
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)(v.len < 31 ? v.len : 31), v.p);
+    unsigned long long x = strtoull(tmp, NULL, 10);
+    size_t at = c->conv.len;
+    int k = 0;
+    bool first = true;
+    for (const char *p = strchr(f->source_type, '('); p && *p; k++) {
+        const char *q = strchr(p, '\'');
+        if (!q)
+            break;
+        bool take = set ? k < 64 && (x >> k & 1) : (unsigned long long)k + 1 == x;
+        if (take && set && !first)
+            tbuf_add(&c->conv, ",", 1);
+        for (q++; *q && !(q[0] == '\'' && q[1] != '\''); q++) {
+            if (q[0] == '\'' && q[1] == '\'')
+                q++;
+            if (take)
+                tbuf_add(&c->conv, q, 1);
+        }
+        first &= !take;
+        p = *q ? q + 1 : q;
+    }
+    return (struct tis_value){(const char *)(uintptr_t)at, c->conv.len - at, false};
+}
+
+static bool all_digits(struct tis_value v)
+{
+    for (size_t i = 0; i < v.len; i++)
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return false;
+    return v.len > 0;
+}
+
+/* The value of field f as a dump has it (offsets into c->conv when
+ * converted; *moved says so). */
+static struct tis_value dump_form(struct incr *c, const struct tis_field *f, struct tis_value v,
+                                  bool *moved)
+{
+    *moved = false;
+    if (v.null)
+        return v;
+    if (f->vt == VT_BIT)
+        return *moved = true, bit_bytes(c, f, v);
+    if ((c->proto == CDC_OPEN || c->proto == CDC_CANAL) && all_digits(v) &&
+        (strncasecmp(f->source_type, "enum(", 5) == 0 ||
+         strncasecmp(f->source_type, "set(", 4) == 0))
+        return *moved = true, enum_names(c, f, v);
+    return v;
+}
+
+/* Maps an event's row image onto the schema: vals and present. Fails when
+ * a primary key column is missing (with need_pk). */
+static int row_values(struct incr *c, const struct cdc_row *r, bool need_pk, char *err,
+                      size_t errlen)
+{
+    const struct tis_schema *sc = gen_schema(c->g);
+    tbuf_reset(&c->conv);
+    tbuf_reserve(&c->conv, 64); /* offsets below never sit on a NULL buffer */
+    for (size_t i = 0; i < sc->nfields; i++) {
+        c->present[i] = false;
+        c->vals[i] = (struct tis_value){"", 0, true};
+        for (size_t j = 0; j < r->n; j++)
+            if (strcasecmp(r->cols[j].name, sc->fields[i].name) == 0) {
+                c->present[i] = true;
+                c->vals[i] = dump_form(c, &sc->fields[i], r->cols[j].v, &c->moved[i]);
+                break;
+            }
+    }
+    for (size_t i = 0; i < sc->nfields; i++) /* conv may have moved while it grew */
+        if (c->present[i] && c->moved[i])
+            c->vals[i].p = c->conv.data + (uintptr_t)c->vals[i].p;
+    for (size_t i = 0; need_pk && i < sc->npk; i++)
+        if (!c->present[sc->pk[i]] || c->vals[sc->pk[i]].null) {
+            snprintf(err, errlen, "the event carries no value for primary key column %s",
+                     sc->fields[sc->pk[i]].name);
+            return -1;
+        }
+    return 0;
+}
+
+static bool same_pk(struct incr *c, const struct cdc_event *e)
+{
+    const struct tis_schema *sc = gen_schema(c->g);
+    for (size_t i = 0; i < sc->npk; i++) {
+        const char *name = sc->fields[sc->pk[i]].name;
+        const struct tis_value *a = NULL, *b = NULL;
+        for (size_t j = 0; j < e->after.n; j++)
+            if (strcasecmp(e->after.cols[j].name, name) == 0)
+                a = &e->after.cols[j].v;
+        for (size_t j = 0; j < e->before.n; j++)
+            if (strcasecmp(e->before.cols[j].name, name) == 0)
+                b = &e->before.cols[j].v;
+        if (a && b && (a->len != b->len || memcmp(a->p, b->p, a->len) != 0))
+            return false;
+    }
+    return true;
+}
+
+/* One batch's work: it touches a copy of the positions and its own
+ * counters, published only when its transaction has committed. */
+struct batch {
+    struct gen_writer *w;
+    uint32_t applied, stale, skipped;
+    uint8_t event_domain;
+    struct part *parts;
+};
+
+static struct part *batch_part(struct incr *c, struct batch *b, int32_t id)
+{
+    for (int i = 0; i < c->nparts; i++)
+        if (b->parts[i].id == id)
+            return &b->parts[i];
+    return NULL;
+}
+
+static void tally(struct batch *b, enum gen_outcome o)
+{
+    if (o == GEN_STALE)
+        b->stale++;
+    else
+        b->applied++;
+}
+
+/* Returns 0, 1 (this event is bad: skip it) or -1 (the batch failed). */
+static int apply_row(struct incr *c, struct batch *b, const struct cdc_event *e, char *err,
+                     size_t errlen)
+{
+    enum gen_outcome o;
+    bool del = e->op == CDC_DELETE;
+    /* A primary-key change: the old row goes, the new one comes. */
+    if (e->op == CDC_UPDATE && e->before.n && !same_pk(c, e)) {
+        if (row_values(c, &e->before, true, err, errlen))
+            return 1;
+        if (gen_write_delete(b->w, c->vals, e->ver, &o, err, errlen))
+            return -1;
+        tally(b, o);
+    }
+    const struct cdc_row *r = del && e->before.n ? &e->before : &e->after;
+    if (row_values(c, r, true, err, errlen))
+        return 1;
+    if (del ? gen_write_delete(b->w, c->vals, e->ver, &o, err, errlen)
+            : gen_write_upsert(b->w, c->vals, c->present, e->ver, &o, err, errlen))
+        return -1;
+    tally(b, o);
+    return 0;
+}
+
+static int apply_ddl(struct incr *c, struct batch *b, const struct cdc_event *e, char *err,
+                     size_t errlen)
+{
+    const char *sql = e->sql ? e->sql : "";
+    switch (e->ddl) {
+    case DDL_TRUNCATE:
+        incr_say(c, "TRUNCATE: the collection is emptied (%s)", sql);
+        return gen_write_truncate(b->w, e->ver, err, errlen) ? -1 : 0;
+    case DDL_DROP:
+        incr_say(c, "the table was dropped (%s): the channel stops", sql);
+        pthread_mutex_lock(&c->mu);
+        c->dropped = true;
+        snprintf(c->errs, sizeof c->errs, "the table was dropped (%.400s): the channel stopped",
+                 sql);
+        pthread_mutex_unlock(&c->mu);
+        return 0;
+    case DDL_ADD_COLUMN:
+        incr_say(c, "a column was added (%s): not in the spec, ignored", sql);
+        return 0;
+    case DDL_DROP_COLUMN:
+        incr_say(c, "a column was dropped (%s): documents keep the values they have; a rebuild "
+                    "drops them", sql);
+        return 0;
+    default:
+        incr_say(c, "DDL ignored: %s", sql);
+        return 0;
+    }
+}
+
+static void note_version(struct batch *b, struct part *p, struct version v)
+{
+    if (v.domain == VER_TSO && v.v > p->ts)
+        p->ts = v.v;
+    if (v.domain != VER_NONE)
+        b->event_domain = v.domain;
+}
+
+/* Applies the events of one message. Returns 0, or -1 when the batch must
+ * be abandoned (a storage error). Bad events are reported and skipped. */
+static int apply_message(struct incr *c, struct batch *b, const rd_kafka_message_t *m,
+                         struct part *p)
+{
+    char err[512] = "";
+    cdc_events_reset(&c->ev);
+    if (!c->proto) {
+        enum cdc_protocol p = cdc_detect(m->key, m->key_len, m->payload, m->len);
+        pthread_mutex_lock(&c->mu);
+        c->proto = p;
+        pthread_mutex_unlock(&c->mu);
+        if (p)
+            incr_say(c, "protocol detected: %s", cdc_protocol_name(p));
+    }
+    int rc = c->proto ? cdc_decode(c->proto, m->key, m->key_len, m->payload, m->len, &c->ev, err,
+                                   sizeof err)
+                      : (snprintf(err, sizeof err, "not a message of any known protocol"), -1);
+    if (rc) {
+        incr_say(c, "skipped message %s/%d@%lld: %s", c->spec.topic, m->partition,
+            (long long)m->offset, err);
+        b->skipped++;
+        return 0;
+    }
+    for (size_t i = 0; i < c->ev.n && !c->dropped; i++) {
+        const struct cdc_event *e = &c->ev.ev[i];
+        if (e->kind == CDC_RESOLVED) {
+            note_version(b, p, e->ver);
+            continue;
+        }
+        if (!ours(c, e))
+            continue;
+        rc = e->kind == CDC_DDL ? apply_ddl(c, b, e, err, sizeof err)
+                                : apply_row(c, b, e, err, sizeof err);
+        if (rc < 0) {
+            incr_say(c, "cannot apply message %s/%d@%lld: %s", c->spec.topic, m->partition,
+                (long long)m->offset, err);
+            return -1;
+        }
+        if (rc > 0) {
+            incr_say(c, "skipped event %zu of message %s/%d@%lld: %s", i + 1, c->spec.topic,
+                m->partition, (long long)m->offset, err);
+            b->skipped++;
+        } else
+            note_version(b, p, e->ver);
+    }
+    return 0;
+}
+
+/* Publishes (or, undo, takes back) a batch's positions and counters. */
+static void publish_locked(struct incr *c, struct batch *b, bool undo)
+{
+    int64_t sign = undo ? -1 : 1;
+    struct part *other = c->parts;
+    c->parts = b->parts;
+    b->parts = other;
+    c->applied += (uint64_t)(sign * b->applied);
+    c->stale += (uint64_t)(sign * b->stale);
+    c->skipped += (uint64_t)(sign * b->skipped);
+    if (!undo && b->event_domain)
+        c->event_domain = b->event_domain;
+}
+
+/* Applies msgs[0..n) in one transaction with the positions after them.
+ * Returns 0, or -1 with the batch undone (positions included). */
+int incr_apply_batch(struct incr *c, rd_kafka_message_t **msgs, int n)
+{
+    char err[512] = "a change could not be stored (see logs): retrying from the stored positions";
+    struct batch b = {gen_write_begin(c->g, c->an, err, sizeof err), 0, 0, 0, 0, NULL};
+    if (!b.w) {
+        incr_set_error(c, err);
+        return -1;
+    }
+    pthread_mutex_lock(&c->mu);
+    b.parts = xmalloc((size_t)c->nparts * sizeof *b.parts);
+    memcpy(b.parts, c->parts, (size_t)c->nparts * sizeof *b.parts);
+    pthread_mutex_unlock(&c->mu);
+    int rc = 0;
+    for (int i = 0; i < n && !rc && !c->dropped; i++) {
+        struct part *p = batch_part(c, &b, msgs[i]->partition);
+        if (!p || msgs[i]->offset < p->pos) /* a refetch of what is applied */
+            continue;
+        rc = apply_message(c, &b, msgs[i], p);
+        p->pos = msgs[i]->offset + 1;
+    }
+    /* The state to commit is what the status will show once it has
+     * committed, not before: readers see positions only with their data. */
+    pthread_mutex_lock(&c->mu);
+    publish_locked(c, &b, false);
+    struct json_object *st = incr_state_json_locked(c);
+    publish_locked(c, &b, true);
+    pthread_mutex_unlock(&c->mu);
+    if (!rc)
+        rc = gen_write_commit(b.w, st, err, sizeof err);
+    else
+        gen_write_abort(b.w);
+    json_object_put(st);
+    pthread_mutex_lock(&c->mu);
+    if (!rc) {
+        publish_locked(c, &b, false);
+        incr_count_applied_locked(c, b.applied);
+    }
+    incr_update_state_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    free(b.parts);
+    if (rc) {
+        incr_set_error(c, err);
+        return -1;
+    }
+    c->dirty = true;
+    incr_commit_offsets(c);
+    return 0;
+}

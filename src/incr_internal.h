@@ -1,0 +1,134 @@
+/* incr_internal.h — what the incremental channel's modules share: incr.c
+ * (the error and state the status shows, the stored state, the loop, the
+ * life cycle), incr_kafka.c (the consumer), incr_apply.c (applying) and
+ * incr_status.c (incr_status). Not a public interface.
+ *
+ * Locking: fields under "mu" are read by status readers on other threads;
+ * the consumer thread's own fields are touched by that thread only, so the
+ * modules take mu just around what readers may see. Functions named
+ * _locked expect mu held. */
+#ifndef TISFS_INCR_INTERNAL_H
+#define TISFS_INCR_INTERNAL_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "tisfs/cdc.h"
+#include "tisfs/incr.h"
+#include "tisfs/util.h"
+
+struct part {
+    int32_t id;
+    int64_t pos; /* the next offset to apply */
+    int64_t hw;  /* the partition's end offset, -1 unknown */
+    uint64_t ts; /* newest TSO applied or resolved here */
+    /* INCR_CATCH_UP: the end offset when the catch-up began, the goal (a
+     * stream that never pauses has no moment of zero lag). -1 unknown. */
+    int64_t goal;
+};
+
+struct incr {
+    char *name, *db, *table;
+    struct tis_incr_spec spec;
+    struct gen *g;
+    enum incr_mode mode;
+    incr_log_fn log;
+    void *log_arg;
+    pthread_t thread;
+    atomic_bool stop;
+
+    pthread_mutex_t mu; /* guards the status below */
+    pthread_cond_t cv;
+    const char *state;
+    char errs[640];
+    enum cdc_protocol proto;
+    struct part *parts;
+    int nparts;
+    uint64_t applied, skipped, stale;
+    uint8_t event_domain;
+    uint32_t per_sec[60];
+    int64_t sec_of[60];
+    bool done, caught_up;
+
+    /* The consumer thread's own. */
+    rd_kafka_t *rk;
+    struct analyzer *an;
+    struct cdc_events ev;
+    struct tis_value *vals;
+    bool *present;
+    bool *moved; /* vals[i] is an offset into conv (fixed up at the end) */
+    struct tbuf conv;
+    bool dropped, dirty;
+    struct tbuf fold_from; /* where the merge goes on (index_fold) */
+    uint64_t unmerged;     /* delta entries the merge has yet to fold (mu) */
+    int refresh_turn;
+    bool fold_left;
+    double next_watermarks, last_sync;
+    char last_logged_err[640];
+};
+
+/* ---- incr.c ---- */
+
+/* Channel events go to the collection's logs, prefixed [incr]. */
+void incr_say(struct incr *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Enters the error state with why; logged once per distinct cause, since
+ * a broker that stays away reports the same cause on every retry. */
+void incr_set_error(struct incr *c, const char *why);
+/* Leaves the error state once the broker answers (logged only when there
+ * was one), so that a cause seen again is logged again. */
+void incr_clear_error(struct incr *c);
+/* Derives c->state from the error, a drop and the lag: called wherever
+ * positions or end offsets change, so that readers never see a state
+ * older than the cursors beside it. */
+void incr_update_state_locked(struct incr *c);
+/* INCR_CATCH_UP: whether every partition has reached its goal; the loop
+ * ends on it and incr_wait reports it. */
+void incr_check_caught_up_locked(struct incr *c);
+/* The stored state (positions, counters, protocol): one form for what a
+ * batch commits and what assignment stores, so a restart reads either. */
+struct json_object *incr_state_json_locked(struct incr *c);
+/* Loads the state the generation stores for this topic. incr_status.c
+ * uses it on a bare struct incr (spec.topic, g, mu) for a channel that is
+ * not running. */
+void incr_state_load(struct incr *c);
+/* Stores the state outside a batch: positions resolved at assignment must
+ * hold before anything is applied, so a restart starts from the same
+ * place. */
+int incr_store_state(struct incr *c, char *err, size_t errlen);
+
+/* ---- incr_kafka.c ---- */
+
+/* Creates the consumer and assigns the topic's partitions at their stored
+ * (or resolved) positions. Returns 0, -1 (retry later) or -2 (cannot
+ * start: no retry); c->rk is NULL unless 0. */
+int incr_connect(struct incr *c, char *err, size_t errlen);
+/* Destroys the consumer, if any, without waiting on the group. */
+void incr_disconnect(struct incr *c);
+/* Takes what has arrived into msgs (at most INCR_BATCH_MAX): the first
+ * message waits up to wait_ms, the rest at most INCR_BATCH_WAIT_MS after
+ * it. Returns how many; the caller destroys them. */
+int incr_poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms);
+/* After a batch has committed: the positions go to the consumer group too,
+ * only for Kafka's own tools (the truth is in the generation). */
+void incr_commit_offsets(struct incr *c);
+/* End offsets asked of the broker (a round trip; sets or clears the error
+ * state and c->next_watermarks), and as the last fetches saw them (none):
+ * the one is the health check, the other keeps lag current between. */
+void incr_refresh_watermarks(struct incr *c);
+void incr_cached_watermarks(struct incr *c);
+
+/* ---- incr_apply.c ---- */
+
+/* Applies msgs[0..n) in one transaction with the positions after them,
+ * and publishes positions and counters once it has committed. Returns 0,
+ * or -1 with the batch undone and the error state set: the loop then
+ * reassigns from the stored positions. */
+int incr_apply_batch(struct incr *c, rd_kafka_message_t **msgs, int n);
+
+/* ---- incr_status.c ---- */
+
+/* Counts n applied events in this second, for last_60_sec. */
+void incr_count_applied_locked(struct incr *c, uint32_t n);
+
+#endif

@@ -1,0 +1,363 @@
+/* incr_kafka — the incremental channel's consumer: the librdkafka client,
+ * the topic's partitions, start offsets, assignment from the stored
+ * positions, end offsets, polling, commits to the consumer group, and the
+ * positions for a new generation (see incr.h, incr_internal.h). */
+#define _GNU_SOURCE
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "incr_internal.h"
+#include "tisfs/cdc.h"
+#include "tisfs/util.h"
+
+/* How often the end offsets are asked for (lag, and a health check). */
+#define WATERMARK_EVERY_SEC 1.0
+
+static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    (void)rk;
+    struct incr *c = opaque;
+    char why[600];
+    snprintf(why, sizeof why, "Kafka %s: %s", c->spec.mq_address, reason);
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+        err == RD_KAFKA_RESP_ERR__RESOLVE || err == RD_KAFKA_RESP_ERR__FATAL)
+        incr_set_error(c, why);
+    else
+        incr_say(c, "%s", why);
+}
+
+/* librdkafka's own log lines would go to stderr; errors reach us through
+ * kafka_error instead. */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    (void)level;
+    (void)fac;
+    (void)buf;
+}
+
+static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *client, void *opaque,
+                             char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *reset = strcmp(spec->offset_reset, "none") == 0 ? "error" : spec->offset_reset;
+    const char *kv[][2] = {
+        {"bootstrap.servers", spec->mq_address},
+        {"group.id", spec->group_id},
+        {"client.id", client},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", reset},
+        /* Low latency at low rates: a fetch waits at most this long. */
+        {"fetch.wait.max.ms", "20"},
+        {"fetch.error.backoff.ms", "50"},
+        {"reconnect.backoff.ms", "100"},
+        {"reconnect.backoff.max.ms", "1000"},
+        {"socket.timeout.ms", "10000"},
+        /* Flat memory: the prefetch queue is what a backlog costs. */
+        {"queued.max.messages.kbytes", "16384"},
+    };
+    for (size_t i = 0; i < sizeof kv / sizeof *kv; i++)
+        if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, errlen) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    rd_kafka_conf_set_opaque(conf, opaque);
+    rd_kafka_conf_set_error_cb(conf, kafka_error);
+    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+    if (!rk)
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new owns conf only on success */
+    return rk;
+}
+
+/* The topic's partition ids, from the broker's metadata. */
+static int topic_partitions(rd_kafka_t *rk, const char *topic, int32_t **ids, int *n, char *err,
+                            size_t errlen)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 5000);
+    rd_kafka_topic_destroy(t);
+    if (e) {
+        snprintf(err, errlen, "cannot read the metadata of topic %s: %s", topic, rd_kafka_err2str(e));
+        return -1;
+    }
+    int rc = 0;
+    if (md->topic_cnt < 1 || md->topics[0].err || md->topics[0].partition_cnt == 0) {
+        snprintf(err, errlen, "topic %s: %s", topic,
+                 md->topic_cnt < 1 || !md->topics[0].err ? "has no partitions"
+                                                         : rd_kafka_err2str(md->topics[0].err));
+        rc = -1;
+    } else {
+        *n = md->topics[0].partition_cnt;
+        *ids = xcalloc((size_t)*n, sizeof **ids);
+        for (int i = 0; i < *n; i++)
+            (*ids)[i] = md->topics[0].partitions[i].id;
+    }
+    rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
+/* A partition's first (which RD_KAFKA_OFFSET_BEGINNING) or end
+ * (RD_KAFKA_OFFSET_END) offset. Not rd_kafka_query_watermark_offsets: in
+ * this librdkafka (before 2.3) it ignores its timeout and hangs for good
+ * when the broker has gone, which would hang shutdown and rm -r too;
+ * rd_kafka_offsets_for_times keeps its timeout. */
+static rd_kafka_resp_err_t edge_offset(rd_kafka_t *rk, const char *topic, int32_t part,
+                                       int64_t which, int64_t *out, int timeout_ms)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, part)->offset = which;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, l, timeout_ms);
+    if (!e && (e = l->elems[0].err) == 0)
+        *out = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return e;
+}
+
+/* Where a partition without a stored position starts, resolved to an
+ * explicit offset (stored before anything is applied, so a restart starts
+ * from the same place). */
+static int resolve_start(struct incr *c, int32_t id, int64_t *pos, char *err, size_t errlen)
+{
+    if (strcmp(c->spec.offset_reset, "none") == 0) {
+        snprintf(err, errlen,
+                 "no stored position for partition %d of topic %s and offsetResetStrategy is "
+                 "none: write a channel spec with earliest or latest to start", id, c->spec.topic);
+        return -2;
+    }
+    bool latest = strcmp(c->spec.offset_reset, "latest") == 0;
+    rd_kafka_resp_err_t e = edge_offset(c->rk, c->spec.topic, id,
+                                        latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING,
+                                        pos, 5000);
+    if (e) {
+        snprintf(err, errlen, "cannot read the offsets of %s/%d: %s", c->spec.topic, id,
+                 rd_kafka_err2str(e));
+        return -1;
+    }
+    incr_say(c, "partition %d has no stored position: starting at its %s offset %lld", id,
+        c->spec.offset_reset, (long long)*pos);
+    return 0;
+}
+
+static struct part *part_of(struct incr *c, int32_t id)
+{
+    for (int i = 0; i < c->nparts; i++)
+        if (c->parts[i].id == id)
+            return &c->parts[i];
+    return NULL;
+}
+
+/* Assigns every partition of the topic at its stored (or resolved) position.
+ * Returns 0, -1 (retry later) or -2 (cannot start: no retry). */
+static int assign(struct incr *c, char *err, size_t errlen)
+{
+    int32_t *ids = NULL;
+    int n = 0, rc = topic_partitions(c->rk, c->spec.topic, &ids, &n, err, errlen);
+    bool resolved = false;
+    for (int i = 0; i < n && !rc; i++) {
+        pthread_mutex_lock(&c->mu);
+        struct part *p = part_of(c, ids[i]);
+        pthread_mutex_unlock(&c->mu);
+        if (p)
+            continue;
+        int64_t pos;
+        if ((rc = resolve_start(c, ids[i], &pos, err, errlen)) != 0)
+            break;
+        pthread_mutex_lock(&c->mu);
+        c->parts = xrealloc(c->parts, (size_t)(c->nparts + 1) * sizeof *c->parts);
+        c->parts[c->nparts++] = (struct part){ids[i], pos, -1, 0, -1};
+        pthread_mutex_unlock(&c->mu);
+        resolved = true;
+    }
+    if (!rc && resolved)
+        rc = incr_store_state(c, err, errlen);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n ? n : 1);
+    struct tbuf desc = {0};
+    for (int i = 0; i < n && !rc; i++) {
+        struct part *p = part_of(c, ids[i]);
+        rd_kafka_topic_partition_list_add(l, c->spec.topic, p->id)->offset = p->pos;
+        tbuf_printf(&desc, "%s%d@%lld", i ? ", " : "", p->id, (long long)p->pos);
+    }
+    if (!rc) {
+        rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, l);
+        if (e) {
+            snprintf(err, errlen, "cannot assign %s: %s", c->spec.topic, rd_kafka_err2str(e));
+            rc = -1;
+        } else
+            incr_say(c, "consuming %s from %s (partition@offset: %s), protocol %s", c->spec.topic,
+                c->spec.mq_address, desc.data,
+                c->proto ? cdc_protocol_name(c->proto) : "detected from the first message");
+    }
+    tbuf_free(&desc);
+    rd_kafka_topic_partition_list_destroy(l);
+    free(ids);
+    return rc;
+}
+
+void incr_disconnect(struct incr *c)
+{
+    if (!c->rk)
+        return;
+    /* Nothing to leave: partitions are assigned, not subscribed, and the
+     * positions are in the generation. Not waiting on the group keeps a
+     * shutdown prompt while the broker is away. */
+    rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    c->rk = NULL;
+}
+
+int incr_connect(struct incr *c, char *err, size_t errlen)
+{
+    char client[128];
+    snprintf(client, sizeof client, "tisfs-%s", c->name);
+    if (!(c->rk = kafka_new(&c->spec, client, c, err, errlen)))
+        return -2;
+    rd_kafka_poll_set_consumer(c->rk);
+    int rc = assign(c, err, errlen);
+    if (rc)
+        incr_disconnect(c);
+    return rc;
+}
+
+/* Takes what has arrived: the first message waits up to wait_ms, the rest
+ * at most INCR_BATCH_WAIT_MS after it. Error events are handled here. */
+int incr_poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
+{
+    int n = 0;
+    size_t bytes = 0;
+    double deadline = 0;
+    while (n < INCR_BATCH_MAX && bytes < INCR_BATCH_BYTES) {
+        int ms = n ? (int)((deadline - mono_now()) * 1000) : wait_ms;
+        if (n && ms <= 0)
+            break;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, ms);
+        if (!m)
+            break;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                kafka_error(c->rk, m->err, rd_kafka_message_errstr(m), c);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (!n)
+            deadline = mono_now() + INCR_BATCH_WAIT_MS / 1000.0;
+        bytes += m->len + m->key_len;
+        msgs[n++] = m;
+    }
+    return n;
+}
+
+/* After a commit: the consumer group learns the positions (for kcat and
+ * lag tools; the truth is in the generation). */
+void incr_commit_offsets(struct incr *c)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(c->nparts);
+    for (int i = 0; i < c->nparts; i++)
+        rd_kafka_topic_partition_list_add(l, c->spec.topic, c->parts[i].id)->offset =
+            c->parts[i].pos;
+    rd_kafka_commit(c->rk, l, 1);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* End offsets, asked of the broker: lag, and proof that it answers (a
+ * consumer whose broker went away just sees no messages). One round trip a
+ * partition, so only the partitions whose end is unknown and one more in
+ * turn are asked; fetches keep the others current (incr_cached_watermarks). */
+void incr_refresh_watermarks(struct incr *c)
+{
+    bool ok = true;
+    int turn = c->nparts ? c->refresh_turn++ % c->nparts : 0;
+    for (int i = 0; i < c->nparts && !atomic_load(&c->stop); i++) {
+        int64_t hi;
+        if (c->parts[i].hw >= 0 && i != turn)
+            continue;
+        rd_kafka_resp_err_t e = edge_offset(c->rk, c->spec.topic, c->parts[i].id,
+                                            RD_KAFKA_OFFSET_END, &hi, 1000);
+        if (e) {
+            char why[600];
+            snprintf(why, sizeof why, "Kafka %s does not answer: %s", c->spec.mq_address,
+                     rd_kafka_err2str(e));
+            incr_set_error(c, why);
+            ok = false;
+            break;
+        }
+        pthread_mutex_lock(&c->mu);
+        c->parts[i].hw = hi;
+        if (c->parts[i].goal < 0)
+            c->parts[i].goal = hi;
+        pthread_mutex_unlock(&c->mu);
+    }
+    if (ok)
+        incr_clear_error(c);
+    pthread_mutex_lock(&c->mu);
+    incr_update_state_locked(c);
+    incr_check_caught_up_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    c->next_watermarks = mono_now() + WATERMARK_EVERY_SEC;
+}
+
+/* End offsets as the last fetches saw them (no round trip): lag stays
+ * current between the broker queries. */
+void incr_cached_watermarks(struct incr *c)
+{
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->nparts; i++) {
+        int64_t lo, hi;
+        struct part *p = &c->parts[i];
+        if (rd_kafka_get_watermark_offsets(c->rk, c->spec.topic, p->id, &lo, &hi) == 0 &&
+            hi > p->hw)
+            p->hw = hi;
+        if (p->hw >= 0 && p->hw < p->pos)
+            p->hw = p->pos;
+    }
+    incr_update_state_locked(c);
+    incr_check_caught_up_locked(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- positions for a new generation ---- */
+
+struct json_object *incr_positions_now(const struct tis_incr_spec *spec, char *err, size_t errlen)
+{
+    if (strcmp(spec->offset_reset, "latest") != 0)
+        return NULL;
+    struct incr tmp = {0};
+    tmp.spec = *spec;
+    rd_kafka_t *rk = kafka_new(spec, "tisfs-snapshot", &tmp, err, errlen);
+    if (!rk)
+        return NULL;
+    int32_t *ids = NULL;
+    int n = 0;
+    struct json_object *o = NULL;
+    if (topic_partitions(rk, spec->topic, &ids, &n, err, errlen) == 0) {
+        struct json_object *pos = json_object_new_object();
+        for (int i = 0; i < n && pos; i++) {
+            int64_t hi;
+            char k[16];
+            rd_kafka_resp_err_t e = edge_offset(rk, spec->topic, ids[i], RD_KAFKA_OFFSET_END, &hi,
+                                                5000);
+            if (e) {
+                snprintf(err, errlen, "cannot read the offsets of %s/%d: %s", spec->topic, ids[i],
+                         rd_kafka_err2str(e));
+                json_object_put(pos);
+                pos = NULL;
+                break;
+            }
+            snprintf(k, sizeof k, "%d", ids[i]);
+            json_object_object_add(pos, k, json_object_new_int64(hi));
+        }
+        if (pos) {
+            o = json_object_new_object();
+            json_object_object_add(o, "topic", json_object_new_string(spec->topic));
+            json_object_object_add(o, "positions", pos);
+        }
+    }
+    free(ids);
+    rd_kafka_destroy(rk);
+    return o;
+}
