@@ -239,12 +239,12 @@ static int apply_message(struct incr *c, struct batch *b, const rd_kafka_message
     char err[512] = "";
     cdc_events_reset(&c->ev);
     if (!c->proto) {
-        enum cdc_protocol p = cdc_detect(m->key, m->key_len, m->payload, m->len);
+        enum cdc_protocol found = cdc_detect(m->key, m->key_len, m->payload, m->len);
         pthread_mutex_lock(&c->mu);
-        c->proto = p;
+        c->proto = found;
         pthread_mutex_unlock(&c->mu);
-        if (p)
-            incr_say(c, "protocol detected: %s", cdc_protocol_name(p));
+        if (found)
+            incr_say(c, "protocol detected: %s", cdc_protocol_name(found));
     }
     int rc = c->proto ? cdc_decode(c->proto, m->key, m->key_len, m->payload, m->len, &c->ev, err,
                                    sizeof err)
