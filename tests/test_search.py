@@ -141,6 +141,18 @@ def test_phrases_are_adjacent_tokens(fs, corpus):
                 "(?![[:alnum:]_])'")
 
 
+@pytest.mark.parametrize("w1,w2", [("of", "the"), ("is", "a"), ("for", "the"),
+                                   ("to", "be"), ("shared", "library"), ("command", "line")])
+def test_phrases_of_common_words_match_sql(fs, corpus, w1, w2):
+    """Phrases of the most common words, answered from positions, equal the
+    SQL ground truth: the two words as users see words (no letter on either
+    side), with only non-alphanumerics between them."""
+    expect = sql_ids(corpus, f"body REGEXP '(?i)(^|[^[:alpha:]]){w1}[^[:alnum:]]+{w2}"
+                             "([^[:alpha:]]|$)'")
+    assert len(expect) > 20
+    assert ids(fs, "pkgs", f'body:"{w1} {w2}"') == expect
+
+
 def test_joined_words_match_whole_and_by_parts(fs, corpus):
     # Node.js: the whole word, each part alone, and the parts as a phrase.
     joined = sql_ids(corpus, "title REGEXP '(?i)(^|[^[:alpha:]])node[.]js([^[:alpha:]]|$)'")
