@@ -184,6 +184,21 @@ static const char *interrupted_kind(uint64_t id)
     return kind;
 }
 
+/* A generation this version cannot read (written with another index
+ * format, or damaged) is rebuilt from the accepted spec, as an interrupted
+ * build is: the collection must not stay unusable until someone notices. */
+static void rebuild_unreadable_locked(struct coll *c)
+{
+    uint64_t id = start_locked(c, "build");
+    char line[1024];
+    snprintf(line, sizeof line, "rebuilding: the serving generation cannot be read by this "
+             "version of tisfs (%s)", c->gen_err);
+    if (id)
+        task_log_to(coll_catalog(), id, "dump", line);
+    api_note("collection %s: its generation cannot be read (%s): task %llu rebuilds it", c->name,
+             c->gen_err, (unsigned long long)id);
+}
+
 /* Builds that the daemon's stop interrupted (a crash, a kill, a power cut,
  * SIGTERM) start again by themselves: a first build that never finished
  * must not leave a collection unusable until someone notices. */
@@ -193,6 +208,10 @@ static void resume_interrupted(void)
     for (struct coll *c = coll_first(); c; c = c->next) {
         uint64_t last = coll_last_task(c);
         const char *kind = c->spec ? interrupted_kind(last) : NULL;
+        if (!kind && c->spec && c->gen_err && !c->gen) {
+            rebuild_unreadable_locked(c);
+            continue;
+        }
         if (!kind)
             continue;
         uint64_t id = start_locked(c, kind);

@@ -179,6 +179,7 @@ int channel_backflow(void *arg, struct task *t, const char *name, const char *di
     fsync_dir(cdir);
     coll_lock();
     struct gen *old = NULL;
+    char unreadable[4096] = "";
     int rc = 0;
     if ((c = coll_find(name)) != NULL) {
         old = c->gen;
@@ -197,9 +198,15 @@ int channel_backflow(void *arg, struct task *t, const char *name, const char *di
             c->spec = old_spec;
             old = g;
             snprintf(err, errlen, "the catalog cannot record the switch: %s", mdb_strerror(rc));
-        } else if (c->next_spec) {
-            c->next_spec = NULL;
-            spec_free(old_spec);
+        } else {
+            if (c->gen_err && !old && old_id) /* unreadable (another format): it goes now */
+                coll_gen_dir(name, old_id, unreadable, sizeof unreadable);
+            free(c->gen_err);
+            c->gen_err = NULL;
+            if (c->next_spec) {
+                c->next_spec = NULL;
+                spec_free(old_spec);
+            }
         }
         cat_sync(coll_catalog());
         channel_start_locked(c);
@@ -213,5 +220,7 @@ int channel_backflow(void *arg, struct task *t, const char *name, const char *di
         gen_doom(old);
         gen_unref(old);
     }
+    if (unreadable[0])
+        rm_rf(unreadable);
     return c && old != g ? 0 : -1;
 }

@@ -174,8 +174,10 @@ static void load_coll(const char *name, const char *json, void *arg)
         *legacy = true;
     if (c->gen_id) {
         coll_gen_dir(name, c->gen_id, dir, sizeof dir);
-        if (!(c->gen = gen_open(dir, err, sizeof err)))
+        if (!(c->gen = gen_open(dir, err, sizeof err))) {
             fprintf(stderr, "tisfs: collection %s: cannot open its generation: %s\n", name, err);
+            c->gen_err = xstrdup(err);
+        }
     }
     remove_stale_generations(c);
     c->next = R.list;
@@ -235,6 +237,7 @@ void coll_registry_open(const char *data_dir, struct catalog *cat)
 static void coll_free(struct coll *c)
 {
     gen_unref(c->gen);
+    free(c->gen_err);
     spec_free(c->spec);
     spec_free(c->next_spec);
     free(c->tasks);

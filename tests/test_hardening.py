@@ -203,3 +203,34 @@ def test_rm_r_during_the_index_merge_returns_at_once(tisfs, mariadb):
     subprocess.run(["rm", "-r", tisfs.path("collections", "merge")], check=True)
     assert time.monotonic() - t0 < 2.0
     assert os.listdir(tisfs.path("collections")) == []
+
+
+def test_unreadable_generation_is_rebuilt_at_start(tisfs, mariadb):
+    """A serving generation this version cannot read (another index format
+    after an upgrade, or damage) does not leave the collection unusable: at
+    start-up a build from the accepted spec replaces it, the mount-wide log
+    says why, and the unreadable files go."""
+    from conftest import wait_for
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute("DROP TABLE IF EXISTS tistest.h_unread",
+                    "CREATE TABLE tistest.h_unread (id INT PRIMARY KEY, body VARCHAR(200))",
+                    "INSERT INTO tistest.h_unread SELECT seq, CONCAT('word', seq % 7)"
+                    " FROM seq_1_to_500", db="tistest")
+    st = tisfs.create("unread", mysql_spec(mariadb, "h_unread", ['{name:"body"}']))
+    assert st["complete"], st
+    first = st["taskid"]
+    coll_dir = os.path.join(tisfs.data, "collections", "unread")
+    gen = [d for d in os.listdir(coll_dir) if d.startswith("gen-")][0]
+    tisfs.stop()
+    with open(os.path.join(coll_dir, gen, "data.mdb"), "r+b") as f:
+        f.write(b"\0" * 8192)            # both LMDB meta pages: unreadable
+    tisfs.start()
+    st = wait_for(lambda: (lambda s: s if s["taskid"] != first and s["complete"] else None)(
+        tisfs.status("unread")), 60, what="the rebuild of the unreadable generation")
+    assert st["kind"] == "build"
+    r = tisfs.json("collections", "unread", "select", "q=body:word3&rows=0")
+    assert r["response"]["numFound"] == len([i for i in range(1, 501) if i % 7 == 3])
+    log = tisfs.read("logs")
+    assert "collection unread: its generation cannot be read" in log
+    assert "rebuilds it" in log
+    assert gen not in os.listdir(coll_dir)   # the unreadable files are gone

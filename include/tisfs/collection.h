@@ -27,6 +27,7 @@ struct coll {
     struct tis_spec *next_spec; /* a rebuild's new spec, accepted at its switch */
     struct gen *gen;       /* the serving generation, NULL before the first build */
     uint64_t gen_id;
+    char *gen_err;         /* why gen_id could not be opened at start-up, or NULL */
     uint64_t *tasks;       /* every task of this collection, ascending */
     size_t ntasks;
     struct task *task;     /* the latest task started by this process */
