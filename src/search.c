@@ -38,7 +38,7 @@ static double score(struct ctx *c, struct plan *p, uint32_t doc)
         double tf = term_tf(p, doc);
         if (tf == 0)
             return 0;
-        double dl = norms_read(c->txn, c->d, &c->norms[p->field], p->field, doc);
+        double dl = reader_norm(c->rd, p->field, doc);
         return p->boost * p->idf * tf / (tf + p->norm_a + p->norm_b * dl);
     }
     default: {
@@ -131,7 +131,7 @@ static void fill_keys(struct ctx *c, const struct sorter *s, struct hit *h)
     if (!nk)
         return;
     h->keys = xcalloc(nk, sizeof *h->keys);
-    if (!gen_doc_values(c->g, c->txn, h->id, c->vals))
+    if (!reader_doc_values(c->rd, h->id, c->vals))
         return;
     for (size_t i = 0, k = 0; i < s->n; i++) {
         if (s->k[i].field < 0)
@@ -236,7 +236,7 @@ static bool fl_wants(const char *fl, const char *name)
 
 static struct json_object *render_doc(struct ctx *c, const char *fl, const struct hit *h)
 {
-    struct json_object *doc = gen_doc_json(c->g, c->txn, h->id), *out = json_object_new_object();
+    struct json_object *doc = reader_doc_json(c->rd, h->id), *out = json_object_new_object();
     if (doc) {
         json_object_object_foreach(doc, k, v) {
             if (fl_wants(fl, k))
@@ -451,21 +451,14 @@ int search_run(struct gen *g, const struct search_request *r, struct search_resu
 {
     memset(res, 0, sizeof *res);
     err[0] = 0;
-    struct ctx c = {.g = g, .sc = gen_schema(g), .df = r->df, .err = err, .errlen = errlen};
+    struct ctx c = {.sc = gen_schema(g), .df = r->df, .err = err, .errlen = errlen};
     struct sorter s = {0};
     struct plan *qp = NULL;
     roaring_bitmap_t *docs = NULL;
     c.an = analyzer_new(err, errlen);
-    c.failed = !c.an || gen_txn_begin(g, &c.txn) != 0;
+    c.failed = !c.an || !(c.rd = reader_open(g, err, errlen));
     if (!c.failed) {
-        c.d = gen_index(g);
-        gen_stats_read(g, c.txn, &c.st);
-        c.deleted = index_deleted(c.txn, c.d);
-        c.all = index_live(c.st.last_id, c.deleted);
         c.vals = xcalloc(c.sc->nfields, sizeof *c.vals);
-        c.norms = xcalloc(c.sc->nfields, sizeof *c.norms);
-        for (size_t i = 0; i < c.sc->nfields; i++)
-            norms_reader_init(&c.norms[i]);
         if (parse_sort(&c, r->sort, &s) == 0)
             docs = matches(&c, r, &qp);
     }
@@ -486,12 +479,7 @@ int search_run(struct gen *g, const struct search_request *r, struct search_resu
     plan_free(qp);
     free(s.k);
     free(c.vals);
-    free(c.norms);
-    bm_free(c.all);
-    bm_free(c.deleted);
-    gen_stats_free(&c.st);
-    if (c.txn)
-        mdb_txn_abort(c.txn);
+    reader_close(c.rd);
     analyzer_free(c.an);
     return docs ? 0 : -1;
 }

@@ -8,6 +8,7 @@
 #include "tisfs/analysis.h"
 #include "tisfs/index.h"
 #include "tisfs/query.h"
+#include "tisfs/reader.h"
 #include "tisfs/search.h"
 
 /* This CRoaring (0.2) does not accept NULL in roaring_bitmap_free. */
@@ -39,21 +40,15 @@ struct plan {
 };
 
 struct ctx {
-    struct gen *g;
-    MDB_txn *txn;
-    const struct index_dbs *d;
+    struct reader *rd; /* the generation as this query sees it */
     const struct tis_schema *sc;
     struct analyzer *an;
-    roaring_bitmap_t *all;     /* every live document */
-    roaring_bitmap_t *deleted; /* ids that postings may still hold */
-    struct gen_stats st;
     const char *df;
     char *err;
     size_t errlen;
     bool failed;
     size_t expansions;
     struct tis_value *vals;
-    struct norms_reader *norms; /* one per field: documents are scored in id order */
 };
 
 /* Records the first failure of a query in c->err; returns NULL. */

@@ -56,12 +56,13 @@ static struct plan *term_plan(struct ctx *c, uint8_t f, const void *term, size_t
     p->kind = P_TERM;
     p->boost = 1;
     p->field = f;
-    if (index_term(c->txn, c->d, f, term, len, &p->post) != 0) {
+    if (reader_term(c->rd, f, term, len, &p->post) != 0) {
         memset(&p->post, 0, sizeof p->post);
         p->post.docs = roaring_bitmap_create();
     }
-    p->docs = posting_live(&p->post, c->deleted);
-    uint64_t ndocs = (uint64_t)c->st.f[f].docs, tokens = (uint64_t)c->st.f[f].tokens;
+    p->docs = posting_live(&p->post, reader_deleted(c->rd));
+    const struct gen_stats *st = reader_stats(c->rd);
+    uint64_t ndocs = (uint64_t)st->f[f].docs, tokens = (uint64_t)st->f[f].tokens;
     double n = (double)roaring_bitmap_get_cardinality(p->docs);
     p->idf = log(1 + ((double)ndocs - n + 0.5) / (n + 0.5));
     p->avgdl = ndocs ? (double)tokens / (double)ndocs : 1;
@@ -112,7 +113,7 @@ static void bool_finish(struct ctx *c, struct plan *b)
     else if (any_should)
         b->docs = should;
     else /* only prohibited clauses: everything but them, as Solr does */
-        b->docs = roaring_bitmap_copy(c->all);
+        b->docs = roaring_bitmap_copy(reader_all(c->rd));
     for (size_t i = 0; i < b->n; i++)
         if (b->occ[i] == OCC_MUST_NOT)
             roaring_bitmap_andnot_inplace(b->docs, b->kids[i]->docs);
@@ -159,7 +160,7 @@ static void recheck(struct ctx *c, roaring_bitmap_t *docs, uint8_t field,
     roaring_init_iterator(docs, &it);
     for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
         struct tis_value *v = &c->vals[field];
-        if (!gen_doc_values(c->g, c->txn, it.current_value, c->vals) || v->null ||
+        if (!reader_doc_values(c->rd, it.current_value, c->vals) || v->null ||
             !keep(c, &c->sc->fields[field], v, arg))
             roaring_bitmap_add(drop, it.current_value);
     }
@@ -194,8 +195,7 @@ struct phrase {
 static bool phrase_in_doc(struct ctx *c, struct phrase *ph, uint32_t doc)
 {
     for (size_t k = 0; k < ph->n; k++)
-        if (!(ph->cnt[k] = term_positions_of(c->txn, c->d, &ph->tp[k], doc, &ph->list[k],
-                                             &ph->cap[k])))
+        if (!(ph->cnt[k] = reader_positions(c->rd, &ph->tp[k], doc, &ph->list[k], &ph->cap[k])))
             return false;
     for (size_t i = 0; i < ph->cnt[0]; i++) {
         size_t k = 1;
@@ -218,7 +218,7 @@ static struct plan *phrase_plan(struct ctx *c, uint8_t f, struct qtokens *qt)
     for (size_t i = 0; i < qt->n; i++, t += strlen(t) + 1) {
         bool_add(b, OCC_MUST, term_plan(c, f, t, strlen(t)));
         ph.rel[i] = qpos[i] - qpos[0];
-        if (index_term_positions(c->txn, c->d, f, t, strlen(t), &b->kids[i]->post, &ph.tp[i]))
+        if (reader_positions_open(c->rd, f, t, strlen(t), &b->kids[i]->post, &ph.tp[i]))
             search_fail(c, "cannot read the positions of a phrase term");
     }
     bool_finish(c, b);
@@ -273,25 +273,23 @@ static size_t utf8_len(const char *s)
 static roaring_bitmap_t *term_docs(struct ctx *c, uint8_t f, const char *t, size_t len)
 {
     struct posting post;
-    if (index_term(c->txn, c->d, f, t, len, &post) != 0)
+    if (reader_term(c->rd, f, t, len, &post) != 0)
         return roaring_bitmap_create();
-    roaring_bitmap_t *r = posting_live(&post, c->deleted);
+    roaring_bitmap_t *r = posting_live(&post, reader_deleted(c->rd));
     posting_free(&post);
     return r;
 }
 
 static roaring_bitmap_t *exists_docs(struct ctx *c, uint8_t f)
 {
-    roaring_bitmap_t *r = index_exists(c->txn, c->d, f);
-    roaring_bitmap_andnot_inplace(r, c->deleted);
-    return r;
+    return reader_exists(c->rd, f);
 }
 
 /* SQL LIKE '%text%' (or 'text%' when anchored) over a like field: grams find
  * candidates, the stored value decides when grams alone could over-match. */
 static struct plan *like_plan(struct ctx *c, uint8_t f, const char *text, bool anchored)
 {
-    const struct analysis_opts *o = gen_analysis_opts(c->g);
+    const struct analysis_opts *o = reader_analysis(c->rd);
     int lo = o->min_gram ? o->min_gram : LIKE_MIN_GRAM_DEFAULT;
     int hi = o->max_gram ? o->max_gram : LIKE_MAX_GRAM_DEFAULT;
     char *folded = analysis_fold(c->an, text, strlen(text));
@@ -399,7 +397,7 @@ static int expand_term(void *arg, const unsigned char *t, size_t len, const stru
 /* The plan of an expansion: its documents, the deleted ones dropped. */
 static struct plan *expand_plan(struct ctx *c, struct expand *e)
 {
-    roaring_bitmap_andnot_inplace(e->docs, c->deleted);
+    roaring_bitmap_andnot_inplace(e->docs, reader_deleted(c->rd));
     return const_plan(e->docs);
 }
 
@@ -412,7 +410,7 @@ static struct plan *prefix_plan(struct ctx *c, uint8_t f, const char *prefix, co
 {
     struct expand e = {.c = c, .docs = roaring_bitmap_create(), .pattern = pattern,
                        .prefix_len = strlen(prefix), .prefix = prefix, .prefix_mode = true};
-    index_terms_between(c->txn, c->d, f, prefix, strlen(prefix), true, NULL, 0, false,
+    reader_terms_between(c->rd, f, prefix, strlen(prefix), true, NULL, 0, false,
                         expand_term, &e);
     return expand_plan(c, &e);
 }
@@ -496,7 +494,7 @@ static struct plan *range_plan(struct ctx *c, uint8_t f, const struct qnode *q)
     }
     const void *plo = flo ? (const void *)flo : lon ? lo : NULL;
     const void *phi = fhi ? (const void *)fhi : hin ? hi : NULL;
-    index_terms_between(c->txn, c->d, f, plo, flo ? strlen(flo) : lon, q->incl_lo, phi,
+    reader_terms_between(c->rd, f, plo, flo ? strlen(flo) : lon, q->incl_lo, phi,
                         fhi ? strlen(fhi) : hin, q->incl_hi, expand_term, &e);
     free(flo);
     free(fhi);
@@ -520,7 +518,7 @@ static struct plan *text_plan(struct ctx *c, uint8_t f, const char *text, bool e
     if (fd->token == TOK_LIKE)
         return like_plan(c, f, text, false);
     struct qtokens qt = {0};
-    analyze(c->an, fd->token, gen_analysis_opts(c->g), text, strlen(text), collect_token, &qt);
+    analyze(c->an, fd->token, reader_analysis(c->rd), text, strlen(text), collect_token, &qt);
     struct plan *p = NULL;
     if (qt.n == 1)
         p = term_plan(c, f, qt.buf.data, strlen(qt.buf.data));
@@ -617,7 +615,7 @@ static struct plan *compile(struct ctx *c, const struct qnode *q)
     if (q->kind == Q_BOOL)
         p = compile_bool(c, q);
     else if (q->kind == Q_ALL)
-        p = const_plan(roaring_bitmap_copy(c->all));
+        p = const_plan(roaring_bitmap_copy(reader_all(c->rd)));
     else
         p = leaf(c, q);
     if (p)
