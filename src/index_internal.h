@@ -6,8 +6,20 @@
 #include "tisfs/index.h"
 #include "tisfs/util.h"
 
-/* A delta entry: u32 BE doc id, u8 tf. */
+/* A delta entry (a dup of the term's key in dterms): u32 BE doc id, u8 tf,
+ * then the document's positions blob, or DPOS_ELSEWHERE when the blob is too
+ * long for a dup value (LMDB bounds them to 511 bytes) and sits in dpos, or
+ * nothing (a like field's grams keep no positions). One put per document
+ * and term, and the merge reads ids and positions in one walk. */
 #define DENTRY 5
+#define DENTRY_MAX 500
+#define DPOS_ELSEWHERE 0xFF
+
+/* The positions blob of a delta entry's value [v, v + n) (from dpos when it
+ * says DPOS_ELSEWHERE; key is the term's key); NULL when it has none. *end
+ * receives the blob's end. */
+const unsigned char *delta_blob(MDB_txn *txn, const struct index_dbs *d, const MDB_val *key,
+                                const unsigned char *v, size_t n, const unsigned char **end);
 
 static inline void put_be32(unsigned char *p, uint32_t v)
 {

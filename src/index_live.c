@@ -47,22 +47,30 @@ static int delta_add(MDB_txn *txn, const struct index_dbs *d, struct doc_terms *
 {
     const struct tis_schema *sc = dt->sc;
     unsigned char e[DENTRY], pk[5 + 1 + 1024];
-    struct tbuf blob = {0};
+    struct tbuf val = {0};
     put_be32(e, doc);
     doc_terms_positions(dt, n);
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        MDB_val key = {dt->refs[i].len, (void *)dt->refs[i].p}, v = {DENTRY, e};
+        MDB_val key = {dt->refs[i].len, (void *)dt->refs[i].p};
         e[4] = (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i]);
-        rc = mdb_put(txn, d->dterms, &key, &v, 0);
-        if (rc || key.mv_size > sizeof pk - 4 || !doc_terms_has_positions(dt, i))
-            continue;
-        tbuf_reset(&blob);
-        doc_terms_pos_blob(dt, i, &blob);
-        MDB_val k = {dpos_key(doc, key.mv_data, key.mv_size, pk), pk}, pv = {blob.len, blob.data};
-        rc = mdb_put(txn, d->dpos, &k, &pv, 0);
+        tbuf_reset(&val);
+        tbuf_add(&val, e, DENTRY);
+        if (doc_terms_has_positions(dt, i))
+            doc_terms_pos_blob(dt, i, &val);
+        MDB_val v = {val.len, val.data};
+        if (val.len > DENTRY_MAX && key.mv_size <= 1024) { /* too long for a dup */
+            MDB_val k = {dpos_key(doc, key.mv_data, key.mv_size, pk), pk},
+                    pv = {val.len - DENTRY, val.data + DENTRY};
+            rc = mdb_put(txn, d->dpos, &k, &pv, 0);
+            val.data[DENTRY] = (char)DPOS_ELSEWHERE;
+            v.mv_size = DENTRY + 1;
+        } else if (val.len > DENTRY_MAX)
+            v.mv_size = DENTRY; /* (no such key: terms are at most 400 bytes) */
+        if (!rc)
+            rc = mdb_put(txn, d->dterms, &key, &v, 0);
     }
-    tbuf_free(&blob);
+    tbuf_free(&val);
     for (size_t i = 0; i < sc->nfields && !rc; i++) {
         if (!sc->fields[i].search || vals[i].null)
             continue;
@@ -143,7 +151,8 @@ uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d)
 
 /* The positions blobs of the folded posting ids[0..n), end to end: a base
  * document's from the old value (walked alongside the old base ids), an
- * added one's from dpos. Everything is copied out before the caller writes. */
+ * added one's from its dup in dterms (walked alongside too). Everything is
+ * copied out before the caller writes. */
 static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
                            const struct posting *p, const uint32_t *ids, uint32_t n,
                            struct tbuf *blobs)
@@ -151,14 +160,18 @@ static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
     const unsigned char *bp = posting_blob(p, 0), *bend = p->pos ? p->pos + p->poslen : NULL;
     roaring_uint32_iterator_t it;
     roaring_init_iterator(p->docs, &it);
-    unsigned char pk[4 + 1024];
+    MDB_cursor *cur = NULL;
+    MDB_val dk = key, dv;
+    int drc = p->delta && mdb_cursor_open(txn, d->dterms, &cur) == 0
+                  ? mdb_cursor_get(cur, &dk, &dv, MDB_SET) : MDB_NOTFOUND;
     size_t found = 0;
     for (uint32_t i = 0; i < n; i++) {
         const unsigned char *b = NULL, *end = NULL;
         if (p->delta && roaring_bitmap_contains(p->delta, ids[i])) {
-            MDB_val k = {dpos_key(ids[i], key.mv_data, key.mv_size, pk), pk}, dv;
-            if (key.mv_size <= 1024 && mdb_get(txn, d->dpos, &k, &dv) == 0)
-                b = dv.mv_data, end = b + dv.mv_size;
+            while (drc == 0 && (dv.mv_size < DENTRY || get_be32(dv.mv_data) < ids[i]))
+                drc = mdb_cursor_get(cur, &dk, &dv, MDB_NEXT_DUP);
+            if (drc == 0 && get_be32(dv.mv_data) == ids[i])
+                b = delta_blob(txn, d, &key, dv.mv_data, dv.mv_size, &end);
         } else {
             for (; it.has_value && it.current_value < ids[i]; roaring_advance_uint32_iterator(&it))
                 bp = bp ? bp + pos_blob_len(bp, bend) : NULL; /* a deleted document's */
@@ -175,20 +188,37 @@ static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
         else
             tbuf_add(blobs, "", 1); /* lost: an empty list keeps the ranks in step */
     }
+    if (cur)
+        mdb_cursor_close(cur);
     if (!found) /* a term without positions (a like field's): none stored */
         tbuf_reset(blobs);
 }
 
-/* Drops the dpos entries of key for every delta id, live or deleted. */
-static int drop_delta_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
-                                const uint32_t *dids, size_t nd)
+/* Drops the dpos entries of key's delta dups whose blob lives there (the
+ * rare long ones), for live and deleted documents alike. */
+static int drop_delta_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key)
 {
+    MDB_cursor *cur;
+    MDB_val k = key, v;
+    uint32_t *ids = NULL;
+    size_t n = 0, cap = 0;
+    int rc = mdb_cursor_open(txn, d->dterms, &cur);
+    if (rc)
+        return rc;
+    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET); g == 0;
+         g = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP))
+        if (v.mv_size == DENTRY + 1 && ((const unsigned char *)v.mv_data)[DENTRY] == DPOS_ELSEWHERE) {
+            if (n == cap)
+                ids = xrealloc(ids, (cap = cap ? cap * 2 : 8) * sizeof *ids);
+            ids[n++] = get_be32(v.mv_data);
+        }
+    mdb_cursor_close(cur);
     unsigned char pk[4 + 1024];
-    int rc = 0;
-    for (size_t i = 0; i < nd && key.mv_size <= 1024 && (!rc || rc == MDB_NOTFOUND); i++) {
-        MDB_val k = {dpos_key(dids[i], key.mv_data, key.mv_size, pk), pk};
-        rc = mdb_del(txn, d->dpos, &k, NULL);
+    for (size_t i = 0; i < n && key.mv_size <= 1024 && (!rc || rc == MDB_NOTFOUND); i++) {
+        MDB_val dk = {dpos_key(ids[i], key.mv_data, key.mv_size, pk), pk};
+        rc = mdb_del(txn, d->dpos, &dk, NULL);
     }
+    free(ids);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
@@ -210,19 +240,23 @@ static int fold_term(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
     uint32_t *ids = xmalloc((n ? n : 1) * sizeof *ids);
     uint8_t *tf = xmalloc(n ? n : 1);
     roaring_bitmap_to_uint32_array(live, ids);
+    struct id_cursor *base = xmalloc(sizeof *base); /* ranks by walking, not by popcount */
+    id_cursor_start(base, p.docs);
     for (uint32_t i = 0; i < n; i++)
-        tf[i] = (uint8_t)posting_tf(&p, ids[i]);
+        tf[i] = (uint8_t)(p.delta && roaring_bitmap_contains(p.delta, ids[i])
+                              ? posting_tf(&p, ids[i])
+                              : id_cursor_seek(base, ids[i]) ? posting_base_tf(&p, base->rank) : 0);
+    free(base);
     struct tbuf val = {0}, blobs = {0};
     fold_positions(txn, d, k, &p, ids, n, &blobs);
-    size_t nd = p.delta ? (size_t)roaring_bitmap_get_cardinality(p.delta) : 0;
-    uint32_t *dids = xmalloc((nd ? nd : 1) * sizeof *dids);
-    if (nd)
-        roaring_bitmap_to_uint32_array(p.delta, dids);
+    bool had_delta = p.delta != NULL;
     posting_free(&p);
     roaring_bitmap_free(live);
-    rc = mdb_del(txn, d->dterms, &k, NULL);
-    if (!rc || rc == MDB_NOTFOUND)
-        rc = drop_delta_positions(txn, d, k, dids, nd);
+    rc = had_delta ? drop_delta_positions(txn, d, k) : 0;
+    if (!rc)
+        rc = mdb_del(txn, d->dterms, &k, NULL);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
     if (!rc && n) {
         posting_encode(ids, tf, n, (const unsigned char *)blobs.data, blobs.len, &val);
         MDB_val v = {val.len, val.data};
@@ -233,7 +267,6 @@ static int fold_term(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
     tbuf_free(&blobs);
     free(ids);
     free(tf);
-    free(dids);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 

@@ -290,13 +290,22 @@ size_t term_positions_of(MDB_txn *txn, const struct index_dbs *d, struct term_po
                          uint32_t doc, uint32_t **buf, size_t *cap)
 {
     const struct posting *p = tp->post;
-    if (p->delta && roaring_bitmap_contains(p->delta, doc)) {
-        dpos_key(doc, tp->key + 4, tp->keylen - 4, tp->key);
-        MDB_val k = {tp->keylen, tp->key}, v;
-        if (mdb_get(txn, d->dpos, &k, &v))
+    if (p->delta && roaring_bitmap_contains(p->delta, doc)) { /* its dup in dterms */
+        MDB_cursor *cur;
+        unsigned char id[4];
+        put_be32(id, doc);
+        MDB_val k = {tp->keylen - 4, tp->key + 4}, v = {4, id};
+        size_t n = 0;
+        if (mdb_cursor_open(txn, d->dterms, &cur))
             return 0;
-        const unsigned char *b = v.mv_data;
-        return pos_blob_decode(b, b + v.mv_size, buf, cap);
+        if (mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE) == 0 && v.mv_size >= DENTRY &&
+            get_be32(v.mv_data) == doc) {
+            const unsigned char *end = NULL, *b = delta_blob(txn, d, &k, v.mv_data, v.mv_size,
+                                                             &end);
+            n = b ? pos_blob_decode(b, end, buf, cap) : 0;
+        }
+        mdb_cursor_close(cur);
+        return n;
     }
     if (!p->pos || !p->docs)
         return 0;

@@ -429,11 +429,13 @@ static void test_typed_terms_sort_as_values(void)
 static void test_large_postings(void)
 {
     enum { N = 40, MORE = 3 };
-    static char ids[N + MORE][8], texts[N + MORE][400];
+    static char ids[N + MORE][8], texts[N + MORE][1300];
     struct row rows[N + MORE];
     for (int i = 0; i < N + MORE; i++) {
         snprintf(ids[i], sizeof ids[i], "%d", i + 1);
-        int at = 0, reps = i % 20 + 1; /* x repeated 1..20 times, then y */
+        /* x repeated 1..20 times, then y; the last row 600 times: its
+         * positions are too long for a delta entry and go to dpos */
+        int at = 0, reps = i == N + MORE - 1 ? 600 : i % 20 + 1;
         for (int k = 0; k < reps; k++)
             at += snprintf(texts[i] + at, sizeof texts[i] - (size_t)at, "x ");
         snprintf(texts[i] + at, sizeof texts[i] - (size_t)at, "y");
@@ -471,6 +473,11 @@ static void test_large_postings(void)
     for (uint32_t i = 0; i <= N + MORE; i++)
         map[i] = i < 64 ? i : 0;
     CHECK(same_view(&inc, map, N + MORE + 1, &fresh, map, N + MORE + 1));
+    mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
+    MDB_stat st;
+    CHECK(mdb_stat(txn, inc.d.dpos, &st) == 0 && st.ms_entries == 1); /* the long one */
+    CHECK(strcmp(positions(txn, &inc, 1, "y", N + MORE), "600") == 0);
+    mdb_txn_abort(txn);
     bool left = true;
     struct tbuf from = {0};
     for (int round = 0; left && round < 100; round++) {
@@ -480,6 +487,9 @@ static void test_large_postings(void)
     }
     tbuf_free(&from);
     CHECK(!left && same_view(&inc, map, N + MORE + 1, &fresh, map, N + MORE + 1));
+    mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
+    CHECK(mdb_stat(txn, inc.d.dpos, &st) == 0 && st.ms_entries == 0); /* folded, dropped */
+    mdb_txn_abort(txn);
     CHECK(same_index(&inc, &fresh)); /* byte for byte, once merged */
     analyzer_free(an);
     schema_free(sc);
