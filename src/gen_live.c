@@ -19,6 +19,7 @@ struct gen_writer {
     struct version snapshot, floor;
     struct tbuf key, doc, old;
     struct tis_value *oldv, *merged;
+    struct index_delta *delta; /* the term entries, written at the commit */
 };
 
 /* A stored version (u8 domain + u64, put_version's form) into *r; false,
@@ -120,9 +121,11 @@ static bool is_stale(struct gen_writer *w, struct version ev)
 struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err, size_t errlen)
 {
     struct gen_writer *w = xcalloc(1, sizeof *w);
+    w->delta = index_delta_new();
     int rc = mdb_txn_begin(g->e.env, NULL, 0, &w->txn);
     if (rc) {
         lmdb_fail(rc, "begin a batch", err, errlen);
+        index_delta_free(w->delta);
         free(w);
         return NULL;
     }
@@ -198,7 +201,8 @@ int gen_write_upsert(struct gen_writer *w, const struct tis_value *vals, const b
         if (!rc)
             rc = mdb_put(w->txn, g->e.pk, &k, &ik, 0);
         if (!rc)
-            rc = index_doc_add(w->txn, &g->e.index, g->sc, w->an, &g->opts, id, w->merged, w->st.f);
+            rc = index_doc_add(w->txn, &g->e.index, g->sc, w->an, &g->opts, id, w->merged, w->st.f,
+                               w->delta);
         w->st.docs += !had;
     }
     if (!rc)
@@ -236,6 +240,7 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     int rc = mdb_drop(w->txn, g->e.docs, 0);
     if (!rc)
         rc = mdb_drop(w->txn, g->e.pk, 0);
+    index_delta_reset(w->delta); /* entries of ids the clear deletes */
     if (!rc)
         rc = index_clear(w->txn, &g->e.index, w->st.last_id);
     MDB_val fk = {5, "floor"};
@@ -264,6 +269,7 @@ uint64_t gen_write_delta_entries(struct gen_writer *w)
 
 static void writer_free(struct gen_writer *w)
 {
+    index_delta_free(w->delta);
     gen_stats_free(&w->st);
     tbuf_free(&w->key);
     tbuf_free(&w->doc);
@@ -290,7 +296,9 @@ int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *er
     tbuf_add(&live, &w->st.docs, 8);
     tbuf_add(&live, w->st.f, nf * sizeof *w->st.f);
     MDB_val k = {4, "live"}, v = {live.len, live.data};
-    int rc = mdb_put(w->txn, w->g->e.meta, &k, &v, 0);
+    int rc = index_delta_flush(w->txn, &w->g->e.index, w->delta);
+    if (!rc)
+        rc = mdb_put(w->txn, w->g->e.meta, &k, &v, 0);
     if (!rc && channel)
         rc = put_json_meta(w->txn, w->g->e.meta, "channel", channel);
     if (!rc)

@@ -136,8 +136,8 @@ int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d)
         rc = mdb_dbi_open(txn, "dpos", f, &d->dpos);
     if (!rc)
         rc = mdb_dbi_open(txn, "exists", f, &d->exists);
-    if (!rc) /* variable values: positions ride with the entry */
-        rc = mdb_dbi_open(txn, "dterms", f | MDB_DUPSORT, &d->dterms);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "dterms", f | dup, &d->dterms);
     if (!rc)
         rc = mdb_dbi_open(txn, "dexists", f | dup, &d->dexists);
     if (!rc)
@@ -184,55 +184,19 @@ static size_t dups_read(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, size_t w, uint3
     return n;
 }
 
-/* Adds the delta part of key to out (dups come in id order, so the tf
- * array is already in rank order). */
+/* Adds the delta part of key to out (ids come in ascending order, so the
+ * tf array is already in rank order). */
 static void delta_read(MDB_txn *txn, const struct index_dbs *d, MDB_val *key, struct posting *out)
 {
-    MDB_cursor *cur;
-    MDB_val k = *key, v;
-    uint32_t *ids = NULL;
-    uint8_t *tf = NULL;
-    size_t n = 0, cap = 0;
-    if (mdb_cursor_open(txn, d->dterms, &cur))
-        return;
-    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
-        if (v.mv_size < DENTRY)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            ids = xrealloc(ids, cap * sizeof *ids);
-            tf = xrealloc(tf, cap);
-        }
-        ids[n] = get_be32(v.mv_data);
-        tf[n++] = ((const uint8_t *)v.mv_data)[4];
-    }
-    mdb_cursor_close(cur);
+    uint32_t *ids;
+    uint8_t *tf;
+    size_t n = dups_read(txn, d->dterms, key, DENTRY, &ids, &tf);
     if (n) {
         out->delta = roaring_bitmap_of_ptr(n, ids);
         out->dtf = tf;
     } else
         free(tf);
     free(ids);
-}
-
-const unsigned char *delta_blob(MDB_txn *txn, const struct index_dbs *d, const MDB_val *key,
-                                const unsigned char *v, size_t n, const unsigned char **end)
-{
-    if (n <= DENTRY)
-        return NULL;
-    if (n == DENTRY + 1 && v[DENTRY] == DPOS_ELSEWHERE) {
-        unsigned char pk[4 + 1024];
-        if (key->mv_size > 1024)
-            return NULL;
-        MDB_val k = {dpos_key(get_be32(v), key->mv_data, key->mv_size, pk), pk}, dv;
-        if (mdb_get(txn, d->dpos, &k, &dv))
-            return NULL;
-        *end = (const unsigned char *)dv.mv_data + dv.mv_size;
-        return dv.mv_data;
-    }
-    *end = v + n;
-    return v + DENTRY;
 }
 
 /* ---- reading ---- */

@@ -6,20 +6,11 @@
 #include "tisfs/index.h"
 #include "tisfs/util.h"
 
-/* A delta entry (a dup of the term's key in dterms): u32 BE doc id, u8 tf,
- * then the document's positions blob, or DPOS_ELSEWHERE when the blob is too
- * long for a dup value (LMDB bounds them to 511 bytes) and sits in dpos, or
- * nothing (a like field's grams keep no positions). One put per document
- * and term, and the merge reads ids and positions in one walk. */
+/* A delta entry (a dup of the term's key in dterms, MDB_DUPFIXED): u32 BE
+ * doc id, u8 tf. The document's positions of the term are in dpos under
+ * dpos_key: a term's entries are adjacent there, so the merge reads and
+ * drops them in one sweep. */
 #define DENTRY 5
-#define DENTRY_MAX 500
-#define DPOS_ELSEWHERE 0xFF
-
-/* The positions blob of a delta entry's value [v, v + n) (from dpos when it
- * says DPOS_ELSEWHERE; key is the term's key); NULL when it has none. *end
- * receives the blob's end. */
-const unsigned char *delta_blob(MDB_txn *txn, const struct index_dbs *d, const MDB_val *key,
-                                const unsigned char *v, size_t n, const unsigned char **end);
 
 static inline void put_be32(unsigned char *p, uint32_t v)
 {
@@ -109,7 +100,10 @@ size_t pos_blob_decode(const unsigned char *p, const unsigned char *end, uint32_
                        size_t *cap);
 /* The blob of the base document of rank r (0-based) in p, or NULL. */
 const unsigned char *posting_blob(const struct posting *p, uint32_t r);
-/* A dpos key: BE doc id, then the term key (field byte + term). */
+/* A dpos key: u16 BE length of the term key, the term key (field byte +
+ * term), u32 BE doc id; out needs klen + 6 bytes. Term-major, so that one
+ * term's live positions are adjacent. */
+#define DPOS_KEY_MAX (2 + 1 + TERM_MAX_BYTES + 64 + 4)
 size_t dpos_key(uint32_t doc, const void *key, size_t klen, unsigned char *out);
 
 /* ---- norms (index_norms.c) ---- */

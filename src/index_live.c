@@ -40,37 +40,123 @@ static int deleted_add(MDB_txn *txn, const struct index_dbs *d, uint32_t doc)
     return rc;
 }
 
-/* Writes doc's delta entries: its terms with their positions, norms and
- * exists marks. */
+/* ---- a transaction's delta entries, written at its end ----
+ * Entries of one document are spread over its ~50 terms' keys: written one
+ * by one, a batch of documents dirties a B-tree page per (document, term).
+ * Gathered over the transaction and sorted by term, each term gets one
+ * multiple-dup put (MDB_MULTIPLE) and its positions go to dpos in key order:
+ * a page per term per batch. */
+
+struct dentry {
+    uint32_t koff, boff, blen, doc;
+    uint16_t klen;
+    uint8_t tf;
+};
+
+struct index_delta {
+    struct tbuf keys, blobs;
+    struct dentry *e;
+    size_t n, cap;
+};
+
+struct index_delta *index_delta_new(void)
+{
+    return xcalloc(1, sizeof(struct index_delta));
+}
+
+void index_delta_reset(struct index_delta *b)
+{
+    tbuf_reset(&b->keys);
+    tbuf_reset(&b->blobs);
+    b->n = 0;
+}
+
+void index_delta_free(struct index_delta *b)
+{
+    if (!b)
+        return;
+    tbuf_free(&b->keys);
+    tbuf_free(&b->blobs);
+    free(b->e);
+    free(b);
+}
+
+/* Gathers doc's entries: its terms, tfs and positions. */
+static void delta_gather(struct index_delta *b, struct doc_terms *dt, size_t n, uint32_t doc)
+{
+    doc_terms_positions(dt, n);
+    for (size_t i = 0; i < n; i++) {
+        if (b->n == b->cap) {
+            b->cap = b->cap ? b->cap * 2 : 1024;
+            b->e = xrealloc(b->e, b->cap * sizeof *b->e);
+        }
+        struct dentry *e = &b->e[b->n++];
+        e->koff = (uint32_t)b->keys.len;
+        e->klen = dt->refs[i].len;
+        tbuf_add(&b->keys, dt->refs[i].p, dt->refs[i].len);
+        e->doc = doc;
+        e->tf = (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i]);
+        e->boff = (uint32_t)b->blobs.len;
+        if (doc_terms_has_positions(dt, i))
+            doc_terms_pos_blob(dt, i, &b->blobs);
+        e->blen = (uint32_t)(b->blobs.len - e->boff);
+    }
+}
+
+static int cmp_dentry(const void *x, const void *y, void *arg)
+{
+    const struct dentry *a = x, *c = y;
+    const struct index_delta *b = arg;
+    int r = cmp_keys(b->keys.data + a->koff, a->klen, b->keys.data + c->koff, c->klen);
+    return r ? r : (a->doc > c->doc) - (a->doc < c->doc);
+}
+
+int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
+{
+    if (!b || !b->n)
+        return 0;
+    qsort_r(b->e, b->n, sizeof *b->e, cmp_dentry, b);
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, d->dterms, &cur);
+    if (rc)
+        return rc;
+    unsigned char *dups = xmalloc(b->n * DENTRY), pk[DPOS_KEY_MAX];
+    for (size_t i = 0, j; !rc && i < b->n; i = j) {
+        const struct dentry *first = &b->e[i];
+        for (j = i; j < b->n && b->e[j].klen == first->klen &&
+                    memcmp(b->keys.data + b->e[j].koff, b->keys.data + first->koff,
+                           first->klen) == 0;
+             j++) {
+            put_be32(dups + (j - i) * DENTRY, b->e[j].doc);
+            dups[(j - i) * DENTRY + 4] = b->e[j].tf;
+        }
+        MDB_val key = {first->klen, b->keys.data + first->koff};
+        MDB_val data[2] = {{DENTRY, dups}, {j - i, NULL}};
+        rc = mdb_cursor_put(cur, &key, data, MDB_MULTIPLE);
+        for (size_t k = i; k < j && !rc; k++) {
+            if (!b->e[k].blen)
+                continue; /* a like field's: no positions */
+            MDB_val pkv = {dpos_key(b->e[k].doc, key.mv_data, key.mv_size, pk), pk},
+                    pv = {b->e[k].blen, b->blobs.data + b->e[k].boff};
+            rc = mdb_put(txn, d->dpos, &pkv, &pv, 0);
+        }
+    }
+    mdb_cursor_close(cur);
+    free(dups);
+    index_delta_reset(b);
+    return rc;
+}
+
+/* Writes doc's own per-document entries (norms, exists marks) and gathers
+ * its term entries into the batch. */
 static int delta_add(MDB_txn *txn, const struct index_dbs *d, struct doc_terms *dt, size_t n,
-                     const struct tis_value *vals, uint32_t doc)
+                     const struct tis_value *vals, uint32_t doc, struct index_delta *batch)
 {
     const struct tis_schema *sc = dt->sc;
-    unsigned char e[DENTRY], pk[5 + 1 + 1024];
-    struct tbuf val = {0};
+    unsigned char e[4];
     put_be32(e, doc);
-    doc_terms_positions(dt, n);
+    delta_gather(batch, dt, n, doc);
     int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
-        MDB_val key = {dt->refs[i].len, (void *)dt->refs[i].p};
-        e[4] = (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i]);
-        tbuf_reset(&val);
-        tbuf_add(&val, e, DENTRY);
-        if (doc_terms_has_positions(dt, i))
-            doc_terms_pos_blob(dt, i, &val);
-        MDB_val v = {val.len, val.data};
-        if (val.len > DENTRY_MAX && key.mv_size <= 1024) { /* too long for a dup */
-            MDB_val k = {dpos_key(doc, key.mv_data, key.mv_size, pk), pk},
-                    pv = {val.len - DENTRY, val.data + DENTRY};
-            rc = mdb_put(txn, d->dpos, &k, &pv, 0);
-            val.data[DENTRY] = (char)DPOS_ELSEWHERE;
-            v.mv_size = DENTRY + 1;
-        } else if (val.len > DENTRY_MAX)
-            v.mv_size = DENTRY; /* (no such key: terms are at most 400 bytes) */
-        if (!rc)
-            rc = mdb_put(txn, d->dterms, &key, &v, 0);
-    }
-    tbuf_free(&val);
     for (size_t i = 0; i < sc->nfields && !rc; i++) {
         if (!sc->fields[i].search || vals[i].null)
             continue;
@@ -85,19 +171,24 @@ static int delta_add(MDB_txn *txn, const struct index_dbs *d, struct doc_terms *
 
 int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
                   struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
-                  const struct tis_value *vals, struct field_totals *totals)
+                  const struct tis_value *vals, struct field_totals *totals,
+                  struct index_delta *batch)
 {
     struct doc_terms dt;
+    struct index_delta *own = batch ? NULL : index_delta_new();
     doc_terms_init(&dt, sc);
     doc_terms_collect(&dt, an, o, vals);
     size_t n = doc_terms_distinct(&dt);
-    int rc = delta_add(txn, d, &dt, n, vals, doc);
+    int rc = delta_add(txn, d, &dt, n, vals, doc, batch ? batch : own);
+    if (!rc && own)
+        rc = index_delta_flush(txn, d, own);
     for (size_t i = 0; i < sc->nfields && totals; i++)
         if (sc->fields[i].search && !vals[i].null) {
             totals[i].docs += dt.lens[i] > 0;
             totals[i].tokens += (int64_t)dt.lens[i];
         }
     doc_terms_free(&dt);
+    index_delta_free(own);
     return rc;
 }
 
@@ -160,18 +251,14 @@ static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
     const unsigned char *bp = posting_blob(p, 0), *bend = p->pos ? p->pos + p->poslen : NULL;
     roaring_uint32_iterator_t it;
     roaring_init_iterator(p->docs, &it);
-    MDB_cursor *cur = NULL;
-    MDB_val dk = key, dv;
-    int drc = p->delta && mdb_cursor_open(txn, d->dterms, &cur) == 0
-                  ? mdb_cursor_get(cur, &dk, &dv, MDB_SET) : MDB_NOTFOUND;
+    unsigned char pk[DPOS_KEY_MAX];
     size_t found = 0;
     for (uint32_t i = 0; i < n; i++) {
         const unsigned char *b = NULL, *end = NULL;
         if (p->delta && roaring_bitmap_contains(p->delta, ids[i])) {
-            while (drc == 0 && (dv.mv_size < DENTRY || get_be32(dv.mv_data) < ids[i]))
-                drc = mdb_cursor_get(cur, &dk, &dv, MDB_NEXT_DUP);
-            if (drc == 0 && get_be32(dv.mv_data) == ids[i])
-                b = delta_blob(txn, d, &key, dv.mv_data, dv.mv_size, &end);
+            MDB_val k = {dpos_key(ids[i], key.mv_data, key.mv_size, pk), pk}, dv;
+            if (mdb_get(txn, d->dpos, &k, &dv) == 0)
+                b = dv.mv_data, end = b + dv.mv_size;
         } else {
             for (; it.has_value && it.current_value < ids[i]; roaring_advance_uint32_iterator(&it))
                 bp = bp ? bp + pos_blob_len(bp, bend) : NULL; /* a deleted document's */
@@ -188,37 +275,30 @@ static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
         else
             tbuf_add(blobs, "", 1); /* lost: an empty list keeps the ranks in step */
     }
-    if (cur)
-        mdb_cursor_close(cur);
     if (!found) /* a term without positions (a like field's): none stored */
         tbuf_reset(blobs);
 }
 
-/* Drops the dpos entries of key's delta dups whose blob lives there (the
- * rare long ones), for live and deleted documents alike. */
+/* Drops the live positions of key (live and deleted documents alike): one
+ * sweep over adjacent dpos entries. */
 static int drop_delta_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key)
 {
     MDB_cursor *cur;
-    MDB_val k = key, v;
-    uint32_t *ids = NULL;
-    size_t n = 0, cap = 0;
-    int rc = mdb_cursor_open(txn, d->dterms, &cur);
+    unsigned char pk[DPOS_KEY_MAX];
+    size_t plen = dpos_key(0, key.mv_data, key.mv_size, pk) - 4; /* the term's prefix */
+    MDB_val k = {plen + 4, pk}, v;
+    int rc = mdb_cursor_open(txn, d->dpos, &cur);
     if (rc)
         return rc;
-    for (int g = mdb_cursor_get(cur, &k, &v, MDB_SET); g == 0;
-         g = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP))
-        if (v.mv_size == DENTRY + 1 && ((const unsigned char *)v.mv_data)[DENTRY] == DPOS_ELSEWHERE) {
-            if (n == cap)
-                ids = xrealloc(ids, (cap = cap ? cap * 2 : 8) * sizeof *ids);
-            ids[n++] = get_be32(v.mv_data);
-        }
-    mdb_cursor_close(cur);
-    unsigned char pk[4 + 1024];
-    for (size_t i = 0; i < n && key.mv_size <= 1024 && (!rc || rc == MDB_NOTFOUND); i++) {
-        MDB_val dk = {dpos_key(ids[i], key.mv_data, key.mv_size, pk), pk};
-        rc = mdb_del(txn, d->dpos, &dk, NULL);
+    for (;;) { /* seek the term's first entry left, delete it (pages stay hot) */
+        k = (MDB_val){plen + 4, pk};
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc || k.mv_size != plen + 4 || memcmp(k.mv_data, pk, plen) != 0)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
     }
-    free(ids);
+    mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 

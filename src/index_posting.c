@@ -262,12 +262,11 @@ const unsigned char *posting_blob(const struct posting *p, uint32_t r)
 
 size_t dpos_key(uint32_t doc, const void *key, size_t klen, unsigned char *out)
 {
-    out[0] = (unsigned char)(doc >> 24);
-    out[1] = (unsigned char)(doc >> 16);
-    out[2] = (unsigned char)(doc >> 8);
-    out[3] = (unsigned char)doc;
-    memcpy(out + 4, key, klen);
-    return 4 + klen;
+    out[0] = (unsigned char)(klen >> 8);
+    out[1] = (unsigned char)klen;
+    memcpy(out + 2, key, klen);
+    put_be32(out + 2 + klen, doc);
+    return 2 + klen + 4;
 }
 
 int index_term_positions(MDB_txn *txn, const struct index_dbs *d, uint8_t field,
@@ -280,9 +279,9 @@ int index_term_positions(MDB_txn *txn, const struct index_dbs *d, uint8_t field,
     tp->post = post;
     if (len > TERM_MAX_BYTES)
         return MDB_NOTFOUND;
-    tp->key[4] = field;
-    memcpy(tp->key + 5, term, len);
-    tp->keylen = 5 + len;
+    tp->key[0] = field;
+    memcpy(tp->key + 1, term, len);
+    tp->keylen = 1 + len;
     return 0;
 }
 
@@ -290,22 +289,13 @@ size_t term_positions_of(MDB_txn *txn, const struct index_dbs *d, struct term_po
                          uint32_t doc, uint32_t **buf, size_t *cap)
 {
     const struct posting *p = tp->post;
-    if (p->delta && roaring_bitmap_contains(p->delta, doc)) { /* its dup in dterms */
-        MDB_cursor *cur;
-        unsigned char id[4];
-        put_be32(id, doc);
-        MDB_val k = {tp->keylen - 4, tp->key + 4}, v = {4, id};
-        size_t n = 0;
-        if (mdb_cursor_open(txn, d->dterms, &cur))
+    if (p->delta && roaring_bitmap_contains(p->delta, doc)) { /* a live one: in dpos */
+        unsigned char pk[DPOS_KEY_MAX];
+        MDB_val k = {dpos_key(doc, tp->key, tp->keylen, pk), pk}, v;
+        if (mdb_get(txn, d->dpos, &k, &v))
             return 0;
-        if (mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE) == 0 && v.mv_size >= DENTRY &&
-            get_be32(v.mv_data) == doc) {
-            const unsigned char *end = NULL, *b = delta_blob(txn, d, &k, v.mv_data, v.mv_size,
-                                                             &end);
-            n = b ? pos_blob_decode(b, end, buf, cap) : 0;
-        }
-        mdb_cursor_close(cur);
-        return n;
+        const unsigned char *b = v.mv_data;
+        return pos_blob_decode(b, b + v.mv_size, buf, cap);
     }
     if (!p->pos || !p->docs)
         return 0;

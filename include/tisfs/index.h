@@ -110,9 +110,22 @@ struct field_totals {
     int64_t docs, tokens;
 };
 
+/* A transaction's term entries, gathered by index_doc_add and written
+ * sorted by term by index_delta_flush before the commit: a batch then
+ * writes a page per term, not one per document and term. */
+struct index_delta;
+struct index_delta *index_delta_new(void);
+/* Writes what was gathered (in txn) and empties the batch. */
+int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b);
+/* Forgets what was gathered (TRUNCATE, an aborted transaction). */
+void index_delta_reset(struct index_delta *b);
+void index_delta_free(struct index_delta *b);
+
+/* batch NULL: the document's term entries are written at once. */
 int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
                   struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
-                  const struct tis_value *vals, struct field_totals *totals);
+                  const struct tis_value *vals, struct field_totals *totals,
+                  struct index_delta *batch);
 int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
                      uint32_t doc, struct field_totals *totals);
 /* Empties the index (TRUNCATE): every id up to last_id is deleted. */
@@ -218,7 +231,7 @@ bool id_cursor_seek(struct id_cursor *c, uint32_t doc);
 /* The positions of one term, for phrase queries. */
 struct term_positions {
     const struct posting *post;  /* the term's posting (base ranks, delta ids) */
-    unsigned char key[4 + 1 + TERM_MAX_BYTES]; /* BE doc id, field, term: a dpos key */
+    unsigned char key[1 + TERM_MAX_BYTES]; /* field byte, term */
     size_t keylen;
     /* Documents are asked for in increasing order: a cursor over the base
      * ids and their blobs replaces a rank computation per document. */
