@@ -7,9 +7,10 @@
 #include "tisfs/util.h"
 
 /* A delta entry (a dup of the term's key in dterms, MDB_DUPFIXED): u32 BE
- * doc id, u8 tf. The document's positions of the term are in dpos under
- * dpos_key: a term's entries are adjacent there, so the merge reads and
- * drops them in one sweep. */
+ * doc id, u8 tf. The positions of a batch's documents for the term are one
+ * dpos value under dpos_key(the batch's first document): (u32 BE doc id,
+ * blob) pairs. A term's values are adjacent, so the merge reads and drops
+ * them in one sweep, and a batch writes one value a term. */
 #define DENTRY 5
 
 static inline void put_be32(unsigned char *p, uint32_t v)
@@ -105,6 +106,10 @@ const unsigned char *posting_blob(const struct posting *p, uint32_t r);
  * term's live positions are adjacent. */
 #define DPOS_KEY_MAX (2 + 1 + TERM_MAX_BYTES + 64 + 4)
 size_t dpos_key(uint32_t doc, const void *key, size_t klen, unsigned char *out);
+/* The positions blob of live document doc for the term key (its batch's
+ * dpos value, found by seeking), or NULL; *end receives its end. */
+const unsigned char *dpos_find(MDB_txn *txn, const struct index_dbs *d, const void *key,
+                               size_t klen, uint32_t doc, const unsigned char **end);
 
 /* ---- norms (index_norms.c) ---- */
 #define NORMS_BLOCK 256

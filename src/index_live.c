@@ -121,6 +121,7 @@ int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delt
     if (rc)
         return rc;
     unsigned char *dups = xmalloc(b->n * DENTRY), pk[DPOS_KEY_MAX];
+    struct tbuf pos = {0};
     for (size_t i = 0, j; !rc && i < b->n; i = j) {
         const struct dentry *first = &b->e[i];
         for (j = i; j < b->n && b->e[j].klen == first->klen &&
@@ -133,16 +134,23 @@ int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delt
         MDB_val key = {first->klen, b->keys.data + first->koff};
         MDB_val data[2] = {{DENTRY, dups}, {j - i, NULL}};
         rc = mdb_cursor_put(cur, &key, data, MDB_MULTIPLE);
-        for (size_t k = i; k < j && !rc; k++) {
-            if (!b->e[k].blen)
-                continue; /* a like field's: no positions */
-            MDB_val pkv = {dpos_key(b->e[k].doc, key.mv_data, key.mv_size, pk), pk},
-                    pv = {b->e[k].blen, b->blobs.data + b->e[k].boff};
+        tbuf_reset(&pos); /* the batch's positions of this term: one value */
+        for (size_t k = i; k < j; k++)
+            if (b->e[k].blen) { /* (a like field's have none) */
+                unsigned char id[4];
+                put_be32(id, b->e[k].doc);
+                tbuf_add(&pos, id, 4);
+                tbuf_add(&pos, b->blobs.data + b->e[k].boff, b->e[k].blen);
+            }
+        if (!rc && pos.len) {
+            MDB_val pkv = {dpos_key(first->doc, key.mv_data, key.mv_size, pk), pk},
+                    pv = {pos.len, pos.data};
             rc = mdb_put(txn, d->dpos, &pkv, &pv, 0);
         }
     }
     mdb_cursor_close(cur);
     free(dups);
+    tbuf_free(&pos);
     index_delta_reset(b);
     return rc;
 }
@@ -251,14 +259,11 @@ static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
     const unsigned char *bp = posting_blob(p, 0), *bend = p->pos ? p->pos + p->poslen : NULL;
     roaring_uint32_iterator_t it;
     roaring_init_iterator(p->docs, &it);
-    unsigned char pk[DPOS_KEY_MAX];
     size_t found = 0;
     for (uint32_t i = 0; i < n; i++) {
         const unsigned char *b = NULL, *end = NULL;
         if (p->delta && roaring_bitmap_contains(p->delta, ids[i])) {
-            MDB_val k = {dpos_key(ids[i], key.mv_data, key.mv_size, pk), pk}, dv;
-            if (mdb_get(txn, d->dpos, &k, &dv) == 0)
-                b = dv.mv_data, end = b + dv.mv_size;
+            b = dpos_find(txn, d, key.mv_data, key.mv_size, ids[i], &end);
         } else {
             for (; it.has_value && it.current_value < ids[i]; roaring_advance_uint32_iterator(&it))
                 bp = bp ? bp + pos_blob_len(bp, bend) : NULL; /* a deleted document's */

@@ -269,6 +269,37 @@ size_t dpos_key(uint32_t doc, const void *key, size_t klen, unsigned char *out)
     return 2 + klen + 4;
 }
 
+const unsigned char *dpos_find(MDB_txn *txn, const struct index_dbs *d, const void *key,
+                               size_t klen, uint32_t doc, const unsigned char **end)
+{
+    unsigned char pk[DPOS_KEY_MAX];
+    size_t plen = dpos_key(doc, key, klen, pk) - 4;
+    MDB_val k = {plen + 4, pk}, v;
+    MDB_cursor *cur;
+    const unsigned char *found = NULL;
+    if (mdb_cursor_open(txn, d->dpos, &cur))
+        return NULL;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 && !(k.mv_size == plen + 4 && memcmp(k.mv_data, pk, plen + 4) == 0))
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV); /* the batch that began before doc */
+    else if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == plen + 4 && memcmp(k.mv_data, pk, plen) == 0) {
+        const unsigned char *p = v.mv_data, *e = p + v.mv_size;
+        while (!found && e - p > 4) {
+            uint32_t id = get_be32(p);
+            size_t b = pos_blob_len(p + 4, e);
+            if (!b)
+                break;
+            if (id == doc)
+                found = p + 4, *end = p + 4 + b;
+            p += 4 + b;
+        }
+    }
+    mdb_cursor_close(cur);
+    return found;
+}
+
 int index_term_positions(MDB_txn *txn, const struct index_dbs *d, uint8_t field,
                          const void *term, size_t len, const struct posting *post,
                          struct term_positions *tp)
@@ -290,12 +321,8 @@ size_t term_positions_of(MDB_txn *txn, const struct index_dbs *d, struct term_po
 {
     const struct posting *p = tp->post;
     if (p->delta && roaring_bitmap_contains(p->delta, doc)) { /* a live one: in dpos */
-        unsigned char pk[DPOS_KEY_MAX];
-        MDB_val k = {dpos_key(doc, tp->key, tp->keylen, pk), pk}, v;
-        if (mdb_get(txn, d->dpos, &k, &v))
-            return 0;
-        const unsigned char *b = v.mv_data;
-        return pos_blob_decode(b, b + v.mv_size, buf, cap);
+        const unsigned char *end = NULL, *b = dpos_find(txn, d, tp->key, tp->keylen, doc, &end);
+        return b ? pos_blob_decode(b, end, buf, cap) : 0;
     }
     if (!p->pos || !p->docs)
         return 0;
