@@ -17,9 +17,10 @@
  * dterms:  (field byte, term bytes) -> dups of {u32 BE doc id, u8 tf}
  *          (MDB_DUPSORT|MDB_DUPFIXED: one small entry per document and term,
  *          in id order), the postings of documents added since the build
- * dpos:    (u32 BE doc id, field byte, term bytes) -> that document's
- *          positions of the term (keys of one document are adjacent, so an
- *          added document writes one run of pages)
+ * dpos:    (u16 BE key length, field byte, term bytes, u32 BE first doc id of
+ *          a write batch) -> (u32 BE doc id, positions blob) of that batch's
+ *          documents: a batch writes one value per term (index_delta), and
+ *          a term's values are adjacent for the merge
  * dexists: field byte -> dups of u32 BE doc id, likewise for exists
  * deleted: u16 BE (id >> 16) -> portable roaring bitmap of the removed ids
  *          in that range (a removal rewrites at most one small chunk)
