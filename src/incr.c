@@ -20,10 +20,13 @@
 #define SYNC_EVERY_SEC 1.0
 /* The merge: terms per transaction, the time it may take between two
  * polls when the stream is idle, and the backlog that makes it run between
- * batches even when the stream is busy. */
+ * batches even when the stream is busy. A busy merge rewrites the common
+ * terms' whole postings (positions included) between batches: at 1M it
+ * cost a 100 000-event catch-up a fifth of its speed; the delta stays
+ * cheap to read well beyond (bench/RESULTS.md, issue 8). */
 #define FOLD_TERMS 64
 #define FOLD_IDLE_SEC 0.05
-#define FOLD_BUSY_ENTRIES 1000000
+#define FOLD_BUSY_ENTRIES 8000000
 /* A lag above this many messages reads "catching_up". */
 #define CATCHING_UP_LAG 10000
 
