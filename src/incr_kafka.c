@@ -231,7 +231,11 @@ int incr_poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
     int n = 0;
     size_t bytes = 0;
     double deadline = 0;
-    while (n < INCR_BATCH_MAX && bytes < INCR_BATCH_BYTES) {
+    pthread_mutex_lock(&c->mu);
+    size_t limit = c->state && strcmp(c->state, "catching_up") == 0 ? INCR_BATCH_BYTES_BEHIND
+                                                        : INCR_BATCH_BYTES;
+    pthread_mutex_unlock(&c->mu);
+    while (n < INCR_BATCH_MAX && bytes < limit) {
         int ms = n ? (int)((deadline - mono_now()) * 1000) : wait_ms;
         if (n && ms <= 0)
             break;

@@ -28,8 +28,13 @@
 #define INCR_BATCH_MAX 4096
 /* A write transaction keeps its dirty pages in memory: a batch also ends
  * at this many bytes of messages (an open-protocol message holds up to 16
- * rows). */
+ * rows). While catching up (far behind) batches may be larger: a batch
+ * writes a page per distinct term, so 8x the events cost ~2x the pages
+ * (a 100 000-event catch-up: 11 500 events/s and 13.6 KB written an event,
+ * against 8 000 and 66 KB); near the head small batches keep the latency
+ * of each change low. */
 #define INCR_BATCH_BYTES ((size_t)512 << 10)
+#define INCR_BATCH_BYTES_BEHIND ((size_t)4 << 20)
 #define INCR_BATCH_WAIT_MS 5
 
 /* Where channel events (start, assignment, errors, skipped messages, DDL)
