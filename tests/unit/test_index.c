@@ -241,6 +241,22 @@ static const char *positions(MDB_txn *txn, struct env *e, uint8_t f, const char 
     return out;
 }
 
+/* Runs the merge, terms_per_txn terms a transaction, until nothing is left;
+ * false if it never ends. */
+static bool fold_all(struct env *e, size_t terms_per_txn)
+{
+    bool left = true;
+    struct tbuf from = {0};
+    MDB_txn *txn;
+    for (int round = 0; left && round < 100; round++) {
+        mdb_txn_begin(e->env, NULL, 0, &txn);
+        CHECK(index_fold(txn, &e->d, &from, terms_per_txn, &left) == 0);
+        CHECK(mdb_txn_commit(txn) == 0);
+    }
+    tbuf_free(&from);
+    return !left;
+}
+
 static const struct row BASE[] = {
     {"1", "apple banana apple", "10", "Alpha"},
     {"2", "北京 天安门", "-5", "Beta"},
@@ -325,15 +341,7 @@ static void test_incremental_equals_rebuild(void)
     mdb_txn_abort(txn);
 
     /* The merge folds everything into the base; readers see no change. */
-    bool left = true;
-    struct tbuf from = {0};
-    for (int round = 0; left && round < 100; round++) {
-        mdb_txn_begin(inc.env, NULL, 0, &txn);
-        CHECK(index_fold(txn, &inc.d, &from, 2, &left) == 0);
-        CHECK(mdb_txn_commit(txn) == 0);
-    }
-    CHECK(!left);
-    tbuf_free(&from);
+    CHECK(fold_all(&inc, 2));
     mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
     CHECK(index_delta_entries(txn, &inc.d) == 0);
     CHECK(strcmp(positions(txn, &inc, 1, "apple", 1), "0,2") == 0); /* folded into the base */
@@ -481,15 +489,7 @@ static void test_large_postings(void)
     CHECK(mdb_stat(txn, inc.d.dpos, &st) == 0 && st.ms_entries > 0); /* live positions */
     CHECK(strcmp(positions(txn, &inc, 1, "y", N + MORE), "600") == 0);
     mdb_txn_abort(txn);
-    bool left = true;
-    struct tbuf from = {0};
-    for (int round = 0; left && round < 100; round++) {
-        mdb_txn_begin(inc.env, NULL, 0, &txn);
-        CHECK(index_fold(txn, &inc.d, &from, 3, &left) == 0);
-        CHECK(mdb_txn_commit(txn) == 0);
-    }
-    tbuf_free(&from);
-    CHECK(!left && same_view(&inc, map, N + MORE + 1, &fresh, map, N + MORE + 1));
+    CHECK(fold_all(&inc, 3) && same_view(&inc, map, N + MORE + 1, &fresh, map, N + MORE + 1));
     mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
     CHECK(mdb_stat(txn, inc.d.dpos, &st) == 0 && st.ms_entries == 0); /* folded, dropped */
     mdb_txn_abort(txn);
