@@ -1,13 +1,13 @@
 /* index_build — the bulk build of a generation's index while its dump streams.
  *
  * The dump thread hands rows over in batches (index_builder_add). Tokenizer
- * threads (ICU is the expensive part) turn batches into per-document term
- * lists in parallel; one accumulator thread takes them back in batch order,
- * so document ids stay increasing, and appends postings to an in-memory
- * dictionary. Beyond the memory budget the postings are spilled as a sorted
- * run file; index_builder_finish merges the runs and writes each key once,
- * in key order, with MDB_APPEND. Memory is bounded by the budget plus the
- * batches in flight. */
+ * threads (analysis is the expensive part) turn batches into per-document
+ * term lists in parallel; one accumulator thread takes them back in batch
+ * order, so document ids stay increasing, and appends postings to an
+ * in-memory dictionary. Beyond the memory budget the postings are spilled
+ * as a sorted run file; index_builder_finish merges the runs (index_runs.c)
+ * and writes each key once, in key order, with MDB_APPEND. Memory is
+ * bounded by the budget plus the batches in flight. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -25,10 +25,6 @@
  * tokenized and waiting for their turn. */
 #define INFLIGHT 8
 #define TOKENIZERS 2
-/* A write transaction holds its dirty pages in memory until it commits:
- * commit after this many bytes so that a few huge postings (a word in every
- * document) cannot pile up hundreds of megabytes. */
-#define COMMIT_BYTES ((size_t)16 << 20)
 
 /* ---- the dictionary of one run ---- */
 
@@ -188,7 +184,7 @@ static void add_posting(struct index_builder *b, const void *key, size_t len, ui
 
 static void run_path(const struct index_builder *b, int i, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/run-%d.tmp", b->tmpdir, i);
+    index_run_path(b->tmpdir, i, buf, len);
 }
 
 /* Runs are written and read by one thread at a time: stdio's per-call
@@ -547,192 +543,6 @@ struct index_builder *index_builder_new(const struct tis_schema *sc,
     return b;
 }
 
-/* ---- merge ---- */
-
-struct run {
-    FILE *f;
-    bool live;
-    struct tbuf key;
-    uint32_t n;
-};
-
-static uint64_t fget_varint(FILE *f, bool *ok)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        int c = getc_unlocked(f);
-        if (c == EOF) {
-            *ok = false;
-            return 0;
-        }
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80))
-            return v;
-    }
-    *ok = false;
-    return 0;
-}
-
-static void run_next(struct run *r)
-{
-    bool ok = true;
-    uint64_t klen = fget_varint(r->f, &ok);
-    if (!ok || klen > 1024) {
-        r->live = false;
-        return;
-    }
-    tbuf_reset(&r->key);
-    tbuf_reserve(&r->key, klen);
-    r->key.len = fread_unlocked(r->key.data, 1, klen, r->f);
-    r->n = (uint32_t)fget_varint(r->f, &ok);
-    r->live = ok && r->key.len == klen;
-}
-
-struct merged {
-    uint32_t *docs;
-    uint8_t *tf;
-    size_t n, cap;
-    struct tbuf pos; /* the documents' positions blobs, end to end */
-};
-
-static void run_take(struct run *r, struct merged *m)
-{
-    bool ok = true;
-    if (m->n + r->n > m->cap) {
-        m->cap = (m->n + r->n) * 2;
-        m->docs = xrealloc(m->docs, m->cap * sizeof *m->docs);
-        m->tf = xrealloc(m->tf, m->cap);
-    }
-    uint32_t prev = 0;
-    for (uint32_t i = 0; i < r->n; i++) {
-        prev += (uint32_t)fget_varint(r->f, &ok);
-        m->docs[m->n + i] = prev;
-    }
-    if (fread_unlocked(m->tf + m->n, 1, r->n, r->f) != r->n)
-        ok = false;
-    uint64_t plen = fget_varint(r->f, &ok);
-    if (ok && plen <= ((uint64_t)1 << 32)) {
-        tbuf_reserve(&m->pos, plen);
-        ok = fread_unlocked(m->pos.data + m->pos.len, 1, plen, r->f) == plen;
-        m->pos.len += ok ? plen : 0;
-    } else
-        ok = false;
-    m->n += r->n;
-    if (ok)
-        run_next(r);
-    else
-        r->live = false;
-}
-
-static int txn_renew(MDB_env *env, MDB_txn **txn)
-{
-    int rc = mdb_txn_commit(*txn);
-    *txn = NULL;
-    return rc ? rc : mdb_txn_begin(env, NULL, 0, txn);
-}
-
-/* A min-heap of live runs by (current key, run index): equal keys come out
- * in run order, which is document order. */
-struct run_heap {
-    int *h;
-    int n;
-    struct run *runs;
-};
-
-static bool run_less(const struct run_heap *q, int a, int b)
-{
-    int c = cmp_keys(q->runs[a].key.data, q->runs[a].key.len, q->runs[b].key.data,
-                     q->runs[b].key.len);
-    return c < 0 || (c == 0 && a < b);
-}
-
-static void heap_sift(struct run_heap *q, int i)
-{
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < q->n && run_less(q, q->h[l], q->h[m]))
-            m = l;
-        if (r < q->n && run_less(q, q->h[r], q->h[m]))
-            m = r;
-        if (m == i)
-            return;
-        int t = q->h[i];
-        q->h[i] = q->h[m];
-        q->h[m] = t;
-        i = m;
-    }
-}
-
-/* Takes the top run's posting and moves the run on (out of the heap when
- * it is exhausted). */
-static void heap_take_top(struct run_heap *q, struct merged *m)
-{
-    run_take(&q->runs[q->h[0]], m);
-    if (!q->runs[q->h[0]].live)
-        q->h[0] = q->h[--q->n];
-    heap_sift(q, 0);
-}
-
-static int merge_runs(struct index_builder *b, MDB_env *env, const struct index_dbs *d,
-                      MDB_txn **txn)
-{
-    struct run *runs = xcalloc((size_t)b->nruns + 1, sizeof *runs);
-    struct merged m = {0};
-    struct tbuf val = {0}, key = {0};
-    int rc = 0;
-    char path[4096];
-    for (int i = 0; i < b->nruns; i++) {
-        run_path(b, i, path, sizeof path);
-        if ((runs[i].f = fopen(path, "rb"))) {
-            setvbuf(runs[i].f, NULL, _IOFBF, 1 << 18);
-            run_next(&runs[i]);
-        }
-    }
-    struct run_heap q = {xcalloc((size_t)b->nruns + 1, sizeof(int)), 0, runs};
-    for (int i = 0; i < b->nruns; i++)
-        if (runs[i].live)
-            q.h[q.n++] = i;
-    for (int i = q.n / 2 - 1; i >= 0; i--)
-        heap_sift(&q, i);
-    for (size_t pending = 0; !rc && q.n;) {
-        /* Runs hold increasing document ranges: taking equal keys in run
-         * order concatenates postings in document order. */
-        tbuf_reset(&key);
-        tbuf_add(&key, runs[q.h[0]].key.data, runs[q.h[0]].key.len);
-        m.n = 0;
-        tbuf_reset(&m.pos);
-        while (q.n && cmp_keys(runs[q.h[0]].key.data, runs[q.h[0]].key.len, key.data,
-                               key.len) == 0)
-            heap_take_top(&q, &m);
-        posting_encode(m.docs, m.tf, (uint32_t)m.n, (const unsigned char *)m.pos.data, m.pos.len,
-                       &val);
-        MDB_val k = {key.len, key.data}, v = {val.len, val.data};
-        rc = mdb_put(*txn, d->terms, &k, &v, MDB_APPEND);
-        if (!rc && b->cancel && atomic_load(b->cancel))
-            rc = ECANCELED; /* a merge of millions of terms must not delay rm -r */
-        pending += key.len + val.len + 16;
-        if (!rc && pending >= COMMIT_BYTES) {
-            rc = txn_renew(env, txn);
-            pending = 0;
-        }
-    }
-    free(q.h);
-    for (int i = 0; i < b->nruns; i++) {
-        if (runs[i].f)
-            fclose(runs[i].f);
-        tbuf_free(&runs[i].key);
-        run_path(b, i, path, sizeof path);
-        unlink(path);
-    }
-    free(runs);
-    free(m.docs);
-    free(m.tf);
-    tbuf_free(&m.pos);
-    tbuf_free(&val);
-    tbuf_free(&key);
-    return rc;
-}
-
 static int write_norms(struct index_builder *b, MDB_env *env, const struct index_dbs *d,
                        MDB_txn **txn)
 {
@@ -750,7 +560,7 @@ static int write_norms(struct index_builder *b, MDB_env *env, const struct index
         }
         rc = norms_writer_add(w, *txn, d, id, rec);
         if (!rc && id % (NORMS_BLOCK * 64) == 0)
-            rc = b->cancel && atomic_load(b->cancel) ? ECANCELED : txn_renew(env, txn);
+            rc = b->cancel && atomic_load(b->cancel) ? ECANCELED : index_txn_renew(env, txn);
     }
     if (!rc)
         rc = norms_writer_finish(w, *txn, d);
@@ -803,7 +613,7 @@ int index_builder_finish(struct index_builder *b, MDB_env *env, const struct ind
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(env, NULL, 0, &txn);
     if (!rc)
-        rc = merge_runs(b, env, d, &txn);
+        rc = index_runs_merge(b->tmpdir, b->nruns, b->cancel, env, d, &txn);
     if (!rc)
         rc = write_norms(b, env, d, &txn);
     if (!rc)

@@ -111,6 +111,15 @@ size_t dpos_key(uint32_t doc, const void *key, size_t klen, unsigned char *out);
 const unsigned char *dpos_find(MDB_txn *txn, const struct index_dbs *d, const void *key,
                                size_t klen, uint32_t doc, const unsigned char **end);
 
+/* ---- the build's run files (index_runs.c) ---- */
+void index_run_path(const char *tmpdir, int i, char *buf, size_t len);
+/* Merges run files 0..nruns-1 of tmpdir into d's terms (each removed once
+ * read), committing *txn every 16 MB; ECANCELED once *cancel is set. */
+int index_runs_merge(const char *tmpdir, int nruns, const atomic_bool *cancel, MDB_env *env,
+                     const struct index_dbs *d, MDB_txn **txn);
+/* Commits *txn and begins the next one. */
+int index_txn_renew(MDB_env *env, MDB_txn **txn);
+
 /* ---- norms (index_norms.c) ---- */
 #define NORMS_BLOCK 256
 /* Field lengths are counted up to this (BM25 gives such documents ~0). */
