@@ -259,8 +259,14 @@ static void follow(struct incr *c)
             incr_refresh_watermarks(c);
         fold_some(c, n == 0);
         if (c->dirty && mono_now() - c->last_sync >= SYNC_EVERY_SEC) {
-            gen_sync(c->g);
-            gen_release_pages(c->g);
+            if (!c->syncer_started) { /* no thread for it: here, then */
+                gen_sync(c->g);
+                gen_release_pages(c->g);
+            }
+            pthread_mutex_lock(&c->mu);
+            c->sync_wanted = true;
+            pthread_cond_signal(&c->sync_cv);
+            pthread_mutex_unlock(&c->mu);
             c->dirty = false;
             c->last_sync = mono_now();
         }
@@ -268,11 +274,47 @@ static void follow(struct incr *c)
     free(msgs);
 }
 
+/* Syncs what the consumer committed, when it asks, until told to stop. LMDB
+ * allows mdb_env_sync beside a write transaction (an fdatasync of the file:
+ * the commits before it are durable); the page release drops mapped pages
+ * the consumer may fault back in from the page cache. */
+static void *syncer(void *arg)
+{
+    struct incr *c = arg;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (!c->sync_wanted && !c->syncer_stop)
+            pthread_cond_wait(&c->sync_cv, &c->mu);
+        if (!c->sync_wanted)
+            break;
+        c->sync_wanted = false;
+        pthread_mutex_unlock(&c->mu);
+        gen_sync(c->g);
+        gen_release_pages(c->g);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void syncer_stop(struct incr *c)
+{
+    if (!c->syncer_started)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->syncer_stop = true;
+    pthread_cond_signal(&c->sync_cv);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->syncer, NULL);
+    c->syncer_started = false;
+}
+
 static void *run(void *arg)
 {
     struct incr *c = arg;
     char err[512];
     double retry = RETRY_MIN_SEC;
+    c->syncer_started = pthread_create(&c->syncer, NULL, syncer, c) == 0;
     if (!(c->an = analyzer_new(err, sizeof err))) {
         incr_set_error(c, err);
         goto out;
@@ -298,8 +340,8 @@ static void *run(void *arg)
         incr_disconnect(c);
     }
 out:
-    if (c->dirty)
-        gen_sync(c->g);
+    syncer_stop(c); /* it may still be syncing: it ends first */
+    gen_sync(c->g); /* everything committed, whatever the syncer saw */
     pthread_mutex_lock(&c->mu);
     c->done = true;
     if (!c->errs[0])
@@ -333,6 +375,7 @@ struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec
     c->moved = xcalloc(nf, sizeof *c->moved);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    pthread_cond_init(&c->sync_cv, NULL);
     atomic_init(&c->stop, false);
     if (pthread_create(&c->thread, NULL, run, c) != 0)
         abort();
@@ -371,6 +414,7 @@ void incr_stop(struct incr *c)
     spec_incr_free(&c->spec);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->sync_cv);
     free(c->vals);
     free(c->present);
     free(c->moved);
