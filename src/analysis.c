@@ -244,26 +244,35 @@ static int char_class(UChar32 c)
 }
 
 /* The letter and digit runs of a word ("boost.python": boost, python;
- * "python3": python, 3; "python's": python, s), as UTF-16 offsets into
- * starts/ends (at most max). Returns how many. */
-static int word_parts(const UChar *w, int32_t n, int32_t *starts, int32_t *ends, int max)
+ * "python3": python, 3; "python's": python, s), fed one character at a
+ * time (the ICU path by code point in UTF-16, the ASCII one by byte), so
+ * that both split words by one rule. */
+#define MAX_PARTS 16
+struct parts {
+    int32_t starts[MAX_PARTS], ends[MAX_PARTS];
+    int n, prev;
+    bool letters, too_many;
+};
+
+/* The character at [at, end) of class cls (char_class) comes next. */
+static void parts_add(struct parts *p, int cls, int32_t at, int32_t end)
 {
-    int np = 0, prev = 0;
-    for (int32_t i = 0; i < n;) {
-        int32_t at = i;
-        UChar32 c;
-        U16_NEXT(w, i, n, c);
-        int cls = char_class(c);
-        if (cls && cls == prev && np)
-            ends[np - 1] = i;
-        else if (cls && np < max) {
-            starts[np] = at;
-            ends[np++] = i;
-        } else if (cls)
-            return 0; /* too many parts to be a compound: the word alone */
-        prev = cls;
-    }
-    return np;
+    p->letters |= cls == 1;
+    if (cls && cls == p->prev && p->n)
+        p->ends[p->n - 1] = end;
+    else if (cls && p->n < MAX_PARTS) {
+        p->starts[p->n] = at;
+        p->ends[p->n++] = end;
+    } else if (cls)
+        p->too_many = true;
+    p->prev = cls;
+}
+
+/* The parts a word adds, 0 when it stays whole: a single run, a number
+ * (3.14, 1,000), or too many parts to be a compound. */
+static int parts_count(const struct parts *p)
+{
+    return p->too_many || p->n < 2 || !p->letters ? 0 : p->n;
 }
 
 /* A word joined by `.`, `'`, `_`, a letter/digit change...: as IK Analyzer's
@@ -274,17 +283,16 @@ static int word_parts(const UChar *w, int32_t n, int32_t *starts, int32_t *ends,
 static uint32_t emit_parts(struct analyzer *a, const UChar *w, int32_t wn, uint32_t pos,
                            token_fn fn, void *arg, bool *stop)
 {
-    int32_t starts[16], ends[16];
-    int np = word_parts(w, wn, starts, ends, 16), letters = 0;
-    for (int32_t i = 0; i < wn && !letters;) {
+    struct parts p = {0};
+    for (int32_t i = 0; i < wn;) {
+        int32_t at = i;
         UChar32 c;
         U16_NEXT(w, i, wn, c);
-        letters = char_class(c) == 1;
+        parts_add(&p, char_class(c), at, i);
     }
-    if (np < 2 || !letters) /* numbers (3.14, 1,000) stay whole */
-        return 0;
+    int np = parts_count(&p);
     for (int i = 0; i < np && !*stop; i++) {
-        to_utf8(a, w + starts[i], ends[i] - starts[i]);
+        to_utf8(a, w + p.starts[i], p.ends[i] - p.starts[i]);
         *stop = emit(fn, arg, a->utf8.data, a->utf8.len, pos + (uint32_t)i) != 0;
     }
     return (uint32_t)np;
@@ -363,30 +371,21 @@ static size_t ascii_word_end(const unsigned char *s, size_t n, size_t i)
     return i;
 }
 
-/* As word_parts and emit_parts, on folded ASCII. */
+/* As emit_parts, on folded ASCII (bytes are characters; u_isalpha and
+ * u_isdigit are a-z and 0-9 there). */
 static uint32_t ascii_parts(const char *w, size_t n, uint32_t pos, token_fn fn, void *arg,
                             bool *stop)
 {
-    size_t starts[16], ends[16];
-    int np = 0, prev = W_OTHER;
-    bool letters = false;
+    struct parts p = {0};
     for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)w[i]; /* as u_isalpha, u_isdigit */
-        int cls = ch >= 'a' && ch <= 'z' ? W_LETTER : ch >= '0' && ch <= '9' ? W_DIGIT : W_OTHER;
-        letters |= cls == W_LETTER;
-        if (cls != W_OTHER && cls == prev && np)
-            ends[np - 1] = i + 1;
-        else if (cls != W_OTHER && np < 16) {
-            starts[np] = i;
-            ends[np++] = i + 1;
-        } else if (cls != W_OTHER)
-            return 0;
-        prev = cls;
+        unsigned char ch = (unsigned char)w[i];
+        parts_add(&p, ch >= 'a' && ch <= 'z' ? 1 : ch >= '0' && ch <= '9' ? 2 : 0, (int32_t)i,
+                  (int32_t)i + 1);
     }
-    if (np < 2 || !letters)
-        return 0;
+    int np = parts_count(&p);
     for (int i = 0; i < np && !*stop; i++)
-        *stop = emit(fn, arg, w + starts[i], ends[i] - starts[i], pos + (uint32_t)i) != 0;
+        *stop = emit(fn, arg, w + p.starts[i], (size_t)(p.ends[i] - p.starts[i]),
+                     pos + (uint32_t)i) != 0;
     return (uint32_t)np;
 }
 
