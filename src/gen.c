@@ -365,11 +365,13 @@ struct gen *gen_open(const char *dir, char *err, size_t errlen)
     }
     g->dir = xstrdup(dir);
     atomic_init(&g->refs, 1);
+    int format = 1; /* generations before the format was recorded */
     if (mdb_txn_begin(g->e.env, NULL, MDB_RDONLY, &txn) == 0) {
         struct json_object *sc = meta_get(g, txn, "schema"), *n = meta_get(g, txn, "docs"),
-                           *format = meta_get(g, txn, "format");
-        g->format = format ? json_object_get_int(format) : 1;
-        json_object_put(format);
+                           *f = meta_get(g, txn, "format");
+        if (f)
+            format = json_object_get_int(f);
+        json_object_put(f);
         g->sc = schema_from_json(sc);
         g->docs = n ? (uint64_t)json_object_get_int64(n) : 0;
         g->snapshot = meta_get(g, txn, "snapshot");
@@ -384,12 +386,12 @@ struct gen *gen_open(const char *dir, char *err, size_t errlen)
         json_object_put(n);
         mdb_txn_abort(txn);
     }
-    if (g->sc && g->format != INDEX_FORMAT) {
+    if (g->sc && format != INDEX_FORMAT) {
         /* Its postings lack what this version's queries read (positions,
          * dense norms): answers would be wrong, not merely slow. */
         snprintf(err, errlen, "%s: written by another version of tisfs (index format %d, this "
                  "one reads %d): rebuild the collection (echo 1 > collections/NAME/build)", dir,
-                 g->format, INDEX_FORMAT);
+                 format, INDEX_FORMAT);
         schema_free(g->sc);
         g->sc = NULL;
         g->doomed = false;

@@ -21,7 +21,6 @@ struct gen {
     atomic_int refs;
     atomic_bool doomed;
     uint64_t docs; /* rows the build wrote */
-    int format;    /* INDEX_FORMAT of the writer */
     struct tis_schema *sc;
     struct json_object *snapshot;
     struct json_object *stats;

@@ -259,14 +259,15 @@ static void follow(struct incr *c)
             incr_refresh_watermarks(c);
         fold_some(c, n == 0);
         if (c->dirty && mono_now() - c->last_sync >= SYNC_EVERY_SEC) {
-            if (!c->syncer_started) { /* no thread for it: here, then */
+            if (c->syncer_started) {
+                pthread_mutex_lock(&c->mu);
+                c->sync_wanted = true;
+                pthread_cond_signal(&c->sync_cv);
+                pthread_mutex_unlock(&c->mu);
+            } else { /* no thread for it: here, then */
                 gen_sync(c->g);
                 gen_release_pages(c->g);
             }
-            pthread_mutex_lock(&c->mu);
-            c->sync_wanted = true;
-            pthread_cond_signal(&c->sync_cv);
-            pthread_mutex_unlock(&c->mu);
             c->dirty = false;
             c->last_sync = mono_now();
         }

@@ -300,12 +300,9 @@ const unsigned char *dpos_find(MDB_txn *txn, const struct index_dbs *d, const vo
     return found;
 }
 
-int index_term_positions(MDB_txn *txn, const struct index_dbs *d, uint8_t field,
-                         const void *term, size_t len, const struct posting *post,
-                         struct term_positions *tp)
+int term_positions_init(struct term_positions *tp, uint8_t field, const void *term, size_t len,
+                        const struct posting *post)
 {
-    (void)txn;
-    (void)d;
     memset(tp, 0, sizeof *tp);
     tp->post = post;
     if (len > TERM_MAX_BYTES)

@@ -100,12 +100,6 @@ uint32_t reader_norm(struct reader *r, uint8_t field, uint32_t doc)
     return norms_read(r->txn, r->d, &r->norms[field], field, doc);
 }
 
-int reader_positions_open(struct reader *r, uint8_t field, const void *term, size_t len,
-                          const struct posting *post, struct term_positions *tp)
-{
-    return index_term_positions(r->txn, r->d, field, term, len, post, tp);
-}
-
 size_t reader_positions(struct reader *r, struct term_positions *tp, uint32_t doc,
                         uint32_t **buf, size_t *cap)
 {

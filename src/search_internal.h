@@ -30,7 +30,7 @@ struct plan {
     /* P_TERM */
     struct posting post;
     uint8_t field;
-    double idf, avgdl;
+    double idf;
     double norm_a, norm_b; /* BM25's k1 (1 - b + b dl / avgdl) as a + b dl */
     struct id_cursor *cursor; /* over post.docs, when scoring */
     /* P_BOOL */

@@ -65,11 +65,9 @@ static struct plan *term_plan(struct ctx *c, uint8_t f, const void *term, size_t
     uint64_t ndocs = (uint64_t)st->f[f].docs, tokens = (uint64_t)st->f[f].tokens;
     double n = (double)roaring_bitmap_get_cardinality(p->docs);
     p->idf = log(1 + ((double)ndocs - n + 0.5) / (n + 0.5));
-    p->avgdl = ndocs ? (double)tokens / (double)ndocs : 1;
-    if (p->avgdl <= 0)
-        p->avgdl = 1;
+    double avgdl = ndocs ? (double)tokens / (double)ndocs : 1;
     p->norm_a = BM25_K1 * (1 - BM25_B);
-    p->norm_b = BM25_K1 * BM25_B / p->avgdl;
+    p->norm_b = BM25_K1 * BM25_B / (avgdl > 0 ? avgdl : 1);
     return p;
 }
 
@@ -218,7 +216,7 @@ static struct plan *phrase_plan(struct ctx *c, uint8_t f, struct qtokens *qt)
     for (size_t i = 0; i < qt->n; i++, t += strlen(t) + 1) {
         bool_add(b, OCC_MUST, term_plan(c, f, t, strlen(t)));
         ph.rel[i] = qpos[i] - qpos[0];
-        if (reader_positions_open(c->rd, f, t, strlen(t), &b->kids[i]->post, &ph.tp[i]))
+        if (term_positions_init(&ph.tp[i], f, t, strlen(t), &b->kids[i]->post))
             search_fail(c, "cannot read the positions of a phrase term");
     }
     bool_finish(c, b);

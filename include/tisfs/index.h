@@ -241,10 +241,10 @@ struct term_positions {
     uint32_t at_rank;
     bool started;
 };
-/* Prepares tp for the term of post (which it borrows). */
-int index_term_positions(MDB_txn *txn, const struct index_dbs *d, uint8_t field,
-                         const void *term, size_t len, const struct posting *post,
-                         struct term_positions *tp);
+/* Prepares tp for the term of post (which it borrows): 0, or MDB_NOTFOUND
+ * for a term longer than any indexed one. */
+int term_positions_init(struct term_positions *tp, uint8_t field, const void *term, size_t len,
+                        const struct posting *post);
 /* The positions of doc (which must be in the posting) into *buf (ascending,
  * grown as needed); returns how many, 0 when they cannot be found. Cheapest
  * when called in increasing doc order. */

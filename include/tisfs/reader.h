@@ -42,9 +42,8 @@ int reader_terms_between(struct reader *r, uint8_t field, const void *lo, size_t
 roaring_bitmap_t *reader_exists(struct reader *r, uint8_t field);
 /* BM25's length of field in doc; cheapest in increasing doc order. */
 uint32_t reader_norm(struct reader *r, uint8_t field, uint32_t doc);
-/* Positions of a term (index_term_positions, term_positions_of). */
-int reader_positions_open(struct reader *r, uint8_t field, const void *term, size_t len,
-                          const struct posting *post, struct term_positions *tp);
+/* The positions of doc in a term prepared by term_positions_init
+ * (term_positions_of over the reader's transaction). */
 size_t reader_positions(struct reader *r, struct term_positions *tp, uint32_t doc,
                         uint32_t **buf, size_t *cap);
 

@@ -153,7 +153,7 @@ static int view_term(void *arg, const unsigned char *t, size_t len, const struct
     struct term_positions tp;
     uint32_t *buf = NULL;
     size_t cap = 0;
-    CHECK(index_term_positions(v->txn, v->d, v->field, t, len, p, &tp) == 0);
+    CHECK(term_positions_init(&tp, v->field, t, len, p) == 0);
     roaring_uint32_iterator_t it;
     roaring_init_iterator(live, &it);
     for (; it.has_value; roaring_advance_uint32_iterator(&it))
@@ -232,7 +232,7 @@ static const char *positions(MDB_txn *txn, struct env *e, uint8_t f, const char 
     out[0] = 0;
     if (index_term(txn, &e->d, f, term, strlen(term), &p) != 0)
         return out;
-    if (index_term_positions(txn, &e->d, f, term, strlen(term), &p, &tp) == 0)
+    if (term_positions_init(&tp, f, term, strlen(term), &p) == 0)
         n = term_positions_of(txn, &e->d, &tp, doc, &buf, &cap);
     for (size_t i = 0, at = 0; i < n && at < sizeof out - 12; i++)
         at += (size_t)snprintf(out + at, sizeof out - at, "%s%u", i ? "," : "", buf[i]);
