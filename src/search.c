@@ -272,9 +272,6 @@ static roaring_bitmap_t *matches(struct ctx *c, const struct search_request *r, 
     return docs;
 }
 
-/* The hits of the page and those before it; false (with c->err) when
- * their text sort keys would need more than SEARCH_MAX_SORT_BYTES (a deep
- * start sorted by a long text field). */
 /* MaxScore (Turtle and Flood; Lucene's MaxScoreBulkScorer): for a
  * disjunction ranked by score, each clause contributes at most its bound
  * (BM25's tf / (tf + norm) is below 1, so boost * idf). Once the k-th best
@@ -368,6 +365,9 @@ static bool constant_score(const struct plan *p)
     return only && constant_score(only);
 }
 
+/* The hits of the page and those before it; false (with c->err) when
+ * their text sort keys would need more than SEARCH_MAX_SORT_BYTES (a deep
+ * start sorted by a long text field). */
 static bool top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
                   const struct sorter *s, bool need_score, struct heap *hp)
 {
@@ -381,7 +381,8 @@ static bool top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
     bool pruning = by_score && hp->cap && maxscore_init(&ms, qp, docs);
     struct id_cursor *it = xmalloc(sizeof *it);
     id_cursor_start(it, docs);
-    for (size_t n = 0; id_cursor_seek(it, 0) && !(first_k && n == hp->cap); it->i++, n++) {
+    bool ok = true;
+    for (size_t n = 0; ok && id_cursor_seek(it, 0) && !(first_k && n == hp->cap); it->i++, n++) {
         struct hit h = {it->buf[it->i], 0, NULL};
         if (need_score)
             h.score = score(c, qp, h.id);
@@ -397,18 +398,16 @@ static bool top_k(struct ctx *c, struct plan *qp, roaring_bitmap_t *docs,
             search_fail(c, "sorting the first %zu rows by these fields needs more than %d MiB: ask for "
                     "a smaller start, or sort by a shorter field", hp->cap,
                  SEARCH_MAX_SORT_BYTES >> 20);
-            free(it);
-            if (pruning)
-                maxscore_free(&ms);
-            return false;
+            ok = false;
         }
     }
     free(it);
     if (pruning)
         maxscore_free(&ms);
     /* qsort_r: queries run on concurrent FUSE threads, no shared state. */
-    qsort_r(hp->h, hp->n, sizeof *hp->h, cmp_hit_q, (void *)s);
-    return true;
+    if (ok)
+        qsort_r(hp->h, hp->n, sizeof *hp->h, cmp_hit_q, (void *)s);
+    return ok;
 }
 
 /* The page [start, start + rows) of the ranked hits, as documents; false
