@@ -166,7 +166,7 @@ static int remove_doc(struct gen_writer *w, uint32_t id)
 {
     const struct gen *g = w->g;
     MDB_val ik = {4, &id};
-    int rc = index_doc_remove(w->txn, &g->e.index, g->sc, id, w->st.f);
+    int rc = index_doc_remove(w->txn, &g->e.index, g->sc, id, w->st.f, w->delta);
     if (!rc)
         rc = mdb_del(w->txn, g->e.docs, &ik, NULL);
     return rc;
@@ -255,10 +255,11 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     return 0;
 }
 
-int gen_write_fold(struct gen_writer *w, struct tbuf *from, size_t max_terms, bool *left,
+int gen_write_fold(struct gen_writer *w, bool all, double until, bool *ran, bool *left,
                    char *err, size_t errlen)
 {
-    int rc = index_fold(w->txn, &w->g->e.index, from, max_terms, left);
+    int rc = index_fold(w->txn, &w->g->e.index, all ? INDEX_MERGE_ALL : INDEX_MERGE_TIERS, until,
+                        ran, left);
     return rc ? lmdb_fail(rc, "merge", err, errlen) : 0;
 }
 

@@ -18,15 +18,12 @@
 #define RETRY_MIN_SEC 0.2
 #define RETRY_MAX_SEC 5.0
 #define SYNC_EVERY_SEC 1.0
-/* The merge: terms per transaction, the time it may take between two
- * polls when the stream is idle, and the backlog that makes it run between
- * batches even when the stream is busy. A busy merge rewrites the common
- * terms' whole postings (positions included) between batches: at 1M it
- * cost a 100 000-event catch-up a fifth of its speed; the delta stays
- * cheap to read well beyond (bench/RESULTS.md, issue 8). */
-#define FOLD_TERMS 64
+/* The merge's time between two polls: short while the stream flows (a
+ * change waits behind it), longer when idle. What is merged when is
+ * index_fold's policy (tiers of segments while busy, into the base when
+ * idle). */
+#define FOLD_BUSY_SEC 0.005
 #define FOLD_IDLE_SEC 0.05
-#define FOLD_BUSY_ENTRIES 8000000
 /* A lag above this many messages reads "catching_up". */
 #define CATCHING_UP_LAG 10000
 
@@ -191,41 +188,38 @@ int incr_store_state(struct incr *c, char *err, size_t errlen)
 
 /* ---- the loop ---- */
 
-/* One merge step: FOLD_TERMS terms in one transaction. Returns whether
- * it ran (and sets c->fold_left). */
-static bool fold_step(struct incr *c, bool idle)
+/* One merge step in one transaction. Returns whether it ran (and sets
+ * c->fold_left). */
+static bool fold_step(struct incr *c, bool idle, double until)
 {
     char err[512];
     struct gen_writer *w = gen_write_begin(c->g, c->an, err, sizeof err);
     if (!w)
         return false;
+    bool ran = false;
+    if (gen_write_fold(w, idle, until, &ran, &c->fold_left, err, sizeof err)) {
+        gen_write_abort(w);
+        c->fold_left = false;
+        incr_say(c, "merge: %s", err);
+        return false;
+    }
     uint64_t entries = gen_write_delta_entries(w);
-    c->fold_left = entries > 0;
+    if (!ran)
+        gen_write_abort(w);
+    else if (gen_write_commit(w, NULL, err, sizeof err) == 0)
+        c->dirty = true;
     pthread_mutex_lock(&c->mu);
     c->unmerged = entries;
     pthread_mutex_unlock(&c->mu);
-    if (!entries || (!idle && entries < FOLD_BUSY_ENTRIES) ||
-        gen_write_fold(w, &c->fold_from, FOLD_TERMS, &c->fold_left, err, sizeof err)) {
-        gen_write_abort(w);
-        return false;
-    }
-    if (gen_write_commit(w, NULL, err, sizeof err) == 0)
-        c->dirty = true;
-    if (!c->fold_left) {
-        pthread_mutex_lock(&c->mu);
-        c->unmerged = 0;
-        pthread_mutex_unlock(&c->mu);
-    }
-    return true;
+    return ran;
 }
 
-/* The merge between batches: while idle, steps for up to FOLD_IDLE_SEC;
- * while busy, one step once the backlog is large. */
+/* The merge between batches, for up to FOLD_BUSY_SEC (FOLD_IDLE_SEC when
+ * idle). */
 static void fold_some(struct incr *c, bool idle)
 {
-    double end = mono_now() + FOLD_IDLE_SEC;
-    while (fold_step(c, idle) && idle && c->fold_left && mono_now() < end &&
-           !atomic_load(&c->stop))
+    double end = mono_now() + (idle ? FOLD_IDLE_SEC : FOLD_BUSY_SEC);
+    while (fold_step(c, idle, end) && c->fold_left && mono_now() < end && !atomic_load(&c->stop))
         ;
 }
 
@@ -410,7 +404,6 @@ void incr_stop(struct incr *c)
     analyzer_free(c->an);
     cdc_events_free(&c->ev);
     tbuf_free(&c->conv);
-    tbuf_free(&c->fold_from);
     gen_unref(c->g);
     spec_incr_free(&c->spec);
     pthread_mutex_destroy(&c->mu);

@@ -66,7 +66,6 @@ struct incr {
     bool *moved; /* vals[i] is an offset into conv (fixed up at the end) */
     struct tbuf conv;
     bool dropped, dirty;
-    struct tbuf fold_from; /* where the merge goes on (index_fold) */
     uint64_t unmerged;     /* delta entries the merge has yet to fold (mu) */
     int refresh_turn;
     bool fold_left;

@@ -1,8 +1,8 @@
 /* index — the inverted index's databases, typed terms and reading: a
  * term's posting (base and live parts), walks over a field's terms, exists
  * sets, deleted ids. The build is index_build.c, a document's terms
- * index_doc.c, live changes and the merge index_live.c, the posting's
- * stored form index_posting.c. */
+ * index_doc.c, live changes index_live.c, the live segments index_segs.c,
+ * their merge index_merge.c, the posting's stored form index_posting.c. */
 #define _GNU_SOURCE
 #include "tisfs/index.h"
 
@@ -104,6 +104,7 @@ void posting_free(struct posting *p)
     if (p->delta)
         roaring_bitmap_free(p->delta);
     free(p->dtf);
+    free(p->dpos);
     memset(p, 0, sizeof *p);
 }
 
@@ -133,11 +134,11 @@ int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d)
     if (!rc)
         rc = mdb_dbi_open(txn, "norms", f | MDB_INTEGERKEY, &d->norms);
     if (!rc)
-        rc = mdb_dbi_open(txn, "dpos", f, &d->dpos);
+        rc = mdb_dbi_open(txn, "segs", f, &d->segs);
+    if (!rc)
+        rc = mdb_dbi_open(txn, "seglist", f, &d->seglist);
     if (!rc)
         rc = mdb_dbi_open(txn, "exists", f, &d->exists);
-    if (!rc)
-        rc = mdb_dbi_open(txn, "dterms", f | dup, &d->dterms);
     if (!rc)
         rc = mdb_dbi_open(txn, "dexists", f | dup, &d->dexists);
     if (!rc)
@@ -145,58 +146,32 @@ int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d)
     return rc;
 }
 
-/* ---- the delta part ---- */
+/* ---- the live exists marks ---- */
 
-/* Every dup of key in a DUPFIXED database of width w, a page at a time
- * (MDB_GET_MULTIPLE): ids into *ids, the byte after each id into *extra
- * when w > 4. Returns the count (0 when the key is absent). */
-static size_t dups_read(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, size_t w, uint32_t **ids,
-                        uint8_t **extra)
+/* Every dup of key in a DUPFIXED database of u32 BE ids, a page at a time
+ * (MDB_GET_MULTIPLE), into *ids. Returns the count (0 when key is absent). */
+static size_t dups_read(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, uint32_t **ids)
 {
     MDB_cursor *cur;
     MDB_val v;
     size_t n = 0, cap = 0;
     *ids = NULL;
-    if (extra)
-        *extra = NULL;
     if (mdb_cursor_open(txn, dbi, &cur))
         return 0;
     int rc = mdb_cursor_get(cur, key, &v, MDB_SET);
     if (!rc)
         rc = mdb_cursor_get(cur, key, &v, MDB_GET_MULTIPLE);
     for (; rc == 0; rc = mdb_cursor_get(cur, key, &v, MDB_NEXT_MULTIPLE)) {
-        size_t m = v.mv_size / w;
+        size_t m = v.mv_size / 4;
         if (n + m > cap) {
             cap = (n + m) * 2;
             *ids = xrealloc(*ids, cap * sizeof **ids);
-            if (extra)
-                *extra = xrealloc(*extra, cap);
         }
-        for (size_t i = 0; i < m; i++) {
-            const unsigned char *e = (const unsigned char *)v.mv_data + i * w;
-            (*ids)[n] = get_be32(e);
-            if (extra)
-                (*extra)[n] = e[4];
-            n++;
-        }
+        for (size_t i = 0; i < m; i++)
+            (*ids)[n++] = get_be32((const unsigned char *)v.mv_data + i * 4);
     }
     mdb_cursor_close(cur);
     return n;
-}
-
-/* Adds the delta part of key to out (ids come in ascending order, so the
- * tf array is already in rank order). */
-static void delta_read(MDB_txn *txn, const struct index_dbs *d, MDB_val *key, struct posting *out)
-{
-    uint32_t *ids;
-    uint8_t *tf;
-    size_t n = dups_read(txn, d->dterms, key, DENTRY, &ids, &tf);
-    if (n) {
-        out->delta = roaring_bitmap_of_ptr(n, ids);
-        out->dtf = tf;
-    } else
-        free(tf);
-    free(ids);
 }
 
 /* ---- reading ---- */
@@ -217,9 +192,23 @@ int index_key_posting(MDB_txn *txn, const struct index_dbs *d, MDB_val key, stru
         return rc;
     if (rc == 0 && !posting_decode(&v, out))
         return MDB_CORRUPTED;
-    MDB_stat st; /* O(1): no cursor (and its allocation) when nothing is live */
-    if (mdb_stat(txn, d->dterms, &st) || st.ms_entries)
-        delta_read(txn, d, &key, out);
+    struct seg_info *segs;
+    size_t nsegs = segs_list(txn, d, &segs);
+    struct delta_parts parts = {0};
+    unsigned char sk[SEG_KEY_MAX];
+    bool ok = key.mv_size <= 1 + TERM_MAX_BYTES;
+    for (size_t i = 0; i < nsegs && ok; i++) {
+        MDB_val k = {seg_key(segs[i].id, key.mv_data, key.mv_size, sk), sk};
+        if (mdb_get(txn, d->segs, &k, &v) == 0)
+            ok = delta_parts_add(&parts, &v);
+    }
+    free(segs);
+    if (!ok) {
+        delta_parts_free(&parts);
+        posting_free(out);
+        return MDB_CORRUPTED;
+    }
+    delta_parts_into(&parts, out);
     if (rc == MDB_NOTFOUND && !out->delta)
         return MDB_NOTFOUND;
     if (!out->docs)
@@ -235,20 +224,6 @@ int index_term(MDB_txn *txn, const struct index_dbs *d, uint8_t field, const voi
     int rc = index_key_posting(txn, d, (MDB_val){k.len, k.data}, out);
     tbuf_free(&k);
     return rc;
-}
-
-/* One side (base or delta) of a merged walk over the terms of a field. */
-struct term_walk {
-    MDB_cursor *cur;
-    MDB_val key;
-    bool live;
-};
-
-static void walk_step(struct term_walk *w, MDB_cursor_op op, uint8_t field)
-{
-    MDB_val v;
-    w->live = mdb_cursor_get(w->cur, &w->key, &v, op) == 0 && w->key.mv_size >= 1 &&
-              ((const unsigned char *)w->key.mv_data)[0] == field;
 }
 
 /* Whether the term of key lies past hi (and the walk is over) or before lo
@@ -272,39 +247,31 @@ int index_terms_between(MDB_txn *txn, const struct index_dbs *d, uint8_t field, 
                         size_t lolen, bool incl_lo, const void *hi, size_t hilen, bool incl_hi,
                         term_fn fn, void *arg)
 {
-    struct term_walk w[2] = {{0}, {0}};
+    struct seg_info *segs;
+    size_t nsegs = segs_list(txn, d, &segs);
+    struct key_walk w;
     struct tbuf k = {0};
-    int rc = mdb_cursor_open(txn, d->terms, &w[0].cur);
-    if (!rc)
-        rc = mdb_cursor_open(txn, d->dterms, &w[1].cur);
+    int rc = key_walk_open(&w, txn, d, true, segs, nsegs);
     term_key(field, lo ? lo : "", lo ? lolen : 0, &k);
-    for (int i = 0; i < 2 && !rc; i++) {
-        w[i].key = (MDB_val){k.len, k.data};
-        walk_step(&w[i], MDB_SET_RANGE, field);
-    }
-    while (!rc && (w[0].live || w[1].live)) {
-        /* The smaller key of the two sides, both when they are equal. */
-        int c = !w[1].live ? -1 : !w[0].live ? 1
-                : cmp_keys(w[0].key.mv_data, w[0].key.mv_size, w[1].key.mv_data, w[1].key.mv_size);
-        MDB_val key = c <= 0 ? w[0].key : w[1].key;
+    if (!rc && k.len <= 1 + TERM_MAX_BYTES)
+        key_walk_seek(&w, k.data, k.len);
+    MDB_val key;
+    while (!rc && k.len <= 1 + TERM_MAX_BYTES && key_walk_min(&w, &key) &&
+           ((const unsigned char *)key.mv_data)[0] == field) {
         int b = term_bounds(&key, lo, lolen, incl_lo, hi, hilen, incl_hi);
         if (b > 0)
             break;
         struct posting p;
-        if (b == 0 && index_key_posting(txn, d, key, &p) == 0) {
+        if (b == 0 && key_walk_posting(&w, &key, &p) == 0) {
             int stop = fn(arg, (const unsigned char *)key.mv_data + 1, key.mv_size - 1, &p);
             posting_free(&p);
             if (stop)
                 break;
         }
-        if (c <= 0)
-            walk_step(&w[0], MDB_NEXT, field);
-        if (c >= 0)
-            walk_step(&w[1], MDB_NEXT_NODUP, field);
+        key_walk_next(&w, &key);
     }
-    for (int i = 0; i < 2; i++)
-        if (w[i].cur)
-            mdb_cursor_close(w[i].cur);
+    key_walk_close(&w);
+    free(segs);
     tbuf_free(&k);
     return rc;
 }
@@ -318,7 +285,7 @@ roaring_bitmap_t *index_exists(MDB_txn *txn, const struct index_dbs *d, uint8_t 
     if (!r)
         r = roaring_bitmap_create();
     uint32_t *ids;
-    size_t n = dups_read(txn, d->dexists, &k, 4, &ids, NULL);
+    size_t n = dups_read(txn, d->dexists, &k, &ids);
     if (n)
         roaring_bitmap_add_many(r, n, ids);
     free(ids);

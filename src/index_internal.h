@@ -6,13 +6,6 @@
 #include "tisfs/index.h"
 #include "tisfs/util.h"
 
-/* A delta entry (a dup of the term's key in dterms, MDB_DUPFIXED): u32 BE
- * doc id, u8 tf. The positions of a batch's documents for the term are one
- * dpos value under dpos_key(the batch's first document): (u32 BE doc id,
- * blob) pairs. A term's values are adjacent, so the merge reads and drops
- * them in one sweep, and a batch writes one value a term. */
-#define DENTRY 5
-
 static inline void put_be32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)(v >> 24);
@@ -101,16 +94,6 @@ size_t pos_blob_decode(const unsigned char *p, const unsigned char *end, uint32_
                        size_t *cap);
 /* The blob of the base document of rank r (0-based) in p, or NULL. */
 const unsigned char *posting_blob(const struct posting *p, uint32_t r);
-/* A dpos key: u16 BE length of the term key, the term key (field byte +
- * term), u32 BE doc id; out needs klen + 6 bytes. Term-major, so that one
- * term's live positions are adjacent. */
-#define DPOS_KEY_MAX (2 + 1 + TERM_MAX_BYTES + 64 + 4)
-size_t dpos_key(uint32_t doc, const void *key, size_t klen, unsigned char *out);
-/* The positions blob of live document doc for the term key (its batch's
- * dpos value, found by seeking), or NULL; *end receives its end. */
-const unsigned char *dpos_find(MDB_txn *txn, const struct index_dbs *d, const void *key,
-                               size_t klen, uint32_t doc, const unsigned char **end);
-
 /* ---- the build's run files (index_runs.c) ---- */
 void index_run_path(const char *tmpdir, int i, char *buf, size_t len);
 /* Merges run files 0..nruns-1 of tmpdir into d's terms (each removed once
@@ -135,5 +118,65 @@ int norms_writer_add(struct norms_writer *w, MDB_txn *txn, const struct index_db
                      uint32_t doc, const uint32_t *lens);
 int norms_writer_finish(struct norms_writer *w, MDB_txn *txn, const struct index_dbs *d);
 void norms_writer_free(struct norms_writer *w);
+
+/* Stores r (run-optimised) under k (index_live.c). */
+int put_bitmap(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, roaring_bitmap_t *r);
+
+/* ---- segments (index_segs.c) ---- */
+/* A segment's key: u32 BE segment id, then the term key. */
+#define SEG_KEY_MAX (4 + 1 + TERM_MAX_BYTES)
+size_t seg_key(uint32_t seg, const void *key, size_t klen, unsigned char *out);
+
+/* A seglist entry. Id 0 is the merge record, never a segment. */
+struct seg_info {
+    uint32_t id, level;
+    uint64_t entries;
+};
+/* The live segments, oldest (lowest id) first, into *segs (the caller's
+ * to free; NULL when none). Returns how many. */
+size_t segs_list(MDB_txn *txn, const struct index_dbs *d, struct seg_info **segs);
+int segs_put_info(MDB_txn *txn, const struct index_dbs *d, const struct seg_info *s);
+
+/* The segments' part of a posting, gathered segment after segment (their
+ * ids ascend from one to the next): ids, tfs and positions blobs. */
+struct delta_parts {
+    uint32_t *ids;
+    uint8_t *tf;
+    const unsigned char **pos; /* 2 per id: blob start, end (NULL: none) */
+    size_t n, cap;
+};
+/* Adds a stored segment posting; false when it cannot be decoded. */
+bool delta_parts_add(struct delta_parts *a, const MDB_val *v);
+/* Hands what was gathered to out (delta, dtf, dpos) and empties a. */
+void delta_parts_into(struct delta_parts *a, struct posting *out);
+void delta_parts_free(struct delta_parts *a);
+
+/* A walk over the keys of the base postings (optional) and of some
+ * segments at once, in key order. Keys it gives are term keys (the
+ * segment prefix taken off), valid until the walk moves. */
+struct walk_side {
+    MDB_cursor *cur;
+    unsigned char pre[4];
+    size_t plen; /* 0: the base */
+    MDB_val k, v;
+    bool live;
+};
+struct key_walk {
+    struct walk_side *s;
+    size_t n;
+    unsigned char buf[SEG_KEY_MAX];
+};
+int key_walk_open(struct key_walk *w, MDB_txn *txn, const struct index_dbs *d, bool base,
+                  const struct seg_info *segs, size_t nsegs);
+/* Every side to its first key at or after key. */
+void key_walk_seek(struct key_walk *w, const void *key, size_t len);
+/* The smallest key of the sides; false when every side is done. */
+bool key_walk_min(const struct key_walk *w, MDB_val *key);
+/* The posting of key from every side at it (the base's decoded, the
+ * segments' gathered into the delta part): 0 or MDB_CORRUPTED. */
+int key_walk_posting(const struct key_walk *w, const MDB_val *key, struct posting *out);
+/* Moves every side at key to its next key. */
+void key_walk_next(struct key_walk *w, const MDB_val *key);
+void key_walk_close(struct key_walk *w);
 
 #endif

@@ -1,10 +1,10 @@
-/* index_live — live changes (the incremental channel) and the merge.
+/* index_live — live changes (the incremental channel).
  *
  * As in Lucene's segments, the bulk-built postings are immutable to the
- * stream: a change writes only the changed document's own entries (delta
- * postings, positions, norms, exists marks) and a deleted mark; the merge
- * (index_fold) folds the delta into the base postings a few terms at a
- * time, dropping deleted ids from the postings it rewrites. */
+ * stream: a write batch gathers its documents' postings and writes them as
+ * one new segment at its commit (appended: new pages only), with the
+ * documents' norms and exists marks and the removed ids' deleted marks.
+ * The merge (index_merge.c) folds segments together and into the base. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 
 #include "index_internal.h"
 
-static int put_bitmap(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, roaring_bitmap_t *r)
+int put_bitmap(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, roaring_bitmap_t *r)
 {
     roaring_bitmap_run_optimize(r);
     size_t n = roaring_bitmap_portable_size_in_bytes(r);
@@ -24,28 +24,37 @@ static int put_bitmap(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, roaring_bitmap_t *r
     return rc;
 }
 
-/* Marks doc deleted: one chunk of at most 65536 ids is rewritten. */
-static int deleted_add(MDB_txn *txn, const struct index_dbs *d, uint32_t doc)
+/* Marks the ids of add deleted: one chunk of at most 65536 ids is
+ * rewritten per range they fall in. */
+static int deleted_add(MDB_txn *txn, const struct index_dbs *d, const roaring_bitmap_t *add)
 {
-    unsigned char hi[2] = {(unsigned char)(doc >> 24), (unsigned char)(doc >> 16)};
-    MDB_val k = {2, hi}, v;
-    roaring_bitmap_t *r = NULL;
-    if (mdb_get(txn, d->deleted, &k, &v) == 0)
-        r = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size);
-    if (!r)
-        r = roaring_bitmap_create();
-    roaring_bitmap_add(r, doc);
-    int rc = put_bitmap(txn, d->deleted, &k, r);
-    roaring_bitmap_free(r);
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(add, &it);
+    int rc = 0;
+    while (!rc && it.has_value) {
+        uint32_t lo = it.current_value & 0xFFFF0000u;
+        unsigned char hi[2] = {(unsigned char)(lo >> 24), (unsigned char)(lo >> 16)};
+        MDB_val k = {2, hi}, v;
+        roaring_bitmap_t *r = NULL;
+        if (mdb_get(txn, d->deleted, &k, &v) == 0)
+            r = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size);
+        if (!r)
+            r = roaring_bitmap_create();
+        for (; it.has_value && (it.current_value & 0xFFFF0000u) == lo;
+             roaring_advance_uint32_iterator(&it))
+            roaring_bitmap_add(r, it.current_value);
+        rc = put_bitmap(txn, d->deleted, &k, r);
+        roaring_bitmap_free(r);
+    }
     return rc;
 }
 
-/* ---- a transaction's delta entries, written at its end ----
- * Entries of one document are spread over its ~50 terms' keys: written one
- * by one, a batch of documents dirties a B-tree page per (document, term).
- * Gathered over the transaction and sorted by term, each term gets one
- * multiple-dup put (MDB_MULTIPLE) and its positions go to dpos in key order:
- * a page per term per batch. */
+/* ---- a transaction's segment, written at its end ----
+ * Entries of one document are spread over its ~50 terms: written where
+ * each term's posting lives, a batch dirties a B-tree page per term. They
+ * are gathered over the transaction, grouped by term, and written as one
+ * segment: its keys sort after every existing key, so the whole segment
+ * is appended in key order. */
 
 /* One document's entry for a term, chained to the term's next one. */
 struct dentry {
@@ -68,6 +77,7 @@ struct index_delta {
     size_t nt, tcap;
     uint32_t *slots; /* open addressing over t (index + 1) */
     size_t nslots;
+    roaring_bitmap_t *deleted; /* ids removed in this transaction */
 };
 
 struct index_delta *index_delta_new(void)
@@ -82,6 +92,8 @@ void index_delta_reset(struct index_delta *b)
     b->n = b->nt = 0;
     if (b->slots)
         memset(b->slots, 0, b->nslots * sizeof *b->slots);
+    if (b->deleted)
+        roaring_bitmap_clear(b->deleted);
 }
 
 void index_delta_free(struct index_delta *b)
@@ -93,6 +105,8 @@ void index_delta_free(struct index_delta *b)
     free(b->e);
     free(b->t);
     free(b->slots);
+    if (b->deleted)
+        roaring_bitmap_free(b->deleted);
     free(b);
 }
 
@@ -166,44 +180,80 @@ static int cmp_dterm(const void *x, const void *y, void *arg)
     return cmp_keys(b->keys.data + a->koff, a->klen, b->keys.data + c->koff, c->klen);
 }
 
-int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
+/* The id the batch's segment gets: after every live one. */
+static int next_segment(MDB_txn *txn, const struct index_dbs *d, uint32_t *id)
 {
-    if (!b || !b->n)
-        return 0;
-    qsort_r(b->t, b->nt, sizeof *b->t, cmp_dterm, b); /* slots are stale now: reset below */
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, d->dterms, &cur);
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, d->seglist, &cur);
     if (rc)
         return rc;
-    unsigned char *dups = xmalloc(b->n * DENTRY), pk[DPOS_KEY_MAX];
-    struct tbuf pos = {0};
-    for (size_t i = 0; !rc && i < b->nt; i++) {
-        const struct dterm *t = &b->t[i];
-        size_t m = 0;
-        tbuf_reset(&pos); /* the batch's positions of this term: one value */
-        for (uint32_t k = t->first; k; k = b->e[k - 1].next, m++) {
-            const struct dentry *e = &b->e[k - 1];
-            put_be32(dups + m * DENTRY, e->doc);
-            dups[m * DENTRY + 4] = e->tf;
-            if (e->blen) { /* (a like field's have none) */
-                unsigned char id[4];
-                put_be32(id, e->doc);
-                tbuf_add(&pos, id, 4);
-                tbuf_add(&pos, b->blobs.data + e->boff, e->blen);
-            }
-        }
-        MDB_val key = {t->klen, b->keys.data + t->koff};
-        MDB_val data[2] = {{DENTRY, dups}, {m, NULL}};
-        rc = mdb_cursor_put(cur, &key, data, MDB_MULTIPLE);
-        if (!rc && pos.len) {
-            MDB_val pkv = {dpos_key(b->e[t->first - 1].doc, key.mv_data, key.mv_size, pk), pk},
-                    pv = {pos.len, pos.data};
-            rc = mdb_put(txn, d->dpos, &pkv, &pv, 0);
-        }
-    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    *id = rc == 0 && k.mv_size == 4 ? get_be32(k.mv_data) + 1 : 1;
     mdb_cursor_close(cur);
-    free(dups);
-    tbuf_free(&pos);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Room for one term's entries while a segment is written. */
+struct seg_out {
+    uint32_t *ids;
+    uint8_t *tf;
+    struct tbuf blobs, val;
+};
+
+/* Writes term t's entries (but those of ids removed in the same batch) as
+ * the segment's posting; *written counts them. */
+static int put_segment_term(MDB_cursor *cur, struct index_delta *b, const struct dterm *t,
+                            uint32_t seg, struct seg_out *o, uint64_t *written)
+{
+    uint32_t *ids = o->ids, m = 0;
+    uint8_t *tf = o->tf;
+    struct tbuf *blobs = &o->blobs, *val = &o->val;
+    tbuf_reset(blobs);
+    for (uint32_t k = t->first; k; k = b->e[k - 1].next) {
+        const struct dentry *e = &b->e[k - 1];
+        if (b->deleted && roaring_bitmap_contains(b->deleted, e->doc))
+            continue;
+        ids[m] = e->doc;
+        tf[m++] = e->tf;
+        tbuf_add(blobs, b->blobs.data + e->boff, e->blen); /* (a like field's: none) */
+    }
+    int rc = 0;
+    if (m) {
+        unsigned char sk[SEG_KEY_MAX];
+        posting_encode(ids, tf, m, (const unsigned char *)blobs->data, blobs->len, val);
+        MDB_val key = {seg_key(seg, b->keys.data + t->koff, t->klen, sk), sk},
+                v = {val->len, val->data};
+        rc = mdb_cursor_put(cur, &key, &v, MDB_APPEND);
+        *written += m;
+    }
+    return rc;
+}
+
+int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
+{
+    if (!b)
+        return 0;
+    int rc = b->deleted ? deleted_add(txn, d, b->deleted) : 0;
+    if (rc || !b->n) {
+        index_delta_reset(b);
+        return rc;
+    }
+    qsort_r(b->t, b->nt, sizeof *b->t, cmp_dterm, b); /* slots are stale now: reset below */
+    struct seg_info seg = {0, 0, 0};
+    MDB_cursor *cur;
+    if ((rc = next_segment(txn, d, &seg.id)) != 0 || (rc = mdb_cursor_open(txn, d->segs, &cur)))
+        return rc;
+    struct seg_out o = {xmalloc(b->n * sizeof *o.ids), xmalloc(b->n), {0}, {0}}; /* b->n bounds a term's */
+    for (size_t i = 0; !rc && i < b->nt; i++)
+        rc = put_segment_term(cur, b, &b->t[i], seg.id, &o, &seg.entries);
+    mdb_cursor_close(cur);
+    free(o.ids);
+    free(o.tf);
+    tbuf_free(&o.blobs);
+    tbuf_free(&o.val);
+    if (!rc && seg.entries)
+        rc = segs_put_info(txn, d, &seg);
     index_delta_reset(b);
     return rc;
 }
@@ -257,7 +307,7 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
  * postings (base or delta) stay until the merge drops them, hidden by the
  * deleted mark meanwhile. An update then costs one analysis, a delete none. */
 int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
-                     uint32_t doc, struct field_totals *totals)
+                     uint32_t doc, struct field_totals *totals, struct index_delta *batch)
 {
     int rc = 0;
     for (size_t i = 0; i < sc->nfields && !rc; i++) {
@@ -271,12 +321,23 @@ int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
         if (len)
             rc = norms_put(txn, d, (uint8_t)i, doc, 0);
     }
-    return rc ? rc : deleted_add(txn, d, doc);
+    if (rc)
+        return rc;
+    if (batch) { /* written at the flush, a chunk once per batch */
+        if (!batch->deleted)
+            batch->deleted = roaring_bitmap_create();
+        roaring_bitmap_add(batch->deleted, doc);
+        return 0;
+    }
+    roaring_bitmap_t *one = roaring_bitmap_of(1, doc);
+    rc = deleted_add(txn, d, one);
+    roaring_bitmap_free(one);
+    return rc;
 }
 
 int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id)
 {
-    MDB_dbi all[] = {d->terms, d->norms, d->exists, d->dterms, d->dpos, d->dexists, d->deleted};
+    MDB_dbi all[] = {d->terms, d->norms, d->exists, d->segs, d->seglist, d->dexists, d->deleted};
     int rc = 0;
     for (size_t i = 0; i < sizeof all / sizeof *all && !rc; i++)
         rc = mdb_drop(txn, all[i], 0);
@@ -296,178 +357,12 @@ int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id)
 
 uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d)
 {
+    struct seg_info *segs;
+    size_t n = segs_list(txn, d, &segs);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += segs[i].entries;
+    free(segs);
     MDB_stat st;
-    uint64_t n = mdb_stat(txn, d->dterms, &st) == 0 ? st.ms_entries : 0;
-    return n + (mdb_stat(txn, d->dexists, &st) == 0 ? st.ms_entries : 0);
-}
-
-/* The positions blobs of the folded posting ids[0..n), end to end: a base
- * document's from the old value (walked alongside the old base ids), an
- * added one's from its dup in dterms (walked alongside too). Everything is
- * copied out before the caller writes. */
-static void fold_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
-                           const struct posting *p, const uint32_t *ids, uint32_t n,
-                           struct tbuf *blobs)
-{
-    const unsigned char *bp = posting_blob(p, 0), *bend = p->pos ? p->pos + p->poslen : NULL;
-    roaring_uint32_iterator_t it;
-    roaring_init_iterator(p->docs, &it);
-    size_t found = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        const unsigned char *b = NULL, *end = NULL;
-        if (p->delta && roaring_bitmap_contains(p->delta, ids[i])) {
-            b = dpos_find(txn, d, key.mv_data, key.mv_size, ids[i], &end);
-        } else {
-            for (; it.has_value && it.current_value < ids[i]; roaring_advance_uint32_iterator(&it))
-                bp = bp ? bp + pos_blob_len(bp, bend) : NULL; /* a deleted document's */
-            if (it.has_value && it.current_value == ids[i] && bp) {
-                b = bp, end = bend;
-                bp += pos_blob_len(bp, bend);
-                roaring_advance_uint32_iterator(&it);
-            }
-        }
-        size_t len = b ? pos_blob_len(b, end) : 0;
-        found += len > 0;
-        if (len)
-            tbuf_add(blobs, b, len);
-        else
-            tbuf_add(blobs, "", 1); /* lost: an empty list keeps the ranks in step */
-    }
-    if (!found) /* a term without positions (a like field's): none stored */
-        tbuf_reset(blobs);
-}
-
-/* Drops the live positions of key (live and deleted documents alike): one
- * sweep over adjacent dpos entries. */
-static int drop_delta_positions(MDB_txn *txn, const struct index_dbs *d, MDB_val key)
-{
-    MDB_cursor *cur;
-    unsigned char pk[DPOS_KEY_MAX];
-    size_t plen = dpos_key(0, key.mv_data, key.mv_size, pk) - 4; /* the term's prefix */
-    MDB_val k = {plen + 4, pk}, v;
-    int rc = mdb_cursor_open(txn, d->dpos, &cur);
-    if (rc)
-        return rc;
-    for (;;) { /* seek the term's first entry left, delete it (pages stay hot) */
-        k = (MDB_val){plen + 4, pk};
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        if (rc || k.mv_size != plen + 4 || memcmp(k.mv_data, pk, plen) != 0)
-            break;
-        if ((rc = mdb_cursor_del(cur, 0)) != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-/* Rewrites the base posting of key as (base - deleted) | delta, with its
- * positions, and drops the delta entries. The one place a large posting is
- * rewritten: the merge, a term at a time, never the stream. */
-static int fold_term(MDB_txn *txn, const struct index_dbs *d, MDB_val key,
-                     const roaring_bitmap_t *deleted)
-{
-    struct posting p;
-    int rc = index_key_posting(txn, d, key, &p);
-    if (rc)
-        return rc == MDB_NOTFOUND ? 0 : rc;
-    unsigned char kcopy[512]; /* key points into a page the writes below may move */
-    MDB_val k = {key.mv_size < sizeof kcopy ? key.mv_size : sizeof kcopy, kcopy};
-    memcpy(kcopy, key.mv_data, k.mv_size);
-    roaring_bitmap_t *live = posting_live(&p, deleted);
-    uint32_t n = (uint32_t)roaring_bitmap_get_cardinality(live);
-    uint32_t *ids = xmalloc((n ? n : 1) * sizeof *ids);
-    uint8_t *tf = xmalloc(n ? n : 1);
-    roaring_bitmap_to_uint32_array(live, ids);
-    struct id_cursor *base = xmalloc(sizeof *base); /* ranks by walking, not by popcount */
-    id_cursor_start(base, p.docs);
-    for (uint32_t i = 0; i < n; i++)
-        tf[i] = (uint8_t)(p.delta && roaring_bitmap_contains(p.delta, ids[i])
-                              ? posting_tf(&p, ids[i])
-                              : id_cursor_seek(base, ids[i]) ? posting_base_tf(&p, base->rank) : 0);
-    free(base);
-    struct tbuf val = {0}, blobs = {0};
-    fold_positions(txn, d, k, &p, ids, n, &blobs);
-    bool had_delta = p.delta != NULL;
-    posting_free(&p);
-    roaring_bitmap_free(live);
-    rc = had_delta ? drop_delta_positions(txn, d, k) : 0;
-    if (!rc)
-        rc = mdb_del(txn, d->dterms, &k, NULL);
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-    if (!rc && n) {
-        posting_encode(ids, tf, n, (const unsigned char *)blobs.data, blobs.len, &val);
-        MDB_val v = {val.len, val.data};
-        rc = mdb_put(txn, d->terms, &k, &v, 0);
-    } else if (!rc)
-        rc = mdb_del(txn, d->terms, &k, NULL);
-    tbuf_free(&val);
-    tbuf_free(&blobs);
-    free(ids);
-    free(tf);
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-static int fold_exists(MDB_txn *txn, const struct index_dbs *d, const roaring_bitmap_t *deleted)
-{
-    MDB_cursor *cur;
-    MDB_val k, v;
-    uint8_t fields[256];
-    size_t nf = 0;
-    int rc = mdb_cursor_open(txn, d->dexists, &cur);
-    for (int op = MDB_FIRST; !rc && nf < 256 && mdb_cursor_get(cur, &k, &v, op) == 0;
-         op = MDB_NEXT_NODUP)
-        fields[nf++] = *(const uint8_t *)k.mv_data;
-    if (!rc)
-        mdb_cursor_close(cur);
-    for (size_t i = 0; i < nf && !rc; i++) {
-        roaring_bitmap_t *r = index_exists(txn, d, fields[i]);
-        roaring_bitmap_andnot_inplace(r, deleted);
-        MDB_val fk = {1, &fields[i]};
-        rc = put_bitmap(txn, d->exists, &fk, r);
-        roaring_bitmap_free(r);
-        if (!rc)
-            rc = mdb_del(txn, d->dexists, &fk, NULL);
-    }
-    return rc;
-}
-
-/* The first delta term at or after from (its key into from), or false at
- * the end. */
-static bool next_delta_term(MDB_txn *txn, const struct index_dbs *d, struct tbuf *from)
-{
-    MDB_cursor *cur;
-    MDB_val k = {from->len, from->data}, v;
-    if (mdb_cursor_open(txn, d->dterms, &cur))
-        return false;
-    int rc = mdb_cursor_get(cur, &k, &v, from->len ? MDB_SET_RANGE : MDB_FIRST);
-    if (rc == 0) {
-        char *copy = xmalloc(k.mv_size); /* k points into from's own bytes on an exact hit */
-        memcpy(copy, k.mv_data, k.mv_size);
-        tbuf_reset(from);
-        tbuf_add(from, copy, k.mv_size);
-        free(copy);
-    }
-    mdb_cursor_close(cur);
-    return rc == 0;
-}
-
-int index_fold(MDB_txn *txn, const struct index_dbs *d, struct tbuf *from, size_t max_terms,
-               bool *left)
-{
-    roaring_bitmap_t *deleted = index_deleted(txn, d);
-    int rc = 0;
-    size_t done = 0;
-    bool more = true;
-    for (; !rc && done < max_terms && (more = next_delta_term(txn, d, from)); done++) {
-        rc = fold_term(txn, d, (MDB_val){from->len, from->data}, deleted);
-        tbuf_add(from, "", 1); /* the next key after this one */
-    }
-    if (!rc && !more) {
-        tbuf_reset(from); /* a full pass: the next one starts over */
-        rc = fold_exists(txn, d, deleted);
-    }
-    *left = !rc && index_delta_entries(txn, d) > 0;
-    roaring_bitmap_free(deleted);
-    return rc;
+    return sum + (mdb_stat(txn, d->dexists, &st) == 0 ? st.ms_entries : 0);
 }

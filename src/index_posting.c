@@ -17,8 +17,7 @@
  * Nine tfs in ten are 1: four bits each keep them addressable by rank at
  * half the bytes. A small posting needs no container headers, no offsets
  * and no second key: a table's primary key, a term per row, costs a few
- * bytes a row. Documents added live keep their positions under (doc, term)
- * in dpos until the merge folds them into the value. */
+ * bytes a row. A live segment stores its postings in the same form. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -260,46 +259,6 @@ const unsigned char *posting_blob(const struct posting *p, uint32_t r)
 
 /* ---- positions at query time ---- */
 
-size_t dpos_key(uint32_t doc, const void *key, size_t klen, unsigned char *out)
-{
-    out[0] = (unsigned char)(klen >> 8);
-    out[1] = (unsigned char)klen;
-    memcpy(out + 2, key, klen);
-    put_be32(out + 2 + klen, doc);
-    return 2 + klen + 4;
-}
-
-const unsigned char *dpos_find(MDB_txn *txn, const struct index_dbs *d, const void *key,
-                               size_t klen, uint32_t doc, const unsigned char **end)
-{
-    unsigned char pk[DPOS_KEY_MAX];
-    size_t plen = dpos_key(doc, key, klen, pk) - 4;
-    MDB_val k = {plen + 4, pk}, v;
-    MDB_cursor *cur;
-    const unsigned char *found = NULL;
-    if (mdb_cursor_open(txn, d->dpos, &cur))
-        return NULL;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    if (rc == 0 && !(k.mv_size == plen + 4 && memcmp(k.mv_data, pk, plen + 4) == 0))
-        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV); /* the batch that began before doc */
-    else if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == plen + 4 && memcmp(k.mv_data, pk, plen) == 0) {
-        const unsigned char *p = v.mv_data, *e = p + v.mv_size;
-        while (!found && e - p > 4) {
-            uint32_t id = get_be32(p);
-            size_t b = pos_blob_len(p + 4, e);
-            if (!b)
-                break;
-            if (id == doc)
-                found = p + 4, *end = p + 4 + b;
-            p += 4 + b;
-        }
-    }
-    mdb_cursor_close(cur);
-    return found;
-}
-
 int term_positions_init(struct term_positions *tp, uint8_t field, const void *term, size_t len,
                         const struct posting *post)
 {
@@ -317,9 +276,11 @@ size_t term_positions_of(MDB_txn *txn, const struct index_dbs *d, struct term_po
                          uint32_t doc, uint32_t **buf, size_t *cap)
 {
     const struct posting *p = tp->post;
-    if (p->delta && roaring_bitmap_contains(p->delta, doc)) { /* a live one: in dpos */
-        const unsigned char *end = NULL, *b = dpos_find(txn, d, tp->key, tp->keylen, doc, &end);
-        return b ? pos_blob_decode(b, end, buf, cap) : 0;
+    (void)txn, (void)d;
+    if (p->delta && roaring_bitmap_contains(p->delta, doc)) { /* a live one: its segment's */
+        size_t r = (size_t)roaring_bitmap_rank(p->delta, doc) - 1;
+        const unsigned char *b = p->dpos ? p->dpos[2 * r] : NULL;
+        return b ? pos_blob_decode(b, p->dpos[2 * r + 1], buf, cap) : 0;
     }
     if (!p->pos || !p->docs)
         return 0;

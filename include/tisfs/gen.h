@@ -152,11 +152,13 @@ int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct 
                      enum gen_outcome *out, char *err, size_t errlen);
 /* Empties the collection (TRUNCATE at version v: older events stay out). */
 int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t errlen);
-/* Folds up to max_terms delta terms into the base postings (the merge),
- * going on from *from (see index_fold); *left says whether more remain. */
-int gen_write_fold(struct gen_writer *w, struct tbuf *from, size_t max_terms, bool *left,
+/* A step of the background merge until the clock (mono_now) passes until:
+ * tiers of segments while the stream flows, everything into the base with
+ * all (see index_fold); *ran says whether it changed anything (else the
+ * transaction may be abandoned), *left whether more merging is due now. */
+int gen_write_fold(struct gen_writer *w, bool all, double until, bool *ran, bool *left,
                    char *err, size_t errlen);
-/* Delta entries waiting for the merge, as of this batch. */
+/* Entries outside the base postings (the segments', exists marks). */
 uint64_t gen_write_delta_entries(struct gen_writer *w);
 /* Commits the batch with the channel state (a JSON object, borrowed; NULL
  * keeps the stored one) and frees the writer. */

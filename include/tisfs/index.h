@@ -12,21 +12,26 @@
  * Per-field totals (documents, tokens) live in the generation's meta.
  *
  * Live changes (the incremental channel) never patch those: as in Lucene's
- * segments, the bulk-built postings are immutable and a change writes only
- * the changed document's own entries:
- * dterms:  (field byte, term bytes) -> dups of {u32 BE doc id, u8 tf}
- *          (MDB_DUPSORT|MDB_DUPFIXED: one small entry per document and term,
- *          in id order), the postings of documents added since the build
- * dpos:    (u16 BE key length, field byte, term bytes, u32 BE first doc id of
- *          a write batch) -> (u32 BE doc id, positions blob) of that batch's
- *          documents: a batch writes one value per term (index_delta), and
- *          a term's values are adjacent for the merge
+ * segments, the bulk-built postings are immutable and each write batch
+ * (one transaction) adds a small segment of its own documents' postings:
+ * segs:    (u32 BE segment, field byte, term bytes) -> the postings of the
+ *          segment's documents, in the stored form of `terms`. Segment ids
+ *          grow with every batch and keys are segment-major, so a batch is
+ *          appended at the end of the tree (MDB_APPEND): it writes new pages
+ *          only, never a page of an older posting
+ * seglist: u32 BE segment -> u32 level, u64 entries; key 0 holds the merge
+ *          in progress, if any (index_merge.c)
  * dexists: field byte -> dups of u32 BE doc id, likewise for exists
  * deleted: u16 BE (id >> 16) -> portable roaring bitmap of the removed ids
  *          in that range (a removal rewrites at most one small chunk)
  * A changed document gets a new id (ids are never reused) and its old id
- * joins `deleted`; a reader sees (base | delta) - deleted. index_fold is the
- * merge: it folds delta postings into the base ones a few terms at a time.
+ * joins `deleted`, so a segment's ids are all newer than those of the
+ * segments before it and of the base: a term's live postings are the
+ * segments' in order. A reader sees (base | segments) - deleted, with the
+ * collection-wide statistics: answers and scores equal a rebuild's.
+ * index_fold is the background merge: tiers of segments are merged into
+ * one (a term at a time, resumable), and the segments are folded into the
+ * base postings when the stream rests or the segments grow large.
  *
  * Text fields hold the terms of their analyzer; typed fields (numbers,
  * dates) hold one order-preserving binary term per value (index_typed_term),
@@ -54,11 +59,11 @@
 
 struct index_dbs {
     MDB_dbi terms, norms, exists;
-    MDB_dbi dterms, dpos, dexists, deleted;
+    MDB_dbi segs, seglist, dexists, deleted;
 };
 
 /* The layout above; a generation written with another one must be rebuilt. */
-#define INDEX_FORMAT 2
+#define INDEX_FORMAT 3
 
 /* Opens (or, with create, creates) the index databases in txn. */
 int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d);
@@ -111,9 +116,10 @@ struct field_totals {
     int64_t docs, tokens;
 };
 
-/* A transaction's term entries, gathered by index_doc_add and written
- * sorted by term by index_delta_flush before the commit: a batch then
- * writes a page per term, not one per document and term. */
+/* A transaction's term entries and removals, gathered by index_doc_add and
+ * index_doc_remove and written by index_delta_flush before the commit as
+ * one new segment (its terms in key order, appended) and one update of each
+ * touched `deleted` chunk. */
 struct index_delta;
 struct index_delta *index_delta_new(void);
 /* Writes what was gathered (in txn) and empties the batch. */
@@ -127,21 +133,31 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
                   struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
                   const struct tis_value *vals, struct field_totals *totals,
                   struct index_delta *batch);
+/* batch NULL: the deleted mark is written at once. */
 int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
-                     uint32_t doc, struct field_totals *totals);
+                     uint32_t doc, struct field_totals *totals, struct index_delta *batch);
 /* Empties the index (TRUNCATE): every id up to last_id is deleted. */
 int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id);
-/* The merge: folds the delta postings of up to max_terms terms, from the
- * key in *from on (empty: the first), into the base postings, dropping
- * deleted ids from the postings it rewrites; *from then holds where to go
- * on, so that terms the stream keeps adding to do not starve the rest. At
- * the end of a pass it folds the delta exists lists too and starts over.
- * *left receives whether delta entries remain. Readers see the same
- * answers before and after. */
-int index_fold(MDB_txn *txn, const struct index_dbs *d, struct tbuf *from, size_t max_terms,
-               bool *left);
-/* Delta entries (document-term pairs, exists marks) waiting for index_fold. */
+/* The merge (index_merge.c), a step per call, in the caller's transaction:
+ * with INDEX_MERGE_TIERS it merges a run of INDEX_MERGE_FANIN segments of
+ * one level into one of the next level, and folds every segment into the
+ * base once they hold INDEX_MERGE_BASE_ENTRIES entries; with
+ * INDEX_MERGE_ALL (the stream rests) it folds every segment into the base.
+ * A merge goes a term at a time until the clock passes `until` (mono_now
+ * seconds; one term at least) and records where it stopped in seglist, so
+ * that the next call, or the next daemon after a crash, goes on from there.
+ * Deleted ids are dropped from what it rewrites. *ran receives whether it
+ * wrote anything, *left whether more merging is due now. Readers see the
+ * same answers throughout. */
+enum index_merge_mode { INDEX_MERGE_TIERS, INDEX_MERGE_ALL };
+#define INDEX_MERGE_FANIN 8
+#define INDEX_MERGE_BASE_ENTRIES 8000000
+int index_fold(MDB_txn *txn, const struct index_dbs *d, enum index_merge_mode mode, double until,
+               bool *ran, bool *left);
+/* Entries (document-term pairs, exists marks) outside the base. */
 uint64_t index_delta_entries(MDB_txn *txn, const struct index_dbs *d);
+/* Live segments (0 when every change is folded into the base). */
+size_t index_segments(MDB_txn *txn, const struct index_dbs *d);
 
 /* ---- reading (all within a read transaction; pointers stay valid in it) ---- */
 
@@ -157,8 +173,11 @@ struct posting {
     uint32_t nexc;
     const unsigned char *pos; /* the positions part (index_posting.c) */
     size_t poslen;
-    roaring_bitmap_t *delta;  /* delta ids, or NULL; owned */
+    roaring_bitmap_t *delta;  /* ids in the segments, or NULL; owned */
     uint8_t *dtf;             /* dtf[rank - 1] in delta; owned */
+    /* dpos[2 (rank - 1)], dpos[2 (rank - 1) + 1]: the start and end of the
+     * positions blob of a delta id (NULL, NULL: none); owned array */
+    const unsigned char **dpos;
 };
 
 uint32_t posting_tf_exception(const struct posting *p, uint32_t rank);

@@ -241,20 +241,33 @@ static const char *positions(MDB_txn *txn, struct env *e, uint8_t f, const char 
     return out;
 }
 
-/* Runs the merge, terms_per_txn terms a transaction, until nothing is left;
- * false if it never ends. */
-static bool fold_all(struct env *e, size_t terms_per_txn)
+/* Runs the merge (everything into the base, or only the tiers of
+ * segments), a term a transaction with by_term, until nothing is due; false
+ * if it never ends. */
+static bool merge_until_done(struct env *e, enum index_merge_mode mode, bool by_term)
 {
-    bool left = true;
-    struct tbuf from = {0};
+    bool left = true, ran;
     MDB_txn *txn;
-    for (int round = 0; left && round < 100; round++) {
+    for (int round = 0; left && round < 100000; round++) {
         mdb_txn_begin(e->env, NULL, 0, &txn);
-        CHECK(index_fold(txn, &e->d, &from, terms_per_txn, &left) == 0);
+        CHECK(index_fold(txn, &e->d, mode, by_term ? 0 : mono_now() + 60, &ran, &left) == 0);
         CHECK(mdb_txn_commit(txn) == 0);
     }
-    tbuf_free(&from);
     return !left;
+}
+
+static bool fold_all(struct env *e, bool by_term)
+{
+    return merge_until_done(e, INDEX_MERGE_ALL, by_term);
+}
+
+static size_t segments(struct env *e)
+{
+    MDB_txn *txn;
+    mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
+    size_t n = index_segments(txn, &e->d);
+    mdb_txn_abort(txn);
+    return n;
 }
 
 static const struct row BASE[] = {
@@ -290,14 +303,14 @@ static void test_incremental_equals_rebuild(void)
     for (int i = 1; i <= 2; i++) { /* rows 2 and 3 move to ids 5 and 6 */
         values(&BASE[i], old);
         values(&changed[i], new);
-        CHECK(index_doc_remove(txn, &inc.d, sc, (uint32_t)i + 1, totals) == 0);
+        CHECK(index_doc_remove(txn, &inc.d, sc, (uint32_t)i + 1, totals, batch) == 0);
         CHECK(index_doc_add(txn, &inc.d, sc, an, &o, (uint32_t)i + 4, new, totals, batch) == 0);
     }
     values(&changed[4], new);
     CHECK(index_doc_add(txn, &inc.d, sc, an, &o, 7, new, totals, batch) == 0);
     /* A document added and changed again since the build: its delta entries
      * are hidden by the deleted mark until the merge. */
-    CHECK(index_doc_remove(txn, &inc.d, sc, 7, totals) == 0);
+    CHECK(index_doc_remove(txn, &inc.d, sc, 7, totals, NULL) == 0);
     CHECK(index_doc_add(txn, &inc.d, sc, an, &o, 8, new, totals, batch) == 0);
     CHECK(index_delta_flush(txn, &inc.d, batch) == 0); /* the batch's entries, by term */
     CHECK(mdb_txn_commit(txn) == 0);
@@ -341,16 +354,81 @@ static void test_incremental_equals_rebuild(void)
     mdb_txn_abort(txn);
 
     /* The merge folds everything into the base; readers see no change. */
-    CHECK(fold_all(&inc, 2));
+    CHECK(segments(&inc) == 1); /* the batch's */
+    CHECK(fold_all(&inc, true));
     mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
     CHECK(index_delta_entries(txn, &inc.d) == 0);
     CHECK(strcmp(positions(txn, &inc, 1, "apple", 1), "0,2") == 0); /* folded into the base */
     CHECK(strcmp(positions(txn, &inc, 1, "split", 8), "1") == 0);
     MDB_stat st;
-    CHECK(mdb_stat(txn, inc.d.dpos, &st) == 0 && st.ms_entries == 0); /* none left behind */
+    CHECK(mdb_stat(txn, inc.d.segs, &st) == 0 && st.ms_entries == 0); /* none left behind */
+    CHECK(mdb_stat(txn, inc.d.seglist, &st) == 0 && st.ms_entries == 0);
     mdb_txn_abort(txn);
     CHECK(same_view(&inc, inc_map, 9, &fresh, fresh_map, 6));
 
+    analyzer_free(an);
+    schema_free(sc);
+    env_close(&inc);
+    env_close(&fresh);
+}
+
+/* A stream of small batches, each its own segment: the tiers merge them
+ * INDEX_MERGE_FANIN at a time (a term a transaction, resuming from the
+ * stored record), the base fold takes the rest, and a reader sees what a
+ * rebuild of the surviving rows holds at every stage. */
+static void test_segments_merge_by_tiers(void)
+{
+    enum { BATCHES = 20, ALL = 4 + BATCHES };
+    static char ids[ALL][8], texts[ALL][64];
+    struct row rows[ALL], kept[ALL];
+    uint32_t inc_map[ALL + 1] = {0}, fresh_map[ALL + 1] = {0};
+    bool gone[ALL + 1] = {false};
+    for (int i = 0; i < 4; i++)
+        rows[i] = BASE[i];
+    for (int i = 4; i < ALL; i++) {
+        snprintf(ids[i], sizeof ids[i], "%d", i + 1);
+        snprintf(texts[i], sizeof texts[i], "word%d common apple %s", i, i % 3 ? "split" : "");
+        rows[i] = (struct row){ids[i], texts[i], i % 2 ? "7" : "10", "Zeta"};
+    }
+    struct env inc, fresh;
+    env_open(&inc);
+    env_open(&fresh);
+    build(&inc, rows, 4, 0);
+    char err[256];
+    struct tis_schema *sc = schema();
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct analysis_opts o = {0, 0};
+    struct tis_value v[4];
+    struct index_delta *batch = index_delta_new();
+    for (int i = 4; i < ALL; i++) { /* a batch each; every 4th also removes a row */
+        MDB_txn *txn;
+        mdb_txn_begin(inc.env, NULL, 0, &txn);
+        values(&rows[i], v);
+        CHECK(index_doc_add(txn, &inc.d, sc, an, &o, (uint32_t)i + 1, v, NULL, batch) == 0);
+        if (i % 4 == 0) {
+            CHECK(index_doc_remove(txn, &inc.d, sc, (uint32_t)i - 1, NULL, batch) == 0);
+            gone[i - 1] = true;
+        }
+        CHECK(index_delta_flush(txn, &inc.d, batch) == 0);
+        CHECK(mdb_txn_commit(txn) == 0);
+    }
+    index_delta_free(batch);
+    size_t nkept = 0;
+    for (int i = 0; i < ALL; i++)
+        if (!gone[i + 1]) {
+            kept[nkept++] = rows[i];
+            inc_map[i + 1] = (uint32_t)nkept;
+            fresh_map[nkept] = (uint32_t)nkept;
+        }
+    build(&fresh, kept, nkept, 0);
+    CHECK(segments(&inc) == BATCHES);
+    CHECK(same_view(&inc, inc_map, ALL + 1, &fresh, fresh_map, nkept + 1));
+    /* Two merges of 8: 2 segments of level 1 and the 4 newest left alone. */
+    CHECK(merge_until_done(&inc, INDEX_MERGE_TIERS, true));
+    CHECK(segments(&inc) == BATCHES - 2 * (INDEX_MERGE_FANIN - 1));
+    CHECK(same_view(&inc, inc_map, ALL + 1, &fresh, fresh_map, nkept + 1));
+    CHECK(fold_all(&inc, true) && segments(&inc) == 0);
+    CHECK(same_view(&inc, inc_map, ALL + 1, &fresh, fresh_map, nkept + 1));
     analyzer_free(an);
     schema_free(sc);
     env_close(&inc);
@@ -445,7 +523,7 @@ static void test_large_postings(void)
     for (int i = 0; i < N + MORE; i++) {
         snprintf(ids[i], sizeof ids[i], "%d", i + 1);
         /* x repeated 1..20 times, then y; the last row 600 times: its
-         * positions are too long for a delta entry and go to dpos */
+         * positions blob is long (a large segment posting) */
         int at = 0, reps = i == N + MORE - 1 ? 600 : i % 20 + 1;
         for (int k = 0; k < reps; k++)
             at += snprintf(texts[i] + at, sizeof texts[i] - (size_t)at, "x ");
@@ -486,12 +564,12 @@ static void test_large_postings(void)
     CHECK(same_view(&inc, map, N + MORE + 1, &fresh, map, N + MORE + 1));
     mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
     MDB_stat st;
-    CHECK(mdb_stat(txn, inc.d.dpos, &st) == 0 && st.ms_entries > 0); /* live positions */
+    CHECK(mdb_stat(txn, inc.d.segs, &st) == 0 && st.ms_entries > 0); /* live postings */
     CHECK(strcmp(positions(txn, &inc, 1, "y", N + MORE), "600") == 0);
     mdb_txn_abort(txn);
-    CHECK(fold_all(&inc, 3) && same_view(&inc, map, N + MORE + 1, &fresh, map, N + MORE + 1));
+    CHECK(fold_all(&inc, false) && same_view(&inc, map, N + MORE + 1, &fresh, map, N + MORE + 1));
     mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
-    CHECK(mdb_stat(txn, inc.d.dpos, &st) == 0 && st.ms_entries == 0); /* folded, dropped */
+    CHECK(mdb_stat(txn, inc.d.segs, &st) == 0 && st.ms_entries == 0); /* folded, dropped */
     mdb_txn_abort(txn);
     CHECK(same_index(&inc, &fresh)); /* byte for byte, once merged */
     analyzer_free(an);
@@ -503,6 +581,7 @@ static void test_large_postings(void)
 int main(void)
 {
     test_incremental_equals_rebuild();
+    test_segments_merge_by_tiers();
     test_spills_give_the_same_index();
     test_typed_terms_sort_as_values();
     test_large_postings();

@@ -1,0 +1,339 @@
+/* index_merge — the background merge of live segments (see index.h).
+ *
+ * As Lucene's TieredMergePolicy, segments of about one size are merged
+ * together, INDEX_MERGE_FANIN at a time, so a stream of small batches
+ * leaves a logarithmic number of segments and each entry is rewritten a
+ * logarithmic number of times. Folding into the base rewrites whole base
+ * postings (a common word's holds most documents), so it waits for the
+ * stream to rest, or for the segments to grow large.
+ *
+ * A merge goes a term at a time in key order, in as many transactions as
+ * it needs: each term's merged posting replaces its parts in the same
+ * transaction, so a reader sees every term either merged or not, never
+ * twice. Where it stands is stored in seglist under id 0 (u32 lo, u32 hi,
+ * u32 level, u8 to_base, u64 written, then the next key), so it goes on
+ * after a restart from the same place; redoing a term is harmless. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "index_internal.h"
+
+struct merge {
+    uint32_t lo, hi, level; /* segments lo..hi (ids) into lo, or into the base */
+    bool to_base;
+    uint64_t written;       /* entries the merged segment holds so far */
+    unsigned char from[1 + TERM_MAX_BYTES + 1];
+    size_t fromlen;         /* the next term key to merge (0: the first) */
+};
+
+#define MERGE_HEAD 21
+
+static const unsigned char RECORD_KEY[4] = {0, 0, 0, 0};
+
+static bool merge_load(MDB_txn *txn, const struct index_dbs *d, struct merge *m)
+{
+    MDB_val k = {4, (void *)RECORD_KEY}, v;
+    if (mdb_get(txn, d->seglist, &k, &v) || v.mv_size < MERGE_HEAD ||
+        v.mv_size - MERGE_HEAD > sizeof m->from)
+        return false;
+    const unsigned char *p = v.mv_data;
+    memcpy(&m->lo, p, 4);
+    memcpy(&m->hi, p + 4, 4);
+    memcpy(&m->level, p + 8, 4);
+    m->to_base = p[12];
+    memcpy(&m->written, p + 13, 8);
+    m->fromlen = v.mv_size - MERGE_HEAD;
+    memcpy(m->from, p + MERGE_HEAD, m->fromlen);
+    return true;
+}
+
+static int merge_save(MDB_txn *txn, const struct index_dbs *d, const struct merge *m)
+{
+    unsigned char b[MERGE_HEAD + sizeof m->from];
+    memcpy(b, &m->lo, 4);
+    memcpy(b + 4, &m->hi, 4);
+    memcpy(b + 8, &m->level, 4);
+    b[12] = m->to_base;
+    memcpy(b + 13, &m->written, 8);
+    memcpy(b + MERGE_HEAD, m->from, m->fromlen);
+    MDB_val k = {4, (void *)RECORD_KEY}, v = {MERGE_HEAD + m->fromlen, b};
+    return mdb_put(txn, d->seglist, &k, &v, 0);
+}
+
+/* The merge due now, if any. */
+static bool merge_choose(const struct seg_info *segs, size_t n, enum index_merge_mode mode,
+                         struct merge *m)
+{
+    uint64_t entries = 0;
+    for (size_t i = 0; i < n; i++)
+        entries += segs[i].entries;
+    memset(m, 0, sizeof *m);
+    if (n && (mode == INDEX_MERGE_ALL || entries >= INDEX_MERGE_BASE_ENTRIES)) {
+        *m = (struct merge){.lo = segs[0].id, .hi = segs[n - 1].id, .to_base = true};
+        return true;
+    }
+    /* The oldest FANIN segments of one level in a row. */
+    for (size_t i = 0, run = 1; i + 1 < n; i++) {
+        run = segs[i + 1].level == segs[i].level ? run + 1 : 1;
+        if (run == INDEX_MERGE_FANIN) {
+            *m = (struct merge){.lo = segs[i + 2 - run].id, .hi = segs[i + 1].id,
+                                .level = segs[i].level + 1};
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The positions blob of rank r's successor, walking: b is rank r's. */
+static const unsigned char *next_blob(const unsigned char *b, const unsigned char *end)
+{
+    size_t len = b ? pos_blob_len(b, end) : 0;
+    return len ? b + len : NULL;
+}
+
+/* What a term's merged posting is made of, copied out of the map before
+ * anything is written. */
+struct merged {
+    uint32_t *ids;
+    uint8_t *tf;
+    struct tbuf blobs, val;
+    uint32_t n, cap;
+    bool positions;
+};
+
+static void merged_add(struct merged *o, uint32_t id, uint8_t tf, const unsigned char *b,
+                       const unsigned char *end)
+{
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 1024;
+        o->ids = xrealloc(o->ids, o->cap * sizeof *o->ids);
+        o->tf = xrealloc(o->tf, o->cap);
+    }
+    o->ids[o->n] = id;
+    o->tf[o->n++] = tf;
+    size_t len = b ? pos_blob_len(b, end) : 0;
+    o->positions |= len > 0;
+    if (len)
+        tbuf_add(&o->blobs, b, len);
+    else
+        tbuf_add(&o->blobs, "", 1); /* an empty list keeps the ranks in step */
+}
+
+/* (base | delta) - deleted of p, in id order (the base's ids are older than
+ * the segments', but a merge by id does not rely on it). */
+static void merge_posting(const struct posting *p, const roaring_bitmap_t *deleted,
+                          struct merged *o)
+{
+    o->n = 0;
+    o->positions = false;
+    tbuf_reset(&o->blobs);
+    uint32_t nd = p->delta ? (uint32_t)roaring_bitmap_get_cardinality(p->delta) : 0, di = 0;
+    uint32_t *dids = xmalloc((nd ? nd : 1) * sizeof *dids);
+    if (nd)
+        roaring_bitmap_to_uint32_array(p->delta, dids);
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(p->docs, &it);
+    const unsigned char *b = posting_blob(p, 0), *bend = p->pos ? p->pos + p->poslen : NULL;
+    for (uint32_t r = 0; it.has_value || di < nd;) {
+        bool base = it.has_value && (di == nd || it.current_value < dids[di]);
+        uint32_t id = base ? it.current_value : dids[di];
+        bool keep = !roaring_bitmap_contains(deleted, id);
+        if (base) {
+            if (keep)
+                merged_add(o, id, (uint8_t)posting_base_tf(p, r), b, bend);
+            b = next_blob(b, bend), r++;
+            roaring_advance_uint32_iterator(&it);
+        } else {
+            if (keep)
+                merged_add(o, id, p->dtf[di], p->dpos[2 * di], p->dpos[2 * di + 1]);
+            di++;
+        }
+    }
+    free(dids);
+    if (!o->positions) /* a term without positions (a like field's): none stored */
+        tbuf_reset(&o->blobs);
+}
+
+static int del_if_there(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
+{
+    int rc = mdb_del(txn, dbi, k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Merges term key: its merged posting goes to the base or to segment lo,
+ * its other parts are deleted. */
+static int merge_term(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
+                      const struct key_walk *w, const MDB_val *key,
+                      const roaring_bitmap_t *deleted, struct merged *o)
+{
+    struct posting p;
+    MDB_val v, bk = *key;
+    int rc = key_walk_posting(w, key, &p); /* the segments' parts */
+    if (!rc && m->to_base && mdb_get(txn, d->terms, &bk, &v) == 0) {
+        struct posting base;
+        if (!posting_decode(&v, &base))
+            rc = MDB_CORRUPTED;
+        else { /* the base's ids with the segments' delta */
+            roaring_bitmap_free(p.docs);
+            p.docs = base.docs, p.n = base.n, p.small = base.small, p.tfs = base.tfs;
+            p.exc = base.exc, p.nexc = base.nexc, p.pos = base.pos, p.poslen = base.poslen;
+        }
+    }
+    if (rc) {
+        posting_free(&p);
+        return rc;
+    }
+    merge_posting(&p, deleted, o);
+    posting_free(&p);
+    uint32_t *at = xmalloc((w->n + 1) * sizeof *at);
+    size_t nat = 0;
+    for (size_t i = 0; i < w->n; i++) /* the parts to delete, before anything moves */
+        if (w->s[i].live && w->s[i].k.mv_size == key->mv_size &&
+            memcmp(w->s[i].k.mv_data, key->mv_data, key->mv_size) == 0)
+            at[nat++] = get_be32(w->s[i].pre);
+    const unsigned char *kc = key->mv_data; /* the caller's copy: no page under it moves */
+    size_t klen = key->mv_size;
+    unsigned char sk[SEG_KEY_MAX];
+    for (size_t i = 0; i < nat && !rc; i++) {
+        MDB_val k = {seg_key(at[i], kc, klen, sk), sk};
+        rc = del_if_there(txn, d->segs, &k);
+    }
+    free(at);
+    MDB_val target = m->to_base ? (MDB_val){klen, (void *)kc}
+                                : (MDB_val){seg_key(m->lo, kc, klen, sk), sk};
+    MDB_dbi dbi = m->to_base ? d->terms : d->segs;
+    if (!rc && o->n) {
+        posting_encode(o->ids, o->tf, o->n, (const unsigned char *)o->blobs.data, o->blobs.len,
+                       &o->val);
+        v = (MDB_val){o->val.len, o->val.data};
+        rc = mdb_put(txn, dbi, &target, &v, 0);
+        m->written += o->n;
+    } else if (!rc)
+        rc = del_if_there(txn, dbi, &target);
+    return rc;
+}
+
+/* Folds the live exists marks into the base's sets. */
+static int fold_exists(MDB_txn *txn, const struct index_dbs *d, const roaring_bitmap_t *deleted)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint8_t fields[256];
+    size_t nf = 0;
+    int rc = mdb_cursor_open(txn, d->dexists, &cur);
+    for (int op = MDB_FIRST; !rc && nf < 256 && mdb_cursor_get(cur, &k, &v, op) == 0;
+         op = MDB_NEXT_NODUP)
+        fields[nf++] = *(const uint8_t *)k.mv_data;
+    if (!rc)
+        mdb_cursor_close(cur);
+    for (size_t i = 0; i < nf && !rc; i++) {
+        roaring_bitmap_t *r = index_exists(txn, d, fields[i]);
+        roaring_bitmap_andnot_inplace(r, deleted);
+        MDB_val fk = {1, &fields[i]};
+        rc = put_bitmap(txn, d->exists, &fk, r);
+        roaring_bitmap_free(r);
+        if (!rc)
+            rc = mdb_del(txn, d->dexists, &fk, NULL);
+    }
+    return rc;
+}
+
+/* The merge is through: its segments go from the list (or become the
+ * merged one) and the record goes. */
+static int merge_finish(MDB_txn *txn, const struct index_dbs *d, const struct merge *m,
+                        const struct seg_info *segs, size_t n, const roaring_bitmap_t *deleted)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (segs[i].id < m->lo || segs[i].id > m->hi || (!m->to_base && segs[i].id == m->lo))
+            continue;
+        unsigned char kb[4];
+        put_be32(kb, segs[i].id);
+        MDB_val k = {4, kb};
+        rc = del_if_there(txn, d->seglist, &k);
+    }
+    if (!rc && !m->to_base) {
+        struct seg_info merged = {m->lo, m->level, m->written};
+        rc = m->written ? segs_put_info(txn, d, &merged) : 0;
+        if (!rc && !m->written) {
+            unsigned char kb[4];
+            put_be32(kb, m->lo);
+            MDB_val k = {4, kb};
+            rc = del_if_there(txn, d->seglist, &k);
+        }
+    }
+    if (!rc && m->to_base)
+        rc = fold_exists(txn, d, deleted);
+    MDB_val k = {4, (void *)RECORD_KEY};
+    return rc ? rc : del_if_there(txn, d->seglist, &k);
+}
+
+/* Merges terms of m until the clock passes until; *done at the end. */
+static int merge_run(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
+                     const struct seg_info *segs, size_t n, double until,
+                     const roaring_bitmap_t *deleted, bool *done)
+{
+    size_t first = 0, count = 0;
+    while (first < n && segs[first].id < m->lo)
+        first++;
+    while (first + count < n && segs[first + count].id <= m->hi)
+        count++;
+    struct key_walk w;
+    struct merged o = {0};
+    int rc = key_walk_open(&w, txn, d, false, segs + first, count);
+    MDB_val key;
+    *done = false;
+    for (bool one = false; !rc && (!one || mono_now() < until); one = true) {
+        key_walk_seek(&w, m->from, m->fromlen); /* writes may have moved the cursors */
+        if (!key_walk_min(&w, &key)) {
+            *done = true;
+            break;
+        }
+        /* A copy of the key: the writes may move the page under it. */
+        m->fromlen = key.mv_size < sizeof m->from ? key.mv_size : sizeof m->from - 1;
+        memcpy(m->from, key.mv_data, m->fromlen);
+        MDB_val kc = {m->fromlen, m->from};
+        rc = merge_term(txn, d, m, &w, &kc, deleted, &o);
+        m->from[m->fromlen++] = 0; /* the next key after it */
+    }
+    key_walk_close(&w);
+    free(o.ids);
+    free(o.tf);
+    tbuf_free(&o.blobs);
+    tbuf_free(&o.val);
+    return rc;
+}
+
+int index_fold(MDB_txn *txn, const struct index_dbs *d, enum index_merge_mode mode, double until,
+               bool *ran, bool *left)
+{
+    struct seg_info *segs;
+    size_t n = segs_list(txn, d, &segs);
+    struct merge m;
+    roaring_bitmap_t *deleted = index_deleted(txn, d);
+    int rc = 0;
+    bool done = false;
+    *ran = merge_load(txn, d, &m) || merge_choose(segs, n, mode, &m);
+    if (*ran) {
+        rc = merge_run(txn, d, &m, segs, n, until, deleted, &done);
+        if (!rc)
+            rc = done ? merge_finish(txn, d, &m, segs, n, deleted) : merge_save(txn, d, &m);
+    } else if (mode == INDEX_MERGE_ALL) {
+        MDB_stat st; /* marks of documents without terms, with no segment */
+        if (mdb_stat(txn, d->dexists, &st) == 0 && st.ms_entries)
+            rc = fold_exists(txn, d, deleted), *ran = true, done = true;
+    }
+    free(segs);
+    roaring_bitmap_free(deleted);
+    *left = false;
+    if (!rc && *ran && !done)
+        *left = true;
+    else if (!rc && *ran) { /* another merge due now? */
+        struct merge next;
+        n = segs_list(txn, d, &segs);
+        *left = merge_choose(segs, n, mode, &next);
+        free(segs);
+    }
+    return rc;
+}
