@@ -513,10 +513,7 @@ void verify_join_free(struct verify *v)
     json_object_put(v->samples);
     json_object_put(v->snapshot);
     json_object_put(v->found);
-    if (v->recheck) {
-        verify_chunks_free(v->recheck);
-        free(v->recheck);
-    }
+    verify_chunks_free(v->recheck);
     gen_release_pages(v->g);
     pthread_mutex_destroy(&v->mu);
     free(v->collection);

@@ -11,7 +11,7 @@
 #include "tisfs/source.h"
 #include "tisfs/verify.h"
 
-struct chunks;
+struct recheck;
 
 struct verify {
     uint64_t id;
@@ -37,7 +37,7 @@ struct verify {
     struct json_object *found; /* with repair: what the first pass found */
     /* With repair by chunks: the chunks the first pass found different,
      * the only ones the second pass checks again (NULL: every row). */
-    struct chunks *recheck;
+    struct recheck *recheck;
 };
 
 /* One pass over the table: the comparison's working state. */
@@ -53,6 +53,7 @@ struct pass {
     struct analyzer *an;
     struct gen_writer *w;
     size_t in_batch;
+    uint32_t last_id; /* the last document id in txn (by chunks) */
     char err[512];
 };
 
@@ -68,6 +69,6 @@ bool verify_chunkable(struct source *src, const struct tis_schema *sc);
  * allow it (compare row by row instead). */
 int verify_chunked_pass(struct pass *ps, struct source *src, const struct tis_schema *sc,
                         char *err, size_t errlen);
-void verify_chunks_free(struct chunks *c);
+void verify_chunks_free(struct recheck *r);
 
 #endif
