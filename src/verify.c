@@ -167,6 +167,8 @@ static int flush_repairs(struct pass *ps)
 static int repair_row(struct pass *ps, const struct tis_value *vals, bool del)
 {
     enum gen_outcome out;
+    if (ps->on_repair)
+        ps->on_repair(ps, vals);
     if (!ps->w && !(ps->w = gen_write_begin(ps->v->g, ps->an, ps->err, sizeof ps->err)))
         return -1;
     bool *present = xmalloc(ps->sc->nfields * sizeof *present);

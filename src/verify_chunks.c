@@ -22,10 +22,9 @@
  * first (-1 for NULL), then the values that are not NULL, all joined by '|'
  * -- the lengths say where each value ends, so no two rows read alike --
  * and CRC-32 of that; on the server
- *   CRC32(CONCAT_WS('|', IFNULL(LENGTH(CAST(a AS BINARY)), -1), ...,
- *                        CAST(a AS BINARY), ...))
- * over bytes, so it depends on no SQL mode, collation or client character
- * set. A mismatch of the two hashes can only cost time: the rows are then
+ *   CRC32(CONCAT_WS('|', IFNULL(OCTET_LENGTH(a), -1), ..., a, ...))
+ * over bytes (see add_value), so it depends on no SQL mode, collation or
+ * client character set. A mismatch of the two hashes can only cost time: the rows are then
  * compared exactly. Chunks are small (100 key values) so that changes
  * spread over a table send a small part of it further. */
 #define CHUNK_WIDTH 100
@@ -55,13 +54,13 @@ struct chunks {
     size_t cap, n;
 };
 
-/* What a repair's second pass checks again: the chunks the first found
- * different, and the documents that may lie in them (those the first pass
- * saw there and any written since its snapshot, above last_id). */
+/* What a repair's second pass checks again: the keys of the rows the first
+ * repaired (int64_t bits when signed). Every other row was found equal by
+ * checksum or by its hash at the first pass's snapshot; the second pass
+ * proves the repairs, not the table again. */
 struct recheck {
-    struct chunks c;
-    roaring_bitmap_t *ids;
-    uint32_t last_id;
+    uint64_t *keys;
+    size_t n, cap;
 };
 
 static size_t key_hash(int64_t k)
@@ -114,10 +113,8 @@ static void chunks_free(struct chunks *c)
 
 void verify_chunks_free(struct recheck *r)
 {
-    if (!r)
-        return;
-    chunks_free(&r->c);
-    roaring_bitmap_free(r->ids);
+    if (r)
+        free(r->keys);
     free(r);
 }
 
@@ -239,8 +236,12 @@ bool verify_chunkable(struct source *src, const struct tis_schema *sc)
 /* ---- the server's hash ---- */
 
 /* A value as the hash reads it: text and binary columns as they are (their
- * bytes, what CAST(c AS BINARY) would copy), anything else in its text form
- * through CAST(c AS BINARY) (no character set can widen its digits). */
+ * bytes; CAST(c AS BINARY) would copy them first, a third of the server's
+ * time), anything else in its text form through CAST(c AS BINARY) (no
+ * character set can widen its digits). The key is an integer, so every
+ * CONCAT_WS has a binary argument: its result is binary and no column's
+ * bytes are converted to another character set. OCTET_LENGTH counts bytes
+ * in every SQL mode (LENGTH counts characters under sql_mode=ORACLE). */
 static void add_value(struct tbuf *q, const struct tis_field *f)
 {
     bool raw = f->vt == VT_STRING || f->vt == VT_BINARY;
@@ -249,63 +250,19 @@ static void add_value(struct tbuf *q, const struct tis_field *f)
     tbuf_adds(q, raw ? "" : " AS BINARY)");
 }
 
-/* The row hash as one CONCAT_WS, as any MySQL-protocol server can. */
-static void hash_sql_concat(struct tbuf *q, const struct tis_schema *sc)
+static void hash_sql(struct tbuf *q, const struct tis_schema *sc)
 {
-    tbuf_adds(q, "CRC32(CONCAT_WS('|'");
-    for (size_t i = 0; i < sc->nfields; i++) {
-        tbuf_adds(q, ", IFNULL(LENGTH(CAST(");
-        tidb_add_ident(q, sc->fields[i].name);
-        tbuf_adds(q, " AS BINARY)), -1)");
-    }
-    for (size_t i = 0; i < sc->nfields; i++) {
-        tbuf_adds(q, ", CAST(");
-        tidb_add_ident(q, sc->fields[i].name);
-        tbuf_adds(q, " AS BINARY)");
-    }
-    tbuf_adds(q, "))");
-}
-
-/* The same hash by MariaDB's CRC32(crc, str) (10.8+), which continues a
- * CRC: the lengths, then per value '|' (not for NULL) and the value. Half
- * the server's time of the CONCAT_WS form: no row is copied into one
- * string. OCTET_LENGTH counts bytes in every SQL mode (LENGTH counts
- * characters under sql_mode=ORACLE). */
-static void hash_sql_chained(struct tbuf *q, const struct tis_schema *sc)
-{
-    for (size_t i = 0; i < 2 * sc->nfields; i++)
-        tbuf_adds(q, "CRC32(");
     tbuf_adds(q, "CRC32(CONCAT_WS('|'");
     for (size_t i = 0; i < sc->nfields; i++) {
         tbuf_adds(q, ", IFNULL(OCTET_LENGTH(");
         add_value(q, &sc->fields[i]);
         tbuf_adds(q, "), -1)");
     }
-    tbuf_adds(q, "))");
     for (size_t i = 0; i < sc->nfields; i++) {
-        tbuf_adds(q, ", IF(");
-        tidb_add_ident(q, sc->fields[i].name);
-        tbuf_adds(q, " IS NULL, '', '|')), IFNULL(");
+        tbuf_adds(q, ", ");
         add_value(q, &sc->fields[i]);
-        tbuf_adds(q, ", ''))");
     }
-}
-
-static int probe_row(void *arg, const struct tis_value *vals)
-{
-    *(bool *)arg = !vals[0].null && vals[0].len == 1 && vals[0].p[0] == '1';
-    return 0;
-}
-
-/* Whether the server continues a CRC (MariaDB 10.8+); others answer the
- * probe with an error, which leaves the transaction as it was. */
-static bool server_chains_crc(struct source *src)
-{
-    bool yes = false;
-    char err[256];
-    source_query(src, "SELECT CRC32(CRC32('tis'), 'fs') = CRC32('tisfs')", 1, probe_row, &yes,
-                 NULL, err, sizeof err);
-    return yes;
+    tbuf_adds(q, "))");
 }
 
 /* ---- the daemon's side ---- */
@@ -354,7 +311,6 @@ static void *ours_thread(void *arg)
         ch->sum += h;
         roaring_bitmap_add(ch->ids, it.current_value);
     }
-    ps->last_id = st.last_id;
     tbuf_free(&b);
     roaring_bitmap_free(live);
     roaring_bitmap_free(deleted);
@@ -387,20 +343,21 @@ static void add_table(struct tbuf *q, const struct tis_spec *spec)
 }
 
 /* Count, BIT_XOR and SUM of the row hash per chunk, the hash computed once
- * a row: MariaDB would merge the derived table and compute it for each
- * aggregate (SET STATEMENT is MariaDB's, as the chained hash is). */
-static void checksum_sql(const struct tis_spec *spec, const struct tis_schema *sc, bool chained,
-                         struct tbuf *q)
+ * a row: merged into the outer query, the derived table would compute it
+ * for each aggregate (MariaDB's SET STATEMENT, MySQL's NO_MERGE hint). */
+static void checksum_sql(struct source *src, const struct tis_spec *spec,
+                         const struct tis_schema *sc, struct tbuf *q)
 {
     const char *pk = sc->fields[sc->pk[0]].name;
-    if (chained)
+    bool mariadb = strstr(source_server_version(src), "MariaDB") != NULL;
+    if (mariadb)
         tbuf_adds(q, "SET STATEMENT optimizer_switch='derived_merge=off' FOR ");
-    tbuf_adds(q, "SELECT CAST(");
+    tbuf_adds(q, mariadb ? "SELECT CAST(" : "SELECT /*+ NO_MERGE(r) */ CAST(");
     tidb_add_ident(q, pk);
     tbuf_printf(q, " DIV %d AS CHAR), COUNT(*), BIT_XOR(h), SUM(h) FROM (SELECT ", CHUNK_WIDTH);
     tidb_add_ident(q, pk);
     tbuf_adds(q, ", ");
-    (chained ? hash_sql_chained : hash_sql_concat)(q, sc);
+    hash_sql(q, sc);
     tbuf_adds(q, " AS h FROM ");
     add_table(q, spec);
     tbuf_adds(q, ") r GROUP BY ");
@@ -410,27 +367,66 @@ static void checksum_sql(const struct tis_spec *spec, const struct tis_schema *s
 
 /* ---- looking into chunks ---- */
 
+/* The documents of the chunks looked into by key: their ids and hashes,
+ * so that a row's hash from the server costs one probe, not a lookup of
+ * its key, version and document in the index. */
+struct rowent {
+    uint64_t pk; /* int64_t bits when signed */
+    uint32_t id, h;
+    bool used;
+};
+
+struct rowmap {
+    struct rowent *t;
+    size_t cap;
+};
+
+static struct rowent *row_slot(const struct rowmap *m, uint64_t pk)
+{
+    size_t i = key_hash((int64_t)pk) & (m->cap - 1);
+    while (m->t[i].used && m->t[i].pk != pk)
+        i = (i + 1) & (m->cap - 1);
+    return &m->t[i];
+}
+
+/* Every document of scope by key (at most half full: no growing). */
+static void rowmap_fill(struct rowmap *m, struct pass *ps, const roaring_bitmap_t *scope)
+{
+    const struct tis_field *pkf = &ps->sc->fields[ps->sc->pk[0]];
+    struct tbuf b = {0};
+    m->cap = 16;
+    while (m->cap < 2 * roaring_bitmap_get_cardinality(scope))
+        m->cap *= 2;
+    m->t = xcalloc(m->cap, sizeof *m->t);
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(scope, &it);
+    for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
+        int64_t s = 0;
+        uint64_t u = 0;
+        if (!gen_doc_values(ps->v->g, ps->txn, it.current_value, ps->stored) ||
+            !pk_number(pkf, &ps->stored[ps->sc->pk[0]], &s, &u))
+            continue; /* left to the comparison of rows and the search for extras */
+        uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
+        *row_slot(m, pk) = (struct rowent){pk, it.current_value, row_hash(ps->sc, ps->stored, &b), true};
+    }
+    tbuf_free(&b);
+}
+
 struct descent {
     struct pass *ps;
     struct source *src;
     const struct tis_schema *sc;
-    bool chained;
     uint64_t *keys; /* the keys of rows to read whole (int64_t bits when signed) */
     size_t nkeys, cap;
-    struct tis_value *kv; /* a row with its key only, for lookups */
-    struct tbuf hb;
+    struct rowmap docs;
     uint64_t hashed, read;
 };
 
-static void add_key(struct descent *d, const struct tis_value *pk)
+static void add_key(struct descent *d, uint64_t pk)
 {
-    int64_t s = 0;
-    uint64_t u = 0;
-    if (!pk_number(&d->sc->fields[d->sc->pk[0]], pk, &s, &u))
-        return; /* the server sent a key that is no integer: nothing to read */
     if (d->nkeys == d->cap)
         d->keys = xrealloc(d->keys, (d->cap = d->cap ? d->cap * 2 : 256) * sizeof *d->keys);
-    d->keys[d->nkeys++] = d->sc->fields[d->sc->pk[0]].vt == VT_UINT ? u : (uint64_t)s;
+    d->keys[d->nkeys++] = pk;
 }
 
 /* A row's key and hash from the server: equal to the document's, the row
@@ -439,25 +435,22 @@ static int row_hash_cb(void *arg, const struct tis_value *vals)
 {
     struct descent *d = arg;
     struct pass *ps = d->ps;
-    struct gen_row r;
-    if (vals[1].null)
-        return 0;
+    const struct tis_field *pkf = &d->sc->fields[d->sc->pk[0]];
+    int64_t s = 0;
+    uint64_t u = 0;
+    if (vals[1].null || !pk_number(pkf, &vals[0], &s, &u))
+        return 0; /* no key to read it by: the search for extras still runs */
     d->hashed++;
-    d->kv[d->sc->pk[0]] = vals[0];
-    int rc = gen_row_lookup(ps->v->g, ps->txn, d->kv, &ps->key, &r);
-    if (rc) {
-        snprintf(ps->err, sizeof ps->err, "reading the index: %s", mdb_strerror(rc));
-        return 1;
-    }
-    if (r.present && gen_doc_values(ps->v->g, ps->txn, r.id, ps->stored) &&
-        row_hash(d->sc, ps->stored, &d->hb) == (uint32_t)strtoul(vals[1].p, NULL, 10)) {
-        roaring_bitmap_add(ps->seen, r.id);
+    uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
+    const struct rowent *e = row_slot(&d->docs, pk);
+    if (e->used && e->h == (uint32_t)strtoul(vals[1].p, NULL, 10)) {
+        roaring_bitmap_add(ps->seen, e->id);
         pthread_mutex_lock(&ps->v->mu);
         ps->v->checked++;
         pthread_mutex_unlock(&ps->v->mu);
         return 0;
     }
-    add_key(d, &vals[0]);
+    add_key(d, pk);
     return 0;
 }
 
@@ -513,7 +506,7 @@ static int look_into(struct descent *d, const char *where, bool by_hash, char *e
     tbuf_adds(&q, "SELECT ");
     tidb_add_ident(&q, d->sc->fields[d->sc->pk[0]].name);
     tbuf_adds(&q, ", ");
-    (d->chained ? hash_sql_chained : hash_sql_concat)(&q, d->sc);
+    hash_sql(&q, d->sc);
     tbuf_adds(&q, " FROM ");
     add_table(&q, d->ps->v->spec);
     tbuf_printf(&q, " WHERE %s", where);
@@ -524,12 +517,14 @@ static int look_into(struct descent *d, const char *where, bool by_hash, char *e
 
 /* The chunks of keys (sorted) looked into, then the documents of scope
  * that no row matched are extra. */
-static int look_into_chunks(struct pass *ps, struct source *src, bool chained, const int64_t *keys,
+static int look_into_chunks(struct pass *ps, struct source *src, const int64_t *keys,
                             size_t n, bool by_hash, const roaring_bitmap_t *scope, char *err,
                             size_t errlen)
 {
-    struct descent d = {.ps = ps, .src = src, .sc = ps->sc, .chained = chained};
-    d.kv = xcalloc(ps->sc->nfields, sizeof *d.kv);
+    struct descent d = {.ps = ps, .src = src, .sc = ps->sc};
+    double t0 = mono_now();
+    if (by_hash)
+        rowmap_fill(&d.docs, ps, scope);
     struct tbuf wh = {0};
     size_t nq = ranges_where(&ps->sc->fields[ps->sc->pk[0]], keys, n, &wh);
     int rc = 0;
@@ -540,13 +535,14 @@ static int look_into_chunks(struct pass *ps, struct source *src, bool chained, c
         snprintf(err, errlen, "%s", ps->err);
     if (!rc && by_hash)
         verify_log(ps->v, "looked into %zu chunks by the hash of each row: %llu rows, %llu of "
-                   "them read whole", n, (unsigned long long)d.hashed, (unsigned long long)d.read);
+                   "them read whole (%.2f s)", n, (unsigned long long)d.hashed,
+                   (unsigned long long)d.read, mono_now() - t0);
     else if (!rc)
-        verify_log(ps->v, "looked into %zu chunks: every row read whole", n);
+        verify_log(ps->v, "looked into %zu chunks: every row read whole (%.2f s)", n,
+                   mono_now() - t0);
     tbuf_free(&wh);
     free(d.keys);
-    tbuf_free(&d.hb);
-    free(d.kv);
+    free(d.docs.t);
     return rc;
 }
 
@@ -604,7 +600,7 @@ static int64_t *chunk_keys(const struct chunks *c, roaring_bitmap_t *ids)
 /* Both sides' checksums of every chunk: those that differ into c, how
  * many there are in all into *all. Returns 0, -1, or 1 when the daemon's
  * keys are not integers. */
-static int checksums(struct pass *ps, struct source *src, bool chained, struct chunks *c,
+static int checksums(struct pass *ps, struct source *src, struct chunks *c,
                      size_t *all, char *err, size_t errlen)
 {
     struct ours_job ours = {ps, {0}, 0, 0};
@@ -612,7 +608,7 @@ static int checksums(struct pass *ps, struct source *src, bool chained, struct c
     pthread_t th;
     pthread_create(&th, NULL, ours_thread, &ours);
     struct tbuf q = {0};
-    checksum_sql(ps->v->spec, ps->sc, chained, &q);
+    checksum_sql(src, ps->v->spec, ps->sc, &q);
     double t0 = mono_now();
     int rc = source_query(src, q.data, 4, server_chunk, &theirs, &ps->v->cancel, err, errlen);
     double server = mono_now() - t0;
@@ -625,60 +621,66 @@ static int checksums(struct pass *ps, struct source *src, bool chained, struct c
     if (!rc) {
         *all = compare_sums(ps, &ours.c, &theirs, c);
         verify_log(ps->v, "compared %zu chunks of %d key values by checksum: %zu differ "
-                   "(the server's sums in %.2f s%s, the daemon's in %.2f s)",
-                   *all, CHUNK_WIDTH, c->n, server,
-                   chained ? "" : " by CONCAT_WS", ours.secs);
+                   "(the server's sums in %.2f s, the daemon's in %.2f s)",
+                   *all, CHUNK_WIDTH, c->n, server, ours.secs);
     }
     chunks_free(&ours.c);
     chunks_free(&theirs);
     return rc;
 }
 
-/* What the second pass of a repair checks again. */
-static void keep_for_recheck(struct pass *ps, const struct chunks *c, const roaring_bitmap_t *ids)
+/* verify.c's hook: the key of a row the first pass repairs. */
+static void keep_key(void *arg, const struct tis_value *vals)
 {
-    struct recheck *r = xcalloc(1, sizeof *r);
-    for (size_t i = 0; i < c->cap; i++)
-        if (c->t[i].used)
-            chunk_get(&r->c, c->t[i].key);
-    r->ids = roaring_bitmap_copy(ids);
-    r->last_id = ps->last_id;
-    ps->v->recheck = r;
+    struct pass *ps = arg;
+    struct recheck *r = ps->v->recheck;
+    const struct tis_field *f = &ps->sc->fields[ps->sc->pk[0]];
+    int64_t s = 0;
+    uint64_t u = 0;
+    if (!pk_number(f, &vals[ps->sc->pk[0]], &s, &u))
+        return;
+    if (r->n == r->cap)
+        r->keys = xrealloc(r->keys, (r->cap = r->cap ? r->cap * 2 : 256) * sizeof *r->keys);
+    r->keys[r->n++] = f->vt == VT_UINT ? u : (uint64_t)s;
 }
 
-/* The documents that may lie in the chunks the first pass found different:
- * its own, and those written since, when their keys fall in them. */
-static roaring_bitmap_t *recheck_scope(struct pass *ps, const struct recheck *r)
+/* The documents that hold keys now: what no row may match (extra). */
+static roaring_bitmap_t *keys_docs(struct pass *ps, const struct recheck *r)
 {
-    const struct tis_field *pkf = &ps->sc->fields[ps->sc->pk[0]];
-    roaring_bitmap_t *scope = roaring_bitmap_copy(r->ids);
-    struct gen_stats st;
-    gen_stats_read(ps->v->g, ps->txn, &st);
-    for (uint32_t id = r->last_id + 1; id > r->last_id && id <= st.last_id; id++) {
-        int64_t key;
-        if (gen_doc_values(ps->v->g, ps->txn, id, ps->stored) &&
-            chunk_key(pkf, &ps->stored[ps->sc->pk[0]], &key) && chunk_find(&r->c, key))
-            roaring_bitmap_add(scope, id);
+    const struct tis_field *f = &ps->sc->fields[ps->sc->pk[0]];
+    roaring_bitmap_t *ids = roaring_bitmap_create();
+    struct tis_value *kv = xcalloc(ps->sc->nfields, sizeof *kv);
+    for (size_t i = 0; i < r->n; i++) {
+        char num[24];
+        struct gen_row row;
+        int len = f->vt == VT_UINT ? snprintf(num, sizeof num, "%llu", (unsigned long long)r->keys[i])
+                                   : snprintf(num, sizeof num, "%lld", (long long)(int64_t)r->keys[i]);
+        kv[ps->sc->pk[0]] = (struct tis_value){num, (size_t)len, false};
+        if (gen_row_lookup(ps->v->g, ps->txn, kv, &ps->key, &row) == 0 && row.present)
+            roaring_bitmap_add(ids, row.id);
     }
-    gen_stats_free(&st);
-    return scope;
+    free(kv);
+    return ids;
 }
 
-/* A repair's second pass: only the chunks the first found different, by
- * the hash of each of their rows (no sums: the rows are few). */
-static int recheck_pass(struct pass *ps, struct source *src, bool chained, char *err,
-                        size_t errlen)
+/* A repair's second pass: the rows the first repaired, read whole and
+ * compared; the documents of their keys that no row matched are extra. */
+static int recheck_pass(struct pass *ps, struct source *src, char *err, size_t errlen)
 {
     const struct recheck *r = ps->v->recheck;
-    if (r->c.n == 0) { /* the first pass found every chunk equal */
-        verify_log(ps->v, "no chunk differed: nothing to check again");
+    if (r->n == 0) {
+        verify_log(ps->v, "nothing was repaired: nothing to check again");
         return 0;
     }
-    verify_log(ps->v, "checking again the %zu chunks the first pass found different", r->c.n);
-    roaring_bitmap_t *scope = recheck_scope(ps, r);
-    int64_t *keys = chunk_keys(&r->c, NULL);
-    int rc = look_into_chunks(ps, src, chained, keys, r->c.n, true, scope, err, errlen);
-    free(keys);
+    double t0 = mono_now();
+    struct descent d = {.ps = ps, .src = src, .sc = ps->sc, .keys = r->keys, .nkeys = r->n};
+    int rc = read_listed(&d, err, errlen);
+    roaring_bitmap_t *scope = rc ? NULL : keys_docs(ps, r);
+    if (scope && (rc = verify_find_extra(ps, scope)) != 0)
+        snprintf(err, errlen, "%s", ps->err);
+    if (!rc)
+        verify_log(ps->v, "checked again the %zu rows the first pass repaired (%.2f s)", r->n,
+                   mono_now() - t0);
     roaring_bitmap_free(scope);
     return rc;
 }
@@ -689,20 +691,21 @@ int verify_chunked_pass(struct pass *ps, struct source *src, const struct tis_sc
                         char *err, size_t errlen)
 {
     (void)sc; /* the table's as described; ps->sc, the collection's, is the same */
-    bool chained = server_chains_crc(src);
     if (ps->v->recheck)
-        return recheck_pass(ps, src, chained, err, errlen);
+        return recheck_pass(ps, src, err, errlen);
+    if (ps->repair) {
+        ps->v->recheck = xcalloc(1, sizeof *ps->v->recheck);
+        ps->on_repair = keep_key;
+    }
     struct chunks c = {0};
     size_t all = 0;
-    int rc = checksums(ps, src, chained, &c, &all, err, errlen);
+    int rc = checksums(ps, src, &c, &all, err, errlen);
     roaring_bitmap_t *scope = roaring_bitmap_create();
     int64_t *keys = rc ? NULL : chunk_keys(&c, scope);
     if (!rc && c.n) {
         bool by_hash = c.n * ROWS_BY_HASH_MAX_SHARE <= all;
-        rc = look_into_chunks(ps, src, chained, keys, c.n, by_hash, scope, err, errlen);
+        rc = look_into_chunks(ps, src, keys, c.n, by_hash, scope, err, errlen);
     }
-    if (!rc && ps->repair)
-        keep_for_recheck(ps, &c, scope);
     free(keys);
     roaring_bitmap_free(scope);
     chunks_free(&c);

@@ -35,7 +35,7 @@ struct verify {
     uint64_t checked, missing, extra, differ, newer, repaired;
     struct json_object *samples, *snapshot;
     struct json_object *found; /* with repair: what the first pass found */
-    /* With repair by chunks: the chunks the first pass found different,
+    /* With repair by chunks: the keys of the rows the first pass repaired,
      * the only ones the second pass checks again (NULL: every row). */
     struct recheck *recheck;
 };
@@ -53,7 +53,8 @@ struct pass {
     struct analyzer *an;
     struct gen_writer *w;
     size_t in_batch;
-    uint32_t last_id; /* the last document id in txn (by chunks) */
+    /* Called with every row (or extra document) about to be repaired. */
+    void (*on_repair)(void *pass, const struct tis_value *vals);
     char err[512];
 };
 
