@@ -45,7 +45,7 @@ struct chunk {
     int64_t key; /* pk DIV CHUNK_WIDTH (fits: even UINT64_MAX / 100 does) */
     uint64_t count, sum;
     uint32_t x;
-    bool used, server, differ;
+    bool used;
     roaring_bitmap_t *ids; /* the documents of the chunk */
 };
 
@@ -331,7 +331,6 @@ static int server_chunk(void *arg, const struct tis_value *vals)
     ch->count = strtoull(vals[1].p, NULL, 10);
     ch->x = (uint32_t)strtoul(vals[2].p, NULL, 10);
     ch->sum = strtoull(vals[3].p, NULL, 10);
-    ch->server = true;
     return 0;
 }
 
