@@ -167,6 +167,8 @@ static int flush_repairs(struct pass *ps)
 static int repair_row(struct pass *ps, const struct tis_value *vals, bool del)
 {
     enum gen_outcome out;
+    if (ps->on_repair)
+        ps->on_repair(ps, vals);
     if (!ps->w && !(ps->w = gen_write_begin(ps->v->g, ps->an, ps->err, sizeof ps->err)))
         return -1;
     bool *present = xmalloc(ps->sc->nfields * sizeof *present);
@@ -513,10 +515,7 @@ void verify_join_free(struct verify *v)
     json_object_put(v->samples);
     json_object_put(v->snapshot);
     json_object_put(v->found);
-    if (v->recheck) {
-        verify_chunks_free(v->recheck);
-        free(v->recheck);
-    }
+    verify_chunks_free(v->recheck);
     gen_release_pages(v->g);
     pthread_mutex_destroy(&v->mu);
     free(v->collection);

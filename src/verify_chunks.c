@@ -1,6 +1,6 @@
 /* verify_chunks — a verification pass by chunks of the primary key, their
  * checksums computed on the server and by the daemon, only differing
- * chunks compared row by row (verify.h). */
+ * chunks looked into (verify.h). */
 #define _GNU_SOURCE
 #include "verify_internal.h"
 
@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "tisfs/index.h"
 #include "tisfs/source_tidb.h"
@@ -17,26 +17,35 @@
 /* With a single integer primary key on MySQL/MariaDB, rows are grouped by
  * pk DIV CHUNK_WIDTH; the server sums a hash of every row of each chunk in
  * one GROUP BY, the daemon the same hash of its documents, and only chunks
- * whose sums differ are compared row by row. The hash is over each value as
- * the text protocol sends it (what a build stores): every field's byte
- * length first (-1 for NULL), then the values that are not NULL, all joined
- * by '|' -- the lengths say where each value ends, so no two rows read
- * alike -- and CRC-32 of that; on the server
- *   CRC32(CONCAT_WS('|', IFNULL(LENGTH(CAST(a AS BINARY)), -1), ...,
- *                        CAST(a AS BINARY), ...))
- * over bytes, so it depends on no SQL mode, collation or client character
- * set (and costs the server little more than the scan). A mismatch of the two hashes can only cost time: the chunk is then
- * compared row by row, exactly. Chunks are small (100 key values) so that
- * changes spread over a table send a small part of it to that comparison. */
+ * whose sums differ are looked into. The hash is over each value as the
+ * text protocol sends it (what a build stores): every field's byte length
+ * first (-1 for NULL), then the values that are not NULL, all joined by '|'
+ * -- the lengths say where each value ends, so no two rows read alike --
+ * and CRC-32 of that; on the server
+ *   CRC32(CONCAT_WS('|', IFNULL(OCTET_LENGTH(a), -1), ..., a, ...))
+ * over bytes (see add_value), so it depends on no SQL mode, collation or
+ * client character set. A mismatch of the two hashes can only cost time: the rows are then
+ * compared exactly. Chunks are small (100 key values) so that changes
+ * spread over a table send a small part of it further. */
 #define CHUNK_WIDTH 100
-#define CHUNK_KEY_MAX 24
-#define CHUNKS_PER_QUERY 200
+/* A differing chunk is looked into by the hash of each row (the server
+ * sends key and hash), and only the rows whose hashes differ are read
+ * whole: a few changed rows cost a few rows, not their chunks. When most
+ * chunks differ, reading them whole at once is cheaper. */
+#define ROWS_BY_HASH_MAX_SHARE 2 /* row hashes while at most 1/2 of the chunks differ */
+/* Key ranges per query: the server tests each row against every range of
+ * its WHERE (an OR of BETWEENs), so a long list costs more than queries. */
+#define RANGES_PER_QUERY 32
+/* Adjacent differing chunks merge into one range of at most this many. */
+#define RANGE_MAX_CHUNKS 100
+/* Rows read whole per query (WHERE pk IN (...)). */
+#define KEYS_PER_QUERY 1000
 
 struct chunk {
-    char key[CHUNK_KEY_MAX]; /* pk DIV CHUNK_WIDTH, as text */
+    int64_t key; /* pk DIV CHUNK_WIDTH (fits: even UINT64_MAX / 100 does) */
     uint64_t count, sum;
     uint32_t x;
-    bool server, differ;
+    bool used;
     roaring_bitmap_t *ids; /* the documents of the chunk */
 };
 
@@ -45,80 +54,101 @@ struct chunks {
     size_t cap, n;
 };
 
-static size_t key_hash(const char *k)
+/* What a repair's second pass checks again: the keys of the rows the first
+ * repaired (int64_t bits when signed). Every other row was found equal by
+ * checksum or by its hash at the first pass's snapshot; the second pass
+ * proves the repairs, not the table again. */
+struct recheck {
+    uint64_t *keys;
+    size_t n, cap;
+};
+
+static size_t key_hash(int64_t k)
 {
-    size_t h = 14695981039346656037u;
-    for (; *k; k++)
-        h = (h ^ (unsigned char)*k) * 1099511628211u;
-    return h;
+    uint64_t h = (uint64_t)k * 0x9E3779B97F4A7C15u;
+    return (size_t)(h ^ (h >> 29));
 }
 
-static struct chunk *chunk_get(struct chunks *c, const char *key)
+static struct chunk *chunk_slot(const struct chunks *c, int64_t key)
 {
-    if ((c->n + 1) * 2 > c->cap) { /* grow: rehash */
-        struct chunks g = {xcalloc(c->cap ? c->cap * 2 : 1024, sizeof *g.t), c->cap ? c->cap * 2 : 1024, 0};
-        for (size_t i = 0; i < c->cap; i++)
-            if (c->t[i].key[0]) {
-                size_t h = key_hash(c->t[i].key) & (g.cap - 1);
-                while (g.t[h].key[0])
-                    h = (h + 1) & (g.cap - 1);
-                g.t[h] = c->t[i];
-                g.n++;
-            }
-        free(c->t);
-        *c = g;
-    }
     size_t h = key_hash(key) & (c->cap - 1);
-    while (c->t[h].key[0] && strcmp(c->t[h].key, key) != 0)
+    while (c->t[h].used && c->t[h].key != key)
         h = (h + 1) & (c->cap - 1);
-    if (!c->t[h].key[0]) {
-        snprintf(c->t[h].key, sizeof c->t[h].key, "%s", key);
-        c->t[h].ids = roaring_bitmap_create();
-        c->n++;
-    }
     return &c->t[h];
 }
 
-static struct chunk *chunk_find(const struct chunks *c, const char *key)
+static struct chunk *chunk_get(struct chunks *c, int64_t key)
+{
+    if ((c->n + 1) * 2 > c->cap) { /* grow: rehash */
+        struct chunks g = {xcalloc(c->cap ? c->cap * 2 : 1024, sizeof *g.t), c->cap ? c->cap * 2 : 1024, c->n};
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->t[i].used)
+                *chunk_slot(&g, c->t[i].key) = c->t[i];
+        free(c->t);
+        *c = g;
+    }
+    struct chunk *ch = chunk_slot(c, key);
+    if (!ch->used) {
+        *ch = (struct chunk){.key = key, .used = true, .ids = roaring_bitmap_create()};
+        c->n++;
+    }
+    return ch;
+}
+
+static struct chunk *chunk_find(const struct chunks *c, int64_t key)
 {
     if (!c->cap)
         return NULL;
-    size_t h = key_hash(key) & (c->cap - 1);
-    for (; c->t[h].key[0]; h = (h + 1) & (c->cap - 1))
-        if (strcmp(c->t[h].key, key) == 0)
-            return &c->t[h];
-    return NULL;
+    struct chunk *ch = chunk_slot(c, key);
+    return ch->used ? ch : NULL;
 }
 
-void verify_chunks_free(struct chunks *c)
+static void chunks_free(struct chunks *c)
 {
     for (size_t i = 0; i < c->cap; i++)
-        if (c->t[i].key[0])
+        if (c->t[i].used)
             roaring_bitmap_free(c->t[i].ids);
     free(c->t);
 }
 
+void verify_chunks_free(struct recheck *r)
+{
+    if (r)
+        free(r->keys);
+    free(r);
+}
+
+/* The row hash over the stored values: CRC-32 of the lengths, then of '|'
+ * and each value, without copying the values (CRC-32 continues across
+ * pieces as over their concatenation). */
 static uint32_t row_hash(const struct tis_schema *sc, const struct tis_value *vals,
                          struct tbuf *b)
 {
     tbuf_reset(b);
     for (size_t i = 0; i < sc->nfields; i++) {
+        char num[24], *e = num + sizeof num, *p = e;
+        size_t n = vals[i].len;
         if (vals[i].null)
-            tbuf_adds(b, i ? "|-1" : "-1");
+            *--p = '1', *--p = '-';
         else
-            tbuf_printf(b, i ? "|%zu" : "%zu", vals[i].len);
+            do
+                *--p = (char)('0' + n % 10);
+            while (n /= 10);
+        if (i)
+            *--p = '|';
+        tbuf_add(b, p, (size_t)(e - p));
     }
+    uint32_t crc = libdeflate_crc32(0, b->data, b->len);
     for (size_t i = 0; i < sc->nfields; i++)
         if (!vals[i].null) { /* CONCAT_WS skips NULLs */
-            tbuf_add(b, "|", 1);
-            tbuf_add(b, vals[i].p, vals[i].len);
+            crc = libdeflate_crc32(crc, "|", 1);
+            crc = libdeflate_crc32(crc, vals[i].p ? vals[i].p : "", vals[i].len);
         }
-    return (uint32_t)crc32(0L, (const Bytef *)(b->data ? b->data : ""), (uInt)b->len);
+    return crc;
 }
 
-/* The chunk key of an integer primary key's text, as the server's
- * CAST(pk DIV CHUNK_WIDTH AS CHAR) writes it; false when it is not one. */
-static bool chunk_key(const struct tis_field *f, const struct tis_value *v, char *out)
+/* An integer primary key's text as a number; false when it is not one. */
+static bool pk_number(const struct tis_field *f, const struct tis_value *v, int64_t *s, uint64_t *u)
 {
     char num[32], *end;
     if (v->null || v->len == 0 || v->len >= sizeof num)
@@ -127,17 +157,74 @@ static bool chunk_key(const struct tis_field *f, const struct tis_value *v, char
     num[v->len] = 0;
     errno = 0;
     if (f->vt == VT_UINT) {
-        unsigned long long u = strtoull(num, &end, 10);
-        if (*end || errno || num[0] == '-')
-            return false;
-        snprintf(out, CHUNK_KEY_MAX, "%llu", u / CHUNK_WIDTH);
-    } else {
-        long long s = strtoll(num, &end, 10);
-        if (*end || errno)
-            return false;
-        snprintf(out, CHUNK_KEY_MAX, "%lld", s / CHUNK_WIDTH); /* truncates, as DIV does */
+        *u = strtoull(num, &end, 10);
+        return !*end && !errno && num[0] != '-';
     }
+    *s = strtoll(num, &end, 10);
+    return !*end && !errno;
+}
+
+/* The chunk of an integer primary key's text, as the server's pk DIV
+ * CHUNK_WIDTH has it (DIV truncates toward zero). */
+static bool chunk_key(const struct tis_field *f, const struct tis_value *v, int64_t *key)
+{
+    int64_t s;
+    uint64_t u;
+    if (!pk_number(f, v, &s, &u))
+        return false;
+    *key = f->vt == VT_UINT ? (int64_t)(u / CHUNK_WIDTH) : s / CHUNK_WIDTH;
     return true;
+}
+
+/* "pk BETWEEN lo AND hi" for chunks first..last: what DIV puts in them.
+ * Chunk 0 of a signed key holds -99..99, chunk -k holds -(100k+99)..-100k. */
+static void range_sql(const struct tis_field *f, int64_t first, int64_t last, struct tbuf *w)
+{
+    tidb_add_ident(w, f->name);
+    if (f->vt == VT_UINT) {
+        uint64_t lo = (uint64_t)first * CHUNK_WIDTH, hi = (uint64_t)last * CHUNK_WIDTH;
+        hi = hi > UINT64_MAX - (CHUNK_WIDTH - 1) ? UINT64_MAX : hi + CHUNK_WIDTH - 1;
+        tbuf_printf(w, " BETWEEN %llu AND %llu", (unsigned long long)lo, (unsigned long long)hi);
+        return;
+    }
+    int64_t lo = first * CHUNK_WIDTH, hi = last * CHUNK_WIDTH;
+    if (first <= 0)
+        lo = lo < INT64_MIN + (CHUNK_WIDTH - 1) ? INT64_MIN : lo - (CHUNK_WIDTH - 1);
+    if (last >= 0)
+        hi = hi > INT64_MAX - (CHUNK_WIDTH - 1) ? INT64_MAX : hi + CHUNK_WIDTH - 1;
+    tbuf_printf(w, " BETWEEN %lld AND %lld", (long long)lo, (long long)hi);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The WHERE of each query over the sorted chunk keys: adjacent chunks
+ * merged into ranges, RANGES_PER_QUERY ranges a query, each a NUL-ended
+ * string in out. Returns the number of queries. */
+static size_t ranges_where(const struct tis_field *f, const int64_t *keys, size_t n, struct tbuf *out)
+{
+    size_t queries = 0, in_query = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && keys[j] == keys[j - 1] + 1 && j - i < RANGE_MAX_CHUNKS)
+            j++;
+        if (in_query == RANGES_PER_QUERY) {
+            tbuf_add(out, "", 1);
+            in_query = 0;
+        }
+        if (in_query++)
+            tbuf_adds(out, " OR ");
+        else
+            queries++;
+        range_sql(f, keys[i], keys[j - 1], out);
+        i = j;
+    }
+    if (in_query)
+        tbuf_add(out, "", 1);
+    return queries;
 }
 
 bool verify_chunkable(struct source *src, const struct tis_schema *sc)
@@ -146,38 +233,79 @@ bool verify_chunkable(struct source *src, const struct tis_schema *sc)
            (sc->fields[sc->pk[0]].vt == VT_INT || sc->fields[sc->pk[0]].vt == VT_UINT);
 }
 
-/* The daemon's side: every live document into its chunk (only those of
- * the chunks in only, when it is not NULL). */
-static int our_chunks(struct pass *ps, struct chunks *c, const struct chunks *only)
+/* ---- the server's hash ---- */
+
+/* A value as the hash reads it: text and binary columns as they are (their
+ * bytes; CAST(c AS BINARY) would copy them first, a third of the server's
+ * time), anything else in its text form through CAST(c AS BINARY) (no
+ * character set can widen its digits). The key is an integer, so every
+ * CONCAT_WS has a binary argument: its result is binary and no column's
+ * bytes are converted to another character set. OCTET_LENGTH counts bytes
+ * in every SQL mode (LENGTH counts characters under sql_mode=ORACLE). */
+static void add_value(struct tbuf *q, const struct tis_field *f)
 {
+    bool raw = f->vt == VT_STRING || f->vt == VT_BINARY;
+    tbuf_adds(q, raw ? "" : "CAST(");
+    tidb_add_ident(q, f->name);
+    tbuf_adds(q, raw ? "" : " AS BINARY)");
+}
+
+static void hash_sql(struct tbuf *q, const struct tis_schema *sc)
+{
+    tbuf_adds(q, "CRC32(CONCAT_WS('|'");
+    for (size_t i = 0; i < sc->nfields; i++) {
+        tbuf_adds(q, ", IFNULL(OCTET_LENGTH(");
+        add_value(q, &sc->fields[i]);
+        tbuf_adds(q, "), -1)");
+    }
+    for (size_t i = 0; i < sc->nfields; i++) {
+        tbuf_adds(q, ", ");
+        add_value(q, &sc->fields[i]);
+    }
+    tbuf_adds(q, "))");
+}
+
+/* ---- the daemon's side ---- */
+
+struct ours_job {
+    struct pass *ps;
+    struct chunks c;
+    int rc;
+    double secs;
+};
+
+/* Every live document into its chunk, on its own thread while the server
+ * computes its side: on two cores the two overlap. */
+static void *ours_thread(void *arg)
+{
+    struct ours_job *j = arg;
+    struct pass *ps = j->ps;
     struct verify *v = ps->v;
     const struct tis_field *pkf = &ps->sc->fields[ps->sc->pk[0]];
+    double t0 = mono_now();
     struct gen_stats st;
     gen_stats_read(v->g, ps->txn, &st);
     roaring_bitmap_t *deleted = index_deleted(ps->txn, gen_index(v->g));
     roaring_bitmap_t *live = index_live(st.last_id, deleted);
     roaring_uint32_iterator_t it;
     struct tbuf b = {0};
-    char key[CHUNK_KEY_MAX];
-    int rc = 0;
     uint64_t n = 0;
     roaring_init_iterator(live, &it);
-    for (; it.has_value && !rc; roaring_advance_uint32_iterator(&it), n++) {
+    for (; it.has_value && !j->rc; roaring_advance_uint32_iterator(&it), n++) {
+        int64_t key;
         if ((n & 0xFFFF) == 0 && n) {
             gen_release_pages(v->g);
             if (atomic_load(&v->cancel))
-                rc = -1;
+                j->rc = -1;
         }
         if (!gen_doc_values(v->g, ps->txn, it.current_value, ps->stored))
             continue;
-        if (!chunk_key(pkf, &ps->stored[ps->sc->pk[0]], key)) {
-            rc = 1; /* not a plain integer: compare row by row instead */
+        if (!chunk_key(pkf, &ps->stored[ps->sc->pk[0]], &key)) {
+            j->rc = 1; /* not a plain integer: compare row by row instead */
             break;
         }
-        if (only && !chunk_find(only, key))
-            continue;
         uint32_t h = row_hash(ps->sc, ps->stored, &b);
-        struct chunk *ch = chunk_get(c, key);
+        struct chunk *ch = chunk_get(&j->c, key);
         ch->count++;
         ch->x ^= h;
         ch->sum += h;
@@ -187,106 +315,372 @@ static int our_chunks(struct pass *ps, struct chunks *c, const struct chunks *on
     roaring_bitmap_free(live);
     roaring_bitmap_free(deleted);
     gen_stats_free(&st);
-    return rc;
+    j->secs = mono_now() - t0;
+    return NULL;
 }
 
-struct server_side {
-    struct pass *ps;
-    struct chunks *c;
-};
+/* ---- the server's side ---- */
 
 /* One row of the server's GROUP BY: a chunk's count and sums. */
 static int server_chunk(void *arg, const struct tis_value *vals)
 {
-    struct server_side *ss = arg;
-    char key[CHUNK_KEY_MAX];
+    struct chunks *c = arg;
     if (vals[0].null || vals[1].null || vals[2].null || vals[3].null)
         return 0;
-    snprintf(key, sizeof key, "%.*s", (int)vals[0].len, vals[0].p);
-    struct chunk *ch = chunk_get(ss->c, key);
+    struct chunk *ch = chunk_get(c, strtoll(vals[0].p, NULL, 10));
     ch->count = strtoull(vals[1].p, NULL, 10);
     ch->x = (uint32_t)strtoul(vals[2].p, NULL, 10);
     ch->sum = strtoull(vals[3].p, NULL, 10);
-    ch->server = true;
     return 0;
 }
 
-/* The daemon's side on its own thread, while the server computes its own:
- * on two cores the two sides overlap. */
-struct ours_job {
-    struct pass *ps;
-    struct chunks c;
-    const struct chunks *only;
-    int rc;
-};
-
-static void *ours_thread(void *arg)
+static void add_table(struct tbuf *q, const struct tis_spec *spec)
 {
-    struct ours_job *j = arg;
-    j->rc = our_chunks(j->ps, &j->c, j->only);
-    return NULL;
-}
-
-/* "`pk` DIV CHUNK_WIDTH IN (k, ...)" over the chunks of c. */
-static void chunks_where(const struct tis_schema *sc, const struct chunks *c, struct tbuf *w)
-{
-    tidb_add_ident(w, sc->fields[sc->pk[0]].name);
-    tbuf_printf(w, " DIV %d IN (", CHUNK_WIDTH);
-    size_t n = 0;
-    for (size_t i = 0; i < c->cap; i++)
-        if (c->t[i].key[0])
-            tbuf_printf(w, "%s%s", n++ ? ", " : "", c->t[i].key); /* our own digits */
-    tbuf_adds(w, ")");
-}
-
-static void checksum_sql(const struct tis_spec *spec, const struct tis_schema *sc,
-                         const struct chunks *only, struct tbuf *q)
-{
-    const char *pk = sc->fields[sc->pk[0]].name;
-    tbuf_adds(q, "SELECT CAST(");
-    tidb_add_ident(q, pk);
-    tbuf_printf(q, " DIV %d AS CHAR), COUNT(*), BIT_XOR(h), SUM(h) FROM (SELECT ", CHUNK_WIDTH);
-    tidb_add_ident(q, pk);
-    tbuf_adds(q, ", CRC32(CONCAT_WS('|'");
-    for (size_t i = 0; i < sc->nfields; i++) {
-        tbuf_adds(q, ", IFNULL(LENGTH(CAST(");
-        tidb_add_ident(q, sc->fields[i].name);
-        tbuf_adds(q, " AS BINARY)), -1)");
-    }
-    for (size_t i = 0; i < sc->nfields; i++) {
-        tbuf_adds(q, ", CAST(");
-        tidb_add_ident(q, sc->fields[i].name);
-        tbuf_adds(q, " AS BINARY)");
-    }
-    tbuf_adds(q, ")) AS h FROM ");
     tidb_add_ident(q, spec->ds.db);
     tbuf_adds(q, ".");
     tidb_add_ident(q, spec->table);
-    if (only) {
-        tbuf_adds(q, " WHERE ");
-        chunks_where(sc, only, q);
-    }
+}
+
+/* Count, BIT_XOR and SUM of the row hash per chunk, the hash computed once
+ * a row: merged into the outer query, the derived table would compute it
+ * for each aggregate (MariaDB's SET STATEMENT, MySQL's NO_MERGE hint). */
+static void checksum_sql(struct source *src, const struct tis_spec *spec,
+                         const struct tis_schema *sc, struct tbuf *q)
+{
+    const char *pk = sc->fields[sc->pk[0]].name;
+    bool mariadb = strstr(source_server_version(src), "MariaDB") != NULL;
+    if (mariadb)
+        tbuf_adds(q, "SET STATEMENT optimizer_switch='derived_merge=off' FOR ");
+    tbuf_adds(q, mariadb ? "SELECT CAST(" : "SELECT /*+ NO_MERGE(r) */ CAST(");
+    tidb_add_ident(q, pk);
+    tbuf_printf(q, " DIV %d AS CHAR), COUNT(*), BIT_XOR(h), SUM(h) FROM (SELECT ", CHUNK_WIDTH);
+    tidb_add_ident(q, pk);
+    tbuf_adds(q, ", ");
+    hash_sql(q, sc);
+    tbuf_adds(q, " AS h FROM ");
+    add_table(q, spec);
     tbuf_adds(q, ") r GROUP BY ");
     tidb_add_ident(q, pk);
     tbuf_printf(q, " DIV %d", CHUNK_WIDTH);
 }
 
-/* The rows of up to CHUNKS_PER_QUERY differing chunks, compared row by row. */
-static int compare_chunk_rows(struct pass *ps, struct source *src, const struct tis_schema *sc,
-                              char *const *keys, size_t n, char *err, size_t errlen)
+/* ---- looking into chunks ---- */
+
+/* The documents of the chunks looked into by key: their ids and hashes,
+ * so that a row's hash from the server costs one probe, not a lookup of
+ * its key, version and document in the index. */
+struct rowent {
+    uint64_t pk; /* int64_t bits when signed */
+    uint32_t id, h;
+    bool used;
+};
+
+struct rowmap {
+    struct rowent *t;
+    size_t cap;
+};
+
+static struct rowent *row_slot(const struct rowmap *m, uint64_t pk)
 {
-    struct tbuf where = {0}, q = {0};
-    tidb_add_ident(&where, sc->fields[sc->pk[0]].name);
-    tbuf_printf(&where, " DIV %d IN (", CHUNK_WIDTH);
-    for (size_t i = 0; i < n; i++)
-        tbuf_printf(&where, "%s%s", i ? ", " : "", keys[i]); /* our own digits */
-    tbuf_adds(&where, ")");
-    tidb_select_sql(&q, ps->v->spec->ds.db, ps->v->spec->table, sc, where.data);
-    int rc = source_query(src, q.data, sc->nfields, verify_compare_row, ps, &ps->v->cancel, err, errlen);
+    size_t i = key_hash((int64_t)pk) & (m->cap - 1);
+    while (m->t[i].used && m->t[i].pk != pk)
+        i = (i + 1) & (m->cap - 1);
+    return &m->t[i];
+}
+
+/* Every document of scope by key (at most half full: no growing). */
+static void rowmap_fill(struct rowmap *m, struct pass *ps, const roaring_bitmap_t *scope)
+{
+    const struct tis_field *pkf = &ps->sc->fields[ps->sc->pk[0]];
+    struct tbuf b = {0};
+    m->cap = 16;
+    while (m->cap < 2 * roaring_bitmap_get_cardinality(scope))
+        m->cap *= 2;
+    m->t = xcalloc(m->cap, sizeof *m->t);
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(scope, &it);
+    for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
+        int64_t s = 0;
+        uint64_t u = 0;
+        if (!gen_doc_values(ps->v->g, ps->txn, it.current_value, ps->stored) ||
+            !pk_number(pkf, &ps->stored[ps->sc->pk[0]], &s, &u))
+            continue; /* left to the comparison of rows and the search for extras */
+        uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
+        *row_slot(m, pk) = (struct rowent){pk, it.current_value, row_hash(ps->sc, ps->stored, &b), true};
+    }
+    tbuf_free(&b);
+}
+
+struct descent {
+    struct pass *ps;
+    struct source *src;
+    const struct tis_schema *sc;
+    uint64_t *keys; /* the keys of rows to read whole (int64_t bits when signed) */
+    size_t nkeys, cap;
+    struct rowmap docs;
+    uint64_t hashed, read;
+};
+
+static void add_key(struct descent *d, uint64_t pk)
+{
+    if (d->nkeys == d->cap)
+        d->keys = xrealloc(d->keys, (d->cap = d->cap ? d->cap * 2 : 256) * sizeof *d->keys);
+    d->keys[d->nkeys++] = pk;
+}
+
+/* A row's key and hash from the server: equal to the document's, the row
+ * is checked; otherwise it is read whole later. */
+static int row_hash_cb(void *arg, const struct tis_value *vals)
+{
+    struct descent *d = arg;
+    struct pass *ps = d->ps;
+    const struct tis_field *pkf = &d->sc->fields[d->sc->pk[0]];
+    int64_t s = 0;
+    uint64_t u = 0;
+    if (vals[1].null || !pk_number(pkf, &vals[0], &s, &u))
+        return 0; /* no key to read it by: the search for extras still runs */
+    d->hashed++;
+    uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
+    const struct rowent *e = row_slot(&d->docs, pk);
+    if (e->used && e->h == (uint32_t)strtoul(vals[1].p, NULL, 10)) {
+        roaring_bitmap_add(ps->seen, e->id);
+        pthread_mutex_lock(&ps->v->mu);
+        ps->v->checked++;
+        pthread_mutex_unlock(&ps->v->mu);
+        return 0;
+    }
+    add_key(d, pk);
+    return 0;
+}
+
+static int run_query(struct descent *d, const char *sql, size_t ncols, source_row_fn fn, void *arg,
+                     char *err, size_t errlen)
+{
+    struct pass *ps = d->ps;
+    int rc = source_query(d->src, sql, ncols, fn, arg, &ps->v->cancel, err, errlen);
     if (rc && ps->err[0])
         snprintf(err, errlen, "%s", ps->err);
+    return rc;
+}
+
+/* The rows of the listed keys, read whole and compared. */
+static int read_listed(struct descent *d, char *err, size_t errlen)
+{
+    const struct tis_field *f = &d->sc->fields[d->sc->pk[0]];
+    struct tbuf where = {0}, q = {0};
+    int rc = 0;
+    for (size_t i = 0; i < d->nkeys && !rc; i += KEYS_PER_QUERY) {
+        tbuf_reset(&where);
+        tbuf_reset(&q);
+        tidb_add_ident(&where, f->name);
+        tbuf_adds(&where, " IN (");
+        for (size_t k = i; k < d->nkeys && k < i + KEYS_PER_QUERY; k++)
+            if (f->vt == VT_UINT)
+                tbuf_printf(&where, "%s%llu", k > i ? "," : "", (unsigned long long)d->keys[k]);
+            else
+                tbuf_printf(&where, "%s%lld", k > i ? "," : "", (long long)(int64_t)d->keys[k]);
+        tbuf_adds(&where, ")");
+        tidb_select_sql(&q, d->ps->v->spec->ds.db, d->ps->v->spec->table, d->sc, where.data);
+        rc = run_query(d, q.data, d->sc->nfields, verify_compare_row, d->ps, err, errlen);
+    }
+    d->read += d->nkeys;
+    d->nkeys = 0;
     tbuf_free(&where);
     tbuf_free(&q);
+    return rc;
+}
+
+/* One query's ranges: by row hash, then the differing rows read whole; or
+ * every row read whole. */
+static int look_into(struct descent *d, const char *where, bool by_hash, char *err, size_t errlen)
+{
+    struct tbuf q = {0};
+    int rc;
+    if (!by_hash) {
+        tidb_select_sql(&q, d->ps->v->spec->ds.db, d->ps->v->spec->table, d->sc, where);
+        rc = run_query(d, q.data, d->sc->nfields, verify_compare_row, d->ps, err, errlen);
+        tbuf_free(&q);
+        return rc;
+    }
+    tbuf_adds(&q, "SELECT ");
+    tidb_add_ident(&q, d->sc->fields[d->sc->pk[0]].name);
+    tbuf_adds(&q, ", ");
+    hash_sql(&q, d->sc);
+    tbuf_adds(&q, " FROM ");
+    add_table(&q, d->ps->v->spec);
+    tbuf_printf(&q, " WHERE %s", where);
+    rc = run_query(d, q.data, 2, row_hash_cb, d, err, errlen);
+    tbuf_free(&q);
+    return rc ? rc : read_listed(d, err, errlen);
+}
+
+/* The chunks of keys (sorted) looked into, then the documents of scope
+ * that no row matched are extra. */
+static int look_into_chunks(struct pass *ps, struct source *src, const int64_t *keys,
+                            size_t n, bool by_hash, const roaring_bitmap_t *scope, char *err,
+                            size_t errlen)
+{
+    struct descent d = {.ps = ps, .src = src, .sc = ps->sc};
+    double t0 = mono_now();
+    if (by_hash)
+        rowmap_fill(&d.docs, ps, scope);
+    struct tbuf wh = {0};
+    size_t nq = ranges_where(&ps->sc->fields[ps->sc->pk[0]], keys, n, &wh);
+    int rc = 0;
+    const char *w = wh.data;
+    for (size_t i = 0; i < nq && !rc; i++, w += strlen(w) + 1)
+        rc = look_into(&d, w, by_hash, err, errlen);
+    if (!rc && (rc = verify_find_extra(ps, scope)) != 0)
+        snprintf(err, errlen, "%s", ps->err);
+    if (!rc && by_hash)
+        verify_log(ps->v, "looked into %zu chunks by the hash of each row: %llu rows, %llu of "
+                   "them read whole (%.2f s)", n, (unsigned long long)d.hashed,
+                   (unsigned long long)d.read, mono_now() - t0);
+    else if (!rc)
+        verify_log(ps->v, "looked into %zu chunks: every row read whole (%.2f s)", n,
+                   mono_now() - t0);
+    tbuf_free(&wh);
+    free(d.keys);
+    free(d.docs.t);
+    return rc;
+}
+
+/* ---- the passes ---- */
+
+static void count_checked(struct verify *v, uint64_t n)
+{
+    pthread_mutex_lock(&v->mu);
+    v->checked += n;
+    pthread_mutex_unlock(&v->mu);
+}
+
+/* Marks the chunks of ours and theirs that differ into c; returns how
+ * many chunks either side has. */
+static size_t compare_sums(struct pass *ps, struct chunks *ours, struct chunks *theirs,
+                           struct chunks *c)
+{
+    size_t all = theirs->n;
+    for (size_t i = 0; i < theirs->cap; i++) {
+        struct chunk *t = &theirs->t[i], *o;
+        if (!t->used)
+            continue;
+        o = chunk_find(ours, t->key);
+        if (o && o->count == t->count && o->x == t->x && o->sum == t->sum) {
+            count_checked(ps->v, t->count); /* all its rows are equal */
+            continue;
+        }
+        struct chunk *ch = chunk_get(c, t->key);
+        if (o)
+            roaring_bitmap_or_inplace(ch->ids, o->ids);
+    }
+    for (size_t i = 0; i < ours->cap; i++)
+        if (ours->t[i].used && !chunk_find(theirs, ours->t[i].key)) { /* only the daemon has it */
+            roaring_bitmap_or_inplace(chunk_get(c, ours->t[i].key)->ids, ours->t[i].ids);
+            all++;
+        }
+    return all;
+}
+
+/* The sorted keys of c and the union of their documents. */
+static int64_t *chunk_keys(const struct chunks *c, roaring_bitmap_t *ids)
+{
+    int64_t *keys = xmalloc((c->n ? c->n : 1) * sizeof *keys);
+    size_t n = 0;
+    for (size_t i = 0; i < c->cap; i++)
+        if (c->t[i].used) {
+            keys[n++] = c->t[i].key;
+            if (ids)
+                roaring_bitmap_or_inplace(ids, c->t[i].ids);
+        }
+    qsort(keys, n, sizeof *keys, key_cmp);
+    return keys;
+}
+
+/* Both sides' checksums of every chunk: those that differ into c, how
+ * many there are in all into *all. Returns 0, -1, or 1 when the daemon's
+ * keys are not integers. */
+static int checksums(struct pass *ps, struct source *src, struct chunks *c,
+                     size_t *all, char *err, size_t errlen)
+{
+    struct ours_job ours = {ps, {0}, 0, 0};
+    struct chunks theirs = {0};
+    pthread_t th;
+    pthread_create(&th, NULL, ours_thread, &ours);
+    struct tbuf q = {0};
+    checksum_sql(src, ps->v->spec, ps->sc, &q);
+    double t0 = mono_now();
+    int rc = source_query(src, q.data, 4, server_chunk, &theirs, &ps->v->cancel, err, errlen);
+    double server = mono_now() - t0;
+    tbuf_free(&q);
+    pthread_join(th, NULL);
+    if (ours.rc) /* 1: keys that are not integers (compare row by row), -1: cancelled */
+        rc = ours.rc;
+    if (rc < 0 && !err[0])
+        snprintf(err, errlen, "cancelled");
+    if (!rc) {
+        *all = compare_sums(ps, &ours.c, &theirs, c);
+        verify_log(ps->v, "compared %zu chunks of %d key values by checksum: %zu differ "
+                   "(the server's sums in %.2f s, the daemon's in %.2f s)",
+                   *all, CHUNK_WIDTH, c->n, server, ours.secs);
+    }
+    chunks_free(&ours.c);
+    chunks_free(&theirs);
+    return rc;
+}
+
+/* verify.c's hook: the key of a row the first pass repairs. */
+static void keep_key(void *arg, const struct tis_value *vals)
+{
+    struct pass *ps = arg;
+    struct recheck *r = ps->v->recheck;
+    const struct tis_field *f = &ps->sc->fields[ps->sc->pk[0]];
+    int64_t s = 0;
+    uint64_t u = 0;
+    if (!pk_number(f, &vals[ps->sc->pk[0]], &s, &u))
+        return;
+    if (r->n == r->cap)
+        r->keys = xrealloc(r->keys, (r->cap = r->cap ? r->cap * 2 : 256) * sizeof *r->keys);
+    r->keys[r->n++] = f->vt == VT_UINT ? u : (uint64_t)s;
+}
+
+/* The documents that hold keys now: what no row may match (extra). */
+static roaring_bitmap_t *keys_docs(struct pass *ps, const struct recheck *r)
+{
+    const struct tis_field *f = &ps->sc->fields[ps->sc->pk[0]];
+    roaring_bitmap_t *ids = roaring_bitmap_create();
+    struct tis_value *kv = xcalloc(ps->sc->nfields, sizeof *kv);
+    for (size_t i = 0; i < r->n; i++) {
+        char num[24];
+        struct gen_row row;
+        int len = f->vt == VT_UINT ? snprintf(num, sizeof num, "%llu", (unsigned long long)r->keys[i])
+                                   : snprintf(num, sizeof num, "%lld", (long long)(int64_t)r->keys[i]);
+        kv[ps->sc->pk[0]] = (struct tis_value){num, (size_t)len, false};
+        if (gen_row_lookup(ps->v->g, ps->txn, kv, &ps->key, &row) == 0 && row.present)
+            roaring_bitmap_add(ids, row.id);
+    }
+    free(kv);
+    return ids;
+}
+
+/* A repair's second pass: the rows the first repaired, read whole and
+ * compared; the documents of their keys that no row matched are extra. */
+static int recheck_pass(struct pass *ps, struct source *src, char *err, size_t errlen)
+{
+    const struct recheck *r = ps->v->recheck;
+    if (r->n == 0) {
+        verify_log(ps->v, "nothing was repaired: nothing to check again");
+        return 0;
+    }
+    double t0 = mono_now();
+    struct descent d = {.ps = ps, .src = src, .sc = ps->sc, .keys = r->keys, .nkeys = r->n};
+    int rc = read_listed(&d, err, errlen);
+    roaring_bitmap_t *scope = rc ? NULL : keys_docs(ps, r);
+    if (scope && (rc = verify_find_extra(ps, scope)) != 0)
+        snprintf(err, errlen, "%s", ps->err);
+    if (!rc)
+        verify_log(ps->v, "checked again the %zu rows the first pass repaired (%.2f s)", r->n,
+                   mono_now() - t0);
+    roaring_bitmap_free(scope);
     return rc;
 }
 
@@ -295,83 +689,24 @@ static int compare_chunk_rows(struct pass *ps, struct source *src, const struct 
 int verify_chunked_pass(struct pass *ps, struct source *src, const struct tis_schema *sc,
                         char *err, size_t errlen)
 {
-    const struct chunks *only = ps->v->recheck;
-    if (only && only->n == 0) { /* the first pass found every chunk equal */
-        verify_log(ps->v, "no chunk differed: nothing to check again");
-        return 0;
+    (void)sc; /* the table's as described; ps->sc, the collection's, is the same */
+    if (ps->v->recheck)
+        return recheck_pass(ps, src, err, errlen);
+    if (ps->repair) {
+        ps->v->recheck = xcalloc(1, sizeof *ps->v->recheck);
+        ps->on_repair = keep_key;
     }
-    struct ours_job ours = {ps, {0}, only, 0};
-    struct chunks theirs = {0}, c = {0};
-    pthread_t th;
-    pthread_create(&th, NULL, ours_thread, &ours);
-    struct tbuf q = {0};
-    struct server_side ss = {ps, &theirs};
-    checksum_sql(ps->v->spec, sc, only, &q);
-    int rc = source_query(src, q.data, 4, server_chunk, &ss, &ps->v->cancel, err, errlen);
-    tbuf_free(&q);
-    pthread_join(th, NULL);
-    if (ours.rc) /* 1: keys that are not integers (compare row by row), -1: cancelled */
-        rc = ours.rc;
-    if (rc < 0 && !err[0])
-        snprintf(err, errlen, "cancelled");
-    /* c: every chunk either side has, marked as the server has it and as
-     * the sums compare. */
-    for (size_t i = 0; !rc && i < theirs.cap; i++) {
-        struct chunk *t = &theirs.t[i], *o;
-        if (!t->key[0])
-            continue;
-        o = chunk_find(&ours.c, t->key);
-        struct chunk *ch = chunk_get(&c, t->key);
-        ch->server = true;
-        ch->differ = !o || o->count != t->count || o->x != t->x || o->sum != t->sum;
-        if (o)
-            roaring_bitmap_or_inplace(ch->ids, o->ids);
-        if (!ch->differ) { /* all its rows are equal */
-            pthread_mutex_lock(&ps->v->mu);
-            ps->v->checked += t->count;
-            pthread_mutex_unlock(&ps->v->mu);
-        }
-    }
-    for (size_t i = 0; !rc && i < ours.c.cap; i++)
-        if (ours.c.t[i].key[0] && !chunk_find(&theirs, ours.c.t[i].key)) {
-            struct chunk *ch = chunk_get(&c, ours.c.t[i].key); /* only the daemon has it */
-            roaring_bitmap_or_inplace(ch->ids, ours.c.t[i].ids);
-        }
-    verify_chunks_free(&ours.c);
-    verify_chunks_free(&theirs);
+    struct chunks c = {0};
+    size_t all = 0;
+    int rc = checksums(ps, src, &c, &all, err, errlen);
     roaring_bitmap_t *scope = roaring_bitmap_create();
-    char **keys = xcalloc(CHUNKS_PER_QUERY, sizeof *keys);
-    size_t nk = 0, ndiff = 0;
-    for (size_t i = 0; !rc && i < c.cap; i++) {
-        struct chunk *ch = &c.t[i];
-        if (!ch->key[0] || (ch->server && !ch->differ))
-            continue;
-        ndiff++;
-        roaring_bitmap_or_inplace(scope, ch->ids);
-        if (ps->repair) { /* the second pass checks these again */
-            if (!ps->v->recheck)
-                ps->v->recheck = xcalloc(1, sizeof *ps->v->recheck);
-            chunk_get(ps->v->recheck, ch->key);
-        }
-        if (ch->server) /* rows to compare; a chunk only we hold is all extra */
-            keys[nk++] = ch->key;
-        if (nk == CHUNKS_PER_QUERY) {
-            rc = compare_chunk_rows(ps, src, sc, keys, nk, err, errlen);
-            nk = 0;
-        }
-    }
-    if (!rc && nk)
-        rc = compare_chunk_rows(ps, src, sc, keys, nk, err, errlen);
-    if (!rc) {
-        if (ps->repair && !ps->v->recheck) /* all equal: an empty set, not "every row" */
-            ps->v->recheck = xcalloc(1, sizeof *ps->v->recheck);
-        verify_log(ps->v, "compared %zu chunks of %d key values by checksum%s: %zu differ", c.n,
-             CHUNK_WIDTH, only ? " (those the first pass found different)" : "", ndiff);
-        if ((rc = verify_find_extra(ps, scope)) != 0)
-            snprintf(err, errlen, "%s", ps->err);
+    int64_t *keys = rc ? NULL : chunk_keys(&c, scope);
+    if (!rc && c.n) {
+        bool by_hash = c.n * ROWS_BY_HASH_MAX_SHARE <= all;
+        rc = look_into_chunks(ps, src, keys, c.n, by_hash, scope, err, errlen);
     }
     free(keys);
     roaring_bitmap_free(scope);
-    verify_chunks_free(&c);
+    chunks_free(&c);
     return rc;
 }

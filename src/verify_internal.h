@@ -11,7 +11,7 @@
 #include "tisfs/source.h"
 #include "tisfs/verify.h"
 
-struct chunks;
+struct recheck;
 
 struct verify {
     uint64_t id;
@@ -35,9 +35,9 @@ struct verify {
     uint64_t checked, missing, extra, differ, newer, repaired;
     struct json_object *samples, *snapshot;
     struct json_object *found; /* with repair: what the first pass found */
-    /* With repair by chunks: the chunks the first pass found different,
+    /* With repair by chunks: the keys of the rows the first pass repaired,
      * the only ones the second pass checks again (NULL: every row). */
-    struct chunks *recheck;
+    struct recheck *recheck;
 };
 
 /* One pass over the table: the comparison's working state. */
@@ -53,6 +53,8 @@ struct pass {
     struct analyzer *an;
     struct gen_writer *w;
     size_t in_batch;
+    /* Called with every row (or extra document) about to be repaired. */
+    void (*on_repair)(void *pass, const struct tis_value *vals);
     char err[512];
 };
 
@@ -68,6 +70,6 @@ bool verify_chunkable(struct source *src, const struct tis_schema *sc);
  * allow it (compare row by row instead). */
 int verify_chunked_pass(struct pass *ps, struct source *src, const struct tis_schema *sc,
                         char *err, size_t errlen);
-void verify_chunks_free(struct chunks *c);
+void verify_chunks_free(struct recheck *r);
 
 #endif
