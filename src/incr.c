@@ -238,20 +238,19 @@ static void sleep_interruptibly(struct incr *c, double secs)
 
 static void follow(struct incr *c)
 {
-    rd_kafka_message_t **msgs = xmalloc(INCR_BATCH_MAX * sizeof *msgs);
     while (!atomic_load(&c->stop) && !c->dropped && !c->caught_up) {
         /* A merge in progress does not wait for messages between steps. */
-        int n = incr_poll_batch(c, msgs, c->fold_left ? 0 : 100);
-        int rc = n ? incr_apply_batch(c, msgs, n) : 0;
-        for (int i = 0; i < n; i++)
-            rd_kafka_message_destroy(msgs[i]);
+        struct decoded *d = incr_decoder_next(c->dec, c->fold_left ? 0 : 100);
+        int rc = d ? incr_apply_batch(c, d) : 0;
+        if (d)
+            incr_decoder_done(c->dec, d);
         if (rc) /* positions rolled back: reassign from the stored ones */
             break;
-        if (n)
+        if (d)
             incr_cached_watermarks(c);
         if (mono_now() >= c->next_watermarks)
             incr_refresh_watermarks(c);
-        fold_some(c, n == 0);
+        fold_some(c, d == NULL);
         if (c->dirty && mono_now() - c->last_sync >= SYNC_EVERY_SEC) {
             if (c->syncer_started) {
                 pthread_mutex_lock(&c->mu);
@@ -266,7 +265,6 @@ static void follow(struct incr *c)
             c->last_sync = mono_now();
         }
     }
-    free(msgs);
 }
 
 /* Syncs what the consumer committed, when it asks, until told to stop. LMDB
@@ -331,7 +329,10 @@ static void *run(void *arg)
         }
         retry = RETRY_MIN_SEC;
         incr_refresh_watermarks(c);
+        c->dec = incr_decoder_start(c);
         follow(c);
+        incr_decoder_stop(c->dec); /* before the consumer it polls goes */
+        c->dec = NULL;
         incr_disconnect(c);
     }
 out:

@@ -231,32 +231,24 @@ static void note_version(struct batch *b, struct part *p, struct version v)
         b->event_domain = v.domain;
 }
 
-/* Applies the events of one message. Returns 0, or -1 when the batch must
- * be abandoned (a storage error). Bad events are reported and skipped. */
-static int apply_message(struct incr *c, struct batch *b, const rd_kafka_message_t *m,
+/* Applies the events of message i of the batch. Returns 0, or -1 when the
+ * batch must be abandoned (a storage error). Bad events are reported and
+ * skipped. */
+static int apply_message(struct incr *c, struct batch *b, const struct decoded *d, int i,
                          struct part *p)
 {
+    const rd_kafka_message_t *m = d->msgs[i];
+    const struct cdc_events *ev = &d->ev[i];
     char err[512] = "";
-    cdc_events_reset(&c->ev);
-    if (!c->proto) {
-        enum cdc_protocol found = cdc_detect(m->key, m->key_len, m->payload, m->len);
-        pthread_mutex_lock(&c->mu);
-        c->proto = found;
-        pthread_mutex_unlock(&c->mu);
-        if (found)
-            incr_say(c, "protocol detected: %s", cdc_protocol_name(found));
-    }
-    int rc = c->proto ? cdc_decode(c->proto, m->key, m->key_len, m->payload, m->len, &c->ev, err,
-                                   sizeof err)
-                      : (snprintf(err, sizeof err, "not a message of any known protocol"), -1);
-    if (rc) {
+    int rc;
+    if (d->rc[i]) {
         incr_say(c, "skipped message %s/%d@%lld: %s", c->spec.topic, m->partition,
-            (long long)m->offset, err);
+            (long long)m->offset, d->err[i]);
         b->skipped++;
         return 0;
     }
-    for (size_t i = 0; i < c->ev.n && !c->dropped; i++) {
-        const struct cdc_event *e = &c->ev.ev[i];
+    for (size_t k = 0; k < ev->n && !c->dropped; k++) {
+        const struct cdc_event *e = &ev->ev[k];
         if (e->kind == CDC_RESOLVED) {
             note_version(b, p, e->ver);
             continue;
@@ -271,7 +263,7 @@ static int apply_message(struct incr *c, struct batch *b, const rd_kafka_message
             return -1;
         }
         if (rc > 0) {
-            incr_say(c, "skipped event %zu of message %s/%d@%lld: %s", i + 1, c->spec.topic,
+            incr_say(c, "skipped event %zu of message %s/%d@%lld: %s", k + 1, c->spec.topic,
                 m->partition, (long long)m->offset, err);
             b->skipped++;
         } else
@@ -294,9 +286,7 @@ static void publish_locked(struct incr *c, struct batch *b, bool undo)
         c->event_domain = b->event_domain;
 }
 
-/* Applies msgs[0..n) in one transaction with the positions after them.
- * Returns 0, or -1 with the batch undone (positions included). */
-int incr_apply_batch(struct incr *c, rd_kafka_message_t **msgs, int n)
+int incr_apply_batch(struct incr *c, struct decoded *d)
 {
     char err[512] = "a change could not be stored (see logs): retrying from the stored positions";
     struct batch b = {gen_write_begin(c->g, c->an, err, sizeof err), 0, 0, 0, 0, NULL};
@@ -309,12 +299,12 @@ int incr_apply_batch(struct incr *c, rd_kafka_message_t **msgs, int n)
     memcpy(b.parts, c->parts, (size_t)c->nparts * sizeof *b.parts);
     pthread_mutex_unlock(&c->mu);
     int rc = 0;
-    for (int i = 0; i < n && !rc && !c->dropped; i++) {
-        struct part *p = batch_part(c, &b, msgs[i]->partition);
-        if (!p || msgs[i]->offset < p->pos) /* a refetch of what is applied */
+    for (int i = 0; i < d->n && !rc && !c->dropped; i++) {
+        struct part *p = batch_part(c, &b, d->msgs[i]->partition);
+        if (!p || d->msgs[i]->offset < p->pos) /* a refetch of what is applied */
             continue;
-        rc = apply_message(c, &b, msgs[i], p);
-        p->pos = msgs[i]->offset + 1;
+        rc = apply_message(c, &b, d, i, p);
+        p->pos = d->msgs[i]->offset + 1;
     }
     /* The state to commit is what the status will show once it has
      * committed, not before: readers see positions only with their data. */

@@ -59,8 +59,9 @@ struct incr {
 
     /* The consumer thread's own. */
     rd_kafka_t *rk;
+    struct incr_decoder *dec; /* the polling and decoding thread, while connected */
     struct analyzer *an;
-    struct cdc_events ev;
+    struct cdc_events ev; /* only its tables, between connections (incr_decode.c) */
     struct tis_value *vals;
     bool *present;
     bool *moved; /* vals[i] is an offset into conv (fixed up at the end) */
@@ -123,13 +124,34 @@ void incr_commit_offsets(struct incr *c);
 void incr_refresh_watermarks(struct incr *c);
 void incr_cached_watermarks(struct incr *c);
 
+/* ---- incr_decode.c ---- */
+
+/* A batch of messages and what each decodes to (rc 0, or -1 and err). */
+struct decoded {
+    rd_kafka_message_t **msgs;
+    int n;
+    struct cdc_events *ev;
+    int *rc;
+    char (*err)[512];
+};
+struct incr_decoder;
+/* Starts polling and decoding (after incr_connect). */
+struct incr_decoder *incr_decoder_start(struct incr *c);
+/* The next decoded batch, waiting up to wait_ms for one; NULL if none. */
+struct decoded *incr_decoder_next(struct incr_decoder *d, int wait_ms);
+/* Gives a batch back once applied (its messages are destroyed). */
+void incr_decoder_done(struct incr_decoder *d, struct decoded *b);
+/* Stops the thread; batches not applied are dropped (they are refetched
+ * from the stored positions by the next assignment). */
+void incr_decoder_stop(struct incr_decoder *d);
+
 /* ---- incr_apply.c ---- */
 
-/* Applies msgs[0..n) in one transaction with the positions after them,
+/* Applies a decoded batch in one transaction with the positions after it,
  * and publishes positions and counters once it has committed. Returns 0,
  * or -1 with the batch undone and the error state set: the loop then
  * reassigns from the stored positions. */
-int incr_apply_batch(struct incr *c, rd_kafka_message_t **msgs, int n);
+int incr_apply_batch(struct incr *c, struct decoded *b);
 
 /* ---- incr_status.c ---- */
 

@@ -1,0 +1,180 @@
+/* incr_decode — the channel's second stage: a thread that polls the
+ * consumer and decodes each batch's messages while the channel's thread
+ * applies the one before (see incr_internal.h).
+ *
+ * Decoding (JSON parsing above all) was a third of the channel's thread;
+ * on its own thread it runs beside the LMDB writes, on the second core.
+ * Two batches are in flight at most: one being applied, one being polled
+ * and decoded; memory stays bounded by two batches of messages. */
+#define _GNU_SOURCE
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "incr_internal.h"
+#include "tisfs/cdc.h"
+#include "tisfs/util.h"
+
+enum { SLOTS = 2 };
+
+struct incr_decoder {
+    struct incr *c;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    struct decoded slot[SLOTS];
+    int ready[SLOTS]; /* slots decoded, in order: ready[0] is the next */
+    int nready;
+    bool busy[SLOTS]; /* being filled, or handed out */
+    /* What the simple protocol learns across messages (table schemas):
+     * carried from one message's event list to the next. */
+    struct json_object *tables;
+};
+
+static void decode_one(struct incr_decoder *d, struct decoded *b, int i)
+{
+    struct incr *c = d->c;
+    const rd_kafka_message_t *m = b->msgs[i];
+    struct cdc_events *ev = &b->ev[i];
+    cdc_events_reset(ev);
+    ev->tables = d->tables;
+    b->err[i][0] = 0;
+    if (!c->proto) {
+        enum cdc_protocol found = cdc_detect(m->key, m->key_len, m->payload, m->len);
+        pthread_mutex_lock(&c->mu);
+        c->proto = found;
+        pthread_mutex_unlock(&c->mu);
+        if (found)
+            incr_say(c, "protocol detected: %s", cdc_protocol_name(found));
+    }
+    if (c->proto)
+        b->rc[i] = cdc_decode(c->proto, m->key, m->key_len, m->payload, m->len, ev, b->err[i],
+                              sizeof b->err[i]);
+    else {
+        snprintf(b->err[i], sizeof b->err[i], "not a message of any known protocol");
+        b->rc[i] = -1;
+    }
+    d->tables = ev->tables;
+    ev->tables = NULL; /* the decoder's, not this list's */
+}
+
+static void slot_room(struct decoded *b)
+{
+    if (b->msgs)
+        return;
+    b->msgs = xcalloc(INCR_BATCH_MAX, sizeof *b->msgs);
+    b->ev = xcalloc(INCR_BATCH_MAX, sizeof *b->ev);
+    b->rc = xcalloc(INCR_BATCH_MAX, sizeof *b->rc);
+    b->err = xcalloc(INCR_BATCH_MAX, sizeof *b->err);
+}
+
+static void *decoder(void *arg)
+{
+    struct incr_decoder *d = arg;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        int s = -1;
+        while (!d->stop && (s = !d->busy[0] ? 0 : !d->busy[1] ? 1 : -1) < 0)
+            pthread_cond_wait(&d->cv, &d->mu);
+        if (d->stop)
+            break;
+        d->busy[s] = true;
+        pthread_mutex_unlock(&d->mu);
+        struct decoded *b = &d->slot[s];
+        slot_room(b);
+        b->n = incr_poll_batch(d->c, b->msgs, 100);
+        for (int i = 0; i < b->n; i++)
+            decode_one(d, b, i);
+        pthread_mutex_lock(&d->mu);
+        if (b->n) {
+            d->ready[d->nready++] = s;
+            pthread_cond_broadcast(&d->cv);
+        } else
+            d->busy[s] = false; /* nothing came: poll again */
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+struct incr_decoder *incr_decoder_start(struct incr *c)
+{
+    struct incr_decoder *d = xcalloc(1, sizeof *d);
+    d->c = c;
+    d->tables = c->ev.tables; /* what earlier connections learned */
+    c->ev.tables = NULL;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&d->thread, NULL, decoder, d) != 0)
+        abort();
+    return d;
+}
+
+struct decoded *incr_decoder_next(struct incr_decoder *d, int wait_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += wait_ms / 1000;
+    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    struct decoded *b = NULL;
+    pthread_mutex_lock(&d->mu);
+    while (!d->nready && wait_ms > 0 && pthread_cond_timedwait(&d->cv, &d->mu, &ts) == 0)
+        ;
+    if (d->nready) {
+        b = &d->slot[d->ready[0]];
+        memmove(d->ready, d->ready + 1, (size_t)--d->nready * sizeof *d->ready);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return b;
+}
+
+static void slot_clear(struct decoded *b)
+{
+    for (int i = 0; i < b->n; i++)
+        rd_kafka_message_destroy(b->msgs[i]);
+    b->n = 0;
+}
+
+void incr_decoder_done(struct incr_decoder *d, struct decoded *b)
+{
+    slot_clear(b);
+    pthread_mutex_lock(&d->mu);
+    d->busy[b - d->slot] = false;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void incr_decoder_stop(struct incr_decoder *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->stop = true;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->thread, NULL);
+    for (int s = 0; s < SLOTS; s++) {
+        struct decoded *b = &d->slot[s];
+        slot_clear(b); /* polled, never applied: the next assignment refetches them */
+        for (int i = 0; b->ev && i < INCR_BATCH_MAX; i++)
+            cdc_events_free(&b->ev[i]);
+        free(b->msgs);
+        free(b->ev);
+        free(b->rc);
+        free(b->err);
+    }
+    d->c->ev.tables = d->tables; /* kept for the next connection */
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d);
+}
