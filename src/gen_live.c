@@ -172,8 +172,10 @@ static int remove_doc(struct gen_writer *w, uint32_t id)
     return rc;
 }
 
-int gen_write_upsert(struct gen_writer *w, const struct tis_value *vals, const bool *present,
-                     struct version v, enum gen_outcome *out, char *err, size_t errlen)
+/* pre: the packed analysis of vals when every field is present, or NULL. */
+static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool *present,
+                  const void *pre, struct version v, enum gen_outcome *out, char *err,
+                  size_t errlen)
 {
     const struct gen *g = w->g;
     uint32_t old_id = 0;
@@ -200,7 +202,10 @@ int gen_write_upsert(struct gen_writer *w, const struct tis_value *vals, const b
             rc = mdb_put(w->txn, g->e.docs, &ik, &d, MDB_APPEND);
         if (!rc)
             rc = mdb_put(w->txn, g->e.pk, &k, &ik, 0);
-        if (!rc)
+        if (!rc && pre)
+            rc = index_doc_add_packed(w->txn, &g->e.index, g->sc, pre, id, w->merged, w->st.f,
+                                      w->delta);
+        else if (!rc)
             rc = index_doc_add(w->txn, &g->e.index, g->sc, w->an, &g->opts, id, w->merged, w->st.f,
                                w->delta);
         w->st.docs += !had;
@@ -208,6 +213,23 @@ int gen_write_upsert(struct gen_writer *w, const struct tis_value *vals, const b
     if (!rc)
         rc = put_version(w->txn, g->e.ver, &k, v);
     return rc ? lmdb_fail(rc, "apply an upsert", err, errlen) : 0;
+}
+
+int gen_write_upsert(struct gen_writer *w, const struct tis_value *vals, const bool *present,
+                     struct version v, enum gen_outcome *out, char *err, size_t errlen)
+{
+    return upsert(w, vals, present, NULL, v, out, err, errlen);
+}
+
+int gen_write_upsert_analyzed(struct gen_writer *w, const struct tis_value *vals,
+                              const void *pre, struct version v, enum gen_outcome *out,
+                              char *err, size_t errlen)
+{
+    bool *all = xmalloc(w->g->sc->nfields);
+    memset(all, 1, w->g->sc->nfields);
+    int rc = upsert(w, vals, all, pre, v, out, err, errlen);
+    free(all);
+    return rc;
 }
 
 int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct version v,
@@ -255,11 +277,10 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     return 0;
 }
 
-int gen_write_fold(struct gen_writer *w, bool all, double until, bool *ran, bool *left,
-                   char *err, size_t errlen)
+int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double until, bool *ran,
+                   bool *left, char *err, size_t errlen)
 {
-    int rc = index_fold(w->txn, &w->g->e.index, all ? INDEX_MERGE_ALL : INDEX_MERGE_TIERS, until,
-                        ran, left);
+    int rc = index_fold(w->txn, &w->g->e.index, mode, until, ran, left);
     return rc ? lmdb_fail(rc, "merge", err, errlen) : 0;
 }
 

@@ -197,7 +197,13 @@ static bool fold_step(struct incr *c, bool idle, double until)
     if (!w)
         return false;
     bool ran = false;
-    if (gen_write_fold(w, idle, until, &ran, &c->fold_left, err, sizeof err)) {
+    pthread_mutex_lock(&c->mu);
+    bool behind = strcmp(c->state, "catching_up") == 0;
+    pthread_mutex_unlock(&c->mu);
+    enum index_merge_mode mode = idle     ? INDEX_MERGE_ALL
+                                 : behind ? INDEX_MERGE_BEHIND
+                                          : INDEX_MERGE_TIERS;
+    if (gen_write_fold(w, mode, until, &ran, &c->fold_left, err, sizeof err)) {
         gen_write_abort(w);
         c->fold_left = false;
         incr_say(c, "merge: %s", err);
@@ -250,7 +256,7 @@ static void follow(struct incr *c)
             incr_cached_watermarks(c);
         if (mono_now() >= c->next_watermarks)
             incr_refresh_watermarks(c);
-        fold_some(c, d == NULL);
+        fold_some(c, !d && incr_decoder_idle(c->dec));
         if (c->dirty && mono_now() - c->last_sync >= SYNC_EVERY_SEC) {
             if (c->syncer_started) {
                 pthread_mutex_lock(&c->mu);
@@ -366,9 +372,7 @@ struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec
     c->log_arg = log_arg;
     c->state = "catching_up";
     size_t nf = gen_schema(g)->nfields;
-    c->vals = xcalloc(nf, sizeof *c->vals);
-    c->present = xcalloc(nf, sizeof *c->present);
-    c->moved = xcalloc(nf, sizeof *c->moved);
+    rowbuf_init(&c->row, nf);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_cond_init(&c->sync_cv, NULL);
@@ -404,15 +408,12 @@ void incr_stop(struct incr *c)
     incr_disconnect(c);
     analyzer_free(c->an);
     cdc_events_free(&c->ev);
-    tbuf_free(&c->conv);
+    rowbuf_free(&c->row);
     gen_unref(c->g);
     spec_incr_free(&c->spec);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     pthread_cond_destroy(&c->sync_cv);
-    free(c->vals);
-    free(c->present);
-    free(c->moved);
     free(c->parts);
     free(c->name);
     free(c->db);

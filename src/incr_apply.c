@@ -15,7 +15,7 @@
 #include "tisfs/cdc.h"
 #include "tisfs/util.h"
 
-static bool ours(const struct incr *c, const struct cdc_event *e)
+bool incr_ours(const struct incr *c, const struct cdc_event *e)
 {
     if (strcasecmp(e->db, c->db) != 0)
         return false;
@@ -23,7 +23,7 @@ static bool ours(const struct incr *c, const struct cdc_event *e)
 }
 
 /* BIT(n) comes as a number; a dump gives its big-endian bytes. */
-static struct tis_value bit_bytes(struct incr *c, const struct tis_field *f, struct tis_value v)
+static struct tis_value bit_bytes(struct tbuf *conv, const struct tis_field *f, struct tis_value v)
 {
     int bits = 64;
     const char *paren = strchr(f->source_type, '(');
@@ -33,10 +33,10 @@ static struct tis_value bit_bytes(struct incr *c, const struct tis_field *f, str
     char tmp[32];
     snprintf(tmp, sizeof tmp, "%.*s", (int)(v.len < 31 ? v.len : 31), v.p);
     unsigned long long x = strtoull(tmp, NULL, 10);
-    size_t at = c->conv.len;
+    size_t at = conv->len;
     for (size_t i = 0; i < n && i < 8; i++) {
         char b = (char)(x >> (8 * (n - 1 - i)));
-        tbuf_add(&c->conv, &b, 1);
+        tbuf_add(conv, &b, 1);
     }
     return (struct tis_value){(const char *)(uintptr_t)at, n, false}; /* offset: fixed later */
 }
@@ -44,13 +44,13 @@ static struct tis_value bit_bytes(struct incr *c, const struct tis_field *f, str
 /* ENUM and SET come from open-protocol and canal-json as the index (from
  * 1) or the bit set; a dump gives the names, comma-separated for a SET. The
  * names are read from the column's type, e.g. enum('a','it''s'). */
-static struct tis_value enum_names(struct incr *c, const struct tis_field *f, struct tis_value v)
+static struct tis_value enum_names(struct tbuf *conv, const struct tis_field *f, struct tis_value v)
 {
     bool set = strncasecmp(f->source_type, "set(", 4) == 0;
     char tmp[32];
     snprintf(tmp, sizeof tmp, "%.*s", (int)(v.len < 31 ? v.len : 31), v.p);
     unsigned long long x = strtoull(tmp, NULL, 10);
-    size_t at = c->conv.len;
+    size_t at = conv->len;
     int k = 0;
     bool first = true;
     for (const char *p = strchr(f->source_type, '('); p && *p; k++) {
@@ -59,17 +59,17 @@ static struct tis_value enum_names(struct incr *c, const struct tis_field *f, st
             break;
         bool take = set ? k < 64 && (x >> k & 1) : (unsigned long long)k + 1 == x;
         if (take && set && !first)
-            tbuf_add(&c->conv, ",", 1);
+            tbuf_add(conv, ",", 1);
         for (q++; *q && !(q[0] == '\'' && q[1] != '\''); q++) {
             if (q[0] == '\'' && q[1] == '\'')
                 q++;
             if (take)
-                tbuf_add(&c->conv, q, 1);
+                tbuf_add(conv, q, 1);
         }
         first &= !take;
         p = *q ? q + 1 : q;
     }
-    return (struct tis_value){(const char *)(uintptr_t)at, c->conv.len - at, false};
+    return (struct tis_value){(const char *)(uintptr_t)at, conv->len - at, false};
 }
 
 static bool all_digits(struct tis_value v)
@@ -80,46 +80,62 @@ static bool all_digits(struct tis_value v)
     return v.len > 0;
 }
 
-/* The value of field f as a dump has it (offsets into c->conv when
+/* The value of field f as a dump has it (offsets into rb->conv when
  * converted; *moved says so). */
-static struct tis_value dump_form(struct incr *c, const struct tis_field *f, struct tis_value v,
-                                  bool *moved)
+static struct tis_value dump_form(enum cdc_protocol proto, struct rowbuf *rb,
+                                  const struct tis_field *f, struct tis_value v, bool *moved)
 {
     *moved = false;
     if (v.null)
         return v;
     if (f->vt == VT_BIT)
-        return *moved = true, bit_bytes(c, f, v);
-    if ((c->proto == CDC_OPEN || c->proto == CDC_CANAL) && all_digits(v) &&
+        return *moved = true, bit_bytes(&rb->conv, f, v);
+    if ((proto == CDC_OPEN || proto == CDC_CANAL) && all_digits(v) &&
         (strncasecmp(f->source_type, "enum(", 5) == 0 ||
          strncasecmp(f->source_type, "set(", 4) == 0))
-        return *moved = true, enum_names(c, f, v);
+        return *moved = true, enum_names(&rb->conv, f, v);
     return v;
 }
 
-/* Maps an event's row image onto the schema: vals and present. Fails when
- * a primary key column is missing (with need_pk). */
-static int row_values(struct incr *c, const struct cdc_row *r, bool need_pk, char *err,
-                      size_t errlen)
+void rowbuf_init(struct rowbuf *rb, size_t nfields)
+{
+    memset(rb, 0, sizeof *rb);
+    rb->vals = xcalloc(nfields, sizeof *rb->vals);
+    rb->present = xcalloc(nfields, sizeof *rb->present);
+    rb->moved = xcalloc(nfields, sizeof *rb->moved);
+}
+
+void rowbuf_free(struct rowbuf *rb)
+{
+    free(rb->vals);
+    free(rb->present);
+    free(rb->moved);
+    tbuf_free(&rb->conv);
+}
+
+int incr_row_values(struct incr *c, struct rowbuf *rb, const struct cdc_row *r, bool need_pk,
+                    char *err, size_t errlen)
 {
     const struct tis_schema *sc = gen_schema(c->g);
-    tbuf_reset(&c->conv);
-    tbuf_reserve(&c->conv, 64); /* offsets below never sit on a NULL buffer */
+    tbuf_reset(&rb->conv);
+    tbuf_reserve(&rb->conv, 64); /* offsets below never sit on a NULL buffer */
+    rb->all = true;
     for (size_t i = 0; i < sc->nfields; i++) {
-        c->present[i] = false;
-        c->vals[i] = (struct tis_value){"", 0, true};
+        rb->present[i] = false;
+        rb->vals[i] = (struct tis_value){"", 0, true};
         for (size_t j = 0; j < r->n; j++)
             if (strcasecmp(r->cols[j].name, sc->fields[i].name) == 0) {
-                c->present[i] = true;
-                c->vals[i] = dump_form(c, &sc->fields[i], r->cols[j].v, &c->moved[i]);
+                rb->present[i] = true;
+                rb->vals[i] = dump_form(c->proto, rb, &sc->fields[i], r->cols[j].v, &rb->moved[i]);
                 break;
             }
+        rb->all &= rb->present[i];
     }
     for (size_t i = 0; i < sc->nfields; i++) /* conv may have moved while it grew */
-        if (c->present[i] && c->moved[i])
-            c->vals[i].p = c->conv.data + (uintptr_t)c->vals[i].p;
+        if (rb->present[i] && rb->moved[i])
+            rb->vals[i].p = rb->conv.data + (uintptr_t)rb->vals[i].p;
     for (size_t i = 0; need_pk && i < sc->npk; i++)
-        if (!c->present[sc->pk[i]] || c->vals[sc->pk[i]].null) {
+        if (!rb->present[sc->pk[i]] || rb->vals[sc->pk[i]].null) {
             snprintf(err, errlen, "the event carries no value for primary key column %s",
                      sc->fields[sc->pk[i]].name);
             return -1;
@@ -170,25 +186,31 @@ static void tally(struct batch *b, enum gen_outcome o)
         b->applied++;
 }
 
-/* Returns 0, 1 (this event is bad: skip it) or -1 (the batch failed). */
-static int apply_row(struct incr *c, struct batch *b, const struct cdc_event *e, char *err,
-                     size_t errlen)
+/* Returns 0, 1 (this event is bad: skip it) or -1 (the batch failed). pre:
+ * the after image's analysis, done by the decoder, or NULL. */
+static int apply_row(struct incr *c, struct batch *b, const struct cdc_event *e,
+                     const void *pre, char *err, size_t errlen)
 {
     enum gen_outcome o;
     bool del = e->op == CDC_DELETE;
+    struct rowbuf *rb = &c->row;
     /* A primary-key change: the old row goes, the new one comes. */
     if (e->op == CDC_UPDATE && e->before.n && !same_pk(c, e)) {
-        if (row_values(c, &e->before, true, err, errlen))
+        if (incr_row_values(c, rb, &e->before, true, err, errlen))
             return 1;
-        if (gen_write_delete(b->w, c->vals, e->ver, &o, err, errlen))
+        if (gen_write_delete(b->w, rb->vals, e->ver, &o, err, errlen))
             return -1;
         tally(b, o);
     }
     const struct cdc_row *r = del && e->before.n ? &e->before : &e->after;
-    if (row_values(c, r, true, err, errlen))
+    if (incr_row_values(c, rb, r, true, err, errlen))
         return 1;
-    if (del ? gen_write_delete(b->w, c->vals, e->ver, &o, err, errlen)
-            : gen_write_upsert(b->w, c->vals, c->present, e->ver, &o, err, errlen))
+    int rc = del             ? gen_write_delete(b->w, rb->vals, e->ver, &o, err, errlen)
+             : pre && rb->all ? gen_write_upsert_analyzed(b->w, rb->vals, pre, e->ver, &o, err,
+                                                         errlen)
+                             : gen_write_upsert(b->w, rb->vals, rb->present, e->ver, &o, err,
+                                                errlen);
+    if (rc)
         return -1;
     tally(b, o);
     return 0;
@@ -253,10 +275,10 @@ static int apply_message(struct incr *c, struct batch *b, const struct decoded *
             note_version(b, p, e->ver);
             continue;
         }
-        if (!ours(c, e))
+        if (!incr_ours(c, e))
             continue;
         rc = e->kind == CDC_DDL ? apply_ddl(c, b, e, err, sizeof err)
-                                : apply_row(c, b, e, err, sizeof err);
+                                : apply_row(c, b, e, decoded_pre(d, i, k), err, sizeof err);
         if (rc < 0) {
             incr_say(c, "cannot apply message %s/%d@%lld: %s", c->spec.topic, m->partition,
                 (long long)m->offset, err);

@@ -18,6 +18,10 @@
 #include "tisfs/util.h"
 
 enum { SLOTS = 2 };
+/* Bytes of packed analyses per batch at most (the rest are analysed by the
+ * applying thread): they are kept until the batch is applied, and an
+ * open-protocol batch may hold 16 rows a message. */
+#define PRE_BYTES ((size_t)16 << 20)
 
 struct incr_decoder {
     struct incr *c;
@@ -29,10 +33,41 @@ struct incr_decoder {
     int ready[SLOTS]; /* slots decoded, in order: ready[0] is the next */
     int nready;
     bool busy[SLOTS]; /* being filled, or handed out */
+    bool idle;        /* the last poll found nothing */
     /* What the simple protocol learns across messages (table schemas):
      * carried from one message's event list to the next. */
     struct json_object *tables;
+    struct analyzer *an; /* the decoder's own (ICU's are not shared) */
+    struct rowbuf row;
+    struct index_doc *work; /* the analysis's working space */
 };
+
+/* Analyses the after images of message i's events of the table, while
+ * the batch has room (see decoded_pre). */
+static void analyse_ahead(struct incr_decoder *d, struct decoded *b, int i)
+{
+    const struct cdc_events *ev = &b->ev[i];
+    const struct tis_schema *sc = gen_schema(d->c->g);
+    char err[256];
+    b->first[i] = b->npre;
+    for (size_t k = 0; k < ev->n; k++) {
+        if (b->npre == b->precap) {
+            b->precap = b->precap ? b->precap * 2 : 256;
+            b->pre = xrealloc(b->pre, b->precap * sizeof *b->pre);
+        }
+        const struct cdc_event *e = &ev->ev[k];
+        size_t j = b->npre++;
+        b->pre[j] = SIZE_MAX;
+        if (!d->an || b->packed.len >= PRE_BYTES || e->kind != CDC_ROW || e->op == CDC_DELETE ||
+            !incr_ours(d->c, e) || incr_row_values(d->c, &d->row, &e->after, true, err, sizeof err) ||
+            !d->row.all)
+            continue;
+        if (!d->work)
+            d->work = index_doc_new(sc);
+        b->pre[j] = b->packed.len;
+        index_doc_pack(d->work, d->an, gen_analysis_opts(d->c->g), d->row.vals, &b->packed);
+    }
+}
 
 static void decode_one(struct incr_decoder *d, struct decoded *b, int i)
 {
@@ -66,6 +101,7 @@ static void slot_room(struct decoded *b)
     if (b->msgs)
         return;
     b->msgs = xcalloc(INCR_BATCH_MAX, sizeof *b->msgs);
+    b->first = xcalloc(INCR_BATCH_MAX, sizeof *b->first);
     b->ev = xcalloc(INCR_BATCH_MAX, sizeof *b->ev);
     b->rc = xcalloc(INCR_BATCH_MAX, sizeof *b->rc);
     b->err = xcalloc(INCR_BATCH_MAX, sizeof *b->err);
@@ -86,9 +122,14 @@ static void *decoder(void *arg)
         struct decoded *b = &d->slot[s];
         slot_room(b);
         b->n = incr_poll_batch(d->c, b->msgs, 100);
-        for (int i = 0; i < b->n; i++)
+        b->npre = 0;
+        tbuf_reset(&b->packed);
+        for (int i = 0; i < b->n; i++) {
             decode_one(d, b, i);
+            analyse_ahead(d, b, i);
+        }
         pthread_mutex_lock(&d->mu);
+        d->idle = b->n == 0;
         if (b->n) {
             d->ready[d->nready++] = s;
             pthread_cond_broadcast(&d->cv);
@@ -105,6 +146,9 @@ struct incr_decoder *incr_decoder_start(struct incr *c)
     d->c = c;
     d->tables = c->ev.tables; /* what earlier connections learned */
     c->ev.tables = NULL;
+    char err[256];
+    d->an = analyzer_new(err, sizeof err); /* NULL: the applying thread analyses */
+    rowbuf_init(&d->row, gen_schema(c->g)->nfields);
     pthread_mutex_init(&d->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -138,6 +182,14 @@ struct decoded *incr_decoder_next(struct incr_decoder *d, int wait_ms)
     return b;
 }
 
+bool incr_decoder_idle(struct incr_decoder *d)
+{
+    pthread_mutex_lock(&d->mu);
+    bool idle = d->idle && !d->nready;
+    pthread_mutex_unlock(&d->mu);
+    return idle;
+}
+
 static void slot_clear(struct decoded *b)
 {
     for (int i = 0; i < b->n; i++)
@@ -168,12 +220,18 @@ void incr_decoder_stop(struct incr_decoder *d)
         slot_clear(b); /* polled, never applied: the next assignment refetches them */
         for (int i = 0; b->ev && i < INCR_BATCH_MAX; i++)
             cdc_events_free(&b->ev[i]);
+        free(b->pre);
+        tbuf_free(&b->packed);
+        free(b->first);
         free(b->msgs);
         free(b->ev);
         free(b->rc);
         free(b->err);
     }
     d->c->ev.tables = d->tables; /* kept for the next connection */
+    analyzer_free(d->an);
+    index_doc_free(d->work);
+    rowbuf_free(&d->row);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     free(d);

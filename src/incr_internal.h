@@ -28,6 +28,17 @@ struct part {
     int64_t goal;
 };
 
+/* An event's row image mapped onto the schema, in the form a dump gives. */
+struct rowbuf {
+    struct tis_value *vals;
+    bool *present;
+    bool *moved; /* vals[i] is an offset into conv (fixed up at the end) */
+    bool all;    /* every field present */
+    struct tbuf conv;
+};
+void rowbuf_init(struct rowbuf *rb, size_t nfields);
+void rowbuf_free(struct rowbuf *rb);
+
 struct incr {
     char *name, *db, *table;
     struct tis_incr_spec spec;
@@ -62,10 +73,7 @@ struct incr {
     struct incr_decoder *dec; /* the polling and decoding thread, while connected */
     struct analyzer *an;
     struct cdc_events ev; /* only its tables, between connections (incr_decode.c) */
-    struct tis_value *vals;
-    bool *present;
-    bool *moved; /* vals[i] is an offset into conv (fixed up at the end) */
-    struct tbuf conv;
+    struct rowbuf row;
     bool dropped, dirty;
     uint64_t unmerged;     /* delta entries the merge has yet to fold (mu) */
     int refresh_turn;
@@ -126,19 +134,33 @@ void incr_cached_watermarks(struct incr *c);
 
 /* ---- incr_decode.c ---- */
 
-/* A batch of messages and what each decodes to (rc 0, or -1 and err). */
+/* A batch of messages and what each decodes to (rc 0, or -1 and err), with
+ * the analysis of the row images the decoder could do ahead, packed in
+ * `packed` at pre[first[i] + k] for event k of message i (SIZE_MAX: none). */
 struct decoded {
     rd_kafka_message_t **msgs;
     int n;
     struct cdc_events *ev;
     int *rc;
     char (*err)[512];
+    size_t *first;
+    size_t *pre;
+    size_t npre, precap;
+    struct tbuf packed;
 };
+static inline const void *decoded_pre(const struct decoded *d, int i, size_t k)
+{
+    size_t j = d->first[i] + k;
+    return j < d->npre && d->pre[j] != SIZE_MAX ? d->packed.data + d->pre[j] : NULL;
+}
 struct incr_decoder;
 /* Starts polling and decoding (after incr_connect). */
 struct incr_decoder *incr_decoder_start(struct incr *c);
 /* The next decoded batch, waiting up to wait_ms for one; NULL if none. */
 struct decoded *incr_decoder_next(struct incr_decoder *d, int wait_ms);
+/* Whether the stream rests: nothing decoded waits and the last poll found
+ * nothing (no batch ready may only mean the next is being decoded). */
+bool incr_decoder_idle(struct incr_decoder *d);
 /* Gives a batch back once applied (its messages are destroyed). */
 void incr_decoder_done(struct incr_decoder *d, struct decoded *b);
 /* Stops the thread; batches not applied are dropped (they are refetched
@@ -146,6 +168,13 @@ void incr_decoder_done(struct incr_decoder *d, struct decoded *b);
 void incr_decoder_stop(struct incr_decoder *d);
 
 /* ---- incr_apply.c ---- */
+
+/* Whether event e is of the channel's table (or a DDL of its database). */
+bool incr_ours(const struct incr *c, const struct cdc_event *e);
+/* Maps a row image onto the schema into rb (the dump's form of each value).
+ * Fails when a primary key column is missing (with need_pk). */
+int incr_row_values(struct incr *c, struct rowbuf *rb, const struct cdc_row *r, bool need_pk,
+                    char *err, size_t errlen);
 
 /* Applies a decoded batch in one transaction with the positions after it,
  * and publishes positions and counters once it has committed. Returns 0,

@@ -122,6 +122,18 @@ void norms_writer_free(struct norms_writer *w);
 /* Stores r (run-optimised) under k (index_live.c). */
 int put_bitmap(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, roaring_bitmap_t *r);
 
+/* A live segment's posting (index_posting.c): written once, read whole. */
+void segment_posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n,
+                            const unsigned char *blobs, size_t bloblen, struct tbuf *out);
+struct segment_posting {
+    uint32_t n;
+    const unsigned char *gaps; /* n varint id gaps */
+    const unsigned char *tfs;  /* n bytes */
+    const unsigned char *pos;  /* n blobs, to end */
+    const unsigned char *end;
+};
+bool segment_posting_decode(const MDB_val *v, struct segment_posting *out);
+
 /* ---- segments (index_segs.c) ---- */
 /* A segment's key: u32 BE segment id, then the term key. */
 #define SEG_KEY_MAX (4 + 1 + TERM_MAX_BYTES)

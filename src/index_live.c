@@ -78,6 +78,7 @@ struct index_delta {
     uint32_t *slots; /* open addressing over t (index + 1) */
     size_t nslots;
     roaring_bitmap_t *deleted; /* ids removed in this transaction */
+    struct index_doc *scratch; /* index_doc_add's analysis, reused */
 };
 
 struct index_delta *index_delta_new(void)
@@ -107,6 +108,7 @@ void index_delta_free(struct index_delta *b)
     free(b->slots);
     if (b->deleted)
         roaring_bitmap_free(b->deleted);
+    index_doc_free(b->scratch);
     free(b);
 }
 
@@ -148,22 +150,57 @@ static struct dterm *term_of(struct index_delta *b, const unsigned char *key, ui
     return t;
 }
 
-/* Gathers doc's entries: its terms, tfs and positions. */
-static void delta_gather(struct index_delta *b, struct doc_terms *dt, size_t n, uint32_t doc)
+/* A document's analysis packed for delta_gather (index_doc_pack): u32
+ * nterms, then per term u16 key length, key, u64 hash, u8 tf (saturated),
+ * u32 blob length, blob (its positions; none in a like field). */
+static void pack_terms(struct doc_terms *dt, size_t n, struct tbuf *out)
 {
     doc_terms_positions(dt, n);
+    uint32_t nt = (uint32_t)n;
+    tbuf_add(out, &nt, 4);
     for (size_t i = 0; i < n; i++) {
+        uint16_t klen = dt->refs[i].len;
+        uint8_t tf = (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i]);
+        tbuf_add(out, &klen, 2);
+        tbuf_add(out, dt->refs[i].p, klen);
+        tbuf_add(out, &dt->hash[i], 8);
+        tbuf_add(out, &tf, 1);
+        size_t at = out->len;
+        uint32_t blen = 0;
+        tbuf_add(out, &blen, 4);
+        if (doc_terms_has_positions(dt, i))
+            doc_terms_pos_blob(dt, i, out);
+        blen = (uint32_t)(out->len - at - 4);
+        memcpy(out->data + at, &blen, 4);
+    }
+}
+
+/* Gathers doc's entries (its terms, tfs and positions) from their packed
+ * form. */
+static void delta_gather(struct index_delta *b, const unsigned char *p, uint32_t doc)
+{
+    uint32_t n;
+    memcpy(&n, p, 4);
+    p += 4;
+    for (uint32_t i = 0; i < n; i++) {
         if (b->n == b->cap) {
             b->cap = b->cap ? b->cap * 2 : 1024;
             b->e = xrealloc(b->e, b->cap * sizeof *b->e);
         }
-        struct dterm *t = term_of(b, dt->refs[i].p, dt->refs[i].len, dt->hash[i]);
+        uint16_t klen;
+        uint64_t hash;
+        uint32_t blen;
+        memcpy(&klen, p, 2);
+        const unsigned char *key = p + 2;
+        memcpy(&hash, key + klen, 8);
+        uint8_t tf = key[klen + 8];
+        memcpy(&blen, key + klen + 9, 4);
+        p = key + klen + 13;
+        struct dterm *t = term_of(b, key, klen, hash);
         struct dentry *e = &b->e[b->n++];
-        *e = (struct dentry){(uint32_t)b->blobs.len, 0, doc, 0,
-                             (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i])};
-        if (doc_terms_has_positions(dt, i))
-            doc_terms_pos_blob(dt, i, &b->blobs);
-        e->blen = (uint32_t)(b->blobs.len - e->boff);
+        *e = (struct dentry){(uint32_t)b->blobs.len, blen, doc, 0, tf};
+        tbuf_add(&b->blobs, p, blen);
+        p += blen;
         if (t->last)
             b->e[t->last - 1].next = (uint32_t)b->n;
         else
@@ -221,7 +258,7 @@ static int put_segment_term(MDB_cursor *cur, struct index_delta *b, const struct
     int rc = 0;
     if (m) {
         unsigned char sk[SEG_KEY_MAX];
-        posting_encode(ids, tf, m, (const unsigned char *)blobs->data, blobs->len, val);
+        segment_posting_encode(ids, tf, m, (const unsigned char *)blobs->data, blobs->len, val);
         MDB_val key = {seg_key(seg, b->keys.data + t->koff, t->klen, sk), sk},
                 v = {val->len, val->data};
         rc = mdb_cursor_put(cur, &key, &v, MDB_APPEND);
@@ -259,14 +296,14 @@ int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delt
 }
 
 /* Writes doc's own per-document entries (norms, exists marks) and gathers
- * its term entries into the batch. */
-static int delta_add(MDB_txn *txn, const struct index_dbs *d, struct doc_terms *dt, size_t n,
+ * its term entries (packed) into the batch. */
+static int delta_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
+                     const unsigned char *packed, const uint32_t *lens,
                      const struct tis_value *vals, uint32_t doc, struct index_delta *batch)
 {
-    const struct tis_schema *sc = dt->sc;
     unsigned char e[4];
     put_be32(e, doc);
-    delta_gather(batch, dt, n, doc);
+    delta_gather(batch, packed, doc);
     int rc = 0;
     for (size_t i = 0; i < sc->nfields && !rc; i++) {
         if (!sc->fields[i].search || vals[i].null)
@@ -274,9 +311,62 @@ static int delta_add(MDB_txn *txn, const struct index_dbs *d, struct doc_terms *
         uint8_t f = (uint8_t)i;
         MDB_val fk = {1, &f}, dv = {4, e};
         rc = mdb_put(txn, d->dexists, &fk, &dv, 0);
-        if (!rc && dt->lens[i])
-            rc = norms_put(txn, d, f, doc, dt->lens[i]);
+        if (!rc && lens[i])
+            rc = norms_put(txn, d, f, doc, lens[i]);
     }
+    return rc;
+}
+
+/* A document's analysis: the packed terms (pack_terms) after the field
+ * lengths (u32 each). */
+struct index_doc {
+    const struct tis_schema *sc;
+    struct doc_terms dt; /* the analysis's working space */
+};
+
+struct index_doc *index_doc_new(const struct tis_schema *sc)
+{
+    struct index_doc *x = xcalloc(1, sizeof *x);
+    x->sc = sc;
+    doc_terms_init(&x->dt, sc);
+    return x;
+}
+
+void index_doc_free(struct index_doc *x)
+{
+    if (!x)
+        return;
+    doc_terms_free(&x->dt);
+    free(x);
+}
+
+void index_doc_pack(struct index_doc *x, struct analyzer *an, const struct analysis_opts *o,
+                    const struct tis_value *vals, struct tbuf *out)
+{
+    doc_terms_collect(&x->dt, an, o, vals);
+    size_t n = doc_terms_distinct(&x->dt);
+    tbuf_add(out, x->dt.lens, x->sc->nfields * sizeof *x->dt.lens);
+    pack_terms(&x->dt, n, out);
+}
+
+int index_doc_add_packed(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
+                         const void *packed, uint32_t doc, const struct tis_value *vals,
+                         struct field_totals *totals, struct index_delta *batch)
+{
+    uint32_t *lens = xmalloc(sc->nfields * sizeof *lens); /* packed may sit unaligned */
+    memcpy(lens, packed, sc->nfields * sizeof *lens);
+    const unsigned char *terms = (const unsigned char *)packed + sc->nfields * sizeof *lens;
+    struct index_delta *own = batch ? NULL : index_delta_new();
+    int rc = delta_add(txn, d, sc, terms, lens, vals, doc, batch ? batch : own);
+    if (!rc && own)
+        rc = index_delta_flush(txn, d, own);
+    for (size_t i = 0; i < sc->nfields && totals; i++)
+        if (sc->fields[i].search && !vals[i].null) {
+            totals[i].docs += lens[i] > 0;
+            totals[i].tokens += (int64_t)lens[i];
+        }
+    index_delta_free(own);
+    free(lens);
     return rc;
 }
 
@@ -285,21 +375,19 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
                   const struct tis_value *vals, struct field_totals *totals,
                   struct index_delta *batch)
 {
-    struct doc_terms dt;
-    struct index_delta *own = batch ? NULL : index_delta_new();
-    doc_terms_init(&dt, sc);
-    doc_terms_collect(&dt, an, o, vals);
-    size_t n = doc_terms_distinct(&dt);
-    int rc = delta_add(txn, d, &dt, n, vals, doc, batch ? batch : own);
-    if (!rc && own)
-        rc = index_delta_flush(txn, d, own);
-    for (size_t i = 0; i < sc->nfields && totals; i++)
-        if (sc->fields[i].search && !vals[i].null) {
-            totals[i].docs += dt.lens[i] > 0;
-            totals[i].tokens += (int64_t)dt.lens[i];
-        }
-    doc_terms_free(&dt);
-    index_delta_free(own);
+    /* A batch keeps one working space to reuse: its arrays, not a set a
+     * document. */
+    struct index_doc *own = batch && batch->scratch && batch->scratch->sc == sc ? NULL
+                                                                               : index_doc_new(sc);
+    struct index_doc *x = own ? own : batch->scratch;
+    struct tbuf packed = {0};
+    index_doc_pack(x, an, o, vals, &packed);
+    int rc = index_doc_add_packed(txn, d, sc, packed.data, doc, vals, totals, batch);
+    tbuf_free(&packed);
+    if (own && batch && !batch->scratch)
+        batch->scratch = own;
+    else
+        index_doc_free(own);
     return rc;
 }
 

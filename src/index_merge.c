@@ -14,6 +14,7 @@
  * u32 level, u8 to_base, u64 written, then the next key), so it goes on
  * after a restart from the same place; redoing a term is harmless. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,10 +74,11 @@ static bool merge_choose(const struct seg_info *segs, size_t n, enum index_merge
         *m = (struct merge){.lo = segs[0].id, .hi = segs[n - 1].id, .to_base = true};
         return true;
     }
-    /* The oldest FANIN segments of one level in a row. */
+    /* The oldest fan-in segments of one level in a row. */
+    size_t fanin = mode == INDEX_MERGE_BEHIND ? INDEX_MERGE_FANIN_BEHIND : INDEX_MERGE_FANIN;
     for (size_t i = 0, run = 1; i + 1 < n; i++) {
         run = segs[i + 1].level == segs[i].level ? run + 1 : 1;
-        if (run == INDEX_MERGE_FANIN) {
+        if (run == fanin) {
             *m = (struct merge){.lo = segs[i + 2 - run].id, .hi = segs[i + 1].id,
                                 .level = segs[i].level + 1};
             return true;
@@ -161,11 +163,24 @@ static int del_if_there(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Merges term key: its merged posting goes to the base or to segment lo,
- * its other parts are deleted. */
-static int merge_term(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
-                      const struct key_walk *w, const MDB_val *key,
-                      const roaring_bitmap_t *deleted, struct merged *o)
+/* A chunk of merged terms, read before any of them is written (so that no
+ * write moves a page under the walk's cursors): u16 key length, key, u32
+ * entries, u32 value length, value (length 0: the term has no live
+ * document left). */
+struct chunk {
+    struct tbuf buf;
+    size_t terms;
+    unsigned char last[1 + TERM_MAX_BYTES]; /* the chunk's last key */
+    size_t lastlen;
+};
+
+#define CHUNK_BYTES ((size_t)4 << 20)
+
+/* Reads the merged posting of key into the chunk: the segments' parts from
+ * the walk, and the base's when folding into it. */
+static int chunk_add(MDB_txn *txn, const struct index_dbs *d, const struct merge *m,
+                     const struct key_walk *w, const MDB_val *key,
+                     const roaring_bitmap_t *deleted, struct merged *o, struct chunk *ch)
 {
     struct posting p;
     MDB_val v, bk = *key;
@@ -186,31 +201,75 @@ static int merge_term(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
     }
     merge_posting(&p, deleted, o);
     posting_free(&p);
-    uint32_t *at = xmalloc((w->n + 1) * sizeof *at);
-    size_t nat = 0;
-    for (size_t i = 0; i < w->n; i++) /* the parts to delete, before anything moves */
-        if (w->s[i].live && w->s[i].k.mv_size == key->mv_size &&
-            memcmp(w->s[i].k.mv_data, key->mv_data, key->mv_size) == 0)
-            at[nat++] = get_be32(w->s[i].pre);
-    const unsigned char *kc = key->mv_data; /* the caller's copy: no page under it moves */
-    size_t klen = key->mv_size;
-    unsigned char sk[SEG_KEY_MAX];
-    for (size_t i = 0; i < nat && !rc; i++) {
-        MDB_val k = {seg_key(at[i], kc, klen, sk), sk};
-        rc = del_if_there(txn, d->segs, &k);
-    }
-    free(at);
-    MDB_val target = m->to_base ? (MDB_val){klen, (void *)kc}
-                                : (MDB_val){seg_key(m->lo, kc, klen, sk), sk};
-    MDB_dbi dbi = m->to_base ? d->terms : d->segs;
-    if (!rc && o->n) {
+    tbuf_reset(&o->val);
+    if (o->n && m->to_base)
         posting_encode(o->ids, o->tf, o->n, (const unsigned char *)o->blobs.data, o->blobs.len,
                        &o->val);
-        v = (MDB_val){o->val.len, o->val.data};
-        rc = mdb_put(txn, dbi, &target, &v, 0);
-        m->written += o->n;
-    } else if (!rc)
-        rc = del_if_there(txn, dbi, &target);
+    else if (o->n)
+        segment_posting_encode(o->ids, o->tf, o->n, (const unsigned char *)o->blobs.data,
+                               o->blobs.len, &o->val);
+    uint16_t klen = (uint16_t)key->mv_size;
+    uint32_t vlen = (uint32_t)o->val.len;
+    tbuf_add(&ch->buf, &klen, 2);
+    tbuf_add(&ch->buf, key->mv_data, klen);
+    tbuf_add(&ch->buf, &o->n, 4);
+    tbuf_add(&ch->buf, &vlen, 4);
+    tbuf_add(&ch->buf, o->val.data, vlen);
+    memcpy(ch->last, key->mv_data, klen);
+    ch->lastlen = klen;
+    ch->terms++;
+    return 0;
+}
+
+/* Deletes segment seg's keys from the term key from to the chunk's last,
+ * walking them in order. */
+static int drop_range(MDB_txn *txn, const struct index_dbs *d, uint32_t seg,
+                      const unsigned char *from, size_t fromlen, const struct chunk *ch)
+{
+    unsigned char lo[SEG_KEY_MAX], hi[SEG_KEY_MAX];
+    size_t hilen = seg_key(seg, ch->last, ch->lastlen, hi);
+    MDB_val k = {seg_key(seg, from, fromlen, lo), lo}, v;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, d->segs, &cur);
+    if (rc)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && cmp_keys(k.mv_data, k.mv_size, hi, hilen) <= 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT)) {
+        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
+}
+
+/* Writes a chunk: every part of its terms goes, and each merged posting
+ * takes their place (in the base, or under segment lo). */
+static int chunk_write(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
+                       const struct seg_info *run, size_t nrun, const struct chunk *ch)
+{
+    int rc = 0;
+    for (size_t i = 0; i < nrun && !rc; i++)
+        rc = drop_range(txn, d, run[i].id, m->from, m->fromlen, ch);
+    const unsigned char *p = (const unsigned char *)ch->buf.data, *end = p + ch->buf.len;
+    unsigned char sk[SEG_KEY_MAX];
+    while (!rc && p < end) {
+        uint16_t klen;
+        uint32_t vlen, entries;
+        memcpy(&klen, p, 2);
+        const unsigned char *key = p + 2;
+        memcpy(&entries, key + klen, 4);
+        memcpy(&vlen, key + klen + 4, 4);
+        MDB_val v = {vlen, (void *)(key + klen + 8)};
+        MDB_val k = m->to_base ? (MDB_val){klen, (void *)key}
+                               : (MDB_val){seg_key(m->lo, key, klen, sk), sk};
+        if (vlen) {
+            rc = mdb_put(txn, m->to_base ? d->terms : d->segs, &k, &v, 0);
+            m->written += entries;
+        } else if (m->to_base)
+            rc = del_if_there(txn, d->terms, &k);
+        p = key + klen + 8 + vlen;
+    }
     return rc;
 }
 
@@ -269,7 +328,8 @@ static int merge_finish(MDB_txn *txn, const struct index_dbs *d, const struct me
     return rc ? rc : del_if_there(txn, d->seglist, &k);
 }
 
-/* Merges terms of m until the clock passes until; *done at the end. */
+/* Merges terms of m, a chunk at a time, until the clock passes until; *done
+ * at the end. */
 static int merge_run(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
                      const struct seg_info *segs, size_t n, double until,
                      const roaring_bitmap_t *deleted, bool *done)
@@ -281,27 +341,38 @@ static int merge_run(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
         count++;
     struct key_walk w;
     struct merged o = {0};
+    struct chunk ch = {{0}, 0, {0}, 0};
     int rc = key_walk_open(&w, txn, d, false, segs + first, count);
     MDB_val key;
     *done = false;
-    for (bool one = false; !rc && (!one || mono_now() < until); one = true) {
-        key_walk_seek(&w, m->from, m->fromlen); /* writes may have moved the cursors */
-        if (!key_walk_min(&w, &key)) {
-            *done = true;
-            break;
+    for (bool one = false; !rc && !*done && (!one || mono_now() < until); one = true) {
+        key_walk_seek(&w, m->from, m->fromlen);
+        tbuf_reset(&ch.buf);
+        ch.terms = 0;
+        /* Read: a chunk's terms, while time and room last. */
+        while (!rc && ch.buf.len < CHUNK_BYTES && (!ch.terms || mono_now() < until)) {
+            if (!key_walk_min(&w, &key)) {
+                *done = true;
+                break;
+            }
+            rc = chunk_add(txn, d, m, &w, &key, deleted, &o, &ch);
+            key_walk_next(&w, &key);
         }
-        /* A copy of the key: the writes may move the page under it. */
-        m->fromlen = key.mv_size < sizeof m->from ? key.mv_size : sizeof m->from - 1;
-        memcpy(m->from, key.mv_data, m->fromlen);
-        MDB_val kc = {m->fromlen, m->from};
-        rc = merge_term(txn, d, m, &w, &kc, deleted, &o);
-        m->from[m->fromlen++] = 0; /* the next key after it */
+        /* Write: the chunk's terms, then on from after its last. */
+        if (!rc && ch.terms)
+            rc = chunk_write(txn, d, m, segs + first, count, &ch);
+        if (!rc && ch.terms) {
+            m->fromlen = ch.lastlen;
+            memcpy(m->from, ch.last, ch.lastlen);
+            m->from[m->fromlen++] = 0; /* the next key after it */
+        }
     }
     key_walk_close(&w);
     free(o.ids);
     free(o.tf);
     tbuf_free(&o.blobs);
     tbuf_free(&o.val);
+    tbuf_free(&ch.buf);
     return rc;
 }
 

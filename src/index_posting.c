@@ -17,14 +17,19 @@
  * Nine tfs in ten are 1: four bits each keep them addressable by rank at
  * half the bytes. A small posting needs no container headers, no offsets
  * and no second key: a table's primary key, a term per row, costs a few
- * bytes a row. A live segment stores its postings in the same form. */
+ * bytes a row.
+ *
+ *   segment (a live segment's posting, any size): u8 2, varint n, n varint
+ *     id gaps, n tf bytes, n blobs
+ * A segment's postings are written once per batch and read whole (never
+ * seeked into by rank), so they skip the bitmap and the offsets. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "index_internal.h"
 
 #define SMALL_MAX 16
-enum { KIND_SMALL = 0, KIND_LARGE = 1 };
+enum { KIND_SMALL = 0, KIND_LARGE = 1, KIND_SEGMENT = 2 };
 
 /* util's varint_read, inlined: most gaps and counts are one byte. */
 static inline bool varint_next(const unsigned char **p, const unsigned char *end, uint64_t *v)
@@ -92,6 +97,42 @@ static void encode_small(const uint32_t *docs, const uint8_t *tf, uint32_t n,
     }
     tbuf_add(out, tf, n);
     tbuf_add(out, blobs, bloblen);
+}
+
+void segment_posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n,
+                            const unsigned char *blobs, size_t bloblen, struct tbuf *out)
+{
+    uint32_t prev = 0;
+    tbuf_reset(out);
+    tbuf_reserve(out, 6 + (size_t)n * 3 + bloblen);
+    tbuf_add(out, &(unsigned char){KIND_SEGMENT}, 1);
+    tbuf_add_varint(out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        tbuf_add_varint(out, docs[i] - prev);
+        prev = docs[i];
+    }
+    tbuf_add(out, tf, n);
+    tbuf_add(out, blobs, bloblen);
+}
+
+bool segment_posting_decode(const MDB_val *v, struct segment_posting *out)
+{
+    const unsigned char *p = v->mv_data, *end = p + v->mv_size;
+    uint64_t n;
+    if (v->mv_size < 1 || *p++ != KIND_SEGMENT || !varint_next(&p, end, &n) ||
+        n > (size_t)(end - p))
+        return false;
+    out->n = (uint32_t)n;
+    out->gaps = p;
+    for (uint64_t i = 0, gap; i < n; i++) /* to the tfs */
+        if (!varint_next(&p, end, &gap))
+            return false;
+    if ((size_t)(end - p) < n)
+        return false;
+    out->tfs = p;
+    out->pos = p + n;
+    out->end = end;
+    return true;
 }
 
 static void encode_tfs(const uint8_t *tf, uint32_t n, struct tbuf *out)

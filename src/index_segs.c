@@ -78,20 +78,22 @@ static void parts_grow(struct delta_parts *a, size_t more)
 
 bool delta_parts_add(struct delta_parts *a, const MDB_val *v)
 {
-    struct posting p;
-    if (!posting_decode(v, &p))
+    struct segment_posting sp;
+    if (!segment_posting_decode(v, &sp))
         return false;
-    parts_grow(a, p.n);
-    roaring_bitmap_to_uint32_array(p.docs, a->ids + a->n);
-    const unsigned char *b = posting_blob(&p, 0), *end = p.pos ? p.pos + p.poslen : NULL;
-    for (uint32_t r = 0; r < p.n; r++, a->n++) {
-        a->tf[a->n] = (uint8_t)posting_base_tf(&p, r);
-        size_t len = b ? pos_blob_len(b, end) : 0;
+    parts_grow(a, sp.n);
+    const unsigned char *g = sp.gaps, *b = sp.pos;
+    uint32_t id = 0;
+    for (uint32_t r = 0; r < sp.n; r++, a->n++) {
+        uint64_t gap = 0;
+        varint_read(&g, sp.tfs, &gap);
+        a->ids[a->n] = id += (uint32_t)gap;
+        a->tf[a->n] = sp.tfs[r];
+        size_t len = b ? pos_blob_len(b, sp.end) : 0;
         a->pos[2 * a->n] = len ? b : NULL;
         a->pos[2 * a->n + 1] = len ? b + len : NULL;
         b = len ? b + len : NULL;
     }
-    posting_free(&p);
     return true;
 }
 

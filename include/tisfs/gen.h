@@ -147,17 +147,21 @@ enum gen_outcome {
  * value (NULL for a new row). Returns 0 with *out set, or -1 with err. */
 int gen_write_upsert(struct gen_writer *w, const struct tis_value *vals, const bool *present,
                      struct version v, enum gen_outcome *out, char *err, size_t errlen);
+/* gen_write_upsert of a row whose every field is in vals, analysed ahead
+ * by index_doc_pack (with gen_analysis_opts) from the same values. */
+int gen_write_upsert_analyzed(struct gen_writer *w, const struct tis_value *vals,
+                              const void *pre, struct version v, enum gen_outcome *out,
+                              char *err, size_t errlen);
 /* Deletes the row whose primary key vals holds (other fields ignored). */
 int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct version v,
                      enum gen_outcome *out, char *err, size_t errlen);
 /* Empties the collection (TRUNCATE at version v: older events stay out). */
 int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t errlen);
-/* A step of the background merge until the clock (mono_now) passes until:
- * tiers of segments while the stream flows, everything into the base with
- * all (see index_fold); *ran says whether it changed anything (else the
+/* A step of the background merge (index_fold's mode) until the clock
+ * (mono_now) passes until; *ran says whether it changed anything (else the
  * transaction may be abandoned), *left whether more merging is due now. */
-int gen_write_fold(struct gen_writer *w, bool all, double until, bool *ran, bool *left,
-                   char *err, size_t errlen);
+int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double until, bool *ran,
+                   bool *left, char *err, size_t errlen);
 /* Entries outside the base postings (the segments', exists marks). */
 uint64_t gen_write_delta_entries(struct gen_writer *w);
 /* Commits the batch with the channel state (a JSON object, borrowed; NULL

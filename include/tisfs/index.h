@@ -128,6 +128,22 @@ int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delt
 void index_delta_reset(struct index_delta *b);
 void index_delta_free(struct index_delta *b);
 
+/* A document's analysis, done apart from its writing: the channel analyses
+ * on its decoding thread while its writing thread applies the batch before.
+ * The analysis is packed (about a kilobyte a row) so that a batch's worth
+ * waits in little memory. */
+struct index_doc; /* the analysis's working space, reusable */
+struct index_doc *index_doc_new(const struct tis_schema *sc);
+void index_doc_free(struct index_doc *x);
+/* Analyses vals (the document's every field) and appends the packed result
+ * to out. */
+void index_doc_pack(struct index_doc *x, struct analyzer *an, const struct analysis_opts *o,
+                    const struct tis_value *vals, struct tbuf *out);
+/* index_doc_add of a document packed by index_doc_pack from vals. */
+int index_doc_add_packed(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
+                         const void *packed, uint32_t doc, const struct tis_value *vals,
+                         struct field_totals *totals, struct index_delta *batch);
+
 /* batch NULL: the document's term entries are written at once. */
 int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
                   struct analyzer *an, const struct analysis_opts *o, uint32_t doc,
@@ -141,16 +157,20 @@ int index_clear(MDB_txn *txn, const struct index_dbs *d, uint32_t last_id);
 /* The merge (index_merge.c), a step per call, in the caller's transaction:
  * with INDEX_MERGE_TIERS it merges a run of INDEX_MERGE_FANIN segments of
  * one level into one of the next level, and folds every segment into the
- * base once they hold INDEX_MERGE_BASE_ENTRIES entries; with
- * INDEX_MERGE_ALL (the stream rests) it folds every segment into the base.
+ * base once they hold INDEX_MERGE_BASE_ENTRIES entries; INDEX_MERGE_BEHIND
+ * (a channel far behind, whose batches are large) does the same with runs
+ * of INDEX_MERGE_FANIN_BEHIND, so a catch-up rewrites each entry about
+ * once; with INDEX_MERGE_ALL (the stream rests) it folds every segment
+ * into the base.
  * A merge goes a term at a time until the clock passes `until` (mono_now
  * seconds; one term at least) and records where it stopped in seglist, so
  * that the next call, or the next daemon after a crash, goes on from there.
  * Deleted ids are dropped from what it rewrites. *ran receives whether it
  * wrote anything, *left whether more merging is due now. Readers see the
  * same answers throughout. */
-enum index_merge_mode { INDEX_MERGE_TIERS, INDEX_MERGE_ALL };
+enum index_merge_mode { INDEX_MERGE_TIERS, INDEX_MERGE_BEHIND, INDEX_MERGE_ALL };
 #define INDEX_MERGE_FANIN 8
+#define INDEX_MERGE_FANIN_BEHIND 32
 #define INDEX_MERGE_BASE_ENTRIES 8000000
 int index_fold(MDB_txn *txn, const struct index_dbs *d, enum index_merge_mode mode, double until,
                bool *ran, bool *left);

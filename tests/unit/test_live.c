@@ -261,7 +261,8 @@ static void test_scores_survive_the_merge(void)
         bool left = true, ran;
         for (int round = 0; left && round < 100000; round++) {
             struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
-            CHECK(gen_write_fold(w, all, 0, &ran, &left, err, sizeof err) == 0);
+            CHECK(gen_write_fold(w, all ? INDEX_MERGE_ALL : INDEX_MERGE_TIERS, 0, &ran, &left, err,
+                                 sizeof err) == 0);
             CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
         }
         CHECK(!left);
