@@ -53,7 +53,7 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", reset},
         /* Low latency at low rates: a fetch waits at most this long. */
-        {"fetch.wait.max.ms", "20"},
+        {"fetch.wait.max.ms", "5"},
         {"fetch.error.backoff.ms", "50"},
         {"reconnect.backoff.ms", "100"},
         {"reconnect.backoff.max.ms", "1000"},
