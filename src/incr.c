@@ -18,6 +18,10 @@
 #define RETRY_MIN_SEC 0.2
 #define RETRY_MAX_SEC 5.0
 #define SYNC_EVERY_SEC 1.0
+/* Mapped pages of the generation a catch-up touches (a second of it,
+ * 100 MB and more) count in the daemon's RSS until released: they go four
+ * times a second, without the sync. */
+#define RELEASE_EVERY_SEC 0.25
 /* The merge's time between two polls: short while the stream flows (a
  * change waits behind it), longer when idle. What is merged when is
  * index_fold's policy (tiers of segments while busy, into the base when
@@ -242,6 +246,29 @@ static void sleep_interruptibly(struct incr *c, double secs)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Asks the syncer for a sync of what was committed once a second, and
+ * releases mapped pages more often, here (madvise is quick; the syncer may
+ * be in a long fdatasync). */
+static void upkeep(struct incr *c)
+{
+    double now = mono_now();
+    if (c->dirty && now - c->last_release >= RELEASE_EVERY_SEC) {
+        gen_release_pages(c->g);
+        c->last_release = now;
+    }
+    if (!c->dirty || now - c->last_sync < SYNC_EVERY_SEC)
+        return;
+    if (c->syncer_started) {
+        pthread_mutex_lock(&c->mu);
+        c->sync_wanted = true;
+        pthread_cond_signal(&c->sync_cv);
+        pthread_mutex_unlock(&c->mu);
+    } else /* no thread for it: here, then */
+        gen_sync(c->g);
+    c->dirty = false;
+    c->last_sync = now;
+}
+
 static void follow(struct incr *c)
 {
     while (!atomic_load(&c->stop) && !c->dropped && !c->caught_up) {
@@ -257,26 +284,13 @@ static void follow(struct incr *c)
         if (mono_now() >= c->next_watermarks)
             incr_refresh_watermarks(c);
         fold_some(c, !d && incr_decoder_idle(c->dec));
-        if (c->dirty && mono_now() - c->last_sync >= SYNC_EVERY_SEC) {
-            if (c->syncer_started) {
-                pthread_mutex_lock(&c->mu);
-                c->sync_wanted = true;
-                pthread_cond_signal(&c->sync_cv);
-                pthread_mutex_unlock(&c->mu);
-            } else { /* no thread for it: here, then */
-                gen_sync(c->g);
-                gen_release_pages(c->g);
-            }
-            c->dirty = false;
-            c->last_sync = mono_now();
-        }
+        upkeep(c);
     }
 }
 
-/* Syncs what the consumer committed, when it asks, until told to stop. LMDB
- * allows mdb_env_sync beside a write transaction (an fdatasync of the file:
- * the commits before it are durable); the page release drops mapped pages
- * the consumer may fault back in from the page cache. */
+/* Syncs what the consumer committed, when it asks, until told to stop.
+ * LMDB allows mdb_env_sync beside a write transaction (an fdatasync of the
+ * file: the commits before it are durable). */
 static void *syncer(void *arg)
 {
     struct incr *c = arg;
@@ -289,7 +303,6 @@ static void *syncer(void *arg)
         c->sync_wanted = false;
         pthread_mutex_unlock(&c->mu);
         gen_sync(c->g);
-        gen_release_pages(c->g);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);
