@@ -40,8 +40,11 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
     (void)buf;
 }
 
-static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *client, void *opaque,
-                             char *err, size_t errlen)
+/* A consumer of spec's cluster. Its error events go to channel c's error
+ * state; c may be NULL for a short-lived client that has no channel
+ * (incr_positions_now), whose calls report their own failures. */
+static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *client,
+                             struct incr *c, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *reset = strcmp(spec->offset_reset, "none") == 0 ? "error" : spec->offset_reset;
@@ -66,8 +69,10 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
-    rd_kafka_conf_set_opaque(conf, opaque);
-    rd_kafka_conf_set_error_cb(conf, kafka_error);
+    if (c) {
+        rd_kafka_conf_set_opaque(conf, c);
+        rd_kafka_conf_set_error_cb(conf, kafka_error);
+    }
     rd_kafka_conf_set_log_cb(conf, kafka_log);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (!rk)
@@ -330,9 +335,10 @@ struct json_object *incr_positions_now(const struct tis_incr_spec *spec, char *e
 {
     if (strcmp(spec->offset_reset, "latest") != 0)
         return NULL;
-    struct incr tmp = {0};
-    tmp.spec = *spec;
-    rd_kafka_t *rk = kafka_new(spec, "tisfs-snapshot", &tmp, err, errlen);
+    /* No channel behind this client: the metadata and offset calls below
+     * say why they fail, and kafka_error (which needs a running channel's
+     * lock, log and error state) is not installed. */
+    rd_kafka_t *rk = kafka_new(spec, "tisfs-snapshot", NULL, err, errlen);
     if (!rk)
         return NULL;
     int32_t *ids = NULL;
