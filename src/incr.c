@@ -60,6 +60,9 @@ void incr_set_error(struct incr *c, const char *why)
 
 void incr_clear_error(struct incr *c)
 {
+    /* A drop is not the broker's to clear: the channel stays stopped. */
+    if (c->dropped)
+        return;
     pthread_mutex_lock(&c->mu);
     bool was = c->errs[0] != 0;
     c->errs[0] = 0;
@@ -81,9 +84,8 @@ static int64_t total_lag_locked(const struct incr *c)
 
 void incr_update_state_locked(struct incr *c)
 {
+    /* A drop is in errs too (incr_set_error), which nothing clears. */
     if (c->errs[0])
-        c->state = "error";
-    else if (c->dropped)
         c->state = "error";
     else
         c->state = total_lag_locked(c) > CATCHING_UP_LAG || c->mode == INCR_CATCH_UP
@@ -171,11 +173,12 @@ void incr_state_load(struct incr *c)
     c->skipped = (uint64_t)jget(o, "skipped");
     c->stale = (uint64_t)jget(o, "stale");
     c->event_domain = domain;
-    c->dropped = json_object_object_get_ex(o, "dropped", &v) && json_object_get_boolean(v);
     free(c->parts);
     c->parts = parts;
     c->nparts = n;
     pthread_mutex_unlock(&c->mu);
+    /* The consumer thread's own (readers see a drop through errs). */
+    c->dropped = json_object_object_get_ex(o, "dropped", &v) && json_object_get_boolean(v);
     json_object_put(o);
 }
 
@@ -251,7 +254,9 @@ static void follow(struct incr *c)
         int rc = n ? incr_apply_batch(c, msgs, n) : 0;
         for (int i = 0; i < n; i++)
             rd_kafka_message_destroy(msgs[i]);
-        if (rc) /* positions rolled back: reassign from the stored ones */
+        /* rc: positions rolled back, reassign from the stored ones. A drop
+         * has committed: nothing more is applied (nor a watermark asked). */
+        if (rc || c->dropped)
             break;
         if (n)
             incr_cached_watermarks(c);
@@ -322,7 +327,8 @@ static void *run(void *arg)
     }
     incr_state_load(c);
     if (c->dropped)
-        incr_set_error(c, "the table was dropped: create the collection again");
+        incr_set_error(c, "the table was dropped (the stored state says so): the channel stopped; "
+                          "create the collection again");
     while (!atomic_load(&c->stop) && !c->dropped && !c->caught_up) {
         int rc = incr_connect(c, err, sizeof err);
         if (rc == -2) {

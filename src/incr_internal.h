@@ -65,7 +65,12 @@ struct incr {
     bool *present;
     bool *moved; /* vals[i] is an offset into conv (fixed up at the end) */
     struct tbuf conv;
-    bool dropped, dirty;
+    /* The table was dropped (stored with the positions): the channel
+     * stops. The consumer thread's alone, read and written without mu;
+     * readers see the drop as the error it also sets (incr_set_error), which
+     * incr_clear_error then leaves. */
+    bool dropped;
+    bool dirty;
     struct tbuf fold_from; /* where the merge goes on (index_fold) */
     uint64_t unmerged;     /* delta entries the merge has yet to fold (mu) */
     int refresh_turn;
@@ -84,7 +89,7 @@ void incr_set_error(struct incr *c, const char *why);
 /* Leaves the error state once the broker answers (logged only when there
  * was one), so that a cause seen again is logged again. */
 void incr_clear_error(struct incr *c);
-/* Derives c->state from the error, a drop and the lag: called wherever
+/* Derives c->state from the error (a drop included) and the lag: called wherever
  * positions or end offsets change, so that readers never see a state
  * older than the cursors beside it. */
 void incr_update_state_locked(struct incr *c);

@@ -431,11 +431,32 @@ def test_truncate_and_drop_table(kafka, tisfs, db):
     caught_up(tisfs, "ddl", kafka, s.topic)
     assert docs(tisfs, "ddl") == s.expected()
     assert select(tisfs, "ddl", "q=*:*&rows=0")["response"]["numFound"] == 1
+    before = docs(tisfs, "ddl")
     s.send(canal_ddl("ERASE", "DROP TABLE inc_ddl", s.next_ts(), s.table))
+    drop_at = kafka.high_watermark(s.topic)
+    s.send(canal("INSERT", {"id": 9, "title": "after the drop", "body": "", "n": 9},
+                 s.next_ts(), s.table))
     st = wait_for(lambda: (lambda s: s if s["state"] == "error" else None)(
         incr_status(tisfs, "ddl")), 30, what="the drop to stop the channel")
+    # The drop goes through the channel's common error path: one ERROR line
+    # in logs with the statement, the same cause in errs; the channel stops
+    # after the DROP (nothing after it is applied, the documents stay).
+    why = "the table was dropped (DROP TABLE inc_ddl): the channel stopped"
+    assert st["errs"] == why
+    assert st["current_cursor"][0]["cursor"] == drop_at
+    log = logs(tisfs, "ddl")
+    assert "TRUNCATE" in log
+    assert log.count("ERROR: " + why) == 1, log
+    assert "recovered" not in log, log
+    assert docs(tisfs, "ddl") == before
+    # After a restart the stored drop keeps it stopped, with its reason.
+    tisfs.restart()
+    st = wait_for(lambda: (lambda s: s if s["state"] == "error" else None)(
+        incr_status(tisfs, "ddl")), 30, what="the stored drop to show")
     assert "dropped" in st["errs"]
-    assert "TRUNCATE" in logs(tisfs, "ddl") and "dropped" in logs(tisfs, "ddl")
+    assert st["current_cursor"][0]["cursor"] == drop_at
+    assert docs(tisfs, "ddl") == before
+    assert "recovered" not in logs(tisfs, "ddl")
 
 
 def test_restart_resumes_where_it_stopped(kafka, tisfs, db):
