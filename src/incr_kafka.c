@@ -158,13 +158,53 @@ static struct part *part_of(struct incr *c, int32_t id)
     return NULL;
 }
 
+/* Drops from the state the partitions the topic does not have (ids[0..n),
+ * from its metadata): a topic recreated with fewer partitions, or another
+ * cluster behind the same address. Nothing can be read from them, so they
+ * would only hold a lag that never shrinks and a catch-up goal that is
+ * never reached (the end offset of a partition that does not exist cannot
+ * be asked). Returns whether any went; they are logged here, once, since
+ * the caller stores the state without them. */
+static bool drop_stale_partitions(struct incr *c, const int32_t *ids, int n)
+{
+    struct tbuf which = {0}, at = {0};
+    int kept = 0, gone = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->nparts; i++) {
+        bool in_topic = false;
+        for (int j = 0; j < n && !in_topic; j++)
+            in_topic = ids[j] == c->parts[i].id;
+        if (in_topic) {
+            c->parts[kept++] = c->parts[i];
+            continue;
+        }
+        tbuf_printf(&which, "%s%d", gone ? ", " : "", c->parts[i].id);
+        tbuf_printf(&at, "%s%d@%lld", gone ? ", " : "", c->parts[i].id,
+                    (long long)c->parts[i].pos);
+        gone++;
+    }
+    c->nparts = kept;
+    incr_update_state_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    if (gone)
+        incr_say(c, "partition%s %s %s in the stored positions but not in topic %s (it has %d "
+                    "partition%s): dropped from the state (partition@offset: %s)",
+            gone > 1 ? "s" : "", which.data, gone > 1 ? "are" : "is", c->spec.topic, n,
+            n > 1 ? "s" : "", at.data);
+    tbuf_free(&which);
+    tbuf_free(&at);
+    return gone > 0;
+}
+
 /* Assigns every partition of the topic at its stored (or resolved) position.
  * Returns 0, -1 (retry later) or -2 (cannot start: no retry). */
 static int assign(struct incr *c, char *err, size_t errlen)
 {
     int32_t *ids = NULL;
     int n = 0, rc = topic_partitions(c->rk, c->spec.topic, &ids, &n, err, errlen);
-    bool resolved = false;
+    /* The state to store: partitions dropped or resolved must hold before
+     * anything is applied. */
+    bool resolved = !rc && drop_stale_partitions(c, ids, n);
     for (int i = 0; i < n && !rc; i++) {
         pthread_mutex_lock(&c->mu);
         struct part *p = part_of(c, ids[i]);
