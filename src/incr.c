@@ -232,16 +232,23 @@ static void fold_some(struct incr *c, bool idle)
         ;
 }
 
+/* Waits secs, or less when the channel is told to stop or its thread ends
+ * (both broadcast cv). The deadline is on CLOCK_MONOTONIC, as c->cv's clock
+ * is (incr_start): a step of the wall clock (NTP, date -s) would otherwise
+ * stretch a retry's backoff by the step or cut it to nothing. */
 static void sleep_interruptibly(struct incr *c, double secs)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + secs;
-    ts.tv_sec = (time_t)t;
-    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long ns = (long long)ts.tv_nsec + (long long)(secs * 1e9);
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
     pthread_mutex_lock(&c->mu);
-    if (!atomic_load(&c->stop))
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    /* Until the deadline (ETIMEDOUT), not the first wakeup: a spurious one
+     * must not cut a retry short either. */
+    while (!atomic_load(&c->stop) && !c->done &&
+           pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0)
+        ;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -381,7 +388,12 @@ struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec
     c->present = xcalloc(nf, sizeof *c->present);
     c->moved = xcalloc(nf, sizeof *c->moved);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    /* cv's timed waits (sleep_interruptibly) measure monotonic time. */
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&c->cv, &ca) != 0)
+        abort();
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&c->sync_cv, NULL);
     atomic_init(&c->stop, false);
     if (pthread_create(&c->thread, NULL, run, c) != 0)
