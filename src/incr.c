@@ -61,6 +61,9 @@ void incr_set_error(struct incr *c, const char *why)
 
 void incr_clear_error(struct incr *c)
 {
+    /* A drop is not the broker's to clear: the channel stays stopped. */
+    if (c->dropped)
+        return;
     pthread_mutex_lock(&c->mu);
     bool was = c->errs[0] != 0;
     c->errs[0] = 0;
@@ -82,9 +85,8 @@ static int64_t total_lag_locked(const struct incr *c)
 
 void incr_update_state_locked(struct incr *c)
 {
+    /* A drop is in errs too (incr_set_error), which nothing clears. */
     if (c->errs[0])
-        c->state = "error";
-    else if (c->dropped)
         c->state = "error";
     else
         c->state = total_lag_locked(c) > CATCHING_UP_LAG || c->mode == INCR_CATCH_UP
@@ -172,11 +174,12 @@ void incr_state_load(struct incr *c)
     c->skipped = (uint64_t)jget(o, "skipped");
     c->stale = (uint64_t)jget(o, "stale");
     c->event_domain = domain;
-    c->dropped = json_object_object_get_ex(o, "dropped", &v) && json_object_get_boolean(v);
     free(c->parts);
     c->parts = parts;
     c->nparts = n;
     pthread_mutex_unlock(&c->mu);
+    /* The consumer thread's own (readers see a drop through errs). */
+    c->dropped = json_object_object_get_ex(o, "dropped", &v) && json_object_get_boolean(v);
     json_object_put(o);
 }
 
@@ -233,16 +236,23 @@ static void fold_some(struct incr *c, bool idle)
         ;
 }
 
+/* Waits secs, or less when the channel is told to stop or its thread ends
+ * (both broadcast cv). The deadline is on CLOCK_MONOTONIC, as c->cv's clock
+ * is (incr_start): a step of the wall clock (NTP, date -s) would otherwise
+ * stretch a retry's backoff by the step or cut it to nothing. */
 static void sleep_interruptibly(struct incr *c, double secs)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    double t = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + secs;
-    ts.tv_sec = (time_t)t;
-    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long ns = (long long)ts.tv_nsec + (long long)(secs * 1e9);
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
     pthread_mutex_lock(&c->mu);
-    if (!atomic_load(&c->stop))
-        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    /* Until the deadline (ETIMEDOUT), not the first wakeup: a spurious one
+     * must not cut a retry short either. */
+    while (!atomic_load(&c->stop) && !c->done &&
+           pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0)
+        ;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -277,7 +287,9 @@ static void follow(struct incr *c)
         int rc = d ? incr_apply_batch(c, d) : 0;
         if (d)
             incr_decoder_done(c->dec, d);
-        if (rc) /* positions rolled back: reassign from the stored ones */
+        /* rc: positions rolled back, reassign from the stored ones. A drop
+         * has committed: nothing more is applied (nor a watermark asked). */
+        if (rc || c->dropped)
             break;
         if (d)
             incr_cached_watermarks(c);
@@ -333,7 +345,8 @@ static void *run(void *arg)
     }
     incr_state_load(c);
     if (c->dropped)
-        incr_set_error(c, "the table was dropped: create the collection again");
+        incr_set_error(c, "the table was dropped (the stored state says so): the channel stopped; "
+                          "create the collection again");
     while (!atomic_load(&c->stop) && !c->dropped && !c->caught_up) {
         int rc = incr_connect(c, err, sizeof err);
         if (rc == -2) {
@@ -387,7 +400,12 @@ struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec
     size_t nf = gen_schema(g)->nfields;
     rowbuf_init(&c->row, nf);
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    /* cv's timed waits (sleep_interruptibly) measure monotonic time. */
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&c->cv, &ca) != 0)
+        abort();
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&c->sync_cv, NULL);
     atomic_init(&c->stop, false);
     if (pthread_create(&c->thread, NULL, run, c) != 0)

@@ -168,6 +168,10 @@ struct batch {
     uint32_t applied, stale, skipped;
     uint8_t event_domain;
     struct part *parts;
+    /* A DROP TABLE: the batch ends at it, and once it has committed the
+     * channel enters the error state with why and stops. */
+    bool dropped;
+    char why[480];
 };
 
 static struct part *batch_part(struct incr *c, struct batch *b, int32_t id)
@@ -225,12 +229,10 @@ static int apply_ddl(struct incr *c, struct batch *b, const struct cdc_event *e,
         incr_say(c, "TRUNCATE: the collection is emptied (%s)", sql);
         return gen_write_truncate(b->w, e->ver, err, errlen) ? -1 : 0;
     case DDL_DROP:
-        incr_say(c, "the table was dropped (%s): the channel stops", sql);
-        pthread_mutex_lock(&c->mu);
-        c->dropped = true;
-        snprintf(c->errs, sizeof c->errs, "the table was dropped (%.400s): the channel stopped",
-                 sql);
-        pthread_mutex_unlock(&c->mu);
+        /* Logged and shown by incr_set_error once the batch (its position
+         * and the dropped flag) has committed, like any other error. */
+        b->dropped = true;
+        snprintf(b->why, sizeof b->why, "the table was dropped (%.400s): the channel stopped", sql);
         return 0;
     case DDL_ADD_COLUMN:
         incr_say(c, "a column was added (%s): not in the spec, ignored", sql);
@@ -269,7 +271,7 @@ static int apply_message(struct incr *c, struct batch *b, const struct decoded *
         b->skipped++;
         return 0;
     }
-    for (size_t k = 0; k < ev->n && !c->dropped; k++) {
+    for (size_t k = 0; k < ev->n && !b->dropped; k++) {
         const struct cdc_event *e = &ev->ev[k];
         if (e->kind == CDC_RESOLVED) {
             note_version(b, p, e->ver);
@@ -306,12 +308,14 @@ static void publish_locked(struct incr *c, struct batch *b, bool undo)
     c->skipped += (uint64_t)(sign * b->skipped);
     if (!undo && b->event_domain)
         c->event_domain = b->event_domain;
+    if (b->dropped) /* the channel ran, so it was not dropped before */
+        c->dropped = !undo;
 }
 
 int incr_apply_batch(struct incr *c, struct decoded *d)
 {
     char err[512] = "a change could not be stored (see logs): retrying from the stored positions";
-    struct batch b = {gen_write_begin(c->g, c->an, err, sizeof err), 0, 0, 0, 0, NULL};
+    struct batch b = {.w = gen_write_begin(c->g, c->an, err, sizeof err)};
     if (!b.w) {
         incr_set_error(c, err);
         return -1;
@@ -321,7 +325,7 @@ int incr_apply_batch(struct incr *c, struct decoded *d)
     memcpy(b.parts, c->parts, (size_t)c->nparts * sizeof *b.parts);
     pthread_mutex_unlock(&c->mu);
     int rc = 0;
-    for (int i = 0; i < d->n && !rc && !c->dropped; i++) {
+    for (int i = 0; i < d->n && !rc && !b.dropped; i++) {
         struct part *p = batch_part(c, &b, d->msgs[i]->partition);
         if (!p || d->msgs[i]->offset < p->pos) /* a refetch of what is applied */
             continue;
@@ -354,5 +358,7 @@ int incr_apply_batch(struct incr *c, struct decoded *d)
     }
     c->dirty = true;
     incr_commit_offsets(c);
+    if (b.dropped)
+        incr_set_error(c, b.why);
     return 0;
 }

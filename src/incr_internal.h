@@ -74,7 +74,12 @@ struct incr {
     struct analyzer *an;
     struct cdc_events ev; /* only its tables, between connections (incr_decode.c) */
     struct rowbuf row;
-    bool dropped, dirty;
+    /* The table was dropped (stored with the positions): the channel
+     * stops. The consumer thread's alone, read and written without mu;
+     * readers see the drop as the error it also sets (incr_set_error), which
+     * incr_clear_error then leaves. */
+    bool dropped;
+    bool dirty;
     uint64_t unmerged;     /* delta entries the merge has yet to fold (mu) */
     int refresh_turn;
     bool fold_left;
@@ -92,7 +97,7 @@ void incr_set_error(struct incr *c, const char *why);
 /* Leaves the error state once the broker answers (logged only when there
  * was one), so that a cause seen again is logged again. */
 void incr_clear_error(struct incr *c);
-/* Derives c->state from the error, a drop and the lag: called wherever
+/* Derives c->state from the error (a drop included) and the lag: called wherever
  * positions or end offsets change, so that readers never see a state
  * older than the cursors beside it. */
 void incr_update_state_locked(struct incr *c);

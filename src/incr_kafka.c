@@ -40,8 +40,11 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
     (void)buf;
 }
 
-static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *client, void *opaque,
-                             char *err, size_t errlen)
+/* A consumer of spec's cluster. Its error events go to channel c's error
+ * state; c may be NULL for a short-lived client that has no channel
+ * (incr_positions_now), whose calls report their own failures. */
+static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *client,
+                             struct incr *c, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *reset = strcmp(spec->offset_reset, "none") == 0 ? "error" : spec->offset_reset;
@@ -66,8 +69,10 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
-    rd_kafka_conf_set_opaque(conf, opaque);
-    rd_kafka_conf_set_error_cb(conf, kafka_error);
+    if (c) {
+        rd_kafka_conf_set_opaque(conf, c);
+        rd_kafka_conf_set_error_cb(conf, kafka_error);
+    }
     rd_kafka_conf_set_log_cb(conf, kafka_log);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
     if (!rk)
@@ -153,13 +158,53 @@ static struct part *part_of(struct incr *c, int32_t id)
     return NULL;
 }
 
+/* Drops from the state the partitions the topic does not have (ids[0..n),
+ * from its metadata): a topic recreated with fewer partitions, or another
+ * cluster behind the same address. Nothing can be read from them, so they
+ * would only hold a lag that never shrinks and a catch-up goal that is
+ * never reached (the end offset of a partition that does not exist cannot
+ * be asked). Returns whether any went; they are logged here, once, since
+ * the caller stores the state without them. */
+static bool drop_stale_partitions(struct incr *c, const int32_t *ids, int n)
+{
+    struct tbuf which = {0}, at = {0};
+    int kept = 0, gone = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->nparts; i++) {
+        bool in_topic = false;
+        for (int j = 0; j < n && !in_topic; j++)
+            in_topic = ids[j] == c->parts[i].id;
+        if (in_topic) {
+            c->parts[kept++] = c->parts[i];
+            continue;
+        }
+        tbuf_printf(&which, "%s%d", gone ? ", " : "", c->parts[i].id);
+        tbuf_printf(&at, "%s%d@%lld", gone ? ", " : "", c->parts[i].id,
+                    (long long)c->parts[i].pos);
+        gone++;
+    }
+    c->nparts = kept;
+    incr_update_state_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    if (gone)
+        incr_say(c, "partition%s %s %s in the stored positions but not in topic %s (it has %d "
+                    "partition%s): dropped from the state (partition@offset: %s)",
+            gone > 1 ? "s" : "", which.data, gone > 1 ? "are" : "is", c->spec.topic, n,
+            n > 1 ? "s" : "", at.data);
+    tbuf_free(&which);
+    tbuf_free(&at);
+    return gone > 0;
+}
+
 /* Assigns every partition of the topic at its stored (or resolved) position.
  * Returns 0, -1 (retry later) or -2 (cannot start: no retry). */
 static int assign(struct incr *c, char *err, size_t errlen)
 {
     int32_t *ids = NULL;
     int n = 0, rc = topic_partitions(c->rk, c->spec.topic, &ids, &n, err, errlen);
-    bool resolved = false;
+    /* The state to store: partitions dropped or resolved must hold before
+     * anything is applied. */
+    bool resolved = !rc && drop_stale_partitions(c, ids, n);
     for (int i = 0; i < n && !rc; i++) {
         pthread_mutex_lock(&c->mu);
         struct part *p = part_of(c, ids[i]);
@@ -330,9 +375,10 @@ struct json_object *incr_positions_now(const struct tis_incr_spec *spec, char *e
 {
     if (strcmp(spec->offset_reset, "latest") != 0)
         return NULL;
-    struct incr tmp = {0};
-    tmp.spec = *spec;
-    rd_kafka_t *rk = kafka_new(spec, "tisfs-snapshot", &tmp, err, errlen);
+    /* No channel behind this client: the metadata and offset calls below
+     * say why they fail, and kafka_error (which needs a running channel's
+     * lock, log and error state) is not installed. */
+    rd_kafka_t *rk = kafka_new(spec, "tisfs-snapshot", NULL, err, errlen);
     if (!rk)
         return NULL;
     int32_t *ids = NULL;
