@@ -110,6 +110,16 @@ int index_txn_renew(MDB_env *env, MDB_txn **txn);
 /* Sets (len > 0) or clears (len 0) doc's length in field. */
 int norms_put(MDB_txn *txn, const struct index_dbs *d, uint8_t field, uint32_t doc,
               uint32_t len);
+/* A write batch's blocks, read once and written once at its end. */
+struct norms_cache;
+struct norms_cache *norms_cache_new(void);
+void norms_cache_reset(struct norms_cache *c);
+void norms_cache_free(struct norms_cache *c);
+uint32_t norms_cache_get(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
+                         uint8_t field, uint32_t doc);
+int norms_cache_put(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
+                    uint8_t field, uint32_t doc, uint32_t len);
+int norms_cache_flush(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d);
 /* Writes the lengths of ids first.. (consecutive, nf per id) in bulk: whole
  * blocks, appended (the build). */
 struct norms_writer;

@@ -79,11 +79,19 @@ struct index_delta {
     size_t nslots;
     roaring_bitmap_t *deleted; /* ids removed in this transaction */
     struct index_doc *scratch; /* index_doc_add's analysis, reused */
+    struct norms_cache *norms; /* the norms blocks it changes */
+    /* Exists marks by field: u32 BE ids, ascending (ids only grow), put at
+     * the end with one multiple-dup put a field. */
+    struct tbuf exists[256];
+    uint8_t exf[256];
+    size_t nexf;
 };
 
 struct index_delta *index_delta_new(void)
 {
-    return xcalloc(1, sizeof(struct index_delta));
+    struct index_delta *b = xcalloc(1, sizeof(struct index_delta));
+    b->norms = norms_cache_new();
+    return b;
 }
 
 void index_delta_reset(struct index_delta *b)
@@ -95,6 +103,10 @@ void index_delta_reset(struct index_delta *b)
         memset(b->slots, 0, b->nslots * sizeof *b->slots);
     if (b->deleted)
         roaring_bitmap_clear(b->deleted);
+    norms_cache_reset(b->norms);
+    for (size_t i = 0; i < b->nexf; i++)
+        tbuf_reset(&b->exists[b->exf[i]]);
+    b->nexf = 0;
 }
 
 void index_delta_free(struct index_delta *b)
@@ -109,6 +121,9 @@ void index_delta_free(struct index_delta *b)
     if (b->deleted)
         roaring_bitmap_free(b->deleted);
     index_doc_free(b->scratch);
+    norms_cache_free(b->norms);
+    for (size_t i = 0; i < 256; i++)
+        tbuf_free(&b->exists[i]);
     free(b);
 }
 
@@ -267,18 +282,31 @@ static int put_segment_term(MDB_cursor *cur, struct index_delta *b, const struct
     return rc;
 }
 
-int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
+/* The batch's exists marks: one multiple-dup put a field. */
+static int exists_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
 {
-    if (!b)
-        return 0;
-    int rc = b->deleted ? deleted_add(txn, d, b->deleted) : 0;
-    if (rc || !b->n) {
-        index_delta_reset(b);
+    MDB_cursor *cur;
+    int rc = b->nexf ? mdb_cursor_open(txn, d->dexists, &cur) : 0;
+    if (rc || !b->nexf)
         return rc;
+    for (size_t i = 0; i < b->nexf && !rc; i++) {
+        struct tbuf *ids = &b->exists[b->exf[i]];
+        MDB_val k = {1, &b->exf[i]}, v[2] = {{4, ids->data}, {ids->len / 4, NULL}};
+        rc = mdb_cursor_put(cur, &k, v, MDB_MULTIPLE);
     }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* The batch's postings as one new segment. */
+static int segment_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
+{
+    if (!b->n)
+        return 0;
     qsort_r(b->t, b->nt, sizeof *b->t, cmp_dterm, b); /* slots are stale now: reset below */
     struct seg_info seg = {0, 0, 0};
     MDB_cursor *cur;
+    int rc;
     if ((rc = next_segment(txn, d, &seg.id)) != 0 || (rc = mdb_cursor_open(txn, d->segs, &cur)))
         return rc;
     struct seg_out o = {xmalloc(b->n * sizeof *o.ids), xmalloc(b->n), {0}, {0}}; /* b->n bounds a term's */
@@ -291,6 +319,20 @@ int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delt
     tbuf_free(&o.val);
     if (!rc && seg.entries)
         rc = segs_put_info(txn, d, &seg);
+    return rc;
+}
+
+int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
+{
+    if (!b)
+        return 0;
+    int rc = b->deleted ? deleted_add(txn, d, b->deleted) : 0;
+    if (!rc)
+        rc = segment_flush(txn, d, b);
+    if (!rc)
+        rc = norms_cache_flush(b->norms, txn, d);
+    if (!rc)
+        rc = exists_flush(txn, d, b);
     index_delta_reset(b);
     return rc;
 }
@@ -309,10 +351,11 @@ static int delta_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
         if (!sc->fields[i].search || vals[i].null)
             continue;
         uint8_t f = (uint8_t)i;
-        MDB_val fk = {1, &f}, dv = {4, e};
-        rc = mdb_put(txn, d->dexists, &fk, &dv, 0);
-        if (!rc && lens[i])
-            rc = norms_put(txn, d, f, doc, lens[i]);
+        if (!batch->exists[f].len)
+            batch->exf[batch->nexf++] = f;
+        tbuf_add(&batch->exists[f], e, 4);
+        if (lens[i])
+            rc = norms_cache_put(batch->norms, txn, d, f, doc, lens[i]);
     }
     return rc;
 }
@@ -401,13 +444,16 @@ int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
     for (size_t i = 0; i < sc->nfields && !rc; i++) {
         if (!sc->fields[i].search)
             continue;
-        uint32_t len = index_field_len(txn, d, doc, (uint8_t)i);
+        uint8_t f = (uint8_t)i;
+        uint32_t len = batch ? norms_cache_get(batch->norms, txn, d, f, doc)
+                             : index_field_len(txn, d, doc, f);
         if (totals) {
             totals[i].docs -= len > 0;
             totals[i].tokens -= len;
         }
         if (len)
-            rc = norms_put(txn, d, (uint8_t)i, doc, 0);
+            rc = batch ? norms_cache_put(batch->norms, txn, d, f, doc, 0)
+                       : norms_put(txn, d, f, doc, 0);
     }
     if (rc)
         return rc;

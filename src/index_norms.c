@@ -72,6 +72,139 @@ int norms_put(MDB_txn *txn, const struct index_dbs *d, uint8_t field, uint32_t d
     return mdb_put(txn, d->norms, &k, &v, 0);
 }
 
+/* ---- a write batch's blocks ----
+ * A batch of new documents has consecutive ids: read, changed and written
+ * back for each document, one block cost two B-tree operations and a copy
+ * per document and field. The batch keeps its blocks and writes each once. */
+
+struct norms_block {
+    uint32_t key;
+    bool used;
+    uint16_t lens[NORMS_BLOCK];
+};
+
+struct norms_cache {
+    struct norms_block *b;
+    size_t n, cap;
+    uint32_t *slots; /* open addressing over b (index + 1) */
+    size_t nslots;
+};
+
+struct norms_cache *norms_cache_new(void)
+{
+    return xcalloc(1, sizeof(struct norms_cache));
+}
+
+void norms_cache_reset(struct norms_cache *c)
+{
+    c->n = 0;
+    if (c->slots)
+        memset(c->slots, 0, c->nslots * sizeof *c->slots);
+}
+
+void norms_cache_free(struct norms_cache *c)
+{
+    if (!c)
+        return;
+    free(c->b);
+    free(c->slots);
+    free(c);
+}
+
+static size_t slot_of(uint32_t key, size_t nslots)
+{
+    return (key * 2654435761u) & (nslots - 1);
+}
+
+static void cache_grow(struct norms_cache *c)
+{
+    size_t n = c->nslots ? c->nslots * 2 : 64;
+    free(c->slots);
+    c->slots = xcalloc(n, sizeof *c->slots);
+    c->nslots = n;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t h = slot_of(c->b[i].key, n);
+        while (c->slots[h])
+            h = (h + 1) & (n - 1);
+        c->slots[h] = (uint32_t)i + 1;
+    }
+}
+
+/* The batch's copy of the block of key, read from the index when new. */
+static struct norms_block *cache_block(struct norms_cache *c, MDB_txn *txn,
+                                       const struct index_dbs *d, uint32_t key, int *rc)
+{
+    if ((c->n + 1) * 2 > c->nslots)
+        cache_grow(c);
+    size_t h = slot_of(key, c->nslots);
+    for (uint32_t s; (s = c->slots[h]); h = (h + 1) & (c->nslots - 1))
+        if (c->b[s - 1].key == key)
+            return &c->b[s - 1];
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->b = xrealloc(c->b, c->cap * sizeof *c->b);
+    }
+    struct norms_block *b = &c->b[c->n];
+    MDB_val k = {sizeof key, &key}, v;
+    *rc = mdb_get(txn, d->norms, &k, &v);
+    if (*rc == 0 && v.mv_size == BLOCK_BYTES)
+        memcpy(b->lens, v.mv_data, BLOCK_BYTES);
+    else if (*rc == 0 || *rc == MDB_NOTFOUND)
+        memset(b->lens, 0, BLOCK_BYTES), *rc = 0;
+    else
+        return NULL;
+    b->key = key;
+    b->used = false;
+    c->slots[h] = (uint32_t)++c->n;
+    return b;
+}
+
+uint32_t norms_cache_get(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
+                         uint8_t field, uint32_t doc)
+{
+    int rc = 0;
+    struct norms_block *b = cache_block(c, txn, d, block_key(field, doc), &rc);
+    return b ? b->lens[doc % NORMS_BLOCK] : 0;
+}
+
+int norms_cache_put(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
+                    uint8_t field, uint32_t doc, uint32_t len)
+{
+    int rc = 0;
+    struct norms_block *b = cache_block(c, txn, d, block_key(field, doc), &rc);
+    if (!b)
+        return rc;
+    b->lens[doc % NORMS_BLOCK] = (uint16_t)(len < NORM_MAX ? len : NORM_MAX);
+    b->used = true;
+    return 0;
+}
+
+static int cmp_block(const void *x, const void *y)
+{
+    const struct norms_block *a = x, *b = y;
+    return (a->key > b->key) - (a->key < b->key);
+}
+
+int norms_cache_flush(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d)
+{
+    int rc = 0;
+    qsort(c->b, c->n, sizeof *c->b, cmp_block); /* keys in order: pages in order */
+    for (size_t i = 0; i < c->n && !rc; i++) {
+        struct norms_block *b = &c->b[i];
+        if (!b->used)
+            continue;
+        bool empty = true; /* as the build writes them: no block of zeros */
+        for (size_t j = 0; j < NORMS_BLOCK && empty; j++)
+            empty = b->lens[j] == 0;
+        MDB_val k = {sizeof b->key, &b->key}, v = {BLOCK_BYTES, b->lens};
+        rc = empty ? mdb_del(txn, d->norms, &k, NULL) : mdb_put(txn, d->norms, &k, &v, 0);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    norms_cache_reset(c);
+    return rc;
+}
+
 /* ---- the bulk writer ---- */
 
 struct norms_writer {
