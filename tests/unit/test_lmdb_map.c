@@ -187,7 +187,7 @@ static void *reader(void *arg)
         }
         gen_stats_read(r->g, txn, &st);
         for (uint32_t id = st.last_id; id > 0 && id + 50 > st.last_id; id--)
-            if (gen_doc_values(r->g, txn, id, vals) && (vals[1].len < 10 || vals[1].p[0] != 'w'))
+            if (gen_doc_values(r->g, txn, id, vals) && (vals[1].len < 9 || vals[1].p[0] != 'w'))
                 r->bad++;
         gen_stats_free(&st);
         gen_txn_end(r->g, txn);
