@@ -229,23 +229,51 @@ int cat_coll_del(struct catalog *c, const char *name)
     return rc;
 }
 
-void cat_coll_each(struct catalog *c, void (*fn)(const char *, const char *, void *), void *arg)
+/* The entries of one table, copied out of a read transaction, so that the
+ * callers' callbacks (which write tasks, open generations) run with no
+ * transaction held: a write that found the map full could not grow it. */
+struct entries {
+    size_t n, cap;
+    struct entry {
+        char *key, *json;
+        size_t klen;
+    } *e;
+};
+
+static void read_all(struct catalog *c, MDB_dbi dbi, struct entries *out)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
     MDB_val k, v;
     if (rbegin(c, &txn))
         return;
-    mdb_cursor_open(txn, c->colls, &cur);
+    mdb_cursor_open(txn, dbi, &cur);
     for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-        char *name = xstrndup(k.mv_data, k.mv_size);
-        char *json = xstrndup(v.mv_data, v.mv_size);
-        fn(name, json, arg);
-        free(name);
-        free(json);
+        if (out->n == out->cap)
+            out->e = xrealloc(out->e, (out->cap = out->cap ? 2 * out->cap : 16) * sizeof *out->e);
+        out->e[out->n++] = (struct entry){xstrndup(k.mv_data, k.mv_size),
+                                          xstrndup(v.mv_data, v.mv_size), k.mv_size};
     }
     mdb_cursor_close(cur);
     rend(c, txn);
+}
+
+static void entries_free(struct entries *es)
+{
+    for (size_t i = 0; i < es->n; i++) {
+        free(es->e[i].key);
+        free(es->e[i].json);
+    }
+    free(es->e);
+}
+
+void cat_coll_each(struct catalog *c, void (*fn)(const char *, const char *, void *), void *arg)
+{
+    struct entries es = {0};
+    read_all(c, c->colls, &es);
+    for (size_t i = 0; i < es.n; i++)
+        fn(es.e[i].key, es.e[i].json, arg);
+    entries_free(&es);
 }
 
 uint64_t cat_task_new_id(struct catalog *c)
@@ -318,19 +346,12 @@ int cat_task_del(struct catalog *c, uint64_t id)
 
 void cat_task_each(struct catalog *c, void (*fn)(uint64_t, const char *, void *), void *arg)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    if (rbegin(c, &txn))
-        return;
-    mdb_cursor_open(txn, c->tasks, &cur);
-    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
-        char *json = xstrndup(v.mv_data, v.mv_size);
-        fn(get_be64(k.mv_data), json, arg);
-        free(json);
-    }
-    mdb_cursor_close(cur);
-    rend(c, txn);
+    struct entries es = {0};
+    read_all(c, c->tasks, &es);
+    for (size_t i = 0; i < es.n; i++)
+        if (es.e[i].klen == 8)
+            fn(get_be64((const unsigned char *)es.e[i].key), es.e[i].json, arg);
+    entries_free(&es);
 }
 
 /* Log keys are (task id, line number), both big-endian, so one task's lines
