@@ -14,15 +14,26 @@
 #include "gen_internal.h"
 #include "tisfs/util.h"
 
-/* Virtual size only: LMDB maps it, the file grows as pages are written.
- * Fixed, not grown on MDB_MAP_FULL: mdb_env_set_mapsize needs no
- * transaction open on the environment in this process, so a serving
- * generation's channel could grow it only with every search shut out (a
- * lock around each read transaction). The price: 1 TiB per generation, and
- * about 120 generations open at once in the 128 TiB address space (README). */
-#define GEN_MAP_SIZE ((size_t)1 << 40)
+/* A build's environment opens at 64 GiB (virtual: the file grows as pages
+ * are written) and grows between its transactions (lmdb_map_room), which
+ * only its thread runs, so it needs no lock: a transaction of the build (a
+ * batch of documents, 16 MiB of postings) always finds room. Once built,
+ * the generation opens anew for serving at max(1 GiB, twice its file) and
+ * doubles when a write finds it full (lmdb_map.h). A fixed map would have to
+ * be sized for the largest collection, and cost that much address space per
+ * generation open (1 TiB each capped a daemon at ~120). */
+#define GEN_BUILD_MAP ((size_t)64 << 30)
 
-static int env_open(struct gen_env *e, const char *dir, bool readonly)
+static void env_close(struct gen_env *e)
+{
+    if (!e->env)
+        return;
+    mdb_env_close(e->env);
+    lmdb_map_destroy(&e->map);
+    e->env = NULL;
+}
+
+static int env_open(struct gen_env *e, const char *dir, bool readonly, size_t mapsize)
 {
     MDB_txn *txn = NULL;
     unsigned dbflags = readonly ? 0 : MDB_CREATE;
@@ -30,11 +41,14 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly)
     if (rc)
         return rc;
     mdb_env_set_maxdbs(e->env, 16);
-    mdb_env_set_mapsize(e->env, GEN_MAP_SIZE);
+    lmdb_map_init(&e->map, e->env, mapsize);
     rc = mdb_env_open(e->env, dir,
                       MDB_NOTLS | MDB_NORDAHEAD | (readonly ? MDB_RDONLY : MDB_NOSYNC), 0600);
-    if (!rc)
+    if (!rc) {
+        lmdb_map_opened(&e->map);
+        /* Nothing else has the environment yet: no lock. */
         rc = mdb_txn_begin(e->env, NULL, readonly ? MDB_RDONLY : 0, &txn);
+    }
     if (!rc)
         rc = mdb_dbi_open(txn, "docs", dbflags | MDB_INTEGERKEY, &e->docs);
     if (!rc)
@@ -51,10 +65,8 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly)
     }
     if (txn)
         mdb_txn_abort(txn);
-    if (rc) {
-        mdb_env_close(e->env);
-        e->env = NULL;
-    }
+    if (rc)
+        env_close(e);
     return rc;
 }
 
@@ -172,7 +184,8 @@ struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *s
         free(b);
         return NULL;
     }
-    if ((rc = env_open(&b->e, dir, false)) != 0 ||
+    size_t min = lmdb_map_initial(0);
+    if ((rc = env_open(&b->e, dir, false, min > GEN_BUILD_MAP ? min : GEN_BUILD_MAP)) != 0 ||
         (rc = mdb_txn_begin(b->e.env, NULL, 0, &b->txn)) != 0) {
         lmdb_fail(rc, dir, err, errlen);
         gen_builder_free(b);
@@ -191,6 +204,8 @@ static int commit_batch(struct gen_builder *b, char *err, size_t errlen)
 {
     int rc = mdb_txn_commit(b->txn);
     b->txn = NULL;
+    if (!rc)
+        rc = lmdb_map_room(b->e.env);
     if (!rc)
         rc = mdb_txn_begin(b->e.env, NULL, 0, &b->txn);
     b->in_batch = b->batch_bytes = 0;
@@ -291,13 +306,17 @@ int gen_builder_finish(struct gen_builder *b, struct json_object *snapshot, char
     struct json_object *stats = NULL;
     int rc = mdb_txn_commit(b->txn);
     b->txn = NULL;
+    if (!rc)
+        rc = lmdb_map_room(b->e.env);
     if (rc)
         return lmdb_fail(rc, "write documents", err, errlen);
     if (index_builder_finish(b->ib, b->e.env, &b->e.index, &stats, err, errlen))
         return -1;
     struct json_object *sc = schema_to_json(b->sc), *n = json_object_new_int64(b->next_id),
                        *opts = opts_json(&b->opts), *format = json_object_new_int(INDEX_FORMAT);
-    rc = mdb_txn_begin(b->e.env, NULL, 0, &b->txn);
+    rc = lmdb_map_room(b->e.env);
+    if (!rc)
+        rc = mdb_txn_begin(b->e.env, NULL, 0, &b->txn);
     if (!rc)
         rc = put_meta(b, "schema", sc);
     if (!rc)
@@ -331,8 +350,7 @@ void gen_builder_free(struct gen_builder *b)
     if (b->txn)
         mdb_txn_abort(b->txn);
     index_builder_free(b->ib);
-    if (b->e.env)
-        mdb_env_close(b->e.env);
+    env_close(&b->e);
     schema_free(b->sc);
     tbuf_free(&b->key);
     tbuf_free(&b->last_key);
@@ -357,7 +375,7 @@ struct gen *gen_open(const char *dir, char *err, size_t errlen)
 {
     struct gen *g = xcalloc(1, sizeof *g);
     MDB_txn *txn;
-    int rc = env_open(&g->e, dir, false);
+    int rc = env_open(&g->e, dir, false, lmdb_map_initial(lmdb_file_size(dir)));
     if (rc) {
         lmdb_fail(rc, dir, err, errlen);
         free(g);
@@ -366,7 +384,7 @@ struct gen *gen_open(const char *dir, char *err, size_t errlen)
     g->dir = xstrdup(dir);
     atomic_init(&g->refs, 1);
     int format = 1; /* generations before the format was recorded */
-    if (mdb_txn_begin(g->e.env, NULL, MDB_RDONLY, &txn) == 0) {
+    if (gen_txn_begin(g, &txn) == 0) {
         struct json_object *sc = meta_get(g, txn, "schema"), *n = meta_get(g, txn, "docs"),
                            *f = meta_get(g, txn, "format");
         if (f)
@@ -384,7 +402,7 @@ struct gen *gen_open(const char *dir, char *err, size_t errlen)
         json_object_put(o);
         json_object_put(sc);
         json_object_put(n);
-        mdb_txn_abort(txn);
+        gen_txn_end(g, txn);
     }
     if (g->sc && format != INDEX_FORMAT) {
         /* Its postings lack what this version's queries read (positions,
@@ -416,7 +434,7 @@ void gen_unref(struct gen *g)
 {
     if (!g || atomic_fetch_sub(&g->refs, 1) != 1)
         return;
-    mdb_env_close(g->e.env);
+    env_close(&g->e);
     if (atomic_load(&g->doomed))
         rm_rf(g->dir);
     schema_free(g->sc);
@@ -437,7 +455,7 @@ uint64_t gen_doc_count(struct gen *g)
     struct gen_stats st = {0, 0, NULL};
     if (gen_txn_begin(g, &txn) == 0) {
         gen_stats_read(g, txn, &st);
-        mdb_txn_abort(txn);
+        gen_txn_end(g, txn);
     }
     gen_stats_free(&st);
     return st.docs;
@@ -464,7 +482,7 @@ int gen_each_doc(struct gen *g, int (*fn)(struct json_object *, void *), void *a
     MDB_cursor *cur;
     MDB_val k, v;
     int stop = 0;
-    if (mdb_txn_begin(g->e.env, NULL, MDB_RDONLY, &txn))
+    if (gen_txn_begin(g, &txn))
         return -1;
     mdb_cursor_open(txn, g->e.docs, &cur);
     for (int op = MDB_FIRST; !stop && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
@@ -473,7 +491,7 @@ int gen_each_doc(struct gen *g, int (*fn)(struct json_object *, void *), void *a
         json_object_put(doc);
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    gen_txn_end(g, txn);
     return stop;
 }
 
@@ -525,7 +543,20 @@ const struct analysis_opts *gen_analysis_opts(const struct gen *g)
 
 int gen_txn_begin(struct gen *g, MDB_txn **txn)
 {
-    return mdb_txn_begin(g->e.env, NULL, MDB_RDONLY, txn);
+    return lmdb_map_begin(&g->e.map, MDB_RDONLY, txn, NULL);
+}
+
+void gen_txn_end(struct gen *g, MDB_txn *txn)
+{
+    lmdb_map_end(&g->e.map, txn);
+}
+
+size_t gen_map_size(struct gen *g)
+{
+    lmdb_map_hold(&g->e.map);
+    size_t n = g->e.map.size;
+    lmdb_map_release(&g->e.map);
+    return n;
 }
 
 const struct index_dbs *gen_index(const struct gen *g)

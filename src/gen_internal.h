@@ -6,10 +6,15 @@
 #include <stdatomic.h>
 
 #include "tisfs/gen.h"
+#include "tisfs/lmdb_map.h"
 #include "tisfs/util.h"
 
 struct gen_env {
     MDB_env *env;
+    /* Every transaction on a serving generation goes through map (its lock,
+     * its growth); a builder's environment is its thread's alone and grows
+     * between transactions instead (lmdb_map_room). */
+    struct lmdb_map map;
     MDB_dbi docs, pk, meta;
     MDB_dbi ver; /* encoded primary key -> u8 domain + u64 version */
     struct index_dbs index;

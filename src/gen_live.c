@@ -14,6 +14,8 @@
 struct gen_writer {
     struct gen *g;
     MDB_txn *txn;
+    size_t seen; /* the map size the transaction runs under */
+    bool full;   /* a write found the map full */
     struct analyzer *an;
     struct gen_stats st;
     struct version snapshot, floor;
@@ -122,7 +124,7 @@ struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err
 {
     struct gen_writer *w = xcalloc(1, sizeof *w);
     w->delta = index_delta_new();
-    int rc = mdb_txn_begin(g->e.env, NULL, 0, &w->txn);
+    int rc = lmdb_map_begin(&g->e.map, 0, &w->txn, &w->seen);
     if (rc) {
         lmdb_fail(rc, "begin a batch", err, errlen);
         index_delta_free(w->delta);
@@ -194,8 +196,11 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
     else if (!rc) {
         if (had)
             rc = remove_doc(w, old_id);
-        if (!rc && w->st.last_id == UINT32_MAX)
-            rc = MDB_MAP_FULL;
+        if (!rc && w->st.last_id == UINT32_MAX) {
+            /* Ids run out: a larger map would not help. */
+            snprintf(err, errlen, "apply an upsert: no document id left (rebuild the collection)");
+            return -1;
+        }
         uint32_t id = ++w->st.last_id;
         MDB_val ik = {4, &id}, d = {w->doc.len, w->doc.data};
         if (!rc)
@@ -212,6 +217,7 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
     }
     if (!rc)
         rc = put_version(w->txn, g->e.ver, &k, v);
+    w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "apply an upsert", err, errlen) : 0;
 }
 
@@ -253,6 +259,7 @@ int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct 
     if (!rc)
         rc = put_version(w->txn, g->e.ver, &k, v);
     *out = had ? GEN_APPLIED : GEN_MISSING;
+    w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "apply a delete", err, errlen) : 0;
 }
 
@@ -268,6 +275,7 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     MDB_val fk = {5, "floor"};
     if (!rc && v.domain != VER_NONE)
         rc = put_version(w->txn, g->e.meta, &fk, v);
+    w->full |= rc == MDB_MAP_FULL;
     if (rc)
         return lmdb_fail(rc, "truncate", err, errlen);
     if (v.domain != VER_NONE)
@@ -281,6 +289,7 @@ int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double unti
                    bool *left, char *err, size_t errlen)
 {
     int rc = index_fold(w->txn, &w->g->e.index, mode, until, ran, left);
+    w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "merge", err, errlen) : 0;
 }
 
@@ -308,9 +317,29 @@ static int put_json_meta(MDB_txn *txn, MDB_dbi meta, const char *key, struct jso
     return mdb_put(txn, meta, &k, &v, 0);
 }
 
+/* After a transaction that ran under map size seen found the map full and
+ * ended: grows it. GEN_GREW, or -1 with err. */
+static int grow(struct gen *g, size_t seen, char *err, size_t errlen)
+{
+    size_t now;
+    int rc = lmdb_map_grow(&g->e.map, seen, &now);
+    if (rc == 0) {
+        snprintf(err, errlen, "the generation's map was full: it grew to %zu MiB", now >> 20);
+        return GEN_GREW;
+    }
+    snprintf(err, errlen, "the generation's map is full (%zu MiB) and cannot grow: %s",
+             seen >> 20,
+             rc == MDB_MAP_FULL ? "at its largest size"
+             : rc == EBUSY      ? "reads in progress did not end (a verify pass?)"
+             : rc == EDEADLK    ? "this thread holds a read of it"
+                                : mdb_strerror(rc));
+    return -1;
+}
+
 int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *err, size_t errlen)
 {
-    size_t nf = w->g->sc->nfields;
+    struct gen *g = w->g;
+    size_t nf = g->sc->nfields, seen = w->seen;
     struct tbuf live = {0};
     uint32_t n = (uint32_t)nf;
     tbuf_add(&live, &w->st.last_id, 4);
@@ -318,26 +347,34 @@ int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *er
     tbuf_add(&live, &w->st.docs, 8);
     tbuf_add(&live, w->st.f, nf * sizeof *w->st.f);
     MDB_val k = {4, "live"}, v = {live.len, live.data};
-    int rc = index_delta_flush(w->txn, &w->g->e.index, w->delta);
+    int rc = index_delta_flush(w->txn, &g->e.index, w->delta);
     if (!rc)
-        rc = mdb_put(w->txn, w->g->e.meta, &k, &v, 0);
+        rc = mdb_put(w->txn, g->e.meta, &k, &v, 0);
     if (!rc && channel)
-        rc = put_json_meta(w->txn, w->g->e.meta, "channel", channel);
+        rc = put_json_meta(w->txn, g->e.meta, "channel", channel);
     if (!rc)
-        rc = mdb_txn_commit(w->txn);
+        rc = lmdb_map_commit(&g->e.map, w->txn);
     else
-        mdb_txn_abort(w->txn);
+        lmdb_map_end(&g->e.map, w->txn);
+    bool full = w->full || rc == MDB_MAP_FULL;
     tbuf_free(&live);
     writer_free(w);
+    if (full) /* the transaction is gone, and with it this thread's hold */
+        return grow(g, seen, err, errlen);
     return rc ? lmdb_fail(rc, "commit a batch", err, errlen) : 0;
 }
 
-void gen_write_abort(struct gen_writer *w)
+int gen_write_abort(struct gen_writer *w)
 {
     if (!w)
-        return;
-    mdb_txn_abort(w->txn);
+        return 0;
+    struct gen *g = w->g;
+    size_t seen = w->seen;
+    bool full = w->full;
+    char err[256];
+    lmdb_map_end(&g->e.map, w->txn);
     writer_free(w);
+    return full && grow(g, seen, err, sizeof err) == GEN_GREW ? GEN_GREW : 0;
 }
 
 struct json_object *gen_channel_state(struct gen *g)
@@ -346,26 +383,35 @@ struct json_object *gen_channel_state(struct gen *g)
     if (gen_txn_begin(g, &txn))
         return NULL;
     struct json_object *o = meta_get(g, txn, "channel");
-    mdb_txn_abort(txn);
+    gen_txn_end(g, txn);
     return o;
 }
 
 int gen_set_channel_state(struct gen *g, struct json_object *channel, char *err, size_t errlen)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(g->e.env, NULL, 0, &txn);
-    if (!rc) {
+    size_t seen;
+    int rc;
+    do {
+        rc = lmdb_map_begin(&g->e.map, 0, &txn, &seen);
+        if (rc)
+            break;
         rc = put_json_meta(txn, g->e.meta, "channel", channel);
         if (!rc)
-            rc = mdb_txn_commit(txn);
+            rc = lmdb_map_commit(&g->e.map, txn);
         else
-            mdb_txn_abort(txn);
-    }
+            lmdb_map_end(&g->e.map, txn);
+    } while (rc == MDB_MAP_FULL && grow(g, seen, err, errlen) == GEN_GREW);
+    if (rc == MDB_MAP_FULL)
+        return -1; /* grow said why */
     if (!rc)
         rc = mdb_env_sync(g->e.env, 1);
     return rc ? lmdb_fail(rc, "store the channel's positions", err, errlen) : 0;
 }
 
+/* No hold of the map: without MDB_WRITEMAP, LMDB's sync is an fdatasync of
+ * the file, which a remap does not disturb, and a grower must not wait for
+ * a disk flush. */
 void gen_sync(struct gen *g)
 {
     mdb_env_sync(g->e.env, 1);
@@ -401,7 +447,11 @@ void gen_release_pages(struct gen *g)
 {
     void *addr;
     size_t len;
+    /* Held: a growth in between would move the map, and MADV_DONTNEED on
+     * whatever took its place (a heap's pages) would zero them. */
+    lmdb_map_hold(&g->e.map);
     if (find_map(g->dir, &addr, &len))
         madvise(addr, len, MADV_DONTNEED);
+    lmdb_map_release(&g->e.map);
     malloc_trim(0); /* what a large batch freed goes back too */
 }

@@ -204,6 +204,7 @@ static bool fold_step(struct incr *c, bool idle, double until)
     if (!w)
         return false;
     bool ran = false;
+    int rc;
     pthread_mutex_lock(&c->mu);
     bool behind = strcmp(c->state, "catching_up") == 0;
     pthread_mutex_unlock(&c->mu);
@@ -211,16 +212,21 @@ static bool fold_step(struct incr *c, bool idle, double until)
                                  : behind ? INDEX_MERGE_BEHIND
                                           : INDEX_MERGE_TIERS;
     if (gen_write_fold(w, mode, until, &ran, &c->fold_left, err, sizeof err)) {
-        gen_write_abort(w);
+        if (gen_write_abort(w) == GEN_GREW) /* the next step runs in the larger map */
+            incr_say(c, "the generation's map was full: it grew to %zu MiB, merging again",
+                     gen_map_size(c->g) >> 20);
+        else
+            incr_say(c, "merge: %s", err);
         c->fold_left = false;
-        incr_say(c, "merge: %s", err);
         return false;
     }
     uint64_t entries = gen_write_delta_entries(w);
     if (!ran)
         gen_write_abort(w);
-    else if (gen_write_commit(w, NULL, err, sizeof err) == 0)
+    else if ((rc = gen_write_commit(w, NULL, err, sizeof err)) == 0)
         c->dirty = true;
+    else if (rc == GEN_GREW)
+        incr_say(c, "%s, merging again", err);
     pthread_mutex_lock(&c->mu);
     c->unmerged = entries;
     pthread_mutex_unlock(&c->mu);

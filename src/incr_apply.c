@@ -312,7 +312,9 @@ static void publish_locked(struct incr *c, struct batch *b, bool undo)
         c->dropped = !undo;
 }
 
-int incr_apply_batch(struct incr *c, struct decoded *d)
+/* One attempt at a batch: 0, -1 (the channel's error is set), or GEN_GREW
+ * (undone because the generation's map was full; it has grown). */
+static int apply_batch_once(struct incr *c, struct decoded *d)
 {
     char err[512] = "a change could not be stored (see logs): retrying from the stored positions";
     struct batch b = {.w = gen_write_begin(c->g, c->an, err, sizeof err)};
@@ -341,8 +343,8 @@ int incr_apply_batch(struct incr *c, struct decoded *d)
     pthread_mutex_unlock(&c->mu);
     if (!rc)
         rc = gen_write_commit(b.w, st, err, sizeof err);
-    else
-        gen_write_abort(b.w);
+    else if (gen_write_abort(b.w) == GEN_GREW)
+        rc = GEN_GREW;
     json_object_put(st);
     pthread_mutex_lock(&c->mu);
     if (!rc) {
@@ -352,6 +354,8 @@ int incr_apply_batch(struct incr *c, struct decoded *d)
     incr_update_state_locked(c);
     pthread_mutex_unlock(&c->mu);
     free(b.parts);
+    if (rc == GEN_GREW)
+        return rc;
     if (rc) {
         incr_set_error(c, err);
         return -1;
@@ -361,4 +365,15 @@ int incr_apply_batch(struct incr *c, struct decoded *d)
     if (b.dropped)
         incr_set_error(c, b.why);
     return 0;
+}
+
+/* A batch that found the generation's map full is undone, positions and
+ * all; the map has grown, and the same batch goes in again. */
+int incr_apply_batch(struct incr *c, struct decoded *d)
+{
+    int rc;
+    while ((rc = apply_batch_once(c, d)) == GEN_GREW)
+        incr_say(c, "the generation's map was full: it grew to %zu MiB, applying the batch again",
+                 gen_map_size(c->g) >> 20);
+    return rc;
 }

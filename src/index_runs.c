@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "index_internal.h"
+#include "tisfs/lmdb_map.h"
 
 /* A write transaction holds its dirty pages in memory until it commits:
  * commit after this many bytes so that a few huge postings (a word in every
@@ -97,6 +98,8 @@ int index_txn_renew(MDB_env *env, MDB_txn **txn)
 {
     int rc = mdb_txn_commit(*txn);
     *txn = NULL;
+    if (!rc) /* a build's map grows between its transactions */
+        rc = lmdb_map_room(env);
     return rc ? rc : mdb_txn_begin(env, NULL, 0, txn);
 }
 

@@ -45,7 +45,7 @@ void reader_close(struct reader *r)
     roaring_bitmap_free(r->deleted);
     gen_stats_free(&r->st);
     free(r->norms);
-    mdb_txn_abort(r->txn);
+    gen_txn_end(r->g, r->txn);
     free(r);
 }
 

@@ -391,7 +391,7 @@ static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
     if (ps.w)
         gen_write_abort(ps.w);
     if (ps.txn)
-        mdb_txn_abort(ps.txn);
+        gen_txn_end(v->g, ps.txn);
     if (!rc && atomic_load(&v->cancel))
         rc = -1, snprintf(err, errlen, "%s", v->cancel_reason);
     analyzer_free(ps.an);

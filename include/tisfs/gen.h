@@ -96,8 +96,14 @@ void gen_stats_read(struct gen *g, MDB_txn *txn, struct gen_stats *st);
 void gen_stats_free(struct gen_stats *st);
 const struct analysis_opts *gen_analysis_opts(const struct gen *g);
 
-/* Reading inside one read transaction (a consistent view for one query). */
+/* Reading inside one read transaction (a consistent view for one query).
+ * It holds the generation's map in place (lmdb_map.h) until gen_txn_end:
+ * keep it for one query, not for an unbounded time, since a live change
+ * that finds the map full waits for it (at most LMDB_GROW_WAIT_SEC). */
 int gen_txn_begin(struct gen *g, MDB_txn **txn);
+void gen_txn_end(struct gen *g, MDB_txn *txn);
+/* The generation's map size now (it grows with live changes). */
+size_t gen_map_size(struct gen *g);
 const struct index_dbs *gen_index(const struct gen *g);
 /* The stored document id as JSON (only stored fields; fl filters later). */
 struct json_object *gen_doc_json(struct gen *g, MDB_txn *txn, uint32_t id);
@@ -165,9 +171,15 @@ int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double unti
 /* Entries outside the base postings (the segments', exists marks). */
 uint64_t gen_write_delta_entries(struct gen_writer *w);
 /* Commits the batch with the channel state (a JSON object, borrowed; NULL
- * keeps the stored one) and frees the writer. */
+ * keeps the stored one) and frees the writer. Returns 0, -1 with err, or
+ * GEN_GREW: the batch found the map full, nothing of it is stored, and the
+ * map has grown (err says to what): apply it again. */
+#define GEN_GREW 1
 int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *err, size_t errlen);
-void gen_write_abort(struct gen_writer *w);
+/* Undoes the batch and frees the writer. Returns GEN_GREW when the batch
+ * had found the map full and the map has grown since (apply it again), else
+ * 0. */
+int gen_write_abort(struct gen_writer *w);
 
 /* The channel state last committed with a batch (a new reference), or NULL. */
 struct json_object *gen_channel_state(struct gen *g);
