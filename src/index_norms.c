@@ -188,7 +188,8 @@ static int cmp_block(const void *x, const void *y)
 int norms_cache_flush(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d)
 {
     int rc = 0;
-    qsort(c->b, c->n, sizeof *c->b, cmp_block); /* keys in order: pages in order */
+    if (c->n) /* (qsort of no array: NULL) */
+        qsort(c->b, c->n, sizeof *c->b, cmp_block); /* keys in order: pages in order */
     for (size_t i = 0; i < c->n && !rc; i++) {
         struct norms_block *b = &c->b[i];
         if (!b->used)
