@@ -56,17 +56,18 @@ static int deleted_add(MDB_txn *txn, const struct index_dbs *d, const roaring_bi
  * segment: its keys sort after every existing key, so the whole segment
  * is appended in key order. */
 
-/* One document's entry for a term, chained to the term's next one. */
+/* One document's entry for a term (its index in t). */
 struct dentry {
-    uint32_t boff, blen, doc, next; /* next: index + 1 in e, 0 at the end */
+    uint32_t boff, blen, doc, term;
     uint8_t tf;
 };
 
-/* A term of the batch: its key and its entries in document order. */
+/* A term of the batch: its key, how many entries it has, and the key's
+ * first 8 bytes as a big-endian number (most comparisons stop there). */
 struct dterm {
-    uint32_t koff, first, last; /* first, last: index + 1 in e */
+    uint32_t koff, count;
     uint16_t klen;
-    uint64_t hash;
+    uint64_t hash, prefix;
 };
 
 struct index_delta {
@@ -143,8 +144,8 @@ static void slots_grow(struct index_delta *b)
 
 /* The batch's term of key (hash: key_hash), added when new. Grouping by
  * hash, not by sorting every entry: sorting was a tenth of the channel. */
-static struct dterm *term_of(struct index_delta *b, const unsigned char *key, uint16_t klen,
-                             uint64_t hash)
+static uint32_t term_of(struct index_delta *b, const unsigned char *key, uint16_t klen,
+                        uint64_t hash)
 {
     if ((b->nt + 1) * 2 > b->nslots)
         slots_grow(b);
@@ -152,17 +153,19 @@ static struct dterm *term_of(struct index_delta *b, const unsigned char *key, ui
     for (uint32_t s; (s = b->slots[h]); h = (h + 1) & (b->nslots - 1)) {
         struct dterm *t = &b->t[s - 1];
         if (t->hash == hash && t->klen == klen && memcmp(b->keys.data + t->koff, key, klen) == 0)
-            return t;
+            return s - 1;
     }
     if (b->nt == b->tcap) {
         b->tcap = b->tcap ? b->tcap * 2 : 1024;
         b->t = xrealloc(b->t, b->tcap * sizeof *b->t);
     }
-    struct dterm *t = &b->t[b->nt++];
-    *t = (struct dterm){(uint32_t)b->keys.len, 0, 0, klen, hash};
+    uint64_t prefix = 0;
+    for (size_t i = 0; i < 8; i++)
+        prefix = prefix << 8 | (i < klen ? key[i] : 0);
+    b->t[b->nt] = (struct dterm){(uint32_t)b->keys.len, 0, klen, hash, prefix};
     tbuf_add(&b->keys, key, klen);
-    b->slots[h] = (uint32_t)b->nt;
-    return t;
+    b->slots[h] = (uint32_t)++b->nt;
+    return (uint32_t)b->nt - 1;
 }
 
 /* A document's analysis packed for delta_gather (index_doc_pack): u32
@@ -211,24 +214,21 @@ static void delta_gather(struct index_delta *b, const unsigned char *p, uint32_t
         uint8_t tf = key[klen + 8];
         memcpy(&blen, key + klen + 9, 4);
         p = key + klen + 13;
-        struct dterm *t = term_of(b, key, klen, hash);
-        struct dentry *e = &b->e[b->n++];
-        *e = (struct dentry){(uint32_t)b->blobs.len, blen, doc, 0, tf};
+        uint32_t ti = term_of(b, key, klen, hash);
+        b->t[ti].count++;
+        b->e[b->n++] = (struct dentry){(uint32_t)b->blobs.len, blen, doc, ti, tf};
         tbuf_add(&b->blobs, p, blen);
         p += blen;
-        if (t->last)
-            b->e[t->last - 1].next = (uint32_t)b->n;
-        else
-            t->first = (uint32_t)b->n;
-        t->last = (uint32_t)b->n;
     }
 }
 
-/* Terms in key order: LMDB's pages are then visited in order. */
+/* Terms (indexes into t) in key order: the segment is appended in it. */
 static int cmp_dterm(const void *x, const void *y, void *arg)
 {
-    const struct dterm *a = x, *c = y;
     const struct index_delta *b = arg;
+    const struct dterm *a = &b->t[*(const uint32_t *)x], *c = &b->t[*(const uint32_t *)y];
+    if (a->prefix != c->prefix)
+        return a->prefix < c->prefix ? -1 : 1;
     return cmp_keys(b->keys.data + a->koff, a->klen, b->keys.data + c->koff, c->klen);
 }
 
@@ -253,17 +253,17 @@ struct seg_out {
     struct tbuf blobs, val;
 };
 
-/* Writes term t's entries (but those of ids removed in the same batch) as
- * the segment's posting; *written counts them. */
+/* Writes term t's entries es[0..t->count) (but those of ids removed in
+ * the same batch) as the segment's posting; *written counts them. */
 static int put_segment_term(MDB_cursor *cur, struct index_delta *b, const struct dterm *t,
-                            uint32_t seg, struct seg_out *o, uint64_t *written)
+                            const struct dentry *es, uint32_t seg, struct seg_out *o,
+                            uint64_t *written)
 {
     uint32_t *ids = o->ids, m = 0;
     uint8_t *tf = o->tf;
     struct tbuf *blobs = &o->blobs, *val = &o->val;
     tbuf_reset(blobs);
-    for (uint32_t k = t->first; k; k = b->e[k - 1].next) {
-        const struct dentry *e = &b->e[k - 1];
+    for (const struct dentry *e = es; e < es + t->count; e++) {
         if (b->deleted && roaring_bitmap_contains(b->deleted, e->doc))
             continue;
         ids[m] = e->doc;
@@ -299,20 +299,43 @@ static int exists_flush(MDB_txn *txn, const struct index_dbs *d, struct index_de
 }
 
 /* The batch's postings as one new segment. */
+/* The batch's entries grouped by term, terms in key order (*order): a
+ * counting sort, so that the entries are read in order, not chased. */
+static struct dentry *entries_by_term(struct index_delta *b, uint32_t **order)
+{
+    *order = xmalloc(b->nt * sizeof **order);
+    for (uint32_t i = 0; i < b->nt; i++)
+        (*order)[i] = i;
+    qsort_r(*order, b->nt, sizeof **order, cmp_dterm, b);
+    uint32_t *start = xmalloc(b->nt * sizeof *start), at = 0;
+    for (size_t k = 0; k < b->nt; k++) {
+        start[(*order)[k]] = at;
+        at += b->t[(*order)[k]].count;
+    }
+    struct dentry *sorted = xmalloc(b->n * sizeof *sorted);
+    for (size_t i = 0; i < b->n; i++) /* a term's stay in document order */
+        sorted[start[b->e[i].term]++] = b->e[i];
+    free(start);
+    return sorted;
+}
+
 static int segment_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
 {
     if (!b->n)
         return 0;
-    qsort_r(b->t, b->nt, sizeof *b->t, cmp_dterm, b); /* slots are stale now: reset below */
     struct seg_info seg = {0, 0, 0};
     MDB_cursor *cur;
     int rc;
     if ((rc = next_segment(txn, d, &seg.id)) != 0 || (rc = mdb_cursor_open(txn, d->segs, &cur)))
         return rc;
+    uint32_t *order;
+    struct dentry *sorted = entries_by_term(b, &order);
     struct seg_out o = {xmalloc(b->n * sizeof *o.ids), xmalloc(b->n), {0}, {0}}; /* b->n bounds a term's */
-    for (size_t i = 0; !rc && i < b->nt; i++)
-        rc = put_segment_term(cur, b, &b->t[i], seg.id, &o, &seg.entries);
+    for (size_t k = 0, at = 0; !rc && k < b->nt; at += b->t[order[k]].count, k++)
+        rc = put_segment_term(cur, b, &b->t[order[k]], sorted + at, seg.id, &o, &seg.entries);
     mdb_cursor_close(cur);
+    free(order);
+    free(sorted);
     free(o.ids);
     free(o.tf);
     tbuf_free(&o.blobs);
