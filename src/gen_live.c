@@ -317,6 +317,22 @@ static int put_json_meta(MDB_txn *txn, MDB_dbi meta, const char *key, struct jso
     return mdb_put(txn, meta, &k, &v, 0);
 }
 
+int gen_grow_ahead(struct gen *g, size_t *now)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    lmdb_map_hold(&g->e.map); /* another writer (a repair) may be growing it */
+    int rc = mdb_env_info(g->e.env, &info);
+    if (!rc)
+        rc = mdb_env_stat(g->e.env, &st);
+    size_t seen = g->e.map.size, used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    lmdb_map_release(&g->e.map);
+    if (rc || used <= seen / 2)
+        return rc;
+    rc = lmdb_map_grow(&g->e.map, seen, now);
+    return rc ? rc : 1;
+}
+
 /* After a transaction that ran under map size seen found the map full and
  * ended: grows it. GEN_GREW, or -1 with err. */
 static int grow(struct gen *g, size_t seen, char *err, size_t errlen)

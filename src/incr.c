@@ -3,6 +3,7 @@
  * cycle (see incr.h). The consumer is in incr_kafka.c, applying in
  * incr_apply.c, the status JSON in incr_status.c. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -22,6 +23,11 @@
  * 100 MB and more) count in the daemon's RSS until released: they go four
  * times a second, without the sync. */
 #define RELEASE_EVERY_SEC 0.25
+/* The map is grown ahead of need (gen_grow_ahead) when a check finds it more
+ * than half used; a long read (a verify pass) that keeps the growth waiting
+ * puts the next try off, since every query waits with the grower. */
+#define GROW_CHECK_SEC 1.0
+#define GROW_RETRY_SEC 30.0
 /* The merge's time between two polls: short while the stream flows (a
  * change waits behind it), longer when idle. What is merged when is
  * index_fold's policy (tiers of segments while busy, into the base when
@@ -262,12 +268,20 @@ static void sleep_interruptibly(struct incr *c, double secs)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Asks the syncer for a sync of what was committed once a second, and
- * releases mapped pages more often, here (madvise is quick; the syncer may
- * be in a long fdatasync). */
+/* Grows the map ahead of need, asks the syncer for a sync of what was
+ * committed once a second, and releases mapped pages more often, here
+ * (madvise is quick; the syncer may be in a long fdatasync). */
 static void upkeep(struct incr *c)
 {
     double now = mono_now();
+    if (c->dirty && now >= c->next_grow_check) { /* so that a batch rarely finds it full */
+        size_t size;
+        int r = gen_grow_ahead(c->g, &size);
+        if (r == 1)
+            incr_say(c, "the generation's map is more than half used: it grew to %zu MiB",
+                     size >> 20);
+        c->next_grow_check = now + (r == EBUSY ? GROW_RETRY_SEC : GROW_CHECK_SEC);
+    }
     if (c->dirty && now - c->last_release >= RELEASE_EVERY_SEC) {
         gen_release_pages(c->g);
         c->last_release = now;

@@ -83,7 +83,7 @@ struct incr {
     uint64_t unmerged;     /* delta entries the merge has yet to fold (mu) */
     int refresh_turn;
     bool fold_left;
-    double next_watermarks, last_sync, last_release;
+    double next_watermarks, last_sync, last_release, next_grow_check;
     char last_logged_err[640];
 };
 

@@ -104,6 +104,11 @@ int gen_txn_begin(struct gen *g, MDB_txn **txn);
 void gen_txn_end(struct gen *g, MDB_txn *txn);
 /* The generation's map size now (it grows with live changes). */
 size_t gen_map_size(struct gen *g);
+/* Grows the map before a write finds it full, once more than half of it is
+ * used; for a writer between its transactions. 1 when it grew (the size in
+ * *now), 0 when it need not, or lmdb_map_grow's error (EBUSY: a long read,
+ * a verify pass, kept it waiting; growth when full remains). */
+int gen_grow_ahead(struct gen *g, size_t *now);
 const struct index_dbs *gen_index(const struct gen *g);
 /* The stored document id as JSON (only stored fields; fl filters later). */
 struct json_object *gen_doc_json(struct gen *g, MDB_txn *txn, uint32_t id);

@@ -250,6 +250,12 @@ static void test_generation_grows(void)
     CHECK_INT(gen_doc_count(g), 4001);
     CHECK(rd.reads > 0);
     CHECK_INT(rd.bad, 0);
+    /* Ahead of need: grown while more than half is used, then not again. */
+    size_t before = gen_map_size(g), now = 0;
+    int ahead;
+    while ((ahead = gen_grow_ahead(g, &now)) == 1)
+        CHECK(now == gen_map_size(g) && now > before);
+    CHECK_INT(ahead, 0);
     analyzer_free(an);
     gen_unref(g);
     /* Open again: at least twice the file, no smaller than it grew to
