@@ -80,7 +80,7 @@ struct incr {
      * incr_clear_error then leaves. */
     bool dropped;
     bool dirty;
-    uint64_t unmerged;     /* delta entries the merge has yet to fold (mu) */
+    uint64_t unmerged;     /* live segments' entries the merge has yet to fold (mu) */
     int refresh_turn;
     bool fold_left;
     double next_watermarks, last_sync, last_release, next_grow_check;
