@@ -4,6 +4,7 @@ mount, both started in temporary directories and always torn down.
 The binaries come from $TISFS_BUILD (default: ./build). Nothing here sleeps
 to synchronise: every wait polls a condition with a deadline."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -191,8 +192,9 @@ class Tisfs:
         return [json.loads(line) for line in out.splitlines()]
 
 
-@pytest.fixture
-def tisfs():
+@contextlib.contextmanager
+def running_tisfs():
+    """A daemon in a temporary directory; it must exit cleanly at the end."""
     root = tempfile.mkdtemp(prefix="tisfs-test-")
     fs = Tisfs(root)
     try:
@@ -202,6 +204,12 @@ def tisfs():
         log = fs.log_tail()
         shutil.rmtree(root, ignore_errors=True)
         assert rc == 0, "tisfs exited with %r: %s" % (rc, log)
+
+
+@pytest.fixture
+def tisfs():
+    with running_tisfs() as fs:
+        yield fs
 
 
 # The password of the MariaDB sandbox's user, which the specs carry: no

@@ -5,13 +5,11 @@ the build succeeds, the channel applies every event, queries answer while
 the map grows under them, and the collection's log says how far it grew."""
 
 import random
-import shutil
-import tempfile
 import threading
 
 import pytest
 
-from conftest import Tisfs
+from conftest import running_tisfs
 from test_incr import Stream, build, db, caught_up, docs, incr_status, logs, select
 
 
@@ -19,15 +17,8 @@ from test_incr import Stream, build, db, caught_up, docs, incr_status, logs, sel
 def small_maps(monkeypatch):
     """A daemon whose maps open at 64 KiB (at least twice the file)."""
     monkeypatch.setenv("TISFS_LMDB_MAP_MIN", "64k")
-    root = tempfile.mkdtemp(prefix="tisfs-test-")
-    fs = Tisfs(root)
-    try:
+    with running_tisfs() as fs:
         yield fs
-    finally:
-        rc = fs.stop()
-        log = fs.log_tail()
-        shutil.rmtree(root, ignore_errors=True)
-        assert rc == 0, "tisfs exited with %r: %s" % (rc, log)
 
 
 def words(rng, n):
