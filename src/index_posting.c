@@ -85,11 +85,15 @@ size_t pos_blob_decode(const unsigned char *p, const unsigned char *end, uint32_
 
 /* ---- encoding ---- */
 
-static void encode_small(const uint32_t *docs, const uint8_t *tf, uint32_t n,
-                         const unsigned char *blobs, size_t bloblen, struct tbuf *out)
+/* The varint forms (small, segment): kind, varint n, n varint id gaps, n tf
+ * bytes, the blobs. */
+static void encode_varints(unsigned char kind, const uint32_t *docs, const uint8_t *tf,
+                           uint32_t n, const unsigned char *blobs, size_t bloblen,
+                           struct tbuf *out)
 {
     uint32_t prev = 0;
-    tbuf_add(out, &(unsigned char){KIND_SMALL}, 1);
+    tbuf_reserve(out, 6 + (size_t)n * 3 + bloblen);
+    tbuf_add(out, &kind, 1);
     tbuf_add_varint(out, n);
     for (uint32_t i = 0; i < n; i++) {
         tbuf_add_varint(out, docs[i] - prev);
@@ -102,17 +106,8 @@ static void encode_small(const uint32_t *docs, const uint8_t *tf, uint32_t n,
 void segment_posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n,
                             const unsigned char *blobs, size_t bloblen, struct tbuf *out)
 {
-    uint32_t prev = 0;
     tbuf_reset(out);
-    tbuf_reserve(out, 6 + (size_t)n * 3 + bloblen);
-    tbuf_add(out, &(unsigned char){KIND_SEGMENT}, 1);
-    tbuf_add_varint(out, n);
-    for (uint32_t i = 0; i < n; i++) {
-        tbuf_add_varint(out, docs[i] - prev);
-        prev = docs[i];
-    }
-    tbuf_add(out, tf, n);
-    tbuf_add(out, blobs, bloblen);
+    encode_varints(KIND_SEGMENT, docs, tf, n, blobs, bloblen, out);
 }
 
 bool segment_posting_decode(const MDB_val *v, struct segment_posting *out)
@@ -174,7 +169,7 @@ void posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n,
 {
     tbuf_reset(out);
     if (n <= SMALL_MAX) {
-        encode_small(docs, tf, n, blobs, bloblen, out);
+        encode_varints(KIND_SMALL, docs, tf, n, blobs, bloblen, out);
         return;
     }
     roaring_bitmap_t *r = roaring_bitmap_create_with_capacity(n);
