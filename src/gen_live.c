@@ -174,7 +174,8 @@ static int remove_doc(struct gen_writer *w, uint32_t id)
     return rc;
 }
 
-/* pre: the packed analysis of vals when every field is present, or NULL. */
+/* present NULL: every field is; pre: the packed analysis of vals then, or
+ * NULL. */
 static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool *present,
                   const void *pre, struct version v, enum gen_outcome *out, char *err,
                   size_t errlen)
@@ -187,7 +188,9 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
         return *out = GEN_STALE, 0;
     int rc = find_current(w, &old_id, &had);
     for (size_t i = 0; i < g->sc->nfields; i++)
-        w->merged[i] = present[i] ? vals[i] : had ? w->oldv[i] : (struct tis_value){"", 0, true};
+        w->merged[i] = !present || present[i] ? vals[i]
+                       : had                  ? w->oldv[i]
+                                              : (struct tis_value){"", 0, true};
     doc_encode(g->sc, w->merged, &w->doc);
     MDB_val k = {w->key.len, w->key.data};
     *out = GEN_APPLIED;
@@ -231,11 +234,7 @@ int gen_write_upsert_analyzed(struct gen_writer *w, const struct tis_value *vals
                               const void *pre, struct version v, enum gen_outcome *out,
                               char *err, size_t errlen)
 {
-    bool *all = xmalloc(w->g->sc->nfields);
-    memset(all, 1, w->g->sc->nfields);
-    int rc = upsert(w, vals, all, pre, v, out, err, errlen);
-    free(all);
-    return rc;
+    return upsert(w, vals, NULL, pre, v, out, err, errlen);
 }
 
 int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct version v,

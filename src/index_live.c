@@ -360,15 +360,24 @@ int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delt
     return rc;
 }
 
+/* Field i's length in a packed analysis (which may sit unaligned). */
+static uint32_t packed_len(const void *packed, size_t i)
+{
+    uint32_t len;
+    memcpy(&len, (const unsigned char *)packed + i * sizeof len, sizeof len);
+    return len;
+}
+
 /* Writes doc's own per-document entries (norms, exists marks) and gathers
- * its term entries (packed) into the batch. */
+ * its term entries into the batch, from its packed analysis (the field
+ * lengths, then the terms). */
 static int delta_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
-                     const unsigned char *packed, const uint32_t *lens,
-                     const struct tis_value *vals, uint32_t doc, struct index_delta *batch)
+                     const void *packed, const struct tis_value *vals, uint32_t doc,
+                     struct index_delta *batch)
 {
     unsigned char e[4];
     put_be32(e, doc);
-    delta_gather(batch, packed, doc);
+    delta_gather(batch, (const unsigned char *)packed + sc->nfields * sizeof(uint32_t), doc);
     int rc = 0;
     for (size_t i = 0; i < sc->nfields && !rc; i++) {
         if (!sc->fields[i].search || vals[i].null)
@@ -377,8 +386,9 @@ static int delta_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
         if (!batch->exists[f].len)
             batch->exf[batch->nexf++] = f;
         tbuf_add(&batch->exists[f], e, 4);
-        if (lens[i])
-            rc = norms_cache_put(batch->norms, txn, d, f, doc, lens[i]);
+        uint32_t len = packed_len(packed, i);
+        if (len)
+            rc = norms_cache_put(batch->norms, txn, d, f, doc, len);
     }
     return rc;
 }
@@ -419,20 +429,17 @@ int index_doc_add_packed(MDB_txn *txn, const struct index_dbs *d, const struct t
                          const void *packed, uint32_t doc, const struct tis_value *vals,
                          struct field_totals *totals, struct index_delta *batch)
 {
-    uint32_t *lens = xmalloc(sc->nfields * sizeof *lens); /* packed may sit unaligned */
-    memcpy(lens, packed, sc->nfields * sizeof *lens);
-    const unsigned char *terms = (const unsigned char *)packed + sc->nfields * sizeof *lens;
     struct index_delta *own = batch ? NULL : index_delta_new();
-    int rc = delta_add(txn, d, sc, terms, lens, vals, doc, batch ? batch : own);
+    int rc = delta_add(txn, d, sc, packed, vals, doc, batch ? batch : own);
     if (!rc && own)
         rc = index_delta_flush(txn, d, own);
     for (size_t i = 0; i < sc->nfields && totals; i++)
         if (sc->fields[i].search && !vals[i].null) {
-            totals[i].docs += lens[i] > 0;
-            totals[i].tokens += (int64_t)lens[i];
+            uint32_t len = packed_len(packed, i);
+            totals[i].docs += len > 0;
+            totals[i].tokens += (int64_t)len;
         }
     index_delta_free(own);
-    free(lens);
     return rc;
 }
 
