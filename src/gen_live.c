@@ -318,13 +318,10 @@ static int put_json_meta(MDB_txn *txn, MDB_dbi meta, const char *key, struct jso
 
 int gen_grow_ahead(struct gen *g, size_t *now)
 {
-    MDB_envinfo info;
-    MDB_stat st;
+    size_t used, mapped, seen;
     lmdb_map_hold(&g->e.map); /* another writer (a repair) may be growing it */
-    int rc = mdb_env_info(g->e.env, &info);
-    if (!rc)
-        rc = mdb_env_stat(g->e.env, &st);
-    size_t seen = g->e.map.size, used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    int rc = lmdb_map_used(g->e.env, &used, &mapped);
+    seen = g->e.map.size;
     lmdb_map_release(&g->e.map);
     if (rc || used <= seen / 2)
         return rc;

@@ -166,7 +166,7 @@ int lmdb_map_grow(struct lmdb_map *m, size_t seen, size_t *now)
     return rc;
 }
 
-int lmdb_map_room(MDB_env *env)
+int lmdb_map_used(MDB_env *env, size_t *used, size_t *mapsize)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -175,8 +175,19 @@ int lmdb_map_room(MDB_env *env)
         rc = mdb_env_stat(env, &st);
     if (rc)
         return rc;
-    size_t used = (info.me_last_pgno + 1) * (size_t)st.ms_psize, size = info.me_mapsize;
+    *used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    *mapsize = info.me_mapsize;
+    return 0;
+}
+
+int lmdb_map_room(MDB_env *env)
+{
+    size_t used, size;
+    int rc = lmdb_map_used(env, &used, &size);
+    if (rc)
+        return rc;
+    size_t mapped = size;
     while (used > size / 2 && size < LMDB_MAP_MAX)
         size = size > LMDB_MAP_MAX / 2 ? LMDB_MAP_MAX : page_round(2 * size);
-    return size == info.me_mapsize ? 0 : mdb_env_set_mapsize(env, size);
+    return size == mapped ? 0 : mdb_env_set_mapsize(env, size);
 }

@@ -79,6 +79,8 @@ void lmdb_map_release(struct lmdb_map *m);
  * LMDB_GROW_WAIT_SEC), or mmap's error (the old size is mapped again). */
 int lmdb_map_grow(struct lmdb_map *m, size_t seen, size_t *now);
 
+/* The bytes of env's map in use (up to its last page) and the map's size. */
+int lmdb_map_used(MDB_env *env, size_t *used, size_t *mapsize);
 /* For an environment only one thread uses (a build's): between its
  * transactions, doubles the map while more than half of it is used, so a
  * transaction of up to the used size never finds it full. */
