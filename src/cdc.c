@@ -16,7 +16,7 @@
 #include <strings.h>
 
 /* Deep enough for Debezium's schema-change messages, shallow enough that a
- * hostile message cannot recurse json-c into the ground. */
+ * hostile message cannot recurse the parser into the ground. */
 #define JSON_DEPTH 64
 
 /* ---- names ------------------------------------------------------------ */
@@ -231,16 +231,16 @@ static bool open_key_plausible(const unsigned char *key, size_t klen)
     return n >= 2 && n <= klen - 16 && key[16] == '{';
 }
 
-static bool has(struct json_object *o, const char *key)
+static bool has(const struct jval *o, const char *key)
 {
-    return json_object_object_get_ex(o, key, NULL);
+    return jv_get(o, key) != NULL;
 }
 
 /* The JSON protocols by their distinctive fields; a bare Debezium payload
  * (schemas disabled) is known by op and its images. */
-static enum cdc_protocol json_detect(struct json_object *o)
+static enum cdc_protocol json_detect(const struct jval *o)
 {
-    if (!json_object_is_type(o, json_type_object))
+    if (!jv_is(o, JV_OBJ))
         return CDC_UNKNOWN;
     if (has(o, "payload"))
         return CDC_DEBEZIUM;
@@ -256,19 +256,21 @@ static enum cdc_protocol json_detect(struct json_object *o)
 }
 
 /* The whole value is parsed: detection runs once per channel, and fields
- * are only trustworthy in a value json-c accepted. */
+ * are only trustworthy in a value that parsed. */
 enum cdc_protocol cdc_detect(const void *key, size_t klen, const void *val, size_t vlen)
 {
-    struct cdc_ctx c = {NULL, NULL, 0, "detect"};
-    struct json_object *o;
-    enum cdc_protocol p;
+    struct cdc_ctx c = {NULL, NULL, 0, "detect", NULL};
+    const struct jval *o;
+    enum cdc_protocol p = CDC_UNKNOWN;
 
     if (open_key_plausible(key, klen))
         return CDC_OPEN;
-    if (!val || !vlen || cdc_json_parse(&c, "value", val, vlen, &o) < 0)
-        return CDC_UNKNOWN;
-    p = json_detect(o);
-    json_object_put(o);
+    if (val && vlen && cdc_json_parse(&c, 0, "value", val, vlen, &o) == 0)
+        p = json_detect(o);
+    if (c.doc) {
+        jdoc_free(c.doc);
+        free(c.doc);
+    }
     return p;
 }
 
@@ -277,7 +279,7 @@ enum cdc_protocol cdc_detect(const void *key, size_t klen, const void *val, size
 int cdc_decode(enum cdc_protocol p, const void *key, size_t klen, const void *val, size_t vlen,
                struct cdc_events *out, char *err, size_t errlen)
 {
-    struct cdc_ctx c = {out, err, errlen, cdc_protocol_name(p)};
+    struct cdc_ctx c = {out, err, errlen, cdc_protocol_name(p), NULL};
     size_t n0 = out->n;
     int rc;
 
@@ -407,11 +409,22 @@ void cdc_events_free(struct cdc_events *e)
     e->arena.data = NULL;
     e->arena.len = e->arena.cap = 0;
     tbuf_free(&e->scratch);
+    cdc_docs_free(e->docs);
+    e->docs = NULL;
     free(e->ev);
     e->ev = NULL;
     e->n = e->cap = 0;
     json_object_put(e->tables);
     e->tables = NULL;
+}
+
+void cdc_docs_free(struct jdoc *docs)
+{
+    if (!docs)
+        return;
+    jdoc_free(&docs[0]);
+    jdoc_free(&docs[1]);
+    free(docs);
 }
 
 /* Strings default to "" so a consumer never meets NULL for a name. */
@@ -464,73 +477,57 @@ void cdc_value_null(struct tis_value *v)
 
 /* ---- JSON ------------------------------------------------------------- */
 
-/* json-c cannot know a number or literal ended until it sees what follows,
- * so the end of the message is fed as a NUL; the whole text must be one
- * value, trailing blanks aside. */
-int cdc_json_message(struct cdc_ctx *c, const void *val, size_t vlen,
-                     int (*fn)(struct cdc_ctx *c, struct json_object *m))
+/* The document is the event list's own, reused from message to message
+ * (slot 0 for a message's value, 1 for open-protocol's keys). */
+static struct jdoc *doc_of(struct cdc_ctx *c, int slot)
 {
-    struct json_object *m;
-    if (cdc_json_parse(c, "value", val, vlen, &m) < 0)
-        return -1;
-    int rc = fn(c, m);
-    json_object_put(m);
-    return rc;
+    if (!c->out) {
+        if (!c->doc)
+            c->doc = xcalloc(1, sizeof *c->doc);
+        return c->doc;
+    }
+    if (!c->out->docs)
+        c->out->docs = xcalloc(2, sizeof *c->out->docs);
+    return &c->out->docs[slot];
 }
 
-int cdc_json_parse(struct cdc_ctx *c, const char *what, const void *p, size_t n,
-                   struct json_object **o)
+int cdc_json_message(struct cdc_ctx *c, const void *val, size_t vlen,
+                     int (*fn)(struct cdc_ctx *c, const struct jval *m))
 {
-    struct json_tokener *tok;
-    struct json_object *v;
-    enum json_tokener_error je;
-    size_t end;
+    const struct jval *m;
+    if (cdc_json_parse(c, 0, "value", val, vlen, &m) < 0)
+        return -1;
+    return fn(c, m);
+}
 
+int cdc_json_parse(struct cdc_ctx *c, int slot, const char *what, const void *p, size_t n,
+                   const struct jval **o)
+{
     *o = NULL;
-    if (n > INT_MAX)
-        return cdc_fail(c, "%s: %zu bytes is too large", what, n);
-    tok = json_tokener_new_ex(JSON_DEPTH);
-    if (!tok)
-        return cdc_fail(c, "%s: out of memory", what);
-    v = json_tokener_parse_ex(tok, n ? p : "", (int)n);
-    je = json_tokener_get_error(tok);
-    end = json_tokener_get_parse_end(tok);
-    if (je == json_tokener_continue) {
-        v = json_tokener_parse_ex(tok, "", 1);
-        je = json_tokener_get_error(tok);
-        end = n;
-    }
-    json_tokener_free(tok);
-    if (je != json_tokener_success)
-        return cdc_fail(c, "%s: invalid JSON at byte %zu: %s", what, end,
-                        json_tokener_error_desc(je));
-    for (const unsigned char *s = p; end < n; end++)
-        if (!isspace(s[end])) {
-            json_object_put(v);
-            return cdc_fail(c, "%s: unexpected data after the JSON value at byte %zu", what, end);
-        }
-    *o = v;
+    struct jdoc *d = doc_of(c, slot);
+    const struct jval *v = jdoc_parse(d, n ? p : "", n, JSON_DEPTH);
+    if (!v)
+        return cdc_fail(c, "%s: invalid JSON at byte %zu: %s", what, d->err_at, d->err);
+    *o = v->type == JV_NULL ? NULL : v; /* as json-c gave null */
     return 0;
 }
 
-struct json_object *cdc_get(struct json_object *o, const char *key)
+const struct jval *cdc_get(const struct jval *o, const char *key)
 {
-    struct json_object *v = NULL;
-    if (!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v))
-        return NULL;
-    return v;
+    const struct jval *v = jv_get(o, key);
+    return jv_is(v, JV_NULL) ? NULL : v;
 }
 
-const char *cdc_get_str(struct json_object *o, const char *key)
+const char *cdc_get_str(const struct jval *o, const char *key)
 {
-    struct json_object *v = cdc_get(o, key);
-    return json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+    const struct jval *v = cdc_get(o, key);
+    return jv_is(v, JV_STR) ? v->s : NULL;
 }
 
-bool cdc_get_bool(struct json_object *o, const char *key)
+bool cdc_get_bool(const struct jval *o, const char *key)
 {
-    struct json_object *v = cdc_get(o, key);
-    return json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+    const struct jval *v = cdc_get(o, key);
+    return jv_is(v, JV_BOOL) && v->b;
 }
 
 /* Digits only, no sign, no overflow. */
@@ -548,34 +545,27 @@ static bool parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
-/* json-c keeps integers above INT64_MAX as unsigned, so a number's own
- * text tells its sign; some encoders write 64-bit integers as strings. */
-bool cdc_json_u64(struct json_object *v, uint64_t *out)
+/* An integer's own text tells its sign; some encoders write 64-bit
+ * integers as strings. */
+bool cdc_json_u64(const struct jval *v, uint64_t *out)
 {
-    if (json_object_is_type(v, json_type_int)) {
-        if (json_object_get_string(v)[0] == '-')
-            return false;
-        *out = json_object_get_uint64(v);
-        return true;
-    }
-    return json_object_is_type(v, json_type_string) && parse_u64(json_object_get_string(v), out);
+    if (jv_is(v, JV_NUM) && v->integer)
+        return v->s[0] != '-' && parse_u64(v->s, out);
+    return jv_is(v, JV_STR) && parse_u64(v->s, out);
 }
 
 /* Day counts and epoch offsets may be negative; same sources as above. */
-bool cdc_json_i64(struct json_object *v, int64_t *out)
+bool cdc_json_i64(const struct jval *v, int64_t *out)
 {
     uint64_t u;
-    const char *s;
 
-    if (json_object_is_type(v, json_type_int) && json_object_get_string(v)[0] == '-') {
-        *out = json_object_get_int64(v);
-        return true;
-    }
-    if (json_object_is_type(v, json_type_string) && (s = json_object_get_string(v))[0] == '-') {
-        if (!parse_u64(s + 1, &u) || u > (uint64_t)INT64_MAX + 1)
-            return false;
-        *out = u ? -(int64_t)(u - 1) - 1 : 0;
-        return true;
+    if ((jv_is(v, JV_NUM) && v->integer) || jv_is(v, JV_STR)) {
+        if (v->s[0] == '-') {
+            if (!parse_u64(v->s + 1, &u) || u > (uint64_t)INT64_MAX + 1)
+                return false;
+            *out = u ? -(int64_t)(u - 1) - 1 : 0;
+            return true;
+        }
     }
     if (!cdc_json_u64(v, &u) || u > INT64_MAX)
         return false;
@@ -583,37 +573,29 @@ bool cdc_json_i64(struct json_object *v, int64_t *out)
     return true;
 }
 
-bool cdc_get_u64(struct json_object *o, const char *key, uint64_t *v)
+bool cdc_get_u64(const struct jval *o, const char *key, uint64_t *v)
 {
     return cdc_json_u64(cdc_get(o, key), v);
 }
 
-/* Numbers keep the digits they were written with: json_object_get_string
- * returns a double's original text and an integer's exact value, so an
- * unsigned BIGINT never passes through a double. */
-int cdc_scalar(struct cdc_ctx *c, struct json_object *v, struct tis_value *out, const char *where)
+/* Numbers keep the digits they were written with, so an unsigned BIGINT
+ * never passes through a double. */
+int cdc_scalar(struct cdc_ctx *c, const struct jval *v, struct tis_value *out, const char *where)
 {
-    const char *s;
-
-    switch (json_object_get_type(v)) {
-    case json_type_null:
+    switch (v ? (enum jv_type)v->type : JV_NULL) {
+    case JV_NULL:
         cdc_value_null(out);
         return 0;
-    case json_type_string:
-        cdc_value_set(c->out, out, json_object_get_string(v),
-                      (size_t)json_object_get_string_len(v));
+    case JV_STR:
+    case JV_NUM:
+        cdc_value_set(c->out, out, v->s, v->len);
         return 0;
-    case json_type_boolean:
-        cdc_value_set(c->out, out, json_object_get_boolean(v) ? "1" : "0", 1);
-        return 0;
-    case json_type_int:
-    case json_type_double:
-        s = json_object_get_string(v);
-        cdc_value_set(c->out, out, s, strlen(s));
+    case JV_BOOL:
+        cdc_value_set(c->out, out, v->b ? "1" : "0", 1);
         return 0;
     default:
         return cdc_fail(c, "%s: expected a string, number or null, not %s", where,
-                        json_type_to_name(json_object_get_type(v)));
+                        jv_type_name((enum jv_type)v->type));
     }
 }
 

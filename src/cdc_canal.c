@@ -13,9 +13,10 @@
 
 /* Only the base type counts: a full type such as "enum('binary')" must not
  * make a text column binary. */
-static bool binary_type(struct json_object *types, const char *name)
+static bool binary_type(const struct jval *types, const char *name, const struct jval **hint)
 {
-    const char *t = cdc_get_str(types, name);
+    const struct jval *v = jv_get_hinted(types, name, hint);
+    const char *t = jv_is(v, JV_STR) ? v->s : NULL;
     char base[32];
     size_t n;
 
@@ -29,74 +30,76 @@ static bool binary_type(struct json_object *types, const char *name)
     return strstr(base, "blob") || strstr(base, "binary");
 }
 
-/* Only a string can carry a binary column's bytes; null stays null. */
-static int value(struct cdc_ctx *c, const char *where, struct json_object *v, bool binary,
-                 struct tis_value *out)
+/* Only a string can carry a binary column's bytes; null stays null. The
+ * place (img[i].name) is only spelled out for an error. */
+static int value(struct cdc_ctx *c, int i, const char *img, const char *name,
+                 const struct jval *v, bool binary, struct tis_value *out)
 {
-    if (!binary || !json_object_is_type(v, json_type_string))
+    char where[160] = "";
+    if (!binary || !jv_is(v, JV_STR)) {
+        if (v && (v->type == JV_OBJ || v->type == JV_ARR))
+            snprintf(where, sizeof where, "%s[%d].%s", img, i, name);
         return cdc_scalar(c, v, out, where);
-    if (!cdc_decode_into(c->out, out, cdc_latin1, json_object_get_string(v),
-                         (size_t)json_object_get_string_len(v)))
+    }
+    if (!cdc_decode_into(c->out, out, cdc_latin1, v->s, v->len)) {
+        snprintf(where, sizeof where, "%s[%d].%s", img, i, name);
         return cdc_fail(c, "%s: binary value has a character above U+00FF", where);
+    }
     return 0;
 }
 
 /* data[i] (and, for an update's before image, old[i] over it) into r. */
-static int image(struct cdc_ctx *c, int i, struct json_object *row, struct json_object *over,
-                 struct json_object *types, struct cdc_row *r)
+static int image(struct cdc_ctx *c, int i, const struct jval *row, const struct jval *over,
+                 const struct jval *types, struct cdc_row *r)
 {
-    struct json_object *o;
-    char where[160];
+    const struct jval *o, *hint = NULL;
 
-    cdc_row_init(c->out, r, (size_t)json_object_object_length(row) +
-                                (over ? (size_t)json_object_object_length(over) : 0));
-    json_object_object_foreach(row, name, v) {
-        snprintf(where, sizeof where, "data[%d].%s", i, name);
-        if (over && json_object_object_get_ex(over, name, &o))
-            v = o;
-        if (value(c, where, v, binary_type(types, name), cdc_row_add(c->out, r, name)) < 0)
+    cdc_row_init(c->out, r, row->len + (over ? over->len : 0));
+    jv_foreach(row, m) {
+        const struct jval *v = over && (o = jv_get(over, m->key)) ? o : m;
+        if (value(c, i, "data", m->key, v, binary_type(types, m->key, &hint),
+                  cdc_row_add(c->out, r, m->key)) < 0)
             return -1;
     }
     if (!over)
         return 0;
-    json_object_object_foreach(over, oname, ov) {
-        snprintf(where, sizeof where, "old[%d].%s", i, oname);
-        if (json_object_object_get_ex(row, oname, NULL))
+    jv_foreach(over, om) {
+        if (jv_get(row, om->key))
             continue;
-        if (value(c, where, ov, binary_type(types, oname), cdc_row_add(c->out, r, oname)) < 0)
+        if (value(c, i, "old", om->key, om, binary_type(types, om->key, &hint),
+                  cdc_row_add(c->out, r, om->key)) < 0)
             return -1;
     }
     return 0;
 }
 
 /* The i-th element of old, which must be an object when present. */
-static int old_row(struct cdc_ctx *c, struct json_object *old, int i, struct json_object **o)
+static int old_row(struct cdc_ctx *c, const struct jval *old, int i, const struct jval **o)
 {
-    *o = json_object_is_type(old, json_type_array) && (size_t)i < json_object_array_length(old)
-             ? json_object_array_get_idx(old, (size_t)i)
-             : NULL;
-    if (*o && !json_object_is_type(*o, json_type_object))
+    *o = jv_at(old, (size_t)i);
+    if (*o && !jv_is(*o, JV_OBJ))
         return cdc_fail(c, "old[%d]: not an object", i);
     return 0;
 }
 
 /* One row event per element of data. */
-static int rows(struct cdc_ctx *c, struct json_object *m, enum cdc_op op, struct version ver)
+static int rows(struct cdc_ctx *c, const struct jval *m, enum cdc_op op, struct version ver)
 {
-    struct json_object *data = cdc_get(m, "data"), *old = cdc_get(m, "old");
-    struct json_object *types = cdc_get(m, "mysqlType");
+    const struct jval *data = cdc_get(m, "data"), *old = cdc_get(m, "old");
+    const struct jval *types = cdc_get(m, "mysqlType");
     const char *db = cdc_get_str(m, "database"), *tbl = cdc_get_str(m, "table");
 
-    if (!json_object_is_type(data, json_type_array))
+    if (!jv_is(data, JV_ARR))
         return cdc_fail(c, "\"data\" is not an array");
-    if (old && !json_object_is_type(old, json_type_array))
+    if (old && !jv_is(old, JV_ARR))
         return cdc_fail(c, "\"old\" is not an array");
     db = cdc_copy(c->out, db ? db : "", db ? strlen(db) : 0);
     tbl = cdc_copy(c->out, tbl ? tbl : "", tbl ? strlen(tbl) : 0);
-    for (int i = 0; (size_t)i < json_object_array_length(data); i++) {
-        struct json_object *row = json_object_array_get_idx(data, (size_t)i), *prev;
+    int i = 0;
+    jv_foreach(data, row) {
+        const struct jval *prev;
         struct cdc_event *ev;
-        if (!json_object_is_type(row, json_type_object))
+        if (!jv_is(row, JV_OBJ))
             return cdc_fail(c, "data[%d]: not an object", i);
         if (old_row(c, old, i, &prev) < 0)
             return -1;
@@ -109,12 +112,13 @@ static int rows(struct cdc_ctx *c, struct json_object *m, enum cdc_op op, struct
             return -1;
         if (op == CDC_UPDATE && prev && image(c, i, row, prev, types, &ev->before) < 0)
             return -1;
+        i++;
     }
     return 0;
 }
 
 /* The SQL decides; Canal's type only helps when the text does not say. */
-static int ddl(struct cdc_ctx *c, struct json_object *m, const char *type, struct version ver)
+static int ddl(struct cdc_ctx *c, const struct jval *m, const char *type, struct version ver)
 {
     const char *sql = cdc_get_str(m, "sql"), *db = cdc_get_str(m, "database");
     const char *tbl = cdc_get_str(m, "table");
@@ -133,7 +137,7 @@ static int ddl(struct cdc_ctx *c, struct json_object *m, const char *type, struc
 }
 
 /* Only TiCDC's extension sends watermarks, always with watermarkTs. */
-static int watermark(struct cdc_ctx *c, struct json_object *tidb)
+static int watermark(struct cdc_ctx *c, const struct jval *tidb)
 {
     struct cdc_event *ev;
     uint64_t ts;
@@ -148,7 +152,7 @@ static int watermark(struct cdc_ctx *c, struct json_object *tidb)
 
 /* TiDB's commit ts when the TiDB extension is on; otherwise es, which only
  * orders to the millisecond. */
-static struct version version(struct json_object *m, struct json_object *tidb)
+static struct version version(const struct jval *m, const struct jval *tidb)
 {
     struct version v = {VER_NONE, 0};
 
@@ -160,12 +164,12 @@ static struct version version(struct json_object *m, struct json_object *tidb)
 }
 
 /* The watermark first: it is neither DDL nor DML and carries no data. */
-static int message(struct cdc_ctx *c, struct json_object *m)
+static int message(struct cdc_ctx *c, const struct jval *m)
 {
-    struct json_object *tidb = cdc_get(m, "_tidb");
+    const struct jval *tidb = cdc_get(m, "_tidb");
     const char *type = cdc_get_str(m, "type"), *ccl = cdc_get_str(tidb, "claimCheckLocation");
 
-    if (!json_object_is_type(m, json_type_object))
+    if (!jv_is(m, JV_OBJ))
         return cdc_fail(c, "value is not a JSON object");
     if (!type)
         return cdc_fail(c, "no event \"type\"");

@@ -24,7 +24,7 @@
 struct fmt {
     struct cdc_ctx *c;
     const char *where;
-    struct json_object *fs; /* the field's schema, or NULL */
+    const struct jval *fs; /* the field's schema, or NULL */
     struct tis_value *out;
 };
 
@@ -253,14 +253,13 @@ static bool put_decimal(struct tbuf *b, const unsigned char *in, size_t n, int64
 }
 
 /* The base64 bytes of a string value into buf; n gets their count. */
-static bool b64_bytes(struct fmt *f, struct json_object *v, unsigned char *buf, size_t cap,
+static bool b64_bytes(struct fmt *f, const struct jval *v, unsigned char *buf, size_t cap,
                       size_t *n)
 {
     struct tbuf *s = &f->c->out->scratch;
 
     tbuf_reset(s);
-    if (!json_object_is_type(v, json_type_string) ||
-        !cdc_base64(s, json_object_get_string(v), (size_t)json_object_get_string_len(v)) ||
+    if (!jv_is(v, JV_STR) || !cdc_base64(s, v->s, v->len) ||
         s->len > cap)
         return false;
     memcpy(buf, s->data, s->len);
@@ -284,14 +283,14 @@ static int done(struct fmt *f, bool ok, const char *what)
 }
 
 /* The conversions below share one shape: text into scratch, then done(). */
-static int conv_date(struct fmt *f, struct json_object *v)
+static int conv_date(struct fmt *f, const struct jval *v)
 {
     int64_t days;
     tbuf_reset(&f->c->out->scratch);
     return done(f, cdc_json_i64(v, &days) && put_date(&f->c->out->scratch, days), "date");
 }
 
-static int conv_datetime(struct fmt *f, struct json_object *v, int64_t per_sec, int digits)
+static int conv_datetime(struct fmt *f, const struct jval *v, int64_t per_sec, int digits)
 {
     int64_t t;
     tbuf_reset(&f->c->out->scratch);
@@ -299,7 +298,7 @@ static int conv_datetime(struct fmt *f, struct json_object *v, int64_t per_sec, 
                 "timestamp");
 }
 
-static int conv_time(struct fmt *f, struct json_object *v, int64_t per_sec, int digits)
+static int conv_time(struct fmt *f, const struct jval *v, int64_t per_sec, int digits)
 {
     int64_t t;
     bool ok = cdc_json_i64(v, &t);
@@ -309,23 +308,22 @@ static int conv_time(struct fmt *f, struct json_object *v, int64_t per_sec, int 
     return done(f, ok, "time");
 }
 
-static int conv_zoned(struct fmt *f, struct json_object *v)
+static int conv_zoned(struct fmt *f, const struct jval *v)
 {
     tbuf_reset(&f->c->out->scratch);
     return done(f,
-                json_object_is_type(v, json_type_string) &&
-                    put_zoned(&f->c->out->scratch, json_object_get_string(v)),
+                jv_is(v, JV_STR) && put_zoned(&f->c->out->scratch, v->s),
                 "zoned timestamp");
 }
 
 /* Kafka's Decimal (scale in the schema's parameters) or Debezium's
  * VariableScaleDecimal (a struct carrying its own scale). */
-static int conv_decimal(struct fmt *f, struct json_object *v, bool variable)
+static int conv_decimal(struct fmt *f, const struct jval *v, bool variable)
 {
     unsigned char buf[DECIMAL_MAX_BYTES];
     size_t n = 0;
     int64_t scale = 0;
-    struct json_object *sc = variable ? cdc_get(v, "scale")
+    const struct jval *sc = variable ? cdc_get(v, "scale")
                                       : cdc_get(cdc_get(f->fs, "parameters"), "scale");
     bool ok = (!sc || cdc_json_i64(sc, &scale)) &&
               b64_bytes(f, variable ? cdc_get(v, "value") : v, buf, sizeof buf, &n);
@@ -334,7 +332,7 @@ static int conv_decimal(struct fmt *f, struct json_object *v, bool variable)
 }
 
 /* BIT(n>1): little-endian bytes, at most 64 bits, as their decimal value. */
-static int conv_bits(struct fmt *f, struct json_object *v)
+static int conv_bits(struct fmt *f, const struct jval *v)
 {
     unsigned char buf[8];
     size_t n = 0;
@@ -348,18 +346,16 @@ static int conv_bits(struct fmt *f, struct json_object *v)
     return done(f, ok, "bits value");
 }
 
-static int conv_bytes(struct fmt *f, struct json_object *v)
+static int conv_bytes(struct fmt *f, const struct jval *v)
 {
-    if (!json_object_is_type(v, json_type_string) ||
-        !cdc_decode_into(f->c->out, f->out, cdc_base64, json_object_get_string(v),
-                         (size_t)json_object_get_string_len(v)))
+    if (!jv_is(v, JV_STR) || !cdc_decode_into(f->c->out, f->out, cdc_base64, v->s, v->len))
         return cdc_fail(f->c, "%s: bytes value is not base64", f->where);
     return 0;
 }
 
 /* TiCDC wraps BIGINT UNSIGNED above INT64_MAX to negative int64; its
  * tidb_type says when adding 2^64 gives the value back. */
-static int conv_unsigned(struct fmt *f, struct json_object *v)
+static int conv_unsigned(struct fmt *f, const struct jval *v)
 {
     int64_t x;
     if (!cdc_json_i64(v, &x) || x >= 0)
@@ -370,7 +366,7 @@ static int conv_unsigned(struct fmt *f, struct json_object *v)
 }
 
 /* Logical types by schema name; false when the name is not one of them. */
-static bool conv_named(struct fmt *f, const char *name, struct json_object *v, int *rc)
+static bool conv_named(struct fmt *f, const char *name, const struct jval *v, int *rc)
 {
     static const char dbz[] = "io.debezium.", kc[] = "org.apache.kafka.connect.data.";
     const char *n = strncmp(name, dbz, sizeof dbz - 1) == 0  ? name + sizeof dbz - 1
@@ -401,9 +397,26 @@ static bool conv_named(struct fmt *f, const char *name, struct json_object *v, i
     return true;
 }
 
+/* A struct as json-c writes it plainly (the form this decoder has always
+ * given): its text in the message, parsed again by json-c. Rare, so the
+ * second parse costs nothing that matters. */
+static int json_text(struct fmt *f, const struct jval *v)
+{
+    const struct jdoc *d = &f->c->out->docs[0];
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *o =
+        tok ? json_tokener_parse_ex(tok, d->src + v->start, (int)(v->end - v->start)) : NULL;
+    json_tokener_free(tok);
+    const char *s = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
+    if (s)
+        cdc_value_set(f->c->out, f->out, s, strlen(s));
+    json_object_put(o);
+    return s ? 0 : cdc_fail(f->c, "%s: a value json-c cannot read", f->where);
+}
+
 /* One value by its field schema; JSON text for structs nobody asked for
  * (geometry, say) rather than failing the whole message. */
-static int convert(struct fmt *f, struct json_object *v)
+static int convert(struct fmt *f, const struct jval *v)
 {
     const char *name = cdc_get_str(f->fs, "name"), *type = cdc_get_str(f->fs, "type");
     const char *tidb = cdc_get_str(f->fs, "tidb_type");
@@ -420,62 +433,73 @@ static int convert(struct fmt *f, struct json_object *v)
         return conv_bytes(f, v);
     if (tidb && strstr(tidb, "unsigned"))
         return conv_unsigned(f, v);
-    if (json_object_is_type(v, json_type_object) || json_object_is_type(v, json_type_array)) {
-        const char *s = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
-        cdc_value_set(f->c->out, f->out, s, strlen(s));
-        return 0;
-    }
+    if (jv_is(v, JV_OBJ) || jv_is(v, JV_ARR))
+        return json_text(f, v);
     return cdc_scalar(f->c, v, f->out, f->where);
 }
 
 /* ---- envelope --------------------------------------------------------- */
 
-/* name -> field schema of the before/after struct, for lookups by column. */
-static struct json_object *field_index(struct json_object *schema, const char *which)
+/* The field list of the before/after struct (NULL when the message
+ * carries no schema). */
+static const struct jval *struct_fields(const struct jval *schema, const char *which)
 {
-    struct json_object *fields = cdc_get(schema, "fields"), *st = NULL, *idx;
-    size_t n = json_object_is_type(fields, json_type_array) ? json_object_array_length(fields) : 0;
-
-    for (size_t i = 0; i < n && !st; i++) {
-        const char *f = cdc_get_str(json_object_array_get_idx(fields, i), "field");
-        if (f && !strcmp(f, which))
-            st = cdc_get(json_object_array_get_idx(fields, i), "fields");
-    }
-    if (!json_object_is_type(st, json_type_array))
-        return NULL;
-    idx = json_object_new_object();
-    for (size_t i = 0; i < json_object_array_length(st); i++) {
-        struct json_object *fs = json_object_array_get_idx(st, i);
+    jv_foreach(cdc_get(schema, "fields"), fs) {
         const char *f = cdc_get_str(fs, "field");
-        if (f)
-            json_object_object_add(idx, f, json_object_get(fs));
+        if (f && !strcmp(f, which)) {
+            const struct jval *st = cdc_get(fs, "fields");
+            return jv_is(st, JV_ARR) ? st : NULL;
+        }
     }
-    return idx;
+    return NULL;
+}
+
+/* The field schema of column name; the list normally follows the image's
+ * order, so the element after the last one found is tried first. */
+static const struct jval *field_schema(const struct jval *st, const char *name,
+                                       const struct jval **hint)
+{
+    const struct jval *h = *hint;
+    if (!st)
+        return NULL;
+    if (h && h > st && h < st + st->span) {
+        const char *f = cdc_get_str(h, "field");
+        if (f && !strcmp(f, name)) {
+            *hint = h + h->span;
+            return h;
+        }
+    }
+    jv_foreach(st, fs) {
+        const char *f = cdc_get_str(fs, "field");
+        if (f && !strcmp(f, name)) {
+            *hint = fs + fs->span;
+            return fs;
+        }
+    }
+    return NULL;
 }
 
 /* Each column by its field in the struct of the same name (before and
  * after have their own, normally identical, field lists). */
-static int image(struct cdc_ctx *c, struct json_object *schema, const char *which,
-                 struct json_object *img, struct cdc_row *r)
+static int image(struct cdc_ctx *c, const struct jval *schema, const char *which,
+                 const struct jval *img, struct cdc_row *r)
 {
-    struct json_object *idx = field_index(schema, which);
+    const struct jval *st = struct_fields(schema, which), *hint = NULL;
     char where[160];
-    int rc = 0;
 
-    cdc_row_init(c->out, r, (size_t)json_object_object_length(img));
-    json_object_object_foreach(img, name, v) {
-        struct fmt f = {c, where, cdc_get(idx, name), cdc_row_add(c->out, r, name)};
-        snprintf(where, sizeof where, "payload.%s.%s", which, name);
-        if ((rc = convert(&f, v)) < 0)
-            break;
+    cdc_row_init(c->out, r, img->len);
+    jv_foreach(img, v) {
+        struct fmt f = {c, where, field_schema(st, v->key, &hint), cdc_row_add(c->out, r, v->key)};
+        snprintf(where, sizeof where, "payload.%s.%s", which, v->key);
+        if (convert(&f, v->type == JV_NULL ? NULL : v) < 0)
+            return -1;
     }
-    json_object_put(idx);
-    return rc;
+    return 0;
 }
 
-/* TiDB's commit ts; else the MySQL connector's binlog coordinate; else the
- * source's commit milliseconds. TiCDC fills file and pos with "" and 0. */
-static struct version version(struct json_object *src)
+/* ---- the message ------------------------------------------------------ */
+
+static struct version version(const struct jval *src)
 {
     struct version v = {VER_NONE, 0};
     const char *file = cdc_get_str(src, "file");
@@ -497,9 +521,9 @@ static struct version version(struct json_object *src)
 }
 
 /* Schema-change events may name the database only in databaseName. */
-static void names(struct cdc_ctx *c, struct cdc_event *ev, struct json_object *p)
+static void names(struct cdc_ctx *c, struct cdc_event *ev, const struct jval *p)
 {
-    struct json_object *src = cdc_get(p, "source");
+    const struct jval *src = cdc_get(p, "source");
     const char *db = cdc_get_str(src, "db"), *tbl = cdc_get_str(src, "table");
 
     if (!db || !*db)
@@ -509,15 +533,15 @@ static void names(struct cdc_ctx *c, struct cdc_event *ev, struct json_object *p
     ev->ver = version(src);
 }
 
-static bool is_object_or_null(struct json_object *o)
+static bool is_object_or_null(const struct jval *o)
 {
-    return !o || json_object_is_type(o, json_type_object);
+    return !o || jv_is(o, JV_OBJ);
 }
 
 /* c (create) and r (snapshot read) insert, u update, d delete. */
-static int row(struct cdc_ctx *c, struct json_object *schema, struct json_object *p, char op)
+static int row(struct cdc_ctx *c, const struct jval *schema, const struct jval *p, char op)
 {
-    struct json_object *before = cdc_get(p, "before"), *after = cdc_get(p, "after");
+    const struct jval *before = cdc_get(p, "before"), *after = cdc_get(p, "after");
     struct cdc_event *ev;
 
     if (!is_object_or_null(before) || !is_object_or_null(after))
@@ -533,7 +557,7 @@ static int row(struct cdc_ctx *c, struct json_object *schema, struct json_object
 }
 
 /* A schema change (payload.ddl, no op) or a truncate (op t). */
-static int ddl(struct cdc_ctx *c, struct json_object *p, const char *sql, enum cdc_ddl kind)
+static int ddl(struct cdc_ctx *c, const struct jval *p, const char *sql, enum cdc_ddl kind)
 {
     struct cdc_event *ev = cdc_add_event(c->out, CDC_DDL);
 
@@ -544,7 +568,7 @@ static int ddl(struct cdc_ctx *c, struct json_object *p, const char *sql, enum c
 }
 
 /* TiCDC's checkpoint (op m) carries the watermark in source.commit_ts. */
-static int watermark(struct cdc_ctx *c, struct json_object *p)
+static int watermark(struct cdc_ctx *c, const struct jval *p)
 {
     struct cdc_event *ev = cdc_add_event(c->out, CDC_RESOLVED);
 
@@ -556,11 +580,11 @@ static int watermark(struct cdc_ctx *c, struct json_object *p)
 
 /* A payload with ddl and no op is a schema change, on TiCDC's data topic or
  * the MySQL connector's schema-change topic alike. */
-static int payload(struct cdc_ctx *c, struct json_object *schema, struct json_object *p)
+static int payload(struct cdc_ctx *c, const struct jval *schema, const struct jval *p)
 {
     const char *op = cdc_get_str(p, "op"), *sql = cdc_get_str(p, "ddl");
 
-    if (!json_object_is_type(p, json_type_object))
+    if (!jv_is(p, JV_OBJ))
         return cdc_fail(c, "payload is not an object");
     if (!op && sql)
         return ddl(c, p, sql, DDL_OTHER);
@@ -576,21 +600,17 @@ static int payload(struct cdc_ctx *c, struct json_object *schema, struct json_ob
 /* A null value (Kafka tombstone, after a delete) carries no change. */
 int cdc_debezium_decode(struct cdc_ctx *c, const unsigned char *val, size_t vlen)
 {
-    struct json_object *m, *p;
-    int rc;
+    const struct jval *m, *p;
 
     if (vlen == 0)
         return 0;
-    if (cdc_json_parse(c, "value", val, vlen, &m) < 0)
+    if (cdc_json_parse(c, 0, "value", val, vlen, &m) < 0)
         return -1;
     if (!m)
         return 0;
-    if (!json_object_is_type(m, json_type_object))
-        rc = cdc_fail(c, "value is not a JSON object");
-    else if (json_object_object_get_ex(m, "payload", &p))
-        rc = p ? payload(c, cdc_get(m, "schema"), p) : 0;
-    else
-        rc = payload(c, NULL, m);
-    json_object_put(m);
-    return rc;
+    if (!jv_is(m, JV_OBJ))
+        return cdc_fail(c, "value is not a JSON object");
+    if ((p = jv_get(m, "payload")))
+        return p->type != JV_NULL ? payload(c, cdc_get(m, "schema"), p) : 0;
+    return payload(c, NULL, m);
 }

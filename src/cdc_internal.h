@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "tisfs/cdc.h"
+#include "tisfs/jdoc.h"
 
 /* One cdc_decode call: where events go and where an error is written. */
 struct cdc_ctx {
@@ -19,6 +20,7 @@ struct cdc_ctx {
     char *err;
     size_t errlen;
     const char *proto; /* prefix of every error message */
+    struct jdoc *doc;  /* without an event list (detection): its own */
 };
 
 /* Writes "<proto>: <message>" to the error buffer; returns -1. */
@@ -43,28 +45,30 @@ void cdc_value_null(struct tis_value *v);
 
 /* ---- JSON ---- */
 
-/* Parses exactly p[0..n) as one JSON value into *o (NULL for JSON null).
- * what names the part for the error message. Returns 0 or -1. */
-int cdc_json_parse(struct cdc_ctx *c, const char *what, const void *p, size_t n,
-                   struct json_object **o);
+/* Parses exactly p[0..n) as one JSON value into *o (NULL for JSON null),
+ * in document slot (0 or 1: open-protocol holds a key's and a value's at
+ * once), valid until the slot's next parse. what names the part for the
+ * error message. Returns 0 or -1. */
+int cdc_json_parse(struct cdc_ctx *c, int slot, const char *what, const void *p, size_t n,
+                   const struct jval **o);
 /* A one-message JSON protocol (canal-json, simple): parses the value and
  * hands it to fn, which sees the message's object (or NULL for null). */
 int cdc_json_message(struct cdc_ctx *c, const void *val, size_t vlen,
-                     int (*fn)(struct cdc_ctx *c, struct json_object *m));
+                     int (*fn)(struct cdc_ctx *c, const struct jval *m));
 /* o's member key, NULL when o is not an object, the key is absent or null. */
-struct json_object *cdc_get(struct json_object *o, const char *key);
+const struct jval *cdc_get(const struct jval *o, const char *key);
 /* Member key as a string (NULL if absent or not a string). */
-const char *cdc_get_str(struct json_object *o, const char *key);
+const char *cdc_get_str(const struct jval *o, const char *key);
 /* Member key as an unsigned integer (a JSON number or a string of digits);
  * false if absent or not one. */
-bool cdc_get_u64(struct json_object *o, const char *key, uint64_t *v);
-bool cdc_json_u64(struct json_object *v, uint64_t *out);
-bool cdc_json_i64(struct json_object *v, int64_t *out);
+bool cdc_get_u64(const struct jval *o, const char *key, uint64_t *v);
+bool cdc_json_u64(const struct jval *v, uint64_t *out);
+bool cdc_json_i64(const struct jval *v, int64_t *out);
 /* Member key is JSON true. */
-bool cdc_get_bool(struct json_object *o, const char *key);
+bool cdc_get_bool(const struct jval *o, const char *key);
 /* A scalar as value text: strings as they are, numbers with their digits as
  * written, booleans "1"/"0", null as NULL. Objects and arrays fail. */
-int cdc_scalar(struct cdc_ctx *c, struct json_object *v, struct tis_value *out,
+int cdc_scalar(struct cdc_ctx *c, const struct jval *v, struct tis_value *out,
                const char *where);
 
 /* ---- value codecs: append the decoded bytes to b, false on bad input ---- */

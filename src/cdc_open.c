@@ -76,10 +76,10 @@ static enum cdc_ddl ddl_from_action(uint64_t t)
 
 /* A string value by type and flags; everything else goes by its JSON text. */
 static int column_string(struct cdc_ctx *c, const char *where, uint64_t type, bool has_flags,
-                         uint64_t flags, struct json_object *val, struct tis_value *v)
+                         uint64_t flags, const struct jval *val, struct tis_value *v)
 {
-    const char *s = json_object_get_string(val);
-    size_t n = (size_t)json_object_get_string_len(val);
+    const char *s = val->s;
+    size_t n = val->len;
     bool chars = type == TY_VARCHAR || type == TY_VARSTRING || type == TY_STRING;
 
     if (type >= TY_TINYBLOB && type <= TY_BLOB) {
@@ -95,43 +95,46 @@ static int column_string(struct cdc_ctx *c, const char *where, uint64_t type, bo
 }
 
 /* One column object {"t":type,"h":handle,"f":flags,"v":value}. */
-static int column(struct cdc_ctx *c, const char *where, struct json_object *col,
+static int column(struct cdc_ctx *c, const char *where, const struct jval *col,
                   struct tis_value *v)
 {
-    struct json_object *f = NULL, *val = cdc_get(col, "v");
+    const struct jval *f = jv_get(col, "f"), *val = cdc_get(col, "v");
     uint64_t type, flags = 0;
-    bool has_flags;
+    bool has_flags = f != NULL;
 
-    if (!json_object_is_type(col, json_type_object))
+    if (!jv_is(col, JV_OBJ))
         return cdc_fail(c, "%s: not a column object", where);
-    has_flags = json_object_object_get_ex(col, "f", &f);
+    if (f && f->type == JV_NULL)
+        f = NULL; /* "f":null: flags 0, as json-c's lookup gave */
     if (!cdc_get_u64(col, "t", &type))
         return cdc_fail(c, "%s: no type \"t\"", where);
     if (f && !cdc_json_u64(f, &flags))
         return cdc_fail(c, "%s: flags \"f\" is not a number", where);
-    if (json_object_is_type(val, json_type_string))
+    if (jv_is(val, JV_STR))
         return column_string(c, where, type, has_flags, flags, val, v);
     return cdc_scalar(c, val, v, where);
 }
 
 /* A row image {"name": column, ...} into r. */
-static int image(struct cdc_ctx *c, int idx, const char *which, struct json_object *img,
+static int image(struct cdc_ctx *c, int idx, const char *which, const struct jval *img,
                  struct cdc_row *r)
 {
     char where[160];
 
-    cdc_row_init(c->out, r, (size_t)json_object_object_length(img));
-    json_object_object_foreach(img, name, col) {
-        struct tis_value *v = cdc_row_add(c->out, r, name);
-        snprintf(where, sizeof where, "value %d: %s.%s", idx, which, name);
-        if (column(c, where, col, v) < 0)
-            return -1;
+    cdc_row_init(c->out, r, img->len);
+    jv_foreach(img, col) {
+        struct tis_value *v = cdc_row_add(c->out, r, col->key);
+        /* The place is spelled out only for an error: a second pass. */
+        if (column(c, "", col, v) < 0) {
+            snprintf(where, sizeof where, "value %d: %s.%s", idx, which, col->key);
+            return column(c, where, col, v);
+        }
     }
     return 0;
 }
 
 /* Names and commit version every event of a key carries. */
-static void event_head(struct cdc_ctx *c, struct cdc_event *ev, struct json_object *k, uint64_t ts)
+static void event_head(struct cdc_ctx *c, struct cdc_event *ev, const struct jval *k, uint64_t ts)
 {
     const char *db = cdc_get_str(k, "scm"), *tbl = cdc_get_str(k, "tbl");
 
@@ -144,17 +147,15 @@ static void event_head(struct cdc_ctx *c, struct cdc_event *ev, struct json_obje
 /* {"u":..} insert, {"u":..,"p":..} update, {"d":..} delete. An update sent
  * without old values (open-output-old-value off) looks like an insert;
  * TiCDC's own decoder cannot tell them apart either. */
-static int row(struct cdc_ctx *c, int idx, struct json_object *k, struct json_object *v,
+static int row(struct cdc_ctx *c, int idx, const struct jval *k, const struct jval *v,
                uint64_t ts)
 {
-    struct json_object *u = cdc_get(v, "u"), *p = cdc_get(v, "p"), *d = cdc_get(v, "d");
+    const struct jval *u = cdc_get(v, "u"), *p = cdc_get(v, "p"), *d = cdc_get(v, "d");
     struct cdc_event *ev;
 
-    if (!json_object_is_type(v, json_type_object))
+    if (!jv_is(v, JV_OBJ))
         return cdc_fail(c, "value %d: not a JSON object", idx);
-    if ((u && !json_object_is_type(u, json_type_object)) ||
-        (p && !json_object_is_type(p, json_type_object)) ||
-        (d && !json_object_is_type(d, json_type_object)))
+    if ((u && !jv_is(u, JV_OBJ)) || (p && !jv_is(p, JV_OBJ)) || (d && !jv_is(d, JV_OBJ)))
         return cdc_fail(c, "value %d: \"u\", \"p\" and \"d\" must be objects", idx);
     if (!u && !d)
         return cdc_fail(c, "value %d: row event with neither \"u\" nor \"d\"", idx);
@@ -171,7 +172,7 @@ static int row(struct cdc_ctx *c, int idx, struct json_object *k, struct json_ob
 }
 
 /* The query decides the kind; the action type covers texts it cannot read. */
-static int ddl(struct cdc_ctx *c, int idx, struct json_object *k, struct json_object *v,
+static int ddl(struct cdc_ctx *c, int idx, const struct jval *k, const struct jval *v,
                uint64_t ts)
 {
     const char *q = cdc_get_str(v, "q");
@@ -207,35 +208,32 @@ static int resolved(struct cdc_ctx *c, int idx, uint64_t ts, const unsigned char
 }
 
 /* The value of a row or DDL key, parsed and dispatched. */
-static int keyed_value(struct cdc_ctx *c, int idx, struct json_object *k, uint64_t t,
+static int keyed_value(struct cdc_ctx *c, int idx, const struct jval *k, uint64_t t,
                        uint64_t ts, const unsigned char *val, size_t vlen, size_t *voff)
 {
     const unsigned char *item = NULL;
     size_t ilen = 0;
-    struct json_object *v;
+    const struct jval *v;
     char what[32];
-    int rc;
 
     if (*voff >= vlen)
         return cdc_fail(c, "value %d: missing (the key holds more events than the value)", idx);
     if (next_item(c, "value", idx, val, vlen, voff, &item, &ilen) < 0)
         return -1;
     snprintf(what, sizeof what, "value %d", idx);
-    if (cdc_json_parse(c, what, item, ilen, &v) < 0)
+    if (cdc_json_parse(c, 0, what, item, ilen, &v) < 0)
         return -1;
-    rc = t == T_ROW ? row(c, idx, k, v, ts) : ddl(c, idx, k, v, ts);
-    json_object_put(v);
-    return rc;
+    return t == T_ROW ? row(c, idx, k, v, ts) : ddl(c, idx, k, v, ts);
 }
 
 /* One parsed key: its type decides whether it owns a value. */
-static int keyed(struct cdc_ctx *c, int idx, struct json_object *k, const unsigned char *val,
+static int keyed(struct cdc_ctx *c, int idx, const struct jval *k, const unsigned char *val,
                  size_t vlen, size_t *voff)
 {
     uint64_t t, ts;
     const char *ccl = cdc_get_str(k, "ccl");
 
-    if (!json_object_is_type(k, json_type_object))
+    if (!jv_is(k, JV_OBJ))
         return cdc_fail(c, "key %d: not a JSON object", idx);
     if (!cdc_get_u64(k, "t", &t))
         return cdc_fail(c, "key %d: no event type \"t\"", idx);
@@ -269,17 +267,16 @@ int cdc_open_decode(struct cdc_ctx *c, const unsigned char *key, size_t klen,
     for (idx = 0; koff < klen; idx++) {
         const unsigned char *item = NULL;
         size_t ilen = 0;
-        struct json_object *k;
+        const struct jval *k;
         char what[32];
         int rc;
 
         if (next_item(c, "key", idx, key, klen, &koff, &item, &ilen) < 0)
             return -1;
         snprintf(what, sizeof what, "key %d", idx);
-        if (cdc_json_parse(c, what, item, ilen, &k) < 0)
+        if (cdc_json_parse(c, 1, what, item, ilen, &k) < 0)
             return -1;
         rc = keyed(c, idx, k, val, vlen, &voff);
-        json_object_put(k);
         if (rc < 0)
             return -1;
     }

@@ -5,8 +5,9 @@
  * index and bit set, TIMESTAMP as {"location": zone, "value": text}. A row
  * message names no column types; those come in BOOTSTRAP messages (sent
  * before a table's first row and then periodically) and in DDL messages'
- * tableSchema. They are kept in the event list's `tables` so that later
- * rows get their binary columns decoded and enums named. A row of a table
+ * tableSchema. They are kept in the event list's `tables` (json-c: they
+ * outlive the message's parsed document) so that later rows get their
+ * binary columns decoded and enums named. A row of a table
  * not seen yet goes out with its values as sent. */
 #include "cdc_internal.h"
 
@@ -22,22 +23,42 @@ static char *table_key(const char *db, const char *tbl)
     return tbuf_take(&k);
 }
 
+/* A json-c copy of v (an object of the message), from its text. */
+static struct json_object *kept(const struct cdc_events *e, const struct jval *v)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *o =
+        tok ? json_tokener_parse_ex(tok, e->docs[0].src + v->start, (int)(v->end - v->start))
+            : NULL;
+    json_tokener_free(tok);
+    return o;
+}
+
+/* json-c's member key as a string, NULL if absent or not one. */
+static const char *kept_str(struct json_object *o, const char *key)
+{
+    struct json_object *v;
+    return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
 /* column name -> dataType of one tableSchema, replacing what was known. */
-static void learn(struct cdc_events *e, struct json_object *ts)
+static void learn(struct cdc_events *e, const struct jval *ts)
 {
     const char *db = cdc_get_str(ts, "schema"), *tbl = cdc_get_str(ts, "table");
-    struct json_object *cols = cdc_get(ts, "columns"), *map;
+    const struct jval *cols = cdc_get(ts, "columns");
+    struct json_object *map, *dto;
     char *key;
 
-    if (!db || !tbl || !json_object_is_type(cols, json_type_array))
+    if (!db || !tbl || !jv_is(cols, JV_ARR))
         return;
     map = json_object_new_object();
-    for (size_t i = 0; i < json_object_array_length(cols); i++) {
-        struct json_object *col = json_object_array_get_idx(cols, i);
-        struct json_object *dt = cdc_get(col, "dataType");
+    jv_foreach(cols, col) {
+        const struct jval *dt = cdc_get(col, "dataType");
         const char *name = cdc_get_str(col, "name");
-        if (name && json_object_is_type(dt, json_type_object))
-            json_object_object_add(map, name, json_object_get(dt));
+        if (name && jv_is(dt, JV_OBJ) && (dto = kept(e, dt)))
+            json_object_object_add(map, name, dto);
     }
     if (!e->tables)
         e->tables = json_object_new_object();
@@ -49,7 +70,8 @@ static void learn(struct cdc_events *e, struct json_object *ts)
 static struct json_object *known_columns(struct cdc_events *e, const char *db, const char *tbl)
 {
     char *key = table_key(db, tbl);
-    struct json_object *map = cdc_get(e->tables, key);
+    struct json_object *map = NULL;
+    json_object_object_get_ex(e->tables, key, &map);
     free(key);
     return map;
 }
@@ -62,7 +84,7 @@ static const char *element(struct json_object *elems, size_t i)
 
 /* The element names an ENUM index or SET bit set stands for, as MySQL
  * prints them; false (value left as sent) when they do not fit. */
-static bool put_members(struct tbuf *b, struct json_object *v, struct json_object *elems, bool set)
+static bool put_members(struct tbuf *b, const struct jval *v, struct json_object *elems, bool set)
 {
     size_t n = json_object_is_type(elems, json_type_array) ? json_object_array_length(elems) : 0;
     bool first = true;
@@ -81,28 +103,29 @@ static bool put_members(struct tbuf *b, struct json_object *v, struct json_objec
 }
 
 /* One value, typed by what the column's dataType says (dt may be NULL). */
-static int value(struct cdc_ctx *c, const char *where, struct json_object *v,
+static int value(struct cdc_ctx *c, const char *where, const struct jval *v,
                  struct json_object *dt, struct tis_value *out)
 {
-    const char *mt = cdc_get_str(dt, "mysqlType"), *s;
+    const char *mt = kept_str(dt, "mysqlType");
+    struct json_object *elems = NULL;
     struct tbuf *b = &c->out->scratch;
 
-    if (json_object_is_type(v, json_type_object)) {
+    if (jv_is(v, JV_OBJ)) {
         v = cdc_get(v, "value");
-        if (!json_object_is_type(v, json_type_string))
+        if (!jv_is(v, JV_STR))
             return cdc_fail(c, "%s: object value without a string \"value\"", where);
     }
-    if (!mt || !json_object_is_type(v, json_type_string))
+    if (!mt || !jv_is(v, JV_STR))
         return cdc_scalar(c, v, out, where);
-    s = json_object_get_string(v);
     if (strstr(mt, "blob") || strstr(mt, "binary")) {
-        if (!cdc_decode_into(c->out, out, cdc_base64, s, (size_t)json_object_get_string_len(v)))
+        if (!cdc_decode_into(c->out, out, cdc_base64, v->s, v->len))
             return cdc_fail(c, "%s: binary value is not base64", where);
         return 0;
     }
     tbuf_reset(b);
+    json_object_object_get_ex(dt, "elements", &elems);
     if ((!strcmp(mt, "enum") || !strcmp(mt, "set")) &&
-        put_members(b, v, cdc_get(dt, "elements"), mt[0] == 's')) {
+        put_members(b, v, elems, mt[0] == 's')) {
         cdc_value_set(c->out, out, b->len ? b->data : "", b->len);
         return 0;
     }
@@ -110,22 +133,24 @@ static int value(struct cdc_ctx *c, const char *where, struct json_object *v,
 }
 
 /* types: the table's learnt column map, NULL when none came yet. */
-static int image(struct cdc_ctx *c, const char *which, struct json_object *img,
+static int image(struct cdc_ctx *c, const char *which, const struct jval *img,
                  struct json_object *types, struct cdc_row *r)
 {
     char where[160];
 
-    cdc_row_init(c->out, r, (size_t)json_object_object_length(img));
-    json_object_object_foreach(img, name, v) {
-        struct tis_value *out = cdc_row_add(c->out, r, name);
-        snprintf(where, sizeof where, "%s.%s", which, name);
-        if (value(c, where, v, cdc_get(types, name), out) < 0)
+    cdc_row_init(c->out, r, img->len);
+    jv_foreach(img, v) {
+        struct tis_value *out = cdc_row_add(c->out, r, v->key);
+        struct json_object *dt = NULL;
+        json_object_object_get_ex(types, v->key, &dt);
+        snprintf(where, sizeof where, "%s.%s", which, v->key);
+        if (value(c, where, v->type == JV_NULL ? NULL : v, dt, out) < 0)
             return -1;
     }
     return 0;
 }
 
-static struct version commit_version(struct json_object *m)
+static struct version commit_version(const struct jval *m)
 {
     struct version v = {VER_NONE, 0};
     if (cdc_get_u64(m, "commitTs", &v.v))
@@ -134,9 +159,10 @@ static struct version commit_version(struct json_object *m)
 }
 
 /* INSERT has data, DELETE old, UPDATE both (old the full previous row). */
-static int dml(struct cdc_ctx *c, struct json_object *m, enum cdc_op op)
+static int dml(struct cdc_ctx *c, const struct jval *m, enum cdc_op op)
 {
-    struct json_object *data = cdc_get(m, "data"), *old = cdc_get(m, "old"), *types;
+    const struct jval *data = cdc_get(m, "data"), *old = cdc_get(m, "old");
+    struct json_object *types;
     const char *db = cdc_get_str(m, "database"), *tbl = cdc_get_str(m, "table");
     const char *ccl = cdc_get_str(m, "claimCheckLocation");
     struct cdc_event *ev;
@@ -145,8 +171,7 @@ static int dml(struct cdc_ctx *c, struct json_object *m, enum cdc_op op)
     tbl = tbl ? tbl : "";
     if (ccl)
         return cdc_fail(c, "claim-check message (row stored at \"%.200s\"): not supported", ccl);
-    if ((data && !json_object_is_type(data, json_type_object)) ||
-        (old && !json_object_is_type(old, json_type_object)))
+    if ((data && !jv_is(data, JV_OBJ)) || (old && !jv_is(old, JV_OBJ)))
         return cdc_fail(c, "\"data\" and \"old\" must be objects");
     if (op == CDC_DELETE ? !old : !data)
         return cdc_fail(c, "%s without \"%s\"", op == CDC_DELETE ? "DELETE" : "INSERT/UPDATE",
@@ -164,9 +189,9 @@ static int dml(struct cdc_ctx *c, struct json_object *m, enum cdc_op op)
 
 /* DDL messages name their table only in tableSchema (preTableSchema for a
  * dropped one); the SQL decides the kind, the type when the text does not. */
-static int ddl(struct cdc_ctx *c, struct json_object *m, const char *type)
+static int ddl(struct cdc_ctx *c, const struct jval *m, const char *type)
 {
-    struct json_object *ts = cdc_get(m, "tableSchema");
+    const struct jval *ts = cdc_get(m, "tableSchema");
     const char *sql = cdc_get_str(m, "sql"), *db, *tbl;
     struct cdc_event *ev;
 
@@ -190,7 +215,7 @@ static int ddl(struct cdc_ctx *c, struct json_object *m, const char *type)
 
 /* TiCDC's encoder writes commitTs; checkpointTs, which no TiCDC release
  * writes as far as its history shows, is accepted as a fallback only. */
-static int watermark(struct cdc_ctx *c, struct json_object *m)
+static int watermark(struct cdc_ctx *c, const struct jval *m)
 {
     struct cdc_event *ev;
     uint64_t ts;
@@ -214,11 +239,11 @@ static bool is_ddl_type(const char *t)
 }
 
 /* BOOTSTRAP only teaches; every other type makes exactly one event. */
-static int message(struct cdc_ctx *c, struct json_object *m)
+static int message(struct cdc_ctx *c, const struct jval *m)
 {
     const char *type = cdc_get_str(m, "type");
 
-    if (!json_object_is_type(m, json_type_object))
+    if (!jv_is(m, JV_OBJ))
         return cdc_fail(c, "value is not a JSON object");
     if (!type)
         return cdc_fail(c, "no message \"type\"");
