@@ -214,9 +214,12 @@ static bool fold_step(struct incr *c, bool idle, double until)
     pthread_mutex_lock(&c->mu);
     bool behind = strcmp(c->state, "catching_up") == 0;
     pthread_mutex_unlock(&c->mu);
-    enum index_merge_mode mode = idle     ? INDEX_MERGE_ALL
-                                 : behind ? INDEX_MERGE_BEHIND
-                                          : INDEX_MERGE_TIERS;
+    /* Far behind, a poll that finds nothing is a gap in the fetches, not a
+     * stream at rest: a fold into the base then would take the catch-up's
+     * CPU (both cores are busy) for work the stream's next batches undo. */
+    enum index_merge_mode mode = behind ? INDEX_MERGE_BEHIND
+                                 : idle ? INDEX_MERGE_ALL
+                                        : INDEX_MERGE_TIERS;
     if (gen_write_fold(w, mode, until, &ran, &c->fold_left, err, sizeof err)) {
         if (gen_write_abort(w) == GEN_GREW) /* the next step runs in the larger map */
             incr_say(c, "the generation's map was full: it grew to %zu MiB, merging again",
@@ -326,6 +329,7 @@ static void follow(struct incr *c)
 static void *syncer(void *arg)
 {
     struct incr *c = arg;
+    pthread_setname_np(pthread_self(), "incr-sync");
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->sync_wanted && !c->syncer_stop)
@@ -358,6 +362,7 @@ static void *run(void *arg)
     struct incr *c = arg;
     char err[512];
     double retry = RETRY_MIN_SEC;
+    pthread_setname_np(pthread_self(), "incr-apply"); /* as top -H and perf show it */
     c->syncer_started = pthread_create(&c->syncer, NULL, syncer, c) == 0;
     if (!(c->an = analyzer_new(err, sizeof err))) {
         incr_set_error(c, err);

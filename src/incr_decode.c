@@ -37,6 +37,7 @@ struct incr_decoder {
     /* What the simple protocol learns across messages (table schemas):
      * carried from one message's event list to the next. */
     struct json_object *tables;
+    struct jdoc *docs; /* the parser's documents, lent to each message's list */
     struct analyzer *an; /* the decoder's own (ICU's are not shared) */
     struct rowbuf row;
     struct index_doc *work; /* the analysis's working space */
@@ -76,6 +77,7 @@ static void decode_one(struct incr_decoder *d, struct decoded *b, int i)
     struct cdc_events *ev = &b->ev[i];
     cdc_events_reset(ev);
     ev->tables = d->tables;
+    ev->docs = d->docs;
     b->err[i][0] = 0;
     if (!c->proto) {
         enum cdc_protocol found = cdc_detect(m->key, m->key_len, m->payload, m->len);
@@ -94,6 +96,8 @@ static void decode_one(struct incr_decoder *d, struct decoded *b, int i)
     }
     d->tables = ev->tables;
     ev->tables = NULL; /* the decoder's, not this list's */
+    d->docs = ev->docs; /* one pair for the thread, not one a message */
+    ev->docs = NULL;
 }
 
 static void slot_room(struct decoded *b)
@@ -110,6 +114,7 @@ static void slot_room(struct decoded *b)
 static void *decoder(void *arg)
 {
     struct incr_decoder *d = arg;
+    pthread_setname_np(pthread_self(), "incr-decode");
     pthread_mutex_lock(&d->mu);
     for (;;) {
         int s = -1;
@@ -229,6 +234,7 @@ void incr_decoder_stop(struct incr_decoder *d)
         free(b->err);
     }
     d->c->ev.tables = d->tables; /* kept for the next connection */
+    cdc_docs_free(d->docs);
     analyzer_free(d->an);
     index_doc_free(d->work);
     rowbuf_free(&d->row);

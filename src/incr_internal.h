@@ -82,6 +82,7 @@ struct incr {
     bool dirty;
     uint64_t unmerged;     /* live segments' entries the merge has yet to fold (mu) */
     int refresh_turn;
+    int wake_turn; /* the decoding thread's (wake_fetcher) */
     bool fold_left;
     double next_watermarks, last_sync, last_release, next_grow_check;
     char last_logged_err[640];

@@ -16,6 +16,8 @@
 
 /* How often the end offsets are asked for (lag, and a health check). */
 #define WATERMARK_EVERY_SEC 1.0
+/* An empty poll this long wakes the fetcher (wake_fetcher). */
+#define WAKE_AFTER_MS 2
 
 static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -269,6 +271,38 @@ int incr_connect(struct incr *c, char *err, size_t errlen)
     return rc;
 }
 
+/* librdkafka 2.0 stops fetching a partition while the prefetch queue holds
+ * more than queued.max.messages.kbytes and decides again only when the
+ * partition's broker thread wakes: at a request or response of its own, or
+ * a second later (rd_kafka_max_block_ms; fetch.queue.backoff.ms, which
+ * makes it shorter, came in 2.1). A catch-up drains the queue in a fraction
+ * of that second and then waited out the rest: 0.3-0.45 s of every second
+ * idle, the throughput capped at about a queue a second. Any request to the
+ * leader wakes the thread, so when the queue is empty and a partition's
+ * cached high watermark is past our position, we ask that leader for the
+ * watermark (a round trip; the answer is useful anyway). */
+static void wake_fetcher(struct incr *c)
+{
+    if (!c->nparts)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(c->nparts);
+    for (int i = 0; i < c->nparts; i++)
+        rd_kafka_topic_partition_list_add(l, c->spec.topic, c->parts[i].id);
+    if (rd_kafka_position(c->rk, l) == 0)
+        for (int k = 0; k < l->cnt; k++) {
+            rd_kafka_topic_partition_t *p = &l->elems[(c->wake_turn + k) % l->cnt];
+            int64_t lo, hi;
+            if (p->offset < 0 ||
+                rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) ||
+                hi <= p->offset)
+                continue;
+            c->wake_turn += k + 1; /* another leader next time, if the topic has several */
+            rd_kafka_query_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi, 200);
+            break;
+        }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* Takes what has arrived: the first message waits up to wait_ms, the rest
  * at most INCR_BATCH_WAIT_MS after it. Error events are handled here. */
 int incr_poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
@@ -280,11 +314,20 @@ int incr_poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
     size_t limit = c->state && strcmp(c->state, "catching_up") == 0 ? INCR_BATCH_BYTES_BEHIND
                                                         : INCR_BATCH_BYTES;
     pthread_mutex_unlock(&c->mu);
+    double give_up = mono_now() + wait_ms / 1000.0;
+    bool woken = false;
     while (n < INCR_BATCH_MAX && bytes < limit) {
-        int ms = n ? (int)((deadline - mono_now()) * 1000) : wait_ms;
+        int ms = (int)(((n ? deadline : give_up) - mono_now()) * 1000);
         if (n && ms <= 0)
             break;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, ms);
+        if (!n && !woken) /* a moment first: an empty queue may be a sleeping fetcher */
+            ms = ms < WAKE_AFTER_MS ? ms : WAKE_AFTER_MS;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, ms > 0 ? ms : 0);
+        if (!m && !n && !woken) {
+            wake_fetcher(c);
+            woken = true;
+            continue;
+        }
         if (!m)
             break;
         if (m->err) {

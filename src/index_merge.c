@@ -70,7 +70,9 @@ static bool merge_choose(const struct seg_info *segs, size_t n, enum index_merge
     for (size_t i = 0; i < n; i++)
         entries += segs[i].entries;
     memset(m, 0, sizeof *m);
-    if (n && (mode == INDEX_MERGE_ALL || entries >= INDEX_MERGE_BASE_ENTRIES)) {
+    uint64_t base_at = mode == INDEX_MERGE_BEHIND ? INDEX_MERGE_BASE_ENTRIES_BEHIND
+                                                  : INDEX_MERGE_BASE_ENTRIES;
+    if (n && (mode == INDEX_MERGE_ALL || entries >= base_at)) {
         *m = (struct merge){.lo = segs[0].id, .hi = segs[n - 1].id, .to_base = true};
         return true;
     }
