@@ -6,13 +6,18 @@
  * non-empty list is exercised too; every string and value of every event is
  * then read in full, so a dangling arena pointer shows under ASan. A failed
  * decode must say why and leave the list as it was. The whole input, as
- * text, also goes through the DDL classifier. */
+ * text, also goes through the DDL classifier, and through the JSON parser
+ * the decoders use (jdoc) beside json-c: a text both accept must give the
+ * same strings, booleans, nulls and array lengths. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <json-c/json.h>
+
 #include "tisfs/cdc.h"
+#include "tisfs/jdoc.h"
 
 static volatile size_t sink;
 
@@ -48,6 +53,65 @@ static void touch_events(const struct cdc_events *e)
     }
 }
 
+/* jdoc's value v against json-c's o (NULL for null); aborts on a difference. */
+static void same_json(const struct jval *v, struct json_object *o)
+{
+    switch (v->type) {
+    case JV_NULL:
+        if (o)
+            abort();
+        break;
+    case JV_BOOL:
+        if (!json_object_is_type(o, json_type_boolean) || json_object_get_boolean(o) != v->b)
+            abort();
+        break;
+    case JV_STR:
+        if (!json_object_is_type(o, json_type_string) ||
+            (size_t)json_object_get_string_len(o) != v->len ||
+            memcmp(json_object_get_string(o), v->s, v->len) != 0)
+            abort();
+        break;
+    case JV_NUM:
+        if (!json_object_is_type(o, json_type_int) && !json_object_is_type(o, json_type_double))
+            abort();
+        break;
+    case JV_ARR: {
+        size_t i = 0;
+        if (!json_object_is_type(o, json_type_array) || json_object_array_length(o) != v->len)
+            abort();
+        jv_foreach(v, m) same_json(m, json_object_array_get_idx(o, i++));
+        break;
+    }
+    case JV_OBJ:
+        if (!json_object_is_type(o, json_type_object))
+            abort();
+        jv_foreach(v, m) {
+            struct json_object *om;
+            if (!json_object_object_get_ex(o, m->key, &om))
+                abort();
+            if (jv_get(v, m->key) == m) /* of duplicates, both keep the last */
+                same_json(m, om);
+        }
+        break;
+    }
+}
+
+static void parsers_agree(const uint8_t *data, size_t size)
+{
+    static struct jdoc d;
+    const struct jval *v = jdoc_parse(&d, (const char *)data, size, 32);
+    if (!v || memchr(data, 0, size) || size > INT32_MAX)
+        return;
+    struct json_tokener *tok = json_tokener_new_ex(32);
+    struct json_object *o = json_tokener_parse_ex(tok, (const char *)data, (int)size);
+    if (json_tokener_get_error(tok) == json_tokener_continue)
+        o = json_tokener_parse_ex(tok, "", 1);
+    if (json_tokener_get_error(tok) == json_tokener_success)
+        same_json(v, o);
+    json_object_put(o);
+    json_tokener_free(tok);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct cdc_events e = {0};
@@ -76,6 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         sink += (size_t)cdc_ddl_classify(sql);
         free(sql);
     }
+    parsers_agree(data, size);
     cdc_events_reset(&e);
     cdc_events_free(&e);
     return 0;
