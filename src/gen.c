@@ -56,8 +56,6 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly, size_t ma
     if (!rc)
         rc = mdb_dbi_open(txn, "meta", dbflags, &e->meta);
     if (!rc)
-        rc = mdb_dbi_open(txn, "ver", dbflags, &e->ver);
-    if (!rc)
         rc = index_open_dbs(txn, !readonly, &e->index);
     if (!rc) {
         rc = mdb_txn_commit(txn);

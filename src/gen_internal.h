@@ -15,8 +15,9 @@ struct gen_env {
      * its growth); a builder's environment is its thread's alone and grows
      * between transactions instead (lmdb_map_room). */
     struct lmdb_map map;
+    /* pk: encoded primary key -> u32 document id (0: none, deleted), then
+     * the row's version (u8 domain + u64) once the stream has changed it. */
     MDB_dbi docs, pk, meta;
-    MDB_dbi ver; /* encoded primary key -> u8 domain + u64 version */
     struct index_dbs index;
 };
 

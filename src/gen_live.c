@@ -53,6 +53,35 @@ static int put_version(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, struct version v)
     return mdb_put(txn, dbi, k, &val, 0);
 }
 
+/* A row's pk entry (gen_internal.h): its document id (0: none), and its
+ * version when the stream wrote one. One lookup and one write a change:
+ * they were two of each, in two B-trees, each dirtying its own pages. */
+struct row_entry {
+    uint32_t id;
+    bool has_version;
+    struct version v;
+};
+
+static bool row_decode(const MDB_val *v, struct row_entry *r)
+{
+    if (v->mv_size != 4 && v->mv_size != 13)
+        return false;
+    memcpy(&r->id, v->mv_data, 4);
+    MDB_val ver = {9, (char *)v->mv_data + 4};
+    r->has_version = v->mv_size == 13 && version_decode(&ver, &r->v);
+    return true;
+}
+
+static int row_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, uint32_t id, struct version v)
+{
+    unsigned char b[13];
+    memcpy(b, &id, 4);
+    b[4] = v.domain;
+    memcpy(b + 5, &v.v, 8);
+    MDB_val val = {13, b};
+    return mdb_put(txn, dbi, k, &val, 0);
+}
+
 struct version gen_snapshot_version(const struct gen *g)
 {
     return gen_version_of_snapshot(g->snapshot);
@@ -82,17 +111,17 @@ int gen_row_lookup(struct gen *g, MDB_txn *txn, const struct tis_value *vals, st
 {
     pk_encode(g->sc, vals, key);
     MDB_val k = {key->len, key->data}, v;
+    struct row_entry e = {0, false, {VER_NONE, 0}};
     memset(r, 0, sizeof *r);
     int rc = mdb_get(txn, g->e.pk, &k, &v);
     if (rc && rc != MDB_NOTFOUND)
         return rc;
-    if (rc == 0) {
-        r->present = true;
-        memcpy(&r->id, v.mv_data, 4);
-    }
-    k = (MDB_val){key->len, key->data};
-    if (mdb_get(txn, g->e.ver, &k, &v) == 0)
-        version_decode(&v, &r->v);
+    if (rc == 0 && !row_decode(&v, &e))
+        return MDB_CORRUPTED;
+    r->present = e.id != 0;
+    r->id = e.id;
+    if (e.has_version)
+        r->v = e.v;
     else {
         struct version floor = meta_version(g, txn, "floor");
         r->v = !r->present && floor.domain != VER_NONE ? floor : gen_snapshot_version(g);
@@ -111,14 +140,6 @@ static bool newer(struct version a, struct version b)
     return a.v > b.v || (a.domain == VER_BINLOG && a.v == b.v);
 }
 
-static bool is_stale(struct gen_writer *w, struct version ev)
-{
-    MDB_val k = {w->key.len, w->key.data}, v;
-    struct version row = w->snapshot;
-    if (mdb_get(w->txn, w->g->e.ver, &k, &v) == 0)
-        version_decode(&v, &row);
-    return !newer(ev, row) || (w->floor.domain != VER_NONE && !newer(ev, w->floor));
-}
 
 struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err, size_t errlen)
 {
@@ -141,16 +162,26 @@ struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err
     return w;
 }
 
-/* Looks the current key up; when present, copies the stored document (its
- * page may move under the writes that follow) into w->oldv. */
-static int find_current(struct gen_writer *w, uint32_t *id, bool *had)
+/* Looks the current key up: *stale when an event at version ev changes
+ * nothing (at or below the row's version: its own, else the snapshot's,
+ * or the last TRUNCATE's); otherwise, when a document is there, copies it
+ * (its page may move under the writes that follow) into w->oldv. */
+static int find_current(struct gen_writer *w, struct version ev, uint32_t *id, bool *had,
+                        bool *stale)
 {
     MDB_val k = {w->key.len, w->key.data}, v;
+    struct row_entry e = {0, false, {VER_NONE, 0}};
     *had = false;
     int rc = mdb_get(w->txn, w->g->e.pk, &k, &v);
-    if (rc)
-        return rc == MDB_NOTFOUND ? 0 : rc;
-    memcpy(id, v.mv_data, 4);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (rc == 0 && !row_decode(&v, &e))
+        return MDB_CORRUPTED;
+    struct version row = e.has_version ? e.v : w->snapshot;
+    *stale = !newer(ev, row) || (w->floor.domain != VER_NONE && !newer(ev, w->floor));
+    *id = e.id;
+    if (*stale || !e.id)
+        return 0;
     MDB_val ik = {4, id}, d;
     if ((rc = mdb_get(w->txn, w->g->e.docs, &ik, &d)) != 0)
         return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
@@ -181,12 +212,12 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
                   size_t errlen)
 {
     const struct gen *g = w->g;
-    uint32_t old_id = 0;
-    bool had;
+    uint32_t old_id = 0, id = 0;
+    bool had, stale = false;
     pk_encode(g->sc, vals, &w->key);
-    if (is_stale(w, v))
+    int rc = find_current(w, v, &old_id, &had, &stale);
+    if (!rc && stale)
         return *out = GEN_STALE, 0;
-    int rc = find_current(w, &old_id, &had);
     for (size_t i = 0; i < g->sc->nfields; i++)
         w->merged[i] = !present || present[i] ? vals[i]
                        : had                  ? w->oldv[i]
@@ -194,9 +225,10 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
     doc_encode(g->sc, w->merged, &w->doc);
     MDB_val k = {w->key.len, w->key.data};
     *out = GEN_APPLIED;
-    if (!rc && had && w->doc.len == w->old.len && memcmp(w->doc.data, w->old.data, w->old.len) == 0)
+    if (!rc && had && w->doc.len == w->old.len && memcmp(w->doc.data, w->old.data, w->old.len) == 0) {
         *out = GEN_UNCHANGED;
-    else if (!rc) {
+        id = old_id;
+    } else if (!rc) {
         if (had)
             rc = remove_doc(w, old_id);
         if (!rc && w->st.last_id == UINT32_MAX) {
@@ -204,12 +236,10 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
             snprintf(err, errlen, "apply an upsert: no document id left (rebuild the collection)");
             return -1;
         }
-        uint32_t id = ++w->st.last_id;
+        id = ++w->st.last_id;
         MDB_val ik = {4, &id}, d = {w->doc.len, w->doc.data};
         if (!rc)
             rc = mdb_put(w->txn, g->e.docs, &ik, &d, MDB_APPEND);
-        if (!rc)
-            rc = mdb_put(w->txn, g->e.pk, &k, &ik, 0);
         if (!rc && pre)
             rc = index_doc_add_packed(w->txn, &g->e.index, g->sc, pre, id, w->merged, w->st.f,
                                       w->delta);
@@ -219,7 +249,7 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
         w->st.docs += !had;
     }
     if (!rc)
-        rc = put_version(w->txn, g->e.ver, &k, v);
+        rc = row_put(w->txn, g->e.pk, &k, id, v);
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "apply an upsert", err, errlen) : 0;
 }
@@ -242,24 +272,55 @@ int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct 
 {
     const struct gen *g = w->g;
     uint32_t id = 0;
-    bool had;
+    bool had, stale = false;
     pk_encode(g->sc, vals, &w->key);
-    if (is_stale(w, v))
+    int rc = find_current(w, v, &id, &had, &stale);
+    if (!rc && stale)
         return *out = GEN_STALE, 0;
-    int rc = find_current(w, &id, &had);
     MDB_val k = {w->key.len, w->key.data};
     if (!rc && had) {
         rc = remove_doc(w, id);
-        if (!rc)
-            rc = mdb_del(w->txn, g->e.pk, &k, NULL);
         w->st.docs--;
     }
     /* The tombstone: a late, older insert of this row must stay out. */
     if (!rc)
-        rc = put_version(w->txn, g->e.ver, &k, v);
+        rc = row_put(w->txn, g->e.pk, &k, 0, v);
     *out = had ? GEN_APPLIED : GEN_MISSING;
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "apply a delete", err, errlen) : 0;
+}
+
+/* Every document goes from pk; the versions stay (as tombstones), as
+ * they would have in a table of their own: a TRUNCATE without a version
+ * leaves no floor, and a replayed older event must still stay out. */
+static int tombstones_only(MDB_txn *txn, MDB_dbi pk)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, pk, &cur);
+    if (rc)
+        return rc;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        struct row_entry e;
+        if (!row_decode(&v, &e)) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (!e.id)
+            continue;
+        if (e.has_version) {
+            unsigned char b[13];
+            memcpy(b, v.mv_data, 13);
+            memset(b, 0, 4);
+            MDB_val nv = {13, b};
+            rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
+        } else
+            rc = mdb_cursor_del(cur, 0);
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t errlen)
@@ -267,7 +328,7 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     const struct gen *g = w->g;
     int rc = mdb_drop(w->txn, g->e.docs, 0);
     if (!rc)
-        rc = mdb_drop(w->txn, g->e.pk, 0);
+        rc = tombstones_only(w->txn, g->e.pk);
     index_delta_reset(w->delta); /* entries of ids the clear deletes */
     if (!rc)
         rc = index_clear(w->txn, &g->e.index, w->st.last_id);

@@ -16,7 +16,8 @@
  * (meta "snapshot": the TiDB TSO in "tso"; for MySQL/MariaDB the binlog
  * position of the consistent snapshot in "binlog", when the server logs
  * one). A change applied later by the incremental channel records its own
- * version per primary key (`ver`: deletes too, as tombstones) and is applied
+ * version in the row's `pk` entry (after the document id; a delete leaves
+ * id 0 and its version, a tombstone) and is applied
  * only when it is newer than the row's version (its own entry, else the
  * snapshot's, else the last TRUNCATE's), so the stream may start before the
  * snapshot and repeat itself safely. Versions of different domains (a

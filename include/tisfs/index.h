@@ -62,8 +62,10 @@ struct index_dbs {
     MDB_dbi segs, seglist, dexists, deleted;
 };
 
-/* The layout above; a generation written with another one must be rebuilt. */
-#define INDEX_FORMAT 3
+/* The layout above and the generation's own (gen.h: 4, a row's version
+ * in its pk entry); a generation written with another one must be
+ * rebuilt. */
+#define INDEX_FORMAT 4
 
 /* Opens (or, with create, creates) the index databases in txn. */
 int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d);
