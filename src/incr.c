@@ -36,8 +36,11 @@
  * idle). */
 #define FOLD_BUSY_SEC 0.005
 #define FOLD_IDLE_SEC 0.05
-/* A lag above this many messages reads "catching_up". */
-#define CATCHING_UP_LAG 10000
+/* A lag above this many messages reads "catching_up" (and merges as a
+ * channel far behind does). Messages, not events: an open-protocol message
+ * holds up to 16 rows, so 10 000 of them (160 000 events) let most of a
+ * 300 000-event catch-up merge as if at the head. */
+#define CATCHING_UP_LAG 2000
 
 /* ---- logging and status ---- */
 
