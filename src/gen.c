@@ -577,3 +577,27 @@ bool gen_doc_values(struct gen *g, MDB_txn *txn, uint32_t id, struct tis_value *
     MDB_val k = {sizeof id, &id}, v;
     return mdb_get(txn, g->e.docs, &k, &v) == 0 && doc_values(g->sc, &v, vals);
 }
+
+int gen_walk_doc_values(struct gen *g, MDB_txn *txn, const roaring_bitmap_t *ids,
+                        struct tis_value *vals,
+                        int (*fn)(void *arg, uint32_t id, const struct tis_value *vals),
+                        void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int stop = 0;
+    if (mdb_cursor_open(txn, g->e.docs, &cur))
+        return 0;
+    /* The next leaf entry instead of a descent from the root for each id:
+     * a walk over every document spends most of its time in that search. */
+    for (int op = MDB_FIRST; !stop && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        uint32_t id;
+        if (k.mv_size != sizeof id)
+            continue;
+        memcpy(&id, k.mv_data, sizeof id);
+        if (roaring_bitmap_contains(ids, id) && doc_values(g->sc, &v, vals))
+            stop = fn(arg, id, vals);
+    }
+    mdb_cursor_close(cur);
+    return stop;
+}
