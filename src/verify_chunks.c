@@ -360,9 +360,10 @@ static void add_table(struct tbuf *q, const struct tis_spec *spec)
 
 /* Count, BIT_XOR and SUM of the row hash per chunk, the hash computed once
  * a row: merged into the outer query, the derived table would compute it
- * for each aggregate (MariaDB's SET STATEMENT, MySQL's NO_MERGE hint). */
+ * for each aggregate (MariaDB's SET STATEMENT, MySQL's NO_MERGE hint).
+ * where (may be NULL) limits the rows. */
 static void checksum_sql(struct source *src, const struct tis_spec *spec,
-                         const struct tis_schema *sc, struct tbuf *q)
+                         const struct tis_schema *sc, const char *where, struct tbuf *q)
 {
     const char *pk = sc->fields[sc->pk[0]].name;
     bool mariadb = strstr(source_server_version(src), "MariaDB") != NULL;
@@ -376,9 +377,135 @@ static void checksum_sql(struct source *src, const struct tis_spec *spec,
     hash_sql(q, sc);
     tbuf_adds(q, " AS h FROM ");
     add_table(q, spec);
+    if (where)
+        tbuf_printf(q, " WHERE %s", where);
     tbuf_adds(q, ") r GROUP BY ");
     tidb_add_ident(q, pk);
     tbuf_printf(q, " DIV %d", CHUNK_WIDTH);
+}
+
+/* ---- the server's side over several connections ---- */
+
+/* The lowest key of chunk k, as pk DIV CHUNK_WIDTH has it (chunk 0 of a
+ * signed key holds -99..99, chunk -k holds -(100k+99)..-100k). */
+static void chunk_low_sql(const struct tis_field *f, int64_t k, struct tbuf *w)
+{
+    if (f->vt == VT_UINT) {
+        tbuf_printf(w, "%llu", (unsigned long long)k * CHUNK_WIDTH);
+        return;
+    }
+    int64_t lo = k * CHUNK_WIDTH;
+    if (k <= 0)
+        lo = lo < INT64_MIN + (CHUNK_WIDTH - 1) ? INT64_MIN : lo - (CHUNK_WIDTH - 1);
+    tbuf_printf(w, "%lld", (long long)lo);
+}
+
+struct key_span {
+    const struct tis_field *f;
+    int64_t lo, hi; /* chunk keys */
+    bool ok;
+};
+
+static int span_row(void *arg, const struct tis_value *vals)
+{
+    struct key_span *sp = arg;
+    sp->ok = chunk_key(sp->f, &vals[0], &sp->lo) && chunk_key(sp->f, &vals[1], &sp->hi) &&
+             sp->lo <= sp->hi;
+    return 0;
+}
+
+/* The WHERE of each connection's part of the checksum query, each a
+ * NUL-ended string in out: the chunks from the lowest key's to the
+ * highest's cut into n runs of equal key width (a table's keys are mostly
+ * dense; MIN and MAX cost two probes of the primary key, counting rows
+ * would cost a scan). Returns how many parts: 1 (no WHERE) when the keys
+ * span fewer than n chunks or cannot be read. */
+static size_t split_parts(struct pass *ps, struct source *src, size_t n, struct tbuf *out)
+{
+    const struct tis_field *f = &ps->sc->fields[ps->sc->pk[0]];
+    struct key_span sp = {.f = f};
+    struct tbuf q = {0};
+    char err[256];
+    tbuf_adds(&q, "SELECT MIN(");
+    tidb_add_ident(&q, f->name);
+    tbuf_adds(&q, "), MAX(");
+    tidb_add_ident(&q, f->name);
+    tbuf_adds(&q, ") FROM ");
+    add_table(&q, ps->v->spec);
+    int rc = source_query(src, q.data, 2, span_row, &sp, &ps->v->cancel, err, sizeof err);
+    tbuf_free(&q);
+    if (rc || !sp.ok || (uint64_t)(sp.hi - sp.lo) + 1 < n)
+        return 1;
+    uint64_t width = (uint64_t)(sp.hi - sp.lo) + 1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t from = sp.lo + (int64_t)(width / n * i + width % n * i / n);
+        int64_t to = sp.lo + (int64_t)(width / n * (i + 1) + width % n * (i + 1) / n);
+        if (i) {
+            tidb_add_ident(out, f->name);
+            tbuf_adds(out, " >= ");
+            chunk_low_sql(f, from, out);
+        }
+        if (i && i + 1 < n)
+            tbuf_adds(out, " AND ");
+        if (i + 1 < n) {
+            tidb_add_ident(out, f->name);
+            tbuf_adds(out, " < ");
+            chunk_low_sql(f, to, out);
+        }
+        tbuf_add(out, "", 1);
+    }
+    return n;
+}
+
+/* The server's checksums into theirs: over every connection that reads
+ * the snapshot, each scanning and hashing its run of keys at once (the
+ * scan and its hash are most of a pass's time, and a server has more than
+ * one core). Returns how many connections were used, 0 on error (err). */
+static size_t server_sums(struct pass *ps, struct source *src, struct chunks *theirs, char *err,
+                          size_t errlen)
+{
+    struct tbuf wh = {0};
+    size_t n = source_snapshot_conns(src);
+    n = n > 1 ? split_parts(ps, src, n, &wh) : 1;
+    struct tbuf *q = xcalloc(n, sizeof *q);
+    struct chunks *part = xcalloc(n, sizeof *part);
+    const char **sql = xcalloc(n, sizeof *sql);
+    void **args = xcalloc(n, sizeof *args);
+    const char *w = n > 1 ? wh.data : NULL;
+    for (size_t i = 0; i < n; i++) {
+        checksum_sql(src, ps->v->spec, ps->sc, w, &q[i]);
+        sql[i] = q[i].data;
+        args[i] = &part[i];
+        if (w)
+            w += strlen(w) + 1;
+    }
+    int rc = source_query_parts(src, sql, n, 4, server_chunk, args, &ps->v->cancel, err, errlen);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; !rc && k < part[i].cap; k++) {
+            const struct chunk *from = &part[i].t[k];
+            if (!from->used)
+                continue;
+            struct chunk *to = chunk_get(theirs, from->key);
+            to->count += from->count;
+            to->x ^= from->x;
+            to->sum += from->sum;
+        }
+        chunks_free(&part[i]);
+        tbuf_free(&q[i]);
+    }
+    free(args);
+    free(sql);
+    free(part);
+    free(q);
+    tbuf_free(&wh);
+    return rc ? 0 : n;
+}
+
+size_t verify_snapshot_conns(const struct verify *v, const struct tis_schema *sc)
+{
+    bool int_key = sc->npk == 1 && (sc->fields[sc->pk[0]].vt == VT_INT ||
+                                    sc->fields[sc->pk[0]].vt == VT_UINT);
+    return int_key && !v->recheck ? VERIFY_SERVER_CONNS : 1;
 }
 
 /* ---- looking into chunks ---- */
@@ -623,12 +750,10 @@ static int checksums(struct pass *ps, struct source *src, struct chunks *c,
     struct chunks theirs = {0};
     pthread_t th;
     pthread_create(&th, NULL, ours_thread, &ours);
-    struct tbuf q = {0};
-    checksum_sql(src, ps->v->spec, ps->sc, &q);
     double t0 = mono_now();
-    int rc = source_query(src, q.data, 4, server_chunk, &theirs, &ps->v->cancel, err, errlen);
+    size_t conns = server_sums(ps, src, &theirs, err, errlen);
+    int rc = conns ? 0 : -1;
     double server = mono_now() - t0;
-    tbuf_free(&q);
     pthread_join(th, NULL);
     if (ours.rc) /* 1: keys that are not integers (compare row by row), -1: cancelled */
         rc = ours.rc;
@@ -637,8 +762,8 @@ static int checksums(struct pass *ps, struct source *src, struct chunks *c,
     if (!rc) {
         *all = compare_sums(ps, &ours.c, &theirs, c);
         verify_log(ps->v, "compared %zu chunks of %d key values by checksum: %zu differ "
-                   "(the server's sums in %.2f s, the daemon's in %.2f s)",
-                   *all, CHUNK_WIDTH, c->n, server, ours.secs);
+                   "(the server's sums in %.2f s over %zu connection%s, the daemon's in %.2f s)",
+                   *all, CHUNK_WIDTH, c->n, server, conns, conns == 1 ? "" : "s", ours.secs);
     }
     chunks_free(&ours.c);
     chunks_free(&theirs);
