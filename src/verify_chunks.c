@@ -533,26 +533,36 @@ static struct rowent *row_slot(const struct rowmap *m, uint64_t pk)
 }
 
 /* Every document of scope by key (at most half full: no growing). */
-static void rowmap_fill(struct rowmap *m, struct pass *ps, const roaring_bitmap_t *scope)
+struct fill {
+    struct rowmap *m;
+    struct pass *ps;
+    struct tbuf b;
+};
+
+static int fill_doc(void *arg, uint32_t id, const struct tis_value *vals)
 {
-    const struct tis_field *pkf = &ps->sc->fields[ps->sc->pk[0]];
-    struct tbuf b = {0};
+    struct fill *f = arg;
+    const struct tis_schema *sc = f->ps->sc;
+    const struct tis_field *pkf = &sc->fields[sc->pk[0]];
+    int64_t s = 0;
+    uint64_t u = 0;
+    if (!pk_number(pkf, &vals[sc->pk[0]], &s, &u))
+        return 0; /* left to the comparison of rows and the search for extras */
+    uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
+    *row_slot(f->m, pk) = (struct rowent){pk, id, row_hash(sc, vals, &f->b), true};
+    return 0;
+}
+
+static void rowmap_fill(struct rowmap *m, struct pass *ps, const roaring_bitmap_t *scope,
+                        struct tis_value *vals)
+{
+    struct fill f = {m, ps, {0}};
     m->cap = 16;
     while (m->cap < 2 * roaring_bitmap_get_cardinality(scope))
         m->cap *= 2;
     m->t = xcalloc(m->cap, sizeof *m->t);
-    roaring_uint32_iterator_t it;
-    roaring_init_iterator(scope, &it);
-    for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
-        int64_t s = 0;
-        uint64_t u = 0;
-        if (!gen_doc_values(ps->v->g, ps->txn, it.current_value, ps->stored) ||
-            !pk_number(pkf, &ps->stored[ps->sc->pk[0]], &s, &u))
-            continue; /* left to the comparison of rows and the search for extras */
-        uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
-        *row_slot(m, pk) = (struct rowent){pk, it.current_value, row_hash(ps->sc, ps->stored, &b), true};
-    }
-    tbuf_free(&b);
+    gen_walk_doc_values(ps->v->g, ps->txn, scope, vals, fill_doc, &f);
+    tbuf_free(&f.b);
 }
 
 struct descent {
@@ -572,29 +582,50 @@ static void add_key(struct descent *d, uint64_t pk)
     d->keys[d->nkeys++] = pk;
 }
 
-/* A row's key and hash from the server: equal to the document's, the row
- * is checked; otherwise it is read whole later. */
-static int row_hash_cb(void *arg, const struct tis_value *vals)
+/* A row's key and hash from the server, parsed on the thread of its
+ * connection. */
+struct pair {
+    uint64_t pk; /* int64_t bits when signed */
+    uint32_t h;
+};
+
+struct pairs {
+    const struct tis_field *pkf;
+    struct pair *p;
+    size_t n, cap;
+};
+
+static int collect_pair(void *arg, const struct tis_value *vals)
 {
-    struct descent *d = arg;
-    struct pass *ps = d->ps;
-    const struct tis_field *pkf = &d->sc->fields[d->sc->pk[0]];
+    struct pairs *ps = arg;
     int64_t s = 0;
     uint64_t u = 0;
-    if (vals[1].null || !pk_number(pkf, &vals[0], &s, &u))
+    if (vals[1].null || !pk_number(ps->pkf, &vals[0], &s, &u))
         return 0; /* no key to read it by: the search for extras still runs */
-    d->hashed++;
-    uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
-    const struct rowent *e = row_slot(&d->docs, pk);
-    if (e->used && e->h == (uint32_t)strtoul(vals[1].p, NULL, 10)) {
-        roaring_bitmap_add(ps->seen, e->id);
-        pthread_mutex_lock(&ps->v->mu);
-        ps->v->checked++;
-        pthread_mutex_unlock(&ps->v->mu);
-        return 0;
-    }
-    add_key(d, pk);
+    if (ps->n == ps->cap)
+        ps->p = xrealloc(ps->p, (ps->cap = ps->cap ? ps->cap * 2 : 1024) * sizeof *ps->p);
+    ps->p[ps->n++] = (struct pair){ps->pkf->vt == VT_UINT ? u : (uint64_t)s,
+                                   (uint32_t)strtoul(vals[1].p, NULL, 10)};
     return 0;
+}
+
+/* The server's row hashes against the documents': an equal one checks the
+ * row, any other row is read whole later. */
+static void match_pairs(struct descent *d, const struct pairs *ps)
+{
+    uint64_t equal = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        const struct rowent *e = row_slot(&d->docs, ps->p[i].pk);
+        if (e->used && e->h == ps->p[i].h) {
+            roaring_bitmap_add(d->ps->seen, e->id);
+            equal++;
+        } else
+            add_key(d, ps->p[i].pk);
+    }
+    d->hashed += ps->n;
+    pthread_mutex_lock(&d->ps->v->mu);
+    d->ps->v->checked += equal;
+    pthread_mutex_unlock(&d->ps->v->mu);
 }
 
 static int run_query(struct descent *d, const char *sql, size_t ncols, source_row_fn fn, void *arg,
@@ -634,28 +665,97 @@ static int read_listed(struct descent *d, char *err, size_t errlen)
     return rc;
 }
 
-/* One query's ranges: by row hash, then the differing rows read whole; or
- * every row read whole. */
-static int look_into(struct descent *d, const char *where, bool by_hash, char *err, size_t errlen)
+/* One query's ranges, every row read whole. */
+static int read_ranges(struct descent *d, const char *where, char *err, size_t errlen)
 {
     struct tbuf q = {0};
-    int rc;
-    if (!by_hash) {
-        tidb_select_sql(&q, d->ps->v->spec->ds.db, d->ps->v->spec->table, d->sc, where);
-        rc = run_query(d, q.data, d->sc->nfields, verify_compare_row, d->ps, err, errlen);
-        tbuf_free(&q);
-        return rc;
-    }
-    tbuf_adds(&q, "SELECT ");
-    tidb_add_ident(&q, d->sc->fields[d->sc->pk[0]].name);
-    tbuf_adds(&q, ", ");
-    hash_sql(&q, d->sc);
-    tbuf_adds(&q, " FROM ");
-    add_table(&q, d->ps->v->spec);
-    tbuf_printf(&q, " WHERE %s", where);
-    rc = run_query(d, q.data, 2, row_hash_cb, d, err, errlen);
+    tidb_select_sql(&q, d->ps->v->spec->ds.db, d->ps->v->spec->table, d->sc, where);
+    int rc = run_query(d, q.data, d->sc->nfields, verify_compare_row, d->ps, err, errlen);
     tbuf_free(&q);
-    return rc ? rc : read_listed(d, err, errlen);
+    return rc;
+}
+
+static void row_hash_sql(struct descent *d, const char *where, struct tbuf *q)
+{
+    tbuf_adds(q, "SELECT ");
+    tidb_add_ident(q, d->sc->fields[d->sc->pk[0]].name);
+    tbuf_adds(q, ", ");
+    hash_sql(q, d->sc);
+    tbuf_adds(q, " FROM ");
+    add_table(q, d->ps->v->spec);
+    tbuf_printf(q, " WHERE %s", where);
+}
+
+struct fill_job {
+    struct rowmap *m;
+    struct pass *ps;
+    const roaring_bitmap_t *scope;
+    struct tis_value *vals;
+};
+
+static void *fill_thread(void *arg)
+{
+    struct fill_job *j = arg;
+    rowmap_fill(j->m, j->ps, j->scope, j->vals);
+    return NULL;
+}
+
+/* By the hash of each row: the queries (NUL-ended WHEREs in w) as many at
+ * a time as connections read the snapshot, the daemon hashing its
+ * documents of scope meanwhile; the rows whose hashes differ are read
+ * whole. */
+static int look_by_hash(struct descent *d, const char *w, size_t nq, const roaring_bitmap_t *scope,
+                        char *err, size_t errlen)
+{
+    size_t conns = source_snapshot_conns(d->src);
+    struct fill_job fj = {&d->docs, d->ps, scope,
+                          xcalloc(d->sc->nfields, sizeof *fj.vals)};
+    pthread_t th;
+    bool filling = pthread_create(&th, NULL, fill_thread, &fj) == 0;
+    if (!filling)
+        fill_thread(&fj);
+    struct tbuf *q = xcalloc(conns, sizeof *q);
+    struct pairs *got = xcalloc(conns, sizeof *got);
+    const char **sql = xcalloc(conns, sizeof *sql);
+    void **args = xcalloc(conns, sizeof *args);
+    int rc = 0;
+    for (size_t i = 0; i < nq && !rc;) {
+        size_t k = 0;
+        for (; k < conns && i < nq; k++, i++, w += strlen(w) + 1) {
+            tbuf_reset(&q[k]);
+            row_hash_sql(d, w, &q[k]);
+            sql[k] = q[k].data;
+            got[k].pkf = &d->sc->fields[d->sc->pk[0]];
+            got[k].n = 0;
+            args[k] = &got[k];
+        }
+        rc = source_query_parts(d->src, sql, k, 2, collect_pair, args, &d->ps->v->cancel, err,
+                                errlen);
+        if (filling) {
+            pthread_join(th, NULL);
+            filling = false;
+        }
+        for (size_t p = 0; p < k && !rc; p++)
+            match_pairs(d, &got[p]);
+        /* Read when a query's worth of keys is listed (a round trip for
+         * all rows of a few changes, the list bounded for many). */
+        if (!rc && d->nkeys >= KEYS_PER_QUERY)
+            rc = read_listed(d, err, errlen);
+    }
+    if (!rc)
+        rc = read_listed(d, err, errlen);
+    if (filling)
+        pthread_join(th, NULL);
+    for (size_t k = 0; k < conns; k++) {
+        tbuf_free(&q[k]);
+        free(got[k].p);
+    }
+    free(args);
+    free(sql);
+    free(got);
+    free(q);
+    free(fj.vals);
+    return rc;
 }
 
 /* The chunks of keys (sorted) looked into, then the documents of scope
@@ -666,14 +766,14 @@ static int look_into_chunks(struct pass *ps, struct source *src, const int64_t *
 {
     struct descent d = {.ps = ps, .src = src, .sc = ps->sc};
     double t0 = mono_now();
-    if (by_hash)
-        rowmap_fill(&d.docs, ps, scope);
     struct tbuf wh = {0};
     size_t nq = ranges_where(&ps->sc->fields[ps->sc->pk[0]], keys, n, &wh);
     int rc = 0;
     const char *w = wh.data;
-    for (size_t i = 0; i < nq && !rc; i++, w += strlen(w) + 1)
-        rc = look_into(&d, w, by_hash, err, errlen);
+    if (by_hash)
+        rc = look_by_hash(&d, w, nq, scope, err, errlen);
+    for (size_t i = 0; !by_hash && i < nq && !rc; i++, w += strlen(w) + 1)
+        rc = read_ranges(&d, w, err, errlen);
     if (!rc && (rc = verify_find_extra(ps, scope)) != 0)
         snprintf(err, errlen, "%s", ps->err);
     if (!rc && by_hash)
