@@ -892,56 +892,70 @@ int source_query(struct source *s, const char *sql, size_t ncols, source_row_fn 
     return query_rows(s->my, sql, ncols, fn, arg, cancel, err, errlen);
 }
 
-struct part {
-    MYSQL *my;
-    const char *sql;
-    size_t ncols;
+/* The queries of source_query_each and how far the connections got. */
+struct queue {
+    const char *const *sql;
+    size_t n, ncols;
     source_row_fn fn;
-    void *arg;
     const atomic_bool *cancel;
-    int rc;
+    atomic_size_t next;
+    atomic_bool failed;
+    pthread_mutex_t mu; /* guards err */
     char err[512];
 };
 
-static void *part_thread(void *arg)
+struct worker {
+    struct queue *q;
+    MYSQL *my;
+    void *arg;
+};
+
+static void *worker_thread(void *arg)
 {
-    struct part *p = arg;
-    p->rc = query_rows(p->my, p->sql, p->ncols, p->fn, p->arg, p->cancel, p->err, sizeof p->err);
+    struct worker *w = arg;
+    struct queue *q = w->q;
+    for (size_t i; !atomic_load(&q->failed) && (i = atomic_fetch_add(&q->next, 1)) < q->n;) {
+        char err[512];
+        if (query_rows(w->my, q->sql[i], q->ncols, q->fn, w->arg, q->cancel, err, sizeof err)) {
+            pthread_mutex_lock(&q->mu);
+            if (!atomic_exchange(&q->failed, true))
+                snprintf(q->err, sizeof q->err, "%s", err);
+            pthread_mutex_unlock(&q->mu);
+        }
+    }
     return NULL;
 }
 
-int source_query_parts(struct source *s, const char *const *sql, size_t n, size_t ncols,
-                       source_row_fn fn, void *const *args, const atomic_bool *cancel, char *err,
-                       size_t errlen)
+int source_query_each(struct source *s, const char *const *sql, size_t n, size_t ncols,
+                      source_row_fn fn, void *const *args, const atomic_bool *cancel, char *err,
+                      size_t errlen)
 {
-    if (n == 0 || n > source_snapshot_conns(s)) {
-        snprintf(err, errlen, "%zu queries for %zu connections", n, source_snapshot_conns(s));
-        return -1;
-    }
-    struct part *p = xcalloc(n, sizeof *p);
-    pthread_t *th = xcalloc(n, sizeof *th);
-    bool *started = xcalloc(n, sizeof *started);
-    for (size_t i = 0; i < n; i++) {
-        p[i] = (struct part){i ? s->peers[i - 1]->my : s->my, sql[i], ncols, fn, args[i], cancel,
-                             0, ""};
+    size_t conns = source_snapshot_conns(s);
+    struct queue q = {.sql = sql, .n = n, .ncols = ncols, .fn = fn, .cancel = cancel};
+    atomic_init(&q.next, 0);
+    atomic_init(&q.failed, false);
+    pthread_mutex_init(&q.mu, NULL);
+    struct worker *w = xcalloc(conns, sizeof *w);
+    pthread_t *th = xcalloc(conns, sizeof *th);
+    bool *started = xcalloc(conns, sizeof *started);
+    /* No more connections at work than queries: a connection whose query
+     * failed is cut, and one left idle needs no thread. */
+    for (size_t i = 0; i < conns && i < n; i++) {
+        w[i] = (struct worker){&q, i ? s->peers[i - 1]->my : s->my, args[i]};
         if (i)
-            started[i] = pthread_create(&th[i], NULL, part_thread, &p[i]) == 0;
+            started[i] = pthread_create(&th[i], NULL, worker_thread, &w[i]) == 0;
     }
-    part_thread(&p[0]);
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i && started[i])
+    worker_thread(&w[0]);
+    for (size_t i = 1; i < conns; i++)
+        if (started[i])
             pthread_join(th[i], NULL);
-        else if (i)
-            p[i].rc = -1, snprintf(p[i].err, sizeof p[i].err, "cannot start a thread");
-        if (p[i].rc && !rc) {
-            rc = -1;
-            snprintf(err, errlen, "%s", p[i].err);
-        }
-    }
+    int rc = atomic_load(&q.failed) ? -1 : 0;
+    if (rc)
+        snprintf(err, errlen, "%s", q.err);
+    pthread_mutex_destroy(&q.mu);
     free(started);
     free(th);
-    free(p);
+    free(w);
     return rc;
 }
 

@@ -32,6 +32,8 @@
  * whole: a few changed rows cost a few rows, not their chunks. When most
  * chunks differ, reading them whole at once is cheaper. */
 #define ROWS_BY_HASH_MAX_SHARE 2 /* row hashes while at most 1/2 of the chunks differ */
+/* Runs of keys a connection of the server's checksums, taken in turn. */
+#define RUNS_PER_CONN 4
 /* Key ranges per query: the server tests each row against every range of
  * its WHERE (an OR of BETWEENs), so a long list costs more than queries. */
 #define RANGES_PER_QUERY 32
@@ -344,10 +346,12 @@ static int server_chunk(void *arg, const struct tis_value *vals)
     struct chunks *c = arg;
     if (vals[0].null || vals[1].null || vals[2].null || vals[3].null)
         return 0;
+    /* Added, not set: a connection's rows come from several runs of keys
+     * (cut at chunk boundaries, but a sum is right either way). */
     struct chunk *ch = chunk_get(c, strtoll(vals[0].p, NULL, 10));
-    ch->count = strtoull(vals[1].p, NULL, 10);
-    ch->x = (uint32_t)strtoul(vals[2].p, NULL, 10);
-    ch->sum = strtoull(vals[3].p, NULL, 10);
+    ch->count += strtoull(vals[1].p, NULL, 10);
+    ch->x ^= (uint32_t)strtoul(vals[2].p, NULL, 10);
+    ch->sum += strtoull(vals[3].p, NULL, 10);
     return 0;
 }
 
@@ -458,29 +462,33 @@ static size_t split_parts(struct pass *ps, struct source *src, size_t n, struct 
 }
 
 /* The server's checksums into theirs: over every connection that reads
- * the snapshot, each scanning and hashing its run of keys at once (the
- * scan and its hash are most of a pass's time, and a server has more than
- * one core). Returns how many connections were used, 0 on error (err). */
+ * the snapshot, the scan and its hash being most of a pass's time and a
+ * server having more than one core. The keys are cut into a few runs a
+ * connection, each connection taking the next when done with one: two
+ * halves would leave a core idle while the slower half (or the one that
+ * shared its core with the daemon's side) finishes. Returns how many
+ * connections were used, 0 on error (err). */
 static size_t server_sums(struct pass *ps, struct source *src, struct chunks *theirs, char *err,
                           size_t errlen)
 {
     struct tbuf wh = {0};
-    size_t n = source_snapshot_conns(src);
-    n = n > 1 ? split_parts(ps, src, n, &wh) : 1;
+    size_t conns = source_snapshot_conns(src);
+    size_t n = conns > 1 ? split_parts(ps, src, conns * RUNS_PER_CONN, &wh) : 1;
     struct tbuf *q = xcalloc(n, sizeof *q);
-    struct chunks *part = xcalloc(n, sizeof *part);
     const char **sql = xcalloc(n, sizeof *sql);
-    void **args = xcalloc(n, sizeof *args);
+    struct chunks *part = xcalloc(conns, sizeof *part);
+    void **args = xcalloc(conns, sizeof *args);
     const char *w = n > 1 ? wh.data : NULL;
     for (size_t i = 0; i < n; i++) {
         checksum_sql(src, ps->v->spec, ps->sc, w, &q[i]);
         sql[i] = q[i].data;
-        args[i] = &part[i];
         if (w)
             w += strlen(w) + 1;
     }
-    int rc = source_query_parts(src, sql, n, 4, server_chunk, args, &ps->v->cancel, err, errlen);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < conns; i++)
+        args[i] = &part[i];
+    int rc = source_query_each(src, sql, n, 4, server_chunk, args, &ps->v->cancel, err, errlen);
+    for (size_t i = 0; i < conns; i++) {
         for (size_t k = 0; !rc && k < part[i].cap; k++) {
             const struct chunk *from = &part[i].t[k];
             if (!from->used)
@@ -491,14 +499,15 @@ static size_t server_sums(struct pass *ps, struct source *src, struct chunks *th
             to->sum += from->sum;
         }
         chunks_free(&part[i]);
-        tbuf_free(&q[i]);
     }
+    for (size_t i = 0; i < n; i++)
+        tbuf_free(&q[i]);
     free(args);
-    free(sql);
     free(part);
+    free(sql);
     free(q);
     tbuf_free(&wh);
-    return rc ? 0 : n;
+    return rc ? 0 : (n < conns ? n : conns);
 }
 
 size_t verify_snapshot_conns(const struct verify *v, const struct tis_schema *sc)
@@ -700,10 +709,11 @@ static void *fill_thread(void *arg)
     return NULL;
 }
 
-/* By the hash of each row: the queries (NUL-ended WHEREs in w) as many at
- * a time as connections read the snapshot, the daemon hashing its
- * documents of scope meanwhile; the rows whose hashes differ are read
- * whole. */
+/* By the hash of each row: the queries (NUL-ended WHEREs in w) over every
+ * connection that reads the snapshot, the daemon hashing its documents of
+ * scope meanwhile; then the rows whose hashes differ are read whole. The
+ * server's pairs are all kept until the daemon's map is there: a third of
+ * the map's own size. */
 static int look_by_hash(struct descent *d, const char *w, size_t nq, const roaring_bitmap_t *scope,
                         char *err, size_t errlen)
 {
@@ -714,45 +724,37 @@ static int look_by_hash(struct descent *d, const char *w, size_t nq, const roari
     bool filling = pthread_create(&th, NULL, fill_thread, &fj) == 0;
     if (!filling)
         fill_thread(&fj);
-    struct tbuf *q = xcalloc(conns, sizeof *q);
+    struct tbuf *q = xcalloc(nq, sizeof *q);
+    const char **sql = xcalloc(nq, sizeof *sql);
     struct pairs *got = xcalloc(conns, sizeof *got);
-    const char **sql = xcalloc(conns, sizeof *sql);
     void **args = xcalloc(conns, sizeof *args);
-    int rc = 0;
-    for (size_t i = 0; i < nq && !rc;) {
-        size_t k = 0;
-        for (; k < conns && i < nq; k++, i++, w += strlen(w) + 1) {
-            tbuf_reset(&q[k]);
-            row_hash_sql(d, w, &q[k]);
-            sql[k] = q[k].data;
-            got[k].pkf = &d->sc->fields[d->sc->pk[0]];
-            got[k].n = 0;
-            args[k] = &got[k];
-        }
-        rc = source_query_parts(d->src, sql, k, 2, collect_pair, args, &d->ps->v->cancel, err,
-                                errlen);
-        if (filling) {
-            pthread_join(th, NULL);
-            filling = false;
-        }
-        for (size_t p = 0; p < k && !rc; p++)
-            match_pairs(d, &got[p]);
-        /* Read when a query's worth of keys is listed (a round trip for
-         * all rows of a few changes, the list bounded for many). */
-        if (!rc && d->nkeys >= KEYS_PER_QUERY)
+    for (size_t i = 0; i < nq; i++, w += strlen(w) + 1) {
+        row_hash_sql(d, w, &q[i]);
+        sql[i] = q[i].data;
+    }
+    for (size_t k = 0; k < conns; k++) {
+        got[k].pkf = &d->sc->fields[d->sc->pk[0]];
+        args[k] = &got[k];
+    }
+    int rc = source_query_each(d->src, sql, nq, 2, collect_pair, args, &d->ps->v->cancel, err,
+                               errlen);
+    if (filling)
+        pthread_join(th, NULL);
+    for (size_t k = 0; k < conns && !rc; k++) {
+        match_pairs(d, &got[k]);
+        /* A query's worth of keys at a time: the list stays bounded. */
+        if (d->nkeys >= KEYS_PER_QUERY)
             rc = read_listed(d, err, errlen);
     }
     if (!rc)
         rc = read_listed(d, err, errlen);
-    if (filling)
-        pthread_join(th, NULL);
-    for (size_t k = 0; k < conns; k++) {
-        tbuf_free(&q[k]);
+    for (size_t k = 0; k < conns; k++)
         free(got[k].p);
-    }
+    for (size_t i = 0; i < nq; i++)
+        tbuf_free(&q[i]);
     free(args);
-    free(sql);
     free(got);
+    free(sql);
     free(q);
     free(fj.vals);
     return rc;

@@ -62,7 +62,7 @@ uint64_t source_estimate_rows(struct source *s, const struct tis_spec *spec);
  * WITH CONSISTENT SNAPSHOT. */
 int source_begin_snapshot(struct source *s, struct json_object **info, char *err, size_t errlen);
 /* The same, with up to n connections that read the one snapshot
- * (source_query_parts). On MariaDB with a binlog: n consistent-snapshot
+ * (source_query_each). On MariaDB with a binlog: n consistent-snapshot
  * transactions started back to back whose binlog_snapshot_file/position
  * are equal, so that they see the same commits, started again while
  * commits fall between them (a few times); otherwise (no binlog, a server
@@ -96,13 +96,16 @@ bool source_is_tidb(const struct source *s);
  * connection unusable). */
 int source_query(struct source *s, const char *sql, size_t ncols, source_row_fn fn, void *arg,
                  const atomic_bool *cancel, char *err, size_t errlen);
-/* Runs sql[i] on the snapshot's connection i (n <= source_snapshot_conns)
- * at the same time: sql[0] on the main connection on the calling thread,
- * each other on a thread of its own, which calls fn(args[i], row) for
- * its rows. 0, or -1 with the first failure's err (a failed or cancelled
- * part leaves its connection unusable). */
-int source_query_parts(struct source *s, const char *const *sql, size_t n, size_t ncols,
-                       source_row_fn fn, void *const *args, const atomic_bool *cancel, char *err,
-                       size_t errlen);
+/* Runs the n queries sql[] over every connection that reads the snapshot,
+ * each connection taking the next query when done with one (so that all
+ * finish together however long each query takes): connection 0, the main
+ * one, on the calling thread, each other on a thread of its own. The rows
+ * of any query run on connection i go to fn(args[i], row), on that
+ * connection's thread; args has source_snapshot_conns entries. 0, or -1
+ * with the first failure's err (the others then take no new query; a
+ * failed or cancelled connection is left unusable). */
+int source_query_each(struct source *s, const char *const *sql, size_t n, size_t ncols,
+                      source_row_fn fn, void *const *args, const atomic_bool *cancel, char *err,
+                      size_t errlen);
 
 #endif
