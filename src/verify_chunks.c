@@ -153,7 +153,9 @@ static uint32_t row_hash(const struct tis_schema *sc, const struct tis_value *va
                 memcpy(o, vals[i].p, vals[i].len);
             o += vals[i].len;
         }
-    return libdeflate_crc32(0, b->data, (size_t)(o - b->data));
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = 0; /* a tbuf stays a C string */
+    return libdeflate_crc32(0, b->data, b->len);
 }
 
 /* An integer primary key's text as a number; false when it is not one.
