@@ -575,3 +575,46 @@ bool gen_doc_values(struct gen *g, MDB_txn *txn, uint32_t id, struct tis_value *
     MDB_val k = {sizeof id, &id}, v;
     return mdb_get(txn, g->e.docs, &k, &v) == 0 && doc_values(g->sc, &v, vals);
 }
+
+int gen_walk_doc_values(struct gen *g, MDB_txn *txn, const roaring_bitmap_t *ids,
+                        struct tis_value *vals,
+                        int (*fn)(void *arg, uint32_t id, const struct tis_value *vals),
+                        void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int stop = 0;
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(ids, &it);
+    if (!it.has_value || mdb_cursor_open(txn, g->e.docs, &cur))
+        return 0;
+    /* The next leaf entry instead of a descent from the root for each id,
+     * which is most of the time of a walk over many documents; a jump
+     * (MDB_SET_RANGE) only over a gap of more than a few. */
+    uint32_t want = it.current_value, at;
+    k = (MDB_val){sizeof want, &want};
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (!rc && !stop && it.has_value && k.mv_size == sizeof at) {
+        memcpy(&at, k.mv_data, sizeof at);
+        want = it.current_value;
+        if (at > want) { /* no document for want: on to the ids from at */
+            roaring_move_uint32_iterator_equalorlarger(&it, at);
+            continue;
+        }
+        if (at == want) {
+            if (doc_values(g->sc, &v, vals))
+                stop = fn(arg, at, vals);
+            if (!roaring_advance_uint32_iterator(&it))
+                break;
+            want = it.current_value;
+        }
+        if (want - at <= 16) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        } else {
+            k = (MDB_val){sizeof want, &want};
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        }
+    }
+    mdb_cursor_close(cur);
+    return stop;
+}

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <mysql.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,6 +187,10 @@ struct source {
     uint64_t est_rows;
     bool tidb; /* the snapshot is a TiDB TSO snapshot */
     struct tidb_snapshot snap;
+    /* More connections inside transactions that see exactly the main
+     * connection's snapshot (source_begin_snapshot_shared). */
+    struct mysqlx **peers;
+    size_t npeers;
 };
 
 void source_abort(struct source *s)
@@ -348,10 +353,20 @@ static void restore_gc(struct source *s)
     tidb_gc_restore_any(&s->conn->x, open_endpoint, s, &s->snap, s->log, s->log_arg);
 }
 
+static void drop_peers(struct source *s)
+{
+    for (size_t i = 0; i < s->npeers; i++)
+        mysqlx_close(&s->peers[i]->x);
+    free(s->peers);
+    s->peers = NULL;
+    s->npeers = 0;
+}
+
 void source_close(struct source *s)
 {
     if (!s)
         return;
+    drop_peers(s);
     if (s->conn)
         restore_gc(s);
     tidb_snapshot_clear(&s->snap);
@@ -631,34 +646,97 @@ static int tidb_begin(struct source *s, const char *version, struct json_object 
 /* MariaDB names the binlog position that belongs to a consistent snapshot
  * (binlog_snapshot_file/position, read inside the transaction): the version
  * of every dumped row, comparable with the binlog coordinates of change
- * events. Absent when the server keeps no binlog. */
-static void add_binlog_position(struct source *s, struct json_object *info)
+ * events. False when the server keeps no binlog (or, like MySQL, does not
+ * name the position). */
+static bool binlog_position(MYSQL *my, char *file, size_t filelen, long long *pos)
 {
-    const char *file = NULL, *pos = NULL;
+    const char *f = NULL, *p = NULL;
     MYSQL_RES *r = NULL;
-    if (mysql_query(s->my, "SHOW STATUS LIKE 'binlog_snapshot_%'") == 0 &&
-        (r = mysql_store_result(s->my)) != NULL) {
+    if (mysql_query(my, "SHOW STATUS LIKE 'binlog_snapshot_%'") == 0 &&
+        (r = mysql_store_result(my)) != NULL && mysql_num_fields(r) >= 2) {
         for (MYSQL_ROW row; (row = mysql_fetch_row(r));)
             if (row[0] && row[1] && strcasecmp(row[0], "binlog_snapshot_file") == 0)
-                file = row[1];
+                f = row[1];
             else if (row[0] && row[1] && strcasecmp(row[0], "binlog_snapshot_position") == 0)
-                pos = row[1];
+                p = row[1];
     }
-    if (file && *file && pos) {
-        struct json_object *b = json_object_new_object();
-        json_object_object_add(b, "file", json_object_new_string(file));
-        json_object_object_add(b, "pos", json_object_new_int64(strtoll(pos, NULL, 10)));
-        json_object_object_add(info, "binlog", b);
+    bool ok = f && *f && p;
+    if (ok) {
+        snprintf(file, filelen, "%s", f);
+        *pos = strtoll(p, NULL, 10);
     }
     if (r)
         mysql_free_result(r);
+    return ok;
 }
 
-int source_begin_snapshot(struct source *s, struct json_object **info, char *err, size_t errlen)
+static int start_consistent(MYSQL *my)
+{
+    return mysql_query(my, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") ||
+           mysql_query(my, "START TRANSACTION WITH CONSISTENT SNAPSHOT");
+}
+
+/* ---- connections that share the snapshot ----
+ * MariaDB cannot hand one snapshot to a second connection, but a
+ * consistent snapshot names the binlog position it is consistent with: it
+ * sees exactly the transactions binlogged before it. Two snapshots started
+ * back to back whose positions are equal therefore see the same commits
+ * (not a change made with sql_log_bin=0 between them, which no binlog
+ * reader sees either), and their rows carry the same version. A commit
+ * that falls between the two STARTs moves the second position: both are
+ * started again, a few times, then one connection reads alone. */
+#define SHARE_TRIES 5
+
+enum shared { SHARED, RETRY, ALONE, FAILED };
+
+/* Starts the transactions of main and peers. SHARED when all name the same
+ * binlog position (file:pos, the main connection's, is set whenever it
+ * names one); RETRY when a commit fell between them; ALONE when they
+ * cannot be compared (*why says why); FAILED when the main one did not
+ * start (err). */
+static enum shared start_all(struct source *s, char *file, size_t filelen, long long *pos,
+                             bool *have_pos, const char **why, char *err, size_t errlen)
+{
+    if (start_consistent(s->my)) {
+        my_err(s, "start consistent snapshot", err, errlen);
+        return FAILED;
+    }
+    bool started = true;
+    for (size_t i = 0; i < s->npeers; i++)
+        started = started && !start_consistent(s->peers[i]->my);
+    *have_pos = binlog_position(s->my, file, filelen, pos);
+    if (!s->npeers)
+        return SHARED;
+    if (!started) {
+        *why = "another connection could not start its transaction";
+        return ALONE;
+    }
+    if (!*have_pos) {
+        *why = "the server names no binlog position for a snapshot (no binlog, or not MariaDB)";
+        return ALONE;
+    }
+    for (size_t i = 0; i < s->npeers; i++) {
+        char f[256];
+        long long p;
+        if (!binlog_position(s->peers[i]->my, f, sizeof f, &p)) {
+            *why = "another connection's snapshot names no binlog position";
+            return ALONE;
+        }
+        if (strcmp(f, file) != 0 || p != *pos) {
+            *why = "commits kept falling between the snapshots";
+            return RETRY;
+        }
+    }
+    return SHARED;
+}
+
+int source_begin_snapshot_shared(struct source *s, size_t n, struct json_object **info,
+                                 char *err, size_t errlen)
 {
     char e[512];
     struct sql_result r = {0};
     char *version = NULL;
+    drop_peers(s);
     if (s->conn->x.exec(&s->conn->x, TIDB_SQL_VERSION, &r, e, sizeof e) == 0 && sql_cell(&r, 0, 0))
         version = xstrdup(sql_cell(&r, 0, 0));
     sql_result_free(&r);
@@ -677,12 +755,48 @@ int source_begin_snapshot(struct source *s, struct json_object **info, char *err
                     "(START TRANSACTION WITH CONSISTENT SNAPSHOT) on one connection; no TSO",
                     version);
     free(version);
-    char when[32];
-    if (mysql_query(s->my, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ") ||
-        mysql_query(s->my, "START TRANSACTION WITH CONSISTENT SNAPSHOT")) {
-        my_err(s, "start consistent snapshot", err, errlen);
-        return -1;
+    /* Connected before the first START: the transactions then start a
+     * round trip apart, which leaves little room for a commit between. */
+    s->peers = n > 1 ? xcalloc(n - 1, sizeof *s->peers) : NULL;
+    for (size_t i = 1; i < n; i++) {
+        struct mysqlx *c = mysqlx_connect(s->ep[0].host, s->ep[0].port, s->user, s->password,
+                                          s->db, e, sizeof e);
+        if (!c) {
+            source_logf(s->log, s->log_arg, "one connection reads the snapshot: another "
+                        "connection failed (%s)", e);
+            drop_peers(s);
+            break;
+        }
+        s->peers[s->npeers++] = c;
     }
+    char file[256] = "", when[32];
+    long long pos = 0;
+    bool have_pos = false;
+    for (int try = 1;; try++) {
+        const char *why = "";
+        enum shared sh = start_all(s, file, sizeof file, &pos, &have_pos, &why, err, errlen);
+        if (sh == FAILED)
+            return -1;
+        if (sh == SHARED)
+            break;
+        if (sh == RETRY && try < SHARE_TRIES) {
+            mysql_query(s->my, "ROLLBACK");
+            for (size_t i = 0; i < s->npeers; i++)
+                mysql_query(s->peers[i]->my, "ROLLBACK");
+            continue;
+        }
+        /* The main connection's transaction stands: a snapshot by itself. */
+        if (sh == RETRY)
+            source_logf(s->log, s->log_arg, "one connection reads the snapshot: %s (%d tries)",
+                        why, try);
+        else
+            source_logf(s->log, s->log_arg, "one connection reads the snapshot: %s", why);
+        drop_peers(s);
+        break;
+    }
+    if (s->npeers)
+        source_logf(s->log, s->log_arg, "%zu connections read the snapshot at binlog %s:%lld",
+                    s->npeers + 1, file, pos);
     iso_now(when, true);
     *info = json_object_new_object();
     json_object_object_add(*info, "method",
@@ -694,9 +808,24 @@ int source_begin_snapshot(struct source *s, struct json_object **info, char *err
             info_add_str(*info, "pd", s->pd);
     }
     json_object_object_add(*info, "tso", NULL);
-    add_binlog_position(s, *info);
+    if (have_pos) {
+        struct json_object *b = json_object_new_object();
+        json_object_object_add(b, "file", json_object_new_string(file));
+        json_object_object_add(b, "pos", json_object_new_int64(pos));
+        json_object_object_add(*info, "binlog", b);
+    }
     json_object_object_add(*info, "taken", json_object_new_string(when));
     return 0;
+}
+
+int source_begin_snapshot(struct source *s, struct json_object **info, char *err, size_t errlen)
+{
+    return source_begin_snapshot_shared(s, 1, info, err, errlen);
+}
+
+size_t source_snapshot_conns(const struct source *s)
+{
+    return 1 + s->npeers;
 }
 
 static int tidb_stream(struct source *s, const struct tis_spec *spec, const struct tis_schema *sc,
@@ -718,18 +847,18 @@ bool source_is_tidb(const struct source *s)
     return s->tidb;
 }
 
-int source_query(struct source *s, const char *sql, size_t ncols, source_row_fn fn, void *arg,
-                 const atomic_bool *cancel, char *err, size_t errlen)
+static int query_rows(MYSQL *my, const char *sql, size_t ncols, source_row_fn fn, void *arg,
+                      const atomic_bool *cancel, char *err, size_t errlen)
 {
-    MYSQL_RES *r = mysql_real_query(s->my, sql, strlen(sql)) ? NULL : mysql_use_result(s->my);
+    MYSQL_RES *r = mysql_real_query(my, sql, strlen(sql)) ? NULL : mysql_use_result(my);
     if (!r) {
-        my_err(s, "query", err, errlen);
+        snprintf(err, errlen, "query: %s (MySQL error %u)", mysql_error(my), mysql_errno(my));
         return -1;
     }
     if (mysql_num_fields(r) != ncols) {
         snprintf(err, errlen, "the server answered %u columns for the %zu asked",
                  mysql_num_fields(r), ncols);
-        shutdown(mysql_get_socket(s->my), SHUT_RDWR);
+        shutdown(mysql_get_socket(my), SHUT_RDWR);
         mysql_free_result(r);
         return -1;
     }
@@ -748,13 +877,86 @@ int source_query(struct source *s, const char *sql, size_t ncols, source_row_fn 
     }
     free(vals);
     if (stop) /* freeing an unbuffered result would read the rest: cut it */
-        shutdown(mysql_get_socket(s->my), SHUT_RDWR);
-    else if (mysql_errno(s->my)) {
-        my_err(s, "read rows", err, errlen);
+        shutdown(mysql_get_socket(my), SHUT_RDWR);
+    else if (mysql_errno(my)) {
+        snprintf(err, errlen, "read rows: %s (MySQL error %u)", mysql_error(my), mysql_errno(my));
         stop = 1;
     }
     mysql_free_result(r);
     return stop ? -1 : 0;
+}
+
+int source_query(struct source *s, const char *sql, size_t ncols, source_row_fn fn, void *arg,
+                 const atomic_bool *cancel, char *err, size_t errlen)
+{
+    return query_rows(s->my, sql, ncols, fn, arg, cancel, err, errlen);
+}
+
+/* The queries of source_query_each and how far the connections got. */
+struct queue {
+    const char *const *sql;
+    size_t n, ncols;
+    source_row_fn fn;
+    const atomic_bool *cancel;
+    atomic_size_t next;
+    atomic_bool failed;
+    pthread_mutex_t mu; /* guards err */
+    char err[512];
+};
+
+struct worker {
+    struct queue *q;
+    MYSQL *my;
+    void *arg;
+};
+
+static void *worker_thread(void *arg)
+{
+    struct worker *w = arg;
+    struct queue *q = w->q;
+    for (size_t i; !atomic_load(&q->failed) && (i = atomic_fetch_add(&q->next, 1)) < q->n;) {
+        char err[512];
+        if (query_rows(w->my, q->sql[i], q->ncols, q->fn, w->arg, q->cancel, err, sizeof err)) {
+            pthread_mutex_lock(&q->mu);
+            if (!atomic_exchange(&q->failed, true))
+                snprintf(q->err, sizeof q->err, "%s", err);
+            pthread_mutex_unlock(&q->mu);
+        }
+    }
+    return NULL;
+}
+
+int source_query_each(struct source *s, const char *const *sql, size_t n, size_t ncols,
+                      source_row_fn fn, void *const *args, const atomic_bool *cancel, char *err,
+                      size_t errlen)
+{
+    size_t conns = source_snapshot_conns(s);
+    struct queue q = {.sql = sql, .n = n, .ncols = ncols, .fn = fn, .cancel = cancel};
+    atomic_init(&q.next, 0);
+    atomic_init(&q.failed, false);
+    pthread_mutex_init(&q.mu, NULL);
+    struct worker *w = xcalloc(conns, sizeof *w);
+    pthread_t *th = xcalloc(conns, sizeof *th);
+    bool *started = xcalloc(conns, sizeof *started);
+    /* No more connections at work than queries: a connection whose query
+     * failed is cut, and one left idle needs no thread. */
+    for (size_t i = 0; i < conns && i < n; i++) {
+        w[i] = (struct worker){&q, i ? s->peers[i - 1]->my : s->my, args[i]};
+        if (i)
+            started[i] = pthread_create(&th[i], NULL, worker_thread, &w[i]) == 0;
+    }
+    worker_thread(&w[0]);
+    for (size_t i = 1; i < conns; i++)
+        if (started[i])
+            pthread_join(th[i], NULL);
+    int rc = atomic_load(&q.failed) ? -1 : 0;
+    if (rc)
+        snprintf(err, errlen, "%s", q.err);
+    pthread_mutex_destroy(&q.mu);
+    free(started);
+    free(th);
+    free(w);
+    return rc;
 }
 
 int source_stream(struct source *s, const struct tis_spec *spec, const struct tis_schema *sc,

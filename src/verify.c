@@ -355,7 +355,8 @@ static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
     struct tis_schema *sc = src ? source_describe(src, v->spec, err, errlen) : NULL;
     struct json_object *info = NULL;
     int rc = !sc || same_schema(sc, gen_schema(v->g), err, errlen) ||
-             source_begin_snapshot(src, &info, err, errlen) ? -1 : 0;
+             source_begin_snapshot_shared(src, verify_snapshot_conns(v, sc), &info, err,
+                                          errlen) ? -1 : 0;
     struct pass ps = {.v = v, .sc = gen_schema(v->g), .repair = repair};
     if (!rc) {
         v->total = source_estimate_rows(src, v->spec);

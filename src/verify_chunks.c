@@ -4,7 +4,6 @@
 #define _GNU_SOURCE
 #include "verify_internal.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +32,8 @@
  * whole: a few changed rows cost a few rows, not their chunks. When most
  * chunks differ, reading them whole at once is cheaper. */
 #define ROWS_BY_HASH_MAX_SHARE 2 /* row hashes while at most 1/2 of the chunks differ */
+/* Runs of keys a connection of the server's checksums, taken in turn. */
+#define RUNS_PER_CONN 4
 /* Key ranges per query: the server tests each row against every range of
  * its WHERE (an OR of BETWEENs), so a long list costs more than queries. */
 #define RANGES_PER_QUERY 32
@@ -119,12 +120,18 @@ void verify_chunks_free(struct recheck *r)
 }
 
 /* The row hash over the stored values: CRC-32 of the lengths, then of '|'
- * and each value, without copying the values (CRC-32 continues across
- * pieces as over their concatenation). */
+ * and each value. The row is put together in b and hashed in one call: a
+ * call for each of its fifteen or so pieces, most a few bytes, cost more
+ * than copying the few hundred bytes of a row. */
 static uint32_t row_hash(const struct tis_schema *sc, const struct tis_value *vals,
                          struct tbuf *b)
 {
+    size_t need = sc->nfields * 22;
+    for (size_t i = 0; i < sc->nfields; i++)
+        need += vals[i].null ? 0 : vals[i].len + 1;
     tbuf_reset(b);
+    tbuf_reserve(b, need);
+    char *o = b->data;
     for (size_t i = 0; i < sc->nfields; i++) {
         char num[24], *e = num + sizeof num, *p = e;
         size_t n = vals[i].len;
@@ -136,32 +143,47 @@ static uint32_t row_hash(const struct tis_schema *sc, const struct tis_value *va
             while (n /= 10);
         if (i)
             *--p = '|';
-        tbuf_add(b, p, (size_t)(e - p));
+        memcpy(o, p, (size_t)(e - p));
+        o += e - p;
     }
-    uint32_t crc = libdeflate_crc32(0, b->data, b->len);
     for (size_t i = 0; i < sc->nfields; i++)
         if (!vals[i].null) { /* CONCAT_WS skips NULLs */
-            crc = libdeflate_crc32(crc, "|", 1);
-            crc = libdeflate_crc32(crc, vals[i].p ? vals[i].p : "", vals[i].len);
+            *o++ = '|';
+            if (vals[i].len)
+                memcpy(o, vals[i].p, vals[i].len);
+            o += vals[i].len;
         }
-    return crc;
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = 0; /* a tbuf stays a C string */
+    return libdeflate_crc32(0, b->data, b->len);
 }
 
-/* An integer primary key's text as a number; false when it is not one. */
+/* An integer primary key's text as a number; false when it is not one.
+ * Parsed here, not by strtoll: the walk over every document parses one a
+ * document, and the server's text is plain digits with an optional '-'. */
 static bool pk_number(const struct tis_field *f, const struct tis_value *v, int64_t *s, uint64_t *u)
 {
-    char num[32], *end;
-    if (v->null || v->len == 0 || v->len >= sizeof num)
+    if (v->null || v->len == 0 || v->len > 20)
         return false;
-    memcpy(num, v->p, v->len);
-    num[v->len] = 0;
-    errno = 0;
-    if (f->vt == VT_UINT) {
-        *u = strtoull(num, &end, 10);
-        return !*end && !errno && num[0] != '-';
+    const char *p = v->p, *e = p + v->len;
+    bool neg = *p == '-';
+    if (neg && (f->vt == VT_UINT || ++p == e))
+        return false;
+    uint64_t n = 0;
+    for (; p < e; p++) {
+        unsigned d = (unsigned)(unsigned char)*p - '0';
+        if (d > 9 || n > (UINT64_MAX - d) / 10)
+            return false;
+        n = n * 10 + d;
     }
-    *s = strtoll(num, &end, 10);
-    return !*end && !errno;
+    if (f->vt == VT_UINT) {
+        *u = n;
+        return true;
+    }
+    if (n > (uint64_t)INT64_MAX + neg)
+        return false;
+    *s = !neg ? (int64_t)n : n ? -(int64_t)(n - 1) - 1 : 0;
+    return true;
 }
 
 /* The chunk of an integer primary key's text, as the server's pk DIV
@@ -270,9 +292,32 @@ static void hash_sql(struct tbuf *q, const struct tis_schema *sc)
 struct ours_job {
     struct pass *ps;
     struct chunks c;
+    struct tbuf b;
+    uint64_t n;
     int rc;
     double secs;
 };
+
+static int ours_doc(void *arg, uint32_t id, const struct tis_value *vals)
+{
+    struct ours_job *j = arg;
+    const struct tis_schema *sc = j->ps->sc;
+    int64_t key;
+    if ((++j->n & 0xFFFF) == 0) {
+        gen_release_pages(j->ps->v->g);
+        if (atomic_load(&j->ps->v->cancel))
+            return -1;
+    }
+    if (!chunk_key(&sc->fields[sc->pk[0]], &vals[sc->pk[0]], &key))
+        return 1; /* not a plain integer: compare row by row instead */
+    uint32_t h = row_hash(sc, vals, &j->b);
+    struct chunk *ch = chunk_get(&j->c, key);
+    ch->count++;
+    ch->x ^= h;
+    ch->sum += h;
+    roaring_bitmap_add(ch->ids, id);
+    return 0;
+}
 
 /* Every live document into its chunk, on its own thread while the server
  * computes its side: on two cores the two overlap. */
@@ -281,37 +326,13 @@ static void *ours_thread(void *arg)
     struct ours_job *j = arg;
     struct pass *ps = j->ps;
     struct verify *v = ps->v;
-    const struct tis_field *pkf = &ps->sc->fields[ps->sc->pk[0]];
     double t0 = mono_now();
     struct gen_stats st;
     gen_stats_read(v->g, ps->txn, &st);
     roaring_bitmap_t *deleted = index_deleted(ps->txn, gen_index(v->g));
     roaring_bitmap_t *live = index_live(st.last_id, deleted);
-    roaring_uint32_iterator_t it;
-    struct tbuf b = {0};
-    uint64_t n = 0;
-    roaring_init_iterator(live, &it);
-    for (; it.has_value && !j->rc; roaring_advance_uint32_iterator(&it), n++) {
-        int64_t key;
-        if ((n & 0xFFFF) == 0 && n) {
-            gen_release_pages(v->g);
-            if (atomic_load(&v->cancel))
-                j->rc = -1;
-        }
-        if (!gen_doc_values(v->g, ps->txn, it.current_value, ps->stored))
-            continue;
-        if (!chunk_key(pkf, &ps->stored[ps->sc->pk[0]], &key)) {
-            j->rc = 1; /* not a plain integer: compare row by row instead */
-            break;
-        }
-        uint32_t h = row_hash(ps->sc, ps->stored, &b);
-        struct chunk *ch = chunk_get(&j->c, key);
-        ch->count++;
-        ch->x ^= h;
-        ch->sum += h;
-        roaring_bitmap_add(ch->ids, it.current_value);
-    }
-    tbuf_free(&b);
+    j->rc = gen_walk_doc_values(v->g, ps->txn, live, ps->stored, ours_doc, j);
+    tbuf_free(&j->b);
     roaring_bitmap_free(live);
     roaring_bitmap_free(deleted);
     gen_stats_free(&st);
@@ -327,10 +348,12 @@ static int server_chunk(void *arg, const struct tis_value *vals)
     struct chunks *c = arg;
     if (vals[0].null || vals[1].null || vals[2].null || vals[3].null)
         return 0;
+    /* Added, not set: a connection's rows come from several runs of keys
+     * (cut at chunk boundaries, but a sum is right either way). */
     struct chunk *ch = chunk_get(c, strtoll(vals[0].p, NULL, 10));
-    ch->count = strtoull(vals[1].p, NULL, 10);
-    ch->x = (uint32_t)strtoul(vals[2].p, NULL, 10);
-    ch->sum = strtoull(vals[3].p, NULL, 10);
+    ch->count += strtoull(vals[1].p, NULL, 10);
+    ch->x ^= (uint32_t)strtoul(vals[2].p, NULL, 10);
+    ch->sum += strtoull(vals[3].p, NULL, 10);
     return 0;
 }
 
@@ -343,9 +366,10 @@ static void add_table(struct tbuf *q, const struct tis_spec *spec)
 
 /* Count, BIT_XOR and SUM of the row hash per chunk, the hash computed once
  * a row: merged into the outer query, the derived table would compute it
- * for each aggregate (MariaDB's SET STATEMENT, MySQL's NO_MERGE hint). */
+ * for each aggregate (MariaDB's SET STATEMENT, MySQL's NO_MERGE hint).
+ * where (may be NULL) limits the rows. */
 static void checksum_sql(struct source *src, const struct tis_spec *spec,
-                         const struct tis_schema *sc, struct tbuf *q)
+                         const struct tis_schema *sc, const char *where, struct tbuf *q)
 {
     const char *pk = sc->fields[sc->pk[0]].name;
     bool mariadb = strstr(source_server_version(src), "MariaDB") != NULL;
@@ -359,9 +383,140 @@ static void checksum_sql(struct source *src, const struct tis_spec *spec,
     hash_sql(q, sc);
     tbuf_adds(q, " AS h FROM ");
     add_table(q, spec);
+    if (where)
+        tbuf_printf(q, " WHERE %s", where);
     tbuf_adds(q, ") r GROUP BY ");
     tidb_add_ident(q, pk);
     tbuf_printf(q, " DIV %d", CHUNK_WIDTH);
+}
+
+/* ---- the server's side over several connections ---- */
+
+/* The lowest key of chunk k, as pk DIV CHUNK_WIDTH has it (chunk 0 of a
+ * signed key holds -99..99, chunk -k holds -(100k+99)..-100k). */
+static void chunk_low_sql(const struct tis_field *f, int64_t k, struct tbuf *w)
+{
+    if (f->vt == VT_UINT) {
+        tbuf_printf(w, "%llu", (unsigned long long)k * CHUNK_WIDTH);
+        return;
+    }
+    int64_t lo = k * CHUNK_WIDTH;
+    if (k <= 0)
+        lo = lo < INT64_MIN + (CHUNK_WIDTH - 1) ? INT64_MIN : lo - (CHUNK_WIDTH - 1);
+    tbuf_printf(w, "%lld", (long long)lo);
+}
+
+struct key_span {
+    const struct tis_field *f;
+    int64_t lo, hi; /* chunk keys */
+    bool ok;
+};
+
+static int span_row(void *arg, const struct tis_value *vals)
+{
+    struct key_span *sp = arg;
+    sp->ok = chunk_key(sp->f, &vals[0], &sp->lo) && chunk_key(sp->f, &vals[1], &sp->hi) &&
+             sp->lo <= sp->hi;
+    return 0;
+}
+
+/* The WHERE of each connection's part of the checksum query, each a
+ * NUL-ended string in out: the chunks from the lowest key's to the
+ * highest's cut into n runs of equal key width (a table's keys are mostly
+ * dense; MIN and MAX cost two probes of the primary key, counting rows
+ * would cost a scan). Returns how many parts: 1 (no WHERE) when the keys
+ * span fewer than n chunks or cannot be read. */
+static size_t split_parts(struct pass *ps, struct source *src, size_t n, struct tbuf *out)
+{
+    const struct tis_field *f = &ps->sc->fields[ps->sc->pk[0]];
+    struct key_span sp = {.f = f};
+    struct tbuf q = {0};
+    char err[256];
+    tbuf_adds(&q, "SELECT MIN(");
+    tidb_add_ident(&q, f->name);
+    tbuf_adds(&q, "), MAX(");
+    tidb_add_ident(&q, f->name);
+    tbuf_adds(&q, ") FROM ");
+    add_table(&q, ps->v->spec);
+    int rc = source_query(src, q.data, 2, span_row, &sp, &ps->v->cancel, err, sizeof err);
+    tbuf_free(&q);
+    if (rc || !sp.ok || (uint64_t)(sp.hi - sp.lo) + 1 < n)
+        return 1;
+    uint64_t width = (uint64_t)(sp.hi - sp.lo) + 1;
+    for (size_t i = 0; i < n; i++) {
+        int64_t from = sp.lo + (int64_t)(width / n * i + width % n * i / n);
+        int64_t to = sp.lo + (int64_t)(width / n * (i + 1) + width % n * (i + 1) / n);
+        if (i) {
+            tidb_add_ident(out, f->name);
+            tbuf_adds(out, " >= ");
+            chunk_low_sql(f, from, out);
+        }
+        if (i && i + 1 < n)
+            tbuf_adds(out, " AND ");
+        if (i + 1 < n) {
+            tidb_add_ident(out, f->name);
+            tbuf_adds(out, " < ");
+            chunk_low_sql(f, to, out);
+        }
+        tbuf_add(out, "", 1);
+    }
+    return n;
+}
+
+/* The server's checksums into theirs: over every connection that reads
+ * the snapshot, the scan and its hash being most of a pass's time and a
+ * server having more than one core. The keys are cut into a few runs a
+ * connection, each connection taking the next when done with one: two
+ * halves would leave a core idle while the slower half (or the one that
+ * shared its core with the daemon's side) finishes. Returns how many
+ * connections were used, 0 on error (err). */
+static size_t server_sums(struct pass *ps, struct source *src, struct chunks *theirs, char *err,
+                          size_t errlen)
+{
+    struct tbuf wh = {0};
+    size_t conns = source_snapshot_conns(src);
+    size_t n = conns > 1 ? split_parts(ps, src, conns * RUNS_PER_CONN, &wh) : 1;
+    struct tbuf *q = xcalloc(n, sizeof *q);
+    const char **sql = xcalloc(n, sizeof *sql);
+    struct chunks *part = xcalloc(conns, sizeof *part);
+    void **args = xcalloc(conns, sizeof *args);
+    const char *w = n > 1 ? wh.data : NULL;
+    for (size_t i = 0; i < n; i++) {
+        checksum_sql(src, ps->v->spec, ps->sc, w, &q[i]);
+        sql[i] = q[i].data;
+        if (w)
+            w += strlen(w) + 1;
+    }
+    for (size_t i = 0; i < conns; i++)
+        args[i] = &part[i];
+    int rc = source_query_each(src, sql, n, 4, server_chunk, args, &ps->v->cancel, err, errlen);
+    for (size_t i = 0; i < conns; i++) {
+        for (size_t k = 0; !rc && k < part[i].cap; k++) {
+            const struct chunk *from = &part[i].t[k];
+            if (!from->used)
+                continue;
+            struct chunk *to = chunk_get(theirs, from->key);
+            to->count += from->count;
+            to->x ^= from->x;
+            to->sum += from->sum;
+        }
+        chunks_free(&part[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        tbuf_free(&q[i]);
+    free(args);
+    free(part);
+    free(sql);
+    free(q);
+    tbuf_free(&wh);
+    return rc ? 0 : (n < conns ? n : conns);
+}
+
+size_t verify_snapshot_conns(const struct verify *v, const struct tis_schema *sc)
+{
+    bool int_key = sc->npk == 1 && (sc->fields[sc->pk[0]].vt == VT_INT ||
+                                    sc->fields[sc->pk[0]].vt == VT_UINT);
+    return int_key && !v->recheck ? VERIFY_SERVER_CONNS : 1;
 }
 
 /* ---- looking into chunks ---- */
@@ -389,26 +544,36 @@ static struct rowent *row_slot(const struct rowmap *m, uint64_t pk)
 }
 
 /* Every document of scope by key (at most half full: no growing). */
-static void rowmap_fill(struct rowmap *m, struct pass *ps, const roaring_bitmap_t *scope)
+struct fill {
+    struct rowmap *m;
+    struct pass *ps;
+    struct tbuf b;
+};
+
+static int fill_doc(void *arg, uint32_t id, const struct tis_value *vals)
 {
-    const struct tis_field *pkf = &ps->sc->fields[ps->sc->pk[0]];
-    struct tbuf b = {0};
+    struct fill *f = arg;
+    const struct tis_schema *sc = f->ps->sc;
+    const struct tis_field *pkf = &sc->fields[sc->pk[0]];
+    int64_t s = 0;
+    uint64_t u = 0;
+    if (!pk_number(pkf, &vals[sc->pk[0]], &s, &u))
+        return 0; /* left to the comparison of rows and the search for extras */
+    uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
+    *row_slot(f->m, pk) = (struct rowent){pk, id, row_hash(sc, vals, &f->b), true};
+    return 0;
+}
+
+static void rowmap_fill(struct rowmap *m, struct pass *ps, const roaring_bitmap_t *scope,
+                        struct tis_value *vals)
+{
+    struct fill f = {m, ps, {0}};
     m->cap = 16;
     while (m->cap < 2 * roaring_bitmap_get_cardinality(scope))
         m->cap *= 2;
     m->t = xcalloc(m->cap, sizeof *m->t);
-    roaring_uint32_iterator_t it;
-    roaring_init_iterator(scope, &it);
-    for (; it.has_value; roaring_advance_uint32_iterator(&it)) {
-        int64_t s = 0;
-        uint64_t u = 0;
-        if (!gen_doc_values(ps->v->g, ps->txn, it.current_value, ps->stored) ||
-            !pk_number(pkf, &ps->stored[ps->sc->pk[0]], &s, &u))
-            continue; /* left to the comparison of rows and the search for extras */
-        uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
-        *row_slot(m, pk) = (struct rowent){pk, it.current_value, row_hash(ps->sc, ps->stored, &b), true};
-    }
-    tbuf_free(&b);
+    gen_walk_doc_values(ps->v->g, ps->txn, scope, vals, fill_doc, &f);
+    tbuf_free(&f.b);
 }
 
 struct descent {
@@ -428,29 +593,50 @@ static void add_key(struct descent *d, uint64_t pk)
     d->keys[d->nkeys++] = pk;
 }
 
-/* A row's key and hash from the server: equal to the document's, the row
- * is checked; otherwise it is read whole later. */
-static int row_hash_cb(void *arg, const struct tis_value *vals)
+/* A row's key and hash from the server, parsed on the thread of its
+ * connection. */
+struct pair {
+    uint64_t pk; /* int64_t bits when signed */
+    uint32_t h;
+};
+
+struct pairs {
+    const struct tis_field *pkf;
+    struct pair *p;
+    size_t n, cap;
+};
+
+static int collect_pair(void *arg, const struct tis_value *vals)
 {
-    struct descent *d = arg;
-    struct pass *ps = d->ps;
-    const struct tis_field *pkf = &d->sc->fields[d->sc->pk[0]];
+    struct pairs *ps = arg;
     int64_t s = 0;
     uint64_t u = 0;
-    if (vals[1].null || !pk_number(pkf, &vals[0], &s, &u))
+    if (vals[1].null || !pk_number(ps->pkf, &vals[0], &s, &u))
         return 0; /* no key to read it by: the search for extras still runs */
-    d->hashed++;
-    uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
-    const struct rowent *e = row_slot(&d->docs, pk);
-    if (e->used && e->h == (uint32_t)strtoul(vals[1].p, NULL, 10)) {
-        roaring_bitmap_add(ps->seen, e->id);
-        pthread_mutex_lock(&ps->v->mu);
-        ps->v->checked++;
-        pthread_mutex_unlock(&ps->v->mu);
-        return 0;
-    }
-    add_key(d, pk);
+    if (ps->n == ps->cap)
+        ps->p = xrealloc(ps->p, (ps->cap = ps->cap ? ps->cap * 2 : 1024) * sizeof *ps->p);
+    ps->p[ps->n++] = (struct pair){ps->pkf->vt == VT_UINT ? u : (uint64_t)s,
+                                   (uint32_t)strtoul(vals[1].p, NULL, 10)};
     return 0;
+}
+
+/* The server's row hashes against the documents': an equal one checks the
+ * row, any other row is read whole later. */
+static void match_pairs(struct descent *d, const struct pairs *ps)
+{
+    uint64_t equal = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        const struct rowent *e = row_slot(&d->docs, ps->p[i].pk);
+        if (e->used && e->h == ps->p[i].h) {
+            roaring_bitmap_add(d->ps->seen, e->id);
+            equal++;
+        } else
+            add_key(d, ps->p[i].pk);
+    }
+    d->hashed += ps->n;
+    pthread_mutex_lock(&d->ps->v->mu);
+    d->ps->v->checked += equal;
+    pthread_mutex_unlock(&d->ps->v->mu);
 }
 
 static int run_query(struct descent *d, const char *sql, size_t ncols, source_row_fn fn, void *arg,
@@ -490,28 +676,90 @@ static int read_listed(struct descent *d, char *err, size_t errlen)
     return rc;
 }
 
-/* One query's ranges: by row hash, then the differing rows read whole; or
- * every row read whole. */
-static int look_into(struct descent *d, const char *where, bool by_hash, char *err, size_t errlen)
+/* One query's ranges, every row read whole. */
+static int read_ranges(struct descent *d, const char *where, char *err, size_t errlen)
 {
     struct tbuf q = {0};
-    int rc;
-    if (!by_hash) {
-        tidb_select_sql(&q, d->ps->v->spec->ds.db, d->ps->v->spec->table, d->sc, where);
-        rc = run_query(d, q.data, d->sc->nfields, verify_compare_row, d->ps, err, errlen);
-        tbuf_free(&q);
-        return rc;
-    }
-    tbuf_adds(&q, "SELECT ");
-    tidb_add_ident(&q, d->sc->fields[d->sc->pk[0]].name);
-    tbuf_adds(&q, ", ");
-    hash_sql(&q, d->sc);
-    tbuf_adds(&q, " FROM ");
-    add_table(&q, d->ps->v->spec);
-    tbuf_printf(&q, " WHERE %s", where);
-    rc = run_query(d, q.data, 2, row_hash_cb, d, err, errlen);
+    tidb_select_sql(&q, d->ps->v->spec->ds.db, d->ps->v->spec->table, d->sc, where);
+    int rc = run_query(d, q.data, d->sc->nfields, verify_compare_row, d->ps, err, errlen);
     tbuf_free(&q);
-    return rc ? rc : read_listed(d, err, errlen);
+    return rc;
+}
+
+static void row_hash_sql(struct descent *d, const char *where, struct tbuf *q)
+{
+    tbuf_adds(q, "SELECT ");
+    tidb_add_ident(q, d->sc->fields[d->sc->pk[0]].name);
+    tbuf_adds(q, ", ");
+    hash_sql(q, d->sc);
+    tbuf_adds(q, " FROM ");
+    add_table(q, d->ps->v->spec);
+    tbuf_printf(q, " WHERE %s", where);
+}
+
+struct fill_job {
+    struct rowmap *m;
+    struct pass *ps;
+    const roaring_bitmap_t *scope;
+    struct tis_value *vals;
+};
+
+static void *fill_thread(void *arg)
+{
+    struct fill_job *j = arg;
+    rowmap_fill(j->m, j->ps, j->scope, j->vals);
+    return NULL;
+}
+
+/* By the hash of each row: the queries (NUL-ended WHEREs in w) over every
+ * connection that reads the snapshot, the daemon hashing its documents of
+ * scope meanwhile; then the rows whose hashes differ are read whole. The
+ * server's pairs are all kept until the daemon's map is there: a third of
+ * the map's own size. */
+static int look_by_hash(struct descent *d, const char *w, size_t nq, const roaring_bitmap_t *scope,
+                        char *err, size_t errlen)
+{
+    size_t conns = source_snapshot_conns(d->src);
+    struct fill_job fj = {&d->docs, d->ps, scope,
+                          xcalloc(d->sc->nfields, sizeof *fj.vals)};
+    pthread_t th;
+    bool filling = pthread_create(&th, NULL, fill_thread, &fj) == 0;
+    if (!filling)
+        fill_thread(&fj);
+    struct tbuf *q = xcalloc(nq, sizeof *q);
+    const char **sql = xcalloc(nq, sizeof *sql);
+    struct pairs *got = xcalloc(conns, sizeof *got);
+    void **args = xcalloc(conns, sizeof *args);
+    for (size_t i = 0; i < nq; i++, w += strlen(w) + 1) {
+        row_hash_sql(d, w, &q[i]);
+        sql[i] = q[i].data;
+    }
+    for (size_t k = 0; k < conns; k++) {
+        got[k].pkf = &d->sc->fields[d->sc->pk[0]];
+        args[k] = &got[k];
+    }
+    int rc = source_query_each(d->src, sql, nq, 2, collect_pair, args, &d->ps->v->cancel, err,
+                               errlen);
+    if (filling)
+        pthread_join(th, NULL);
+    for (size_t k = 0; k < conns && !rc; k++) {
+        match_pairs(d, &got[k]);
+        /* A query's worth of keys at a time: the list stays bounded. */
+        if (d->nkeys >= KEYS_PER_QUERY)
+            rc = read_listed(d, err, errlen);
+    }
+    if (!rc)
+        rc = read_listed(d, err, errlen);
+    for (size_t k = 0; k < conns; k++)
+        free(got[k].p);
+    for (size_t i = 0; i < nq; i++)
+        tbuf_free(&q[i]);
+    free(args);
+    free(got);
+    free(sql);
+    free(q);
+    free(fj.vals);
+    return rc;
 }
 
 /* The chunks of keys (sorted) looked into, then the documents of scope
@@ -522,14 +770,14 @@ static int look_into_chunks(struct pass *ps, struct source *src, const int64_t *
 {
     struct descent d = {.ps = ps, .src = src, .sc = ps->sc};
     double t0 = mono_now();
-    if (by_hash)
-        rowmap_fill(&d.docs, ps, scope);
     struct tbuf wh = {0};
     size_t nq = ranges_where(&ps->sc->fields[ps->sc->pk[0]], keys, n, &wh);
     int rc = 0;
     const char *w = wh.data;
-    for (size_t i = 0; i < nq && !rc; i++, w += strlen(w) + 1)
-        rc = look_into(&d, w, by_hash, err, errlen);
+    if (by_hash)
+        rc = look_by_hash(&d, w, nq, scope, err, errlen);
+    for (size_t i = 0; !by_hash && i < nq && !rc; i++, w += strlen(w) + 1)
+        rc = read_ranges(&d, w, err, errlen);
     if (!rc && (rc = verify_find_extra(ps, scope)) != 0)
         snprintf(err, errlen, "%s", ps->err);
     if (!rc && by_hash)
@@ -602,16 +850,14 @@ static int64_t *chunk_keys(const struct chunks *c, roaring_bitmap_t *ids)
 static int checksums(struct pass *ps, struct source *src, struct chunks *c,
                      size_t *all, char *err, size_t errlen)
 {
-    struct ours_job ours = {ps, {0}, 0, 0};
+    struct ours_job ours = {.ps = ps};
     struct chunks theirs = {0};
     pthread_t th;
     pthread_create(&th, NULL, ours_thread, &ours);
-    struct tbuf q = {0};
-    checksum_sql(src, ps->v->spec, ps->sc, &q);
     double t0 = mono_now();
-    int rc = source_query(src, q.data, 4, server_chunk, &theirs, &ps->v->cancel, err, errlen);
+    size_t conns = server_sums(ps, src, &theirs, err, errlen);
+    int rc = conns ? 0 : -1;
     double server = mono_now() - t0;
-    tbuf_free(&q);
     pthread_join(th, NULL);
     if (ours.rc) /* 1: keys that are not integers (compare row by row), -1: cancelled */
         rc = ours.rc;
@@ -620,8 +866,8 @@ static int checksums(struct pass *ps, struct source *src, struct chunks *c,
     if (!rc) {
         *all = compare_sums(ps, &ours.c, &theirs, c);
         verify_log(ps->v, "compared %zu chunks of %d key values by checksum: %zu differ "
-                   "(the server's sums in %.2f s, the daemon's in %.2f s)",
-                   *all, CHUNK_WIDTH, c->n, server, ours.secs);
+                   "(the server's sums in %.2f s over %zu connection%s, the daemon's in %.2f s)",
+                   *all, CHUNK_WIDTH, c->n, server, conns, conns == 1 ? "" : "s", ours.secs);
     }
     chunks_free(&ours.c);
     chunks_free(&theirs);

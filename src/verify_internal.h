@@ -64,6 +64,12 @@ int verify_compare_row(void *arg, const struct tis_value *vals);
 /* Documents no row matched, within scope (NULL: all). */
 int verify_find_extra(struct pass *ps, const roaring_bitmap_t *scope);
 
+/* Connections that read a pass's snapshot: the server's checksums are
+ * split over them by key range (source_begin_snapshot_shared). */
+#define VERIFY_SERVER_CONNS 2
+/* How many connections a pass of v over a table of schema sc asks for:
+ * VERIFY_SERVER_CONNS when it may go by chunks, else 1. */
+size_t verify_snapshot_conns(const struct verify *v, const struct tis_schema *sc);
 /* Whether the pass can go by chunks (a single integer key, not TiDB). */
 bool verify_chunkable(struct source *src, const struct tis_schema *sc);
 /* The pass by chunks: 0, -1 on error (err), or 1 when the keys do not

@@ -84,8 +84,12 @@ def test_drift_is_named_and_repaired(tisfs, mariadb, table):
     assert (r["missing"], r["extra"], r["differ"], r["newer"]) == (1, 3, 7, 0)
     assert r["checked"] == ROWS - 3 + 1
     assert samples(r) == want
-    assert "compared 21 chunks of 100 key values by checksum: 2 differ" in \
-        tisfs.read("collections", "v", "logs")
+    logs = tisfs.read("collections", "v", "logs")
+    assert "compared 21 chunks of 100 key values by checksum: 2 differ" in logs
+    # The server hashed its two halves of the keys at once, each on its own
+    # connection inside a transaction at the one snapshot.
+    assert "2 connections read the snapshot at binlog" in logs
+    assert "(the server's sums in" in logs and "over 2 connections" in logs
     # Verification alone changes nothing.
     q = "q=title:changed&fl=id"
     assert tisfs.json("collections", "v", "select", q)["response"]["numFound"] == 0
@@ -259,3 +263,48 @@ def test_a_text_primary_key_is_compared_row_by_row(tisfs, mariadb):
     r = verify(tisfs, "tx")
     assert (r["checked"], r["differ"]) == (3, 1) and r["samples"][0]["pk"] == {"code": "B"}
     assert "by checksum" not in tisfs.read("collections", "tx", "logs")
+
+
+# A server whose snapshots cannot be shown to be one: every connection's
+# binlog_snapshot_position is its own connection id (never equal), or the
+# server names no binlog position at all (no binlog).
+UNALIGNED = {
+    "positions that keep differing": (
+        "SELECT 'binlog_snapshot_file', 'mysql-bin.000001' UNION ALL "
+        "SELECT 'binlog_snapshot_position', CONNECTION_ID()",
+        "one connection reads the snapshot: commits kept falling between the snapshots "
+        "(5 tries)"),
+    "no binlog": (
+        "SELECT 'binlog_snapshot_file', '' UNION ALL SELECT 'binlog_snapshot_position', 0",
+        "one connection reads the snapshot: the server names no binlog position for a "
+        "snapshot"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNALIGNED))
+def test_snapshots_that_cannot_be_aligned_are_read_on_one_connection(tisfs, mariadb, table,
+                                                                     case):
+    """The checksums go over two connections only when both transactions
+    name the same binlog position (then they see the same commits). When
+    they never do, or the server keeps no binlog, the main connection reads
+    alone, the log says why, and the result is as exact as ever."""
+    from test_faults import RewritingProxy
+    answer, says = UNALIGNED[case]
+    proxy = RewritingProxy(mariadb.port, [(r"^SHOW STATUS LIKE 'binlog_snapshot_%'$", answer)])
+    try:
+        spec = table.replace(f"port: {mariadb.port}", f"port: {proxy.port}")
+        assert tisfs.create("v", spec)["complete"]
+        want = drift(mariadb)
+        r = verify(tisfs, "v", "repair")
+        assert proxy.rewritten, "the lie was never told"
+        assert r["state"] == "done", r
+        assert samples(r["found"]) == want and r["repaired"] == 11
+        assert (r["missing"], r["extra"], r["differ"]) == (0, 0, 0)
+        logs = tisfs.read("collections", "v", "logs")
+        assert says in logs
+        assert "connections read the snapshot" not in logs
+        assert "compared 21 chunks of 100 key values by checksum: 2 differ (the server's sums " \
+            "in" in logs and "over 1 connection," in logs
+        assert verify(tisfs, "v")["differ"] == 0
+    finally:
+        proxy.close()

@@ -61,6 +61,20 @@ uint64_t source_estimate_rows(struct source *s, const struct tis_spec *spec);
  * against the GC safe point. Elsewhere: a REPEATABLE READ transaction started
  * WITH CONSISTENT SNAPSHOT. */
 int source_begin_snapshot(struct source *s, struct json_object **info, char *err, size_t errlen);
+/* The same, with up to n connections that read the one snapshot
+ * (source_query_each). On MariaDB with a binlog: n consistent-snapshot
+ * transactions started back to back whose binlog_snapshot_file/position
+ * are equal, so that they see the same commits, started again while
+ * commits fall between them (a few times); otherwise (no binlog, a server
+ * that does not name the position, positions that keep differing) the main
+ * connection alone, said in the log. The snapshot's info and version are
+ * the main connection's either way. On TiDB n is ignored: its parallel
+ * readers share the TSO. */
+int source_begin_snapshot_shared(struct source *s, size_t n, struct json_object **info,
+                                 char *err, size_t errlen);
+/* How many connections read the snapshot: 1 unless
+ * source_begin_snapshot_shared could share it. */
+size_t source_snapshot_conns(const struct source *s);
 
 /* Called for each row, values in schema field order; non-zero stops. */
 typedef int (*source_row_fn)(void *arg, const struct tis_value *vals);
@@ -82,5 +96,16 @@ bool source_is_tidb(const struct source *s);
  * connection unusable). */
 int source_query(struct source *s, const char *sql, size_t ncols, source_row_fn fn, void *arg,
                  const atomic_bool *cancel, char *err, size_t errlen);
+/* Runs the n queries sql[] over every connection that reads the snapshot,
+ * each connection taking the next query when done with one (so that all
+ * finish together however long each query takes): connection 0, the main
+ * one, on the calling thread, each other on a thread of its own. The rows
+ * of any query run on connection i go to fn(args[i], row), on that
+ * connection's thread; args has source_snapshot_conns entries. 0, or -1
+ * with the first failure's err (the others then take no new query; a
+ * failed or cancelled connection is left unusable). */
+int source_query_each(struct source *s, const char *const *sql, size_t n, size_t ncols,
+                      source_row_fn fn, void *const *args, const atomic_bool *cancel, char *err,
+                      size_t errlen);
 
 #endif
