@@ -21,10 +21,13 @@
 #define SYNC_EVERY_SEC 1.0
 /* Mapped pages of the generation a catch-up touches (a second of it,
  * 100 MB and more; one batch reads up to ~50 MB of old documents, keys and
- * versions) count in the daemon's RSS until released: they go at most
- * every 50 ms, without the sync (VmHWM on a 300k catch-up: 340 MB with
- * every 250 ms, 295-305 MB with this). */
-#define RELEASE_EVERY_SEC 0.05
+ * versions) count in the daemon's RSS until released: they go without
+ * the sync, every 50 ms while catching up (VmHWM on a 300k catch-up: 340 MB
+ * with every 250 ms, 295-305 MB with this), every 250 ms near the head,
+ * where a release (a read of /proc/self/maps, madvise, malloc_trim) would
+ * otherwise delay a batch a few times a second for little. */
+#define RELEASE_BEHIND_SEC 0.05
+#define RELEASE_EVERY_SEC 0.25
 /* The map is grown ahead of need (gen_grow_ahead) when a check finds it more
  * than half used; a long read (a verify pass) that keeps the growth waiting
  * puts the next try off, since every query waits with the grower. */
@@ -290,7 +293,10 @@ static void upkeep(struct incr *c)
                      size >> 20);
         c->next_grow_check = now + (r == EBUSY ? GROW_RETRY_SEC : GROW_CHECK_SEC);
     }
-    if (c->dirty && now - c->last_release >= RELEASE_EVERY_SEC) {
+    pthread_mutex_lock(&c->mu);
+    bool behind = strcmp(c->state, "catching_up") == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (c->dirty && now - c->last_release >= (behind ? RELEASE_BEHIND_SEC : RELEASE_EVERY_SEC)) {
         gen_release_pages(c->g);
         c->last_release = now;
     }
