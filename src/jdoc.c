@@ -305,10 +305,17 @@ const struct jval *jdoc_parse(struct jdoc *d, const char *p, size_t n, int max_d
         fail(&ps, "too large");
         return NULL;
     }
-    if (d->tcap < 2 * n + 1) {
+    /* Grown for the largest message so far; one huge message does not keep
+     * its room for the rest of a channel's life. */
+    if (d->tcap < 2 * n + 1 || (d->tcap > ((size_t)8 << 20) && d->tcap > 8 * (2 * n + 1))) {
         d->tcap = 2 * n + 1;
         free(d->text);
         d->text = xmalloc(d->tcap);
+    }
+    if (d->cap > 65536 && d->cap > 8 * (n + 1)) {
+        free(d->v);
+        d->v = NULL;
+        d->cap = 0;
     }
     if (!value(&ps, NULL, 0))
         return NULL;
