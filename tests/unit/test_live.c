@@ -190,6 +190,32 @@ static void test_version_rule(void)
     drop_gen(g, dir);
 }
 
+/* A TRUNCATE without a version sets no floor: the versions rows had stay
+ * (tombstones in pk), so replays of older events still stay out. */
+static void test_truncate_without_version_keeps_versions(void)
+{
+    char dir[64], err[256];
+    struct gen *g = make_gen(dir, "{\"tso\":100}");
+    CHECK_INT(upsert(g, "1", "fresh mango", "11", NULL, TSO(150)), GEN_APPLIED);
+    CHECK_INT(delete(g, "2", TSO(160)), GEN_APPLIED);
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+    CHECK(gen_write_truncate(w, (struct version){VER_NONE, 0}, err, sizeof err) == 0);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    analyzer_free(an);
+    CHECK_INT(gen_doc_count(g), 0);
+    CHECK_INT(upsert(g, "1", "replayed", "11", NULL, TSO(140)), GEN_STALE);
+    CHECK_INT(upsert(g, "2", "replayed", "20", NULL, TSO(155)), GEN_STALE);
+    CHECK_INT(upsert(g, "3", "snapshot's", "30", NULL, TSO(90)), GEN_STALE);
+    CHECK_INT(upsert(g, "1", "mango again", "12", NULL, TSO(151)), GEN_APPLIED);
+    CHECK_INT(upsert(g, "3", "cherry", "31", NULL, TSO(101)), GEN_APPLIED);
+    CHECK_INT(gen_doc_count(g), 2);
+    char *r = query(g, "q=title:replayed&rows=0");
+    CHECK_HAS(r, "\"numFound\":0");
+    free(r);
+    drop_gen(g, dir);
+}
+
 static void test_batch_commits_whole_with_the_channel_state(void)
 {
     char dir[64], err[256];
@@ -305,6 +331,7 @@ static void test_other_index_format_is_refused(void)
 int main(void)
 {
     test_version_rule();
+    test_truncate_without_version_keeps_versions();
     test_batch_commits_whole_with_the_channel_state();
     test_binlog_versions();
     test_scores_survive_the_merge();
