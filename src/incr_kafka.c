@@ -283,11 +283,16 @@ int incr_connect(struct incr *c, char *err, size_t errlen)
  * watermark (a round trip; the answer is useful anyway). */
 static void wake_fetcher(struct incr *c)
 {
-    if (!c->nparts)
-        return;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(c->nparts);
-    for (int i = 0; i < c->nparts; i++)
+    /* Under the lock: each applied batch swaps c->parts for a new array
+     * (publish_locked) and frees the old one. */
+    pthread_mutex_lock(&c->mu);
+    rd_kafka_topic_partition_list_t *l =
+        c->nparts ? rd_kafka_topic_partition_list_new(c->nparts) : NULL;
+    for (int i = 0; l && i < c->nparts; i++)
         rd_kafka_topic_partition_list_add(l, c->spec.topic, c->parts[i].id);
+    pthread_mutex_unlock(&c->mu);
+    if (!l)
+        return;
     if (rd_kafka_position(c->rk, l) == 0)
         for (int k = 0; k < l->cnt; k++) {
             rd_kafka_topic_partition_t *p = &l->elems[(c->wake_turn + k) % l->cnt];
