@@ -120,15 +120,22 @@ int incr_row_values(struct incr *c, struct rowbuf *rb, const struct cdc_row *r, 
     tbuf_reset(&rb->conv);
     tbuf_reserve(&rb->conv, 64); /* offsets below never sit on a NULL buffer */
     rb->all = true;
+    /* A row's columns mostly come in the table's order, as the fields do:
+     * each search starts after the column the last one found (a wide
+     * table's rows would otherwise cost fields x columns comparisons). */
+    size_t from = 0;
     for (size_t i = 0; i < sc->nfields; i++) {
         rb->present[i] = false;
         rb->vals[i] = (struct tis_value){"", 0, true};
-        for (size_t j = 0; j < r->n; j++)
+        for (size_t k = 0; k < r->n; k++) {
+            size_t j = (from + k) % r->n;
             if (strcasecmp(r->cols[j].name, sc->fields[i].name) == 0) {
                 rb->present[i] = true;
                 rb->vals[i] = dump_form(c->proto, rb, &sc->fields[i], r->cols[j].v, &rb->moved[i]);
+                from = j + 1;
                 break;
             }
+        }
         rb->all &= rb->present[i];
     }
     for (size_t i = 0; i < sc->nfields; i++) /* conv may have moved while it grew */
