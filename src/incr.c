@@ -108,6 +108,14 @@ void incr_update_state_locked(struct incr *c)
                        : "running";
 }
 
+bool incr_behind(struct incr *c)
+{
+    pthread_mutex_lock(&c->mu);
+    bool behind = c->state && strcmp(c->state, "catching_up") == 0;
+    pthread_mutex_unlock(&c->mu);
+    return behind;
+}
+
 void incr_check_caught_up_locked(struct incr *c)
 {
     bool done = c->mode == INCR_CATCH_UP && c->nparts > 0;
@@ -219,9 +227,7 @@ static bool fold_step(struct incr *c, bool idle, double until)
         return false;
     bool ran = false;
     int rc;
-    pthread_mutex_lock(&c->mu);
-    bool behind = strcmp(c->state, "catching_up") == 0;
-    pthread_mutex_unlock(&c->mu);
+    bool behind = incr_behind(c);
     /* Far behind, a poll that finds nothing is a gap in the fetches, not a
      * stream at rest: a fold into the base then would take the catch-up's
      * CPU (both cores are busy) for work the stream's next batches undo. */
@@ -293,10 +299,8 @@ static void upkeep(struct incr *c)
                      size >> 20);
         c->next_grow_check = now + (r == EBUSY ? GROW_RETRY_SEC : GROW_CHECK_SEC);
     }
-    pthread_mutex_lock(&c->mu);
-    bool behind = strcmp(c->state, "catching_up") == 0;
-    pthread_mutex_unlock(&c->mu);
-    if (c->dirty && now - c->last_release >= (behind ? RELEASE_BEHIND_SEC : RELEASE_EVERY_SEC)) {
+    double every = incr_behind(c) ? RELEASE_BEHIND_SEC : RELEASE_EVERY_SEC;
+    if (c->dirty && now - c->last_release >= every) {
         gen_release_pages(c->g);
         c->last_release = now;
     }

@@ -102,6 +102,9 @@ void incr_clear_error(struct incr *c);
  * positions or end offsets change, so that readers never see a state
  * older than the cursors beside it. */
 void incr_update_state_locked(struct incr *c);
+/* Whether the channel is far behind (state catching_up): batches may be
+ * larger, merges wait for the head, pages are released more often. */
+bool incr_behind(struct incr *c);
 /* INCR_CATCH_UP: whether every partition has reached its goal; the loop
  * ends on it and incr_wait reports it. */
 void incr_check_caught_up_locked(struct incr *c);

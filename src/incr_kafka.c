@@ -315,10 +315,7 @@ int incr_poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
     int n = 0;
     size_t bytes = 0;
     double deadline = 0;
-    pthread_mutex_lock(&c->mu);
-    size_t limit = c->state && strcmp(c->state, "catching_up") == 0 ? INCR_BATCH_BYTES_BEHIND
-                                                        : INCR_BATCH_BYTES;
-    pthread_mutex_unlock(&c->mu);
+    size_t limit = incr_behind(c) ? INCR_BATCH_BYTES_BEHIND : INCR_BATCH_BYTES;
     double give_up = mono_now() + wait_ms / 1000.0;
     bool woken = false;
     while (n < INCR_BATCH_MAX && bytes < limit) {
