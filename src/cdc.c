@@ -512,6 +512,16 @@ int cdc_json_parse(struct cdc_ctx *c, int slot, const char *what, const void *p,
     return 0;
 }
 
+struct json_object *cdc_json_c(const struct cdc_events *e, const struct jval *v)
+{
+    struct json_tokener *tok = json_tokener_new();
+    struct json_object *o =
+        tok ? json_tokener_parse_ex(tok, e->docs[0].src + v->start, (int)(v->end - v->start))
+            : NULL;
+    json_tokener_free(tok);
+    return o;
+}
+
 const struct jval *cdc_get(const struct jval *o, const char *key)
 {
     const struct jval *v = jv_get(o, key);

@@ -402,11 +402,7 @@ static bool conv_named(struct fmt *f, const char *name, const struct jval *v, in
  * second parse costs nothing that matters. */
 static int json_text(struct fmt *f, const struct jval *v)
 {
-    const struct jdoc *d = &f->c->out->docs[0];
-    struct json_tokener *tok = json_tokener_new();
-    struct json_object *o =
-        tok ? json_tokener_parse_ex(tok, d->src + v->start, (int)(v->end - v->start)) : NULL;
-    json_tokener_free(tok);
+    struct json_object *o = cdc_json_c(f->c->out, v);
     const char *s = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
     if (s)
         cdc_value_set(f->c->out, f->out, s, strlen(s));

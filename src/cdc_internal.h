@@ -55,6 +55,10 @@ int cdc_json_parse(struct cdc_ctx *c, int slot, const char *what, const void *p,
  * hands it to fn, which sees the message's object (or NULL for null). */
 int cdc_json_message(struct cdc_ctx *c, const void *val, size_t vlen,
                      int (*fn)(struct cdc_ctx *c, const struct jval *m));
+/* A json-c copy of v, a value of the message parsed in slot 0, from its
+ * text (NULL if json-c refuses it): for what must outlive the message or
+ * be written as json-c writes it. Rare paths only. */
+struct json_object *cdc_json_c(const struct cdc_events *e, const struct jval *v);
 /* o's member key, NULL when o is not an object, the key is absent or null. */
 const struct jval *cdc_get(const struct jval *o, const char *key);
 /* Member key as a string (NULL if absent or not a string). */

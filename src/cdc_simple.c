@@ -23,17 +23,6 @@ static char *table_key(const char *db, const char *tbl)
     return tbuf_take(&k);
 }
 
-/* A json-c copy of v (an object of the message), from its text. */
-static struct json_object *kept(const struct cdc_events *e, const struct jval *v)
-{
-    struct json_tokener *tok = json_tokener_new();
-    struct json_object *o =
-        tok ? json_tokener_parse_ex(tok, e->docs[0].src + v->start, (int)(v->end - v->start))
-            : NULL;
-    json_tokener_free(tok);
-    return o;
-}
-
 /* json-c's member key as a string, NULL if absent or not one. */
 static const char *kept_str(struct json_object *o, const char *key)
 {
@@ -57,7 +46,7 @@ static void learn(struct cdc_events *e, const struct jval *ts)
     jv_foreach(cols, col) {
         const struct jval *dt = cdc_get(col, "dataType");
         const char *name = cdc_get_str(col, "name");
-        if (name && jv_is(dt, JV_OBJ) && (dto = kept(e, dt)))
+        if (name && jv_is(dt, JV_OBJ) && (dto = cdc_json_c(e, dt)))
             json_object_object_add(map, name, dto);
     }
     if (!e->tables)

@@ -44,11 +44,17 @@ struct version meta_version(struct gen *g, MDB_txn *txn, const char *key)
     return r;
 }
 
+/* version_decode's form, into b[0..9). */
+static void version_encode(struct version v, unsigned char *b)
+{
+    b[0] = v.domain;
+    memcpy(b + 1, &v.v, 8);
+}
+
 static int put_version(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, struct version v)
 {
     unsigned char b[9];
-    b[0] = v.domain;
-    memcpy(b + 1, &v.v, 8);
+    version_encode(v, b);
     MDB_val val = {9, b};
     return mdb_put(txn, dbi, k, &val, 0);
 }
@@ -76,8 +82,7 @@ static int row_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, uint32_t id, struct ve
 {
     unsigned char b[13];
     memcpy(b, &id, 4);
-    b[4] = v.domain;
-    memcpy(b + 5, &v.v, 8);
+    version_encode(v, b + 4);
     MDB_val val = {13, b};
     return mdb_put(txn, dbi, k, &val, 0);
 }
