@@ -55,6 +55,8 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly, size_t ma
         rc = mdb_dbi_open(txn, "pk", dbflags, &e->pk);
     if (!rc)
         rc = mdb_dbi_open(txn, "meta", dbflags, &e->meta);
+    if (!rc && !readonly) /* only writers need it: older generations lack it */
+        rc = mdb_dbi_open(txn, "dead", MDB_CREATE, &e->dead);
     if (!rc)
         rc = index_open_dbs(txn, !readonly, &e->index);
     if (!rc) {
@@ -482,13 +484,20 @@ int gen_each_doc(struct gen *g, int (*fn)(struct json_object *, void *), void *a
     int stop = 0;
     if (gen_txn_begin(g, &txn))
         return -1;
+    /* A removed document stays in docs until the merge purges it. */
+    roaring_bitmap_t *deleted = index_deleted(txn, &g->e.index);
     mdb_cursor_open(txn, g->e.docs, &cur);
     for (int op = MDB_FIRST; !stop && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+        uint32_t id;
+        memcpy(&id, k.mv_data, sizeof id);
+        if (roaring_bitmap_contains(deleted, id))
+            continue;
         struct json_object *doc = doc_decode(g->sc, &v);
         stop = fn(doc, arg);
         json_object_put(doc);
     }
     mdb_cursor_close(cur);
+    roaring_bitmap_free(deleted);
     gen_txn_end(g, txn);
     return stop;
 }

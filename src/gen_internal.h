@@ -16,8 +16,11 @@ struct gen_env {
      * between transactions instead (lmdb_map_room). */
     struct lmdb_map map;
     /* pk: encoded primary key -> u32 document id (0: none, deleted), then
-     * the row's version (u8 domain + u64) once the stream has changed it. */
-    MDB_dbi docs, pk, meta;
+     * the row's version (u8 domain + u64) once the stream has changed it,
+     * then (for a document the stream wrote) the hash64 of its encoding.
+     * dead: ids removed from the index whose documents are still in docs
+     * (index_idset form), until the merge purges them (gen_live.c). */
+    MDB_dbi docs, pk, meta, dead;
     struct index_dbs index;
 };
 

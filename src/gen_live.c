@@ -22,6 +22,7 @@ struct gen_writer {
     struct tbuf key, doc, old;
     struct tis_value *oldv, *merged;
     struct index_delta *delta; /* the term entries, written at the commit */
+    roaring_bitmap_t *dead;    /* ids whose documents the merge purges */
 };
 
 /* A stored version (u8 domain + u64, put_version's form) into *r; false,
@@ -59,31 +60,40 @@ static int put_version(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, struct version v)
     return mdb_put(txn, dbi, k, &val, 0);
 }
 
-/* A row's pk entry (gen_internal.h): its document id (0: none), and its
- * version when the stream wrote one. One lookup and one write a change:
- * they were two of each, in two B-trees, each dirtying its own pages. */
+/* A row's pk entry (gen_internal.h): its document id (0: none), its
+ * version when the stream wrote one, and then its document's hash. One
+ * lookup and one write a change: they were two of each, in two B-trees,
+ * each dirtying its own pages. The hash answers "unchanged?" without
+ * reading the document (a random page of the largest tree). */
 struct row_entry {
     uint32_t id;
-    bool has_version;
+    bool has_version, has_hash;
     struct version v;
+    uint64_t hash;
 };
 
 static bool row_decode(const MDB_val *v, struct row_entry *r)
 {
-    if (v->mv_size != 4 && v->mv_size != 13)
+    if (v->mv_size != 4 && v->mv_size != 13 && v->mv_size != 21)
         return false;
     memcpy(&r->id, v->mv_data, 4);
     MDB_val ver = {9, (char *)v->mv_data + 4};
-    r->has_version = v->mv_size == 13 && version_decode(&ver, &r->v);
+    r->has_version = v->mv_size >= 13 && version_decode(&ver, &r->v);
+    r->has_hash = v->mv_size == 21;
+    if (r->has_hash)
+        memcpy(&r->hash, (char *)v->mv_data + 13, 8);
     return true;
 }
 
-static int row_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, uint32_t id, struct version v)
+/* id 0 (a tombstone) keeps no hash. */
+static int row_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, uint32_t id, struct version v,
+                   uint64_t hash)
 {
-    unsigned char b[13];
+    unsigned char b[21];
     memcpy(b, &id, 4);
     version_encode(v, b + 4);
-    MDB_val val = {13, b};
+    memcpy(b + 13, &hash, 8);
+    MDB_val val = {id ? 21 : 13, b};
     return mdb_put(txn, dbi, k, &val, 0);
 }
 
@@ -116,7 +126,7 @@ int gen_row_lookup(struct gen *g, MDB_txn *txn, const struct tis_value *vals, st
 {
     pk_encode(g->sc, vals, key);
     MDB_val k = {key->len, key->data}, v;
-    struct row_entry e = {0, false, {VER_NONE, 0}};
+    struct row_entry e = {0};
     memset(r, 0, sizeof *r);
     int rc = mdb_get(txn, g->e.pk, &k, &v);
     if (rc && rc != MDB_NOTFOUND)
@@ -167,47 +177,57 @@ struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err
     return w;
 }
 
-/* Looks the current key up: *stale when an event at version ev changes
- * nothing (at or below the row's version: its own, else the snapshot's,
- * or the last TRUNCATE's); otherwise, when a document is there, copies it
- * (its page may move under the writes that follow) into w->oldv. */
-static int find_current(struct gen_writer *w, struct version ev, uint32_t *id, bool *had,
+/* Looks the current key up into *e: *stale when an event at version ev
+ * changes nothing (at or below the row's version: its own, else the
+ * snapshot's, or the last TRUNCATE's). */
+static int find_current(struct gen_writer *w, struct version ev, struct row_entry *e,
                         bool *stale)
 {
     MDB_val k = {w->key.len, w->key.data}, v;
-    struct row_entry e = {0, false, {VER_NONE, 0}};
-    *had = false;
+    *e = (struct row_entry){0};
     int rc = mdb_get(w->txn, w->g->e.pk, &k, &v);
     if (rc && rc != MDB_NOTFOUND)
         return rc;
-    if (rc == 0 && !row_decode(&v, &e))
+    if (rc == 0 && !row_decode(&v, e))
         return MDB_CORRUPTED;
-    struct version row = e.has_version ? e.v : w->snapshot;
+    struct version row = e->has_version ? e->v : w->snapshot;
     *stale = !newer(ev, row) || (w->floor.domain != VER_NONE && !newer(ev, w->floor));
-    *id = e.id;
-    if (*stale || !e.id)
-        return 0;
-    MDB_val ik = {4, id}, d;
-    if ((rc = mdb_get(w->txn, w->g->e.docs, &ik, &d)) != 0)
+    return 0;
+}
+
+/* Copies document id (its page may move under the writes that follow)
+ * into w->old and its values into w->oldv. */
+static int read_old(struct gen_writer *w, uint32_t id)
+{
+    MDB_val ik = {4, &id}, d;
+    int rc = mdb_get(w->txn, w->g->e.docs, &ik, &d);
+    if (rc)
         return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
     tbuf_reset(&w->old);
     tbuf_add(&w->old, d.mv_data, d.mv_size);
     MDB_val copy = {w->old.len, w->old.data};
-    if (!doc_values(w->g->sc, &copy, w->oldv))
-        return MDB_CORRUPTED;
-    *had = true;
-    return 0;
+    return doc_values(w->g->sc, &copy, w->oldv) ? 0 : MDB_CORRUPTED;
 }
 
-/* Takes the stored document id out of every structure. */
+/* Takes document id out of the index. Its stored document stays until the
+ * merge purges it (purge_dead): deleted here, each would dirty a random
+ * page of the documents' tree, and map it, with the pages around it, into
+ * the daemon's memory (a 1M-event catch-up: 430 MB peak RSS with, 276 MB
+ * without, and 4.2 against 2.8 KB written an event). */
 static int remove_doc(struct gen_writer *w, uint32_t id)
 {
-    const struct gen *g = w->g;
-    MDB_val ik = {4, &id};
-    int rc = index_doc_remove(w->txn, &g->e.index, g->sc, id, w->st.f, w->delta);
-    if (!rc)
-        rc = mdb_del(w->txn, g->e.docs, &ik, NULL);
-    return rc;
+    if (!w->dead)
+        w->dead = roaring_bitmap_create();
+    roaring_bitmap_add(w->dead, id);
+    return index_doc_remove(w->txn, &w->g->e.index, w->g->sc, id, w->st.f, w->delta);
+}
+
+static bool some_absent(const struct tis_schema *sc, const bool *present)
+{
+    for (size_t i = 0; present && i < sc->nfields; i++)
+        if (!present[i])
+            return true;
+    return false;
 }
 
 /* present NULL: every field is; pre: the packed analysis of vals then, or
@@ -217,25 +237,32 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
                   size_t errlen)
 {
     const struct gen *g = w->g;
-    uint32_t old_id = 0, id = 0;
-    bool had, stale = false;
+    struct row_entry e;
+    bool stale = false, partial = some_absent(g->sc, present);
     pk_encode(g->sc, vals, &w->key);
-    int rc = find_current(w, v, &old_id, &had, &stale);
+    int rc = find_current(w, v, &e, &stale);
     if (!rc && stale)
         return *out = GEN_STALE, 0;
+    bool had = !rc && e.id, old_read = had && (partial || !e.has_hash);
+    if (old_read)
+        rc = read_old(w, e.id);
     for (size_t i = 0; i < g->sc->nfields; i++)
         w->merged[i] = !present || present[i] ? vals[i]
                        : had                  ? w->oldv[i]
                                               : (struct tis_value){"", 0, true};
     doc_encode(g->sc, w->merged, &w->doc);
+    uint64_t hash = hash64(w->doc.data, w->doc.len);
+    bool same = had && (e.has_hash ? e.hash == hash
+                                   : w->doc.len == w->old.len &&
+                                         memcmp(w->doc.data, w->old.data, w->old.len) == 0);
     MDB_val k = {w->key.len, w->key.data};
+    uint32_t id = e.id;
     *out = GEN_APPLIED;
-    if (!rc && had && w->doc.len == w->old.len && memcmp(w->doc.data, w->old.data, w->old.len) == 0) {
+    if (!rc && same) {
         *out = GEN_UNCHANGED;
-        id = old_id;
     } else if (!rc) {
         if (had)
-            rc = remove_doc(w, old_id);
+            rc = remove_doc(w, e.id);
         if (!rc && w->st.last_id == UINT32_MAX) {
             /* Ids run out: a larger map would not help. */
             snprintf(err, errlen, "apply an upsert: no document id left (rebuild the collection)");
@@ -254,7 +281,7 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
         w->st.docs += !had;
     }
     if (!rc)
-        rc = row_put(w->txn, g->e.pk, &k, id, v);
+        rc = row_put(w->txn, g->e.pk, &k, id, v, hash);
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "apply an upsert", err, errlen) : 0;
 }
@@ -276,20 +303,21 @@ int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct 
                      enum gen_outcome *out, char *err, size_t errlen)
 {
     const struct gen *g = w->g;
-    uint32_t id = 0;
-    bool had, stale = false;
+    struct row_entry e;
+    bool stale = false;
     pk_encode(g->sc, vals, &w->key);
-    int rc = find_current(w, v, &id, &had, &stale);
+    int rc = find_current(w, v, &e, &stale);
     if (!rc && stale)
         return *out = GEN_STALE, 0;
     MDB_val k = {w->key.len, w->key.data};
-    if (!rc && had) {
-        rc = remove_doc(w, id);
+    bool had = !rc && e.id;
+    if (had) {
+        rc = remove_doc(w, e.id);
         w->st.docs--;
     }
     /* The tombstone: a late, older insert of this row must stay out. */
     if (!rc)
-        rc = row_put(w->txn, g->e.pk, &k, 0, v);
+        rc = row_put(w->txn, g->e.pk, &k, 0, v, 0);
     *out = had ? GEN_APPLIED : GEN_MISSING;
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "apply a delete", err, errlen) : 0;
@@ -313,7 +341,7 @@ static int tombstones_only(MDB_txn *txn, MDB_dbi pk)
         }
         if (!e.id)
             continue;
-        if (e.has_version) {
+        if (e.has_version) { /* its version, without id or hash */
             unsigned char b[13];
             memcpy(b, v.mv_data, 13);
             memset(b, 0, 4);
@@ -333,6 +361,11 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     const struct gen *g = w->g;
     int rc = mdb_drop(w->txn, g->e.docs, 0);
     if (!rc)
+        rc = mdb_drop(w->txn, g->e.dead, 0);
+    if (w->dead)
+        roaring_bitmap_free(w->dead);
+    w->dead = NULL;
+    if (!rc)
         rc = tombstones_only(w->txn, g->e.pk);
     index_delta_reset(w->delta); /* entries of ids the clear deletes */
     if (!rc)
@@ -350,10 +383,47 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     return 0;
 }
 
+/* Takes up to GEN_PURGE_IDS stored documents of removed ids out of docs,
+ * lowest ids first (neighbours share pages). */
+static int purge_dead(struct gen_writer *w, bool *ran, bool *left)
+{
+    roaring_bitmap_t *ids;
+    MDB_cursor *cur;
+    MDB_stat st;
+    int rc = index_idset_take(w->txn, w->g->e.dead, GEN_PURGE_IDS, &ids);
+    if (rc || !ids)
+        return rc;
+    *ran = true;
+    if ((rc = mdb_cursor_open(w->txn, w->g->e.docs, &cur)) == 0) {
+        roaring_uint32_iterator_t it;
+        for (roaring_init_iterator(ids, &it); !rc && it.has_value;
+             roaring_advance_uint32_iterator(&it)) {
+            uint32_t id = it.current_value;
+            MDB_val k = {4, &id}, v;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+            rc = rc == 0 ? mdb_cursor_del(cur, 0) : rc == MDB_NOTFOUND ? 0 : rc;
+        }
+        mdb_cursor_close(cur);
+    }
+    roaring_bitmap_free(ids);
+    if (!rc && (rc = mdb_stat(w->txn, w->g->e.dead, &st)) == 0)
+        *left = st.ms_entries > 0;
+    return rc;
+}
+
 int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double until, bool *ran,
-                   bool *left, char *err, size_t errlen)
+                   bool *left, bool *purged, char *err, size_t errlen)
 {
     int rc = index_fold(w->txn, &w->g->e.index, mode, until, ran, left);
+    *purged = false;
+    /* The documents once the postings are merged, and never far behind:
+     * a catch-up's CPU goes to the stream. */
+    MDB_stat st;
+    if (!rc && !*ran && mode != INDEX_MERGE_BEHIND)
+        rc = purge_dead(w, purged, left), *ran = *purged;
+    else if (!rc && !*left && mode != INDEX_MERGE_BEHIND &&
+             (rc = mdb_stat(w->txn, w->g->e.dead, &st)) == 0)
+        *left = st.ms_entries > 0; /* the purge is due next */
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "merge", err, errlen) : 0;
 }
@@ -366,6 +436,8 @@ uint64_t gen_write_delta_entries(struct gen_writer *w)
 static void writer_free(struct gen_writer *w)
 {
     index_delta_free(w->delta);
+    if (w->dead) /* this CRoaring's free does not take NULL */
+        roaring_bitmap_free(w->dead);
     gen_stats_free(&w->st);
     tbuf_free(&w->key);
     tbuf_free(&w->doc);
@@ -426,6 +498,8 @@ int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *er
     tbuf_add(&live, w->st.f, nf * sizeof *w->st.f);
     MDB_val k = {4, "live"}, v = {live.len, live.data};
     int rc = index_delta_flush(w->txn, &g->e.index, w->delta);
+    if (!rc && w->dead)
+        rc = index_idset_add(w->txn, g->e.dead, w->dead);
     if (!rc)
         rc = mdb_put(w->txn, g->e.meta, &k, &v, 0);
     if (!rc && channel)

@@ -225,7 +225,7 @@ static bool fold_step(struct incr *c, bool idle, double until)
     struct gen_writer *w = gen_write_begin(c->g, c->an, err, sizeof err);
     if (!w)
         return false;
-    bool ran = false;
+    bool ran = false, purged = false;
     int rc;
     bool behind = incr_behind(c);
     /* Far behind, a poll that finds nothing is a gap in the fetches, not a
@@ -234,7 +234,7 @@ static bool fold_step(struct incr *c, bool idle, double until)
     enum index_merge_mode mode = behind ? INDEX_MERGE_BEHIND
                                  : idle ? INDEX_MERGE_ALL
                                         : INDEX_MERGE_TIERS;
-    if (gen_write_fold(w, mode, until, &ran, &c->fold_left, err, sizeof err)) {
+    if (gen_write_fold(w, mode, until, &ran, &c->fold_left, &purged, err, sizeof err)) {
         if (gen_write_abort(w) == GEN_GREW) /* the next step runs in the larger map */
             incr_say(c, "the generation's map was full: it grew to %zu MiB, merging again",
                      gen_map_size(c->g) >> 20);
@@ -250,6 +250,10 @@ static bool fold_step(struct incr *c, bool idle, double until)
         c->dirty = true;
     else if (rc == GEN_GREW)
         incr_say(c, "%s, merging again", err);
+    if (purged) { /* up to GEN_PURGE_IDS random pages of documents, and those around them */
+        gen_release_pages(c->g);
+        c->last_release = mono_now();
+    }
     pthread_mutex_lock(&c->mu);
     c->unmerged = entries;
     pthread_mutex_unlock(&c->mu);

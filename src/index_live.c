@@ -24,9 +24,7 @@ int put_bitmap(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, roaring_bitmap_t *r)
     return rc;
 }
 
-/* Marks the ids of add deleted: one chunk of at most 65536 ids is
- * rewritten per range they fall in. */
-static int deleted_add(MDB_txn *txn, const struct index_dbs *d, const roaring_bitmap_t *add)
+int index_idset_add(MDB_txn *txn, MDB_dbi dbi, const roaring_bitmap_t *add)
 {
     roaring_uint32_iterator_t it;
     roaring_init_iterator(add, &it);
@@ -36,17 +34,52 @@ static int deleted_add(MDB_txn *txn, const struct index_dbs *d, const roaring_bi
         unsigned char hi[2] = {(unsigned char)(lo >> 24), (unsigned char)(lo >> 16)};
         MDB_val k = {2, hi}, v;
         roaring_bitmap_t *r = NULL;
-        if (mdb_get(txn, d->deleted, &k, &v) == 0)
+        if (mdb_get(txn, dbi, &k, &v) == 0)
             r = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size);
         if (!r)
             r = roaring_bitmap_create();
         for (; it.has_value && (it.current_value & 0xFFFF0000u) == lo;
              roaring_advance_uint32_iterator(&it))
             roaring_bitmap_add(r, it.current_value);
-        rc = put_bitmap(txn, d->deleted, &k, r);
+        rc = put_bitmap(txn, dbi, &k, r);
         roaring_bitmap_free(r);
     }
     return rc;
+}
+
+int index_idset_take(MDB_txn *txn, MDB_dbi dbi, uint32_t max, roaring_bitmap_t **out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    *out = NULL;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (!rc)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    roaring_bitmap_t *r = NULL;
+    if (!rc && !(r = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size)))
+        rc = MDB_CORRUPTED;
+    if (!rc && roaring_bitmap_get_cardinality(r) <= max) {
+        rc = mdb_cursor_del(cur, 0);
+        *out = r, r = NULL;
+    } else if (!rc) {
+        uint32_t last;
+        roaring_bitmap_select(r, max - 1, &last);
+        *out = roaring_bitmap_from_range(roaring_bitmap_minimum(r), (uint64_t)last + 1, 1);
+        roaring_bitmap_and_inplace(*out, r);
+        roaring_bitmap_andnot_inplace(r, *out);
+        unsigned char hi[2];
+        memcpy(hi, k.mv_data, 2); /* k points into the page the put rewrites */
+        MDB_val key = {2, hi};
+        rc = put_bitmap(txn, dbi, &key, r);
+    }
+    if (r) /* this CRoaring's free does not take NULL */
+        roaring_bitmap_free(r);
+    mdb_cursor_close(cur);
+    if (rc && *out) {
+        roaring_bitmap_free(*out);
+        *out = NULL;
+    }
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* ---- a transaction's segment, written at its end ----
@@ -349,7 +382,7 @@ int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delt
 {
     if (!b)
         return 0;
-    int rc = b->deleted ? deleted_add(txn, d, b->deleted) : 0;
+    int rc = b->deleted ? index_idset_add(txn, d->deleted, b->deleted) : 0;
     if (!rc)
         rc = segment_flush(txn, d, b);
     if (!rc)
@@ -494,7 +527,7 @@ int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
         return 0;
     }
     roaring_bitmap_t *one = roaring_bitmap_of(1, doc);
-    rc = deleted_add(txn, d, one);
+    rc = index_idset_add(txn, d->deleted, one);
     roaring_bitmap_free(one);
     return rc;
 }

@@ -355,3 +355,31 @@ char *base64_decode(const char *s, size_t *n)
     *n = o;
     return out;
 }
+
+uint64_t hash64(const void *p, size_t n)
+{
+    const uint64_t m = 0xc6a4a7935bd1e995ULL;
+    const int r = 47;
+    const unsigned char *b = p, *end = b + (n & ~(size_t)7);
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (n * m);
+    for (; b < end; b += 8) {
+        uint64_t k;
+        memcpy(&k, b, 8);
+        k *= m;
+        k ^= k >> r;
+        k *= m;
+        h ^= k;
+        h *= m;
+    }
+    uint64_t t = 0;
+    for (size_t i = 0; i < (n & 7); i++)
+        t |= (uint64_t)b[i] << (8 * i);
+    if (n & 7) {
+        h ^= t;
+        h *= m;
+    }
+    h ^= h >> r;
+    h *= m;
+    h ^= h >> r;
+    return h;
+}

@@ -126,7 +126,7 @@ int gen_walk_doc_values(struct gen *g, MDB_txn *txn, const roaring_bitmap_t *ids
                         int (*fn)(void *arg, uint32_t id, const struct tis_value *vals),
                         void *arg);
 
-/* Calls fn with each document in id order as a JSON object of its stored
+/* Calls fn with each live document in id order as a JSON object of its stored
  * fields, typed (fn must not keep it). A non-zero return stops. */
 int gen_each_doc(struct gen *g, int (*fn)(struct json_object *doc, void *arg), void *arg);
 
@@ -180,9 +180,13 @@ int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct 
 int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t errlen);
 /* A step of the background merge (index_fold's mode) until the clock
  * (mono_now) passes until; *ran says whether it changed anything (else the
- * transaction may be abandoned), *left whether more merging is due now. */
+ * transaction may be abandoned), *left whether more merging is due now.
+ * Once no posting is left to merge (and not far behind), a step purges up
+ * to GEN_PURGE_IDS stored documents of removed ids instead (*purged): the
+ * pages it read are worth releasing (gen_release_pages) after its commit. */
+#define GEN_PURGE_IDS 512
 int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double until, bool *ran,
-                   bool *left, char *err, size_t errlen);
+                   bool *left, bool *purged, char *err, size_t errlen);
 /* Entries outside the base postings (the segments', exists marks). */
 uint64_t gen_write_delta_entries(struct gen_writer *w);
 /* Commits the batch with the channel state (a JSON object, borrowed; NULL

@@ -223,6 +223,13 @@ void posting_free(struct posting *p);
 uint32_t posting_tf(const struct posting *p, uint32_t doc);
 /* The documents that match: (base | delta) - deleted (a new bitmap). */
 roaring_bitmap_t *posting_live(const struct posting *p, const roaring_bitmap_t *deleted);
+/* Sets of document ids kept as roaring chunks of 65 536 ids each (key: the
+ * two high bytes of the ids, big-endian), the form of the deleted marks:
+ * one chunk is rewritten per range the added ids fall in. */
+int index_idset_add(MDB_txn *txn, MDB_dbi dbi, const roaring_bitmap_t *add);
+/* Takes up to max (> 0) of the lowest ids out of the set into *out (NULL
+ * when the set is empty). */
+int index_idset_take(MDB_txn *txn, MDB_dbi dbi, uint32_t max, roaring_bitmap_t **out);
 /* Every deleted id (a new bitmap; empty when none). */
 roaring_bitmap_t *index_deleted(MDB_txn *txn, const struct index_dbs *d);
 /* The live documents: every id handed out (1..last_id) minus deleted (a

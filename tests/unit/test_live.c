@@ -284,11 +284,11 @@ static void test_scores_survive_the_merge(void)
     /* 201 batches, 201 segments: first the tiers, then into the base, a
      * term a transaction (until 0). */
     for (int all = 0; all < 2; all++) {
-        bool left = true, ran;
+        bool left = true, ran, purged;
         for (int round = 0; left && round < 100000; round++) {
             struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
-            CHECK(gen_write_fold(w, all ? INDEX_MERGE_ALL : INDEX_MERGE_TIERS, 0, &ran, &left, err,
-                                 sizeof err) == 0);
+            CHECK(gen_write_fold(w, all ? INDEX_MERGE_ALL : INDEX_MERGE_TIERS, 0, &ran, &left,
+                                 &purged, err, sizeof err) == 0);
             CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
         }
         CHECK(!left);
@@ -300,6 +300,72 @@ static void test_scores_survive_the_merge(void)
     }
     analyzer_free(an);
     free(before);
+    drop_gen(g, dir);
+}
+
+/* Entries in the documents' tree, removed ones not yet purged included. */
+static size_t stored_docs(struct gen *g)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st = {0};
+    CHECK(gen_txn_begin(g, &txn) == 0);
+    CHECK(mdb_dbi_open(txn, "docs", MDB_INTEGERKEY, &dbi) == 0);
+    CHECK(mdb_stat(txn, dbi, &st) == 0);
+    gen_txn_end(g, txn);
+    return st.ms_entries;
+}
+
+/* A replaced or deleted row's document leaves the index at once and the
+ * documents' tree at the merge, a chunk at a time: neither a dump nor a
+ * query sees it in between, and the tree ends with the live rows only. */
+static void test_removed_documents_are_purged(void)
+{
+    char dir[64], err[256];
+    struct gen *g = make_gen(dir, "{\"tso\":100}");
+    size_t before = stored_docs(g);
+    enum { ROWS = 700, UPDATED = 600, DELETED = 50 };
+    for (int i = 0; i < ROWS; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", 1000 + i);
+        upsert(g, id, "plum", "1", NULL, TSO(200));
+    }
+    for (int i = 0; i < UPDATED; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", 1000 + i);
+        CHECK_INT(upsert(g, id, "plum", "1", NULL, TSO(300)), GEN_UNCHANGED);
+        CHECK_INT(upsert(g, id, "pear", "2", NULL, TSO(400)), GEN_APPLIED);
+    }
+    for (int i = ROWS - DELETED; i < ROWS; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", 1000 + i);
+        CHECK_INT(delete(g, id, TSO(500)), GEN_APPLIED);
+    }
+    CHECK_INT(stored_docs(g), before + ROWS + UPDATED);
+    char *listed = docs(g), *q = query(g, "q=title:plum&rows=0");
+    size_t lines = 0;
+    for (char *p = listed; (p = strchr(p, '\n')); p++)
+        lines++;
+    CHECK_INT(lines, before + ROWS - DELETED);
+    CHECK_HAS(q, "\"numFound\":50");
+    free(q);
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    bool left = true, ran, purged;
+    int purges = 0;
+    for (int steps = 0; left && steps < 100000; steps++) {
+        struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+        CHECK(gen_write_fold(w, INDEX_MERGE_ALL, 0, &ran, &left, &purged, err, sizeof err) == 0);
+        CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+        purges += purged;
+    }
+    CHECK(!left);
+    CHECK_INT(purges, 2); /* 650 removed documents, 512 a step */
+    CHECK_INT(stored_docs(g), before + ROWS - DELETED);
+    char *after = docs(g);
+    CHECK_STR(after, listed);
+    free(after);
+    free(listed);
+    analyzer_free(an);
     drop_gen(g, dir);
 }
 
@@ -335,6 +401,7 @@ int main(void)
     test_batch_commits_whole_with_the_channel_state();
     test_binlog_versions();
     test_scores_survive_the_merge();
+    test_removed_documents_are_purged();
     test_other_index_format_is_refused();
     return check_summary();
 }
