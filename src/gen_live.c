@@ -3,7 +3,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <stdlib.h>
@@ -23,6 +22,14 @@ struct gen_writer {
     struct tis_value *oldv, *merged;
     struct index_delta *delta; /* the term entries, written at the commit */
     roaring_bitmap_t *dead;    /* ids whose documents the merge purges */
+    /* The batch's new documents (ids first_new on), appended together at
+     * the commit: put as each row came, their pages would alternate with
+     * the pk leaves the batch rewrites, and every read of a pk leaf maps
+     * the pages around it (the kernel's fault-around) into the daemon's
+     * RSS, documents included. */
+    struct tbuf news;
+    size_t *new_at, nnew, new_cap;
+    uint32_t first_new;
 };
 
 /* A stored version (u8 domain + u64, put_version's form) into *r; false,
@@ -200,8 +207,11 @@ static int find_current(struct gen_writer *w, struct version ev, struct row_entr
 static int read_old(struct gen_writer *w, uint32_t id)
 {
     MDB_val ik = {4, &id}, d;
-    int rc = mdb_get(w->txn, w->g->e.docs, &ik, &d);
-    if (rc)
+    int rc = 0;
+    if (w->nnew && id >= w->first_new && id - w->first_new < w->nnew) {
+        size_t i = id - w->first_new, end = i + 1 < w->nnew ? w->new_at[i + 1] : w->news.len;
+        d = (MDB_val){end - w->new_at[i], w->news.data + w->new_at[i]};
+    } else if ((rc = mdb_get(w->txn, w->g->e.docs, &ik, &d)) != 0)
         return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
     tbuf_reset(&w->old);
     tbuf_add(&w->old, d.mv_data, d.mv_size);
@@ -220,6 +230,33 @@ static int remove_doc(struct gen_writer *w, uint32_t id)
         w->dead = roaring_bitmap_create();
     roaring_bitmap_add(w->dead, id);
     return index_doc_remove(w->txn, &w->g->e.index, w->g->sc, id, w->st.f, w->delta);
+}
+
+static void add_new(struct gen_writer *w, uint32_t id)
+{
+    if (!w->nnew)
+        w->first_new = id;
+    if (w->nnew == w->new_cap) {
+        w->new_cap = w->new_cap ? 2 * w->new_cap : 1024;
+        w->new_at = xrealloc(w->new_at, w->new_cap * sizeof *w->new_at);
+    }
+    w->new_at[w->nnew++] = w->news.len;
+    tbuf_add(&w->news, w->doc.data, w->doc.len);
+}
+
+static int put_news(struct gen_writer *w)
+{
+    MDB_cursor *cur;
+    int rc = w->nnew ? mdb_cursor_open(w->txn, w->g->e.docs, &cur) : 0;
+    for (size_t i = 0; w->nnew && !rc && i < w->nnew; i++) {
+        uint32_t id = w->first_new + (uint32_t)i;
+        size_t end = i + 1 < w->nnew ? w->new_at[i + 1] : w->news.len;
+        MDB_val k = {4, &id}, d = {end - w->new_at[i], w->news.data + w->new_at[i]};
+        rc = mdb_cursor_put(cur, &k, &d, MDB_APPEND);
+    }
+    if (w->nnew)
+        mdb_cursor_close(cur);
+    return rc;
 }
 
 static bool some_absent(const struct tis_schema *sc, const bool *present)
@@ -269,9 +306,8 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
             return -1;
         }
         id = ++w->st.last_id;
-        MDB_val ik = {4, &id}, d = {w->doc.len, w->doc.data};
         if (!rc)
-            rc = mdb_put(w->txn, g->e.docs, &ik, &d, MDB_APPEND);
+            add_new(w, id);
         if (!rc && pre)
             rc = index_doc_add_packed(w->txn, &g->e.index, g->sc, pre, id, w->merged, w->st.f,
                                       w->delta);
@@ -362,6 +398,8 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     int rc = mdb_drop(w->txn, g->e.docs, 0);
     if (!rc)
         rc = mdb_drop(w->txn, g->e.dead, 0);
+    w->nnew = 0; /* ids the clear deletes */
+    tbuf_reset(&w->news);
     if (w->dead)
         roaring_bitmap_free(w->dead);
     w->dead = NULL;
@@ -441,6 +479,8 @@ static void writer_free(struct gen_writer *w)
     gen_stats_free(&w->st);
     tbuf_free(&w->key);
     tbuf_free(&w->doc);
+    tbuf_free(&w->news);
+    free(w->new_at);
     tbuf_free(&w->old);
     free(w->oldv);
     free(w->merged);
@@ -497,7 +537,9 @@ int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *er
     tbuf_add(&live, &w->st.docs, 8);
     tbuf_add(&live, w->st.f, nf * sizeof *w->st.f);
     MDB_val k = {4, "live"}, v = {live.len, live.data};
-    int rc = index_delta_flush(w->txn, &g->e.index, w->delta);
+    int rc = put_news(w);
+    if (!rc)
+        rc = index_delta_flush(w->txn, &g->e.index, w->delta);
     if (!rc && w->dead)
         rc = index_idset_add(w->txn, g->e.dead, w->dead);
     if (!rc)
@@ -605,5 +647,4 @@ void gen_release_pages(struct gen *g)
     if (find_map(g->dir, &addr, &len))
         madvise(addr, len, MADV_DONTNEED);
     lmdb_map_release(&g->e.map);
-    malloc_trim(0); /* what a large batch freed goes back too */
 }

@@ -3,6 +3,7 @@
  * cycle (see incr.h). The consumer is in incr_kafka.c, applying in
  * incr_apply.c, the status JSON in incr_status.c. */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -19,14 +20,18 @@
 #define RETRY_MIN_SEC 0.2
 #define RETRY_MAX_SEC 5.0
 #define SYNC_EVERY_SEC 1.0
-/* Mapped pages of the generation a catch-up touches (a second of it,
- * 100 MB and more; one batch reads up to ~50 MB of old documents, keys and
- * versions) count in the daemon's RSS until released: they go without
- * the sync, every 50 ms while catching up (VmHWM on a 300k catch-up: 340 MB
- * with every 250 ms, 295-305 MB with this), every 250 ms near the head,
- * where a release (a read of /proc/self/maps, madvise, malloc_trim) would
- * otherwise delay a batch a few times a second for little. */
-#define RELEASE_BEHIND_SEC 0.05
+/* Mapped pages of the generation a catch-up touches count in the daemon's
+ * RSS until released, and each read of a page not mapped yet maps the
+ * pages around it that the page cache holds (the kernel's fault-around: 1
+ * MB here, measured): one batch at 600 000 rows maps ~150 MB around the pk
+ * leaves it reads. While catching up they go every 20 ms, between batches
+ * and within them (incr_apply.c): VmHWM of a 1M-event catch-up 278-290 MB
+ * at 50 ms between batches, 246-248 MB with this. Near the head every 250 ms,
+ * where a release (a read of /proc/self/maps, madvise) would otherwise
+ * delay a batch a few times a second for little. The heap's free pages
+ * (malloc_trim) go at the slower pace only: trimmed, the next batch's
+ * allocations fault them back in, page by page. */
+#define RELEASE_BEHIND_SEC 0.02
 #define RELEASE_EVERY_SEC 0.25
 /* The map is grown ahead of need (gen_grow_ahead) when a check finds it more
  * than half used; a long read (a verify pass) that keeps the growth waiting
@@ -250,7 +255,10 @@ static bool fold_step(struct incr *c, bool idle, double until)
         c->dirty = true;
     else if (rc == GEN_GREW)
         incr_say(c, "%s, merging again", err);
-    if (purged) { /* up to GEN_PURGE_IDS random pages of documents, and those around them */
+    /* A purge reads up to GEN_PURGE_IDS random pages of documents (and the
+     * megabyte around each); a fold into the base, the postings of a 50 ms
+     * step. With the stream at rest, releasing costs nothing it needs. */
+    if (purged || (ran && idle)) {
         gen_release_pages(c->g);
         c->last_release = mono_now();
     }
@@ -289,6 +297,17 @@ static void sleep_interruptibly(struct incr *c, double secs)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Releases the generation's mapped pages when the last release is older
+ * than the channel's pace (RELEASE_BEHIND_SEC far behind). */
+void incr_release_pages(struct incr *c, double now)
+{
+    double every = incr_behind(c) ? RELEASE_BEHIND_SEC : RELEASE_EVERY_SEC;
+    if (now - c->last_release >= every) {
+        gen_release_pages(c->g);
+        c->last_release = now;
+    }
+}
+
 /* Grows the map ahead of need, asks the syncer for a sync of what was
  * committed once a second, and releases mapped pages more often, here
  * (madvise is quick; the syncer may be in a long fdatasync). */
@@ -303,10 +322,11 @@ static void upkeep(struct incr *c)
                      size >> 20);
         c->next_grow_check = now + (r == EBUSY ? GROW_RETRY_SEC : GROW_CHECK_SEC);
     }
-    double every = incr_behind(c) ? RELEASE_BEHIND_SEC : RELEASE_EVERY_SEC;
-    if (c->dirty && now - c->last_release >= every) {
-        gen_release_pages(c->g);
-        c->last_release = now;
+    if (c->dirty)
+        incr_release_pages(c, now);
+    if (c->dirty && now - c->last_trim >= RELEASE_EVERY_SEC) {
+        malloc_trim(0); /* what a large batch freed goes back too */
+        c->last_trim = now;
     }
     if (!c->dirty || now - c->last_sync < SYNC_EVERY_SEC)
         return;

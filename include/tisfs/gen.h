@@ -208,7 +208,8 @@ int gen_set_channel_state(struct gen *g, struct json_object *channel, char *err,
 void gen_sync(struct gen *g);
 /* Lets go of the pages of the environment this process has read through its
  * map (they stay in the page cache): a stream touches pages all over a
- * large index, and the daemon's resident size should not grow with it. */
+ * large index, and the daemon's resident size should not grow with it.
+ * Callable inside a write transaction of the same thread (a long batch). */
 void gen_release_pages(struct gen *g);
 
 #endif
