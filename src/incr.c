@@ -20,18 +20,18 @@
 #define RETRY_MIN_SEC 0.2
 #define RETRY_MAX_SEC 5.0
 #define SYNC_EVERY_SEC 1.0
-/* Mapped pages of the generation a catch-up touches count in the daemon's
+/* Mapped pages of the generation a stream touches count in the daemon's
  * RSS until released, and each read of a page not mapped yet maps the
  * pages around it that the page cache holds (the kernel's fault-around: 1
- * MB here, measured): one batch at 600 000 rows maps ~150 MB around the pk
- * leaves it reads. While catching up they go every 20 ms, between batches
- * and within them (incr_apply.c): VmHWM of a 1M-event catch-up 278-290 MB
- * at 50 ms between batches, 246-248 MB with this. Near the head every 250 ms,
- * where a release (a read of /proc/self/maps, madvise) would otherwise
- * delay a batch a few times a second for little. The heap's free pages
- * (malloc_trim) go at the slower pace only: trimmed, the next batch's
- * allocations fault them back in, page by page. */
-#define RELEASE_BEHIND_SEC 0.02
+ * MB here, measured): a batch of 4 096 rows at 600 000 rows in the table
+ * maps ~150 MB around the pk leaves it reads. So they go after every
+ * RELEASE_ROWS rows applied, within a batch too (incr_apply.c), and at
+ * least every RELEASE_EVERY_SEC: VmHWM of a 1M-event canal-json catch-up
+ * 278-290 MB with a release every 50 ms between batches, 238-248 MB with
+ * this; it also bounds the end of a catch-up, which runs as fast with less
+ * lag than catching_up's (open-protocol: 16 rows a message). The heap's
+ * free pages (malloc_trim) go every RELEASE_EVERY_SEC only: trimmed, the
+ * next batch's allocations fault them back in, page by page. */
 #define RELEASE_EVERY_SEC 0.25
 /* The map is grown ahead of need (gen_grow_ahead) when a check finds it more
  * than half used; a long read (a verify pass) that keeps the growth waiting
@@ -255,10 +255,12 @@ static bool fold_step(struct incr *c, bool idle, double until)
         c->dirty = true;
     else if (rc == GEN_GREW)
         incr_say(c, "%s, merging again", err);
-    /* A purge reads up to GEN_PURGE_IDS random pages of documents (and the
-     * megabyte around each); a fold into the base, the postings of a 50 ms
-     * step. With the stream at rest, releasing costs nothing it needs. */
-    if (purged || (ran && idle)) {
+    /* A merge step reads a chunk of terms in up to INDEX_MERGE_FANIN_BEHIND
+     * segments, a purge up to GEN_PURGE_IDS random pages of documents: each
+     * read maps the megabyte around it (open-protocol's 1M-event catch-up
+     * peaked at 298 MB with releases between batches only, at 224 MB
+     * with this). A step ran at most once a batch while the stream flows. */
+    if (ran) {
         gen_release_pages(c->g);
         c->last_release = mono_now();
     }
@@ -297,14 +299,12 @@ static void sleep_interruptibly(struct incr *c, double secs)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Releases the generation's mapped pages when the last release is older
- * than the channel's pace (RELEASE_BEHIND_SEC far behind). */
 void incr_release_pages(struct incr *c, double now)
 {
-    double every = incr_behind(c) ? RELEASE_BEHIND_SEC : RELEASE_EVERY_SEC;
-    if (now - c->last_release >= every) {
+    if (c->rows_unreleased >= RELEASE_ROWS || now - c->last_release >= RELEASE_EVERY_SEC) {
         gen_release_pages(c->g);
         c->last_release = now;
+        c->rows_unreleased = 0;
     }
 }
 

@@ -85,6 +85,7 @@ struct incr {
     int wake_turn; /* the decoding thread's (wake_fetcher) */
     bool fold_left;
     double next_watermarks, last_sync, last_release, last_trim, next_grow_check;
+    size_t rows_unreleased; /* rows applied since the last release of mapped pages */
     char last_logged_err[640];
 };
 
@@ -105,8 +106,9 @@ void incr_update_state_locked(struct incr *c);
 /* Whether the channel is far behind (state catching_up): batches may be
  * larger, merges wait for the head, pages are released more often. */
 bool incr_behind(struct incr *c);
-/* Releases the generation's mapped pages if they are due (incr.c): between
- * batches, and every so many messages within one while far behind. */
+#define RELEASE_ROWS 1024
+/* Releases the generation's mapped pages when due (incr.c): after so many
+ * rows applied (rows_unreleased, counted within a batch too) or so long. */
 void incr_release_pages(struct incr *c, double now);
 /* INCR_CATCH_UP: whether every partition has reached its goal; the loop
  * ends on it and incr_wait reports it. */

@@ -182,8 +182,8 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
  * (mono_now) passes until; *ran says whether it changed anything (else the
  * transaction may be abandoned), *left whether more merging is due now.
  * Once no posting is left to merge (and not far behind), a step purges up
- * to GEN_PURGE_IDS stored documents of removed ids instead (*purged): the
- * pages it read are worth releasing (gen_release_pages) after its commit. */
+ * to GEN_PURGE_IDS stored documents of removed ids instead (*purged). The
+ * pages a step read are worth releasing (gen_release_pages) after it. */
 #define GEN_PURGE_IDS 512
 int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double until, bool *ran,
                    bool *left, bool *purged, char *err, size_t errlen);
