@@ -421,14 +421,14 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     return 0;
 }
 
-/* Takes up to GEN_PURGE_IDS stored documents of removed ids out of docs,
- * lowest ids first (neighbours share pages). */
-static int purge_dead(struct gen_writer *w, bool *ran, bool *left)
+/* Takes up to max stored documents of removed ids out of docs, lowest ids
+ * first (neighbours share pages). */
+static int purge_dead(struct gen_writer *w, uint32_t max, bool *ran, bool *left)
 {
     roaring_bitmap_t *ids;
     MDB_cursor *cur;
     MDB_stat st;
-    int rc = index_idset_take(w->txn, w->g->e.dead, GEN_PURGE_IDS, &ids);
+    int rc = index_idset_take(w->txn, w->g->e.dead, max, &ids);
     if (rc || !ids)
         return rc;
     *ran = true;
@@ -458,7 +458,9 @@ int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double unti
      * a catch-up's CPU goes to the stream. */
     MDB_stat st;
     if (!rc && !*ran && mode != INDEX_MERGE_BEHIND)
-        rc = purge_dead(w, purged, left), *ran = *purged;
+        rc = purge_dead(w, mode == INDEX_MERGE_ALL ? GEN_PURGE_IDS : GEN_PURGE_IDS_BUSY, purged,
+                        left),
+        *ran = *purged;
     else if (!rc && !*left && mode != INDEX_MERGE_BEHIND &&
              (rc = mdb_stat(w->txn, w->g->e.dead, &st)) == 0)
         *left = st.ms_entries > 0; /* the purge is due next */

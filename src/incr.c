@@ -259,8 +259,10 @@ static bool fold_step(struct incr *c, bool idle, double until)
      * segments, a purge up to GEN_PURGE_IDS random pages of documents: each
      * read maps the megabyte around it (open-protocol's 1M-event catch-up
      * peaked at 298 MB with releases between batches only, at 224 MB
-     * with this). A step ran at most once a batch while the stream flows. */
-    if (ran) {
+     * with this). Near the head and busy, a tier of 8 small segments or
+     * a short purge reads little, and a release would only add to the
+     * next change's wait. */
+    if (ran && (behind || idle)) {
         gen_release_pages(c->g);
         c->last_release = mono_now();
     }
