@@ -224,25 +224,34 @@ static int chunk_add(MDB_txn *txn, const struct index_dbs *d, const struct merge
 }
 
 /* Deletes segment seg's keys from the term key from to the chunk's last,
- * walking them in order. */
+ * walking them backwards: LMDB deletes a page's last node in place, but
+ * its first by moving every node after it (a segment's keys were appended
+ * in order), which made deleting forwards 12 % of a catch-up's writing
+ * thread. */
 static int drop_range(MDB_txn *txn, const struct index_dbs *d, uint32_t seg,
                       const unsigned char *from, size_t fromlen, const struct chunk *ch)
 {
     unsigned char lo[SEG_KEY_MAX], hi[SEG_KEY_MAX];
-    size_t hilen = seg_key(seg, ch->last, ch->lastlen, hi);
-    MDB_val k = {seg_key(seg, from, fromlen, lo), lo}, v;
+    size_t lolen = seg_key(seg, from, fromlen, lo), hilen = seg_key(seg, ch->last, ch->lastlen, hi);
+    MDB_val k = {hilen, hi}, v;
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, d->segs, &cur);
     if (rc)
         return rc;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == 0 && cmp_keys(k.mv_data, k.mv_size, hi, hilen) <= 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT)) {
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); /* the first key at or after hi */
+    if (rc == MDB_NOTFOUND)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    else if (rc == 0 && cmp_keys(k.mv_data, k.mv_size, hi, hilen) > 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    /* After a delete the cursor is on the key after the deleted one (or
+     * past the end): MDB_PREV is the one before it. */
+    while (rc == 0 && cmp_keys(k.mv_data, k.mv_size, lo, lolen) >= 0) {
         if ((rc = mdb_cursor_del(cur, 0)) != 0)
             break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
     }
     mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
+    return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* Writes a chunk: every part of its terms goes, and each merged posting
