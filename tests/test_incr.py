@@ -288,6 +288,27 @@ def test_open_protocol_batches_resolved_events_and_ddl(kafka, tisfs, db):
     assert docs(tisfs, "batch") == []
 
 
+def test_a_message_larger_than_a_fetch_is_applied(kafka, tisfs, db):
+    """The channel asks for 256 KB a partition a fetch (and queues 4 MB): a
+    ~700 KB message is still fetched whole and applied, and what follows it
+    too."""
+    s = Stream(db, kafka, "inc_big", "t-big")
+    s.seed([(1, "small", "row", 1)])
+    build(tisfs, db, kafka, s, "big")
+    body = " ".join(f"w{i}" for i in range(100000)) + " needle"
+    assert len(body) > 600_000
+    # Past MariaDB's TEXT: straight into the topic, as TiCDC would send it.
+    s.send(canal("INSERT", {"id": 2, "title": "big", "body": body, "n": 2}, s.next_ts(),
+                 s.table))
+    s.insert(3, "after", "tail", 3)
+    st = caught_up(tisfs, "big", kafka, s.topic)
+    assert st["skipped"] == 0 and st["errs"] == "", st
+    hit = select(tisfs, "big", "q=body:needle&fl=id")["response"]
+    assert hit["numFound"] == 1 and hit["docs"][0]["id"] == 2
+    assert select(tisfs, "big", "q=body:w99999")["response"]["numFound"] == 1
+    assert select(tisfs, "big", "q=title:after")["response"]["numFound"] == 1
+
+
 def test_duplicates_replays_and_stale_versions_change_nothing(kafka, tisfs, db):
     s = Stream(db, kafka, "inc_dup", "t-dup")
     s.seed([(1, "one", "", 1)])
