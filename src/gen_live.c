@@ -202,16 +202,22 @@ static int find_current(struct gen_writer *w, struct version ev, struct row_entr
     return 0;
 }
 
+/* The batch's i-th new document (id first_new + i). */
+static MDB_val new_doc(const struct gen_writer *w, size_t i)
+{
+    size_t end = i + 1 < w->nnew ? w->new_at[i + 1] : w->news.len;
+    return (MDB_val){end - w->new_at[i], w->news.data + w->new_at[i]};
+}
+
 /* Copies document id (its page may move under the writes that follow)
  * into w->old and its values into w->oldv. */
 static int read_old(struct gen_writer *w, uint32_t id)
 {
     MDB_val ik = {4, &id}, d;
     int rc = 0;
-    if (w->nnew && id >= w->first_new && id - w->first_new < w->nnew) {
-        size_t i = id - w->first_new, end = i + 1 < w->nnew ? w->new_at[i + 1] : w->news.len;
-        d = (MDB_val){end - w->new_at[i], w->news.data + w->new_at[i]};
-    } else if ((rc = mdb_get(w->txn, w->g->e.docs, &ik, &d)) != 0)
+    if (w->nnew && id >= w->first_new && id - w->first_new < w->nnew)
+        d = new_doc(w, id - w->first_new);
+    else if ((rc = mdb_get(w->txn, w->g->e.docs, &ik, &d)) != 0)
         return rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc;
     tbuf_reset(&w->old);
     tbuf_add(&w->old, d.mv_data, d.mv_size);
@@ -250,8 +256,7 @@ static int put_news(struct gen_writer *w)
     int rc = w->nnew ? mdb_cursor_open(w->txn, w->g->e.docs, &cur) : 0;
     for (size_t i = 0; w->nnew && !rc && i < w->nnew; i++) {
         uint32_t id = w->first_new + (uint32_t)i;
-        size_t end = i + 1 < w->nnew ? w->new_at[i + 1] : w->news.len;
-        MDB_val k = {4, &id}, d = {end - w->new_at[i], w->news.data + w->new_at[i]};
+        MDB_val k = {4, &id}, d = new_doc(w, i);
         rc = mdb_cursor_put(cur, &k, &d, MDB_APPEND);
     }
     if (w->nnew)
@@ -423,11 +428,10 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
 
 /* Takes up to max stored documents of removed ids out of docs, lowest ids
  * first (neighbours share pages). */
-static int purge_dead(struct gen_writer *w, uint32_t max, bool *ran, bool *left)
+static int purge_dead(struct gen_writer *w, uint32_t max, bool *ran)
 {
     roaring_bitmap_t *ids;
     MDB_cursor *cur;
-    MDB_stat st;
     int rc = index_idset_take(w->txn, w->g->e.dead, max, &ids);
     if (rc || !ids)
         return rc;
@@ -444,26 +448,21 @@ static int purge_dead(struct gen_writer *w, uint32_t max, bool *ran, bool *left)
         mdb_cursor_close(cur);
     }
     roaring_bitmap_free(ids);
-    if (!rc && (rc = mdb_stat(w->txn, w->g->e.dead, &st)) == 0)
-        *left = st.ms_entries > 0;
     return rc;
 }
 
 int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double until, bool *ran,
-                   bool *left, bool *purged, char *err, size_t errlen)
+                   bool *left, char *err, size_t errlen)
 {
     int rc = index_fold(w->txn, &w->g->e.index, mode, until, ran, left);
-    *purged = false;
     /* The documents once the postings are merged, and never far behind:
      * a catch-up's CPU goes to the stream. */
     MDB_stat st;
     if (!rc && !*ran && mode != INDEX_MERGE_BEHIND)
-        rc = purge_dead(w, mode == INDEX_MERGE_ALL ? GEN_PURGE_IDS : GEN_PURGE_IDS_BUSY, purged,
-                        left),
-        *ran = *purged;
-    else if (!rc && !*left && mode != INDEX_MERGE_BEHIND &&
-             (rc = mdb_stat(w->txn, w->g->e.dead, &st)) == 0)
-        *left = st.ms_entries > 0; /* the purge is due next */
+        rc = purge_dead(w, mode == INDEX_MERGE_ALL ? GEN_PURGE_IDS : GEN_PURGE_IDS_BUSY, ran);
+    if (!rc && !*left && mode != INDEX_MERGE_BEHIND &&
+        (rc = mdb_stat(w->txn, w->g->e.dead, &st)) == 0)
+        *left = st.ms_entries > 0; /* (more) purging is due next */
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "merge", err, errlen) : 0;
 }

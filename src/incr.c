@@ -3,8 +3,8 @@
  * cycle (see incr.h). The consumer is in incr_kafka.c, applying in
  * incr_apply.c, the status JSON in incr_status.c. */
 #define _GNU_SOURCE
-#include <malloc.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -222,6 +222,13 @@ int incr_store_state(struct incr *c, char *err, size_t errlen)
 
 /* ---- the loop ---- */
 
+static void release_now(struct incr *c, double now)
+{
+    gen_release_pages(c->g);
+    c->last_release = now;
+    c->rows_unreleased = 0;
+}
+
 /* One merge step in one transaction. Returns whether it ran (and sets
  * c->fold_left). */
 static bool fold_step(struct incr *c, bool idle, double until)
@@ -230,7 +237,7 @@ static bool fold_step(struct incr *c, bool idle, double until)
     struct gen_writer *w = gen_write_begin(c->g, c->an, err, sizeof err);
     if (!w)
         return false;
-    bool ran = false, purged = false;
+    bool ran = false;
     int rc;
     bool behind = incr_behind(c);
     /* Far behind, a poll that finds nothing is a gap in the fetches, not a
@@ -239,7 +246,7 @@ static bool fold_step(struct incr *c, bool idle, double until)
     enum index_merge_mode mode = behind ? INDEX_MERGE_BEHIND
                                  : idle ? INDEX_MERGE_ALL
                                         : INDEX_MERGE_TIERS;
-    if (gen_write_fold(w, mode, until, &ran, &c->fold_left, &purged, err, sizeof err)) {
+    if (gen_write_fold(w, mode, until, &ran, &c->fold_left, err, sizeof err)) {
         if (gen_write_abort(w) == GEN_GREW) /* the next step runs in the larger map */
             incr_say(c, "the generation's map was full: it grew to %zu MiB, merging again",
                      gen_map_size(c->g) >> 20);
@@ -262,10 +269,8 @@ static bool fold_step(struct incr *c, bool idle, double until)
      * with this). Near the head and busy, a tier of 8 small segments or
      * a short purge reads little, and a release would only add to the
      * next change's wait. */
-    if (ran && (behind || idle)) {
-        gen_release_pages(c->g);
-        c->last_release = mono_now();
-    }
+    if (ran && (behind || idle))
+        release_now(c, mono_now());
     pthread_mutex_lock(&c->mu);
     c->unmerged = entries;
     pthread_mutex_unlock(&c->mu);
@@ -303,11 +308,8 @@ static void sleep_interruptibly(struct incr *c, double secs)
 
 void incr_release_pages(struct incr *c, double now)
 {
-    if (c->rows_unreleased >= RELEASE_ROWS || now - c->last_release >= RELEASE_EVERY_SEC) {
-        gen_release_pages(c->g);
-        c->last_release = now;
-        c->rows_unreleased = 0;
-    }
+    if (c->rows_unreleased >= RELEASE_ROWS || now - c->last_release >= RELEASE_EVERY_SEC)
+        release_now(c, now);
 }
 
 /* Grows the map ahead of need, asks the syncer for a sync of what was

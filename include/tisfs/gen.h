@@ -182,12 +182,12 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
  * (mono_now) passes until; *ran says whether it changed anything (else the
  * transaction may be abandoned), *left whether more merging is due now.
  * Once no posting is left to merge (and not far behind), a step purges up
- * to GEN_PURGE_IDS (_BUSY) stored documents of removed ids instead (*purged). The
+ * to GEN_PURGE_IDS (_BUSY) stored documents of removed ids instead. The
  * pages a step read are worth releasing (gen_release_pages) after it. */
 #define GEN_PURGE_IDS 512
 #define GEN_PURGE_IDS_BUSY 128 /* with the stream flowing (INDEX_MERGE_TIERS) */
 int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double until, bool *ran,
-                   bool *left, bool *purged, char *err, size_t errlen);
+                   bool *left, char *err, size_t errlen);
 /* Entries outside the base postings (the segments', exists marks). */
 uint64_t gen_write_delta_entries(struct gen_writer *w);
 /* Commits the batch with the channel state (a JSON object, borrowed; NULL

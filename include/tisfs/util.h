@@ -45,10 +45,10 @@ char *tbuf_take(struct tbuf *b);
 
 /* Reads a varint written by tbuf_add_varint from *p (not past end), advances
  * *p. Returns false on truncated input. */
+bool varint_read(const unsigned char **p, const unsigned char *end, uint64_t *v);
 /* MurmurHash64A (Austin Appleby's, public domain): a fast 64-bit hash of
  * n bytes, for telling contents apart without keeping them. */
 uint64_t hash64(const void *p, size_t n);
-bool varint_read(const unsigned char **p, const unsigned char *end, uint64_t *v);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
