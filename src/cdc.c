@@ -611,19 +611,6 @@ int cdc_scalar(struct cdc_ctx *c, const struct jval *v, struct tis_value *out, c
 
 /* ---- value codecs ----------------------------------------------------- */
 
-static int b64_digit(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    return ch == '+' ? 62 : ch == '/' ? 63 : -1;
-}
-
-/* Standard alphabet; padding optional (some encoders drop it) but nothing
- * may follow it; line breaks are skipped as Go's decoder does. */
 /* The standard alphabet's values, 64 for every other byte. */
 static const unsigned char b64_value[256] = {
     64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
@@ -666,6 +653,8 @@ static size_t b64_quads(struct tbuf *b, const unsigned char *s, size_t n)
     return i;
 }
 
+/* Standard alphabet; padding optional (some encoders drop it) but nothing
+ * may follow it; line breaks are skipped as Go's decoder does. */
 bool cdc_base64(struct tbuf *b, const char *s, size_t n)
 {
     uint32_t acc = 0;
@@ -676,14 +665,14 @@ bool cdc_base64(struct tbuf *b, const char *s, size_t n)
     digits = b64_quads(b, (const unsigned char *)s, n);
     for (size_t i = digits; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        int d = b64_digit(ch);
+        unsigned d = b64_value[ch];
         if (ch == '\r' || ch == '\n')
             continue;
         if (ch == '=' && ++pad <= 2)
             continue;
-        if (d < 0 || pad)
+        if (d == 64 || pad)
             return false;
-        acc = (acc << 6) | (uint32_t)d;
+        acc = (acc << 6) | d;
         digits++;
         if ((bits += 6) >= 8) {
             bits -= 8;

@@ -199,9 +199,14 @@ void source_abort(struct source *s)
         shutdown(mysql_get_socket(s->my), SHUT_RDWR);
 }
 
+static void conn_err(MYSQL *my, const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: %s (MySQL error %u)", what, mysql_error(my), mysql_errno(my));
+}
+
 static void my_err(struct source *s, const char *what, char *err, size_t errlen)
 {
-    snprintf(err, errlen, "%s: %s (MySQL error %u)", what, mysql_error(s->my), mysql_errno(s->my));
+    conn_err(s->my, what, err, errlen);
 }
 
 static void add_endpoint(struct source *s, const char *host, int port, const char *desc)
@@ -852,7 +857,7 @@ static int query_rows(MYSQL *my, const char *sql, size_t ncols, source_row_fn fn
 {
     MYSQL_RES *r = mysql_real_query(my, sql, strlen(sql)) ? NULL : mysql_use_result(my);
     if (!r) {
-        snprintf(err, errlen, "query: %s (MySQL error %u)", mysql_error(my), mysql_errno(my));
+        conn_err(my, "query", err, errlen);
         return -1;
     }
     if (mysql_num_fields(r) != ncols) {
@@ -879,7 +884,7 @@ static int query_rows(MYSQL *my, const char *sql, size_t ncols, source_row_fn fn
     if (stop) /* freeing an unbuffered result would read the rest: cut it */
         shutdown(mysql_get_socket(my), SHUT_RDWR);
     else if (mysql_errno(my)) {
-        snprintf(err, errlen, "read rows: %s (MySQL error %u)", mysql_error(my), mysql_errno(my));
+        conn_err(my, "read rows", err, errlen);
         stop = 1;
     }
     mysql_free_result(r);

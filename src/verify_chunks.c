@@ -352,17 +352,23 @@ static void *ours_thread(void *arg)
 /* ---- the server's side ---- */
 
 /* One row of the server's GROUP BY: a chunk's count and sums. */
+/* Adds a part of chunk key's rows (their count, XOR and SUM) to c: the
+ * server's rows of one chunk may come in parts, from several runs of keys
+ * or connections. */
+static void chunk_add(struct chunks *c, int64_t key, uint64_t count, uint32_t x, uint64_t sum)
+{
+    struct chunk *ch = chunk_get(c, key);
+    ch->count += count;
+    ch->x ^= x;
+    ch->sum += sum;
+}
+
 static int server_chunk(void *arg, const struct tis_value *vals)
 {
-    struct chunks *c = arg;
     if (vals[0].null || vals[1].null || vals[2].null || vals[3].null)
         return 0;
-    /* Added, not set: a connection's rows come from several runs of keys
-     * (cut at chunk boundaries, but a sum is right either way). */
-    struct chunk *ch = chunk_get(c, strtoll(vals[0].p, NULL, 10));
-    ch->count += strtoull(vals[1].p, NULL, 10);
-    ch->x ^= (uint32_t)strtoul(vals[2].p, NULL, 10);
-    ch->sum += strtoull(vals[3].p, NULL, 10);
+    chunk_add(arg, strtoll(vals[0].p, NULL, 10), strtoull(vals[1].p, NULL, 10),
+              (uint32_t)strtoul(vals[2].p, NULL, 10), strtoull(vals[3].p, NULL, 10));
     return 0;
 }
 
@@ -503,12 +509,8 @@ static size_t server_sums(struct pass *ps, struct source *src, struct chunks *th
     for (size_t i = 0; i < conns; i++) {
         for (size_t k = 0; !rc && k < part[i].cap; k++) {
             const struct chunk *from = &part[i].t[k];
-            if (!from->used)
-                continue;
-            struct chunk *to = chunk_get(theirs, from->key);
-            to->count += from->count;
-            to->x ^= from->x;
-            to->sum += from->sum;
+            if (from->used)
+                chunk_add(theirs, from->key, from->count, from->x, from->sum);
         }
         chunks_free(&part[i]);
     }
