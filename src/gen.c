@@ -55,8 +55,10 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly, size_t ma
         rc = mdb_dbi_open(txn, "pk", dbflags, &e->pk);
     if (!rc)
         rc = mdb_dbi_open(txn, "meta", dbflags, &e->meta);
-    if (!rc && !readonly) /* only writers need it: older generations lack it */
+    if (!rc && !readonly) /* only writers need them: older generations lack them */
         rc = mdb_dbi_open(txn, "dead", MDB_CREATE, &e->dead);
+    if (!rc && !readonly)
+        rc = mdb_dbi_open(txn, "sums", MDB_CREATE, &e->sums);
     if (!rc)
         rc = index_open_dbs(txn, !readonly, &e->index);
     if (!rc) {
@@ -82,18 +84,110 @@ int lmdb_fail(int rc, const char *what, char *err, size_t errlen)
  * escaped to 00 FF and a 00 00 terminator. A table scanned in primary key
  * order (InnoDB's, TiDB's) then arrives in key order and every insert is an
  * append. */
+/* An integer key's 8 bytes (bits: int64_t bits when signed). */
+static void pk_int_bytes(uint64_t bits, bool is_signed, unsigned char be[8])
+{
+    uint64_t u = is_signed ? bits ^ ((uint64_t)1 << 63) : bits;
+    for (int i = 7; i >= 0; i--, u >>= 8)
+        be[i] = (unsigned char)u;
+}
+
 static void pk_add_int(struct tbuf *k, const struct tis_value *v, bool is_signed)
 {
     char tmp[32];
     size_t n = v->len < sizeof tmp ? v->len : sizeof tmp - 1;
     memcpy(tmp, v->p, n);
     tmp[n] = 0;
-    uint64_t u = is_signed ? (uint64_t)strtoll(tmp, NULL, 10) ^ ((uint64_t)1 << 63)
-                           : strtoull(tmp, NULL, 10);
     unsigned char be[8];
-    for (int i = 7; i >= 0; i--, u >>= 8)
-        be[i] = (unsigned char)u;
+    pk_int_bytes(is_signed ? (uint64_t)strtoll(tmp, NULL, 10) : strtoull(tmp, NULL, 10),
+                 is_signed, be);
     tbuf_add(k, be, 8);
+}
+
+/* ---- chunk sums (rowsum.h) ---- */
+
+void sums_key(int64_t key, unsigned char b[8])
+{
+    pk_int_bytes((uint64_t)key, true, b);
+}
+
+void sums_encode(const struct rowsum *s, unsigned char b[SUMS_VALUE_SIZE])
+{
+    memcpy(b, &s->count, 8);
+    memcpy(b + 8, &s->sum, 8);
+    memcpy(b + 16, &s->x, 4);
+}
+
+bool sums_decode(const MDB_val *v, struct rowsum *s)
+{
+    if (v->mv_size != SUMS_VALUE_SIZE)
+        return false;
+    memcpy(&s->count, v->mv_data, 8);
+    memcpy(&s->sum, (char *)v->mv_data + 8, 8);
+    memcpy(&s->x, (char *)v->mv_data + 16, 4);
+    return true;
+}
+
+bool rowsums_kept(struct gen *g, MDB_txn *txn)
+{
+    MDB_val k = {7, "rowsums"}, v;
+    return mdb_get(txn, g->e.meta, &k, &v) == 0 && v.mv_size == 4 &&
+           memcmp(v.mv_data, "true", 4) == 0;
+}
+
+int gen_rowsums_read(struct gen *g, MDB_txn *txn, struct rowsum_map *m)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    if (!rowsums_kept(g, txn))
+        return 1;
+    int rc = mdb_cursor_open(txn, g->e.sums, &cur);
+    if (rc)
+        return -1;
+    for (int op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
+        struct rowsum s;
+        const unsigned char *p = k.mv_data;
+        uint64_t u = 0;
+        if (k.mv_size != 8 || !sums_decode(&v, &s)) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        for (int i = 0; i < 8; i++)
+            u = u << 8 | p[i];
+        rowsum_map_get(m, (int64_t)(u ^ ((uint64_t)1 << 63)))->s = s;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : -1;
+}
+
+int gen_chunk_ids(struct gen *g, MDB_txn *txn, int64_t key, roaring_bitmap_t *ids)
+{
+    const struct tis_field *f = &g->sc->fields[g->sc->pk[0]];
+    bool is_signed = f->vt != VT_UINT;
+    uint64_t lo, hi;
+    unsigned char from[8], to[8];
+    MDB_cursor *cur;
+    MDB_val k = {8, from}, v;
+    rowsum_chunk_bounds(f, key, &lo, &hi);
+    pk_int_bytes(lo, is_signed, from);
+    pk_int_bytes(hi, is_signed, to);
+    int rc = mdb_cursor_open(txn, g->e.pk, &cur);
+    if (rc)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         !rc && k.mv_size == 8 && memcmp(k.mv_data, to, 8) <= 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint32_t id;
+        if (v.mv_size < 4) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        memcpy(&id, v.mv_data, 4);
+        if (id)
+            roaring_bitmap_add(ids, id);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
 }
 
 static void pk_add_bytes(struct tbuf *k, const struct tis_value *v)
@@ -171,7 +265,10 @@ struct gen_builder {
     MDB_txn *txn;
     uint32_t next_id;
     uint64_t in_batch, batch_bytes;
-    struct tbuf key, last_key, doc;
+    struct tbuf key, last_key, doc, rowbuf;
+    /* The chunk sums (rowsum.h), while every key is a plain integer. */
+    bool rowsums;
+    struct rowsum_map sums;
 };
 
 struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *sc,
@@ -193,6 +290,7 @@ struct gen_builder *gen_builder_open(const char *dir, const struct tis_schema *s
     }
     b->sc = schema_ref(sc);
     b->opts = *opts;
+    b->rowsums = rowsum_chunkable(sc);
     if (!(b->ib = index_builder_new(sc, opts, dir, 0, err, errlen))) {
         gen_builder_free(b);
         return NULL;
@@ -210,6 +308,43 @@ static int commit_batch(struct gen_builder *b, char *err, size_t errlen)
         rc = mdb_txn_begin(b->e.env, NULL, 0, &b->txn);
     b->in_batch = b->batch_bytes = 0;
     return rc ? lmdb_fail(rc, "write generation", err, errlen) : 0;
+}
+
+/* The row into its chunk's sums; the pk entry's value (id, then the row
+ * hash while sums are kept) into v. */
+static void sum_row(struct gen_builder *b, const struct tis_value *vals, uint32_t id,
+                    unsigned char v[8], MDB_val *val)
+{
+    int64_t key;
+    memcpy(v, &id, 4);
+    *val = (MDB_val){4, v};
+    if (b->rowsums && !rowsum_chunk_key(&b->sc->fields[b->sc->pk[0]], &vals[b->sc->pk[0]], &key)) {
+        b->rowsums = false; /* verify will read the documents */
+        rowsum_map_free(&b->sums);
+    }
+    if (!b->rowsums)
+        return;
+    uint32_t h = rowsum_hash(b->sc, vals, &b->rowbuf);
+    rowsum_add(&rowsum_map_get(&b->sums, key)->s, h);
+    memcpy(v + 4, &h, 4);
+    val->mv_size = 8;
+}
+
+static int put_sums(struct gen_builder *b)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < b->sums.cap; i++) {
+        const struct rowsum_chunk *c = &b->sums.t[i];
+        unsigned char kb[8], vb[SUMS_VALUE_SIZE];
+        if (!c->used)
+            continue;
+        sums_key(c->key, kb);
+        sums_encode(&c->s, vb);
+        MDB_val k = {8, kb}, v = {sizeof vb, vb};
+        rc = mdb_put(b->txn, b->e.sums, &k, &v, 0);
+    }
+    MDB_val k = {7, "rowsums"}, v = {4, "true"};
+    return rc ? rc : mdb_put(b->txn, b->e.meta, &k, &v, 0);
 }
 
 static int put_pk(struct gen_builder *b, MDB_val *id, char *err, size_t errlen)
@@ -258,7 +393,10 @@ int gen_builder_add(struct gen_builder *b, const struct tis_value *vals, char *e
     int rc = mdb_put(b->txn, b->e.docs, &k, &d, MDB_APPEND);
     if (rc)
         return lmdb_fail(rc, "write document", err, errlen);
-    if (put_pk(b, &k, err, errlen))
+    unsigned char pv[8];
+    MDB_val pkv;
+    sum_row(b, vals, id, pv, &pkv);
+    if (put_pk(b, &pkv, err, errlen))
         return -1;
     index_builder_add(b->ib, id, vals);
     b->batch_bytes += b->doc.len + b->key.len + 32;
@@ -329,6 +467,8 @@ int gen_builder_finish(struct gen_builder *b, struct json_object *snapshot, char
         rc = put_meta(b, "format", format);
     if (!rc && snapshot)
         rc = put_meta(b, "snapshot", snapshot);
+    if (!rc && b->rowsums)
+        rc = put_sums(b);
     json_object_put(sc);
     json_object_put(n);
     json_object_put(stats);
@@ -355,6 +495,8 @@ void gen_builder_free(struct gen_builder *b)
     tbuf_free(&b->key);
     tbuf_free(&b->last_key);
     tbuf_free(&b->doc);
+    tbuf_free(&b->rowbuf);
+    rowsum_map_free(&b->sums);
     free(b);
 }
 

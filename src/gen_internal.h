@@ -7,6 +7,7 @@
 
 #include "tisfs/gen.h"
 #include "tisfs/lmdb_map.h"
+#include "tisfs/rowsum.h"
 #include "tisfs/util.h"
 
 struct gen_env {
@@ -19,8 +20,11 @@ struct gen_env {
      * the row's version (u8 domain + u64) once the stream has changed it,
      * then (for a document the stream wrote) the hash64 of its encoding.
      * dead: ids removed from the index whose documents are still in docs
-     * (index_idset form), until the merge purges them (gen_live.c). */
-    MDB_dbi docs, pk, meta, dead;
+     * (index_idset form), until the merge purges them (gen_live.c).
+     * sums: the chunk key (sums_key) -> the rowsum of the chunk's live
+     * documents (sums_encode), kept while meta "rowsums" is true. A row's
+     * pk entry then ends with its row hash (rowsum.h). */
+    MDB_dbi docs, pk, meta, dead, sums;
     struct index_dbs index;
 };
 
@@ -40,6 +44,13 @@ int lmdb_fail(int rc, const char *what, char *err, size_t errlen);
 void pk_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *k);
 void doc_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *d);
 bool doc_values(const struct tis_schema *sc, const MDB_val *v, struct tis_value *vals);
+/* Whether g keeps its chunk sums (meta "rowsums"). */
+bool rowsums_kept(struct gen *g, MDB_txn *txn);
+/* The sums DB's key of chunk key: order-preserving, like pk_encode's. */
+void sums_key(int64_t key, unsigned char b[8]);
+#define SUMS_VALUE_SIZE 20
+void sums_encode(const struct rowsum *s, unsigned char b[SUMS_VALUE_SIZE]);
+bool sums_decode(const MDB_val *v, struct rowsum *s);
 /* A meta value parsed as JSON (a new reference), or NULL. */
 struct json_object *meta_get(struct gen *g, MDB_txn *txn, const char *key);
 /* A meta value holding a version (u8 domain + u64); VER_NONE when absent. */

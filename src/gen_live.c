@@ -30,6 +30,11 @@ struct gen_writer {
     struct tbuf news;
     size_t *new_at, nnew, new_cap;
     uint32_t first_new;
+    /* The batch's change to the chunk sums (rowsum.h), while kept:
+     * written at the commit, each chunk once. */
+    bool rowsums, sums_broken;
+    struct rowsum_map sums;
+    struct tbuf rowbuf;
 };
 
 /* A stored version (u8 domain + u64, put_version's form) into *r; false,
@@ -71,36 +76,47 @@ static int put_version(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, struct version v)
  * version when the stream wrote one, and then its document's hash. One
  * lookup and one write a change: they were two of each, in two B-trees,
  * each dirtying its own pages. The hash answers "unchanged?" without
- * reading the document (a random page of the largest tree). */
+ * reading the document (a random page of the largest tree). While the
+ * generation keeps chunk sums, the entry ends with the row hash (rowsum.h)
+ * that a change takes out of its chunk. Sizes: 4 (a build's, without
+ * sums), 8 (a build's), 13 (a tombstone), 21, 25 (the stream's). */
 struct row_entry {
     uint32_t id;
-    bool has_version, has_hash;
+    bool has_version, has_hash, has_rh;
     struct version v;
     uint64_t hash;
+    uint32_t rh;
 };
 
 static bool row_decode(const MDB_val *v, struct row_entry *r)
 {
-    if (v->mv_size != 4 && v->mv_size != 13 && v->mv_size != 21)
+    size_t n = v->mv_size;
+    const char *p = v->mv_data;
+    if (n != 4 && n != 8 && n != 13 && n != 21 && n != 25)
         return false;
-    memcpy(&r->id, v->mv_data, 4);
-    MDB_val ver = {9, (char *)v->mv_data + 4};
-    r->has_version = v->mv_size >= 13 && version_decode(&ver, &r->v);
-    r->has_hash = v->mv_size == 21;
+    memcpy(&r->id, p, 4);
+    MDB_val ver = {9, (char *)p + 4};
+    r->has_version = n >= 13 && version_decode(&ver, &r->v);
+    r->has_hash = n >= 21;
     if (r->has_hash)
-        memcpy(&r->hash, (char *)v->mv_data + 13, 8);
+        memcpy(&r->hash, p + 13, 8);
+    r->has_rh = n == 8 || n == 25;
+    if (r->has_rh)
+        memcpy(&r->rh, p + n - 4, 4);
     return true;
 }
 
-/* id 0 (a tombstone) keeps no hash. */
+/* id 0 (a tombstone) keeps no hash; rh NULL: no row hash. */
 static int row_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, uint32_t id, struct version v,
-                   uint64_t hash)
+                   uint64_t hash, const uint32_t *rh)
 {
-    unsigned char b[21];
+    unsigned char b[25];
     memcpy(b, &id, 4);
     version_encode(v, b + 4);
     memcpy(b + 13, &hash, 8);
-    MDB_val val = {id ? 21 : 13, b};
+    if (rh)
+        memcpy(b + 21, rh, 4);
+    MDB_val val = {!id ? 13 : rh ? 25 : 21, b};
     return mdb_put(txn, dbi, k, &val, 0);
 }
 
@@ -178,6 +194,7 @@ struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err
     w->an = an;
     gen_stats_read(g, w->txn, &w->st);
     w->floor = meta_version(g, w->txn, "floor");
+    w->rowsums = rowsums_kept(g, w->txn);
     w->snapshot = gen_snapshot_version(g);
     w->oldv = xcalloc(g->sc->nfields, sizeof *w->oldv);
     w->merged = xcalloc(g->sc->nfields, sizeof *w->merged);
@@ -264,6 +281,78 @@ static int put_news(struct gen_writer *w)
     return rc;
 }
 
+/* A row's hash out of its chunk's sums (the row at key vals held the
+ * document e names; its hash from the entry, or from w->oldv, read) and,
+ * with rh, the new one in. */
+static void sums_change(struct gen_writer *w, const struct tis_value *vals,
+                        const struct row_entry *e, const uint32_t *rh)
+{
+    const struct tis_schema *sc = w->g->sc;
+    int64_t key;
+    if (!rowsum_chunk_key(&sc->fields[sc->pk[0]], &vals[sc->pk[0]], &key)) {
+        w->sums_broken = true; /* verify will read the documents */
+        return;
+    }
+    struct rowsum_chunk *c = rowsum_map_get(&w->sums, key);
+    if (e && e->id)
+        rowsum_sub(&c->s, e->has_rh ? e->rh : rowsum_hash(sc, w->oldv, &w->rowbuf));
+    if (rh)
+        rowsum_add(&c->s, *rh);
+}
+
+static int64_t *sorted_keys(const struct rowsum_map *m)
+{
+    int64_t *keys = xmalloc((m->n ? m->n : 1) * sizeof *keys);
+    size_t n = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->t[i].used)
+            keys[n++] = m->t[i].key;
+    qsort(keys, n, sizeof *keys, int64_cmp);
+    return keys;
+}
+
+/* The batch's change to each chunk it touched, in key order (neighbouring
+ * chunks share pages); a chunk left with nothing goes. */
+static int put_sums(struct gen_writer *w)
+{
+    MDB_val mk = {7, "rowsums"};
+    if (!w->rowsums || (!w->sums.n && !w->sums_broken))
+        return 0;
+    if (w->sums_broken) {
+        int rc = mdb_drop(w->txn, w->g->e.sums, 0);
+        return rc ? rc : mdb_del(w->txn, w->g->e.meta, &mk, NULL);
+    }
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(w->txn, w->g->e.sums, &cur);
+    int64_t *keys = rc ? NULL : sorted_keys(&w->sums);
+    for (size_t i = 0; !rc && i < w->sums.n; i++) {
+        unsigned char kb[8], vb[SUMS_VALUE_SIZE];
+        struct rowsum s = {0};
+        sums_key(keys[i], kb);
+        MDB_val k = {8, kb}, v;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+        bool had = rc == 0;
+        if (had && !sums_decode(&v, &s))
+            rc = MDB_CORRUPTED;
+        else if (rc == MDB_NOTFOUND)
+            rc = 0;
+        if (rc)
+            break;
+        rowsum_merge(&s, &rowsum_map_find(&w->sums, keys[i])->s);
+        sums_encode(&s, vb);
+        v = (MDB_val){sizeof vb, vb};
+        k = (MDB_val){8, kb};
+        if (s.count || s.sum || s.x)
+            rc = mdb_cursor_put(cur, &k, &v, had ? MDB_CURRENT : 0);
+        else if (had)
+            rc = mdb_cursor_del(cur, 0);
+    }
+    if (keys) /* the cursor opened */
+        mdb_cursor_close(cur);
+    free(keys);
+    return rc;
+}
+
 static bool some_absent(const struct tis_schema *sc, const bool *present)
 {
     for (size_t i = 0; present && i < sc->nfields; i++)
@@ -285,7 +374,8 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
     int rc = find_current(w, v, &e, &stale);
     if (!rc && stale)
         return *out = GEN_STALE, 0;
-    bool had = !rc && e.id, old_read = had && (partial || !e.has_hash);
+    bool had = !rc && e.id,
+         old_read = had && (partial || !e.has_hash || (w->rowsums && !e.has_rh));
     if (old_read)
         rc = read_old(w, e.id);
     for (size_t i = 0; i < g->sc->nfields; i++)
@@ -294,6 +384,7 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
                                               : (struct tis_value){"", 0, true};
     doc_encode(g->sc, w->merged, &w->doc);
     uint64_t hash = hash64(w->doc.data, w->doc.len);
+    uint32_t rh = w->rowsums ? rowsum_hash(g->sc, w->merged, &w->rowbuf) : 0;
     bool same = had && (e.has_hash ? e.hash == hash
                                    : w->doc.len == w->old.len &&
                                          memcmp(w->doc.data, w->old.data, w->old.len) == 0);
@@ -303,6 +394,8 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
     if (!rc && same) {
         *out = GEN_UNCHANGED;
     } else if (!rc) {
+        if (w->rowsums)
+            sums_change(w, vals, had ? &e : NULL, &rh);
         if (had)
             rc = remove_doc(w, e.id);
         if (!rc && w->st.last_id == UINT32_MAX) {
@@ -322,7 +415,7 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
         w->st.docs += !had;
     }
     if (!rc)
-        rc = row_put(w->txn, g->e.pk, &k, id, v, hash);
+        rc = row_put(w->txn, g->e.pk, &k, id, v, hash, w->rowsums ? &rh : NULL);
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "apply an upsert", err, errlen) : 0;
 }
@@ -352,13 +445,17 @@ int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct 
         return *out = GEN_STALE, 0;
     MDB_val k = {w->key.len, w->key.data};
     bool had = !rc && e.id;
-    if (had) {
+    if (had && w->rowsums && !e.has_rh)
+        rc = read_old(w, e.id);
+    if (!rc && had && w->rowsums)
+        sums_change(w, vals, &e, NULL);
+    if (!rc && had) {
         rc = remove_doc(w, e.id);
         w->st.docs--;
     }
     /* The tombstone: a late, older insert of this row must stay out. */
     if (!rc)
-        rc = row_put(w->txn, g->e.pk, &k, 0, v, 0);
+        rc = row_put(w->txn, g->e.pk, &k, 0, v, 0, NULL);
     *out = had ? GEN_APPLIED : GEN_MISSING;
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "apply a delete", err, errlen) : 0;
@@ -383,11 +480,15 @@ static int tombstones_only(MDB_txn *txn, MDB_dbi pk)
         if (!e.id)
             continue;
         if (e.has_version) { /* its version, without id or hash */
-            unsigned char b[13];
+            /* The key copied too: a value of another size moves the node,
+             * and k points into its page (LMDB then re-inserts what it
+             * reads there: a garbled key, out of order). */
+            unsigned char b[13], key[512];
             memcpy(b, v.mv_data, 13);
             memset(b, 0, 4);
-            MDB_val nv = {13, b};
-            rc = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
+            memcpy(key, k.mv_data, k.mv_size);
+            MDB_val nk = {k.mv_size, key}, nv = {13, b};
+            rc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT);
         } else
             rc = mdb_cursor_del(cur, 0);
         if (rc)
@@ -410,6 +511,9 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     w->dead = NULL;
     if (!rc)
         rc = tombstones_only(w->txn, g->e.pk);
+    rowsum_map_free(&w->sums); /* every chunk empty: the batch's changes are gone too */
+    if (!rc && w->rowsums)
+        rc = mdb_drop(w->txn, g->e.sums, 0);
     index_delta_reset(w->delta); /* entries of ids the clear deletes */
     if (!rc)
         rc = index_clear(w->txn, &g->e.index, w->st.last_id);
@@ -483,6 +587,8 @@ static void writer_free(struct gen_writer *w)
     tbuf_free(&w->news);
     free(w->new_at);
     tbuf_free(&w->old);
+    rowsum_map_free(&w->sums);
+    tbuf_free(&w->rowbuf);
     free(w->oldv);
     free(w->merged);
     free(w);
@@ -539,6 +645,8 @@ int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *er
     tbuf_add(&live, w->st.f, nf * sizeof *w->st.f);
     MDB_val k = {4, "live"}, v = {live.len, live.data};
     int rc = put_news(w);
+    if (!rc)
+        rc = put_sums(w);
     if (!rc)
         rc = index_delta_flush(w->txn, &g->e.index, w->delta);
     if (!rc && w->dead)

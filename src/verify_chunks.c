@@ -7,26 +7,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <libdeflate.h>
 
 #include "tisfs/index.h"
+#include "tisfs/rowsum.h"
 #include "tisfs/source_tidb.h"
 #include "tisfs/util.h"
 
 /* With a single integer primary key on MySQL/MariaDB, rows are grouped by
- * pk DIV CHUNK_WIDTH; the server sums a hash of every row of each chunk in
- * one GROUP BY, the daemon the same hash of its documents, and only chunks
- * whose sums differ are looked into. The hash is over each value as the
- * text protocol sends it (what a build stores): every field's byte length
- * first (-1 for NULL), then the values that are not NULL, all joined by '|'
- * -- the lengths say where each value ends, so no two rows read alike --
- * and CRC-32 of that; on the server
- *   CRC32(CONCAT_WS('|', IFNULL(OCTET_LENGTH(a), -1), ..., a, ...))
- * over bytes (see add_value), so it depends on no SQL mode, collation or
- * client character set. A mismatch of the two hashes can only cost time: the rows are then
- * compared exactly. Chunks are small (100 key values) so that changes
- * spread over a table send a small part of it further. */
-#define CHUNK_WIDTH 100
+ * pk DIV ROWSUM_CHUNK_WIDTH, and both sides sum the row hash of rowsum.h
+ * over each chunk: the server in one GROUP BY, the daemon from the sums
+ * its generation keeps (or, without them, from every document). Only
+ * chunks whose sums differ are looked into. */
 /* A differing chunk is looked into by the hash of each row (the server
  * sends key and hash), and only the rows whose hashes differ are read
  * whole: a few changed rows cost a few rows, not their chunks. When most
@@ -42,18 +33,15 @@
 /* Rows read whole per query (WHERE pk IN (...)). */
 #define KEYS_PER_QUERY 1000
 
-struct chunk {
-    int64_t key; /* pk DIV CHUNK_WIDTH (fits: even UINT64_MAX / 100 does) */
-    uint64_t count, sum;
-    uint32_t x;
-    bool used;
-    roaring_bitmap_t *ids; /* the documents of the chunk */
-};
-
-struct chunks {
-    struct chunk *t;
-    size_t cap, n;
-};
+/* A chunk with the ids of its documents (a map of chunks being a
+ * rowsum_map). */
+static struct rowsum_chunk *chunk_get(struct rowsum_map *m, int64_t key)
+{
+    struct rowsum_chunk *c = rowsum_map_get(m, key);
+    if (!c->ids)
+        c->ids = roaring_bitmap_create();
+    return c;
+}
 
 /* What a repair's second pass checks again: the keys of the rows the first
  * repaired (int64_t bits when signed). Every other row was found equal by
@@ -70,48 +58,6 @@ static size_t key_hash(int64_t k)
     return (size_t)(h ^ (h >> 29));
 }
 
-static struct chunk *chunk_slot(const struct chunks *c, int64_t key)
-{
-    size_t h = key_hash(key) & (c->cap - 1);
-    while (c->t[h].used && c->t[h].key != key)
-        h = (h + 1) & (c->cap - 1);
-    return &c->t[h];
-}
-
-static struct chunk *chunk_get(struct chunks *c, int64_t key)
-{
-    if ((c->n + 1) * 2 > c->cap) { /* grow: rehash */
-        struct chunks g = {xcalloc(c->cap ? c->cap * 2 : 1024, sizeof *g.t), c->cap ? c->cap * 2 : 1024, c->n};
-        for (size_t i = 0; i < c->cap; i++)
-            if (c->t[i].used)
-                *chunk_slot(&g, c->t[i].key) = c->t[i];
-        free(c->t);
-        *c = g;
-    }
-    struct chunk *ch = chunk_slot(c, key);
-    if (!ch->used) {
-        *ch = (struct chunk){.key = key, .used = true, .ids = roaring_bitmap_create()};
-        c->n++;
-    }
-    return ch;
-}
-
-static struct chunk *chunk_find(const struct chunks *c, int64_t key)
-{
-    if (!c->cap)
-        return NULL;
-    struct chunk *ch = chunk_slot(c, key);
-    return ch->used ? ch : NULL;
-}
-
-static void chunks_free(struct chunks *c)
-{
-    for (size_t i = 0; i < c->cap; i++)
-        if (c->t[i].used)
-            roaring_bitmap_free(c->t[i].ids);
-    free(c->t);
-}
-
 void verify_chunks_free(struct recheck *r)
 {
     if (r)
@@ -119,108 +65,17 @@ void verify_chunks_free(struct recheck *r)
     free(r);
 }
 
-/* The row hash over the stored values: CRC-32 of the lengths, then of '|'
- * and each value. The row is put together in b and hashed in one call: a
- * call for each of its fifteen or so pieces, most a few bytes, cost more
- * than copying the few hundred bytes of a row. */
-static uint32_t row_hash(const struct tis_schema *sc, const struct tis_value *vals,
-                         struct tbuf *b)
-{
-    size_t need = sc->nfields * 22;
-    for (size_t i = 0; i < sc->nfields; i++)
-        need += vals[i].null ? 0 : vals[i].len + 1;
-    tbuf_reset(b);
-    tbuf_reserve(b, need);
-    char *o = b->data;
-    for (size_t i = 0; i < sc->nfields; i++) {
-        char num[24], *e = num + sizeof num, *p = e;
-        size_t n = vals[i].len;
-        if (vals[i].null)
-            *--p = '1', *--p = '-';
-        else
-            do
-                *--p = (char)('0' + n % 10);
-            while (n /= 10);
-        if (i)
-            *--p = '|';
-        memcpy(o, p, (size_t)(e - p));
-        o += e - p;
-    }
-    for (size_t i = 0; i < sc->nfields; i++)
-        if (!vals[i].null) { /* CONCAT_WS skips NULLs */
-            *o++ = '|';
-            if (vals[i].len)
-                memcpy(o, vals[i].p, vals[i].len);
-            o += vals[i].len;
-        }
-    b->len = (size_t)(o - b->data);
-    b->data[b->len] = 0; /* a tbuf stays a C string */
-    return libdeflate_crc32(0, b->data, b->len);
-}
-
-/* An integer primary key's text as a number; false when it is not one.
- * Parsed here, not by strtoll: the walk over every document parses one a
- * document, and the server's text is plain digits with an optional '-'. */
-static bool pk_number(const struct tis_field *f, const struct tis_value *v, int64_t *s, uint64_t *u)
-{
-    if (v->null || v->len == 0 || v->len > 20)
-        return false;
-    const char *p = v->p, *e = p + v->len;
-    bool neg = *p == '-';
-    if (neg && (f->vt == VT_UINT || ++p == e))
-        return false;
-    uint64_t n = 0;
-    for (; p < e; p++) {
-        unsigned d = (unsigned)(unsigned char)*p - '0';
-        if (d > 9 || n > (UINT64_MAX - d) / 10)
-            return false;
-        n = n * 10 + d;
-    }
-    if (f->vt == VT_UINT) {
-        *u = n;
-        return true;
-    }
-    if (n > (uint64_t)INT64_MAX + neg)
-        return false;
-    *s = !neg ? (int64_t)n : n ? -(int64_t)(n - 1) - 1 : 0;
-    return true;
-}
-
-/* The chunk of an integer primary key's text, as the server's pk DIV
- * CHUNK_WIDTH has it (DIV truncates toward zero). */
-static bool chunk_key(const struct tis_field *f, const struct tis_value *v, int64_t *key)
-{
-    int64_t s;
-    uint64_t u;
-    if (!pk_number(f, v, &s, &u))
-        return false;
-    *key = f->vt == VT_UINT ? (int64_t)(u / CHUNK_WIDTH) : s / CHUNK_WIDTH;
-    return true;
-}
-
-/* "pk BETWEEN lo AND hi" for chunks first..last: what DIV puts in them.
- * Chunk 0 of a signed key holds -99..99, chunk -k holds -(100k+99)..-100k. */
+/* "pk BETWEEN lo AND hi" for chunks first..last. */
 static void range_sql(const struct tis_field *f, int64_t first, int64_t last, struct tbuf *w)
 {
+    uint64_t lo, hi, unused;
+    rowsum_chunk_bounds(f, first, &lo, &unused);
+    rowsum_chunk_bounds(f, last, &unused, &hi);
     tidb_add_ident(w, f->name);
-    if (f->vt == VT_UINT) {
-        uint64_t lo = (uint64_t)first * CHUNK_WIDTH, hi = (uint64_t)last * CHUNK_WIDTH;
-        hi = hi > UINT64_MAX - (CHUNK_WIDTH - 1) ? UINT64_MAX : hi + CHUNK_WIDTH - 1;
+    if (f->vt == VT_UINT)
         tbuf_printf(w, " BETWEEN %llu AND %llu", (unsigned long long)lo, (unsigned long long)hi);
-        return;
-    }
-    int64_t lo = first * CHUNK_WIDTH, hi = last * CHUNK_WIDTH;
-    if (first <= 0)
-        lo = lo < INT64_MIN + (CHUNK_WIDTH - 1) ? INT64_MIN : lo - (CHUNK_WIDTH - 1);
-    if (last >= 0)
-        hi = hi > INT64_MAX - (CHUNK_WIDTH - 1) ? INT64_MAX : hi + CHUNK_WIDTH - 1;
-    tbuf_printf(w, " BETWEEN %lld AND %lld", (long long)lo, (long long)hi);
-}
-
-static int key_cmp(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
+    else
+        tbuf_printf(w, " BETWEEN %lld AND %lld", (long long)(int64_t)lo, (long long)(int64_t)hi);
 }
 
 /* The WHERE of each query over the sorted chunk keys: adjacent chunks
@@ -251,8 +106,7 @@ static size_t ranges_where(const struct tis_field *f, const int64_t *keys, size_
 
 bool verify_chunkable(struct source *src, const struct tis_schema *sc)
 {
-    return !source_is_tidb(src) && sc->npk == 1 &&
-           (sc->fields[sc->pk[0]].vt == VT_INT || sc->fields[sc->pk[0]].vt == VT_UINT);
+    return !source_is_tidb(src) && rowsum_chunkable(sc);
 }
 
 /* ---- the server's hash ---- */
@@ -291,21 +145,12 @@ static void hash_sql(struct tbuf *q, const struct tis_schema *sc)
 
 struct ours_job {
     struct pass *ps;
-    struct chunks c;
+    struct rowsum_map c;
     struct tbuf b;
     uint64_t n;
     int rc;
     double secs;
 };
-
-/* What a chunk XORs is each row's hash times an odd constant (mod 2^32),
- * not the hash itself: CRC-32 is linear over XOR, so two rows of a chunk
- * with the same change at the same place of texts of one length changed
- * both CRCs by the same bits, and their XOR cancelled (SUM alone was left
- * to notice, failing once in ~65 000 such pairs). The product is not
- * linear. The server computes the same (XOR_MIX_SQL). */
-#define XOR_MIX 2654435761u
-#define XOR_MIX_SQL "BIT_XOR(h * 2654435761 & 4294967295)"
 
 static int ours_doc(void *arg, uint32_t id, const struct tis_value *vals)
 {
@@ -317,19 +162,17 @@ static int ours_doc(void *arg, uint32_t id, const struct tis_value *vals)
         if (atomic_load(&j->ps->v->cancel))
             return -1;
     }
-    if (!chunk_key(&sc->fields[sc->pk[0]], &vals[sc->pk[0]], &key))
+    if (!rowsum_chunk_key(&sc->fields[sc->pk[0]], &vals[sc->pk[0]], &key))
         return 1; /* not a plain integer: compare row by row instead */
-    uint32_t h = row_hash(sc, vals, &j->b);
-    struct chunk *ch = chunk_get(&j->c, key);
-    ch->count++;
-    ch->x ^= h * XOR_MIX;
-    ch->sum += h;
+    struct rowsum_chunk *ch = chunk_get(&j->c, key);
+    rowsum_add(&ch->s, rowsum_hash(sc, vals, &j->b));
     roaring_bitmap_add(ch->ids, id);
     return 0;
 }
 
-/* Every live document into its chunk, on its own thread while the server
- * computes its side: on two cores the two overlap. */
+/* Without kept sums: every live document into its chunk, on its own
+ * thread while the server computes its side (on two cores the two
+ * overlap). */
 static void *ours_thread(void *arg)
 {
     struct ours_job *j = arg;
@@ -351,24 +194,16 @@ static void *ours_thread(void *arg)
 
 /* ---- the server's side ---- */
 
-/* One row of the server's GROUP BY: a chunk's count and sums. */
-/* Adds a part of chunk key's rows (their count, XOR and SUM) to c: the
- * server's rows of one chunk may come in parts, from several runs of keys
- * or connections. */
-static void chunk_add(struct chunks *c, int64_t key, uint64_t count, uint32_t x, uint64_t sum)
-{
-    struct chunk *ch = chunk_get(c, key);
-    ch->count += count;
-    ch->x ^= x;
-    ch->sum += sum;
-}
-
+/* One row of the server's GROUP BY: a part of a chunk's rows (their
+ * count, XOR and SUM), added to the chunk's: the server's rows of one
+ * chunk may come in parts, from several runs of keys or connections. */
 static int server_chunk(void *arg, const struct tis_value *vals)
 {
     if (vals[0].null || vals[1].null || vals[2].null || vals[3].null)
         return 0;
-    chunk_add(arg, strtoll(vals[0].p, NULL, 10), strtoull(vals[1].p, NULL, 10),
-              (uint32_t)strtoul(vals[2].p, NULL, 10), strtoull(vals[3].p, NULL, 10));
+    struct rowsum part = {strtoull(vals[1].p, NULL, 10), strtoull(vals[3].p, NULL, 10),
+                          (uint32_t)strtoul(vals[2].p, NULL, 10)};
+    rowsum_merge(&rowsum_map_get(arg, strtoll(vals[0].p, NULL, 10))->s, &part);
     return 0;
 }
 
@@ -379,7 +214,7 @@ static void add_table(struct tbuf *q, const struct tis_spec *spec)
     tidb_add_ident(q, spec->table);
 }
 
-/* Count, BIT_XOR (mixed: XOR_MIX) and SUM of the row hash per chunk, the hash computed once
+/* Count, BIT_XOR (mixed: ROWSUM_XOR_MIX) and SUM of the row hash per chunk, the hash computed once
  * a row: merged into the outer query, the derived table would compute it
  * for each aggregate (MariaDB's SET STATEMENT, MySQL's NO_MERGE hint).
  * where (may be NULL) limits the rows. */
@@ -392,8 +227,8 @@ static void checksum_sql(struct source *src, const struct tis_spec *spec,
         tbuf_adds(q, "SET STATEMENT optimizer_switch='derived_merge=off' FOR ");
     tbuf_adds(q, mariadb ? "SELECT CAST(" : "SELECT /*+ NO_MERGE(r) */ CAST(");
     tidb_add_ident(q, pk);
-    tbuf_printf(q, " DIV %d AS CHAR), COUNT(*), " XOR_MIX_SQL ", SUM(h) FROM (SELECT ",
-                CHUNK_WIDTH);
+    tbuf_printf(q, " DIV %d AS CHAR), COUNT(*), " ROWSUM_XOR_SQL ", SUM(h) FROM (SELECT ",
+                ROWSUM_CHUNK_WIDTH);
     tidb_add_ident(q, pk);
     tbuf_adds(q, ", ");
     hash_sql(q, sc);
@@ -403,23 +238,20 @@ static void checksum_sql(struct source *src, const struct tis_spec *spec,
         tbuf_printf(q, " WHERE %s", where);
     tbuf_adds(q, ") r GROUP BY ");
     tidb_add_ident(q, pk);
-    tbuf_printf(q, " DIV %d", CHUNK_WIDTH);
+    tbuf_printf(q, " DIV %d", ROWSUM_CHUNK_WIDTH);
 }
 
 /* ---- the server's side over several connections ---- */
 
-/* The lowest key of chunk k, as pk DIV CHUNK_WIDTH has it (chunk 0 of a
- * signed key holds -99..99, chunk -k holds -(100k+99)..-100k). */
+/* The lowest key of chunk k. */
 static void chunk_low_sql(const struct tis_field *f, int64_t k, struct tbuf *w)
 {
-    if (f->vt == VT_UINT) {
-        tbuf_printf(w, "%llu", (unsigned long long)k * CHUNK_WIDTH);
-        return;
-    }
-    int64_t lo = k * CHUNK_WIDTH;
-    if (k <= 0)
-        lo = lo < INT64_MIN + (CHUNK_WIDTH - 1) ? INT64_MIN : lo - (CHUNK_WIDTH - 1);
-    tbuf_printf(w, "%lld", (long long)lo);
+    uint64_t lo, hi;
+    rowsum_chunk_bounds(f, k, &lo, &hi);
+    if (f->vt == VT_UINT)
+        tbuf_printf(w, "%llu", (unsigned long long)lo);
+    else
+        tbuf_printf(w, "%lld", (long long)(int64_t)lo);
 }
 
 struct key_span {
@@ -431,7 +263,8 @@ struct key_span {
 static int span_row(void *arg, const struct tis_value *vals)
 {
     struct key_span *sp = arg;
-    sp->ok = chunk_key(sp->f, &vals[0], &sp->lo) && chunk_key(sp->f, &vals[1], &sp->hi) &&
+    sp->ok = rowsum_chunk_key(sp->f, &vals[0], &sp->lo) &&
+             rowsum_chunk_key(sp->f, &vals[1], &sp->hi) &&
              sp->lo <= sp->hi;
     return 0;
 }
@@ -486,15 +319,15 @@ static size_t split_parts(struct pass *ps, struct source *src, size_t n, struct 
  * halves would leave a core idle while the slower half (or the one that
  * shared its core with the daemon's side) finishes. Returns how many
  * connections were used, 0 on error (err). */
-static size_t server_sums(struct pass *ps, struct source *src, struct chunks *theirs, char *err,
-                          size_t errlen)
+static size_t server_sums(struct pass *ps, struct source *src, struct rowsum_map *theirs,
+                          char *err, size_t errlen)
 {
     struct tbuf wh = {0};
     size_t conns = source_snapshot_conns(src);
     size_t n = conns > 1 ? split_parts(ps, src, conns * RUNS_PER_CONN, &wh) : 1;
     struct tbuf *q = xcalloc(n, sizeof *q);
     const char **sql = xcalloc(n, sizeof *sql);
-    struct chunks *part = xcalloc(conns, sizeof *part);
+    struct rowsum_map *part = xcalloc(conns, sizeof *part);
     void **args = xcalloc(conns, sizeof *args);
     const char *w = n > 1 ? wh.data : NULL;
     for (size_t i = 0; i < n; i++) {
@@ -508,11 +341,11 @@ static size_t server_sums(struct pass *ps, struct source *src, struct chunks *th
     int rc = source_query_each(src, sql, n, 4, server_chunk, args, &ps->v->cancel, err, errlen);
     for (size_t i = 0; i < conns; i++) {
         for (size_t k = 0; !rc && k < part[i].cap; k++) {
-            const struct chunk *from = &part[i].t[k];
+            const struct rowsum_chunk *from = &part[i].t[k];
             if (from->used)
-                chunk_add(theirs, from->key, from->count, from->x, from->sum);
+                rowsum_merge(&rowsum_map_get(theirs, from->key)->s, &from->s);
         }
-        chunks_free(&part[i]);
+        rowsum_map_free(&part[i]);
     }
     for (size_t i = 0; i < n; i++)
         tbuf_free(&q[i]);
@@ -526,9 +359,7 @@ static size_t server_sums(struct pass *ps, struct source *src, struct chunks *th
 
 size_t verify_snapshot_conns(const struct verify *v, const struct tis_schema *sc)
 {
-    bool int_key = sc->npk == 1 && (sc->fields[sc->pk[0]].vt == VT_INT ||
-                                    sc->fields[sc->pk[0]].vt == VT_UINT);
-    return int_key && !v->recheck ? VERIFY_SERVER_CONNS : 1;
+    return rowsum_chunkable(sc) && !v->recheck ? VERIFY_SERVER_CONNS : 1;
 }
 
 /* ---- looking into chunks ---- */
@@ -569,10 +400,10 @@ static int fill_doc(void *arg, uint32_t id, const struct tis_value *vals)
     const struct tis_field *pkf = &sc->fields[sc->pk[0]];
     int64_t s = 0;
     uint64_t u = 0;
-    if (!pk_number(pkf, &vals[sc->pk[0]], &s, &u))
+    if (!rowsum_pk_number(pkf, &vals[sc->pk[0]], &s, &u))
         return 0; /* left to the comparison of rows and the search for extras */
     uint64_t pk = pkf->vt == VT_UINT ? u : (uint64_t)s;
-    *row_slot(f->m, pk) = (struct rowent){pk, id, row_hash(sc, vals, &f->b), true};
+    *row_slot(f->m, pk) = (struct rowent){pk, id, rowsum_hash(sc, vals, &f->b), true};
     return 0;
 }
 
@@ -623,7 +454,7 @@ static int collect_pair(void *arg, const struct tis_value *vals)
     struct pairs *ps = arg;
     int64_t s = 0;
     uint64_t u = 0;
-    if (vals[1].null || !pk_number(ps->pkf, &vals[0], &s, &u))
+    if (vals[1].null || !rowsum_pk_number(ps->pkf, &vals[0], &s, &u))
         return 0; /* no key to read it by: the search for extras still runs */
     if (ps->n == ps->cap)
         ps->p = xrealloc(ps->p, (ps->cap = ps->cap ? ps->cap * 2 : 1024) * sizeof *ps->p);
@@ -814,75 +645,105 @@ static void count_checked(struct verify *v, uint64_t n)
     pthread_mutex_unlock(&v->mu);
 }
 
-/* Marks the chunks of ours and theirs that differ into c; returns how
- * many chunks either side has. */
-static size_t compare_sums(struct pass *ps, struct chunks *ours, struct chunks *theirs,
-                           struct chunks *c)
+/* Marks the chunks of ours and theirs that differ into c, with the ids
+ * ours has of their documents (kept sums have none); returns how many
+ * chunks either side has. */
+static size_t compare_sums(struct pass *ps, const struct rowsum_map *ours,
+                           const struct rowsum_map *theirs, struct rowsum_map *c)
 {
     size_t all = theirs->n;
     for (size_t i = 0; i < theirs->cap; i++) {
-        struct chunk *t = &theirs->t[i], *o;
+        const struct rowsum_chunk *t = &theirs->t[i], *o;
         if (!t->used)
             continue;
-        o = chunk_find(ours, t->key);
-        if (o && o->count == t->count && o->x == t->x && o->sum == t->sum) {
-            count_checked(ps->v, t->count); /* all its rows are equal */
+        o = rowsum_map_find(ours, t->key);
+        if (o && rowsum_equal(&o->s, &t->s)) {
+            count_checked(ps->v, t->s.count); /* all its rows are equal */
             continue;
         }
-        struct chunk *ch = chunk_get(c, t->key);
-        if (o)
+        struct rowsum_chunk *ch = chunk_get(c, t->key);
+        if (o && o->ids)
             roaring_bitmap_or_inplace(ch->ids, o->ids);
     }
-    for (size_t i = 0; i < ours->cap; i++)
-        if (ours->t[i].used && !chunk_find(theirs, ours->t[i].key)) { /* only the daemon has it */
-            roaring_bitmap_or_inplace(chunk_get(c, ours->t[i].key)->ids, ours->t[i].ids);
+    for (size_t i = 0; i < ours->cap; i++) {
+        const struct rowsum_chunk *o = &ours->t[i];
+        if (o->used && !rowsum_map_find(theirs, o->key)) { /* only the daemon has it */
+            struct rowsum_chunk *ch = chunk_get(c, o->key);
+            if (o->ids)
+                roaring_bitmap_or_inplace(ch->ids, o->ids);
             all++;
         }
+    }
     return all;
 }
 
+/* With kept sums: the documents of each differing chunk, from the keys
+ * (a range of the pk tree each). */
+static int kept_ids(struct pass *ps, struct rowsum_map *c, char *err, size_t errlen)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < c->cap; i++)
+        if (c->t[i].used)
+            rc = gen_chunk_ids(ps->v->g, ps->txn, c->t[i].key, c->t[i].ids);
+    if (rc)
+        snprintf(err, errlen, "read the keys of a chunk: %s", mdb_strerror(rc));
+    return rc ? -1 : 0;
+}
+
 /* The sorted keys of c and the union of their documents. */
-static int64_t *chunk_keys(const struct chunks *c, roaring_bitmap_t *ids)
+static int64_t *chunk_keys(const struct rowsum_map *c, roaring_bitmap_t *ids)
 {
     int64_t *keys = xmalloc((c->n ? c->n : 1) * sizeof *keys);
     size_t n = 0;
     for (size_t i = 0; i < c->cap; i++)
         if (c->t[i].used) {
             keys[n++] = c->t[i].key;
-            if (ids)
+            if (ids && c->t[i].ids)
                 roaring_bitmap_or_inplace(ids, c->t[i].ids);
         }
-    qsort(keys, n, sizeof *keys, key_cmp);
+    qsort(keys, n, sizeof *keys, int64_cmp);
     return keys;
 }
 
 /* Both sides' checksums of every chunk: those that differ into c, how
- * many there are in all into *all. Returns 0, -1, or 1 when the daemon's
- * keys are not integers. */
-static int checksums(struct pass *ps, struct source *src, struct chunks *c,
+ * many there are in all into *all. The daemon's are the generation's kept
+ * sums or, without them, a walk over its documents beside the server's
+ * work. Returns 0, -1, or 1 when the daemon's keys are not integers. */
+static int checksums(struct pass *ps, struct source *src, struct rowsum_map *c,
                      size_t *all, char *err, size_t errlen)
 {
     struct ours_job ours = {.ps = ps};
-    struct chunks theirs = {0};
+    struct rowsum_map theirs = {0};
     pthread_t th;
-    pthread_create(&th, NULL, ours_thread, &ours);
     double t0 = mono_now();
+    bool kept = gen_rowsums_read(ps->v->g, ps->txn, &ours.c) == 0;
+    ours.secs = mono_now() - t0;
+    if (!kept) {
+        rowsum_map_free(&ours.c);
+        pthread_create(&th, NULL, ours_thread, &ours);
+    }
+    t0 = mono_now();
     size_t conns = server_sums(ps, src, &theirs, err, errlen);
     int rc = conns ? 0 : -1;
     double server = mono_now() - t0;
-    pthread_join(th, NULL);
+    if (!kept)
+        pthread_join(th, NULL);
     if (ours.rc) /* 1: keys that are not integers (compare row by row), -1: cancelled */
         rc = ours.rc;
     if (rc < 0 && !err[0])
         snprintf(err, errlen, "cancelled");
-    if (!rc) {
+    if (!rc)
         *all = compare_sums(ps, &ours.c, &theirs, c);
+    if (!rc && kept)
+        rc = kept_ids(ps, c, err, errlen);
+    if (!rc)
         verify_log(ps->v, "compared %zu chunks of %d key values by checksum: %zu differ "
-                   "(the server's sums in %.2f s over %zu connection%s, the daemon's in %.2f s)",
-                   *all, CHUNK_WIDTH, c->n, server, conns, conns == 1 ? "" : "s", ours.secs);
-    }
-    chunks_free(&ours.c);
-    chunks_free(&theirs);
+                   "(the server's sums in %.2f s over %zu connection%s, the daemon's %s in "
+                   "%.2f s)", *all, ROWSUM_CHUNK_WIDTH, c->n, server, conns,
+                   conns == 1 ? "" : "s", kept ? "kept sums read" : "documents summed",
+                   ours.secs);
+    rowsum_map_free(&ours.c);
+    rowsum_map_free(&theirs);
     return rc;
 }
 
@@ -894,7 +755,7 @@ static void keep_key(void *arg, const struct tis_value *vals)
     const struct tis_field *f = &ps->sc->fields[ps->sc->pk[0]];
     int64_t s = 0;
     uint64_t u = 0;
-    if (!pk_number(f, &vals[ps->sc->pk[0]], &s, &u))
+    if (!rowsum_pk_number(f, &vals[ps->sc->pk[0]], &s, &u))
         return;
     if (r->n == r->cap)
         r->keys = xrealloc(r->keys, (r->cap = r->cap ? r->cap * 2 : 256) * sizeof *r->keys);
@@ -954,7 +815,7 @@ int verify_chunked_pass(struct pass *ps, struct source *src, const struct tis_sc
         ps->v->recheck = xcalloc(1, sizeof *ps->v->recheck);
         ps->on_repair = keep_key;
     }
-    struct chunks c = {0};
+    struct rowsum_map c = {0};
     size_t all = 0;
     int rc = checksums(ps, src, &c, &all, err, errlen);
     roaring_bitmap_t *scope = roaring_bitmap_create();
@@ -965,6 +826,6 @@ int verify_chunked_pass(struct pass *ps, struct source *src, const struct tis_sc
     }
     free(keys);
     roaring_bitmap_free(scope);
-    chunks_free(&c);
+    rowsum_map_free(&c);
     return rc;
 }

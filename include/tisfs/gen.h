@@ -41,6 +41,7 @@
 #include "tisfs/analysis.h"
 #include "tisfs/cdc.h"
 #include "tisfs/index.h"
+#include "tisfs/rowsum.h"
 #include "tisfs/schema.h"
 
 #define GEN_BATCH_ROWS 50000
@@ -125,6 +126,15 @@ int gen_walk_doc_values(struct gen *g, MDB_txn *txn, const roaring_bitmap_t *ids
                         struct tis_value *vals,
                         int (*fn)(void *arg, uint32_t id, const struct tis_value *vals),
                         void *arg);
+
+/* The sums of every chunk of live documents (rowsum.h) as of txn, into m
+ * (empty): 0, 1 when g keeps none (a key that is not a single integer, a
+ * generation written before they were kept: walk the documents), -1 when
+ * they cannot be read. */
+int gen_rowsums_read(struct gen *g, MDB_txn *txn, struct rowsum_map *m);
+/* Adds the ids of the live documents of chunk key to ids: 0, or an LMDB
+ * error. */
+int gen_chunk_ids(struct gen *g, MDB_txn *txn, int64_t key, roaring_bitmap_t *ids);
 
 /* Calls fn with each live document in id order as a JSON object of its stored
  * fields, typed (fn must not keep it). A non-zero return stops. */

@@ -370,6 +370,149 @@ static void test_removed_documents_are_purged(void)
     drop_gen(g, dir);
 }
 
+/* A TRUNCATE keeps every streamed row's version under its own key: the
+ * entries shrink to tombstones in place, and an older event of any row
+ * stays out afterwards. */
+static void test_truncate_keeps_every_key(void)
+{
+    char dir[64], err[256];
+    struct gen *g = make_gen(dir, "{\"tso\":100}");
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+    enum gen_outcome out;
+    for (int i = 0; i < 300; i++) { /* keys out of order: nodes out of order in pages */
+        char id[16];
+        struct tis_value vals[3];
+        snprintf(id, sizeof id, "%d", i * 7919 % 300 - 150);
+        row(vals, id, "plum", "1");
+        CHECK(gen_write_upsert(w, vals, NULL, TSO(200), &out, err, sizeof err) == 0);
+    }
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    w = gen_write_begin(g, an, err, sizeof err);
+    CHECK(gen_write_truncate(w, (struct version){VER_NONE, 0}, err, sizeof err) == 0);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    int stale = 0;
+    for (int i = 0; i < 300; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", i - 150);
+        stale += upsert(g, id, "pear", "2", NULL, TSO(150)) == GEN_STALE;
+    }
+    CHECK_INT(stale, 300);
+    analyzer_free(an);
+    drop_gen(g, dir);
+}
+
+/* Every live document's row hash into its chunk, its id into the chunk's
+ * ids: what verify computes without kept sums. */
+struct walked {
+    struct rowsum_map *m;
+    const struct tis_schema *sc;
+    struct tbuf b;
+};
+
+static int walk_doc(void *arg, uint32_t id, const struct tis_value *vals)
+{
+    struct walked *w = arg;
+    int64_t key;
+    CHECK(rowsum_chunk_key(&w->sc->fields[0], &vals[0], &key));
+    struct rowsum_chunk *c = rowsum_map_get(w->m, key);
+    if (!c->ids)
+        c->ids = roaring_bitmap_create();
+    rowsum_add(&c->s, rowsum_hash(w->sc, vals, &w->b));
+
+    roaring_bitmap_add(c->ids, id);
+    return 0;
+}
+
+/* The kept sums equal the documents' (a chunk kept empty counts as
+ * absent), and each chunk's ids from the keys equal its documents'. */
+static void check_kept_sums(struct gen *g, const struct tis_schema *sc)
+{
+    MDB_txn *txn;
+    struct rowsum_map kept = {0}, docs = {0};
+    struct walked w = {&docs, sc, {0}};
+    struct gen_stats st;
+    struct tis_value vals[3];
+    CHECK(gen_txn_begin(g, &txn) == 0);
+    CHECK_INT(gen_rowsums_read(g, txn, &kept), 0);
+    gen_stats_read(g, txn, &st);
+    roaring_bitmap_t *deleted = index_deleted(txn, gen_index(g));
+    roaring_bitmap_t *live = index_live(st.last_id, deleted);
+    gen_walk_doc_values(g, txn, live, vals, walk_doc, &w);
+    size_t differ = 0, ids_differ = 0;
+    for (size_t i = 0; i < docs.cap; i++) {
+        const struct rowsum_chunk *d = &docs.t[i], *k;
+        if (!d->used)
+            continue;
+        k = rowsum_map_find(&kept, d->key);
+        differ += !k || !rowsum_equal(&k->s, &d->s);
+        roaring_bitmap_t *ids = roaring_bitmap_create();
+        CHECK_INT(gen_chunk_ids(g, txn, d->key, ids), 0);
+        ids_differ += !roaring_bitmap_equals(ids, d->ids);
+
+        roaring_bitmap_free(ids);
+    }
+    for (size_t i = 0; i < kept.cap; i++)
+        differ += kept.t[i].used && !rowsum_map_find(&docs, kept.t[i].key);
+    CHECK_INT(differ, 0);
+    CHECK_INT(ids_differ, 0);
+    roaring_bitmap_free(live);
+    roaring_bitmap_free(deleted);
+    gen_stats_free(&st);
+    gen_txn_end(g, txn);
+    tbuf_free(&w.b);
+    rowsum_map_free(&kept);
+    rowsum_map_free(&docs);
+}
+
+/* The chunk sums a generation keeps for verify follow every kind of
+ * change -- the build's rows, inserts, full and partial updates, unchanged
+ * rows, deletes, re-inserts, negative keys around chunk 0, TRUNCATE --
+ * batch after batch; a key that is not an integer stops them (verify then
+ * reads the documents). */
+static void test_kept_sums_follow_every_change(void)
+{
+    char dir[64], err[256];
+    struct gen *g = make_gen(dir, "{\"tso\":100}");
+    struct tis_schema *sc = schema();
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    static const char *titles[] = {"plum", "pear", "fig", NULL, ""};
+    uint64_t seed = 7, tso = 200;
+    check_kept_sums(g, sc);
+    for (int batch = 0; batch < 60; batch++) {
+        struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+        for (int i = 0; i < 40; i++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            unsigned r = (unsigned)(seed >> 33);
+            char id[16], n[16];
+            snprintf(id, sizeof id, "%d", (int)(r % 500) - 250);
+            snprintf(n, sizeof n, "%u", r % 3);
+            struct tis_value vals[3];
+            row(vals, id, titles[(r >> 9) % 5], (r >> 12) % 4 ? n : NULL);
+            bool present[3] = {true, (r >> 14) % 3 != 0, (r >> 16) % 3 != 0};
+            enum gen_outcome out;
+            if ((r >> 18) % 4 == 0)
+                CHECK(gen_write_delete(w, vals, TSO(++tso), &out, err, sizeof err) == 0);
+            else
+                CHECK(gen_write_upsert(w, vals, present, TSO(++tso), &out, err, sizeof err) == 0);
+        }
+        if (batch == 30)
+            CHECK(gen_write_truncate(w, TSO(++tso), err, sizeof err) == 0);
+        CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+        check_kept_sums(g, sc);
+    }
+    CHECK_INT(upsert(g, "12a", "plum", "1", NULL, TSO(++tso)), GEN_APPLIED);
+    MDB_txn *txn;
+    struct rowsum_map kept = {0};
+    CHECK(gen_txn_begin(g, &txn) == 0);
+    CHECK_INT(gen_rowsums_read(g, txn, &kept), 1);
+    gen_txn_end(g, txn);
+    rowsum_map_free(&kept);
+    analyzer_free(an);
+    schema_free(sc);
+    drop_gen(g, dir);
+}
+
 /* A generation written with another index layout is refused with a hint to
  * rebuild: its postings would read as garbage. */
 static void test_other_index_format_is_refused(void)
@@ -403,6 +546,8 @@ int main(void)
     test_binlog_versions();
     test_scores_survive_the_merge();
     test_removed_documents_are_purged();
+    test_truncate_keeps_every_key();
+    test_kept_sums_follow_every_change();
     test_other_index_format_is_refused();
     return check_summary();
 }
