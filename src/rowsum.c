@@ -68,17 +68,22 @@ void rowsum_chunk_bounds(const struct tis_field *f, int64_t key, uint64_t *lo, u
     *hi = (uint64_t)h;
 }
 
-/* CRC-32 of the lengths, then of '|' and each value. The row is put
+/* Rows longer than this are hashed value by value, not copied first. */
+#define ROWSUM_COPY_MAX (64 << 10)
+
+/* CRC-32 of the lengths, then of '|' and each value. A row is put
  * together in b and hashed in one call: a call for each of its fifteen or
  * so pieces, most a few bytes, cost more than copying the few hundred
- * bytes of a row. */
+ * bytes of a row. A long one is not copied: a 40 MB cell would cost 40 MB
+ * more memory. */
 uint32_t rowsum_hash(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *b)
 {
     size_t need = sc->nfields * 22;
     for (size_t i = 0; i < sc->nfields; i++)
         need += vals[i].null ? 0 : vals[i].len + 1;
+    bool copy = need <= ROWSUM_COPY_MAX;
     tbuf_reset(b);
-    tbuf_reserve(b, need);
+    tbuf_reserve(b, copy ? need : sc->nfields * 22);
     char *o = b->data;
     for (size_t i = 0; i < sc->nfields; i++) {
         char num[24], *e = num + sizeof num, *p = e;
@@ -93,6 +98,16 @@ uint32_t rowsum_hash(const struct tis_schema *sc, const struct tis_value *vals, 
             *--p = '|';
         memcpy(o, p, (size_t)(e - p));
         o += e - p;
+    }
+    if (!copy) {
+        uint32_t crc = libdeflate_crc32(0, b->data, (size_t)(o - b->data));
+        for (size_t i = 0; i < sc->nfields; i++)
+            if (!vals[i].null) {
+                crc = libdeflate_crc32(crc, "|", 1);
+                if (vals[i].len)
+                    crc = libdeflate_crc32(crc, vals[i].p, vals[i].len);
+            }
+        return crc;
     }
     for (size_t i = 0; i < sc->nfields; i++)
         if (!vals[i].null) { /* CONCAT_WS skips NULLs */
