@@ -128,11 +128,16 @@ bool sums_decode(const MDB_val *v, struct rowsum *s)
     return true;
 }
 
+/* meta "rowsums": the chunk width the sums were kept with, as text. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define ROWSUMS_WIDTH_TEXT STR(ROWSUM_CHUNK_WIDTH)
+
 bool rowsums_kept(struct gen *g, MDB_txn *txn)
 {
     MDB_val k = {7, "rowsums"}, v;
-    return mdb_get(txn, g->e.meta, &k, &v) == 0 && v.mv_size == 4 &&
-           memcmp(v.mv_data, "true", 4) == 0;
+    return mdb_get(txn, g->e.meta, &k, &v) == 0 && v.mv_size == strlen(ROWSUMS_WIDTH_TEXT) &&
+           memcmp(v.mv_data, ROWSUMS_WIDTH_TEXT, v.mv_size) == 0;
 }
 
 int gen_rowsums_read(struct gen *g, MDB_txn *txn, struct rowsum_map *m)
@@ -343,7 +348,7 @@ static int put_sums(struct gen_builder *b)
         MDB_val k = {8, kb}, v = {sizeof vb, vb};
         rc = mdb_put(b->txn, b->e.sums, &k, &v, 0);
     }
-    MDB_val k = {7, "rowsums"}, v = {4, "true"};
+    MDB_val k = {7, "rowsums"}, v = {strlen(ROWSUMS_WIDTH_TEXT), ROWSUMS_WIDTH_TEXT};
     return rc ? rc : mdb_put(b->txn, b->e.meta, &k, &v, 0);
 }
 

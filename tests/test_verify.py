@@ -73,7 +73,7 @@ def test_an_unchanged_collection_verifies_clean(tisfs, table):
     assert f"verify: {ROWS} rows checked: 0 missing, 0 extra, 0 differ, 0 newer" in logs
     # The server's checksums of every chunk equal the daemon's: no row was
     # fetched to compare (every column type of the table hashes alike).
-    assert "compared 21 chunks of 100 key values by checksum: 0 differ" in logs
+    assert "compared 41 chunks of 50 key values by checksum: 0 differ" in logs
 
 
 def test_drift_is_named_and_repaired(tisfs, mariadb, table):
@@ -85,7 +85,7 @@ def test_drift_is_named_and_repaired(tisfs, mariadb, table):
     assert r["checked"] == ROWS - 3 + 1
     assert samples(r) == want
     logs = tisfs.read("collections", "v", "logs")
-    assert "compared 21 chunks of 100 key values by checksum: 2 differ" in logs
+    assert "compared 41 chunks of 50 key values by checksum: 2 differ" in logs
     # The server hashed its two halves of the keys at once, each on its own
     # connection inside a transaction at the one snapshot.
     assert "2 connections read the snapshot at binlog" in logs
@@ -106,7 +106,7 @@ def test_drift_is_named_and_repaired(tisfs, mariadb, table):
     logs = tisfs.read("collections", "v", "logs")
     # The first pass looked into the 2 chunks by the hash of each row and read
     # only the 8 rows the table has that differ (3 were extra: no row to read).
-    assert "looked into 2 chunks by the hash of each row: 98 rows, 8 of them read whole" in logs
+    assert "looked into 2 chunks by the hash of each row: 48 rows, 8 of them read whole" in logs
     assert "checked again the 11 rows the first pass repaired" in logs
     assert sorted(d["id"] for d in tisfs.json("collections", "v", "select", q)["response"]["docs"]) \
         == [10, 11]
@@ -248,7 +248,7 @@ def test_every_column_type_hashes_alike_on_both_sides(tisfs, mariadb):
     r = verify(tisfs, "ty")
     assert r["state"] == "done" and (r["checked"], r["differ"], r["missing"], r["extra"]) == \
         (3, 0, 0, 0), r
-    assert "compared 2 chunks of 100 key values by checksum: 0 differ" in \
+    assert "compared 2 chunks of 50 key values by checksum: 0 differ" in \
         tisfs.read("collections", "ty", "logs")
 
 
@@ -303,7 +303,7 @@ def test_snapshots_that_cannot_be_aligned_are_read_on_one_connection(tisfs, mari
         logs = tisfs.read("collections", "v", "logs")
         assert says in logs
         assert "connections read the snapshot" not in logs
-        assert "compared 21 chunks of 100 key values by checksum: 2 differ (the server's sums " \
+        assert "compared 41 chunks of 50 key values by checksum: 2 differ (the server's sums " \
             "in" in logs and "over 1 connection," in logs
         assert verify(tisfs, "v")["differ"] == 0
     finally:

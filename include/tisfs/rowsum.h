@@ -29,8 +29,11 @@
 #include "tisfs/util.h"
 
 /* Key values a chunk: small, so that changes spread over a table send a
- * small part of it further. */
-#define ROWSUM_CHUNK_WIDTH 100
+ * small part of it further (a repair of 0.1 % of 500 000 rows hashes 25 000
+ * rows of its 500 differing chunks again, 50 000 with chunks of 100), but
+ * not so small that the server's GROUP BY and the kept sums grow large. A
+ * generation records the width its sums were kept with. */
+#define ROWSUM_CHUNK_WIDTH 50
 
 /* What a chunk XORs is each row's hash times an odd constant (mod 2^32),
  * not the hash itself: CRC-32 is linear over XOR, so two rows of a chunk
@@ -84,8 +87,8 @@ bool rowsum_pk_number(const struct tis_field *f, const struct tis_value *v, int6
  * it (DIV truncates toward zero); false when it is not an integer. */
 bool rowsum_chunk_key(const struct tis_field *f, const struct tis_value *v, int64_t *key);
 /* The lowest and highest key values of chunk key (int64_t bits when
- * signed): chunk 0 of a signed key holds -99..99, chunk -k holds
- * -(100k+99)..-100k. */
+ * signed): with a width of 50, chunk 0 of a signed key holds -49..49,
+ * chunk -k holds -(50k+49)..-50k. */
 void rowsum_chunk_bounds(const struct tis_field *f, int64_t key, uint64_t *lo, uint64_t *hi);
 /* The row hash of vals (every field of sc), put together in b. */
 uint32_t rowsum_hash(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *b);

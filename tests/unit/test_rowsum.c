@@ -1,7 +1,7 @@
 /* Unit tests for verify's row hash and chunks (src/rowsum.c): the hash is
  * CRC-32 of the text the server's CONCAT_WS builds, whatever the row's
  * length; NULL is not ''; values cannot shift between fields; chunks and
- * their bounds are what the server's pk DIV 100 makes of any key. */
+ * their bounds are what the server's pk DIV ROWSUM_CHUNK_WIDTH makes of any key. */
 #include "tisfs/rowsum.h"
 
 #include <stdlib.h>
@@ -71,15 +71,17 @@ static int64_t chunk_of(const struct tis_field *f, const char *s)
     return k;
 }
 
-/* pk DIV 100 truncates toward zero; a chunk's bounds hold exactly its keys. */
+/* pk DIV 50 truncates toward zero; a chunk's bounds hold exactly its keys. */
 static void test_chunks_and_bounds(void)
 {
     struct tis_field u = {.name = "u", .vt = VT_UINT, .pk = true};
-    CHECK_INT(chunk_of(&fields[0], "99"), 0);
-    CHECK_INT(chunk_of(&fields[0], "-99"), 0);
-    CHECK_INT(chunk_of(&fields[0], "-100"), -1);
-    CHECK_INT(chunk_of(&fields[0], "-9223372036854775808"), -92233720368547758);
-    CHECK_INT(chunk_of(&u, "18446744073709551615"), (int64_t)184467440737095516);
+    CHECK_INT(ROWSUM_CHUNK_WIDTH, 50);
+    CHECK_INT(chunk_of(&fields[0], "49"), 0);
+    CHECK_INT(chunk_of(&fields[0], "50"), 1);
+    CHECK_INT(chunk_of(&fields[0], "-49"), 0);
+    CHECK_INT(chunk_of(&fields[0], "-50"), -1);
+    CHECK_INT(chunk_of(&fields[0], "-9223372036854775808"), -184467440737095516);
+    CHECK_INT(chunk_of(&u, "18446744073709551615"), (int64_t)368934881474191032);
     int64_t k;
     struct tis_value bad[] = {val("12a"), val(""), val(NULL), val("99999999999999999999")};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -88,17 +90,17 @@ static void test_chunks_and_bounds(void)
     CHECK(!rowsum_chunk_key(&u, &neg, &k));
     uint64_t lo, hi;
     rowsum_chunk_bounds(&fields[0], 0, &lo, &hi);
-    CHECK_INT((int64_t)lo, -99);
-    CHECK_INT((int64_t)hi, 99);
+    CHECK_INT((int64_t)lo, -49);
+    CHECK_INT((int64_t)hi, 49);
     rowsum_chunk_bounds(&fields[0], -1, &lo, &hi);
-    CHECK_INT((int64_t)lo, -199);
-    CHECK_INT((int64_t)hi, -100);
+    CHECK_INT((int64_t)lo, -99);
+    CHECK_INT((int64_t)hi, -50);
     rowsum_chunk_bounds(&fields[0], 3, &lo, &hi);
-    CHECK_INT((int64_t)lo, 300);
-    CHECK_INT((int64_t)hi, 399);
-    rowsum_chunk_bounds(&fields[0], -92233720368547758, &lo, &hi);
+    CHECK_INT((int64_t)lo, 150);
+    CHECK_INT((int64_t)hi, 199);
+    rowsum_chunk_bounds(&fields[0], -184467440737095516, &lo, &hi);
     CHECK_INT((int64_t)lo, INT64_MIN);
-    rowsum_chunk_bounds(&u, 184467440737095516, &lo, &hi);
+    rowsum_chunk_bounds(&u, 368934881474191032, &lo, &hi);
     CHECK(hi == UINT64_MAX);
 }
 
