@@ -59,6 +59,8 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly, size_t ma
         rc = mdb_dbi_open(txn, "dead", MDB_CREATE, &e->dead);
     if (!rc && !readonly)
         rc = mdb_dbi_open(txn, "sums", MDB_CREATE, &e->sums);
+    if (!rc && !readonly)
+        rc = mdb_dbi_open(txn, "sumlog", MDB_CREATE, &e->sumlog);
     if (!rc)
         rc = index_open_dbs(txn, !readonly, &e->index);
     if (!rc) {
@@ -128,6 +130,37 @@ bool sums_decode(const MDB_val *v, struct rowsum *s)
     return true;
 }
 
+#define SUMS_LOG_ENTRY 28
+
+void sums_log_encode(const struct rowsum_map *m, const int64_t *keys, size_t n, struct tbuf *out)
+{
+    tbuf_reset(out);
+    tbuf_reserve(out, n * SUMS_LOG_ENTRY);
+    for (size_t i = 0; i < n; i++) {
+        const struct rowsum *s = &rowsum_map_find(m, keys[i])->s;
+        tbuf_add(out, &keys[i], 8);
+        tbuf_add(out, &s->count, 8);
+        tbuf_add(out, &s->sum, 8);
+        tbuf_add(out, &s->x, 4);
+    }
+}
+
+bool sums_log_decode(const MDB_val *v, struct rowsum_map *m)
+{
+    if (v->mv_size % SUMS_LOG_ENTRY)
+        return false;
+    for (const char *p = v->mv_data, *e = p + v->mv_size; p < e; p += SUMS_LOG_ENTRY) {
+        int64_t key;
+        struct rowsum s;
+        memcpy(&key, p, 8);
+        memcpy(&s.count, p + 8, 8);
+        memcpy(&s.sum, p + 16, 8);
+        memcpy(&s.x, p + 24, 4);
+        rowsum_merge(&rowsum_map_get(m, key)->s, &s);
+    }
+    return true;
+}
+
 /* meta "rowsums": the chunk width the sums were kept with, as text. */
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -161,6 +194,15 @@ int gen_rowsums_read(struct gen *g, MDB_txn *txn, struct rowsum_map *m)
             u = u << 8 | p[i];
         rowsum_map_get(m, (int64_t)(u ^ ((uint64_t)1 << 63)))->s = s;
     }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND || (rc = mdb_cursor_open(txn, g->e.sumlog, &cur)) != 0)
+        return -1;
+    /* The changes the merge has not folded in yet. */
+    for (int op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT)
+        if (!sums_log_decode(&v, m)) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : -1;
 }

@@ -22,9 +22,11 @@ struct gen_env {
      * dead: ids removed from the index whose documents are still in docs
      * (index_idset form), until the merge purges them (gen_live.c).
      * sums: the chunk key (sums_key) -> the rowsum of the chunk's live
-     * documents (sums_encode), kept while meta "rowsums" is true. A row's
-     * pk entry then ends with its row hash (rowsum.h). */
-    MDB_dbi docs, pk, meta, dead, sums;
+     * documents (sums_encode), kept while meta "rowsums" names the chunk
+     * width; sumlog: a batch's changes to them (u64 big-endian sequence ->
+     * sums_log_encode's record), until the merge folds them into sums. A
+     * row's pk entry then ends with its row hash (rowsum.h). */
+    MDB_dbi docs, pk, meta, dead, sums, sumlog;
     struct index_dbs index;
 };
 
@@ -51,6 +53,11 @@ void sums_key(int64_t key, unsigned char b[8]);
 #define SUMS_VALUE_SIZE 20
 void sums_encode(const struct rowsum *s, unsigned char b[SUMS_VALUE_SIZE]);
 bool sums_decode(const MDB_val *v, struct rowsum *s);
+/* A record of the sums log: the chunks of keys (n of them, sorted) with
+ * their sums in m, as (i64 key, u64 count, u64 sum, u32 x) each. */
+void sums_log_encode(const struct rowsum_map *m, const int64_t *keys, size_t n, struct tbuf *out);
+/* Adds a record's sums to m; false when v is not one. */
+bool sums_log_decode(const MDB_val *v, struct rowsum_map *m);
 /* A meta value parsed as JSON (a new reference), or NULL. */
 struct json_object *meta_get(struct gen *g, MDB_txn *txn, const char *key);
 /* A meta value holding a version (u8 domain + u64); VER_NONE when absent. */

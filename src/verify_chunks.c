@@ -667,7 +667,8 @@ static size_t compare_sums(struct pass *ps, const struct rowsum_map *ours,
     }
     for (size_t i = 0; i < ours->cap; i++) {
         const struct rowsum_chunk *o = &ours->t[i];
-        if (o->used && !rowsum_map_find(theirs, o->key)) { /* only the daemon has it */
+        if (o->used && !rowsum_empty(&o->s) &&
+            !rowsum_map_find(theirs, o->key)) { /* only the daemon has it */
             struct rowsum_chunk *ch = chunk_get(c, o->key);
             if (o->ids)
                 roaring_bitmap_or_inplace(ch->ids, o->ids);

@@ -128,7 +128,7 @@ int gen_walk_doc_values(struct gen *g, MDB_txn *txn, const roaring_bitmap_t *ids
                         void *arg);
 
 /* The sums of every chunk of live documents (rowsum.h) as of txn, into m
- * (empty): 0, 1 when g keeps none (a key that is not a single integer, a
+ * (empty; a chunk whose documents all went may be there, its sums zero): 0, 1 when g keeps none (a key that is not a single integer, a
  * generation written before they were kept, or with another chunk width:
  * walk the documents), -1 when
  * they cannot be read. */
@@ -193,10 +193,13 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
  * (mono_now) passes until; *ran says whether it changed anything (else the
  * transaction may be abandoned), *left whether more merging is due now.
  * Once no posting is left to merge (and not far behind), a step purges up
- * to GEN_PURGE_IDS (_BUSY) stored documents of removed ids instead. The
- * pages a step read are worth releasing (gen_release_pages) after it. */
+ * to GEN_PURGE_IDS (_BUSY) stored documents of removed ids instead, and
+ * once none is left, folds up to GEN_FOLD_SUMS_RECORDS batches' changes of
+ * the chunk sums into their tree. The pages a step read are worth
+ * releasing (gen_release_pages) after it. */
 #define GEN_PURGE_IDS 512
 #define GEN_PURGE_IDS_BUSY 128 /* with the stream flowing (INDEX_MERGE_TIERS) */
+#define GEN_FOLD_SUMS_RECORDS 64
 int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double until, bool *ran,
                    bool *left, char *err, size_t errlen);
 /* Entries outside the base postings (the segments', exists marks). */

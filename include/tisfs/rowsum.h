@@ -72,6 +72,11 @@ static inline void rowsum_merge(struct rowsum *s, const struct rowsum *d)
     s->x ^= d->x;
 }
 
+static inline bool rowsum_empty(const struct rowsum *s)
+{
+    return !s->count && !s->sum && !s->x;
+}
+
 static inline bool rowsum_equal(const struct rowsum *a, const struct rowsum *b)
 {
     return a->count == b->count && a->sum == b->sum && a->x == b->x;
