@@ -629,14 +629,20 @@ int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double unti
     MDB_stat st;
     if (!rc && !*ran && mode != INDEX_MERGE_BEHIND)
         rc = purge_dead(w, mode == INDEX_MERGE_ALL ? GEN_PURGE_IDS : GEN_PURGE_IDS_BUSY, ran);
-    if (!rc && !*ran && mode != INDEX_MERGE_BEHIND)
+    /* With the stream flowing, the log is folded a few records at a time,
+     * not after every batch: the tree's leaves are then read and written
+     * once for several batches, in a transaction of its own. */
+    size_t logged = 0, due = mode == INDEX_MERGE_ALL ? 1 : GEN_FOLD_SUMS_BUSY;
+    if (!rc && w->rowsums && mode != INDEX_MERGE_BEHIND &&
+        (rc = mdb_stat(w->txn, w->g->e.sumlog, &st)) == 0)
+        logged = st.ms_entries;
+    if (!rc && !*ran && mode != INDEX_MERGE_BEHIND && logged >= due) {
         rc = fold_sums(w, GEN_FOLD_SUMS_RECORDS, ran);
+        logged -= logged < GEN_FOLD_SUMS_RECORDS ? logged : GEN_FOLD_SUMS_RECORDS;
+    }
     if (!rc && !*left && mode != INDEX_MERGE_BEHIND &&
         (rc = mdb_stat(w->txn, w->g->e.dead, &st)) == 0)
-        *left = st.ms_entries > 0; /* (more) purging is due next */
-    if (!rc && !*left && mode != INDEX_MERGE_BEHIND && w->rowsums &&
-        (rc = mdb_stat(w->txn, w->g->e.sumlog, &st)) == 0)
-        *left = st.ms_entries > 0; /* (more) sums to fold */
+        *left = st.ms_entries > 0 || logged >= due; /* (more) purging or folding is due */
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "merge", err, errlen) : 0;
 }

@@ -195,11 +195,13 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
  * Once no posting is left to merge (and not far behind), a step purges up
  * to GEN_PURGE_IDS (_BUSY) stored documents of removed ids instead, and
  * once none is left, folds up to GEN_FOLD_SUMS_RECORDS batches' changes of
- * the chunk sums into their tree. The pages a step read are worth
+ * the chunk sums into their tree (with the stream flowing, only once
+ * GEN_FOLD_SUMS_BUSY of them wait). The pages a step read are worth
  * releasing (gen_release_pages) after it. */
 #define GEN_PURGE_IDS 512
 #define GEN_PURGE_IDS_BUSY 128 /* with the stream flowing (INDEX_MERGE_TIERS) */
 #define GEN_FOLD_SUMS_RECORDS 64
+#define GEN_FOLD_SUMS_BUSY 16
 int gen_write_fold(struct gen_writer *w, enum index_merge_mode mode, double until, bool *ran,
                    bool *left, char *err, size_t errlen);
 /* Entries outside the base postings (the segments', exists marks). */
