@@ -3,6 +3,7 @@ table changes behind its back (no change event): verify names exactly the
 rows that drifted, by primary key, kind and field; repair fixes them and a
 second pass finds nothing; select/ sees the repaired values."""
 
+import ctypes
 import json
 import os
 import subprocess
@@ -117,6 +118,48 @@ def test_drift_is_named_and_repaired(tisfs, mariadb, table):
     doc = tisfs.json("collections", "v", "select", "q=id:30")["response"]["docs"][0]
     assert doc["note"] is None
     assert verify(tisfs, "v")["differ"] == 0
+
+
+def forget_kept_sums(gen_dir):
+    """What a generation written before chunk sums were kept looks like:
+    no meta "rowsums" (deleted through liblmdb, the daemon stopped)."""
+    class Val(ctypes.Structure):
+        _fields_ = [("size", ctypes.c_size_t), ("data", ctypes.c_char_p)]
+    lib = ctypes.CDLL("liblmdb.so.0")
+    env, txn, dbi = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_uint()
+    assert lib.mdb_env_create(ctypes.byref(env)) == 0
+    lib.mdb_env_set_maxdbs(env, 16)
+    try:
+        assert lib.mdb_env_open(env, gen_dir.encode(), 0, 0o600) == 0
+        assert lib.mdb_txn_begin(env, None, 0, ctypes.byref(txn)) == 0
+        assert lib.mdb_dbi_open(txn, b"meta", 0, ctypes.byref(dbi)) == 0
+        key = Val(7, b"rowsums")
+        assert lib.mdb_del(txn, dbi, ctypes.byref(key), None) == 0
+        assert lib.mdb_txn_commit(txn) == 0
+    finally:
+        lib.mdb_env_close(env)
+
+
+def test_a_generation_without_kept_sums_is_summed_from_its_documents(tisfs, mariadb, table):
+    """A generation that keeps no chunk sums (written by an earlier version)
+    is verified and repaired exactly the same, its documents summed."""
+    assert tisfs.create("v", table)["complete"]
+    coll = os.path.join(tisfs.data, "collections", "v")
+    gen = [d for d in os.listdir(coll) if d.startswith("gen-")][0]
+    tisfs.stop()
+    forget_kept_sums(os.path.join(coll, gen))
+    tisfs.start()
+    want = drift(mariadb)
+    r = verify(tisfs, "v", "repair")
+    assert r["state"] == "done", r
+    assert samples(r["found"]) == want and r["repaired"] == 11
+    assert (r["missing"], r["extra"], r["differ"]) == (0, 0, 0)
+    logs = tisfs.read("collections", "v", "logs")
+    assert "41 chunks of 50 key values by checksum: 2 differ" in logs
+    assert "the daemon's documents summed in" in logs
+    assert "kept sums read" not in logs
+    r = verify(tisfs, "v")
+    assert (r["checked"], r["missing"], r["extra"], r["differ"]) == (ROWS - 3 + 1, 0, 0, 0), r
 
 
 def test_refusals_and_failures(tisfs, mariadb, table):
