@@ -320,7 +320,9 @@ int incr_poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
     int n = 0;
     size_t bytes = 0;
     double deadline = 0;
-    size_t limit = incr_behind(c) ? INCR_BATCH_BYTES_BEHIND : INCR_BATCH_BYTES;
+    size_t limit = !incr_behind(c)      ? INCR_BATCH_BYTES
+                   : c->proto == CDC_OPEN ? INCR_BATCH_BYTES_BEHIND_OPEN
+                                          : INCR_BATCH_BYTES_BEHIND;
     double give_up = mono_now() + wait_ms / 1000.0;
     bool woken = false;
     while (n < INCR_BATCH_MAX && bytes < limit) {
