@@ -86,6 +86,7 @@ int lmdb_fail(int rc, const char *what, char *err, size_t errlen)
  * escaped to 00 FF and a 00 00 terminator. A table scanned in primary key
  * order (InnoDB's, TiDB's) then arrives in key order and every insert is an
  * append. */
+
 /* An integer key's 8 bytes (bits: int64_t bits when signed). */
 static void pk_int_bytes(uint64_t bits, bool is_signed, unsigned char be[8])
 {
@@ -104,6 +105,29 @@ static void pk_add_int(struct tbuf *k, const struct tis_value *v, bool is_signed
     pk_int_bytes(is_signed ? (uint64_t)strtoll(tmp, NULL, 10) : strtoull(tmp, NULL, 10),
                  is_signed, be);
     tbuf_add(k, be, 8);
+}
+
+static void pk_add_bytes(struct tbuf *k, const struct tis_value *v)
+{
+    for (size_t i = 0; i < v->len; i++) {
+        tbuf_add(k, &v->p[i], 1);
+        if (v->p[i] == 0)
+            tbuf_add(k, "\xff", 1);
+    }
+    tbuf_add(k, "\0\0", 2);
+}
+
+void pk_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *k)
+{
+    tbuf_reset(k);
+    for (size_t i = 0; i < sc->npk; i++) {
+        const struct tis_field *f = &sc->fields[sc->pk[i]];
+        const struct tis_value *v = &vals[sc->pk[i]];
+        if (f->vt == VT_INT || f->vt == VT_UINT)
+            pk_add_int(k, v, f->vt == VT_INT);
+        else
+            pk_add_bytes(k, v);
+    }
 }
 
 /* ---- chunk sums (rowsum.h) ---- */
@@ -169,7 +193,9 @@ bool sums_log_decode(const MDB_val *v, struct rowsum_map *m)
 bool rowsums_kept(struct gen *g, MDB_txn *txn)
 {
     MDB_val k = {7, "rowsums"}, v;
-    return mdb_get(txn, g->e.meta, &k, &v) == 0 && v.mv_size == strlen(ROWSUMS_WIDTH_TEXT) &&
+    /* A read-only environment has not opened sums and sumlog (0 would be
+     * LMDB's free list). */
+    return g->e.sums && g->e.sumlog && mdb_get(txn, g->e.meta, &k, &v) == 0 && v.mv_size == strlen(ROWSUMS_WIDTH_TEXT) &&
            memcmp(v.mv_data, ROWSUMS_WIDTH_TEXT, v.mv_size) == 0;
 }
 
@@ -235,29 +261,6 @@ int gen_chunk_ids(struct gen *g, MDB_txn *txn, int64_t key, roaring_bitmap_t *id
     }
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
-}
-
-static void pk_add_bytes(struct tbuf *k, const struct tis_value *v)
-{
-    for (size_t i = 0; i < v->len; i++) {
-        tbuf_add(k, &v->p[i], 1);
-        if (v->p[i] == 0)
-            tbuf_add(k, "\xff", 1);
-    }
-    tbuf_add(k, "\0\0", 2);
-}
-
-void pk_encode(const struct tis_schema *sc, const struct tis_value *vals, struct tbuf *k)
-{
-    tbuf_reset(k);
-    for (size_t i = 0; i < sc->npk; i++) {
-        const struct tis_field *f = &sc->fields[sc->pk[i]];
-        const struct tis_value *v = &vals[sc->pk[i]];
-        if (f->vt == VT_INT || f->vt == VT_UINT)
-            pk_add_int(k, v, f->vt == VT_INT);
-        else
-            pk_add_bytes(k, v);
-    }
 }
 
 /* ---- document encoding ----

@@ -31,7 +31,7 @@ struct gen_writer {
     size_t *new_at, nnew, new_cap;
     uint32_t first_new;
     /* The batch's change to the chunk sums (rowsum.h), while kept:
-     * written at the commit, each chunk once. */
+     * appended to the sums log at the commit as one record. */
     bool rowsums, sums_broken;
     struct rowsum_map sums;
     struct tbuf rowbuf;
@@ -477,6 +477,8 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
                                w->delta);
         w->st.docs += !had;
     }
+    if (!rc && same && e.has_rh)
+        rh = e.rh; /* what the sums hold for it, even if two hashes collided */
     if (!rc)
         rc = row_put(w->txn, g->e.pk, &k, id, v, hash, w->rowsums ? &rh : NULL);
     w->full |= rc == MDB_MAP_FULL;
@@ -546,7 +548,11 @@ static int tombstones_only(MDB_txn *txn, MDB_dbi pk)
             /* The key copied too: a value of another size moves the node,
              * and k points into its page (LMDB then re-inserts what it
              * reads there: a garbled key, out of order). */
-            unsigned char b[13], key[512];
+            unsigned char b[13], key[512]; /* LMDB's keys: at most 511 bytes */
+            if (k.mv_size > sizeof key) {
+                rc = MDB_BAD_VALSIZE;
+                break;
+            }
             memcpy(b, v.mv_data, 13);
             memset(b, 0, 4);
             memcpy(key, k.mv_data, k.mv_size);

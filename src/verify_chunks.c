@@ -605,12 +605,46 @@ static int look_by_hash(struct descent *d, const char *w, size_t nq, const roari
     return rc;
 }
 
-/* The chunks of keys (sorted) looked into, then the documents of scope
- * that no row matched are extra. */
-static int look_into_chunks(struct pass *ps, struct source *src, const int64_t *keys,
-                            size_t n, bool by_hash, const roaring_bitmap_t *scope, char *err,
-                            size_t errlen)
+/* With kept sums: the looked-into chunks summed again from their
+ * documents (whose row hashes the map holds), against what the generation
+ * kept for them. They differ only if the kept sums are off (a fault of
+ * the store or of tisfs, not drift): the rows were compared exactly all
+ * the same, but every verification would look into those chunks again, so
+ * it is said. */
+static void check_kept(const struct descent *d, const struct rowsum_map *c)
 {
+    struct rowsum_map docs = {0};
+    const struct tis_field *f = &d->sc->fields[d->sc->pk[0]];
+    const struct rowsum zero = {0};
+    size_t off = 0;
+    for (size_t i = 0; i < d->docs.cap; i++) {
+        const struct rowent *e = &d->docs.t[i];
+        if (e->used)
+            rowsum_add(&rowsum_map_get(&docs, f->vt == VT_UINT
+                                                   ? (int64_t)(e->pk / ROWSUM_CHUNK_WIDTH)
+                                                   : (int64_t)e->pk / ROWSUM_CHUNK_WIDTH)->s,
+                       e->h);
+    }
+    for (size_t i = 0; i < c->cap; i++) {
+        const struct rowsum_chunk *k = &c->t[i], *o;
+        if (k->used && (o = rowsum_map_find(&docs, k->key), !rowsum_equal(&k->s, o ? &o->s : &zero)))
+            off++;
+    }
+    if (off)
+        verify_log(d->ps->v, "the kept sums of %zu of the %zu chunks looked into are not their "
+                   "documents' (the rows were compared all the same; a rebuild resets them)",
+                   off, c->n);
+    rowsum_map_free(&docs);
+}
+
+/* The chunks of keys (sorted) looked into, by the hash of each row when
+ * given their map c (with the daemon's sums), else reading every row; then
+ * the documents of scope that no row matched are extra. */
+static int look_into_chunks(struct pass *ps, struct source *src, const int64_t *keys,
+                            size_t n, const struct rowsum_map *c, bool kept,
+                            const roaring_bitmap_t *scope, char *err, size_t errlen)
+{
+    bool by_hash = c != NULL;
     struct descent d = {.ps = ps, .src = src, .sc = ps->sc};
     double t0 = mono_now();
     struct tbuf wh = {0};
@@ -619,6 +653,8 @@ static int look_into_chunks(struct pass *ps, struct source *src, const int64_t *
     const char *w = wh.data;
     if (by_hash)
         rc = look_by_hash(&d, w, nq, scope, err, errlen);
+    if (!rc && by_hash && kept)
+        check_kept(&d, c);
     for (size_t i = 0; !by_hash && i < nq && !rc; i++, w += strlen(w) + 1)
         rc = read_ranges(&d, w, err, errlen);
     if (!rc && (rc = verify_find_extra(ps, scope)) != 0)
@@ -662,6 +698,8 @@ static size_t compare_sums(struct pass *ps, const struct rowsum_map *ours,
             continue;
         }
         struct rowsum_chunk *ch = chunk_get(c, t->key);
+        if (o)
+            ch->s = o->s; /* the daemon's, for check_kept */
         if (o && o->ids)
             roaring_bitmap_or_inplace(ch->ids, o->ids);
     }
@@ -670,6 +708,7 @@ static size_t compare_sums(struct pass *ps, const struct rowsum_map *ours,
         if (o->used && !rowsum_empty(&o->s) &&
             !rowsum_map_find(theirs, o->key)) { /* only the daemon has it */
             struct rowsum_chunk *ch = chunk_get(c, o->key);
+            ch->s = o->s;
             if (o->ids)
                 roaring_bitmap_or_inplace(ch->ids, o->ids);
             all++;
@@ -711,14 +750,18 @@ static int64_t *chunk_keys(const struct rowsum_map *c, roaring_bitmap_t *ids)
  * sums or, without them, a walk over its documents beside the server's
  * work. Returns 0, -1, or 1 when the daemon's keys are not integers. */
 static int checksums(struct pass *ps, struct source *src, struct rowsum_map *c,
-                     size_t *all, char *err, size_t errlen)
+                     size_t *all, bool *kept_used, char *err, size_t errlen)
 {
     struct ours_job ours = {.ps = ps};
     struct rowsum_map theirs = {0};
     pthread_t th;
     double t0 = mono_now();
-    bool kept = gen_rowsums_read(ps->v->g, ps->txn, &ours.c) == 0;
+    int read = gen_rowsums_read(ps->v->g, ps->txn, &ours.c);
+    bool kept = read == 0;
     ours.secs = mono_now() - t0;
+    if (read < 0)
+        verify_log(ps->v, "the generation's chunk sums cannot be read: its documents are summed "
+                   "instead");
     if (!kept) {
         rowsum_map_free(&ours.c);
         pthread_create(&th, NULL, ours_thread, &ours);
@@ -737,6 +780,7 @@ static int checksums(struct pass *ps, struct source *src, struct rowsum_map *c,
         *all = compare_sums(ps, &ours.c, &theirs, c);
     if (!rc && kept)
         rc = kept_ids(ps, c, err, errlen);
+    *kept_used = kept;
     if (!rc)
         verify_log(ps->v, "compared %zu chunks of %d key values by checksum: %zu differ "
                    "(the server's sums in %.2f s over %zu connection%s, the daemon's %s in "
@@ -818,12 +862,14 @@ int verify_chunked_pass(struct pass *ps, struct source *src, const struct tis_sc
     }
     struct rowsum_map c = {0};
     size_t all = 0;
-    int rc = checksums(ps, src, &c, &all, err, errlen);
+    bool kept = false;
+    int rc = checksums(ps, src, &c, &all, &kept, err, errlen);
     roaring_bitmap_t *scope = roaring_bitmap_create();
     int64_t *keys = rc ? NULL : chunk_keys(&c, scope);
     if (!rc && c.n) {
         bool by_hash = c.n * ROWS_BY_HASH_MAX_SHARE <= all;
-        rc = look_into_chunks(ps, src, keys, c.n, by_hash, scope, err, errlen);
+        rc = look_into_chunks(ps, src, keys, c.n, by_hash ? &c : NULL, kept, scope, err,
+                              errlen);
     }
     free(keys);
     roaring_bitmap_free(scope);

@@ -120,11 +120,13 @@ def test_drift_is_named_and_repaired(tisfs, mariadb, table):
     assert verify(tisfs, "v")["differ"] == 0
 
 
-def forget_kept_sums(gen_dir):
-    """What a generation written before chunk sums were kept looks like:
-    no meta "rowsums" (deleted through liblmdb, the daemon stopped)."""
-    class Val(ctypes.Structure):
-        _fields_ = [("size", ctypes.c_size_t), ("data", ctypes.c_char_p)]
+class Val(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("data", ctypes.c_char_p)]
+
+
+def lmdb_write(gen_dir, db, key, value=None):
+    """Puts (or, value None, deletes) key in a generation's database db
+    through liblmdb, the daemon stopped."""
     lib = ctypes.CDLL("liblmdb.so.0")
     env, txn, dbi = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_uint()
     assert lib.mdb_env_create(ctypes.byref(env)) == 0
@@ -132,12 +134,42 @@ def forget_kept_sums(gen_dir):
     try:
         assert lib.mdb_env_open(env, gen_dir.encode(), 0, 0o600) == 0
         assert lib.mdb_txn_begin(env, None, 0, ctypes.byref(txn)) == 0
-        assert lib.mdb_dbi_open(txn, b"meta", 0, ctypes.byref(dbi)) == 0
-        key = Val(7, b"rowsums")
-        assert lib.mdb_del(txn, dbi, ctypes.byref(key), None) == 0
+        assert lib.mdb_dbi_open(txn, db, 0, ctypes.byref(dbi)) == 0
+        k = Val(len(key), key)
+        if value is None:
+            assert lib.mdb_del(txn, dbi, ctypes.byref(k), None) == 0
+        else:
+            v = Val(len(value), value)
+            assert lib.mdb_put(txn, dbi, ctypes.byref(k), ctypes.byref(v), 0) == 0
         assert lib.mdb_txn_commit(txn) == 0
     finally:
         lib.mdb_env_close(env)
+
+
+def forget_kept_sums(gen_dir):
+    """What a generation written before chunk sums were kept looks like:
+    no meta "rowsums"."""
+    lmdb_write(gen_dir, b"meta", b"rowsums")
+
+
+def test_kept_sums_that_are_off_are_said_and_cost_no_false_drift(tisfs, mariadb, table):
+    """Kept sums that are not their documents' (a fault, not drift) send
+    the chunk to be looked into: its rows compare equal, no difference is
+    reported, and the log says the sums are off."""
+    assert tisfs.create("v", table)["complete"]
+    coll = os.path.join(tisfs.data, "collections", "v")
+    gen = [d for d in os.listdir(coll) if d.startswith("gen-")][0]
+    tisfs.stop()
+    chunk = (2 ^ (1 << 63)).to_bytes(8, "big")  # ids 100..149, as sums_key has it
+    lmdb_write(os.path.join(coll, gen), b"sums", chunk,
+               (51).to_bytes(8, "little") + (12345).to_bytes(8, "little") + bytes(4))
+    tisfs.start()
+    r = verify(tisfs, "v")
+    assert r["state"] == "done", r
+    assert (r["checked"], r["missing"], r["extra"], r["differ"]) == (ROWS, 0, 0, 0), r
+    logs = tisfs.read("collections", "v", "logs")
+    assert "41 chunks of 50 key values by checksum: 1 differ" in logs
+    assert "the kept sums of 1 of the 1 chunks looked into are not their documents'" in logs
 
 
 def test_a_generation_without_kept_sums_is_summed_from_its_documents(tisfs, mariadb, table):
