@@ -441,6 +441,7 @@ static void add_key(struct descent *d, uint64_t pk)
 struct pair {
     uint64_t pk; /* int64_t bits when signed */
     uint32_t h;
+    bool hashed; /* false: the server's hash was NULL */
 };
 
 struct pairs {
@@ -454,12 +455,15 @@ static int collect_pair(void *arg, const struct tis_value *vals)
     struct pairs *ps = arg;
     int64_t s = 0;
     uint64_t u = 0;
-    if (vals[1].null || !rowsum_pk_number(ps->pkf, &vals[0], &s, &u))
+    if (!rowsum_pk_number(ps->pkf, &vals[0], &s, &u))
         return 0; /* no key to read it by: the search for extras still runs */
     if (ps->n == ps->cap)
         ps->p = xrealloc(ps->p, (ps->cap = ps->cap ? ps->cap * 2 : 1024) * sizeof *ps->p);
+    /* A NULL hash (CONCAT_WS longer than max_allowed_packet) still names a
+     * row of the table: it is read whole, never taken for missing. */
     ps->p[ps->n++] = (struct pair){ps->pkf->vt == VT_UINT ? u : (uint64_t)s,
-                                   (uint32_t)strtoul(vals[1].p, NULL, 10)};
+                                   vals[1].null ? 0 : (uint32_t)strtoul(vals[1].p, NULL, 10),
+                                   !vals[1].null};
     return 0;
 }
 
@@ -470,7 +474,7 @@ static void match_pairs(struct descent *d, const struct pairs *ps)
     uint64_t equal = 0;
     for (size_t i = 0; i < ps->n; i++) {
         const struct rowent *e = row_slot(&d->docs, ps->p[i].pk);
-        if (e->used && e->h == ps->p[i].h) {
+        if (e->used && ps->p[i].hashed && e->h == ps->p[i].h) {
             roaring_bitmap_add(d->ps->seen, e->id);
             equal++;
         } else

@@ -356,6 +356,32 @@ UNALIGNED = {
 }
 
 
+def test_a_row_the_server_cannot_hash_is_read_whole_not_lost(tisfs, mariadb, table):
+    """A row whose hash the server answers NULL (CONCAT_WS longer than
+    max_allowed_packet; here a proxy makes it so for id 10) is read whole
+    and compared, not taken for missing: its document is not counted as
+    extra, and a repair leaves it in place."""
+    from test_faults import RewritingProxy
+    proxy = RewritingProxy(mariadb.port, [(r"^SELECT `id`, CRC32\((.*)\) FROM (.*) WHERE (.*)$",
+                                           r"SELECT `id`, IF(`id` = 10, NULL, CRC32(\1)) "
+                                           r"FROM \2 WHERE \3")])
+    try:
+        spec = table.replace(f"port: {mariadb.port}", f"port: {proxy.port}")
+        assert tisfs.create("v", spec)["complete"]
+        mariadb.execute("UPDATE tistest.v_items SET title = 'changed title' WHERE id = 11",
+                        db="tistest")
+        r = verify(tisfs, "v", "repair")
+        assert proxy.rewritten, "the lie was never told"
+        assert r["state"] == "done", r
+        assert samples(r["found"]) == {(11, "differ"): ["title"]} and r["repaired"] == 1
+        logs = tisfs.read("collections", "v", "logs")
+        assert "looked into 1 chunks by the hash of each row: 49 rows, 2 of them read whole" \
+            in logs
+        assert tisfs.json("collections", "v", "select", "q=id:10")["response"]["numFound"] == 1
+    finally:
+        proxy.close()
+
+
 @pytest.mark.parametrize("case", list(UNALIGNED))
 def test_snapshots_that_cannot_be_aligned_are_read_on_one_connection(tisfs, mariadb, table,
                                                                      case):
