@@ -601,6 +601,12 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     return 0;
 }
 
+void gen_write_sums_correct(struct gen_writer *w, int64_t key, const struct rowsum *delta)
+{
+    if (w->rowsums)
+        rowsum_merge(&rowsum_map_get(&w->sums, key)->s, delta);
+}
+
 /* Takes up to max stored documents of removed ids out of docs, lowest ids
  * first (neighbours share pages). */
 static int purge_dead(struct gen_writer *w, uint32_t max, bool *ran)

@@ -187,6 +187,14 @@ static int repair_row(struct pass *ps, const struct tis_value *vals, bool del)
     return ++ps->in_batch >= REPAIR_BATCH ? flush_repairs(ps) : 0;
 }
 
+int verify_correct_sums(struct pass *ps, int64_t key, const struct rowsum *delta)
+{
+    if (!ps->w && !(ps->w = gen_write_begin(ps->v->g, ps->an, ps->err, sizeof ps->err)))
+        return -1;
+    gen_write_sums_correct(ps->w, key, delta);
+    return 0;
+}
+
 /* ---- the pass ---- */
 
 int verify_compare_row(void *arg, const struct tis_value *vals)

@@ -614,13 +614,16 @@ static int look_by_hash(struct descent *d, const char *w, size_t nq, const roari
  * kept for them. They differ only if the kept sums are off (a fault of
  * the store or of tisfs, not drift): the rows were compared exactly all
  * the same, but every verification would look into those chunks again, so
- * it is said. */
-static void check_kept(const struct descent *d, const struct rowsum_map *c)
+ * it is said, and a repair corrects them. Both sides are of the pass's
+ * snapshot; the correction is their difference, added to whatever the
+ * channel and the repairs changed since, as their own changes are. */
+static int check_kept(const struct descent *d, const struct rowsum_map *c)
 {
     struct rowsum_map docs = {0};
     const struct tis_field *f = &d->sc->fields[d->sc->pk[0]];
     const struct rowsum zero = {0};
     size_t off = 0;
+    int rc = 0;
     for (size_t i = 0; i < d->docs.cap; i++) {
         const struct rowent *e = &d->docs.t[i];
         if (e->used)
@@ -629,16 +632,22 @@ static void check_kept(const struct descent *d, const struct rowsum_map *c)
                                                    : (int64_t)e->pk / ROWSUM_CHUNK_WIDTH)->s,
                        e->h);
     }
-    for (size_t i = 0; i < c->cap; i++) {
+    for (size_t i = 0; i < c->cap && !rc; i++) {
         const struct rowsum_chunk *k = &c->t[i], *o;
-        if (k->used && (o = rowsum_map_find(&docs, k->key), !rowsum_equal(&k->s, o ? &o->s : &zero)))
-            off++;
+        if (!k->used || (o = rowsum_map_find(&docs, k->key), rowsum_equal(&k->s, o ? &o->s : &zero)))
+            continue;
+        off++;
+        const struct rowsum *want = o ? &o->s : &zero;
+        struct rowsum delta = {want->count - k->s.count, want->sum - k->s.sum, want->x ^ k->s.x};
+        if (d->ps->repair)
+            rc = verify_correct_sums(d->ps, k->key, &delta);
     }
     if (off)
         verify_log(d->ps->v, "the kept sums of %zu of the %zu chunks looked into are not their "
-                   "documents' (the rows were compared all the same; a rebuild resets them)",
-                   off, c->n);
+                   "documents' (the rows were compared all the same): %s", off, c->n,
+                   d->ps->repair ? "corrected with the repairs" : "a repair corrects them");
     rowsum_map_free(&docs);
+    return rc;
 }
 
 /* The chunks of keys (sorted) looked into, by the hash of each row when
@@ -657,8 +666,8 @@ static int look_into_chunks(struct pass *ps, struct source *src, const int64_t *
     const char *w = wh.data;
     if (by_hash)
         rc = look_by_hash(&d, w, nq, scope, err, errlen);
-    if (!rc && by_hash && kept)
-        check_kept(&d, c);
+    if (!rc && by_hash && kept && check_kept(&d, c) != 0)
+        rc = -1, snprintf(err, errlen, "%s", ps->err);
     for (size_t i = 0; !by_hash && i < nq && !rc; i++, w += strlen(w) + 1)
         rc = read_ranges(&d, w, err, errlen);
     if (!rc && (rc = verify_find_extra(ps, scope)) != 0)

@@ -61,6 +61,8 @@ struct pass {
 void verify_log(struct verify *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* source_row_fn: one snapshot row against the collection (and its repair). */
 int verify_compare_row(void *arg, const struct tis_value *vals);
+/* With repair: adds delta to chunk key's kept sums, with the repairs. */
+int verify_correct_sums(struct pass *ps, int64_t key, const struct rowsum *delta);
 /* Documents no row matched, within scope (NULL: all). */
 int verify_find_extra(struct pass *ps, const roaring_bitmap_t *scope);
 

@@ -155,7 +155,8 @@ def forget_kept_sums(gen_dir):
 def test_kept_sums_that_are_off_are_said_and_cost_no_false_drift(tisfs, mariadb, table):
     """Kept sums that are not their documents' (a fault, not drift) send
     the chunk to be looked into: its rows compare equal, no difference is
-    reported, and the log says the sums are off."""
+    reported, and the log says the sums are off; a repair corrects them, and
+    the next verification finds every chunk equal."""
     assert tisfs.create("v", table)["complete"]
     coll = os.path.join(tisfs.data, "collections", "v")
     gen = [d for d in os.listdir(coll) if d.startswith("gen-")][0]
@@ -169,7 +170,16 @@ def test_kept_sums_that_are_off_are_said_and_cost_no_false_drift(tisfs, mariadb,
     assert (r["checked"], r["missing"], r["extra"], r["differ"]) == (ROWS, 0, 0, 0), r
     logs = tisfs.read("collections", "v", "logs")
     assert "41 chunks of 50 key values by checksum: 1 differ" in logs
-    assert "the kept sums of 1 of the 1 chunks looked into are not their documents'" in logs
+    assert "the kept sums of 1 of the 1 chunks looked into are not their documents' (the rows " \
+        "were compared all the same): a repair corrects them" in logs
+    r = verify(tisfs, "v", "repair")
+    assert (r["repaired"], r["found"]["differ"], r["differ"]) == (0, 0, 0), r
+    assert "(the rows were compared all the same): corrected with the repairs" in \
+        tisfs.read("collections", "v", "logs")
+    r = verify(tisfs, "v")  # the sums are the documents' again: nothing to look into
+    assert (r["checked"], r["differ"]) == (ROWS, 0), r
+    assert "41 chunks of 50 key values by checksum: 0 differ" in \
+        tisfs.read("collections", "v", "logs")
 
 
 def test_a_generation_without_kept_sums_is_summed_from_its_documents(tisfs, mariadb, table):

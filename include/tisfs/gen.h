@@ -189,6 +189,9 @@ int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct 
                      enum gen_outcome *out, char *err, size_t errlen);
 /* Empties the collection (TRUNCATE at version v: older events stay out). */
 int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t errlen);
+/* Adds delta to chunk key's kept sums with the batch (verify's repair of
+ * sums found not to be their documents'); nothing when g keeps none. */
+void gen_write_sums_correct(struct gen_writer *w, int64_t key, const struct rowsum *delta);
 /* A step of the background merge (index_fold's mode) until the clock
  * (mono_now) passes until; *ran says whether it changed anything (else the
  * transaction may be abandoned), *left whether more merging is due now.
