@@ -620,24 +620,27 @@ static int look_by_hash(struct descent *d, const char *w, size_t nq, const roari
 static int check_kept(const struct descent *d, const struct rowsum_map *c)
 {
     struct rowsum_map docs = {0};
-    const struct tis_field *f = &d->sc->fields[d->sc->pk[0]];
+    const bool is_unsigned = d->sc->fields[d->sc->pk[0]].vt == VT_UINT;
     const struct rowsum zero = {0};
     size_t off = 0;
     int rc = 0;
     for (size_t i = 0; i < d->docs.cap; i++) {
         const struct rowent *e = &d->docs.t[i];
-        if (e->used)
-            rowsum_add(&rowsum_map_get(&docs, f->vt == VT_UINT
-                                                   ? (int64_t)(e->pk / ROWSUM_CHUNK_WIDTH)
-                                                   : (int64_t)e->pk / ROWSUM_CHUNK_WIDTH)->s,
-                       e->h);
+        if (!e->used)
+            continue;
+        int64_t key = is_unsigned ? (int64_t)(e->pk / ROWSUM_CHUNK_WIDTH)
+                                  : (int64_t)e->pk / ROWSUM_CHUNK_WIDTH;
+        rowsum_add(&rowsum_map_get(&docs, key)->s, e->h);
     }
     for (size_t i = 0; i < c->cap && !rc; i++) {
-        const struct rowsum_chunk *k = &c->t[i], *o;
-        if (!k->used || (o = rowsum_map_find(&docs, k->key), rowsum_equal(&k->s, o ? &o->s : &zero)))
+        const struct rowsum_chunk *k = &c->t[i];
+        if (!k->used)
+            continue;
+        const struct rowsum_chunk *o = rowsum_map_find(&docs, k->key);
+        const struct rowsum *want = o ? &o->s : &zero;
+        if (rowsum_equal(&k->s, want))
             continue;
         off++;
-        const struct rowsum *want = o ? &o->s : &zero;
         struct rowsum delta = {want->count - k->s.count, want->sum - k->s.sum, want->x ^ k->s.x};
         if (d->ps->repair)
             rc = verify_correct_sums(d->ps, k->key, &delta);
