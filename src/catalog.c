@@ -58,20 +58,6 @@ static int cput(struct catalog *c, MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_va
     return mdb_put(txn, dbi, k, v, flags);
 }
 
-static void put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static uint64_t get_be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 struct catalog *cat_open(const char *dir, char *err, size_t errlen)
 {
     struct catalog *c = xcalloc(1, sizeof *c);

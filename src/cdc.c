@@ -213,21 +213,13 @@ enum cdc_ddl cdc_ddl_classify(const char *sql)
 
 /* ---- detection and dispatch ------------------------------------------- */
 
-static uint64_t be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* Version 1, then a first key length that fits and a JSON object: no JSON
  * text starts with seven zero bytes, so this cannot take another protocol. */
 static bool open_key_plausible(const unsigned char *key, size_t klen)
 {
-    if (!key || klen < 18 || be64(key) != 1)
+    if (!key || klen < 18 || get_be64(key) != 1)
         return false;
-    uint64_t n = be64(key + 8);
+    uint64_t n = get_be64(key + 8);
     return n >= 2 && n <= klen - 16 && key[16] == '{';
 }
 

@@ -29,14 +29,6 @@ enum {
     TY_STRING = 254,
 };
 
-static uint64_t be64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* The next [u64 length][bytes] item of a key or value at *off. */
 static int next_item(struct cdc_ctx *c, const char *part, int idx, const unsigned char *p,
                      size_t n, size_t *off, const unsigned char **item, size_t *ilen)
@@ -45,7 +37,7 @@ static int next_item(struct cdc_ctx *c, const char *part, int idx, const unsigne
 
     if (n - *off < 8)
         return cdc_fail(c, "%s %d: truncated length at byte %zu of %zu", part, idx, *off, n);
-    len = be64(p + *off);
+    len = get_be64(p + *off);
     if (len > n - *off - 8)
         return cdc_fail(c, "%s %d: length %llu at byte %zu runs past the end (%zu bytes)", part,
                         idx, (unsigned long long)len, *off, n);
@@ -259,9 +251,9 @@ int cdc_open_decode(struct cdc_ctx *c, const unsigned char *key, size_t klen,
 
     if (klen < 8)
         return cdc_fail(c, "key: %zu bytes, too short for the version", klen);
-    if (be64(key) != 1)
+    if (get_be64(key) != 1)
         return cdc_fail(c, "key: unsupported version %llu (want 1)",
-                        (unsigned long long)be64(key));
+                        (unsigned long long)get_be64(key));
     if (klen == 8)
         return cdc_fail(c, "key: no event after the version");
     for (idx = 0; koff < klen; idx++) {

@@ -87,12 +87,12 @@ int lmdb_fail(int rc, const char *what, char *err, size_t errlen)
  * order (InnoDB's, TiDB's) then arrives in key order and every insert is an
  * append. */
 
+#define SIGN_BIT ((uint64_t)1 << 63)
+
 /* An integer key's 8 bytes (bits: int64_t bits when signed). */
 static void pk_int_bytes(uint64_t bits, bool is_signed, unsigned char be[8])
 {
-    uint64_t u = is_signed ? bits ^ ((uint64_t)1 << 63) : bits;
-    for (int i = 7; i >= 0; i--, u >>= 8)
-        be[i] = (unsigned char)u;
+    put_be64(be, is_signed ? bits ^ SIGN_BIT : bits);
 }
 
 static void pk_add_int(struct tbuf *k, const struct tis_value *v, bool is_signed)
@@ -154,18 +154,18 @@ bool sums_decode(const MDB_val *v, struct rowsum *s)
     return true;
 }
 
-#define SUMS_LOG_ENTRY 28
+/* A log record's entry: the chunk key (i64), then sums_encode's form. */
+#define SUMS_LOG_ENTRY (8 + SUMS_VALUE_SIZE)
 
 void sums_log_encode(const struct rowsum_map *m, const int64_t *keys, size_t n, struct tbuf *out)
 {
+    unsigned char e[SUMS_LOG_ENTRY];
     tbuf_reset(out);
     tbuf_reserve(out, n * SUMS_LOG_ENTRY);
     for (size_t i = 0; i < n; i++) {
-        const struct rowsum *s = &rowsum_map_find(m, keys[i])->s;
-        tbuf_add(out, &keys[i], 8);
-        tbuf_add(out, &s->count, 8);
-        tbuf_add(out, &s->sum, 8);
-        tbuf_add(out, &s->x, 4);
+        memcpy(e, &keys[i], 8);
+        sums_encode(&rowsum_map_find(m, keys[i])->s, e + 8);
+        tbuf_add(out, e, sizeof e);
     }
 }
 
@@ -173,13 +173,12 @@ bool sums_log_decode(const MDB_val *v, struct rowsum_map *m)
 {
     if (v->mv_size % SUMS_LOG_ENTRY)
         return false;
-    for (const char *p = v->mv_data, *e = p + v->mv_size; p < e; p += SUMS_LOG_ENTRY) {
+    for (char *p = v->mv_data, *e = p + v->mv_size; p < e; p += SUMS_LOG_ENTRY) {
         int64_t key;
         struct rowsum s;
+        MDB_val sv = {SUMS_VALUE_SIZE, p + 8};
         memcpy(&key, p, 8);
-        memcpy(&s.count, p + 8, 8);
-        memcpy(&s.sum, p + 16, 8);
-        memcpy(&s.x, p + 24, 4);
+        sums_decode(&sv, &s);
         rowsum_merge(&rowsum_map_get(m, key)->s, &s);
     }
     return true;
@@ -195,7 +194,8 @@ bool rowsums_kept(struct gen *g, MDB_txn *txn)
     MDB_val k = {7, "rowsums"}, v;
     /* A read-only environment has not opened sums and sumlog (0 would be
      * LMDB's free list). */
-    return g->e.sums && g->e.sumlog && mdb_get(txn, g->e.meta, &k, &v) == 0 && v.mv_size == strlen(ROWSUMS_WIDTH_TEXT) &&
+    return g->e.sums && g->e.sumlog && mdb_get(txn, g->e.meta, &k, &v) == 0 &&
+           v.mv_size == strlen(ROWSUMS_WIDTH_TEXT) &&
            memcmp(v.mv_data, ROWSUMS_WIDTH_TEXT, v.mv_size) == 0;
 }
 
@@ -210,15 +210,11 @@ int gen_rowsums_read(struct gen *g, MDB_txn *txn, struct rowsum_map *m)
         return -1;
     for (int op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
         struct rowsum s;
-        const unsigned char *p = k.mv_data;
-        uint64_t u = 0;
         if (k.mv_size != 8 || !sums_decode(&v, &s)) {
             rc = MDB_CORRUPTED;
             break;
         }
-        for (int i = 0; i < 8; i++)
-            u = u << 8 | p[i];
-        rowsum_map_get(m, (int64_t)(u ^ ((uint64_t)1 << 63)))->s = s;
+        rowsum_map_get(m, (int64_t)(get_be64(k.mv_data) ^ SIGN_BIT))->s = s; /* sums_key's */
     }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND || (rc = mdb_cursor_open(txn, g->e.sumlog, &cur)) != 0)

@@ -33,12 +33,6 @@ bool vtype_is_ordered(enum tis_vtype vt)
     }
 }
 
-static void put_be64(unsigned char *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
 bool index_typed_term(enum tis_vtype vt, const char *text, size_t len, unsigned char *out,
                       size_t *n)
 {

@@ -6,19 +6,6 @@
 #include "tisfs/index.h"
 #include "tisfs/util.h"
 
-static inline void put_be32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static inline uint32_t get_be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* The posting of a full key (field byte + term), base and delta parts:
  * 0, MDB_NOTFOUND or another LMDB error (index.c). */
 int index_key_posting(MDB_txn *txn, const struct index_dbs *d, MDB_val key, struct posting *out);

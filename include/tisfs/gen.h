@@ -128,10 +128,10 @@ int gen_walk_doc_values(struct gen *g, MDB_txn *txn, const roaring_bitmap_t *ids
                         void *arg);
 
 /* The sums of every chunk of live documents (rowsum.h) as of txn, into m
- * (empty; a chunk whose documents all went may be there, its sums zero): 0, 1 when g keeps none (a key that is not a single integer, a
+ * (empty; a chunk whose documents all went may be there, its sums zero).
+ * Returns 0; 1 when g keeps none (a key that is not a single integer, a
  * generation written before they were kept, or with another chunk width:
- * walk the documents), -1 when
- * they cannot be read. */
+ * walk the documents); -1 when they cannot be read. */
 int gen_rowsums_read(struct gen *g, MDB_txn *txn, struct rowsum_map *m);
 /* Adds the ids of the live documents of chunk key to ids: 0, or an LMDB
  * error. */

@@ -80,17 +80,16 @@ static void val_(const struct cdc_row *r, const char *name, const char *want, lo
 #define ISNULL(r, name) CHECK(col((r), (name)) && col((r), (name))->null)
 
 /* open-protocol framing */
-static void put_be64(struct tbuf *b, uint64_t v)
+static void add_be64(struct tbuf *b, uint64_t v)
 {
     unsigned char x[8];
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        x[i] = (unsigned char)v;
+    put_be64(x, v);
     tbuf_add(b, x, 8);
 }
 
 static void open_item(struct tbuf *b, const char *json)
 {
-    put_be64(b, strlen(json));
+    add_be64(b, strlen(json));
     tbuf_adds(b, json);
 }
 
@@ -100,7 +99,7 @@ static void open_begin(void)
 {
     tbuf_reset(&K);
     tbuf_reset(&V);
-    put_be64(&K, 1);
+    add_be64(&K, 1);
 }
 
 static void open_event(const char *key, const char *val)
@@ -218,7 +217,7 @@ static void test_open_doc_example(void)
 
     open_begin();
     open_item(&K, "{\"ts\":415508881038376963,\"t\":3}");
-    put_be64(&V, 0);
+    add_be64(&V, 0);
     CHECK_INT(K.len, 8 + 8 + 0x1f);
     if (DECODE_OPEN() == 0 && CHECK_INT(ev.n, 1)) {
         CHECK_INT(ev.ev[0].kind, CDC_RESOLVED);
@@ -362,7 +361,7 @@ static void test_open_garbage(void)
     open_event("{\"ts\":1,\"scm\":\"db\",\"tbl\":\"t\",\"t\":1}", NULL);
     fails_(CDC_OPEN, K.data, K.len, V.data, V.len, "missing", __FILE__, __LINE__);
     /* a value length past the end */
-    put_be64(&V, 1000);
+    add_be64(&V, 1000);
     tbuf_adds(&V, "{}");
     fails_(CDC_OPEN, K.data, K.len, V.data, V.len, "past the end", __FILE__, __LINE__);
     /* more values than keys */
