@@ -270,14 +270,17 @@ static void add_new(struct gen_writer *w, uint32_t id)
 static int put_news(struct gen_writer *w)
 {
     MDB_cursor *cur;
-    int rc = w->nnew ? mdb_cursor_open(w->txn, w->g->e.docs, &cur) : 0;
-    for (size_t i = 0; w->nnew && !rc && i < w->nnew; i++) {
+    if (!w->nnew)
+        return 0;
+    int rc = mdb_cursor_open(w->txn, w->g->e.docs, &cur);
+    if (rc)
+        return rc;
+    for (size_t i = 0; !rc && i < w->nnew; i++) {
         uint32_t id = w->first_new + (uint32_t)i;
         MDB_val k = {4, &id}, d = new_doc(w, i);
         rc = mdb_cursor_put(cur, &k, &d, MDB_APPEND);
     }
-    if (w->nnew)
-        mdb_cursor_close(cur);
+    mdb_cursor_close(cur);
     return rc;
 }
 
@@ -300,24 +303,13 @@ static void sums_change(struct gen_writer *w, const struct tis_value *vals,
         rowsum_add(&c->s, *rh);
 }
 
-static int64_t *sorted_keys(const struct rowsum_map *m)
-{
-    int64_t *keys = xmalloc((m->n ? m->n : 1) * sizeof *keys);
-    size_t n = 0;
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->t[i].used)
-            keys[n++] = m->t[i].key;
-    qsort(keys, n, sizeof *keys, int64_cmp);
-    return keys;
-}
-
 /* The sums of m added to the sums tree, chunk by chunk in key order
  * (neighbouring chunks share pages); a chunk left with nothing goes. */
 static int sums_apply(struct gen_writer *w, const struct rowsum_map *m)
 {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(w->txn, w->g->e.sums, &cur);
-    int64_t *keys = rc ? NULL : sorted_keys(m);
+    int64_t *keys = rc ? NULL : rowsum_map_keys(m);
     for (size_t i = 0; !rc && i < m->n; i++) {
         unsigned char kb[8], vb[SUMS_VALUE_SIZE];
         struct rowsum s = {0};
@@ -346,12 +338,6 @@ static int sums_apply(struct gen_writer *w, const struct rowsum_map *m)
     return rc;
 }
 
-static void seq_encode(uint64_t seq, unsigned char b[8])
-{
-    for (int i = 7; i >= 0; i--, seq >>= 8)
-        b[i] = (unsigned char)seq;
-}
-
 /* The batch's change to the chunk sums, appended to the sums log as one
  * record, which the merge folds into the tree later (fold_sums). Written
  * into the tree here, the few hundred leaves a batch touches would each be
@@ -373,16 +359,15 @@ static int log_sums(struct gen_writer *w)
     int rc = mdb_cursor_open(w->txn, w->g->e.sumlog, &cur);
     if (rc)
         return rc;
-    uint64_t seq = 0;
+    uint64_t seq = 0; /* the next record's */
     if ((rc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0 && k.mv_size == 8)
-        for (int i = 0; i < 8; i++)
-            seq = seq << 8 | ((const unsigned char *)k.mv_data)[i];
+        seq = get_be64(k.mv_data) + 1;
     if (rc == 0 || rc == MDB_NOTFOUND) {
         unsigned char kb[8];
-        int64_t *keys = sorted_keys(&w->sums);
+        int64_t *keys = rowsum_map_keys(&w->sums);
         sums_log_encode(&w->sums, keys, w->sums.n, &w->rowbuf);
         free(keys);
-        seq_encode(rc == 0 ? seq + 1 : 0, kb);
+        put_be64(kb, seq);
         k = (MDB_val){8, kb};
         v = (MDB_val){w->rowbuf.len, w->rowbuf.data};
         rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);

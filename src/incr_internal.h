@@ -104,7 +104,7 @@ void incr_clear_error(struct incr *c);
  * older than the cursors beside it. */
 void incr_update_state_locked(struct incr *c);
 /* Whether the channel is far behind (state catching_up): batches may be
- * larger, merges wait for the head, pages are released more often. */
+ * larger, merges only go by tiers and each merge step releases pages. */
 bool incr_behind(struct incr *c);
 #define RELEASE_ROWS 1024
 /* Releases the generation's mapped pages when due (incr.c): after so many

@@ -40,13 +40,19 @@ bool rowsum_pk_number(const struct tis_field *f, const struct tis_value *v, int6
     return true;
 }
 
+int64_t rowsum_chunk_of(const struct tis_field *f, uint64_t bits)
+{
+    return f->vt == VT_UINT ? (int64_t)(bits / ROWSUM_CHUNK_WIDTH)
+                            : (int64_t)bits / ROWSUM_CHUNK_WIDTH;
+}
+
 bool rowsum_chunk_key(const struct tis_field *f, const struct tis_value *v, int64_t *key)
 {
     int64_t s;
     uint64_t u;
     if (!rowsum_pk_number(f, v, &s, &u))
         return false;
-    *key = f->vt == VT_UINT ? (int64_t)(u / ROWSUM_CHUNK_WIDTH) : s / ROWSUM_CHUNK_WIDTH;
+    *key = rowsum_chunk_of(f, f->vt == VT_UINT ? u : (uint64_t)s);
     return true;
 }
 
@@ -123,7 +129,7 @@ uint32_t rowsum_hash(const struct tis_schema *sc, const struct tis_value *vals, 
 
 /* ---- chunks by key ---- */
 
-static size_t key_hash(int64_t k)
+size_t rowsum_key_hash(int64_t k)
 {
     uint64_t h = (uint64_t)k * 0x9E3779B97F4A7C15u;
     return (size_t)(h ^ (h >> 29));
@@ -131,7 +137,7 @@ static size_t key_hash(int64_t k)
 
 static struct rowsum_chunk *slot(const struct rowsum_map *m, int64_t key)
 {
-    size_t h = key_hash(key) & (m->cap - 1);
+    size_t h = rowsum_key_hash(key) & (m->cap - 1);
     while (m->t[h].used && m->t[h].key != key)
         h = (h + 1) & (m->cap - 1);
     return &m->t[h];
@@ -162,6 +168,23 @@ struct rowsum_chunk *rowsum_map_find(const struct rowsum_map *m, int64_t key)
         return NULL;
     struct rowsum_chunk *c = slot(m, key);
     return c->used ? c : NULL;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+int64_t *rowsum_map_keys(const struct rowsum_map *m)
+{
+    int64_t *keys = xmalloc((m->n ? m->n : 1) * sizeof *keys);
+    size_t n = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->t[i].used)
+            keys[n++] = m->t[i].key;
+    qsort(keys, n, sizeof *keys, key_cmp);
+    return keys;
 }
 
 void rowsum_map_free(struct rowsum_map *m)

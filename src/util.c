@@ -383,9 +383,3 @@ uint64_t hash64(const void *p, size_t n)
     h ^= h >> r;
     return h;
 }
-
-int int64_cmp(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}

@@ -162,6 +162,12 @@ static int flush_repairs(struct pass *ps)
     return rc;
 }
 
+/* The batch repairs go into, begun when the first comes: 0, or -1 (err). */
+static int repair_writer(struct pass *ps)
+{
+    return ps->w || (ps->w = gen_write_begin(ps->v->g, ps->an, ps->err, sizeof ps->err)) ? 0 : -1;
+}
+
 /* Applies the snapshot's row (or, with del, the row's absence) at the
  * snapshot's version, through the channel's write path. */
 static int repair_row(struct pass *ps, const struct tis_value *vals, bool del)
@@ -169,7 +175,7 @@ static int repair_row(struct pass *ps, const struct tis_value *vals, bool del)
     enum gen_outcome out;
     if (ps->on_repair)
         ps->on_repair(ps, vals);
-    if (!ps->w && !(ps->w = gen_write_begin(ps->v->g, ps->an, ps->err, sizeof ps->err)))
+    if (repair_writer(ps))
         return -1;
     bool *present = xmalloc(ps->sc->nfields * sizeof *present);
     for (size_t i = 0; i < ps->sc->nfields; i++)
@@ -189,7 +195,7 @@ static int repair_row(struct pass *ps, const struct tis_value *vals, bool del)
 
 int verify_correct_sums(struct pass *ps, int64_t key, const struct rowsum *delta)
 {
-    if (!ps->w && !(ps->w = gen_write_begin(ps->v->g, ps->an, ps->err, sizeof ps->err)))
+    if (repair_writer(ps))
         return -1;
     gen_write_sums_correct(ps->w, key, delta);
     return 0;

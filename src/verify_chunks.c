@@ -52,11 +52,6 @@ struct recheck {
     size_t n, cap;
 };
 
-static size_t key_hash(int64_t k)
-{
-    uint64_t h = (uint64_t)k * 0x9E3779B97F4A7C15u;
-    return (size_t)(h ^ (h >> 29));
-}
 
 void verify_chunks_free(struct recheck *r)
 {
@@ -380,7 +375,7 @@ struct rowmap {
 
 static struct rowent *row_slot(const struct rowmap *m, uint64_t pk)
 {
-    size_t i = key_hash((int64_t)pk) & (m->cap - 1);
+    size_t i = rowsum_key_hash((int64_t)pk) & (m->cap - 1);
     while (m->t[i].used && m->t[i].pk != pk)
         i = (i + 1) & (m->cap - 1);
     return &m->t[i];
@@ -620,7 +615,7 @@ static int look_by_hash(struct descent *d, const char *w, size_t nq, const roari
 static int check_kept(const struct descent *d, const struct rowsum_map *c)
 {
     struct rowsum_map docs = {0};
-    const bool is_unsigned = d->sc->fields[d->sc->pk[0]].vt == VT_UINT;
+    const struct tis_field *f = &d->sc->fields[d->sc->pk[0]];
     const struct rowsum zero = {0};
     size_t off = 0;
     int rc = 0;
@@ -628,9 +623,7 @@ static int check_kept(const struct descent *d, const struct rowsum_map *c)
         const struct rowent *e = &d->docs.t[i];
         if (!e->used)
             continue;
-        int64_t key = is_unsigned ? (int64_t)(e->pk / ROWSUM_CHUNK_WIDTH)
-                                  : (int64_t)e->pk / ROWSUM_CHUNK_WIDTH;
-        rowsum_add(&rowsum_map_get(&docs, key)->s, e->h);
+        rowsum_add(&rowsum_map_get(&docs, rowsum_chunk_of(f, e->pk))->s, e->h);
     }
     for (size_t i = 0; i < c->cap && !rc; i++) {
         const struct rowsum_chunk *k = &c->t[i];
@@ -746,19 +739,12 @@ static int kept_ids(struct pass *ps, struct rowsum_map *c, char *err, size_t err
     return rc ? -1 : 0;
 }
 
-/* The sorted keys of c and the union of their documents. */
-static int64_t *chunk_keys(const struct rowsum_map *c, roaring_bitmap_t *ids)
+/* The union of c's chunks' documents into ids. */
+static void chunk_docs(const struct rowsum_map *c, roaring_bitmap_t *ids)
 {
-    int64_t *keys = xmalloc((c->n ? c->n : 1) * sizeof *keys);
-    size_t n = 0;
     for (size_t i = 0; i < c->cap; i++)
-        if (c->t[i].used) {
-            keys[n++] = c->t[i].key;
-            if (ids && c->t[i].ids)
-                roaring_bitmap_or_inplace(ids, c->t[i].ids);
-        }
-    qsort(keys, n, sizeof *keys, int64_cmp);
-    return keys;
+        if (c->t[i].used && c->t[i].ids)
+            roaring_bitmap_or_inplace(ids, c->t[i].ids);
 }
 
 /* Both sides' checksums of every chunk: those that differ into c, how
@@ -881,7 +867,11 @@ int verify_chunked_pass(struct pass *ps, struct source *src, const struct tis_sc
     bool kept = false;
     int rc = checksums(ps, src, &c, &all, &kept, err, errlen);
     roaring_bitmap_t *scope = roaring_bitmap_create();
-    int64_t *keys = rc ? NULL : chunk_keys(&c, scope);
+    int64_t *keys = NULL;
+    if (!rc) {
+        keys = rowsum_map_keys(&c);
+        chunk_docs(&c, scope);
+    }
     if (!rc && c.n) {
         bool by_hash = c.n * ROWS_BY_HASH_MAX_SHARE <= all;
         rc = look_into_chunks(ps, src, keys, c.n, by_hash ? &c : NULL, kept, scope, err,

@@ -88,8 +88,10 @@ bool rowsum_chunkable(const struct tis_schema *sc);
  * false when it is not one. */
 bool rowsum_pk_number(const struct tis_field *f, const struct tis_value *v, int64_t *s,
                       uint64_t *u);
-/* The chunk of a key value, as the server's pk DIV ROWSUM_CHUNK_WIDTH has
- * it (DIV truncates toward zero); false when it is not an integer. */
+/* The chunk of a key value (int64_t bits when signed), as the server's pk
+ * DIV ROWSUM_CHUNK_WIDTH has it: DIV truncates toward zero. */
+int64_t rowsum_chunk_of(const struct tis_field *f, uint64_t bits);
+/* The chunk of a key value's text; false when it is not an integer. */
 bool rowsum_chunk_key(const struct tis_field *f, const struct tis_value *v, int64_t *key);
 /* The lowest and highest key values of chunk key (int64_t bits when
  * signed): with a width of 50, chunk 0 of a signed key holds -49..49,
@@ -111,9 +113,13 @@ struct rowsum_map {
     size_t cap, n;
 };
 
+/* A table slot for an integer key (the chunk map's, and callers' own). */
+size_t rowsum_key_hash(int64_t k);
 /* Chunk key, added (zero sums, no ids) when absent. */
 struct rowsum_chunk *rowsum_map_get(struct rowsum_map *m, int64_t key);
 struct rowsum_chunk *rowsum_map_find(const struct rowsum_map *m, int64_t key);
+/* The keys of m's chunks, sorted (malloc'd, m->n of them). */
+int64_t *rowsum_map_keys(const struct rowsum_map *m);
 /* Frees the table and the chunks' ids; m is empty afterwards. */
 void rowsum_map_free(struct rowsum_map *m);
 

@@ -74,8 +74,6 @@ bool varint_read(const unsigned char **p, const unsigned char *end, uint64_t *v)
 /* MurmurHash64A (Austin Appleby's, public domain): a fast 64-bit hash of
  * n bytes, for telling contents apart without keeping them. */
 uint64_t hash64(const void *p, size_t n);
-/* qsort's comparison of int64_t values. */
-int int64_cmp(const void *a, const void *b);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
