@@ -189,13 +189,20 @@ int index_key_posting(MDB_txn *txn, const struct index_dbs *d, MDB_val key, stru
     struct seg_info *segs;
     size_t nsegs = segs_list(txn, d, &segs);
     struct delta_parts parts = {0};
-    unsigned char sk[SEG_KEY_MAX];
+    MDB_cursor *cur = NULL;
     bool ok = key.mv_size <= 1 + TERM_MAX_BYTES;
-    for (size_t i = 0; i < nsegs && ok; i++) {
-        MDB_val k = {seg_key(segs[i].id, key.mv_data, key.mv_size, sk), sk};
-        if (mdb_get(txn, d->segs, &k, &v) == 0)
-            ok = delta_parts_add(&parts, &v);
+    int crc = nsegs && ok ? mdb_cursor_open(txn, d->segs, &cur) : 0;
+    if (crc) {
+        free(segs);
+        posting_free(out);
+        return crc;
     }
+    for (size_t i = 0; i < nsegs && ok; i++) {
+        int frc = seg_find(cur, segs[i].id, key.mv_data, key.mv_size, &v);
+        ok = frc == MDB_NOTFOUND || (frc == 0 && delta_parts_add(&parts, &v));
+    }
+    if (cur)
+        mdb_cursor_close(cur);
     free(segs);
     if (!ok) {
         delta_parts_free(&parts);

@@ -136,6 +136,54 @@ bool segment_posting_decode(const MDB_val *v, struct segment_posting *out);
 #define SEG_KEY_MAX (4 + 1 + TERM_MAX_BYTES)
 size_t seg_key(uint32_t seg, const void *key, size_t klen, unsigned char *out);
 
+/* A segment is stored in blocks of consecutive terms, each under the key
+ * (u32 BE segment, its first term key): u16 count, u16 offset of each
+ * entry from the block's start, then the entries (u16 key length, term
+ * key, u32 value length, value: a segment posting). A block closes before
+ * it passes SEG_BLOCK_BYTES (one LMDB overflow page: no run of free pages
+ * to find) unless it is empty, so a segment is a few hundred keys rather
+ * than one a term: written with few B-tree inserts, and dropped by a merge
+ * a block at a time, where one delete a term was half of the merge. */
+#define SEG_BLOCK_BYTES 4080
+struct seg_block {
+    const unsigned char *p;
+    size_t len;
+    uint16_t n;
+};
+/* Checks a stored block's framing; false when it is malformed. */
+bool seg_block_open(const MDB_val *v, struct seg_block *b);
+/* Entry i's term key and value (pointers into the block). */
+void seg_block_entry(const struct seg_block *b, size_t i, MDB_val *key, MDB_val *val);
+/* The first entry whose key is at or after key (b->n: none). */
+size_t seg_block_lower(const struct seg_block *b, const void *key, size_t len);
+/* Puts cur on the block of segment pre (4 bytes) that holds the first entry
+ * at or after key, *i that entry: false when the segment has none (or a
+ * block is malformed: *bad). */
+bool seg_seek(MDB_cursor *cur, const unsigned char *pre, const void *key, size_t len,
+              struct seg_block *b, size_t *i, bool *bad);
+/* Puts cur on the segment's next block (after seg_seek): false at its end. */
+bool seg_seek_next(MDB_cursor *cur, const unsigned char *pre, struct seg_block *b, bool *bad);
+/* Segment seg's posting of key: 0, MDB_NOTFOUND or MDB_CORRUPTED. */
+int seg_find(MDB_cursor *cur, uint32_t seg, const void *key, size_t len, MDB_val *val);
+
+/* Writes a segment's entries, in key order, as blocks. */
+struct seg_writer {
+    MDB_cursor *cur;
+    unsigned flags; /* MDB_APPEND for a new segment */
+    uint32_t seg;
+    struct tbuf ents, out;
+    uint16_t offs[SEG_BLOCK_BYTES / 8 + 1];
+    uint16_t n;
+};
+int seg_writer_begin(struct seg_writer *w, MDB_txn *txn, const struct index_dbs *d, uint32_t seg,
+                     unsigned flags);
+int seg_writer_add(struct seg_writer *w, const void *key, size_t klen, const void *val,
+                   size_t vlen);
+/* Writes the open block, if any: the next entry starts a new one. */
+int seg_writer_flush(struct seg_writer *w);
+/* Flushes and closes (also after a failure: rc is then returned). */
+int seg_writer_end(struct seg_writer *w, int rc);
+
 /* A seglist entry. Id 0 is the merge record, never a segment. */
 struct seg_info {
     uint32_t id, level;
@@ -167,13 +215,15 @@ struct walk_side {
     MDB_cursor *cur;
     unsigned char pre[4];
     size_t plen; /* 0: the base */
+    struct seg_block b; /* a segment's: the block at the cursor */
+    size_t i;           /* and the entry in it */
     MDB_val k, v;
     bool live;
 };
 struct key_walk {
     struct walk_side *s;
     size_t n;
-    unsigned char buf[SEG_KEY_MAX];
+    bool bad; /* a malformed block was met */
 };
 int key_walk_open(struct key_walk *w, MDB_txn *txn, const struct index_dbs *d, bool base,
                   const struct seg_info *segs, size_t nsegs);
@@ -182,7 +232,8 @@ void key_walk_seek(struct key_walk *w, const void *key, size_t len);
 /* The smallest key of the sides; false when every side is done. */
 bool key_walk_min(const struct key_walk *w, MDB_val *key);
 /* The posting of key from every side at it (the base's decoded, the
- * segments' gathered into the delta part): 0 or MDB_CORRUPTED. */
+ * segments' gathered into the delta part): 0, or MDB_CORRUPTED (also once
+ * the walk has met a malformed block). */
 int key_walk_posting(const struct key_walk *w, const MDB_val *key, struct posting *out);
 /* Moves every side at key to its next key. */
 void key_walk_next(struct key_walk *w, const MDB_val *key);

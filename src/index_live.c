@@ -288,9 +288,8 @@ struct seg_out {
 
 /* Writes term t's entries es[0..t->count) (but those of ids removed in
  * the same batch) as the segment's posting; *written counts them. */
-static int put_segment_term(MDB_cursor *cur, struct index_delta *b, const struct dterm *t,
-                            const struct dentry *es, uint32_t seg, struct seg_out *o,
-                            uint64_t *written)
+static int put_segment_term(struct seg_writer *w, struct index_delta *b, const struct dterm *t,
+                            const struct dentry *es, struct seg_out *o, uint64_t *written)
 {
     uint32_t *ids = o->ids, m = 0;
     uint8_t *tf = o->tf;
@@ -305,11 +304,8 @@ static int put_segment_term(MDB_cursor *cur, struct index_delta *b, const struct
     }
     int rc = 0;
     if (m) {
-        unsigned char sk[SEG_KEY_MAX];
         segment_posting_encode(ids, tf, m, (const unsigned char *)blobs->data, blobs->len, val);
-        MDB_val key = {seg_key(seg, b->keys.data + t->koff, t->klen, sk), sk},
-                v = {val->len, val->data};
-        rc = mdb_cursor_put(cur, &key, &v, MDB_APPEND);
+        rc = seg_writer_add(w, b->keys.data + t->koff, t->klen, val->data, val->len);
         *written += m;
     }
     return rc;
@@ -357,16 +353,17 @@ static int segment_flush(MDB_txn *txn, const struct index_dbs *d, struct index_d
     if (!b->n)
         return 0;
     struct seg_info seg = {0, 0, 0};
-    MDB_cursor *cur;
+    struct seg_writer w;
     int rc;
-    if ((rc = next_segment(txn, d, &seg.id)) != 0 || (rc = mdb_cursor_open(txn, d->segs, &cur)))
+    if ((rc = next_segment(txn, d, &seg.id)) != 0 ||
+        (rc = seg_writer_begin(&w, txn, d, seg.id, MDB_APPEND)))
         return rc;
     uint32_t *order;
     struct dentry *sorted = entries_by_term(b, &order);
     struct seg_out o = {xmalloc(b->n * sizeof *o.ids), xmalloc(b->n), {0}, {0}}; /* b->n bounds a term's */
     for (size_t k = 0, at = 0; !rc && k < b->nt; at += b->t[order[k]].count, k++)
-        rc = put_segment_term(cur, b, &b->t[order[k]], sorted + at, seg.id, &o, &seg.entries);
-    mdb_cursor_close(cur);
+        rc = put_segment_term(&w, b, &b->t[order[k]], sorted + at, &o, &seg.entries);
+    rc = seg_writer_end(&w, rc);
     free(order);
     free(sorted);
     free(o.ids);

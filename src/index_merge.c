@@ -223,35 +223,81 @@ static int chunk_add(MDB_txn *txn, const struct index_dbs *d, const struct merge
     return 0;
 }
 
-/* Deletes segment seg's keys from the term key from to the chunk's last,
- * walking them backwards: LMDB deletes a page's last node in place, but
- * its first by moving every node after it (a segment's keys were appended
- * in order), which made deleting forwards 12 % of a catch-up's writing
- * thread. */
+/* Takes segment seg's entries from the term key from to the chunk's last
+ * out of it: the blocks that hold only such entries are deleted; a block
+ * that also holds others (the range's ends rarely fall between blocks) is
+ * rewritten with those, its entries before the range under its own key and
+ * those after under the first of them, so that a block still starts each
+ * run of the segment's keys and the merged blocks fit between. */
 static int drop_range(MDB_txn *txn, const struct index_dbs *d, uint32_t seg,
                       const unsigned char *from, size_t fromlen, const struct chunk *ch)
 {
-    unsigned char lo[SEG_KEY_MAX], hi[SEG_KEY_MAX];
-    size_t lolen = seg_key(seg, from, fromlen, lo), hilen = seg_key(seg, ch->last, ch->lastlen, hi);
-    MDB_val k = {hilen, hi}, v;
-    MDB_cursor *cur;
-    int rc = mdb_cursor_open(txn, d->segs, &cur);
-    if (rc)
-        return rc;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); /* the first key at or after hi */
-    if (rc == MDB_NOTFOUND)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    else if (rc == 0 && cmp_keys(k.mv_data, k.mv_size, hi, hilen) > 0)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
-    /* After a delete the cursor is on the key after the deleted one (or
-     * past the end): MDB_PREV is the one before it. */
-    while (rc == 0 && cmp_keys(k.mv_data, k.mv_size, lo, lolen) >= 0) {
-        if ((rc = mdb_cursor_del(cur, 0)) != 0)
+    unsigned char pre[4];
+    struct seg_block b;
+    struct seg_writer keep;
+    struct tbuf gone = {0}, kept = {0}; /* block keys; entries to keep (u8 after, key, value) */
+    size_t i;
+    bool bad = false;
+    put_be32(pre, seg);
+    int rc = seg_writer_begin(&keep, txn, d, seg, 0);
+    for (bool more = !rc && seg_seek(keep.cur, pre, from, fromlen, &b, &i, &bad); more;) {
+        MDB_val bk, k, v;
+        if (mdb_cursor_get(keep.cur, &bk, &v, MDB_GET_CURRENT) != 0)
             break;
-        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+        size_t j = i;
+        for (; j < b.n; j++) {
+            seg_block_entry(&b, j, &k, &v);
+            if (cmp_keys(k.mv_data, k.mv_size, ch->last, ch->lastlen) > 0)
+                break;
+        }
+        if (j == i) /* the block starts after the range */
+            break;
+        uint16_t kl = (uint16_t)bk.mv_size;
+        tbuf_add(&gone, &kl, 2);
+        tbuf_add(&gone, bk.mv_data, kl);
+        for (size_t e = 0; e < b.n; e++) {
+            if (e == i)
+                e = j; /* past the range */
+            if (e == b.n)
+                break;
+            seg_block_entry(&b, e, &k, &v);
+            uint8_t after = e >= j;
+            uint16_t klen = (uint16_t)k.mv_size;
+            uint32_t vlen = (uint32_t)v.mv_size;
+            tbuf_add(&kept, &after, 1);
+            tbuf_add(&kept, &klen, 2);
+            tbuf_add(&kept, k.mv_data, klen);
+            tbuf_add(&kept, &vlen, 4);
+            tbuf_add(&kept, v.mv_data, vlen);
+        }
+        i = 0;
+        more = j == b.n && seg_seek_next(keep.cur, pre, &b, &bad);
     }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    if (!rc && bad)
+        rc = MDB_CORRUPTED;
+    for (size_t at = 0; !rc && at < gone.len;) { /* the blocks go ... */
+        uint16_t kl;
+        memcpy(&kl, gone.data + at, 2);
+        MDB_val k = {kl, gone.data + at + 2};
+        rc = mdb_del(txn, d->segs, &k, NULL);
+        at += 2 + kl;
+    }
+    /* ... and what they held outside the range comes back. */
+    for (size_t at = 0, after = 0; !rc && at < kept.len;) {
+        const unsigned char *p = (const unsigned char *)kept.data + at;
+        uint16_t klen;
+        uint32_t vlen;
+        memcpy(&klen, p + 1, 2);
+        memcpy(&vlen, p + 3 + klen, 4);
+        if (p[0] && !after++)
+            rc = seg_writer_flush(&keep);
+        if (!rc)
+            rc = seg_writer_add(&keep, p + 3, klen, p + 7 + klen, vlen);
+        at += 7 + klen + vlen;
+    }
+    tbuf_free(&gone);
+    tbuf_free(&kept);
+    return seg_writer_end(&keep, rc);
 }
 
 /* Writes a chunk: every part of its terms goes, and each merged posting
@@ -263,7 +309,9 @@ static int chunk_write(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
     for (size_t i = 0; i < nrun && !rc; i++)
         rc = drop_range(txn, d, run[i].id, m->from, m->fromlen, ch);
     const unsigned char *p = (const unsigned char *)ch->buf.data, *end = p + ch->buf.len;
-    unsigned char sk[SEG_KEY_MAX];
+    struct seg_writer out = {0}; /* the merged segment's blocks */
+    if (!rc && !m->to_base)
+        rc = seg_writer_begin(&out, txn, d, m->lo, 0);
     while (!rc && p < end) {
         uint16_t klen;
         uint32_t vlen, entries;
@@ -271,17 +319,17 @@ static int chunk_write(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
         const unsigned char *key = p + 2;
         memcpy(&entries, key + klen, 4);
         memcpy(&vlen, key + klen + 4, 4);
-        MDB_val v = {vlen, (void *)(key + klen + 8)};
-        MDB_val k = m->to_base ? (MDB_val){klen, (void *)key}
-                               : (MDB_val){seg_key(m->lo, key, klen, sk), sk};
-        if (vlen) {
-            rc = mdb_put(txn, m->to_base ? d->terms : d->segs, &k, &v, 0);
-            m->written += entries;
-        } else if (m->to_base)
+        MDB_val v = {vlen, (void *)(key + klen + 8)}, k = {klen, (void *)key};
+        if (vlen && !m->to_base)
+            rc = seg_writer_add(&out, key, klen, v.mv_data, vlen);
+        else if (vlen)
+            rc = mdb_put(txn, d->terms, &k, &v, 0);
+        else if (m->to_base)
             rc = del_if_there(txn, d->terms, &k);
+        m->written += vlen ? entries : 0;
         p = key + klen + 8 + vlen;
     }
-    return rc;
+    return out.cur ? seg_writer_end(&out, rc) : rc;
 }
 
 /* Folds the live exists marks into the base's sets. */

@@ -15,6 +15,180 @@ size_t seg_key(uint32_t seg, const void *key, size_t klen, unsigned char *out)
     return 4 + klen;
 }
 
+/* ---- blocks ---- */
+
+static uint16_t get_u16(const unsigned char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+bool seg_block_open(const MDB_val *v, struct seg_block *b)
+{
+    const unsigned char *p = v->mv_data;
+    if (v->mv_size < 2)
+        return false;
+    *b = (struct seg_block){p, v->mv_size, get_u16(p)};
+    size_t at = 2 + 2 * (size_t)b->n;
+    if (!b->n || at > b->len)
+        return false;
+    for (size_t i = 0; i < b->n; i++) { /* each entry where the last ended */
+        uint32_t vlen;
+        if (get_u16(p + 2 + 2 * i) != at || b->len - at < 6)
+            return false;
+        size_t klen = get_u16(p + at);
+        if (b->len - at - 6 < klen)
+            return false;
+        memcpy(&vlen, p + at + 2 + klen, 4);
+        if (b->len - at - 6 - klen < vlen)
+            return false;
+        at += 6 + klen + vlen;
+    }
+    return at == b->len;
+}
+
+void seg_block_entry(const struct seg_block *b, size_t i, MDB_val *key, MDB_val *val)
+{
+    const unsigned char *e = b->p + get_u16(b->p + 2 + 2 * i);
+    uint32_t vlen;
+    key->mv_size = get_u16(e);
+    key->mv_data = (void *)(e + 2);
+    memcpy(&vlen, e + 2 + key->mv_size, 4);
+    val->mv_size = vlen;
+    val->mv_data = (void *)(e + 6 + key->mv_size);
+}
+
+size_t seg_block_lower(const struct seg_block *b, const void *key, size_t len)
+{
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        MDB_val k, v;
+        seg_block_entry(b, mid, &k, &v);
+        if (cmp_keys(k.mv_data, k.mv_size, key, len) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The block at the cursor (after op), if it is segment pre's. */
+static bool block_at(MDB_cursor *cur, MDB_cursor_op op, const unsigned char *pre, MDB_val *k,
+                     struct seg_block *b, bool *bad)
+{
+    MDB_val v;
+    if (mdb_cursor_get(cur, k, &v, op) || k->mv_size < 4 || memcmp(k->mv_data, pre, 4))
+        return false;
+    if (!seg_block_open(&v, b))
+        return !(*bad = true);
+    return true;
+}
+
+bool seg_seek(MDB_cursor *cur, const unsigned char *pre, const void *key, size_t len,
+              struct seg_block *b, size_t *i, bool *bad)
+{
+    unsigned char buf[SEG_KEY_MAX];
+    memcpy(buf, pre, 4);
+    memcpy(buf + 4, key, len);
+    MDB_val k = {4 + len, buf}, v;
+    *i = 0;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc == 0 && k.mv_size == 4 + len && memcmp(k.mv_data, buf, 4 + len) == 0)
+        return block_at(cur, MDB_GET_CURRENT, pre, &k, b, bad); /* a block starts at key */
+    /* The block before the first one after key may hold it. */
+    if (block_at(cur, rc == 0 ? MDB_PREV : MDB_LAST, pre, &k, b, bad)) {
+        if ((*i = seg_block_lower(b, key, len)) < b->n)
+            return true;
+        *i = 0;
+        return block_at(cur, MDB_NEXT, pre, &k, b, bad);
+    }
+    k = (MDB_val){4 + len, buf};
+    return !*bad && block_at(cur, MDB_SET_RANGE, pre, &k, b, bad);
+}
+
+bool seg_seek_next(MDB_cursor *cur, const unsigned char *pre, struct seg_block *b, bool *bad)
+{
+    MDB_val k;
+    return block_at(cur, MDB_NEXT, pre, &k, b, bad);
+}
+
+int seg_find(MDB_cursor *cur, uint32_t seg, const void *key, size_t len, MDB_val *val)
+{
+    unsigned char pre[4];
+    struct seg_block b;
+    size_t i;
+    bool bad = false;
+    MDB_val k;
+    put_be32(pre, seg);
+    if (!seg_seek(cur, pre, key, len, &b, &i, &bad))
+        return bad ? MDB_CORRUPTED : MDB_NOTFOUND;
+    seg_block_entry(&b, i, &k, val);
+    return k.mv_size == len && memcmp(k.mv_data, key, len) == 0 ? 0 : MDB_NOTFOUND;
+}
+
+int seg_writer_begin(struct seg_writer *w, MDB_txn *txn, const struct index_dbs *d, uint32_t seg,
+                     unsigned flags)
+{
+    memset(w, 0, sizeof *w);
+    w->seg = seg;
+    w->flags = flags;
+    return mdb_cursor_open(txn, d->segs, &w->cur);
+}
+
+int seg_writer_flush(struct seg_writer *w)
+{
+    if (!w->n)
+        return 0;
+    size_t head = 2 + 2 * (size_t)w->n;
+    tbuf_reset(&w->out);
+    tbuf_add(&w->out, &w->n, 2);
+    for (size_t i = 0; i < w->n; i++) {
+        uint16_t off = (uint16_t)(head + w->offs[i]);
+        tbuf_add(&w->out, &off, 2);
+    }
+    tbuf_add(&w->out, w->ents.data, w->ents.len);
+    unsigned char sk[SEG_KEY_MAX];
+    const unsigned char *first = (const unsigned char *)w->ents.data;
+    MDB_val k = {seg_key(w->seg, first + 2, get_u16(first), sk), sk},
+            v = {w->out.len, w->out.data};
+    w->n = 0;
+    tbuf_reset(&w->ents);
+    return mdb_cursor_put(w->cur, &k, &v, w->flags);
+}
+
+int seg_writer_add(struct seg_writer *w, const void *key, size_t klen, const void *val,
+                   size_t vlen)
+{
+    size_t size = 6 + klen + vlen;
+    int rc = 0;
+    if (w->n && 2 + 2 * ((size_t)w->n + 1) + w->ents.len + size > SEG_BLOCK_BYTES)
+        rc = seg_writer_flush(w);
+    if (rc)
+        return rc;
+    uint16_t kl = (uint16_t)klen;
+    uint32_t vl = (uint32_t)vlen;
+    w->offs[w->n++] = (uint16_t)w->ents.len; /* below SEG_BLOCK_BYTES: see above */
+    tbuf_add(&w->ents, &kl, 2);
+    tbuf_add(&w->ents, key, klen);
+    tbuf_add(&w->ents, &vl, 4);
+    tbuf_add(&w->ents, val, vlen);
+    return 0;
+}
+
+int seg_writer_end(struct seg_writer *w, int rc)
+{
+    if (!rc && w->cur)
+        rc = seg_writer_flush(w);
+    if (w->cur)
+        mdb_cursor_close(w->cur);
+    tbuf_free(&w->ents);
+    tbuf_free(&w->out);
+    memset(w, 0, sizeof *w);
+    return rc;
+}
+
 /* ---- the list ---- */
 
 size_t segs_list(MDB_txn *txn, const struct index_dbs *d, struct seg_info **segs)
@@ -122,6 +296,7 @@ int key_walk_open(struct key_walk *w, MDB_txn *txn, const struct index_dbs *d, b
                   const struct seg_info *segs, size_t nsegs)
 {
     w->n = 0;
+    w->bad = false;
     w->s = xcalloc(nsegs + 1, sizeof *w->s);
     int rc = 0;
     if (base) {
@@ -138,28 +313,43 @@ int key_walk_open(struct key_walk *w, MDB_txn *txn, const struct index_dbs *d, b
     return rc;
 }
 
-static void side_get(struct walk_side *s, MDB_cursor_op op)
+/* Sets the side's key and value: the base's at its cursor, a segment's
+ * entry i of its block. */
+static void side_entry(struct walk_side *s)
 {
-    s->live = mdb_cursor_get(s->cur, &s->k, &s->v, op) == 0 && s->k.mv_size > s->plen &&
-              memcmp(s->k.mv_data, s->pre, s->plen) == 0;
-    if (s->live) { /* the term key: the segment's prefix off */
-        s->k.mv_data = (char *)s->k.mv_data + s->plen;
-        s->k.mv_size -= s->plen;
+    if (s->live)
+        seg_block_entry(&s->b, s->i, &s->k, &s->v);
+}
+
+static void side_base(struct walk_side *s, MDB_cursor_op op)
+{
+    s->live = mdb_cursor_get(s->cur, &s->k, &s->v, op) == 0;
+}
+
+static void side_next(struct key_walk *w, struct walk_side *s)
+{
+    if (!s->plen)
+        return side_base(s, MDB_NEXT);
+    if (++s->i == s->b.n) {
+        s->i = 0;
+        s->live = seg_seek_next(s->cur, s->pre, &s->b, &w->bad);
     }
+    side_entry(s);
 }
 
 void key_walk_seek(struct key_walk *w, const void *key, size_t len)
 {
-    unsigned char buf[SEG_KEY_MAX];
     for (size_t i = 0; i < w->n; i++) {
         struct walk_side *s = &w->s[i];
-        memcpy(buf, s->pre, s->plen);
-        memcpy(buf + s->plen, key, len);
-        s->k = (MDB_val){s->plen + len, buf};
-        if (!s->k.mv_size) /* the base from its start */
-            side_get(s, MDB_FIRST);
-        else
-            side_get(s, MDB_SET_RANGE);
+        if (s->plen) {
+            s->live = seg_seek(s->cur, s->pre, key, len, &s->b, &s->i, &w->bad);
+            side_entry(s);
+        } else if (!len) { /* the base from its start */
+            side_base(s, MDB_FIRST);
+        } else {
+            s->k = (MDB_val){len, (void *)key};
+            side_base(s, MDB_SET_RANGE);
+        }
     }
 }
 
@@ -185,7 +375,7 @@ int key_walk_posting(const struct key_walk *w, const MDB_val *key, struct postin
 {
     struct delta_parts parts = {0};
     memset(out, 0, sizeof *out);
-    bool ok = true;
+    bool ok = !w->bad;
     for (size_t i = 0; i < w->n && ok; i++) {
         const struct walk_side *s = &w->s[i];
         if (!side_at(s, key))
@@ -211,7 +401,7 @@ void key_walk_next(struct key_walk *w, const MDB_val *key)
     MDB_val k = {len, copy};
     for (size_t i = 0; i < w->n; i++)
         if (side_at(&w->s[i], &k))
-            side_get(&w->s[i], MDB_NEXT);
+            side_next(w, &w->s[i]);
 }
 
 void key_walk_close(struct key_walk *w)

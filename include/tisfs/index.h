@@ -14,11 +14,15 @@
  * Live changes (the incremental channel) never patch those: as in Lucene's
  * segments, the bulk-built postings are immutable and each write batch
  * (one transaction) adds a small segment of its own documents' postings:
- * segs:    (u32 BE segment, field byte, term bytes) -> the postings of the
- *          segment's documents, in the stored form of `terms`. Segment ids
- *          grow with every batch and keys are segment-major, so a batch is
+ * segs:    (u32 BE segment, field byte, term bytes of a block's first
+ *          term) -> a block of the segment's consecutive terms and their
+ *          postings (of the segment's documents only), about a page each:
+ *          a term is found by its block, then a binary search in it (the
+ *          form of Lucene's block tree terms dictionary). Segment ids grow
+ *          with every batch and keys are segment-major, so a batch is
  *          appended at the end of the tree (MDB_APPEND): it writes new pages
- *          only, never a page of an older posting
+ *          only, never a page of an older posting; a merge deletes its
+ *          inputs a block, not a term, at a time
  * seglist: u32 BE segment -> u32 level, u64 entries; key 0 holds the merge
  *          in progress, if any (index_merge.c)
  * dexists: field byte -> dups of u32 BE doc id, likewise for exists
@@ -62,10 +66,10 @@ struct index_dbs {
     MDB_dbi segs, seglist, dexists, deleted;
 };
 
-/* The layout above and the generation's own (gen.h: 4, a row's version
- * in its pk entry); a generation written with another one must be
- * rebuilt. */
-#define INDEX_FORMAT 4
+/* The layout above and the generation's own (gen.h; 4: a row's version
+ * in its pk entry, 5: segments in blocks); a generation written with
+ * another one must be rebuilt. */
+#define INDEX_FORMAT 5
 
 /* Opens (or, with create, creates) the index databases in txn. */
 int index_open_dbs(MDB_txn *txn, bool create, struct index_dbs *d);

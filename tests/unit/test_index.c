@@ -436,6 +436,95 @@ static void test_segments_merge_by_tiers(void)
     env_close(&fresh);
 }
 
+/* Letters only, so that the analyzer keeps it one word: "q" then n in
+ * base 26. */
+static void word(char *out, unsigned n)
+{
+    *out++ = 'q';
+    do {
+        *out++ = (char)('a' + n % 26);
+        n /= 26;
+    } while (n);
+    *out++ = ' ';
+    *out = 0;
+}
+
+/* Segments of many blocks (each batch ~600 terms): a term-at-a-time merge
+ * ends every chunk inside blocks of each input, which are then cut and
+ * rewritten around it. Readers see a rebuild's index at every stage. */
+static void test_segments_of_many_blocks(void)
+{
+    enum { BATCHES = INDEX_MERGE_FANIN + 1, PER = 2, ALL = 4 + BATCHES * PER };
+    static char ids[ALL][8], texts[ALL][4096];
+    struct row rows[ALL], kept[ALL];
+    uint32_t inc_map[ALL + 1] = {0}, fresh_map[ALL + 1] = {0};
+    bool gone[ALL + 1] = {false};
+    for (int i = 0; i < 4; i++)
+        rows[i] = BASE[i];
+    for (int i = 4; i < ALL; i++) {
+        char w[16], *t = texts[i];
+        snprintf(ids[i], sizeof ids[i], "%d", i + 1);
+        for (unsigned k = 0; k < 300; k++) { /* shared words, then the row's own */
+            word(w, k < 150 ? (k * 7 + (unsigned)i) % 150 : 1000 + (unsigned)i * 200 + k);
+            t = stpcpy(t, w);
+        }
+        rows[i] = (struct row){ids[i], texts[i], "3", "Eta"};
+    }
+    struct env inc, fresh;
+    env_open(&inc);
+    env_open(&fresh);
+    build(&inc, rows, 4, 0);
+    char err[256];
+    struct tis_schema *sc = schema();
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct analysis_opts o = {0, 0};
+    struct tis_value v[4];
+    struct index_delta *batch = index_delta_new();
+    for (int b = 0; b < BATCHES; b++) { /* every other batch also removes a row */
+        MDB_txn *txn;
+        mdb_txn_begin(inc.env, NULL, 0, &txn);
+        for (int i = 4 + b * PER; i < 4 + (b + 1) * PER; i++) {
+            values(&rows[i], v);
+            CHECK(index_doc_add(txn, &inc.d, sc, an, &o, (uint32_t)i + 1, v, NULL, batch) == 0);
+        }
+        if (b % 2) {
+            uint32_t old = (uint32_t)(b * PER + 1); /* an older batch's row, or the base's */
+            CHECK(index_doc_remove(txn, &inc.d, sc, old, NULL, batch) == 0);
+            gone[old] = true;
+        }
+        CHECK(index_delta_flush(txn, &inc.d, batch) == 0);
+        CHECK(mdb_txn_commit(txn) == 0);
+    }
+    index_delta_free(batch);
+    size_t nkept = 0;
+    for (int i = 0; i < ALL; i++)
+        if (!gone[i + 1]) {
+            kept[nkept++] = rows[i];
+            inc_map[i + 1] = (uint32_t)nkept;
+            fresh_map[nkept] = (uint32_t)nkept;
+        }
+    build(&fresh, kept, nkept, 0);
+    MDB_txn *txn;
+    MDB_stat st;
+    mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
+    CHECK(mdb_stat(txn, inc.d.segs, &st) == 0 && st.ms_entries >= 3 * BATCHES); /* blocks */
+    mdb_txn_abort(txn);
+    CHECK(segments(&inc) == BATCHES);
+    CHECK(same_view(&inc, inc_map, ALL + 1, &fresh, fresh_map, nkept + 1));
+    CHECK(merge_until_done(&inc, INDEX_MERGE_TIERS, true)); /* 8 into 1, a term at a time */
+    CHECK(segments(&inc) == 2);
+    CHECK(same_view(&inc, inc_map, ALL + 1, &fresh, fresh_map, nkept + 1));
+    CHECK(fold_all(&inc, true) && segments(&inc) == 0);
+    CHECK(same_view(&inc, inc_map, ALL + 1, &fresh, fresh_map, nkept + 1));
+    mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
+    CHECK(mdb_stat(txn, inc.d.segs, &st) == 0 && st.ms_entries == 0); /* every block gone */
+    mdb_txn_abort(txn);
+    analyzer_free(an);
+    schema_free(sc);
+    env_close(&inc);
+    env_close(&fresh);
+}
+
 static void test_spills_give_the_same_index(void)
 {
     /* 3000 rows; a 1-byte budget spills after every batch. */
@@ -583,6 +672,7 @@ int main(void)
 {
     test_incremental_equals_rebuild();
     test_segments_merge_by_tiers();
+    test_segments_of_many_blocks();
     test_spills_give_the_same_index();
     test_typed_terms_sort_as_values();
     test_large_postings();
