@@ -403,14 +403,22 @@ static uint32_t analyze_ascii(struct analyzer *a, const char *text, size_t len, 
         size_t end = ascii_word_end(s, len, i);
         tbuf_reset(&a->utf8);
         tbuf_reserve(&a->utf8, end - i);
-        for (size_t k = i; k < end; k++) /* NFKC_Casefold of ASCII */
-            a->utf8.data[k - i] = (char)(s[k] >= 'A' && s[k] <= 'Z' ? s[k] | 0x20 : s[k]);
+        bool letters = true; /* only letters: one part, none to add */
+        for (size_t k = i; k < end; k++) { /* NFKC_Casefold of ASCII */
+            unsigned char ch = s[k] >= 'A' && s[k] <= 'Z' ? s[k] | 0x20 : s[k];
+            letters &= ch >= 'a' && ch <= 'z';
+            a->utf8.data[k - i] = (char)ch;
+        }
         a->utf8.len = end - i;
         i = end;
         if (a->utf8.len == 1 && a->utf8.data[0] == '_')
             continue; /* ICU: a lone '_' has no word status, "__" has */
         if (emit(fn, arg, a->utf8.data, a->utf8.len, pos))
             return pos + 1;
+        if (letters) {
+            pos++;
+            continue;
+        }
         bool stop = false;
         uint32_t parts = ascii_parts(a->utf8.data, a->utf8.len, pos, fn, arg, &stop);
         if (stop)

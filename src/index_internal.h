@@ -119,7 +119,8 @@ void norms_writer_free(struct norms_writer *w);
 /* Stores r (run-optimised) under k (index_live.c). */
 int put_bitmap(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, roaring_bitmap_t *r);
 
-/* A live segment's posting (index_posting.c): written once, read whole. */
+/* A live segment's posting (index_posting.c): written once, read whole;
+ * appended to out. */
 void segment_posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n,
                             const unsigned char *blobs, size_t bloblen, struct tbuf *out);
 struct segment_posting {
@@ -171,12 +172,17 @@ struct seg_writer {
     MDB_cursor *cur;
     unsigned flags; /* MDB_APPEND for a new segment */
     uint32_t seg;
-    struct tbuf ents, out;
-    uint16_t offs[SEG_BLOCK_BYTES / 8 + 1];
+    struct tbuf ents;
+    uint16_t offs[SEG_BLOCK_BYTES / 8 + 2];
     uint16_t n;
+    size_t open; /* where the open entry starts in ents */
 };
 int seg_writer_begin(struct seg_writer *w, MDB_txn *txn, const struct index_dbs *d, uint32_t seg,
                      unsigned flags);
+/* Starts an entry of key: its value is what is appended to the buffer
+ * returned, until seg_writer_close_entry. */
+struct tbuf *seg_writer_open_entry(struct seg_writer *w, const void *key, size_t klen);
+int seg_writer_close_entry(struct seg_writer *w);
 int seg_writer_add(struct seg_writer *w, const void *key, size_t klen, const void *val,
                    size_t vlen);
 /* Writes the open block, if any: the next entry starts a new one. */

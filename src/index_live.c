@@ -112,6 +112,10 @@ struct index_delta {
     uint32_t *slots; /* open addressing over t (index + 1) */
     size_t nslots;
     roaring_bitmap_t *deleted; /* ids removed in this transaction */
+    /* Of those, the ids added in it too (their entries are not written):
+     * ids only grow, so only ids from the batch's first added one on. */
+    roaring_bitmap_t *gone_new;
+    uint32_t first_added; /* 0: none yet */
     struct index_doc *scratch; /* index_doc_add's analysis, reused */
     struct norms_cache *norms; /* the norms blocks it changes */
     /* Exists marks by field: u32 BE ids, ascending (ids only grow), put at
@@ -137,6 +141,10 @@ void index_delta_reset(struct index_delta *b)
         memset(b->slots, 0, b->nslots * sizeof *b->slots);
     if (b->deleted)
         roaring_bitmap_clear(b->deleted);
+    if (b->gone_new)
+        roaring_bitmap_free(b->gone_new);
+    b->gone_new = NULL;
+    b->first_added = 0;
     norms_cache_reset(b->norms);
     for (size_t i = 0; i < b->nexf; i++)
         tbuf_reset(&b->exists[b->exf[i]]);
@@ -154,6 +162,8 @@ void index_delta_free(struct index_delta *b)
     free(b->slots);
     if (b->deleted)
         roaring_bitmap_free(b->deleted);
+    if (b->gone_new)
+        roaring_bitmap_free(b->gone_new);
     index_doc_free(b->scratch);
     norms_cache_free(b->norms);
     for (size_t i = 0; i < 256; i++)
@@ -233,6 +243,8 @@ static void delta_gather(struct index_delta *b, const unsigned char *p, uint32_t
     uint32_t n;
     memcpy(&n, p, 4);
     p += 4;
+    if (!b->first_added || doc < b->first_added)
+        b->first_added = doc;
     for (uint32_t i = 0; i < n; i++) {
         if (b->n == b->cap) {
             b->cap = b->cap ? b->cap * 2 : 1024;
@@ -283,32 +295,32 @@ static int next_segment(MDB_txn *txn, const struct index_dbs *d, uint32_t *id)
 struct seg_out {
     uint32_t *ids;
     uint8_t *tf;
-    struct tbuf blobs, val;
+    struct tbuf blobs;
 };
 
-/* Writes term t's entries es[0..t->count) (but those of ids removed in
- * the same batch) as the segment's posting; *written counts them. */
+/* Writes term t's entries es[0..t->count) (but those of ids added and
+ * removed in the same batch) as the segment's posting; *written counts
+ * them. */
 static int put_segment_term(struct seg_writer *w, struct index_delta *b, const struct dterm *t,
                             const struct dentry *es, struct seg_out *o, uint64_t *written)
 {
     uint32_t *ids = o->ids, m = 0;
     uint8_t *tf = o->tf;
-    struct tbuf *blobs = &o->blobs, *val = &o->val;
+    struct tbuf *blobs = &o->blobs;
     tbuf_reset(blobs);
     for (const struct dentry *e = es; e < es + t->count; e++) {
-        if (b->deleted && roaring_bitmap_contains(b->deleted, e->doc))
+        if (b->gone_new && roaring_bitmap_contains(b->gone_new, e->doc))
             continue;
         ids[m] = e->doc;
         tf[m++] = e->tf;
         tbuf_add(blobs, b->blobs.data + e->boff, e->blen); /* (a like field's: none) */
     }
-    int rc = 0;
-    if (m) {
-        segment_posting_encode(ids, tf, m, (const unsigned char *)blobs->data, blobs->len, val);
-        rc = seg_writer_add(w, b->keys.data + t->koff, t->klen, val->data, val->len);
-        *written += m;
-    }
-    return rc;
+    if (!m)
+        return 0;
+    struct tbuf *val = seg_writer_open_entry(w, b->keys.data + t->koff, t->klen);
+    segment_posting_encode(ids, tf, m, (const unsigned char *)blobs->data, blobs->len, val);
+    *written += m;
+    return seg_writer_close_entry(w);
 }
 
 /* The batch's exists marks: one multiple-dup put a field. */
@@ -360,7 +372,7 @@ static int segment_flush(MDB_txn *txn, const struct index_dbs *d, struct index_d
         return rc;
     uint32_t *order;
     struct dentry *sorted = entries_by_term(b, &order);
-    struct seg_out o = {xmalloc(b->n * sizeof *o.ids), xmalloc(b->n), {0}, {0}}; /* b->n bounds a term's */
+    struct seg_out o = {xmalloc(b->n * sizeof *o.ids), xmalloc(b->n), {0}}; /* b->n bounds a term's */
     for (size_t k = 0, at = 0; !rc && k < b->nt; at += b->t[order[k]].count, k++)
         rc = put_segment_term(&w, b, &b->t[order[k]], sorted + at, &o, &seg.entries);
     rc = seg_writer_end(&w, rc);
@@ -369,7 +381,6 @@ static int segment_flush(MDB_txn *txn, const struct index_dbs *d, struct index_d
     free(o.ids);
     free(o.tf);
     tbuf_free(&o.blobs);
-    tbuf_free(&o.val);
     if (!rc && seg.entries)
         rc = segs_put_info(txn, d, &seg);
     return rc;
@@ -521,6 +532,11 @@ int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
         if (!batch->deleted)
             batch->deleted = roaring_bitmap_create();
         roaring_bitmap_add(batch->deleted, doc);
+        if (batch->first_added && doc >= batch->first_added) {
+            if (!batch->gone_new)
+                batch->gone_new = roaring_bitmap_create();
+            roaring_bitmap_add(batch->gone_new, doc);
+        }
         return 0;
     }
     roaring_bitmap_t *one = roaring_bitmap_of(1, doc);

@@ -106,7 +106,6 @@ static void encode_varints(unsigned char kind, const uint32_t *docs, const uint8
 void segment_posting_encode(const uint32_t *docs, const uint8_t *tf, uint32_t n,
                             const unsigned char *blobs, size_t bloblen, struct tbuf *out)
 {
-    tbuf_reset(out);
     encode_varints(KIND_SEGMENT, docs, tf, n, blobs, bloblen, out);
 }
 

@@ -137,44 +137,70 @@ int seg_writer_begin(struct seg_writer *w, MDB_txn *txn, const struct index_dbs 
     return mdb_cursor_open(txn, d->segs, &w->cur);
 }
 
-int seg_writer_flush(struct seg_writer *w)
+/* Writes the block of the first n entries, ents[0..len), reserved in the
+ * map and filled there (one copy). */
+static int block_put(struct seg_writer *w, uint16_t n, size_t len)
 {
-    if (!w->n)
-        return 0;
-    size_t head = 2 + 2 * (size_t)w->n;
-    tbuf_reset(&w->out);
-    tbuf_add(&w->out, &w->n, 2);
-    for (size_t i = 0; i < w->n; i++) {
-        uint16_t off = (uint16_t)(head + w->offs[i]);
-        tbuf_add(&w->out, &off, 2);
-    }
-    tbuf_add(&w->out, w->ents.data, w->ents.len);
+    size_t head = 2 + 2 * (size_t)n;
     unsigned char sk[SEG_KEY_MAX];
     const unsigned char *first = (const unsigned char *)w->ents.data;
-    MDB_val k = {seg_key(w->seg, first + 2, get_u16(first), sk), sk},
-            v = {w->out.len, w->out.data};
+    MDB_val k = {seg_key(w->seg, first + 2, get_u16(first), sk), sk}, v = {head + len, NULL};
+    int rc = mdb_cursor_put(w->cur, &k, &v, w->flags | MDB_RESERVE);
+    if (rc)
+        return rc;
+    unsigned char *p = v.mv_data;
+    memcpy(p, &n, 2);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t off = (uint16_t)(head + w->offs[i]);
+        memcpy(p + 2 + 2 * i, &off, 2);
+    }
+    memcpy(p + head, w->ents.data, len);
+    return 0;
+}
+
+int seg_writer_flush(struct seg_writer *w)
+{
+    int rc = w->n ? block_put(w, w->n, w->ents.len) : 0;
     w->n = 0;
     tbuf_reset(&w->ents);
-    return mdb_cursor_put(w->cur, &k, &v, w->flags);
+    return rc;
+}
+
+struct tbuf *seg_writer_open_entry(struct seg_writer *w, const void *key, size_t klen)
+{
+    uint16_t kl = (uint16_t)klen;
+    uint32_t vl = 0;
+    w->open = w->ents.len;
+    tbuf_add(&w->ents, &kl, 2);
+    tbuf_add(&w->ents, key, klen);
+    tbuf_add(&w->ents, &vl, 4);
+    return &w->ents;
+}
+
+int seg_writer_close_entry(struct seg_writer *w)
+{
+    uint16_t kl = get_u16((const unsigned char *)w->ents.data + w->open);
+    uint32_t vl = (uint32_t)(w->ents.len - w->open - 6 - kl);
+    memcpy(w->ents.data + w->open + 2 + kl, &vl, 4);
+    /* Below SEG_BLOCK_BYTES, or the entry is moved to 0 below. */
+    w->offs[w->n++] = (uint16_t)w->open;
+    if (w->n == 1 || 2 + 2 * (size_t)w->n + w->ents.len <= SEG_BLOCK_BYTES)
+        return 0;
+    /* Past the size: the entries before this one are the block, and this
+     * one starts the next. */
+    int rc = block_put(w, (uint16_t)(w->n - 1), w->open);
+    memmove(w->ents.data, w->ents.data + w->open, w->ents.len - w->open);
+    w->ents.len -= w->open;
+    w->offs[0] = 0;
+    w->n = 1;
+    return rc;
 }
 
 int seg_writer_add(struct seg_writer *w, const void *key, size_t klen, const void *val,
                    size_t vlen)
 {
-    size_t size = 6 + klen + vlen;
-    int rc = 0;
-    if (w->n && 2 + 2 * ((size_t)w->n + 1) + w->ents.len + size > SEG_BLOCK_BYTES)
-        rc = seg_writer_flush(w);
-    if (rc)
-        return rc;
-    uint16_t kl = (uint16_t)klen;
-    uint32_t vl = (uint32_t)vlen;
-    w->offs[w->n++] = (uint16_t)w->ents.len; /* below SEG_BLOCK_BYTES: see above */
-    tbuf_add(&w->ents, &kl, 2);
-    tbuf_add(&w->ents, key, klen);
-    tbuf_add(&w->ents, &vl, 4);
-    tbuf_add(&w->ents, val, vlen);
-    return 0;
+    tbuf_add(seg_writer_open_entry(w, key, klen), val, vlen);
+    return seg_writer_close_entry(w);
 }
 
 int seg_writer_end(struct seg_writer *w, int rc)
@@ -184,7 +210,6 @@ int seg_writer_end(struct seg_writer *w, int rc)
     if (w->cur)
         mdb_cursor_close(w->cur);
     tbuf_free(&w->ents);
-    tbuf_free(&w->out);
     memset(w, 0, sizeof *w);
     return rc;
 }
