@@ -339,15 +339,58 @@ static int exists_flush(MDB_txn *txn, const struct index_dbs *d, struct index_de
     return rc;
 }
 
-/* The batch's postings as one new segment. */
+/* A term's first 8 key bytes and its index, as the radix sort moves them. */
+struct term_rank {
+    uint64_t prefix;
+    uint32_t t;
+};
+
+/* The batch's terms in key order into order[0..nt): a radix sort of their
+ * first 8 bytes (a pass per byte that differs among them), then the few
+ * that share those sorted by comparison. qsort_r of every term was a
+ * tenth of the segment's writing. */
+static void sort_terms(struct index_delta *b, uint32_t *order)
+{
+    size_t n = b->nt;
+    if (!n)
+        return;
+    struct term_rank *r = xmalloc(n * sizeof *r), *tmp = xmalloc(n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++)
+        r[i] = (struct term_rank){b->t[i].prefix, (uint32_t)i};
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        size_t count[256] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[r[i].prefix >> shift & 255]++;
+        if (count[r[0].prefix >> shift & 255] == n)
+            continue; /* the same byte in every key */
+        for (size_t v = 0, at = 0; v < 256; v++) {
+            size_t c = count[v];
+            count[v] = at;
+            at += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[count[r[i].prefix >> shift & 255]++] = r[i];
+        struct term_rank *x = r;
+        r = tmp, tmp = x;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = r[i].t;
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && r[j].prefix == r[i].prefix; j++)
+            ;
+        if (j - i > 1)
+            qsort_r(order + i, j - i, sizeof *order, cmp_dterm, b);
+    }
+    free(r);
+    free(tmp);
+}
+
 /* The batch's entries grouped by term, terms in key order (*order): a
  * counting sort, so that the entries are read in order, not chased. */
 static struct dentry *entries_by_term(struct index_delta *b, uint32_t **order)
 {
     *order = xmalloc(b->nt * sizeof **order);
-    for (uint32_t i = 0; i < b->nt; i++)
-        (*order)[i] = i;
-    qsort_r(*order, b->nt, sizeof **order, cmp_dterm, b);
+    sort_terms(b, *order);
     uint32_t *start = xmalloc(b->nt * sizeof *start), at = 0;
     for (size_t k = 0; k < b->nt; k++) {
         start[(*order)[k]] = at;
@@ -360,6 +403,7 @@ static struct dentry *entries_by_term(struct index_delta *b, uint32_t **order)
     return sorted;
 }
 
+/* The batch's postings as one new segment. */
 static int segment_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
 {
     if (!b->n)
