@@ -44,6 +44,11 @@
  * idle). */
 #define FOLD_BUSY_SEC 0.005
 #define FOLD_IDLE_SEC 0.05
+/* Idle means no batch for this long. A steady stream has lulls of a few
+ * milliseconds between batches; taken for rest, each began a 50 ms step
+ * of the fold into the base, which the next change waited behind (at
+ * 5 000 events/s, a stall of 50 ms every second or two: the p99). */
+#define FOLD_REST_SEC 0.25
 /* A lag above this many messages reads "catching_up" (and merges as a
  * channel far behind does). Messages, not events: an open-protocol message
  * holds up to 16 rows, so 10 000 of them (160 000 events) let most of a
@@ -231,7 +236,7 @@ static void release_now(struct incr *c, double now)
 
 /* One merge step in one transaction. Returns whether it ran (and sets
  * c->fold_left). */
-static bool fold_step(struct incr *c, bool idle, double until)
+static bool fold_step(struct incr *c, bool rest, double until)
 {
     char err[512];
     struct gen_writer *w = gen_write_begin(c->g, c->an, err, sizeof err);
@@ -244,7 +249,7 @@ static bool fold_step(struct incr *c, bool idle, double until)
      * stream at rest: a fold into the base then would take the catch-up's
      * CPU (both cores are busy) for work the stream's next batches undo. */
     enum index_merge_mode mode = behind ? INDEX_MERGE_BEHIND
-                                 : idle ? INDEX_MERGE_ALL
+                                 : rest ? INDEX_MERGE_ALL
                                         : INDEX_MERGE_TIERS;
     if (gen_write_fold(w, mode, until, &ran, &c->fold_left, err, sizeof err)) {
         if (gen_write_abort(w) == GEN_GREW) /* the next step runs in the larger map */
@@ -269,7 +274,7 @@ static bool fold_step(struct incr *c, bool idle, double until)
      * with this). Near the head and busy, a tier of 8 small segments or
      * a short purge reads little, and a release would only add to the
      * next change's wait. */
-    if (ran && (behind || idle))
+    if (ran && (behind || rest))
         release_now(c, mono_now());
     pthread_mutex_lock(&c->mu);
     c->unmerged = entries;
@@ -278,12 +283,19 @@ static bool fold_step(struct incr *c, bool idle, double until)
 }
 
 /* The merge between batches, for up to FOLD_BUSY_SEC (FOLD_IDLE_SEC when
- * idle). */
+ * the decoder is idle: no message waits). Only after FOLD_REST_SEC without
+ * a batch is the stream at rest, and its steps long. */
 static void fold_some(struct incr *c, bool idle)
 {
-    double end = mono_now() + (idle ? FOLD_IDLE_SEC : FOLD_BUSY_SEC);
-    while (fold_step(c, idle, end) && c->fold_left && mono_now() < end && !atomic_load(&c->stop))
-        ;
+    double now = mono_now(), end = now + (idle ? FOLD_IDLE_SEC : FOLD_BUSY_SEC);
+    bool rest = idle && now - c->last_batch >= FOLD_REST_SEC;
+    double step = rest ? FOLD_IDLE_SEC : FOLD_BUSY_SEC;
+    for (;;) {
+        double until = mono_now() + step;
+        if (!fold_step(c, rest, until < end ? until : end) || !c->fold_left ||
+            mono_now() >= end || atomic_load(&c->stop) || (idle && !incr_decoder_idle(c->dec)))
+            break;
+    }
 }
 
 /* Waits secs, or less when the channel is told to stop or its thread ends
@@ -357,8 +369,10 @@ static void follow(struct incr *c)
          * has committed: nothing more is applied (nor a watermark asked). */
         if (rc || c->dropped)
             break;
-        if (d)
+        if (d) {
             incr_cached_watermarks(c);
+            c->last_batch = mono_now();
+        }
         if (mono_now() >= c->next_watermarks)
             incr_refresh_watermarks(c);
         fold_some(c, !d && incr_decoder_idle(c->dec));

@@ -85,6 +85,7 @@ struct incr {
     int wake_turn; /* the decoding thread's (wake_fetcher) */
     bool fold_left;
     double next_watermarks, last_sync, last_release, last_trim, next_grow_check;
+    double last_batch; /* when the last batch was applied (mono_now) */
     size_t rows_unreleased; /* rows applied since the last release of mapped pages */
     char last_logged_err[640];
 };
