@@ -146,6 +146,7 @@ size_t seg_key(uint32_t seg, const void *key, size_t klen, unsigned char *out);
  * than one a term: written with few B-tree inserts, and dropped by a merge
  * a block at a time, where one delete a term was half of the merge. */
 #define SEG_BLOCK_BYTES 4080
+_Static_assert(SEG_BLOCK_BYTES < 65536, "a block's offsets are u16");
 struct seg_block {
     const unsigned char *p;
     size_t len;
@@ -158,8 +159,9 @@ void seg_block_entry(const struct seg_block *b, size_t i, MDB_val *key, MDB_val 
 /* The first entry whose key is at or after key (b->n: none). */
 size_t seg_block_lower(const struct seg_block *b, const void *key, size_t len);
 /* Puts cur on the block of segment pre (4 bytes) that holds the first entry
- * at or after key, *i that entry: false when the segment has none (or a
- * block is malformed: *bad). */
+ * at or after key (up to 2 + TERM_MAX_BYTES bytes: a key and a 0 byte), *i
+ * that entry: false when the segment has none, or on a malformed block or
+ * an LMDB error (then *bad). */
 bool seg_seek(MDB_cursor *cur, const unsigned char *pre, const void *key, size_t len,
               struct seg_block *b, size_t *i, bool *bad);
 /* Puts cur on the segment's next block (after seg_seek): false at its end. */

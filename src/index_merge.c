@@ -177,6 +177,11 @@ struct chunk {
 };
 
 #define CHUNK_BYTES ((size_t)4 << 20)
+/* What one call writes at most, its time left or not: a transaction holds
+ * its dirty pages in the heap until the commit, and the pages it read stay
+ * mapped until the caller releases them (a 50 ms step at rest, with no
+ * bound but the time, peaked 20-30 MB above the catch-up). */
+#define STEP_BYTES ((size_t)8 << 20)
 
 /* Reads the merged posting of key into the chunk: the segments' parts from
  * the walk, and the base's when folding into it. */
@@ -403,15 +408,18 @@ static int merge_run(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
     struct chunk ch = {{0}, 0, {0}, 0};
     int rc = key_walk_open(&w, txn, d, false, segs + first, count);
     MDB_val key;
+    size_t wrote = 0;
     *done = false;
-    for (bool one = false; !rc && !*done && (!one || mono_now() < until); one = true) {
+    for (bool one = false; !rc && !*done && (!one || (mono_now() < until && wrote < STEP_BYTES));
+         one = true) {
         key_walk_seek(&w, m->from, m->fromlen);
         tbuf_reset(&ch.buf);
         ch.terms = 0;
         /* Read: a chunk's terms, while time and room last. */
         while (!rc && ch.buf.len < CHUNK_BYTES && (!ch.terms || mono_now() < until)) {
             if (!key_walk_min(&w, &key)) {
-                *done = true;
+                *done = !w.bad; /* sides cut short are no end */
+                rc = w.bad ? MDB_CORRUPTED : 0;
                 break;
             }
             rc = chunk_add(txn, d, m, &w, &key, deleted, &o, &ch);
@@ -420,6 +428,7 @@ static int merge_run(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
         /* Write: the chunk's terms, then on from after its last. */
         if (!rc && ch.terms)
             rc = chunk_write(txn, d, m, segs + first, count, &ch);
+        wrote += ch.buf.len;
         if (!rc && ch.terms) {
             m->fromlen = ch.lastlen;
             memcpy(m->from, ch.last, ch.lastlen);

@@ -79,7 +79,10 @@ static bool block_at(MDB_cursor *cur, MDB_cursor_op op, const unsigned char *pre
                      struct seg_block *b, bool *bad)
 {
     MDB_val v;
-    if (mdb_cursor_get(cur, k, &v, op) || k->mv_size < 4 || memcmp(k->mv_data, pre, 4))
+    int rc = mdb_cursor_get(cur, k, &v, op);
+    if (rc && rc != MDB_NOTFOUND)
+        *bad = true; /* an error is no end: a merge must not take it for one */
+    if (rc || k->mv_size < 4 || memcmp(k->mv_data, pre, 4))
         return false;
     if (!seg_block_open(&v, b))
         return !(*bad = true);
@@ -89,12 +92,16 @@ static bool block_at(MDB_cursor *cur, MDB_cursor_op op, const unsigned char *pre
 bool seg_seek(MDB_cursor *cur, const unsigned char *pre, const void *key, size_t len,
               struct seg_block *b, size_t *i, bool *bad)
 {
-    unsigned char buf[SEG_KEY_MAX];
+    unsigned char buf[SEG_KEY_MAX + 1]; /* a merge's `from` is a key and a 0 byte */
+    *i = 0;
+    if (4 + len > sizeof buf)
+        return !(*bad = true);
     memcpy(buf, pre, 4);
     memcpy(buf + 4, key, len);
     MDB_val k = {4 + len, buf}, v;
-    *i = 0;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (rc && rc != MDB_NOTFOUND)
+        return !(*bad = true);
     if (rc == 0 && k.mv_size == 4 + len && memcmp(k.mv_data, buf, 4 + len) == 0)
         return block_at(cur, MDB_GET_CURRENT, pre, &k, b, bad); /* a block starts at key */
     /* The block before the first one after key may hold it. */
