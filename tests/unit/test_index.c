@@ -373,6 +373,21 @@ static void test_incremental_equals_rebuild(void)
     env_close(&fresh);
 }
 
+/* The rows not gone (gone[id], ids from 1) into kept, in order, with the
+ * maps from each side's ids to their row numbers; returns how many. */
+static size_t kept_rows(const struct row *rows, int all, const bool *gone, struct row *kept,
+                        uint32_t *inc_map, uint32_t *fresh_map)
+{
+    size_t n = 0;
+    for (int i = 0; i < all; i++)
+        if (!gone[i + 1]) {
+            kept[n++] = rows[i];
+            inc_map[i + 1] = (uint32_t)n;
+            fresh_map[n] = (uint32_t)n;
+        }
+    return n;
+}
+
 /* A stream of small batches, each its own segment: the tiers merge them
  * INDEX_MERGE_FANIN at a time (a term a transaction, resuming from the
  * stored record), the base fold takes the rest, and a reader sees what a
@@ -414,13 +429,7 @@ static void test_segments_merge_by_tiers(void)
         CHECK(mdb_txn_commit(txn) == 0);
     }
     index_delta_free(batch);
-    size_t nkept = 0;
-    for (int i = 0; i < ALL; i++)
-        if (!gone[i + 1]) {
-            kept[nkept++] = rows[i];
-            inc_map[i + 1] = (uint32_t)nkept;
-            fresh_map[nkept] = (uint32_t)nkept;
-        }
+    size_t nkept = kept_rows(rows, ALL, gone, kept, inc_map, fresh_map);
     build(&fresh, kept, nkept, 0);
     CHECK(segments(&inc) == BATCHES);
     CHECK(same_view(&inc, inc_map, ALL + 1, &fresh, fresh_map, nkept + 1));
@@ -500,13 +509,7 @@ static void test_segments_of_many_blocks(void)
         CHECK(mdb_txn_commit(txn) == 0);
     }
     index_delta_free(batch);
-    size_t nkept = 0;
-    for (int i = 0; i < ALL; i++)
-        if (!gone[i + 1]) {
-            kept[nkept++] = rows[i];
-            inc_map[i + 1] = (uint32_t)nkept;
-            fresh_map[nkept] = (uint32_t)nkept;
-        }
+    size_t nkept = kept_rows(rows, ALL, gone, kept, inc_map, fresh_map);
     build(&fresh, kept, nkept, 0);
     MDB_txn *txn;
     MDB_stat st;
