@@ -40,7 +40,10 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly, size_t ma
     int rc = mdb_env_create(&e->env);
     if (rc)
         return rc;
-    mdb_env_set_maxdbs(e->env, 16);
+    /* A generation opens 13 databases; the limit is the process's, not
+     * the file's, so headroom costs nothing and a future one needs no
+     * format change. */
+    mdb_env_set_maxdbs(e->env, 32);
     lmdb_map_init(&e->map, e->env, mapsize);
     rc = mdb_env_open(e->env, dir,
                       MDB_NOTLS | MDB_NORDAHEAD | (readonly ? MDB_RDONLY : MDB_NOSYNC), 0600);
