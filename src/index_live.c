@@ -112,10 +112,7 @@ struct index_delta {
     uint32_t *slots; /* open addressing over t (index + 1) */
     size_t nslots;
     roaring_bitmap_t *deleted; /* ids removed in this transaction */
-    /* Of those, the ids added in it too (their entries are not written):
-     * ids only grow, so only ids from the batch's first added one on. */
-    roaring_bitmap_t *gone_new;
-    uint32_t first_added; /* 0: none yet */
+    uint32_t first_added; /* the least id added in it (0: none yet) */
     struct index_doc *scratch; /* index_doc_add's analysis, reused */
     struct norms_cache *norms; /* the norms blocks it changes */
     /* Exists marks by field: u32 BE ids, ascending (ids only grow), put at
@@ -141,9 +138,6 @@ void index_delta_reset(struct index_delta *b)
         memset(b->slots, 0, b->nslots * sizeof *b->slots);
     if (b->deleted)
         roaring_bitmap_clear(b->deleted);
-    if (b->gone_new)
-        roaring_bitmap_free(b->gone_new);
-    b->gone_new = NULL;
     b->first_added = 0;
     norms_cache_reset(b->norms);
     for (size_t i = 0; i < b->nexf; i++)
@@ -162,8 +156,6 @@ void index_delta_free(struct index_delta *b)
     free(b->slots);
     if (b->deleted)
         roaring_bitmap_free(b->deleted);
-    if (b->gone_new)
-        roaring_bitmap_free(b->gone_new);
     index_doc_free(b->scratch);
     norms_cache_free(b->norms);
     for (size_t i = 0; i < 256; i++)
@@ -298,18 +290,18 @@ struct seg_out {
     struct tbuf blobs;
 };
 
-/* Writes term t's entries es[0..t->count) (but those of ids added and
- * removed in the same batch) as the segment's posting; *written counts
- * them. */
+/* Writes term t's entries es[0..t->count) (but those of ids in gone) as
+ * the segment's posting; *written counts them. */
 static int put_segment_term(struct seg_writer *w, struct index_delta *b, const struct dterm *t,
-                            const struct dentry *es, struct seg_out *o, uint64_t *written)
+                            const struct dentry *es, const roaring_bitmap_t *gone,
+                            struct seg_out *o, uint64_t *written)
 {
     uint32_t *ids = o->ids, m = 0;
     uint8_t *tf = o->tf;
     struct tbuf *blobs = &o->blobs;
     tbuf_reset(blobs);
     for (const struct dentry *e = es; e < es + t->count; e++) {
-        if (b->gone_new && roaring_bitmap_contains(b->gone_new, e->doc))
+        if (gone && roaring_bitmap_contains(gone, e->doc))
             continue;
         ids[m] = e->doc;
         tf[m++] = e->tf;
@@ -403,6 +395,20 @@ static struct dentry *entries_by_term(struct index_delta *b, uint32_t **order)
     return sorted;
 }
 
+/* The ids the batch both added and removed, whose entries are not written
+ * (NULL: none). Ids only grow, so they are its removed ids from the least
+ * it added on: the others had no entries in it, and looking each entry up
+ * among every removed id was the segment's writing's most costly check. */
+static roaring_bitmap_t *added_and_removed(const struct index_delta *b)
+{
+    if (!b->deleted || !b->first_added ||
+        roaring_bitmap_maximum(b->deleted) < b->first_added)
+        return NULL;
+    roaring_bitmap_t *gone = roaring_bitmap_copy(b->deleted);
+    roaring_bitmap_remove_range(gone, 0, b->first_added);
+    return gone;
+}
+
 /* The batch's postings as one new segment. */
 static int segment_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
 {
@@ -416,10 +422,13 @@ static int segment_flush(MDB_txn *txn, const struct index_dbs *d, struct index_d
         return rc;
     uint32_t *order;
     struct dentry *sorted = entries_by_term(b, &order);
+    roaring_bitmap_t *gone = added_and_removed(b);
     struct seg_out o = {xmalloc(b->n * sizeof *o.ids), xmalloc(b->n), {0}}; /* b->n bounds a term's */
     for (size_t k = 0, at = 0; !rc && k < b->nt; at += b->t[order[k]].count, k++)
-        rc = put_segment_term(&w, b, &b->t[order[k]], sorted + at, &o, &seg.entries);
+        rc = put_segment_term(&w, b, &b->t[order[k]], sorted + at, gone, &o, &seg.entries);
     rc = seg_writer_end(&w, rc);
+    if (gone)
+        roaring_bitmap_free(gone);
     free(order);
     free(sorted);
     free(o.ids);
@@ -576,11 +585,6 @@ int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
         if (!batch->deleted)
             batch->deleted = roaring_bitmap_create();
         roaring_bitmap_add(batch->deleted, doc);
-        if (batch->first_added && doc >= batch->first_added) {
-            if (!batch->gone_new)
-                batch->gone_new = roaring_bitmap_create();
-            roaring_bitmap_add(batch->gone_new, doc);
-        }
         return 0;
     }
     roaring_bitmap_t *one = roaring_bitmap_of(1, doc);
