@@ -532,6 +532,55 @@ static void test_segments_of_many_blocks(void)
     env_close(&fresh);
 }
 
+/* A malformed block is an error to a reader and to the merge, which then
+ * keeps every segment (it used to take the walk's end for the merge's and
+ * drop them). */
+static void test_malformed_block_is_an_error(void)
+{
+    struct env e;
+    env_open(&e);
+    build(&e, BASE, 4, 0);
+    char err[256];
+    struct tis_schema *sc = schema();
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct analysis_opts o = {0, 0};
+    struct tis_value v[4];
+    struct index_delta *batch = index_delta_new();
+    MDB_txn *txn;
+    for (uint32_t id = 5; id <= 6; id++) { /* two segments */
+        const struct row r = {id == 5 ? "5" : "6", "apple cherry", "1", "Iota"};
+        mdb_txn_begin(e.env, NULL, 0, &txn);
+        values(&r, v);
+        CHECK(index_doc_add(txn, &e.d, sc, an, &o, id, v, NULL, batch) == 0);
+        CHECK(index_delta_flush(txn, &e.d, batch) == 0);
+        CHECK(mdb_txn_commit(txn) == 0);
+    }
+    index_delta_free(batch);
+    /* The first segment's first block: a count of 5 and nothing else. */
+    MDB_cursor *cur;
+    MDB_val k, val;
+    mdb_txn_begin(e.env, NULL, 0, &txn);
+    mdb_cursor_open(txn, e.d.segs, &cur);
+    CHECK(mdb_cursor_get(cur, &k, &val, MDB_FIRST) == 0);
+    val = (MDB_val){2, "\x05\x00"};
+    CHECK(mdb_cursor_put(cur, &k, &val, MDB_CURRENT) == 0);
+    mdb_cursor_close(cur);
+    CHECK(mdb_txn_commit(txn) == 0);
+
+    struct posting p;
+    mdb_txn_begin(e.env, NULL, MDB_RDONLY, &txn);
+    CHECK(index_term(txn, &e.d, 1, "apple", 5, &p) == MDB_CORRUPTED);
+    mdb_txn_abort(txn);
+    bool ran, left;
+    mdb_txn_begin(e.env, NULL, 0, &txn);
+    CHECK(index_fold(txn, &e.d, INDEX_MERGE_ALL, mono_now() + 60, &ran, &left) == MDB_CORRUPTED);
+    mdb_txn_abort(txn);
+    CHECK(segments(&e) == 2);
+    analyzer_free(an);
+    schema_free(sc);
+    env_close(&e);
+}
+
 static void test_spills_give_the_same_index(void)
 {
     /* 3000 rows; a 1-byte budget spills after every batch. */
@@ -680,6 +729,7 @@ int main(void)
     test_incremental_equals_rebuild();
     test_segments_merge_by_tiers();
     test_segments_of_many_blocks();
+    test_malformed_block_is_an_error();
     test_spills_give_the_same_index();
     test_typed_terms_sort_as_values();
     test_large_postings();
