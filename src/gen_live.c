@@ -476,6 +476,11 @@ int gen_write_upsert(struct gen_writer *w, const struct tis_value *vals, const b
     return upsert(w, vals, present, NULL, v, out, err, errlen);
 }
 
+void gen_write_use_group(struct gen_writer *w, const struct index_group *g)
+{
+    index_delta_attach(w->delta, g);
+}
+
 int gen_write_upsert_analyzed(struct gen_writer *w, const struct tis_value *vals,
                               const void *pre, struct version v, enum gen_outcome *out,
                               char *err, size_t errlen)

@@ -18,8 +18,8 @@
 #include "tisfs/util.h"
 
 enum { SLOTS = 2 };
-/* Bytes of packed analyses per batch at most (the rest are analysed by the
- * applying thread): they are kept until the batch is applied, and an
+/* Bytes of grouped analyses per batch at most (the rest are analysed by
+ * the applying thread): they are kept until the batch is applied, and an
  * open-protocol batch may hold 16 rows a message. */
 #define PRE_BYTES ((size_t)16 << 20)
 
@@ -59,14 +59,16 @@ static void analyse_ahead(struct incr_decoder *d, struct decoded *b, int i)
         const struct cdc_event *e = &ev->ev[k];
         size_t j = b->npre++;
         b->pre[j] = SIZE_MAX;
-        if (!d->an || b->packed.len >= PRE_BYTES || e->kind != CDC_ROW || e->op == CDC_DELETE ||
+        if (!d->an || index_group_bytes(b->group) >= PRE_BYTES || e->kind != CDC_ROW ||
+            e->op == CDC_DELETE ||
             !incr_ours(d->c, e) || incr_row_values(d->c, &d->row, &e->after, true, err, sizeof err) ||
             !d->row.all)
             continue;
         if (!d->work)
             d->work = index_doc_new(sc);
         b->pre[j] = b->packed.len;
-        index_doc_pack(d->work, d->an, gen_analysis_opts(d->c->g), d->row.vals, &b->packed);
+        index_group_add(b->group, d->work, d->an, gen_analysis_opts(d->c->g), d->row.vals,
+                        &b->packed);
     }
 }
 
@@ -109,6 +111,7 @@ static void slot_room(struct decoded *b)
     b->ev = xcalloc(INCR_BATCH_MAX, sizeof *b->ev);
     b->rc = xcalloc(INCR_BATCH_MAX, sizeof *b->rc);
     b->err = xcalloc(INCR_BATCH_MAX, sizeof *b->err);
+    b->group = index_group_new();
 }
 
 static void *decoder(void *arg)
@@ -129,10 +132,12 @@ static void *decoder(void *arg)
         b->n = incr_poll_batch(d->c, b->msgs, 100);
         b->npre = 0;
         tbuf_reset(&b->packed);
+        index_group_reset(b->group);
         for (int i = 0; i < b->n; i++) {
             decode_one(d, b, i);
             analyse_ahead(d, b, i);
         }
+        index_group_seal(b->group);
         pthread_mutex_lock(&d->mu);
         d->idle = b->n == 0;
         if (b->n) {
@@ -227,6 +232,7 @@ void incr_decoder_stop(struct incr_decoder *d)
             cdc_events_free(&b->ev[i]);
         free(b->pre);
         tbuf_free(&b->packed);
+        index_group_free(b->group);
         free(b->first);
         free(b->msgs);
         free(b->ev);

@@ -150,8 +150,9 @@ void incr_cached_watermarks(struct incr *c);
 /* ---- incr_decode.c ---- */
 
 /* A batch of messages and what each decodes to (rc 0, or -1 and err), with
- * the analysis of the row images the decoder could do ahead, packed in
- * `packed` at pre[first[i] + k] for event k of message i (SIZE_MAX: none). */
+ * the analysis of the row images the decoder could do ahead: grouped by
+ * term in `group`, each one's packed form (index_group_add) in `packed`
+ * at pre[first[i] + k] for event k of message i (SIZE_MAX: none). */
 struct decoded {
     rd_kafka_message_t **msgs;
     int n;
@@ -162,6 +163,7 @@ struct decoded {
     size_t *pre;
     size_t npre, precap;
     struct tbuf packed;
+    struct index_group *group;
 };
 static inline const void *decoded_pre(const struct decoded *d, int i, size_t k)
 {

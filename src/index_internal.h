@@ -71,6 +71,80 @@ static inline bool doc_terms_has_positions(const struct doc_terms *dt, size_t k)
  * the positions as varint gaps (the first from 0). */
 void doc_terms_pos_blob(const struct doc_terms *dt, size_t k, struct tbuf *out);
 
+/* A key's first 8 bytes as a big-endian number (zero-padded): most key
+ * comparisons stop there. */
+static inline uint64_t key_prefix8(const unsigned char *key, size_t klen)
+{
+    unsigned char b[8] = {0};
+    memcpy(b, key, klen < 8 ? klen : 8);
+    uint64_t prefix = 0;
+    for (size_t i = 0; i < 8; i++)
+        prefix = prefix << 8 | b[i];
+    return prefix;
+}
+
+/* The analysis's working space of an index_doc (index_live.c). */
+struct doc_terms *index_doc_terms(struct index_doc *x);
+
+/* ---- a batch's term entries, grouped by term (index_gather.c) ---- */
+
+/* One document's entry for a term (its index in t): its positions blob
+ * is blobs[boff, boff + blen). */
+struct gather_entry {
+    uint32_t boff, blen, doc, term;
+    uint8_t tf;
+};
+
+struct gather_term {
+    uint32_t koff, count;
+    uint16_t klen;
+    uint64_t hash, prefix;
+};
+
+struct gather {
+    struct tbuf keys, blobs;
+    struct gather_entry *e;
+    size_t n, cap;
+    struct gather_term *t;
+    size_t nt, tcap;
+    uint32_t *slots; /* open addressing over t (index + 1) */
+    size_t nslots;
+};
+
+void gather_reset(struct gather *g);
+void gather_free(struct gather *g);
+/* Adds the n distinct keys of dt (after doc_terms_distinct) as doc's. */
+void gather_doc(struct gather *g, struct doc_terms *dt, size_t n, uint32_t doc);
+/* The terms in key order: order[k] is the index in t of the k-th. */
+void gather_sort_terms(struct gather *g, uint32_t *order);
+/* The entries grouped by term, terms in key order (*order: the indexes of
+ * t in that order), a term's entries in the order they were added. Both
+ * are the caller's to free. */
+struct gather_entry *gather_by_term(struct gather *g, uint32_t **order);
+
+/* ---- a batch analysed ahead (index_group.c) ---- */
+
+/* A sealed group's term k in key order: its entries are ord, tf
+ * [start, t[k + 1].start), its blobs blobs[bstart, t[k + 1].bstart). */
+struct group_term {
+    uint64_t prefix;
+    uint32_t koff, start, bstart;
+    uint16_t klen;
+};
+
+struct index_group {
+    struct gather in; /* documents as added (doc: the ordinal) */
+    uint32_t ndocs;
+    bool sealed;
+    struct group_term *t; /* nt + 1 (the last one ends the others) */
+    size_t nt, tcap;
+    uint32_t *ord; /* entries in term order */
+    uint8_t *tf;
+    size_t ecap;
+    struct tbuf blobs;
+};
+
+
 /* ---- positions (index_posting.c) ----
  * A large posting keeps the offset of every POS_BLOCK documents' blobs. */
 #define POS_BLOCK 32
@@ -102,8 +176,14 @@ struct norms_cache;
 struct norms_cache *norms_cache_new(void);
 void norms_cache_reset(struct norms_cache *c);
 void norms_cache_free(struct norms_cache *c);
-uint32_t norms_cache_get(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
-                         uint8_t field, uint32_t doc);
+/* A removed document's length, which it then no longer counts for: read
+ * in the batch's copy of its block if there is one (and cleared there: the
+ * document was added by this batch), else through the map, leaving the
+ * block as it is. Nothing reads the length of a deleted id (its postings
+ * are hidden, ids are never reused); clearing it in the index dirtied a
+ * random block a removal, nearly every norms page in every batch. */
+uint32_t norms_cache_take(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
+                          uint8_t field, uint32_t doc);
 int norms_cache_put(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
                     uint8_t field, uint32_t doc, uint32_t len);
 int norms_cache_flush(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d);
@@ -246,5 +326,23 @@ int key_walk_posting(const struct key_walk *w, const MDB_val *key, struct postin
 /* Moves every side at key to its next key. */
 void key_walk_next(struct key_walk *w, const MDB_val *key);
 void key_walk_close(struct key_walk *w);
+
+/* ---- a group's terms in a segment (index_group.c) ---- */
+
+/* Room for one term's entries while a segment is written. */
+struct seg_out {
+    uint32_t *ids;
+    uint8_t *tf;
+    struct tbuf blobs;
+};
+
+/* Writes group term k's entries whose ordinal the batch added (map[o]:
+ * its id, 0 none), merged by id with the batch's own entries es[0..nes)
+ * of the same key (but those of ids in gone), as one segment posting;
+ * *written counts them. o holds room for all of them. */
+int group_put_term(struct seg_writer *w, const struct index_group *g, size_t k,
+                   const uint32_t *map, const struct gather *own, const struct gather_entry *es,
+                   uint32_t nes, const roaring_bitmap_t *gone, struct seg_out *o,
+                   uint64_t *written);
 
 #endif

@@ -6,6 +6,7 @@
  * documents' norms and exists marks and the removed ids' deleted marks.
  * The merge (index_merge.c) folds segments together and into the base. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,28 +90,17 @@ int index_idset_take(MDB_txn *txn, MDB_dbi dbi, uint32_t max, roaring_bitmap_t *
  * segment: its keys sort after every existing key, so the whole segment
  * is appended in key order. */
 
-/* One document's entry for a term (its index in t). */
-struct dentry {
-    uint32_t boff, blen, doc, term;
-    uint8_t tf;
-};
-
-/* A term of the batch: its key, how many entries it has, and the key's
- * first 8 bytes as a big-endian number (most comparisons stop there). */
-struct dterm {
-    uint32_t koff, count;
-    uint16_t klen;
-    uint64_t hash, prefix;
-};
-
 struct index_delta {
-    struct tbuf keys, blobs;
-    struct dentry *e;
-    size_t n, cap;
-    struct dterm *t;
-    size_t nt, tcap;
-    uint32_t *slots; /* open addressing over t (index + 1) */
-    size_t nslots;
+    struct gather own; /* entries of the documents analysed here */
+    /* A group analysed ahead (index_delta_attach): map[o] is the id given
+     * to its ordinal o (0: none yet), rev[id - first_added] the ordinal + 1
+     * of each id added (0: analysed here). */
+    const struct index_group *group;
+    uint32_t *map;
+    size_t mapcap;
+    uint32_t *rev;
+    size_t nrev, revcap;
+    bool grouped; /* some ordinal was added */
     roaring_bitmap_t *deleted; /* ids removed in this transaction */
     uint32_t first_added; /* the least id added in it (0: none yet) */
     struct index_doc *scratch; /* index_doc_add's analysis, reused */
@@ -131,11 +121,11 @@ struct index_delta *index_delta_new(void)
 
 void index_delta_reset(struct index_delta *b)
 {
-    tbuf_reset(&b->keys);
-    tbuf_reset(&b->blobs);
-    b->n = b->nt = 0;
-    if (b->slots)
-        memset(b->slots, 0, b->nslots * sizeof *b->slots);
+    gather_reset(&b->own);
+    if (b->group && b->grouped)
+        memset(b->map, 0, b->group->ndocs * sizeof *b->map);
+    b->grouped = false;
+    b->nrev = 0;
     if (b->deleted)
         roaring_bitmap_clear(b->deleted);
     b->first_added = 0;
@@ -149,11 +139,9 @@ void index_delta_free(struct index_delta *b)
 {
     if (!b)
         return;
-    tbuf_free(&b->keys);
-    tbuf_free(&b->blobs);
-    free(b->e);
-    free(b->t);
-    free(b->slots);
+    gather_free(&b->own);
+    free(b->map);
+    free(b->rev);
     if (b->deleted)
         roaring_bitmap_free(b->deleted);
     index_doc_free(b->scratch);
@@ -163,110 +151,49 @@ void index_delta_free(struct index_delta *b)
     free(b);
 }
 
-static void slots_grow(struct index_delta *b)
+void index_delta_attach(struct index_delta *b, const struct index_group *g)
 {
-    size_t n = b->nslots ? b->nslots * 2 : 4096;
-    free(b->slots);
-    b->slots = xcalloc(n, sizeof *b->slots);
-    b->nslots = n;
-    for (size_t i = 0; i < b->nt; i++) {
-        size_t h = b->t[i].hash & (n - 1);
-        while (b->slots[h])
-            h = (h + 1) & (n - 1);
-        b->slots[h] = (uint32_t)i + 1;
+    if (b->group && b->grouped)
+        memset(b->map, 0, b->group->ndocs * sizeof *b->map);
+    b->grouped = false;
+    b->group = g && g->sealed && g->ndocs ? g : NULL;
+    if (!b->group)
+        return;
+    if (g->ndocs > b->mapcap) {
+        free(b->map);
+        b->mapcap = g->ndocs;
+        b->map = xmalloc(b->mapcap * sizeof *b->map);
     }
+    memset(b->map, 0, g->ndocs * sizeof *b->map);
 }
 
-/* The batch's term of key (hash: key_hash), added when new. Grouping by
- * hash, not by sorting every entry: sorting was a tenth of the channel. */
-static uint32_t term_of(struct index_delta *b, const unsigned char *key, uint16_t klen,
-                        uint64_t hash)
+/* Notes id doc as added (ordinal + 1 of the group's, or 0). Ids given in a
+ * transaction are consecutive, from the first. */
+static void note_added(struct index_delta *b, uint32_t doc, uint32_t from_group)
 {
-    if ((b->nt + 1) * 2 > b->nslots)
-        slots_grow(b);
-    size_t h = hash & (b->nslots - 1);
-    for (uint32_t s; (s = b->slots[h]); h = (h + 1) & (b->nslots - 1)) {
-        struct dterm *t = &b->t[s - 1];
-        if (t->hash == hash && t->klen == klen && memcmp(b->keys.data + t->koff, key, klen) == 0)
-            return s - 1;
-    }
-    if (b->nt == b->tcap) {
-        b->tcap = b->tcap ? b->tcap * 2 : 1024;
-        b->t = xrealloc(b->t, b->tcap * sizeof *b->t);
-    }
-    uint64_t prefix = 0;
-    for (size_t i = 0; i < 8; i++)
-        prefix = prefix << 8 | (i < klen ? key[i] : 0);
-    b->t[b->nt] = (struct dterm){(uint32_t)b->keys.len, 0, klen, hash, prefix};
-    tbuf_add(&b->keys, key, klen);
-    b->slots[h] = (uint32_t)++b->nt;
-    return (uint32_t)b->nt - 1;
-}
-
-/* A document's analysis packed for delta_gather (index_doc_pack): u32
- * nterms, then per term u16 key length, key, u64 hash, u8 tf (saturated),
- * u32 blob length, blob (its positions; none in a like field). */
-static void pack_terms(struct doc_terms *dt, size_t n, struct tbuf *out)
-{
-    doc_terms_positions(dt, n);
-    uint32_t nt = (uint32_t)n;
-    tbuf_add(out, &nt, 4);
-    for (size_t i = 0; i < n; i++) {
-        uint16_t klen = dt->refs[i].len;
-        uint8_t tf = (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i]);
-        tbuf_add(out, &klen, 2);
-        tbuf_add(out, dt->refs[i].p, klen);
-        tbuf_add(out, &dt->hash[i], 8);
-        tbuf_add(out, &tf, 1);
-        size_t at = out->len;
-        uint32_t blen = 0;
-        tbuf_add(out, &blen, 4);
-        if (doc_terms_has_positions(dt, i))
-            doc_terms_pos_blob(dt, i, out);
-        blen = (uint32_t)(out->len - at - 4);
-        memcpy(out->data + at, &blen, 4);
-    }
-}
-
-/* Gathers doc's entries (its terms, tfs and positions) from their packed
- * form. */
-static void delta_gather(struct index_delta *b, const unsigned char *p, uint32_t doc)
-{
-    uint32_t n;
-    memcpy(&n, p, 4);
-    p += 4;
-    if (!b->first_added || doc < b->first_added)
+    if (b->first_added && doc < b->first_added) { /* (never in a channel) */
+        size_t shift = b->first_added - doc;
+        b->rev = xrealloc(b->rev, (b->nrev + shift) * sizeof *b->rev);
+        b->revcap = b->nrev + shift;
+        memmove(b->rev + shift, b->rev, b->nrev * sizeof *b->rev);
+        memset(b->rev, 0, shift * sizeof *b->rev);
+        b->nrev += shift;
         b->first_added = doc;
-    for (uint32_t i = 0; i < n; i++) {
-        if (b->n == b->cap) {
-            b->cap = b->cap ? b->cap * 2 : 1024;
-            b->e = xrealloc(b->e, b->cap * sizeof *b->e);
-        }
-        uint16_t klen;
-        uint64_t hash;
-        uint32_t blen;
-        memcpy(&klen, p, 2);
-        const unsigned char *key = p + 2;
-        memcpy(&hash, key + klen, 8);
-        uint8_t tf = key[klen + 8];
-        memcpy(&blen, key + klen + 9, 4);
-        p = key + klen + 13;
-        uint32_t ti = term_of(b, key, klen, hash);
-        b->t[ti].count++;
-        b->e[b->n++] = (struct dentry){(uint32_t)b->blobs.len, blen, doc, ti, tf};
-        tbuf_add(&b->blobs, p, blen);
-        p += blen;
     }
-}
-
-/* Terms (indexes into t) in key order: the segment is appended in it. */
-static int cmp_dterm(const void *x, const void *y, void *arg)
-{
-    const struct index_delta *b = arg;
-    const struct dterm *a = &b->t[*(const uint32_t *)x], *c = &b->t[*(const uint32_t *)y];
-    if (a->prefix != c->prefix)
-        return a->prefix < c->prefix ? -1 : 1;
-    return cmp_keys(b->keys.data + a->koff, a->klen, b->keys.data + c->koff, c->klen);
+    if (!b->first_added)
+        b->first_added = doc;
+    size_t at = doc - b->first_added;
+    if (at + 1 > b->revcap) {
+        b->revcap = b->revcap ? b->revcap * 2 : 1024;
+        if (b->revcap < at + 1)
+            b->revcap = at + 1;
+        b->rev = xrealloc(b->rev, b->revcap * sizeof *b->rev);
+    }
+    for (; b->nrev < at; b->nrev++) /* (never: ids come one after another) */
+        b->rev[b->nrev] = 0;
+    b->rev[at] = from_group;
+    if (at + 1 > b->nrev)
+        b->nrev = at + 1;
 }
 
 /* The id the batch's segment gets: after every live one. */
@@ -283,33 +210,26 @@ static int next_segment(MDB_txn *txn, const struct index_dbs *d, uint32_t *id)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Room for one term's entries while a segment is written. */
-struct seg_out {
-    uint32_t *ids;
-    uint8_t *tf;
-    struct tbuf blobs;
-};
-
 /* Writes term t's entries es[0..t->count) (but those of ids in gone) as
  * the segment's posting; *written counts them. */
-static int put_segment_term(struct seg_writer *w, struct index_delta *b, const struct dterm *t,
-                            const struct dentry *es, const roaring_bitmap_t *gone,
-                            struct seg_out *o, uint64_t *written)
+static int put_segment_term(struct seg_writer *w, const struct gather *own,
+                            const struct gather_term *t, const struct gather_entry *es,
+                            const roaring_bitmap_t *gone, struct seg_out *o, uint64_t *written)
 {
     uint32_t *ids = o->ids, m = 0;
     uint8_t *tf = o->tf;
     struct tbuf *blobs = &o->blobs;
     tbuf_reset(blobs);
-    for (const struct dentry *e = es; e < es + t->count; e++) {
+    for (const struct gather_entry *e = es; e < es + t->count; e++) {
         if (gone && roaring_bitmap_contains(gone, e->doc))
             continue;
         ids[m] = e->doc;
         tf[m++] = e->tf;
-        tbuf_add(blobs, b->blobs.data + e->boff, e->blen); /* (a like field's: none) */
+        tbuf_add(blobs, own->blobs.data + e->boff, e->blen); /* (a like field's: none) */
     }
     if (!m)
         return 0;
-    struct tbuf *val = seg_writer_open_entry(w, b->keys.data + t->koff, t->klen);
+    struct tbuf *val = seg_writer_open_entry(w, own->keys.data + t->koff, t->klen);
     segment_posting_encode(ids, tf, m, (const unsigned char *)blobs->data, blobs->len, val);
     *written += m;
     return seg_writer_close_entry(w);
@@ -331,88 +251,46 @@ static int exists_flush(MDB_txn *txn, const struct index_dbs *d, struct index_de
     return rc;
 }
 
-/* A term's first 8 key bytes and its index, as the radix sort moves them. */
-struct term_rank {
-    uint64_t prefix;
-    uint32_t t;
-};
-
-/* The batch's terms in key order into order[0..nt): a radix sort of their
- * first 8 bytes (a pass per byte that differs among them), then the few
- * that share those sorted by comparison. qsort_r of every term was a
- * tenth of the segment's writing. */
-static void sort_terms(struct index_delta *b, uint32_t *order)
-{
-    size_t n = b->nt;
-    if (!n)
-        return;
-    struct term_rank *r = xmalloc(n * sizeof *r), *tmp = xmalloc(n * sizeof *tmp);
-    for (size_t i = 0; i < n; i++)
-        r[i] = (struct term_rank){b->t[i].prefix, (uint32_t)i};
-    for (unsigned shift = 0; shift < 64; shift += 8) {
-        size_t count[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[r[i].prefix >> shift & 255]++;
-        if (count[r[0].prefix >> shift & 255] == n)
-            continue; /* the same byte in every key */
-        for (size_t v = 0, at = 0; v < 256; v++) {
-            size_t c = count[v];
-            count[v] = at;
-            at += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            tmp[count[r[i].prefix >> shift & 255]++] = r[i];
-        struct term_rank *x = r;
-        r = tmp, tmp = x;
-    }
-    for (size_t i = 0; i < n; i++)
-        order[i] = r[i].t;
-    for (size_t i = 0, j; i < n; i = j) {
-        for (j = i + 1; j < n && r[j].prefix == r[i].prefix; j++)
-            ;
-        if (j - i > 1)
-            qsort_r(order + i, j - i, sizeof *order, cmp_dterm, b);
-    }
-    free(r);
-    free(tmp);
-}
-
-/* The batch's entries grouped by term, terms in key order (*order): a
- * counting sort, so that the entries are read in order, not chased. */
-static struct dentry *entries_by_term(struct index_delta *b, uint32_t **order)
-{
-    *order = xmalloc(b->nt * sizeof **order);
-    sort_terms(b, *order);
-    uint32_t *start = xmalloc(b->nt * sizeof *start), at = 0;
-    for (size_t k = 0; k < b->nt; k++) {
-        start[(*order)[k]] = at;
-        at += b->t[(*order)[k]].count;
-    }
-    struct dentry *sorted = xmalloc(b->n * sizeof *sorted);
-    for (size_t i = 0; i < b->n; i++) /* a term's stay in document order */
-        sorted[start[b->e[i].term]++] = b->e[i];
-    free(start);
-    return sorted;
-}
-
 /* The ids the batch both added and removed, whose entries are not written
  * (NULL: none). Ids only grow, so they are its removed ids from the least
  * it added on: the others had no entries in it, and looking each entry up
- * among every removed id was the segment's writing's most costly check. */
-static roaring_bitmap_t *added_and_removed(const struct index_delta *b)
+ * among every removed id was the segment's writing's most costly check.
+ * The group's ordinals of those ids are unmapped, so that its entries
+ * need no such check. */
+static roaring_bitmap_t *added_and_removed(struct index_delta *b)
 {
     if (!b->deleted || !b->first_added ||
         roaring_bitmap_maximum(b->deleted) < b->first_added)
         return NULL;
     roaring_bitmap_t *gone = roaring_bitmap_copy(b->deleted);
     roaring_bitmap_remove_range(gone, 0, b->first_added);
+    roaring_uint32_iterator_t it;
+    roaring_init_iterator(gone, &it);
+    for (; b->grouped && it.has_value; roaring_advance_uint32_iterator(&it)) {
+        size_t at = it.current_value - b->first_added;
+        if (at < b->nrev && b->rev[at])
+            b->map[b->rev[at] - 1] = 0;
+    }
     return gone;
 }
 
-/* The batch's postings as one new segment. */
+/* Key order between own term t and the group's term k. */
+static int cmp_own_group(const struct gather *own, const struct gather_term *t,
+                         const struct index_group *g, size_t k)
+{
+    const struct group_term *u = &g->t[k];
+    if (t->prefix != u->prefix)
+        return t->prefix < u->prefix ? -1 : 1;
+    return cmp_keys(own->keys.data + t->koff, t->klen, g->in.keys.data + u->koff, u->klen);
+}
+
+/* The batch's postings as one new segment: its own terms and the
+ * attached group's, merged in key order. */
 static int segment_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delta *b)
 {
-    if (!b->n)
+    const struct index_group *g = b->grouped ? b->group : NULL;
+    struct gather *own = &b->own;
+    if (!own->n && !g)
         return 0;
     struct seg_info seg = {0, 0, 0};
     struct seg_writer w;
@@ -421,11 +299,23 @@ static int segment_flush(MDB_txn *txn, const struct index_dbs *d, struct index_d
         (rc = seg_writer_begin(&w, txn, d, seg.id, MDB_APPEND)))
         return rc;
     uint32_t *order;
-    struct dentry *sorted = entries_by_term(b, &order);
+    struct gather_entry *sorted = gather_by_term(own, &order);
     roaring_bitmap_t *gone = added_and_removed(b);
-    struct seg_out o = {xmalloc(b->n * sizeof *o.ids), xmalloc(b->n), {0}}; /* b->n bounds a term's */
-    for (size_t k = 0, at = 0; !rc && k < b->nt; at += b->t[order[k]].count, k++)
-        rc = put_segment_term(&w, b, &b->t[order[k]], sorted + at, gone, &o, &seg.entries);
+    size_t room = own->n + (g ? g->t[g->nt].start : 0); /* bounds a term's entries */
+    struct seg_out o = {xmalloc((room ? room : 1) * sizeof *o.ids), xmalloc(room ? room : 1), {0}};
+    size_t k = 0, j = 0, at = 0, gn = g ? g->nt : 0;
+    while (!rc && (k < own->nt || j < gn)) {
+        const struct gather_term *t = k < own->nt ? &own->t[order[k]] : NULL;
+        int c = !t ? 1 : j == gn ? -1 : cmp_own_group(own, t, g, j);
+        if (c < 0)
+            rc = put_segment_term(&w, own, t, sorted + at, gone, &o, &seg.entries);
+        else
+            rc = group_put_term(&w, g, j, b->map, own, sorted + at, c == 0 ? t->count : 0, gone,
+                                &o, &seg.entries);
+        if (c <= 0)
+            at += t->count, k++;
+        j += c >= 0;
+    }
     rc = seg_writer_end(&w, rc);
     if (gone)
         roaring_bitmap_free(gone);
@@ -455,23 +345,21 @@ int index_delta_flush(MDB_txn *txn, const struct index_dbs *d, struct index_delt
 }
 
 /* Field i's length in a packed analysis (which may sit unaligned). */
-static uint32_t packed_len(const void *packed, size_t i)
+static uint32_t packed_len(const void *lens, size_t i)
 {
     uint32_t len;
-    memcpy(&len, (const unsigned char *)packed + i * sizeof len, sizeof len);
+    memcpy(&len, (const unsigned char *)lens + i * sizeof len, sizeof len);
     return len;
 }
 
-/* Writes doc's own per-document entries (norms, exists marks) and gathers
- * its term entries into the batch, from its packed analysis (the field
- * lengths, then the terms). */
+/* Writes doc's own per-document entries (norms, exists marks) and counts
+ * it in totals, from its field lengths (u32 each, maybe unaligned). */
 static int delta_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
-                     const void *packed, const struct tis_value *vals, uint32_t doc,
-                     struct index_delta *batch)
+                     const void *lens, const struct tis_value *vals, uint32_t doc,
+                     struct field_totals *totals, struct index_delta *batch)
 {
     unsigned char e[4];
     put_be32(e, doc);
-    delta_gather(batch, (const unsigned char *)packed + sc->nfields * sizeof(uint32_t), doc);
     int rc = 0;
     for (size_t i = 0; i < sc->nfields && !rc; i++) {
         if (!sc->fields[i].search || vals[i].null)
@@ -480,18 +368,21 @@ static int delta_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
         if (!batch->exists[f].len)
             batch->exf[batch->nexf++] = f;
         tbuf_add(&batch->exists[f], e, 4);
-        uint32_t len = packed_len(packed, i);
+        uint32_t len = packed_len(lens, i);
+        if (totals) {
+            totals[i].docs += len > 0;
+            totals[i].tokens += (int64_t)len;
+        }
         if (len)
             rc = norms_cache_put(batch->norms, txn, d, f, doc, len);
     }
     return rc;
 }
 
-/* A document's analysis: the packed terms (pack_terms) after the field
- * lengths (u32 each). */
+/* A document's analysis: its working space, reused. */
 struct index_doc {
     const struct tis_schema *sc;
-    struct doc_terms dt; /* the analysis's working space */
+    struct doc_terms dt;
 };
 
 struct index_doc *index_doc_new(const struct tis_schema *sc)
@@ -510,31 +401,23 @@ void index_doc_free(struct index_doc *x)
     free(x);
 }
 
-void index_doc_pack(struct index_doc *x, struct analyzer *an, const struct analysis_opts *o,
-                    const struct tis_value *vals, struct tbuf *out)
+struct doc_terms *index_doc_terms(struct index_doc *x)
 {
-    doc_terms_collect(&x->dt, an, o, vals);
-    size_t n = doc_terms_distinct(&x->dt);
-    tbuf_add(out, x->dt.lens, x->sc->nfields * sizeof *x->dt.lens);
-    pack_terms(&x->dt, n, out);
+    return &x->dt;
 }
 
 int index_doc_add_packed(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
                          const void *packed, uint32_t doc, const struct tis_value *vals,
                          struct field_totals *totals, struct index_delta *batch)
 {
-    struct index_delta *own = batch ? NULL : index_delta_new();
-    int rc = delta_add(txn, d, sc, packed, vals, doc, batch ? batch : own);
-    if (!rc && own)
-        rc = index_delta_flush(txn, d, own);
-    for (size_t i = 0; i < sc->nfields && totals; i++)
-        if (sc->fields[i].search && !vals[i].null) {
-            uint32_t len = packed_len(packed, i);
-            totals[i].docs += len > 0;
-            totals[i].tokens += (int64_t)len;
-        }
-    index_delta_free(own);
-    return rc;
+    uint32_t ord;
+    memcpy(&ord, (const unsigned char *)packed + sc->nfields * sizeof(uint32_t), sizeof ord);
+    if (!batch || !batch->group || ord >= batch->group->ndocs || batch->map[ord])
+        return EINVAL; /* not the attached group's, or added twice */
+    note_added(batch, doc, ord + 1);
+    batch->map[ord] = doc;
+    batch->grouped = true;
+    return delta_add(txn, d, sc, packed, vals, doc, totals, batch);
 }
 
 int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
@@ -542,19 +425,25 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
                   const struct tis_value *vals, struct field_totals *totals,
                   struct index_delta *batch)
 {
+    struct index_delta *one = batch ? NULL : index_delta_new();
+    struct index_delta *b = batch ? batch : one;
     /* A batch keeps one working space to reuse: its arrays, not a set a
      * document. */
-    struct index_doc *own = batch && batch->scratch && batch->scratch->sc == sc ? NULL
-                                                                               : index_doc_new(sc);
-    struct index_doc *x = own ? own : batch->scratch;
-    struct tbuf packed = {0};
-    index_doc_pack(x, an, o, vals, &packed);
-    int rc = index_doc_add_packed(txn, d, sc, packed.data, doc, vals, totals, batch);
-    tbuf_free(&packed);
-    if (own && batch && !batch->scratch)
-        batch->scratch = own;
-    else
-        index_doc_free(own);
+    if (b->scratch && b->scratch->sc != sc) {
+        index_doc_free(b->scratch);
+        b->scratch = NULL;
+    }
+    if (!b->scratch)
+        b->scratch = index_doc_new(sc);
+    struct doc_terms *dt = &b->scratch->dt;
+    doc_terms_collect(dt, an, o, vals);
+    size_t n = doc_terms_distinct(dt);
+    note_added(b, doc, 0);
+    gather_doc(&b->own, dt, n, doc);
+    int rc = delta_add(txn, d, sc, dt->lens, vals, doc, totals, b);
+    if (!rc && one)
+        rc = index_delta_flush(txn, d, one);
+    index_delta_free(one);
     return rc;
 }
 
@@ -569,15 +458,14 @@ int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
         if (!sc->fields[i].search)
             continue;
         uint8_t f = (uint8_t)i;
-        uint32_t len = batch ? norms_cache_get(batch->norms, txn, d, f, doc)
+        uint32_t len = batch ? norms_cache_take(batch->norms, txn, d, f, doc)
                              : index_field_len(txn, d, doc, f);
         if (totals) {
             totals[i].docs -= len > 0;
             totals[i].tokens -= len;
         }
-        if (len)
-            rc = batch ? norms_cache_put(batch->norms, txn, d, f, doc, 0)
-                       : norms_put(txn, d, f, doc, 0);
+        if (len && !batch)
+            rc = norms_put(txn, d, f, doc, 0);
     }
     if (rc)
         return rc;

@@ -130,16 +130,26 @@ static void cache_grow(struct norms_cache *c)
     }
 }
 
+/* The slot of key's block in the batch's copies: its own or the free one
+ * where it goes. */
+static size_t cache_slot(const struct norms_cache *c, uint32_t key)
+{
+    size_t h = slot_of(key, c->nslots);
+    for (uint32_t s; (s = c->slots[h]); h = (h + 1) & (c->nslots - 1))
+        if (c->b[s - 1].key == key)
+            break;
+    return h;
+}
+
 /* The batch's copy of the block of key, read from the index when new. */
 static struct norms_block *cache_block(struct norms_cache *c, MDB_txn *txn,
                                        const struct index_dbs *d, uint32_t key, int *rc)
 {
     if ((c->n + 1) * 2 > c->nslots)
         cache_grow(c);
-    size_t h = slot_of(key, c->nslots);
-    for (uint32_t s; (s = c->slots[h]); h = (h + 1) & (c->nslots - 1))
-        if (c->b[s - 1].key == key)
-            return &c->b[s - 1];
+    size_t h = cache_slot(c, key);
+    if (c->slots[h])
+        return &c->b[c->slots[h] - 1];
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 16;
         c->b = xrealloc(c->b, c->cap * sizeof *c->b);
@@ -159,12 +169,21 @@ static struct norms_block *cache_block(struct norms_cache *c, MDB_txn *txn,
     return b;
 }
 
-uint32_t norms_cache_get(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
-                         uint8_t field, uint32_t doc)
+uint32_t norms_cache_take(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
+                          uint8_t field, uint32_t doc)
 {
-    int rc = 0;
-    struct norms_block *b = cache_block(c, txn, d, block_key(field, doc), &rc);
-    return b ? b->lens[doc % NORMS_BLOCK] : 0;
+    uint32_t key = block_key(field, doc);
+    size_t h = c->nslots ? cache_slot(c, key) : 0;
+    if (c->nslots && c->slots[h]) {
+        struct norms_block *b = &c->b[c->slots[h] - 1];
+        uint32_t len = b->lens[doc % NORMS_BLOCK];
+        b->lens[doc % NORMS_BLOCK] = 0;
+        b->used |= len > 0;
+        return len;
+    }
+    struct norms_reader r;
+    norms_reader_init(&r);
+    return norms_read(txn, d, &r, field, doc);
 }
 
 int norms_cache_put(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,

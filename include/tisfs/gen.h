@@ -180,7 +180,11 @@ enum gen_outcome {
 int gen_write_upsert(struct gen_writer *w, const struct tis_value *vals, const bool *present,
                      struct version v, enum gen_outcome *out, char *err, size_t errlen);
 /* gen_write_upsert of a row whose every field is in vals, analysed ahead
- * by index_doc_pack (with gen_analysis_opts) from the same values. */
+ * by index_group_add (with gen_analysis_opts) from the same values into
+ * the group attached with gen_write_use_group. */
+/* Attaches a sealed group analysed ahead (NULL: none) to the batch (see
+ * index_delta_attach). */
+void gen_write_use_group(struct gen_writer *w, const struct index_group *g);
 int gen_write_upsert_analyzed(struct gen_writer *w, const struct tis_value *vals,
                               const void *pre, struct version v, enum gen_outcome *out,
                               char *err, size_t errlen);

@@ -135,17 +135,39 @@ void index_delta_reset(struct index_delta *b);
 void index_delta_free(struct index_delta *b);
 
 /* A document's analysis, done apart from its writing: the channel analyses
- * on its decoding thread while its writing thread applies the batch before.
- * The analysis is packed (about a kilobyte a row) so that a batch's worth
- * waits in little memory. */
+ * a batch on its decoding thread while its writing thread applies the
+ * batch before. The decoding thread also groups the batch's term entries
+ * by term (index_group): the writing thread then only maps the
+ * documents' ordinals to the ids it gives them, and copies. */
 struct index_doc; /* the analysis's working space, reusable */
 struct index_doc *index_doc_new(const struct tis_schema *sc);
 void index_doc_free(struct index_doc *x);
-/* Analyses vals (the document's every field) and appends the packed result
- * to out. */
-void index_doc_pack(struct index_doc *x, struct analyzer *an, const struct analysis_opts *o,
-                    const struct tis_value *vals, struct tbuf *out);
-/* index_doc_add of a document packed by index_doc_pack from vals. */
+
+/* A batch analysed ahead of its writing, its entries grouped by term. */
+struct index_group;
+struct index_group *index_group_new(void);
+/* Empties the group for the next batch (keeping its memory). */
+void index_group_reset(struct index_group *g);
+void index_group_free(struct index_group *g);
+/* Analyses vals (the document's every field) as the group's next ordinal
+ * (0, 1, ...: the order in which they must be added), and appends its
+ * packed form (the field lengths, the ordinal; ~100 bytes) to out. */
+void index_group_add(struct index_group *g, struct index_doc *x, struct analyzer *an,
+                     const struct analysis_opts *o, const struct tis_value *vals,
+                     struct tbuf *out);
+/* Bytes the group's entries hold (to bound a batch's). */
+size_t index_group_bytes(const struct index_group *g);
+/* Sorts the group by term: after the last add, before it is attached. */
+void index_group_seal(struct index_group *g);
+/* Attaches a sealed group (NULL: none) to the transaction's batch: its
+ * documents are then added with index_doc_add_packed, each one at most
+ * once, in ordinal order (ids ascending with ordinals), and
+ * index_delta_flush writes their entries with the batch's own. The group
+ * must stay as it is until the batch is flushed or freed. */
+void index_delta_attach(struct index_delta *b, const struct index_group *g);
+/* Adds the document packed by index_group_add as id doc (its norms, exists
+ * marks, totals; its entries are the group's). EINVAL: not the attached
+ * group's, or already added. */
 int index_doc_add_packed(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
                          const void *packed, uint32_t doc, const struct tis_value *vals,
                          struct field_totals *totals, struct index_delta *batch);

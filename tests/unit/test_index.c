@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "tisfs/index.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -392,6 +393,105 @@ static size_t kept_rows(const struct row *rows, int all, const bool *gone, struc
  * INDEX_MERGE_FANIN at a time (a term a transaction, resuming from the
  * stored record), the base fold takes the rest, and a reader sees what a
  * rebuild of the surviving rows holds at every stage. */
+/* A batch analysed ahead (the channel's decoding thread groups it by term
+ * under ordinals) and written with documents analysed at the write: the
+ * view equals a fresh build and the totals those of the same changes all
+ * analysed at the write, whatever ordinals were never added (a stale
+ * event), added and removed again in the batch, or share a term with a
+ * document of the writer's own. Fails with ids taken for ordinals, an
+ * ordinal that was never added written anyway, or the two kinds of
+ * entries of one term out of id order. */
+static void apply_changes(struct env *e, bool grouped, struct field_totals *totals)
+{
+    char err[256];
+    struct tis_schema *sc = schema();
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct analysis_opts o = {0, 0};
+    const struct row ahead[] = {
+        {"2", "apple 北京", "8", "Delta"},          /* o0: id 5 */
+        {"6", "zebra apple", "1", "Stale"},         /* o1: never added */
+        {"5", "banana split", "10", "Epsilon"},     /* o2: id 7 */
+        {"4", "apple apple", "3", NULL},            /* o3: id 8, removed again */
+        {"4", "apple pie tart", "7", NULL},         /* o4: id 9 */
+    };
+    const struct row mine = {"3", "apple cherry pie", NULL, "Gamma"}; /* id 6 */
+    struct index_group *g = index_group_new();
+    struct index_doc *x = index_doc_new(sc);
+    struct tbuf packed = {0};
+    size_t at[5];
+    struct tis_value v[4];
+    for (size_t i = 0; i < 5; i++) {
+        at[i] = packed.len;
+        values(&ahead[i], v);
+        index_group_add(g, x, an, &o, v, &packed);
+    }
+    index_group_seal(g);
+    struct index_delta *batch = index_delta_new();
+    index_delta_attach(batch, g);
+    MDB_txn *txn;
+    mdb_txn_begin(e->env, NULL, 0, &txn);
+#define ADD(i, id)                                                                             \
+    (values(&ahead[i], v),                                                                     \
+     grouped ? index_doc_add_packed(txn, &e->d, sc, packed.data + at[i], id, v, totals, batch) \
+             : index_doc_add(txn, &e->d, sc, an, &o, id, v, totals, batch))
+    CHECK(index_doc_remove(txn, &e->d, sc, 2, totals, batch) == 0);
+    CHECK(ADD(0, 5) == 0);
+    CHECK(index_doc_remove(txn, &e->d, sc, 3, totals, batch) == 0);
+    values(&mine, v);
+    CHECK(index_doc_add(txn, &e->d, sc, an, &o, 6, v, totals, batch) == 0);
+    CHECK(ADD(2, 7) == 0);
+    CHECK(index_doc_remove(txn, &e->d, sc, 4, totals, batch) == 0);
+    CHECK(ADD(3, 8) == 0);
+    CHECK(index_doc_remove(txn, &e->d, sc, 8, totals, batch) == 0);
+    CHECK(ADD(4, 9) == 0);
+#undef ADD
+    if (grouped) /* an ordinal goes in once */
+        CHECK(index_doc_add_packed(txn, &e->d, sc, packed.data + at[4], 10, v, totals, batch) ==
+              EINVAL);
+    CHECK(index_delta_flush(txn, &e->d, batch) == 0);
+    CHECK(mdb_txn_commit(txn) == 0);
+    index_delta_free(batch);
+    index_group_free(g);
+    index_doc_free(x);
+    tbuf_free(&packed);
+    analyzer_free(an);
+    schema_free(sc);
+}
+
+static void test_group_equals_rebuild(void)
+{
+    struct env grouped, own, fresh;
+    env_open(&grouped);
+    env_open(&own);
+    env_open(&fresh);
+    build(&grouped, BASE, 4, 0);
+    build(&own, BASE, 4, 0);
+    const struct row rows[5] = {BASE[0], {"2", "apple 北京", "8", "Delta"},
+                                {"3", "apple cherry pie", NULL, "Gamma"},
+                                {"4", "apple pie tart", "7", NULL},
+                                {"5", "banana split", "10", "Epsilon"}};
+    build(&fresh, rows, 5, 0);
+    struct field_totals tg[4] = {{0, 0}}, to[4] = {{0, 0}};
+    apply_changes(&grouped, true, tg);
+    apply_changes(&own, false, to);
+    const uint32_t inc_map[10] = {0, 1, 0, 0, 0, 2, 3, 5, 0, 4},
+                   fresh_map[6] = {0, 1, 2, 3, 4, 5};
+    CHECK(same_view(&grouped, inc_map, 10, &fresh, fresh_map, 6));
+    CHECK(same_view(&own, inc_map, 10, &fresh, fresh_map, 6));
+    CHECK(memcmp(tg, to, sizeof tg) == 0);
+    MDB_txn *txn;
+    mdb_txn_begin(grouped.env, NULL, MDB_RDONLY, &txn);
+    CHECK(strcmp(positions(txn, &grouped, 1, "apple", 9), "0") == 0);
+    CHECK(strcmp(positions(txn, &grouped, 1, "pie", 6), "2") == 0);
+    CHECK(strcmp(positions(txn, &grouped, 1, "zebra", 1), "") == 0);
+    mdb_txn_abort(txn);
+    CHECK(fold_all(&grouped, false)); /* and once merged into the base */
+    CHECK(same_view(&grouped, inc_map, 10, &fresh, fresh_map, 6));
+    env_close(&grouped);
+    env_close(&own);
+    env_close(&fresh);
+}
+
 static void test_segments_merge_by_tiers(void)
 {
     enum { BATCHES = 20, ALL = 4 + BATCHES };
@@ -727,6 +827,7 @@ static void test_large_postings(void)
 int main(void)
 {
     test_incremental_equals_rebuild();
+    test_group_equals_rebuild();
     test_segments_merge_by_tiers();
     test_segments_of_many_blocks();
     test_malformed_block_is_an_error();

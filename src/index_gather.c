@@ -1,0 +1,160 @@
+/* index_gather — a batch's term entries, grouped by term: the documents'
+ * analyses go in one after another, their entries come out term by term,
+ * terms in key order, each term's entries in the order they went in. The
+ * live segment of a write batch (index_live.c) and a batch analysed ahead
+ * on the channel's decoding thread (index_group.c) are built on it. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "index_internal.h"
+
+void gather_reset(struct gather *g)
+{
+    tbuf_reset(&g->keys);
+    tbuf_reset(&g->blobs);
+    g->n = g->nt = 0;
+    if (g->slots)
+        memset(g->slots, 0, g->nslots * sizeof *g->slots);
+}
+
+void gather_free(struct gather *g)
+{
+    tbuf_free(&g->keys);
+    tbuf_free(&g->blobs);
+    free(g->e);
+    free(g->t);
+    free(g->slots);
+    memset(g, 0, sizeof *g);
+}
+
+static void slots_grow(struct gather *g)
+{
+    size_t n = g->nslots ? g->nslots * 2 : 4096;
+    free(g->slots);
+    g->slots = xcalloc(n, sizeof *g->slots);
+    g->nslots = n;
+    for (size_t i = 0; i < g->nt; i++) {
+        size_t h = g->t[i].hash & (n - 1);
+        while (g->slots[h])
+            h = (h + 1) & (n - 1);
+        g->slots[h] = (uint32_t)i + 1;
+    }
+}
+
+/* The batch's term of key (hash: key_hash), added when new. Grouping by
+ * hash, not by sorting every entry: sorting was a tenth of the channel. */
+static uint32_t term_of(struct gather *g, const unsigned char *key, uint16_t klen, uint64_t hash)
+{
+    if ((g->nt + 1) * 2 > g->nslots)
+        slots_grow(g);
+    size_t h = hash & (g->nslots - 1);
+    uint64_t prefix = key_prefix8(key, klen);
+    for (uint32_t s; (s = g->slots[h]); h = (h + 1) & (g->nslots - 1)) {
+        struct gather_term *t = &g->t[s - 1];
+        /* The prefix and the length are the whole key up to 8 bytes. */
+        if (t->hash == hash && t->prefix == prefix && t->klen == klen &&
+            (klen <= 8 || memcmp(g->keys.data + t->koff + 8, key + 8, klen - 8u) == 0))
+            return s - 1;
+    }
+    if (g->nt == g->tcap) {
+        g->tcap = g->tcap ? g->tcap * 2 : 1024;
+        g->t = xrealloc(g->t, g->tcap * sizeof *g->t);
+    }
+    g->t[g->nt] = (struct gather_term){(uint32_t)g->keys.len, 0, klen, hash, prefix};
+    tbuf_add(&g->keys, key, klen);
+    g->slots[h] = (uint32_t)++g->nt;
+    return (uint32_t)g->nt - 1;
+}
+
+void gather_doc(struct gather *g, struct doc_terms *dt, size_t n, uint32_t doc)
+{
+    doc_terms_positions(dt, n);
+    if (g->n + n > g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 1024;
+        if (g->cap < g->n + n)
+            g->cap = g->n + n;
+        g->e = xrealloc(g->e, g->cap * sizeof *g->e);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t ti = term_of(g, dt->refs[i].p, dt->refs[i].len, dt->hash[i]);
+        g->t[ti].count++;
+        size_t at = g->blobs.len;
+        if (doc_terms_has_positions(dt, i))
+            doc_terms_pos_blob(dt, i, &g->blobs);
+        uint8_t tf = (uint8_t)(dt->tf[i] > 255 ? 255 : dt->tf[i]);
+        g->e[g->n++] = (struct gather_entry){(uint32_t)at, (uint32_t)(g->blobs.len - at), doc, ti,
+                                             tf};
+    }
+}
+
+static int cmp_term(const void *x, const void *y, void *arg)
+{
+    const struct gather *g = arg;
+    const struct gather_term *a = &g->t[*(const uint32_t *)x], *c = &g->t[*(const uint32_t *)y];
+    if (a->prefix != c->prefix)
+        return a->prefix < c->prefix ? -1 : 1;
+    return cmp_keys(g->keys.data + a->koff, a->klen, g->keys.data + c->koff, c->klen);
+}
+
+/* A term's first 8 key bytes and its index, as the radix sort moves them. */
+struct term_rank {
+    uint64_t prefix;
+    uint32_t t;
+};
+
+/* The terms in key order into order[0..nt): a radix sort of their first 8
+ * bytes (a pass per byte that differs among them), then the few that share
+ * those sorted by comparison. qsort_r of every term was a tenth of the
+ * segment's writing. */
+void gather_sort_terms(struct gather *g, uint32_t *order)
+{
+    size_t n = g->nt;
+    if (!n)
+        return;
+    struct term_rank *r = xmalloc(n * sizeof *r), *tmp = xmalloc(n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++)
+        r[i] = (struct term_rank){g->t[i].prefix, (uint32_t)i};
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        size_t count[256] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[r[i].prefix >> shift & 255]++;
+        if (count[r[0].prefix >> shift & 255] == n)
+            continue; /* the same byte in every key */
+        for (size_t v = 0, at = 0; v < 256; v++) {
+            size_t c = count[v];
+            count[v] = at;
+            at += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[count[r[i].prefix >> shift & 255]++] = r[i];
+        struct term_rank *x = r;
+        r = tmp, tmp = x;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = r[i].t;
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && r[j].prefix == r[i].prefix; j++)
+            ;
+        if (j - i > 1)
+            qsort_r(order + i, j - i, sizeof *order, cmp_term, g);
+    }
+    free(r);
+    free(tmp);
+}
+
+struct gather_entry *gather_by_term(struct gather *g, uint32_t **order)
+{
+    *order = xmalloc((g->nt ? g->nt : 1) * sizeof **order);
+    gather_sort_terms(g, *order);
+    uint32_t *start = xmalloc((g->nt ? g->nt : 1) * sizeof *start), at = 0;
+    for (size_t k = 0; k < g->nt; k++) {
+        start[(*order)[k]] = at;
+        at += g->t[(*order)[k]].count;
+    }
+    struct gather_entry *sorted = xmalloc((g->n ? g->n : 1) * sizeof *sorted);
+    for (size_t i = 0; i < g->n; i++) /* a term's stay in the order they came */
+        sorted[start[g->e[i].term]++] = g->e[i];
+    free(start);
+    return sorted;
+}
