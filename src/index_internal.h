@@ -168,21 +168,17 @@ int index_txn_renew(MDB_env *env, MDB_txn **txn);
 #define NORMS_BLOCK 256
 /* Field lengths are counted up to this (BM25 gives such documents ~0). */
 #define NORM_MAX 65535u
-/* Sets (len > 0) or clears (len 0) doc's length in field. */
-int norms_put(MDB_txn *txn, const struct index_dbs *d, uint8_t field, uint32_t doc,
-              uint32_t len);
 /* A write batch's blocks, read once and written once at its end. */
 struct norms_cache;
 struct norms_cache *norms_cache_new(void);
 void norms_cache_reset(struct norms_cache *c);
 void norms_cache_free(struct norms_cache *c);
-/* A removed document's length, which it then no longer counts for: read
- * in the batch's copy of its block if there is one (and cleared there: the
- * document was added by this batch), else through the map, leaving the
- * block as it is. Nothing reads the length of a deleted id (its postings
- * are hidden, ids are never reused); clearing it in the index dirtied a
- * random block a removal, nearly every norms page in every batch. */
-uint32_t norms_cache_take(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
+/* Doc's length as the batch sees it (its copy of the block, else the
+ * index), without copying the block. A removal reads its document's length
+ * with it and leaves the block as it is: nothing reads the length of a
+ * deleted id (its postings are hidden, ids are never reused), and clearing
+ * it dirtied a random block a removal, nearly every norms page a batch. */
+uint32_t norms_cache_peek(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
                           uint8_t field, uint32_t doc);
 int norms_cache_put(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
                     uint8_t field, uint32_t doc, uint32_t len);

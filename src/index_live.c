@@ -447,9 +447,10 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
     return rc;
 }
 
-/* No analysis: the norms say what the document counted for, and its
- * postings (base or delta) stay until the merge drops them, hidden by the
- * deleted mark meanwhile. An update then costs one analysis, a delete none. */
+/* No analysis: the norms say what the document counted for (and stay: see
+ * norms_cache_peek), and its postings (base or delta) stay until the merge
+ * drops them, hidden by the deleted mark meanwhile. An update then costs
+ * one analysis, a delete none. */
 int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_schema *sc,
                      uint32_t doc, struct field_totals *totals, struct index_delta *batch)
 {
@@ -458,17 +459,13 @@ int index_doc_remove(MDB_txn *txn, const struct index_dbs *d, const struct tis_s
         if (!sc->fields[i].search)
             continue;
         uint8_t f = (uint8_t)i;
-        uint32_t len = batch ? norms_cache_take(batch->norms, txn, d, f, doc)
+        uint32_t len = batch ? norms_cache_peek(batch->norms, txn, d, f, doc)
                              : index_field_len(txn, d, doc, f);
         if (totals) {
             totals[i].docs -= len > 0;
             totals[i].tokens -= len;
         }
-        if (len && !batch)
-            rc = norms_put(txn, d, f, doc, 0);
     }
-    if (rc)
-        return rc;
     if (batch) { /* written at the flush, a chunk once per batch */
         if (!batch->deleted)
             batch->deleted = roaring_bitmap_create();

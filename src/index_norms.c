@@ -44,34 +44,6 @@ uint32_t index_field_len(MDB_txn *txn, const struct index_dbs *d, uint32_t doc, 
     return norms_read(txn, d, &r, field, doc);
 }
 
-/* A live change rewrites one block (4 KiB): a batch of new documents has
- * consecutive ids, so it dirties the same block again and again. */
-int norms_put(MDB_txn *txn, const struct index_dbs *d, uint8_t field, uint32_t doc,
-              uint32_t len)
-{
-    uint32_t key = block_key(field, doc);
-    uint16_t block[NORMS_BLOCK];
-    len = len < NORM_MAX ? len : NORM_MAX;
-    MDB_val k = {sizeof key, &key}, v;
-    int rc = mdb_get(txn, d->norms, &k, &v);
-    if (rc == 0 && v.mv_size == BLOCK_BYTES)
-        memcpy(block, v.mv_data, BLOCK_BYTES);
-    else if (rc == 0 || rc == MDB_NOTFOUND)
-        memset(block, 0, BLOCK_BYTES);
-    else
-        return rc;
-    if (block[doc % NORMS_BLOCK] == len)
-        return 0;
-    block[doc % NORMS_BLOCK] = len;
-    bool empty = true; /* as the build writes them: no block of zeros */
-    for (size_t i = 0; i < NORMS_BLOCK && empty; i++)
-        empty = block[i] == 0;
-    if (empty)
-        return mdb_del(txn, d->norms, &k, NULL);
-    v = (MDB_val){BLOCK_BYTES, block};
-    return mdb_put(txn, d->norms, &k, &v, 0);
-}
-
 /* ---- a write batch's blocks ----
  * A batch of new documents has consecutive ids: read, changed and written
  * back for each document, one block cost two B-tree operations and a copy
@@ -169,18 +141,13 @@ static struct norms_block *cache_block(struct norms_cache *c, MDB_txn *txn,
     return b;
 }
 
-uint32_t norms_cache_take(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
+uint32_t norms_cache_peek(struct norms_cache *c, MDB_txn *txn, const struct index_dbs *d,
                           uint8_t field, uint32_t doc)
 {
     uint32_t key = block_key(field, doc);
     size_t h = c->nslots ? cache_slot(c, key) : 0;
-    if (c->nslots && c->slots[h]) {
-        struct norms_block *b = &c->b[c->slots[h] - 1];
-        uint32_t len = b->lens[doc % NORMS_BLOCK];
-        b->lens[doc % NORMS_BLOCK] = 0;
-        b->used |= len > 0;
-        return len;
-    }
+    if (c->nslots && c->slots[h])
+        return c->b[c->slots[h] - 1].lens[doc % NORMS_BLOCK];
     struct norms_reader r;
     norms_reader_init(&r);
     return norms_read(txn, d, &r, field, doc);

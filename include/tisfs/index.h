@@ -113,7 +113,7 @@ uint64_t index_builder_truncated(struct index_builder *b);
 /* ---- live changes (inside the caller's write transaction) ----
  * A document update is index_doc_remove of the old id then index_doc_add of
  * the new values under a new, larger id. Add writes the document's delta
- * entries and norms; remove marks the id deleted and drops its norms, so
+ * entries and norms; remove marks the id deleted (its norms stay, unread), so
  * postings stay as written (the merge drops deleted ids from them). The
  * work and the bytes written are those of the document, never of a posting.
  * totals (docs, tokens per field; nfields pairs) are adjusted for the caller
