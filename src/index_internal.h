@@ -319,6 +319,9 @@ bool key_walk_min(const struct key_walk *w, MDB_val *key);
  * segments' gathered into the delta part): 0, or MDB_CORRUPTED (also once
  * the walk has met a malformed block). */
 int key_walk_posting(const struct key_walk *w, const MDB_val *key, struct posting *out);
+/* The segments' parts of key, in side order, into parts (emptied first,
+ * its memory reused): 0 or MDB_CORRUPTED. A walk without the base. */
+int key_walk_parts(const struct key_walk *w, const MDB_val *key, struct delta_parts *parts);
 /* Moves every side at key to its next key. */
 void key_walk_next(struct key_walk *w, const MDB_val *key);
 void key_walk_close(struct key_walk *w);

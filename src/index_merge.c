@@ -104,6 +104,7 @@ struct merged {
     struct tbuf blobs, val;
     uint32_t n, cap;
     bool positions;
+    struct delta_parts parts; /* a merge of segments: their parts, reused */
 };
 
 static void merged_add(struct merged *o, uint32_t id, uint8_t tf, const unsigned char *b,
@@ -159,6 +160,42 @@ static void merge_posting(const struct posting *p, const roaring_bitmap_t *delet
         tbuf_reset(&o->blobs);
 }
 
+/* The same straight from the segments' parts (and the base's posting, or
+ * NULL): ids ascend from side to side (a segment's are all above the
+ * ones before it, the base's below every segment's), so neither a bitmap
+ * of the parts nor an array of it is made, which were a third of a merge.
+ * false (nothing merged) when they do not ascend. */
+static bool merge_parts(const struct posting *base, const struct delta_parts *a,
+                        const roaring_bitmap_t *deleted, struct merged *o)
+{
+    for (size_t i = 1; i < a->n; i++)
+        if (a->ids[i] <= a->ids[i - 1])
+            return false;
+    if (base && a->n && !roaring_bitmap_is_empty(base->docs) &&
+        roaring_bitmap_maximum(base->docs) >= a->ids[0])
+        return false;
+    o->n = 0;
+    o->positions = false;
+    tbuf_reset(&o->blobs);
+    if (base) {
+        roaring_uint32_iterator_t it;
+        roaring_init_iterator(base->docs, &it);
+        const unsigned char *b = posting_blob(base, 0),
+                            *bend = base->pos ? base->pos + base->poslen : NULL;
+        for (uint32_t r = 0; it.has_value; r++, roaring_advance_uint32_iterator(&it)) {
+            if (!roaring_bitmap_contains(deleted, it.current_value))
+                merged_add(o, it.current_value, (uint8_t)posting_base_tf(base, r), b, bend);
+            b = next_blob(b, bend);
+        }
+    }
+    for (size_t i = 0; i < a->n; i++)
+        if (!roaring_bitmap_contains(deleted, a->ids[i]))
+            merged_add(o, a->ids[i], a->tf[i], a->pos[2 * i], a->pos[2 * i + 1]);
+    if (!o->positions)
+        tbuf_reset(&o->blobs);
+    return true;
+}
+
 static int del_if_there(MDB_txn *txn, MDB_dbi dbi, MDB_val *k)
 {
     int rc = mdb_del(txn, dbi, k, NULL);
@@ -183,15 +220,23 @@ struct chunk {
  * bound but the time, peaked 20-30 MB above the catch-up). */
 #define STEP_BYTES ((size_t)8 << 20)
 
-/* Reads the merged posting of key into the chunk: the segments' parts from
- * the walk, and the base's when folding into it. */
-static int chunk_add(MDB_txn *txn, const struct index_dbs *d, const struct merge *m,
+/* The merged posting of key into o: the segments' parts from the walk, and
+ * the base's when folding into it. */
+static int merge_key(MDB_txn *txn, const struct index_dbs *d, const struct merge *m,
                      const struct key_walk *w, const MDB_val *key,
-                     const roaring_bitmap_t *deleted, struct merged *o, struct chunk *ch)
+                     const roaring_bitmap_t *deleted, struct merged *o)
 {
-    struct posting p;
+    struct posting p, base = {0};
     MDB_val v, bk = *key;
-    int rc = key_walk_posting(w, key, &p); /* the segments' parts */
+    bool has_base = false;
+    int rc = key_walk_parts(w, key, &o->parts);
+    if (!rc && m->to_base && mdb_get(txn, d->terms, &bk, &v) == 0)
+        rc = (has_base = posting_decode(&v, &base)) ? 0 : MDB_CORRUPTED;
+    bool done = rc || merge_parts(has_base ? &base : NULL, &o->parts, deleted, o);
+    posting_free(&base);
+    if (done)
+        return rc;
+    rc = key_walk_posting(w, key, &p); /* the general way: by bitmaps */
     if (!rc && m->to_base && mdb_get(txn, d->terms, &bk, &v) == 0) {
         struct posting base;
         if (!posting_decode(&v, &base))
@@ -202,12 +247,20 @@ static int chunk_add(MDB_txn *txn, const struct index_dbs *d, const struct merge
             p.exc = base.exc, p.nexc = base.nexc, p.pos = base.pos, p.poslen = base.poslen;
         }
     }
-    if (rc) {
-        posting_free(&p);
-        return rc;
-    }
-    merge_posting(&p, deleted, o);
+    if (!rc)
+        merge_posting(&p, deleted, o);
     posting_free(&p);
+    return rc;
+}
+
+/* Reads the merged posting of key into the chunk. */
+static int chunk_add(MDB_txn *txn, const struct index_dbs *d, const struct merge *m,
+                     const struct key_walk *w, const MDB_val *key,
+                     const roaring_bitmap_t *deleted, struct merged *o, struct chunk *ch)
+{
+    int rc = merge_key(txn, d, m, w, key, deleted, o);
+    if (rc)
+        return rc;
     tbuf_reset(&o->val);
     if (o->n && m->to_base)
         posting_encode(o->ids, o->tf, o->n, (const unsigned char *)o->blobs.data, o->blobs.len,
@@ -438,6 +491,7 @@ static int merge_run(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
     key_walk_close(&w);
     free(o.ids);
     free(o.tf);
+    delta_parts_free(&o.parts);
     tbuf_free(&o.blobs);
     tbuf_free(&o.val);
     tbuf_free(&ch.buf);

@@ -425,6 +425,16 @@ int key_walk_posting(const struct key_walk *w, const MDB_val *key, struct postin
     return 0;
 }
 
+int key_walk_parts(const struct key_walk *w, const MDB_val *key, struct delta_parts *parts)
+{
+    parts->n = 0;
+    bool ok = !w->bad;
+    for (size_t i = 0; i < w->n && ok; i++)
+        if (w->s[i].plen && side_at(&w->s[i], key))
+            ok = delta_parts_add(parts, &w->s[i].v);
+    return ok ? 0 : MDB_CORRUPTED;
+}
+
 void key_walk_next(struct key_walk *w, const MDB_val *key)
 {
     unsigned char copy[SEG_KEY_MAX]; /* key may be a side's own, which moves */
