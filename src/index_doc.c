@@ -94,7 +94,7 @@ uint64_t key_hash(const unsigned char *p, size_t n)
 
 /* Distinct keys with their counts, through a small hash table: order does
  * not matter to anyone, so no sort. */
-size_t doc_terms_distinct(struct doc_terms *dt)
+void doc_terms_reserve(struct doc_terms *dt)
 {
     if (dt->n > dt->cap) {
         dt->cap = dt->n * 2;
@@ -103,6 +103,11 @@ size_t doc_terms_distinct(struct doc_terms *dt)
         dt->hash = xrealloc(dt->hash, dt->cap * sizeof *dt->hash);
         dt->tokkey = xrealloc(dt->tokkey, dt->cap * sizeof *dt->tokkey);
     }
+}
+
+size_t doc_terms_distinct(struct doc_terms *dt)
+{
+    doc_terms_reserve(dt);
     size_t slots = 16;
     while (slots < dt->n * 2)
         slots *= 2;

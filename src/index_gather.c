@@ -61,23 +61,49 @@ static uint32_t term_of(struct gather *g, const unsigned char *key, uint16_t kle
         g->tcap = g->tcap ? g->tcap * 2 : 1024;
         g->t = xrealloc(g->t, g->tcap * sizeof *g->t);
     }
-    g->t[g->nt] = (struct gather_term){(uint32_t)g->keys.len, 0, klen, hash, prefix};
+    g->t[g->nt] = (struct gather_term){(uint32_t)g->keys.len, 0, klen, hash, prefix, 0, 0};
     tbuf_add(&g->keys, key, klen);
     g->slots[h] = (uint32_t)++g->nt;
     return (uint32_t)g->nt - 1;
 }
 
-void gather_doc(struct gather *g, struct doc_terms *dt, size_t n, uint32_t doc)
+void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
 {
-    doc_terms_positions(dt, n);
-    if (g->n + n > g->cap) {
+    doc_terms_reserve(dt);
+    if (++g->stamp == 0) { /* (after 4G documents) stamps start again */
+        for (size_t i = 0; i < g->nt; i++)
+            g->t[i].seen = 0;
+        g->stamp = 1;
+    }
+    /* The document's distinct keys: refs, tf, and in hash their terms. */
+    const unsigned char *p = (const unsigned char *)dt->keys.data;
+    size_t nd = 0;
+    for (size_t i = 0; i < dt->n; i++) {
+        uint16_t len;
+        memcpy(&len, p, 2);
+        const unsigned char *k = p + 2;
+        p += 2 + len;
+        uint32_t ti = term_of(g, k, len, key_hash(k, len));
+        struct gather_term *t = &g->t[ti];
+        if (t->seen != g->stamp) {
+            t->seen = g->stamp;
+            t->local = (uint32_t)nd;
+            dt->refs[nd] = (struct keyref){k, len};
+            dt->tf[nd] = 0;
+            dt->hash[nd++] = ti;
+        }
+        dt->tf[t->local]++;
+        dt->tokkey[i] = t->local;
+    }
+    doc_terms_positions(dt, nd);
+    if (g->n + nd > g->cap) {
         g->cap = g->cap ? g->cap * 2 : 1024;
-        if (g->cap < g->n + n)
-            g->cap = g->n + n;
+        if (g->cap < g->n + nd)
+            g->cap = g->n + nd;
         g->e = xrealloc(g->e, g->cap * sizeof *g->e);
     }
-    for (size_t i = 0; i < n; i++) {
-        uint32_t ti = term_of(g, dt->refs[i].p, dt->refs[i].len, dt->hash[i]);
+    for (size_t i = 0; i < nd; i++) {
+        uint32_t ti = (uint32_t)dt->hash[i];
         g->t[ti].count++;
         size_t at = g->blobs.len;
         if (doc_terms_has_positions(dt, i))

@@ -52,11 +52,10 @@ void index_group_add(struct index_group *g, struct index_doc *x, struct analyzer
 {
     struct doc_terms *dt = index_doc_terms(x);
     doc_terms_collect(dt, an, o, vals);
-    size_t n = doc_terms_distinct(dt);
     uint32_t ord = g->ndocs++;
     tbuf_add(out, dt->lens, dt->sc->nfields * sizeof *dt->lens);
     tbuf_add(out, &ord, sizeof ord);
-    gather_doc(&g->in, dt, n, ord);
+    gather_tokens(&g->in, dt, ord);
 }
 
 /* A counting sort of the entries straight into the sealed arrays: each

@@ -55,6 +55,8 @@ void doc_terms_collect(struct doc_terms *dt, struct analyzer *an, const struct a
 /* The hash the index's hash tables use for a key. */
 uint64_t key_hash(const unsigned char *p, size_t n);
 
+/* Room in refs, tf, hash and tokkey for every key collected. */
+void doc_terms_reserve(struct doc_terms *dt);
 /* Merges repeated keys: refs[0..n) distinct, in no particular order, with
  * their tf. Returns n. */
 size_t doc_terms_distinct(struct doc_terms *dt);
@@ -99,6 +101,8 @@ struct gather_term {
     uint32_t koff, count;
     uint16_t klen;
     uint64_t hash, prefix;
+    uint32_t seen, local; /* gather_tokens: the stamp of the last document
+                             that had it, and its distinct index there */
 };
 
 struct gather {
@@ -109,12 +113,15 @@ struct gather {
     size_t nt, tcap;
     uint32_t *slots; /* open addressing over t (index + 1) */
     size_t nslots;
+    uint32_t stamp; /* gather_tokens' calls so far */
 };
 
 void gather_reset(struct gather *g);
 void gather_free(struct gather *g);
-/* Adds the n distinct keys of dt (after doc_terms_distinct) as doc's. */
-void gather_doc(struct gather *g, struct doc_terms *dt, size_t n, uint32_t doc);
+/* Adds the keys dt collected (doc_terms_collect) as doc's: repeats are
+ * merged through the batch's own table (a key is looked up once a token,
+ * not once in a table of the document's and again in the batch's). */
+void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc);
 /* The terms in key order: order[k] is the index in t of the k-th. */
 void gather_sort_terms(struct gather *g, uint32_t *order);
 /* The entries grouped by term, terms in key order (*order: the indexes of

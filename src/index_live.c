@@ -437,9 +437,8 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
         b->scratch = index_doc_new(sc);
     struct doc_terms *dt = &b->scratch->dt;
     doc_terms_collect(dt, an, o, vals);
-    size_t n = doc_terms_distinct(dt);
     note_added(b, doc, 0);
-    gather_doc(&b->own, dt, n, doc);
+    gather_tokens(&b->own, dt, doc);
     int rc = delta_add(txn, d, sc, dt->lens, vals, doc, totals, b);
     if (!rc && one)
         rc = index_delta_flush(txn, d, one);

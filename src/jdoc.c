@@ -339,8 +339,9 @@ const struct jval *jv_get(const struct jval *o, const char *key)
     const struct jval *found = NULL;
     if (!jv_is(o, JV_OBJ))
         return NULL;
+    size_t n = strlen(key); /* lengths first: a strcmp a member was 4 % of the decoding thread */
     jv_foreach(o, m)
-        if (strcmp(m->key, key) == 0)
+        if (m->keylen == n && memcmp(m->key, key, n) == 0)
             found = m;
     return found;
 }
@@ -348,7 +349,8 @@ const struct jval *jv_get(const struct jval *o, const char *key)
 const struct jval *jv_get_hinted(const struct jval *o, const char *key, const struct jval **hint)
 {
     const struct jval *h = *hint, *found;
-    if (h && jv_is(o, JV_OBJ) && h > o && h < o + o->span && strcmp(h->key, key) == 0)
+    if (h && jv_is(o, JV_OBJ) && h > o && h < o + o->span && h->key && strcmp(h->key, key) == 0 &&
+        h->keylen == strlen(key))
         found = h;
     else
         found = jv_get(o, key);
