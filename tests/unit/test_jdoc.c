@@ -2,6 +2,7 @@
  * Every accepted text is also one json-c accepts with the same values, and
  * every refused one names the byte where it stops being JSON. */
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -147,8 +148,35 @@ static void same_as_json_c(void)
     }
 }
 
+/* A string's end, escape or control character at every offset of the
+ * 8-byte words a plain run is scanned in, after plain bytes both ASCII
+ * and UTF-8: each is met where it is. Fails with a word-wise scan that
+ * misses one of the three kinds in some lane. */
+static void runs_end_anywhere(void)
+{
+    char text[64], want[64];
+    const char *plain[2] = {"abcdefghijklmnopqrstuvwxyz0123456789", "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                            "\xc3\xa9\xc3\xa9"};
+    for (int kind = 0; kind < 2; kind++)
+        for (int n = 0; n < 24; n++) {
+            /* "<n plain>\n<plain>" then the end */
+            snprintf(text, sizeof text, "\"%.*s\\nxy\"", n, plain[kind]);
+            snprintf(want, sizeof want, "%.*s\nxy", n, plain[kind]);
+            const struct jval *v = parse(text);
+            CHECK(v && jv_is(v, JV_STR) && strcmp(v->s, want) == 0);
+            /* an unescaped control character there is refused at it */
+            snprintf(text, sizeof text, "\"%.*s\txy\"", n, plain[kind]);
+            CHECK(parse(text) == NULL && D.err_at == (size_t)n + 1);
+            /* and a quote ends the string there */
+            snprintf(text, sizeof text, "[\"%.*s\",1]", n, plain[kind]);
+            v = parse(text);
+            CHECK(v && jv_is(v, JV_ARR) && v->len == 2 && jv_at(v, 0)->len == (uint32_t)n);
+        }
+}
+
 int main(void)
 {
+    runs_end_anywhere();
     scalars();
     containers();
     refusals();
