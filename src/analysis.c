@@ -341,7 +341,13 @@ static inline enum wclass ascii_class(unsigned char c)
 
 static bool is_ascii(const char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (uint64_t x, any = 0; i + 8 <= n; i += 8) { /* 8 bytes at a time */
+        memcpy(&x, p + i, 8);
+        if ((any |= x) & 0x8080808080808080ULL)
+            return false;
+    }
+    for (; i < n; i++)
         if ((unsigned char)p[i] >= 0x80)
             return false;
     return true;

@@ -99,18 +99,6 @@ void tbuf_printf(struct tbuf *b, const char *fmt, ...)
     va_end(ap);
 }
 
-void tbuf_add_varint(struct tbuf *b, uint64_t v)
-{
-    unsigned char tmp[10];
-    size_t n = 0;
-    while (v >= 0x80) {
-        tmp[n++] = (unsigned char)(v | 0x80);
-        v >>= 7;
-    }
-    tmp[n++] = (unsigned char)v;
-    tbuf_add(b, tmp, n);
-}
-
 bool varint_read(const unsigned char **p, const unsigned char *end, uint64_t *v)
 {
     uint64_t r = 0;
@@ -123,13 +111,6 @@ bool varint_read(const unsigned char **p, const unsigned char *end, uint64_t *v)
         }
     }
     return false;
-}
-
-void tbuf_reset(struct tbuf *b)
-{
-    b->len = 0;
-    if (b->data)
-        b->data[0] = 0;
 }
 
 void tbuf_free(struct tbuf *b)

@@ -62,8 +62,22 @@ static inline void tbuf_add(struct tbuf *b, const void *p, size_t n)
 void tbuf_adds(struct tbuf *b, const char *s);
 void tbuf_printf(struct tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void tbuf_vprintf(struct tbuf *b, const char *fmt, va_list ap);
-void tbuf_add_varint(struct tbuf *b, uint64_t v);
-void tbuf_reset(struct tbuf *b);
+static inline void tbuf_add_varint(struct tbuf *b, uint64_t v)
+{
+    tbuf_reserve(b, 10);
+    unsigned char *w = (unsigned char *)b->data + b->len, *start = w;
+    for (; v >= 0x80; v >>= 7)
+        *w++ = (unsigned char)(v | 0x80);
+    *w++ = (unsigned char)v;
+    b->len += (size_t)(w - start);
+    b->data[b->len] = 0;
+}
+static inline void tbuf_reset(struct tbuf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = 0;
+}
 void tbuf_free(struct tbuf *b);
 /* Hands the contents to the caller (malloc'd, NUL-terminated); b is emptied. */
 char *tbuf_take(struct tbuf *b);
