@@ -28,9 +28,21 @@ void gather_free(struct gather *g)
     memset(g, 0, sizeof *g);
 }
 
+void gather_release(struct gather *g)
+{
+    free(g->e);
+    free(g->t);
+    free(g->slots);
+    g->was.cap = g->cap, g->was.tcap = g->tcap, g->was.nslots = g->nslots;
+    g->was.blobs = g->blobs.cap;
+    tbuf_free(&g->blobs);
+    g->e = NULL, g->t = NULL, g->slots = NULL;
+    g->n = g->cap = g->nt = g->tcap = g->nslots = 0;
+}
+
 static void slots_grow(struct gather *g)
 {
-    size_t n = g->nslots ? g->nslots * 2 : 4096;
+    size_t n = g->nslots ? g->nslots * 2 : g->was.nslots ? g->was.nslots : 4096;
     free(g->slots);
     g->slots = xcalloc(n, sizeof *g->slots);
     g->nslots = n;
@@ -58,7 +70,7 @@ static uint32_t term_of(struct gather *g, const unsigned char *key, uint16_t kle
             return s - 1;
     }
     if (g->nt == g->tcap) {
-        g->tcap = g->tcap ? g->tcap * 2 : 1024;
+        g->tcap = g->tcap ? g->tcap * 2 : g->was.tcap ? g->was.tcap : 1024;
         g->t = xrealloc(g->t, g->tcap * sizeof *g->t);
     }
     g->t[g->nt] = (struct gather_term){(uint32_t)g->keys.len, 0, klen, hash, prefix, 0, 0};
@@ -78,6 +90,8 @@ void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
     /* The document's distinct keys: refs, tf, and in hash their terms. */
     const unsigned char *p = (const unsigned char *)dt->keys.data;
     size_t nd = 0;
+    if (!g->blobs.cap && g->was.blobs) /* (a tbuf keeps a byte for its NUL) */
+        tbuf_reserve(&g->blobs, g->was.blobs - 1);
     for (size_t i = 0; i < dt->n; i++) {
         uint16_t len;
         memcpy(&len, p, 2);
@@ -97,7 +111,7 @@ void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
     }
     doc_terms_positions(dt, nd);
     if (g->n + nd > g->cap) {
-        g->cap = g->cap ? g->cap * 2 : 1024;
+        g->cap = g->cap ? g->cap * 2 : g->was.cap ? g->was.cap : 1024;
         if (g->cap < g->n + nd)
             g->cap = g->n + nd;
         g->e = xrealloc(g->e, g->cap * sizeof *g->e);

@@ -106,6 +106,11 @@ void index_group_seal(struct index_group *g)
     free(order);
     free(bytes);
     free(at);
+    /* What the sealed group no longer needs goes, rather than wait for
+     * the next batch (twice: a batch is decoded while the one before is
+     * applied): ~8 MB a batch of Debezium's, whose 1M-event catch-up
+     * otherwise peaked at 255 MB. */
+    gather_release(in);
 }
 
 /* The general case: some of the term's ordinals were not added (or their

@@ -114,10 +114,17 @@ struct gather {
     uint32_t *slots; /* open addressing over t (index + 1) */
     size_t nslots;
     uint32_t stamp; /* gather_tokens' calls so far */
+    /* The sizes before gather_release: allocated at once when used again,
+     * not grown through copies. */
+    struct {
+        size_t cap, tcap, nslots, blobs;
+    } was;
 };
 
 void gather_reset(struct gather *g);
 void gather_free(struct gather *g);
+/* Frees all but the keys (a sealed group needs no more than them). */
+void gather_release(struct gather *g);
 /* Adds the keys dt collected (doc_terms_collect) as doc's: repeats are
  * merged through the batch's own table (a key is looked up once a token,
  * not once in a table of the document's and again in the batch's). */
@@ -327,8 +334,10 @@ bool key_walk_min(const struct key_walk *w, MDB_val *key);
  * the walk has met a malformed block). */
 int key_walk_posting(const struct key_walk *w, const MDB_val *key, struct posting *out);
 /* The segments' parts of key, in side order, into parts (emptied first,
- * its memory reused): 0 or MDB_CORRUPTED. A walk without the base. */
-int key_walk_parts(const struct key_walk *w, const MDB_val *key, struct delta_parts *parts);
+ * its memory reused), and the bytes they are stored in to *bytes: 0 or
+ * MDB_CORRUPTED. A walk without the base. */
+int key_walk_parts(const struct key_walk *w, const MDB_val *key, struct delta_parts *parts,
+                   size_t *bytes);
 /* Moves every side at key to its next key. */
 void key_walk_next(struct key_walk *w, const MDB_val *key);
 void key_walk_close(struct key_walk *w);

@@ -211,27 +211,33 @@ struct chunk {
     size_t terms;
     unsigned char last[1 + TERM_MAX_BYTES]; /* the chunk's last key */
     size_t lastlen;
+    size_t read; /* bytes of the stored postings read for it */
 };
 
 #define CHUNK_BYTES ((size_t)4 << 20)
-/* What one call writes at most, its time left or not: a transaction holds
- * its dirty pages in the heap until the commit, and the pages it read stay
- * mapped until the caller releases them (a 50 ms step at rest, with no
- * bound but the time, peaked 20-30 MB above the catch-up). */
+/* What one call writes, and reads, at most, its time left or not: a
+ * transaction holds its dirty pages in the heap until the commit, and the
+ * pages it read stay mapped until the caller releases them (a 50 ms step
+ * at rest, with no bound but the time, peaked 20-30 MB above the
+ * catch-up; bounded by what it wrote only, a faster merge that dropped
+ * many deleted entries read more, and Debezium's fold at rest peaked at
+ * 265-281 MB). */
 #define STEP_BYTES ((size_t)8 << 20)
 
 /* The merged posting of key into o: the segments' parts from the walk, and
  * the base's when folding into it. */
 static int merge_key(MDB_txn *txn, const struct index_dbs *d, const struct merge *m,
                      const struct key_walk *w, const MDB_val *key,
-                     const roaring_bitmap_t *deleted, struct merged *o)
+                     const roaring_bitmap_t *deleted, struct merged *o, size_t *read)
 {
     struct posting p, base = {0};
     MDB_val v, bk = *key;
     bool has_base = false;
-    int rc = key_walk_parts(w, key, &o->parts);
-    if (!rc && m->to_base && mdb_get(txn, d->terms, &bk, &v) == 0)
+    int rc = key_walk_parts(w, key, &o->parts, read);
+    if (!rc && m->to_base && mdb_get(txn, d->terms, &bk, &v) == 0) {
         rc = (has_base = posting_decode(&v, &base)) ? 0 : MDB_CORRUPTED;
+        *read += v.mv_size;
+    }
     bool done = rc || merge_parts(has_base ? &base : NULL, &o->parts, deleted, o);
     posting_free(&base);
     if (done)
@@ -258,7 +264,9 @@ static int chunk_add(MDB_txn *txn, const struct index_dbs *d, const struct merge
                      const struct key_walk *w, const MDB_val *key,
                      const roaring_bitmap_t *deleted, struct merged *o, struct chunk *ch)
 {
-    int rc = merge_key(txn, d, m, w, key, deleted, o);
+    size_t read = 0;
+    int rc = merge_key(txn, d, m, w, key, deleted, o, &read);
+    ch->read += read;
     if (rc)
         return rc;
     tbuf_reset(&o->val);
@@ -458,7 +466,7 @@ static int merge_run(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
         count++;
     struct key_walk w;
     struct merged o = {0};
-    struct chunk ch = {{0}, 0, {0}, 0};
+    struct chunk ch = {{0}, 0, {0}, 0, 0};
     int rc = key_walk_open(&w, txn, d, false, segs + first, count);
     MDB_val key;
     size_t wrote = 0;
@@ -468,8 +476,10 @@ static int merge_run(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
         key_walk_seek(&w, m->from, m->fromlen);
         tbuf_reset(&ch.buf);
         ch.terms = 0;
+        ch.read = 0;
         /* Read: a chunk's terms, while time and room last. */
-        while (!rc && ch.buf.len < CHUNK_BYTES && (!ch.terms || mono_now() < until)) {
+        while (!rc && ch.buf.len < CHUNK_BYTES && ch.read < CHUNK_BYTES &&
+               (!ch.terms || mono_now() < until)) {
             if (!key_walk_min(&w, &key)) {
                 *done = !w.bad; /* sides cut short are no end */
                 rc = w.bad ? MDB_CORRUPTED : 0;
@@ -481,7 +491,7 @@ static int merge_run(MDB_txn *txn, const struct index_dbs *d, struct merge *m,
         /* Write: the chunk's terms, then on from after its last. */
         if (!rc && ch.terms)
             rc = chunk_write(txn, d, m, segs + first, count, &ch);
-        wrote += ch.buf.len;
+        wrote += ch.buf.len > ch.read ? ch.buf.len : ch.read;
         if (!rc && ch.terms) {
             m->fromlen = ch.lastlen;
             memcpy(m->from, ch.last, ch.lastlen);

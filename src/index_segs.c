@@ -425,13 +425,17 @@ int key_walk_posting(const struct key_walk *w, const MDB_val *key, struct postin
     return 0;
 }
 
-int key_walk_parts(const struct key_walk *w, const MDB_val *key, struct delta_parts *parts)
+int key_walk_parts(const struct key_walk *w, const MDB_val *key, struct delta_parts *parts,
+                   size_t *bytes)
 {
     parts->n = 0;
+    *bytes = 0;
     bool ok = !w->bad;
     for (size_t i = 0; i < w->n && ok; i++)
-        if (w->s[i].plen && side_at(&w->s[i], key))
+        if (w->s[i].plen && side_at(&w->s[i], key)) {
             ok = delta_parts_add(parts, &w->s[i].v);
+            *bytes += w->s[i].v.mv_size;
+        }
     return ok ? 0 : MDB_CORRUPTED;
 }
 
