@@ -181,6 +181,8 @@ int index_key_posting(MDB_txn *txn, const struct index_dbs *d, MDB_val key, stru
 {
     MDB_val v;
     memset(out, 0, sizeof *out);
+    if (key.mv_size > 1 + TERM_MAX_BYTES) /* no such term is stored (nor a valid LMDB key) */
+        return MDB_NOTFOUND;
     int rc = mdb_get(txn, d->terms, &key, &v);
     if (rc && rc != MDB_NOTFOUND)
         return rc;
@@ -263,7 +265,7 @@ int index_terms_between(MDB_txn *txn, const struct index_dbs *d, uint8_t field, 
         if (b > 0)
             break;
         struct posting p;
-        if (b == 0 && key_walk_posting(&w, &key, &p) == 0) {
+        if (b == 0 && (rc = key_walk_posting(&w, &key, &p)) == 0) {
             int stop = fn(arg, (const unsigned char *)key.mv_data + 1, key.mv_size - 1, &p);
             posting_free(&p);
             if (stop)
@@ -271,6 +273,8 @@ int index_terms_between(MDB_txn *txn, const struct index_dbs *d, uint8_t field, 
         }
         key_walk_next(&w, &key);
     }
+    if (!rc && w.bad) /* a malformed block ended a side: not the terms' end */
+        rc = MDB_CORRUPTED;
     key_walk_close(&w);
     free(segs);
     tbuf_free(&k);

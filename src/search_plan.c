@@ -56,7 +56,13 @@ static struct plan *term_plan(struct ctx *c, uint8_t f, const void *term, size_t
     p->kind = P_TERM;
     p->boost = 1;
     p->field = f;
-    if (reader_term(c->rd, f, term, len, &p->post) != 0) {
+    int rc = reader_term(c->rd, f, term, len, &p->post);
+    if (rc && rc != MDB_NOTFOUND) {
+        free(p);
+        return search_fail(c, "the index of field %s cannot be read (%s): rebuild the collection",
+                           c->sc->fields[f].name, mdb_strerror(rc));
+    }
+    if (rc) {
         memset(&p->post, 0, sizeof p->post);
         p->post.docs = roaring_bitmap_create();
     }
@@ -271,7 +277,11 @@ static size_t utf8_len(const char *s)
 static roaring_bitmap_t *term_docs(struct ctx *c, uint8_t f, const char *t, size_t len)
 {
     struct posting post;
-    if (reader_term(c->rd, f, t, len, &post) != 0)
+    int rc = reader_term(c->rd, f, t, len, &post);
+    if (rc && rc != MDB_NOTFOUND)
+        search_fail(c, "the index of field %s cannot be read (%s): rebuild the collection",
+                    c->sc->fields[f].name, mdb_strerror(rc));
+    if (rc)
         return roaring_bitmap_create();
     roaring_bitmap_t *r = posting_live(&post, reader_deleted(c->rd));
     posting_free(&post);
@@ -399,6 +409,15 @@ static struct plan *expand_plan(struct ctx *c, struct expand *e)
     return const_plan(e->docs);
 }
 
+/* A walk over terms that met what the index cannot read: the query fails
+ * rather than answer without those terms. */
+static struct plan *unreadable(struct ctx *c, uint8_t f, struct expand *e, int rc)
+{
+    roaring_bitmap_free(e->docs);
+    return search_fail(c, "the index of field %s cannot be read (%s): rebuild the collection",
+                       c->sc->fields[f].name, mdb_strerror(rc));
+}
+
 static char *fold_for(struct ctx *c, const struct tis_field *f, const char *s)
 {
     return token_folds(f->token) ? analysis_fold(c->an, s, strlen(s)) : xstrdup(s);
@@ -408,9 +427,9 @@ static struct plan *prefix_plan(struct ctx *c, uint8_t f, const char *prefix, co
 {
     struct expand e = {.c = c, .docs = roaring_bitmap_create(), .pattern = pattern,
                        .prefix_len = strlen(prefix), .prefix = prefix, .prefix_mode = true};
-    reader_terms_between(c->rd, f, prefix, strlen(prefix), true, NULL, 0, false,
-                        expand_term, &e);
-    return expand_plan(c, &e);
+    int rc = reader_terms_between(c->rd, f, prefix, strlen(prefix), true, NULL, 0, false,
+                                  expand_term, &e);
+    return rc ? unreadable(c, f, &e, rc) : expand_plan(c, &e);
 }
 
 /* Digits at s[0..n), as a number; -1 if any is not a digit. */
@@ -492,11 +511,11 @@ static struct plan *range_plan(struct ctx *c, uint8_t f, const struct qnode *q)
     }
     const void *plo = flo ? (const void *)flo : lon ? lo : NULL;
     const void *phi = fhi ? (const void *)fhi : hin ? hi : NULL;
-    reader_terms_between(c->rd, f, plo, flo ? strlen(flo) : lon, q->incl_lo, phi,
-                        fhi ? strlen(fhi) : hin, q->incl_hi, expand_term, &e);
+    int rc = reader_terms_between(c->rd, f, plo, flo ? strlen(flo) : lon, q->incl_lo, phi,
+                                  fhi ? strlen(fhi) : hin, q->incl_hi, expand_term, &e);
     free(flo);
     free(fhi);
-    return expand_plan(c, &e);
+    return rc ? unreadable(c, f, &e, rc) : expand_plan(c, &e);
 }
 
 /* ---- compiling a query node for one field ---- */

@@ -264,7 +264,9 @@ roaring_bitmap_t *index_live(uint32_t last_id, const roaring_bitmap_t *deleted);
 
 /* Calls fn for each term of field in [lo, hi] (NULL: open end; incl_*: the
  * bound itself counts), base and delta terms alike, in order; fn returns
- * non-zero to stop. The posting is borrowed for the call. */
+ * non-zero to stop. The posting is borrowed for the call. Returns 0, or an
+ * LMDB error (MDB_CORRUPTED: a posting or block that cannot be read, where
+ * the walk stops). */
 typedef int (*term_fn)(void *arg, const unsigned char *term, size_t len,
                        const struct posting *posting);
 int index_terms_between(MDB_txn *txn, const struct index_dbs *d, uint8_t field, const void *lo,

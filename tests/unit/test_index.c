@@ -635,6 +635,13 @@ static void test_segments_of_many_blocks(void)
     env_close(&fresh);
 }
 
+static int count_term(void *arg, const unsigned char *t, size_t len, const struct posting *p)
+{
+    (void)t, (void)len, (void)p;
+    ++*(int *)arg;
+    return 0;
+}
+
 /* A malformed block is an error to a reader and to the merge, which then
  * keeps every segment (it used to take the walk's end for the merge's and
  * drop them). */
@@ -673,6 +680,11 @@ static void test_malformed_block_is_an_error(void)
     struct posting p;
     mdb_txn_begin(e.env, NULL, MDB_RDONLY, &txn);
     CHECK(index_term(txn, &e.d, 1, "apple", 5, &p) == MDB_CORRUPTED);
+    /* A walk over the field's terms (prefixes, ranges) says so too, rather
+     * than end early as if the terms ended there. */
+    int terms = 0;
+    CHECK(index_terms_between(txn, &e.d, 1, NULL, 0, true, NULL, 0, true, count_term, &terms) ==
+          MDB_CORRUPTED);
     mdb_txn_abort(txn);
     bool ran, left;
     mdb_txn_begin(e.env, NULL, 0, &txn);
