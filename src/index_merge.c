@@ -125,73 +125,44 @@ static void merged_add(struct merged *o, uint32_t id, uint8_t tf, const unsigned
         tbuf_add(&o->blobs, "", 1); /* an empty list keeps the ranks in step */
 }
 
-/* (base | delta) - deleted of p, in id order (the base's ids are older than
- * the segments', but a merge by id does not rely on it). */
-static void merge_posting(const struct posting *p, const roaring_bitmap_t *deleted,
-                          struct merged *o)
-{
-    o->n = 0;
-    o->positions = false;
-    tbuf_reset(&o->blobs);
-    uint32_t nd = p->delta ? (uint32_t)roaring_bitmap_get_cardinality(p->delta) : 0, di = 0;
-    uint32_t *dids = xmalloc((nd ? nd : 1) * sizeof *dids);
-    if (nd)
-        roaring_bitmap_to_uint32_array(p->delta, dids);
-    roaring_uint32_iterator_t it;
-    roaring_init_iterator(p->docs, &it);
-    const unsigned char *b = posting_blob(p, 0), *bend = p->pos ? p->pos + p->poslen : NULL;
-    for (uint32_t r = 0; it.has_value || di < nd;) {
-        bool base = it.has_value && (di == nd || it.current_value < dids[di]);
-        uint32_t id = base ? it.current_value : dids[di];
-        bool keep = !roaring_bitmap_contains(deleted, id);
-        if (base) {
-            if (keep)
-                merged_add(o, id, (uint8_t)posting_base_tf(p, r), b, bend);
-            b = next_blob(b, bend), r++;
-            roaring_advance_uint32_iterator(&it);
-        } else {
-            if (keep)
-                merged_add(o, id, p->dtf[di], p->dpos[2 * di], p->dpos[2 * di + 1]);
-            di++;
-        }
-    }
-    free(dids);
-    if (!o->positions) /* a term without positions (a like field's): none stored */
-        tbuf_reset(&o->blobs);
-}
-
-/* The same straight from the segments' parts (and the base's posting, or
- * NULL): ids ascend from side to side (a segment's are all above the
- * ones before it, the base's below every segment's), so neither a bitmap
- * of the parts nor an array of it is made, which were a third of a merge.
- * false (nothing merged) when they do not ascend. */
-static bool merge_parts(const struct posting *base, const struct delta_parts *a,
-                        const roaring_bitmap_t *deleted, struct merged *o)
+/* (base | parts) - deleted, in id order, into o: base is the decoded base
+ * posting (NULL: none), the parts the segments' entries as key_walk_parts
+ * gathers them. Their ids must ascend, as they do from side to side (a
+ * segment's are all above the ones before it): false when they do not,
+ * the segments being then damaged. Straight from the parts, with no bitmap
+ * of them nor an array of that: those were a third of a merge. */
+static bool merge_posting(const struct posting *base, const struct delta_parts *a,
+                          const roaring_bitmap_t *deleted, struct merged *o)
 {
     for (size_t i = 1; i < a->n; i++)
         if (a->ids[i] <= a->ids[i - 1])
             return false;
-    if (base && a->n && !roaring_bitmap_is_empty(base->docs) &&
-        roaring_bitmap_maximum(base->docs) >= a->ids[0])
-        return false;
     o->n = 0;
     o->positions = false;
     tbuf_reset(&o->blobs);
+    roaring_uint32_iterator_t it = {0};
+    const unsigned char *b = NULL, *bend = NULL;
     if (base) {
-        roaring_uint32_iterator_t it;
         roaring_init_iterator(base->docs, &it);
-        const unsigned char *b = posting_blob(base, 0),
-                            *bend = base->pos ? base->pos + base->poslen : NULL;
-        for (uint32_t r = 0; it.has_value; r++, roaring_advance_uint32_iterator(&it)) {
-            if (!roaring_bitmap_contains(deleted, it.current_value))
-                merged_add(o, it.current_value, (uint8_t)posting_base_tf(base, r), b, bend);
-            b = next_blob(b, bend);
+        b = posting_blob(base, 0);
+        bend = base->pos ? base->pos + base->poslen : NULL;
+    }
+    for (uint32_t r = 0, j = 0; it.has_value || j < a->n;) {
+        bool from_base = it.has_value && (j == a->n || it.current_value < a->ids[j]);
+        uint32_t id = from_base ? it.current_value : a->ids[j];
+        bool keep = !roaring_bitmap_contains(deleted, id);
+        if (from_base) {
+            if (keep)
+                merged_add(o, id, (uint8_t)posting_base_tf(base, r), b, bend);
+            b = next_blob(b, bend), r++;
+            roaring_advance_uint32_iterator(&it);
+        } else {
+            if (keep)
+                merged_add(o, id, a->tf[j], a->pos[2 * j], a->pos[2 * j + 1]);
+            j++;
         }
     }
-    for (size_t i = 0; i < a->n; i++)
-        if (!roaring_bitmap_contains(deleted, a->ids[i]))
-            merged_add(o, a->ids[i], a->tf[i], a->pos[2 * i], a->pos[2 * i + 1]);
-    if (!o->positions)
+    if (!o->positions) /* a term without positions (a like field's): none stored */
         tbuf_reset(&o->blobs);
     return true;
 }
@@ -230,7 +201,7 @@ static int merge_key(MDB_txn *txn, const struct index_dbs *d, const struct merge
                      const struct key_walk *w, const MDB_val *key,
                      const roaring_bitmap_t *deleted, struct merged *o, size_t *read)
 {
-    struct posting p, base = {0};
+    struct posting base = {0};
     MDB_val v, bk = *key;
     bool has_base = false;
     int rc = key_walk_parts(w, key, &o->parts, read);
@@ -238,24 +209,9 @@ static int merge_key(MDB_txn *txn, const struct index_dbs *d, const struct merge
         rc = (has_base = posting_decode(&v, &base)) ? 0 : MDB_CORRUPTED;
         *read += v.mv_size;
     }
-    bool done = rc || merge_parts(has_base ? &base : NULL, &o->parts, deleted, o);
+    if (!rc && !merge_posting(has_base ? &base : NULL, &o->parts, deleted, o))
+        rc = MDB_CORRUPTED;
     posting_free(&base);
-    if (done)
-        return rc;
-    rc = key_walk_posting(w, key, &p); /* the general way: by bitmaps */
-    if (!rc && m->to_base && mdb_get(txn, d->terms, &bk, &v) == 0) {
-        struct posting base;
-        if (!posting_decode(&v, &base))
-            rc = MDB_CORRUPTED;
-        else { /* the base's ids with the segments' delta */
-            roaring_bitmap_free(p.docs);
-            p.docs = base.docs, p.n = base.n, p.small = base.small, p.tfs = base.tfs;
-            p.exc = base.exc, p.nexc = base.nexc, p.pos = base.pos, p.poslen = base.poslen;
-        }
-    }
-    if (!rc)
-        merge_posting(&p, deleted, o);
-    posting_free(&p);
     return rc;
 }
 
