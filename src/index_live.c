@@ -93,13 +93,10 @@ int index_idset_take(MDB_txn *txn, MDB_dbi dbi, uint32_t max, roaring_bitmap_t *
 struct index_delta {
     struct gather own; /* entries of the documents analysed here */
     /* A group analysed ahead (index_delta_attach): map[o] is the id given
-     * to its ordinal o (0: none yet), rev[id - first_added] the ordinal + 1
-     * of each id added (0: analysed here). */
+     * to its ordinal o (0: none yet). */
     const struct index_group *group;
     uint32_t *map;
     size_t mapcap;
-    uint32_t *rev;
-    size_t nrev, revcap;
     bool grouped; /* some ordinal was added */
     roaring_bitmap_t *deleted; /* ids removed in this transaction */
     uint32_t first_added; /* the least id added in it (0: none yet) */
@@ -112,6 +109,14 @@ struct index_delta {
     size_t nexf;
 };
 
+/* Forgets the ids given to the group's ordinals. */
+static void unmap_all(struct index_delta *b)
+{
+    if (b->group && b->grouped)
+        memset(b->map, 0, b->group->ndocs * sizeof *b->map);
+    b->grouped = false;
+}
+
 struct index_delta *index_delta_new(void)
 {
     struct index_delta *b = xcalloc(1, sizeof(struct index_delta));
@@ -122,10 +127,7 @@ struct index_delta *index_delta_new(void)
 void index_delta_reset(struct index_delta *b)
 {
     gather_reset(&b->own);
-    if (b->group && b->grouped)
-        memset(b->map, 0, b->group->ndocs * sizeof *b->map);
-    b->grouped = false;
-    b->nrev = 0;
+    unmap_all(b);
     if (b->deleted)
         roaring_bitmap_clear(b->deleted);
     b->first_added = 0;
@@ -141,7 +143,6 @@ void index_delta_free(struct index_delta *b)
         return;
     gather_free(&b->own);
     free(b->map);
-    free(b->rev);
     if (b->deleted)
         roaring_bitmap_free(b->deleted);
     index_doc_free(b->scratch);
@@ -153,9 +154,7 @@ void index_delta_free(struct index_delta *b)
 
 void index_delta_attach(struct index_delta *b, const struct index_group *g)
 {
-    if (b->group && b->grouped)
-        memset(b->map, 0, b->group->ndocs * sizeof *b->map);
-    b->grouped = false;
+    unmap_all(b);
     b->group = g && g->sealed && g->ndocs ? g : NULL;
     if (!b->group)
         return;
@@ -167,33 +166,11 @@ void index_delta_attach(struct index_delta *b, const struct index_group *g)
     memset(b->map, 0, g->ndocs * sizeof *b->map);
 }
 
-/* Notes id doc as added (ordinal + 1 of the group's, or 0). Ids given in a
- * transaction are consecutive, from the first. */
-static void note_added(struct index_delta *b, uint32_t doc, uint32_t from_group)
+/* Notes id doc as added: the least id the transaction added. */
+static void note_added(struct index_delta *b, uint32_t doc)
 {
-    if (b->first_added && doc < b->first_added) { /* (never in a channel) */
-        size_t shift = b->first_added - doc;
-        b->rev = xrealloc(b->rev, (b->nrev + shift) * sizeof *b->rev);
-        b->revcap = b->nrev + shift;
-        memmove(b->rev + shift, b->rev, b->nrev * sizeof *b->rev);
-        memset(b->rev, 0, shift * sizeof *b->rev);
-        b->nrev += shift;
+    if (!b->first_added || doc < b->first_added)
         b->first_added = doc;
-    }
-    if (!b->first_added)
-        b->first_added = doc;
-    size_t at = doc - b->first_added;
-    if (at + 1 > b->revcap) {
-        b->revcap = b->revcap ? b->revcap * 2 : 1024;
-        if (b->revcap < at + 1)
-            b->revcap = at + 1;
-        b->rev = xrealloc(b->rev, b->revcap * sizeof *b->rev);
-    }
-    for (; b->nrev < at; b->nrev++) /* (never: ids come one after another) */
-        b->rev[b->nrev] = 0;
-    b->rev[at] = from_group;
-    if (at + 1 > b->nrev)
-        b->nrev = at + 1;
 }
 
 /* The id the batch's segment gets: after every live one. */
@@ -264,13 +241,9 @@ static roaring_bitmap_t *added_and_removed(struct index_delta *b)
         return NULL;
     roaring_bitmap_t *gone = roaring_bitmap_copy(b->deleted);
     roaring_bitmap_remove_range(gone, 0, b->first_added);
-    roaring_uint32_iterator_t it;
-    roaring_init_iterator(gone, &it);
-    for (; b->grouped && it.has_value; roaring_advance_uint32_iterator(&it)) {
-        size_t at = it.current_value - b->first_added;
-        if (at < b->nrev && b->rev[at])
-            b->map[b->rev[at] - 1] = 0;
-    }
+    for (uint32_t o = 0; b->grouped && o < b->group->ndocs; o++)
+        if (b->map[o] && roaring_bitmap_contains(gone, b->map[o]))
+            b->map[o] = 0;
     return gone;
 }
 
@@ -414,7 +387,7 @@ int index_doc_add_packed(MDB_txn *txn, const struct index_dbs *d, const struct t
     memcpy(&ord, (const unsigned char *)packed + sc->nfields * sizeof(uint32_t), sizeof ord);
     if (!batch || !batch->group || ord >= batch->group->ndocs || batch->map[ord])
         return EINVAL; /* not the attached group's, or added twice */
-    note_added(batch, doc, ord + 1);
+    note_added(batch, doc);
     batch->map[ord] = doc;
     batch->grouped = true;
     return delta_add(txn, d, sc, packed, vals, doc, totals, batch);
@@ -437,7 +410,7 @@ int index_doc_add(MDB_txn *txn, const struct index_dbs *d, const struct tis_sche
         b->scratch = index_doc_new(sc);
     struct doc_terms *dt = &b->scratch->dt;
     doc_terms_collect(dt, an, o, vals);
-    note_added(b, doc, 0);
+    note_added(b, doc);
     gather_tokens(&b->own, dt, doc);
     int rc = delta_add(txn, d, sc, dt->lens, vals, doc, totals, b);
     if (!rc && one)
