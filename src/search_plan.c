@@ -50,6 +50,14 @@ static struct plan *const_plan(roaring_bitmap_t *docs)
     return p;
 }
 
+/* A term (or a walk over terms) that the index cannot read: the query
+ * fails rather than answer without it. */
+static struct plan *unreadable(struct ctx *c, uint8_t f, int rc)
+{
+    return search_fail(c, "the index of field %s cannot be read (%s): rebuild the collection",
+                       c->sc->fields[f].name, mdb_strerror(rc));
+}
+
 static struct plan *term_plan(struct ctx *c, uint8_t f, const void *term, size_t len)
 {
     struct plan *p = xcalloc(1, sizeof *p);
@@ -59,8 +67,7 @@ static struct plan *term_plan(struct ctx *c, uint8_t f, const void *term, size_t
     int rc = reader_term(c->rd, f, term, len, &p->post);
     if (rc && rc != MDB_NOTFOUND) {
         free(p);
-        return search_fail(c, "the index of field %s cannot be read (%s): rebuild the collection",
-                           c->sc->fields[f].name, mdb_strerror(rc));
+        return unreadable(c, f, rc);
     }
     if (rc) {
         memset(&p->post, 0, sizeof p->post);
@@ -279,8 +286,7 @@ static roaring_bitmap_t *term_docs(struct ctx *c, uint8_t f, const char *t, size
     struct posting post;
     int rc = reader_term(c->rd, f, t, len, &post);
     if (rc && rc != MDB_NOTFOUND)
-        search_fail(c, "the index of field %s cannot be read (%s): rebuild the collection",
-                    c->sc->fields[f].name, mdb_strerror(rc));
+        unreadable(c, f, rc);
     if (rc)
         return roaring_bitmap_create();
     roaring_bitmap_t *r = posting_live(&post, reader_deleted(c->rd));
@@ -409,15 +415,6 @@ static struct plan *expand_plan(struct ctx *c, struct expand *e)
     return const_plan(e->docs);
 }
 
-/* A walk over terms that met what the index cannot read: the query fails
- * rather than answer without those terms. */
-static struct plan *unreadable(struct ctx *c, uint8_t f, struct expand *e, int rc)
-{
-    roaring_bitmap_free(e->docs);
-    return search_fail(c, "the index of field %s cannot be read (%s): rebuild the collection",
-                       c->sc->fields[f].name, mdb_strerror(rc));
-}
-
 static char *fold_for(struct ctx *c, const struct tis_field *f, const char *s)
 {
     return token_folds(f->token) ? analysis_fold(c->an, s, strlen(s)) : xstrdup(s);
@@ -429,7 +426,11 @@ static struct plan *prefix_plan(struct ctx *c, uint8_t f, const char *prefix, co
                        .prefix_len = strlen(prefix), .prefix = prefix, .prefix_mode = true};
     int rc = reader_terms_between(c->rd, f, prefix, strlen(prefix), true, NULL, 0, false,
                                   expand_term, &e);
-    return rc ? unreadable(c, f, &e, rc) : expand_plan(c, &e);
+    if (rc) {
+        roaring_bitmap_free(e.docs);
+        return unreadable(c, f, rc);
+    }
+    return expand_plan(c, &e);
 }
 
 /* Digits at s[0..n), as a number; -1 if any is not a digit. */
@@ -515,7 +516,11 @@ static struct plan *range_plan(struct ctx *c, uint8_t f, const struct qnode *q)
                                   fhi ? strlen(fhi) : hin, q->incl_hi, expand_term, &e);
     free(flo);
     free(fhi);
-    return rc ? unreadable(c, f, &e, rc) : expand_plan(c, &e);
+    if (rc) {
+        roaring_bitmap_free(e.docs);
+        return unreadable(c, f, rc);
+    }
+    return expand_plan(c, &e);
 }
 
 /* ---- compiling a query node for one field ---- */
