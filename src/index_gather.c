@@ -132,9 +132,8 @@ static int cmp_term(const void *x, const void *y, void *arg)
 {
     const struct gather *g = arg;
     const struct gather_term *a = &g->t[*(const uint32_t *)x], *c = &g->t[*(const uint32_t *)y];
-    if (a->prefix != c->prefix)
-        return a->prefix < c->prefix ? -1 : 1;
-    return cmp_keys(g->keys.data + a->koff, a->klen, g->keys.data + c->koff, c->klen);
+    return cmp_prefixed_keys(a->prefix, g->keys.data + a->koff, a->klen, c->prefix,
+                             g->keys.data + c->koff, c->klen);
 }
 
 /* A term's first 8 key bytes and its index, as the radix sort moves them. */

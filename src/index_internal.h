@@ -85,6 +85,15 @@ static inline uint64_t key_prefix8(const unsigned char *key, size_t klen)
     return prefix;
 }
 
+/* cmp_keys of two keys whose key_prefix8 are pa and pb: most differ there. */
+static inline int cmp_prefixed_keys(uint64_t pa, const void *a, size_t an, uint64_t pb,
+                                    const void *b, size_t bn)
+{
+    if (pa != pb)
+        return pa < pb ? -1 : 1;
+    return cmp_keys(a, an, b, bn);
+}
+
 /* The analysis's working space of an index_doc (index_live.c). */
 struct doc_terms *index_doc_terms(struct index_doc *x);
 

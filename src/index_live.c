@@ -252,9 +252,8 @@ static int cmp_own_group(const struct gather *own, const struct gather_term *t,
                          const struct index_group *g, size_t k)
 {
     const struct group_term *u = &g->t[k];
-    if (t->prefix != u->prefix)
-        return t->prefix < u->prefix ? -1 : 1;
-    return cmp_keys(own->keys.data + t->koff, t->klen, g->in.keys.data + u->koff, u->klen);
+    return cmp_prefixed_keys(t->prefix, own->keys.data + t->koff, t->klen, u->prefix,
+                             g->in.keys.data + u->koff, u->klen);
 }
 
 /* The batch's postings as one new segment: its own terms and the
