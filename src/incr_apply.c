@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "incr_internal.h"
 #include "tisfs/cdc.h"
@@ -17,9 +16,9 @@
 
 bool incr_ours(const struct incr *c, const struct cdc_event *e)
 {
-    if (strcasecmp(e->db, c->db) != 0)
+    if (!name_eq(e->db, c->db))
         return false;
-    return strcasecmp(e->table, c->table) == 0 || (e->kind == CDC_DDL && !e->table[0]);
+    return name_eq(e->table, c->table) || (e->kind == CDC_DDL && !e->table[0]);
 }
 
 /* BIT(n) comes as a number; a dump gives its big-endian bytes. */
@@ -129,7 +128,7 @@ int incr_row_values(struct incr *c, struct rowbuf *rb, const struct cdc_row *r, 
         rb->vals[i] = (struct tis_value){"", 0, true};
         for (size_t k = 0; k < r->n; k++) {
             size_t j = (from + k) % r->n;
-            if (strcasecmp(r->cols[j].name, sc->fields[i].name) == 0) {
+            if (name_eq(r->cols[j].name, sc->fields[i].name)) {
                 rb->present[i] = true;
                 rb->vals[i] = dump_form(c->proto, rb, &sc->fields[i], r->cols[j].v, &rb->moved[i]);
                 from = j + 1;
@@ -157,10 +156,10 @@ static bool same_pk(struct incr *c, const struct cdc_event *e)
         const char *name = sc->fields[sc->pk[i]].name;
         const struct tis_value *a = NULL, *b = NULL;
         for (size_t j = 0; j < e->after.n; j++)
-            if (strcasecmp(e->after.cols[j].name, name) == 0)
+            if (name_eq(e->after.cols[j].name, name))
                 a = &e->after.cols[j].v;
         for (size_t j = 0; j < e->before.n; j++)
-            if (strcasecmp(e->before.cols[j].name, name) == 0)
+            if (name_eq(e->before.cols[j].name, name))
                 b = &e->before.cols[j].v;
         if (a && b && (a->len != b->len || memcmp(a->p, b->p, a->len) != 0))
             return false;

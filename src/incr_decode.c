@@ -114,6 +114,14 @@ static void slot_room(struct decoded *b)
     b->group = index_group_new();
 }
 
+static int free_slot(const struct incr_decoder *d)
+{
+    for (int s = 0; s < SLOTS; s++)
+        if (!d->busy[s])
+            return s;
+    return -1;
+}
+
 static void *decoder(void *arg)
 {
     struct incr_decoder *d = arg;
@@ -121,7 +129,7 @@ static void *decoder(void *arg)
     pthread_mutex_lock(&d->mu);
     for (;;) {
         int s = -1;
-        while (!d->stop && (s = !d->busy[0] ? 0 : !d->busy[1] ? 1 : -1) < 0)
+        while (!d->stop && (s = free_slot(d)) < 0)
             pthread_cond_wait(&d->cv, &d->mu);
         if (d->stop)
             break;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "check.h"
 
@@ -112,6 +113,24 @@ static void open_event(const char *key, const char *val)
 #define DECODE_OPEN() DECODE_KV(CDC_OPEN, K.data, K.len, V.data, V.len)
 
 /* ---- shared ----------------------------------------------------------- */
+
+/* Column names as rows match them: strcasecmp's answer in the C locale,
+ * for every pair of bytes (the letters' case, and the bytes that differ
+ * from a letter by 0x20 but are none: '@' and '`', '[' and '{'). */
+static void test_name_eq(void)
+{
+    int wrong = 0;
+    for (int x = 1; x < 256; x++)
+        for (int y = 1; y < 256; y++) {
+            char a[] = {'i', (char)x, 'd', 0}, b[] = {'I', (char)y, 'd', 0};
+            wrong += name_eq(a, b) != (strcasecmp(a, b) == 0);
+        }
+    CHECK(wrong == 0);
+    CHECK(name_eq("Title", "tITLE"));
+    CHECK(!name_eq("title", "titles"));
+    CHECK(!name_eq("titles", "title"));
+    CHECK(name_eq("", ""));
+}
 
 static void test_names(void)
 {
@@ -986,6 +1005,7 @@ static void test_arena_stability(void)
 
 int main(void)
 {
+    test_name_eq();
     test_names();
     test_binlog_version();
     test_ddl_classify();
