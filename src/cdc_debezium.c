@@ -485,10 +485,15 @@ static int image(struct cdc_ctx *c, const struct jval *schema, const char *which
 
     cdc_row_init(c->out, r, img->len);
     jv_foreach(img, v) {
-        struct fmt f = {c, where, field_schema(st, v->key, &hint), cdc_row_add(c->out, r, v->key)};
-        snprintf(where, sizeof where, "payload.%s.%s", which, v->key);
-        if (convert(&f, v->type == JV_NULL ? NULL : v) < 0)
-            return -1;
+        struct fmt f = {c, "", field_schema(st, v->key, &hint), cdc_row_add(c->out, r, v->key)};
+        const struct jval *x = v->type == JV_NULL ? NULL : v;
+        /* The place is spelled out only for an error, in a second pass
+         * (an snprintf a column was 4 % of decoding a message). */
+        if (convert(&f, x) < 0) {
+            snprintf(where, sizeof where, "payload.%s.%s", which, v->key);
+            f.where = where;
+            return convert(&f, x);
+        }
     }
     return 0;
 }

@@ -132,9 +132,12 @@ static int image(struct cdc_ctx *c, const char *which, const struct jval *img,
         struct tis_value *out = cdc_row_add(c->out, r, v->key);
         struct json_object *dt = NULL;
         json_object_object_get_ex(types, v->key, &dt);
-        snprintf(where, sizeof where, "%s.%s", which, v->key);
-        if (value(c, where, v->type == JV_NULL ? NULL : v, dt, out) < 0)
-            return -1;
+        const struct jval *x = v->type == JV_NULL ? NULL : v;
+        /* The place is spelled out only for an error: a second pass. */
+        if (value(c, "", x, dt, out) < 0) {
+            snprintf(where, sizeof where, "%s.%s", which, v->key);
+            return value(c, where, x, dt, out);
+        }
     }
     return 0;
 }
