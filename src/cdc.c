@@ -15,10 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Deep enough for Debezium's schema-change messages, shallow enough that a
- * hostile message cannot recurse the parser into the ground. */
-#define JSON_DEPTH 64
-
 /* ---- names ------------------------------------------------------------ */
 
 static const char *const proto_names[] = {"", "open-protocol", "canal-json", "debezium", "simple"};
@@ -414,9 +410,12 @@ void cdc_docs_free(struct jdoc *docs)
 {
     if (!docs)
         return;
-    jdoc_free(&docs[0]);
-    jdoc_free(&docs[1]);
-    free(docs);
+    struct cdc_docs *k = (struct cdc_docs *)docs; /* docs is its doc[0] */
+    for (int i = 0; i < 3; i++)
+        jdoc_free(&k->doc[i]);
+    tbuf_free(&k->schema);
+    tbuf_free(&k->rest);
+    free(k);
 }
 
 /* Strings default to "" so a consumer never meets NULL for a name. */
@@ -478,9 +477,16 @@ static struct jdoc *doc_of(struct cdc_ctx *c, int slot)
             c->doc = xcalloc(1, sizeof *c->doc);
         return c->doc;
     }
+    return &cdc_docs_of(c)->doc[slot];
+}
+
+struct cdc_docs *cdc_docs_of(struct cdc_ctx *c)
+{
+    if (!c->out)
+        return NULL;
     if (!c->out->docs)
-        c->out->docs = xcalloc(2, sizeof *c->out->docs);
-    return &c->out->docs[slot];
+        c->out->docs = ((struct cdc_docs *)xcalloc(1, sizeof(struct cdc_docs)))->doc;
+    return (struct cdc_docs *)c->out->docs;
 }
 
 int cdc_json_message(struct cdc_ctx *c, const void *val, size_t vlen,
@@ -497,7 +503,7 @@ int cdc_json_parse(struct cdc_ctx *c, int slot, const char *what, const void *p,
 {
     *o = NULL;
     struct jdoc *d = doc_of(c, slot);
-    const struct jval *v = jdoc_parse(d, n ? p : "", n, JSON_DEPTH);
+    const struct jval *v = jdoc_parse(d, n ? p : "", n, CDC_JSON_DEPTH);
     if (!v)
         return cdc_fail(c, "%s: invalid JSON at byte %zu: %s", what, d->err_at, d->err);
     *o = v->type == JV_NULL ? NULL : v; /* as json-c gave null */

@@ -598,20 +598,108 @@ static int payload(struct cdc_ctx *c, const struct jval *schema, const struct jv
     return row(c, schema, p, op[0]);
 }
 
+/* ---- the schema a message repeats ---------------------------------------
+ *
+ * The JSON converter writes the table's schema into every message (~2.4 KB
+ * of a 3.3 KB row event on the benchmark's table), first (Debezium's MySQL
+ * connector) or last (TiCDC), and its parse was most of the decoding. When
+ * a message's schema is, byte for byte, the last one's, the last parse of
+ * it serves and only the rest is parsed: the message without
+ * "schema":<schema> and its comma. When the rest parses, the message is
+ * that object with the schema as its first or last member: nothing else
+ * needs checking. */
+
+#define HEAD "{\"schema\":"
+#define HEAD_LEN (sizeof HEAD - 1)
+#define TAIL ",\"schema\":"
+#define TAIL_LEN (sizeof TAIL - 1)
+
+/* The message without its schema (the kept one's n bytes), into rest;
+ * false when it does not carry that schema first or last. */
+static bool rest_of(const unsigned char *val, size_t vlen, const struct tbuf *schema,
+                    struct tbuf *rest)
+{
+    size_t n = schema->len;
+    tbuf_reset(rest);
+    if (!n || vlen <= n + HEAD_LEN + 1)
+        return false;
+    if (memcmp(val, HEAD, HEAD_LEN) == 0 && val[HEAD_LEN + n] == ',' &&
+        memcmp(val + HEAD_LEN, schema->data, n) == 0) {
+        tbuf_add(rest, "{", 1);
+        tbuf_add(rest, val + HEAD_LEN + n + 1, vlen - HEAD_LEN - n - 1);
+        return true;
+    }
+    size_t at = vlen - 1 - n - TAIL_LEN; /* where ,"schema": would start */
+    if (val[vlen - 1] == '}' && memcmp(val + at, TAIL, TAIL_LEN) == 0 &&
+        memcmp(val + at + TAIL_LEN, schema->data, n) == 0) {
+        tbuf_add(rest, val, at);
+        tbuf_add(rest, "}", 1);
+        return true;
+    }
+    return false;
+}
+
+/* The message's payload and schema, or false when it does not repeat the
+ * kept schema (or the rest is not JSON, or has no payload: the full parse
+ * then says what is wrong). */
+static bool parse_known_schema(struct cdc_ctx *c, const unsigned char *val, size_t vlen,
+                               const struct jval **p, const struct jval **schema)
+{
+    struct cdc_docs *k = cdc_docs_of(c);
+    if (!k || !rest_of(val, vlen, &k->schema, &k->rest))
+        return false;
+    const struct jval *m = jdoc_parse(&k->doc[0], k->rest.data, k->rest.len, CDC_JSON_DEPTH);
+    /* Another "schema" member: which one counts is the full parse's say. */
+    if (!jv_is(m, JV_OBJ) || jv_get(m, "schema") || !(*p = jv_get(m, "payload")))
+        return false;
+    *schema = k->root;
+    return true;
+}
+
+/* Keeps message m's schema for the next ones: an object, the message's
+ * first or last member, written as the converter writes it. */
+static void keep_schema(struct cdc_ctx *c, const unsigned char *val, size_t vlen,
+                        const struct jval *m)
+{
+    struct cdc_docs *k = cdc_docs_of(c);
+    const struct jval *s = jv_get(m, "schema");
+    if (!k)
+        return;
+    tbuf_reset(&k->schema);
+    if (!jv_is(s, JV_OBJ))
+        return;
+    bool head = s->start == HEAD_LEN && memcmp(val, HEAD, HEAD_LEN) == 0;
+    bool tail = s->end == vlen - 1 && s->start >= TAIL_LEN &&
+                memcmp(val + s->start - TAIL_LEN, TAIL, TAIL_LEN) == 0;
+    if (!head && !tail)
+        return;
+    tbuf_add(&k->schema, val + s->start, s->end - s->start);
+    k->root = jdoc_parse(&k->doc[2], k->schema.data, k->schema.len, CDC_JSON_DEPTH);
+    if (!k->root)
+        tbuf_reset(&k->schema);
+}
+
 /* A null value (Kafka tombstone, after a delete) carries no change. */
 int cdc_debezium_decode(struct cdc_ctx *c, const unsigned char *val, size_t vlen)
 {
-    const struct jval *m, *p;
+    const struct jval *m, *p, *schema;
 
     if (vlen == 0)
         return 0;
+    if (parse_known_schema(c, val, vlen, &p, &schema))
+        return p->type != JV_NULL ? payload(c, schema, p) : 0;
     if (cdc_json_parse(c, 0, "value", val, vlen, &m) < 0)
         return -1;
     if (!m)
         return 0;
     if (!jv_is(m, JV_OBJ))
         return cdc_fail(c, "value is not a JSON object");
-    if ((p = jv_get(m, "payload")))
-        return p->type != JV_NULL ? payload(c, cdc_get(m, "schema"), p) : 0;
+    if ((p = jv_get(m, "payload"))) {
+        schema = cdc_get(m, "schema");
+        if (p->type == JV_NULL)
+            return 0;
+        keep_schema(c, val, vlen, m);
+        return payload(c, schema, p);
+    }
     return payload(c, NULL, m);
 }

@@ -45,6 +45,24 @@ void cdc_value_null(struct tis_value *v);
 
 /* ---- JSON ---- */
 
+/* Deep enough for Debezium's schema-change messages, shallow enough that a
+ * hostile message cannot recurse the parser into the ground. */
+#define CDC_JSON_DEPTH 64
+
+/* The documents an event list's docs points at (doc[0]: they are one
+ * block): a message's value (slot 0) and open-protocol's keys (1), and what
+ * the Debezium decoder keeps from message to message: the last schema's
+ * text and its parse (doc[2], root), and the text it parses instead of a
+ * message that repeats that schema (rest). */
+struct cdc_docs {
+    struct jdoc doc[3];
+    struct tbuf schema, rest;
+    const struct jval *root;
+};
+
+/* The list's documents (allocated at first use), NULL without a list. */
+struct cdc_docs *cdc_docs_of(struct cdc_ctx *c);
+
 /* Parses exactly p[0..n) as one JSON value into *o (NULL for JSON null),
  * in document slot (0 or 1: open-protocol holds a key's and a value's at
  * once), valid until the slot's next parse. what names the part for the

@@ -105,9 +105,10 @@ struct cdc_events {
     size_t n, cap;
     struct tbuf arena;   /* copies of names and values */
     struct tbuf scratch; /* decoders' working space */
-    /* The parser's two documents (cdc_internal.h), allocated at the first
-     * JSON message and reused. A caller with many lists may lend each the
-     * same pair, as with tables (one decoding thread at a time). */
+    /* The parser's documents (struct cdc_docs, cdc_internal.h), allocated
+     * at the first JSON message and reused. A caller with many lists may
+     * lend each the same ones, as with tables (one decoding thread at a
+     * time). */
     struct jdoc *docs;
     /* What decoding learns across messages, kept by reset: the simple
      * protocol's table schemas (from BOOTSTRAP and DDL messages), without
@@ -117,7 +118,7 @@ struct cdc_events {
 
 void cdc_events_reset(struct cdc_events *e);
 void cdc_events_free(struct cdc_events *e);
-/* Frees a pair of documents taken from a list's docs (NULL: nothing). */
+/* Frees the documents taken from a list's docs (NULL: nothing). */
 void cdc_docs_free(struct jdoc *docs);
 
 /* Guesses the protocol of one message (the first one a channel sees when the

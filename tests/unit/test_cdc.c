@@ -738,6 +738,64 @@ static void test_debezium_mysql(void)
     VAL(a, "flag", "0");
 }
 
+/* A message that repeats the last one's schema reuses its parse, and only
+ * then: values are typed by the schema each message carries, whatever came
+ * before; an error in the rest is placed in the message as it came. */
+static void test_debezium_schema_kept(void)
+{
+    const char *head = "{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"struct\","
+                       "\"field\":\"after\",\"fields\":[{\"type\":\"int32\",\"field\":\"id\"},";
+    const char *dec = "{\"type\":\"bytes\",\"name\":\"org.apache.kafka.connect.data.Decimal\","
+                      "\"parameters\":{\"scale\":\"2\"},\"field\":\"v\"}]}]}";
+    const char *dec3 = "{\"type\":\"bytes\",\"name\":\"org.apache.kafka.connect.data.Decimal\","
+                       "\"parameters\":{\"scale\":\"3\"},\"field\":\"v\"}]}]}"; /* as long */
+    const char *raw = "{\"type\":\"bytes\",\"field\":\"v\"}]}]}";
+    const char *src = "\"source\":{\"connector\":\"mysql\",\"db\":\"shop\",\"table\":\"items\","
+                      "\"file\":\"mysql-bin.000005\",\"pos\":10394,\"row\":1},\"op\":\"c\"";
+    const char *order[] = {dec, dec, raw, raw, dec, dec3, dec};
+    const char *obj = head + strlen("{\"schema\":"); /* the schema object's start */
+    char msg[2048];
+    /* MySQL connector's order (schema first), then TiCDC's (last), then
+     * each after the other. */
+    for (int i = 0; i < 21; i++) {
+        bool last = i / 7 == 1 || (i / 7 == 2 && i % 2);
+        if (!last)
+            snprintf(msg, sizeof msg,
+                     "%s%s,\"payload\":{\"after\":{\"id\":%d,\"v\":\"AYY=\"},%s}}", head,
+                     order[i % 7], i + 1, src);
+        else
+            snprintf(msg, sizeof msg,
+                     "{\"payload\":{\"after\":{\"id\":%d,\"v\":\"AYY=\"},%s},\"schema\":%s%s}",
+                     i + 1, src, obj, order[i % 7]);
+        if (DECODE(CDC_DEBEZIUM, msg) != 0 || !CHECK_INT(ev.n, 1))
+            return;
+        char id[8];
+        snprintf(id, sizeof id, "%d", i + 1);
+        VAL(&ev.ev[0].after, "id", id);
+        if (order[i % 7] == dec)
+            VAL(&ev.ev[0].after, "v", "3.90");
+        else if (order[i % 7] == dec3)
+            VAL(&ev.ev[0].after, "v", "0.390");
+        else
+            VALB(&ev.ev[0].after, "v", "\x01\x86", 2);
+    }
+    /* The schema is the last one's, the rest is not JSON: the byte is the
+     * message's. */
+    snprintf(msg, sizeof msg, "%s%s,\"payload\":{\"after\":{\"id\":8,},%s}}", head, dec, src);
+    char where[64];
+    snprintf(where, sizeof where, "invalid JSON at byte %zu", (size_t)(strstr(msg, ",}") - msg + 1));
+    FAILS(CDC_DEBEZIUM, msg, where);
+    snprintf(msg, sizeof msg, "{\"payload\":{\"after\":{\"id\":8,},%s},\"schema\":%s%s}", src,
+             obj, dec);
+    snprintf(where, sizeof where, "invalid JSON at byte %zu", (size_t)(strstr(msg, ",}") - msg + 1));
+    FAILS(CDC_DEBEZIUM, msg, where);
+    /* A second schema member is the one that counts. */
+    snprintf(msg, sizeof msg, "%s%s,\"payload\":{\"after\":{\"id\":9,\"v\":\"AYY=\"},%s},"
+             "\"schema\":%s%s}", head, dec, src, head + strlen("{\"schema\":"), raw);
+    if (DECODE(CDC_DEBEZIUM, msg) == 0 && CHECK_INT(ev.n, 1))
+        VALB(&ev.ev[0].after, "v", "\x01\x86", 2);
+}
+
 static void test_debezium_other(void)
 {
     /* delete, snapshot read, bare payload with only ts_ms */
@@ -1017,6 +1075,7 @@ int main(void)
     test_canal_doc_examples();
     test_canal_more();
     test_debezium_tidb();
+    test_debezium_schema_kept();
     test_debezium_mysql();
     test_debezium_other();
     test_simple();
