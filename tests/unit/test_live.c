@@ -564,6 +564,55 @@ static void test_other_index_format_is_refused(void)
     rm_rf(dir);
 }
 
+/* A damaged segment fails the query, with what to do, instead of an
+ * answer from what could be read (or a crash). */
+static void test_damaged_segment_fails_the_query(void)
+{
+    char dir[64], path[128], err[512];
+    struct gen *g = make_gen(dir, "{\"tso\":100}");
+    CHECK(upsert(g, "4", "apple crumble", "40", NULL, TSO(200)) == GEN_APPLIED);
+    char *before = query(g, "q=title:apple&fl=id");
+    CHECK(strstr(before, "\"numFound\":2") != NULL);
+    free(before);
+    gen_unref(g);
+    snprintf(path, sizeof path, "%s/gen", dir);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi segs;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    mdb_env_create(&env);
+    mdb_env_set_maxdbs(env, 16);
+    CHECK(mdb_env_open(env, path, 0, 0600) == 0);
+    mdb_txn_begin(env, NULL, 0, &txn);
+    CHECK(mdb_dbi_open(txn, "segs", 0, &segs) == 0);
+    mdb_cursor_open(txn, segs, &cur);
+    /* The segment's first block: a count of 5 terms and nothing else. */
+    CHECK(mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0);
+    v = (MDB_val){2, "\x05\x00"};
+    CHECK(mdb_cursor_put(cur, &k, &v, MDB_CURRENT) == 0);
+    mdb_cursor_close(cur);
+    CHECK(mdb_txn_commit(txn) == 0);
+    mdb_env_close(env);
+
+    g = gen_open(path, err, sizeof err);
+    if (!CHECK(g != NULL))
+        return;
+    const char *qs[] = {"q=title:apple", "q=title:app*", "q=title:[a TO b]"};
+    for (size_t i = 0; i < sizeof qs / sizeof *qs; i++) {
+        struct search_request r;
+        struct search_result res;
+        CHECK(solr_request_parse(qs[i], &r, err, sizeof err) == 0);
+        err[0] = 0;
+        int rc = search_run(g, &r, &res, err, sizeof err);
+        if (!CHECK(rc != 0))
+            search_result_free(&res);
+        CHECK(strstr(err, "cannot be read") && strstr(err, "rebuild the collection"));
+        solr_request_free(&r);
+    }
+    drop_gen(g, dir);
+}
+
 int main(void)
 {
     test_version_rule();
@@ -575,5 +624,6 @@ int main(void)
     test_truncate_keeps_every_key();
     test_kept_sums_follow_every_change();
     test_other_index_format_is_refused();
+    test_damaged_segment_fails_the_query();
     return check_summary();
 }
