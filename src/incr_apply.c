@@ -267,13 +267,13 @@ static void note_version(struct batch *b, struct part *p, struct version v)
 static int apply_message(struct incr *c, struct batch *b, const struct decoded *d, int i,
                          struct part *p)
 {
-    const rd_kafka_message_t *m = d->msgs[i];
+    int32_t part = d->part[i];
+    long long offset = (long long)d->offset[i];
     const struct cdc_events *ev = &d->ev[i];
     char err[512] = "";
     int rc;
     if (d->rc[i]) {
-        incr_say(c, "skipped message %s/%d@%lld: %s", c->spec.topic, m->partition,
-            (long long)m->offset, d->err[i]);
+        incr_say(c, "skipped message %s/%d@%lld: %s", c->spec.topic, part, offset, d->err[i]);
         b->skipped++;
         return 0;
     }
@@ -288,13 +288,12 @@ static int apply_message(struct incr *c, struct batch *b, const struct decoded *
         rc = e->kind == CDC_DDL ? apply_ddl(c, b, e, err, sizeof err)
                                 : apply_row(c, b, e, decoded_pre(d, i, k), err, sizeof err);
         if (rc < 0) {
-            incr_say(c, "cannot apply message %s/%d@%lld: %s", c->spec.topic, m->partition,
-                (long long)m->offset, err);
+            incr_say(c, "cannot apply message %s/%d@%lld: %s", c->spec.topic, part, offset, err);
             return -1;
         }
         if (rc > 0) {
-            incr_say(c, "skipped event %zu of message %s/%d@%lld: %s", k + 1, c->spec.topic,
-                m->partition, (long long)m->offset, err);
+            incr_say(c, "skipped event %zu of message %s/%d@%lld: %s", k + 1, c->spec.topic, part,
+                     offset, err);
             b->skipped++;
         } else
             note_version(b, p, e->ver);
@@ -335,11 +334,11 @@ static int apply_batch_once(struct incr *c, struct decoded *d)
     pthread_mutex_unlock(&c->mu);
     int rc = 0;
     for (int i = 0; i < d->n && !rc && !b.dropped; i++) {
-        struct part *p = batch_part(c, &b, d->msgs[i]->partition);
-        if (!p || d->msgs[i]->offset < p->pos) /* a refetch of what is applied */
+        struct part *p = batch_part(c, &b, d->part[i]);
+        if (!p || d->offset[i] < p->pos) /* a refetch of what is applied */
             continue;
         rc = apply_message(c, &b, d, i, p);
-        p->pos = d->msgs[i]->offset + 1;
+        p->pos = d->offset[i] + 1;
         c->rows_unreleased += d->ev[i].n; /* a batch maps ~150 MB at 600k rows */
         if (c->rows_unreleased >= RELEASE_ROWS)
             incr_release_pages(c, mono_now());

@@ -107,6 +107,8 @@ static void slot_room(struct decoded *b)
     if (b->msgs)
         return;
     b->msgs = xcalloc(INCR_BATCH_MAX, sizeof *b->msgs);
+    b->part = xcalloc(INCR_BATCH_MAX, sizeof *b->part);
+    b->offset = xcalloc(INCR_BATCH_MAX, sizeof *b->offset);
     b->first = xcalloc(INCR_BATCH_MAX, sizeof *b->first);
     b->ev = xcalloc(INCR_BATCH_MAX, sizeof *b->ev);
     b->rc = xcalloc(INCR_BATCH_MAX, sizeof *b->rc);
@@ -144,6 +146,10 @@ static void *decoder(void *arg)
         for (int i = 0; i < b->n; i++) {
             decode_one(d, b, i);
             analyse_ahead(d, b, i);
+            b->part[i] = b->msgs[i]->partition;
+            b->offset[i] = b->msgs[i]->offset;
+            rd_kafka_message_destroy(b->msgs[i]);
+            b->msgs[i] = NULL;
         }
         index_group_seal(b->group);
         pthread_mutex_lock(&d->mu);
@@ -211,7 +217,8 @@ bool incr_decoder_idle(struct incr_decoder *d)
 static void slot_clear(struct decoded *b)
 {
     for (int i = 0; i < b->n; i++)
-        rd_kafka_message_destroy(b->msgs[i]);
+        if (b->msgs[i]) /* (polled, and the thread stopped before it was decoded) */
+            rd_kafka_message_destroy(b->msgs[i]);
     b->n = 0;
 }
 
@@ -243,6 +250,8 @@ void incr_decoder_stop(struct incr_decoder *d)
         index_group_free(b->group);
         free(b->first);
         free(b->msgs);
+        free(b->part);
+        free(b->offset);
         free(b->ev);
         free(b->rc);
         free(b->err);

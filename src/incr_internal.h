@@ -152,9 +152,14 @@ void incr_cached_watermarks(struct incr *c);
 /* A batch of messages and what each decodes to (rc 0, or -1 and err), with
  * the analysis of the row images the decoder could do ahead: grouped by
  * term in `group`, each one's packed form (index_group_add) in `packed`
- * at pre[first[i] + k] for event k of message i (SIZE_MAX: none). */
+ * at pre[first[i] + k] for event k of message i (SIZE_MAX: none). A
+ * message itself is freed once decoded (msgs[i] NULL): the events hold
+ * copies of what they need, and where it came from is in part and offset
+ * (a batch of Debezium's held 8 MB of messages until it was applied). */
 struct decoded {
     rd_kafka_message_t **msgs;
+    int32_t *part;
+    int64_t *offset;
     int n;
     struct cdc_events *ev;
     int *rc;

@@ -4,7 +4,8 @@
  * length is clamped to what is there). Each input goes through detection
  * and every decoder, twice into the same event list so that appending to a
  * non-empty list is exercised too; every string and value of every event is
- * then read in full, so a dangling arena pointer shows under ASan. A failed
+ * then read in full, so a dangling arena pointer (or one into the message,
+ * decoded from a copy freed at once) shows under ASan. A failed
  * decode must say why and leave the list as it was. The whole input, as
  * text, also goes through the DDL classifier, and through the JSON parser
  * the decoders use (jdoc) beside json-c: a text both accept must give the
@@ -159,8 +160,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int round = 0; round < 2; round++) {
             size_t n0 = e.n;
             err[0] = 0;
-            int rc = cdc_decode((enum cdc_protocol)p, key, klen, key + klen, rest - klen, &e, err,
+            /* From a copy freed at once: the channel frees each message as
+             * soon as it is decoded, so events must not point into it. */
+            uint8_t *msg = malloc(rest ? rest : 1);
+            if (!msg)
+                return 0;
+            memcpy(msg, key, rest);
+            int rc = cdc_decode((enum cdc_protocol)p, msg, klen, msg + klen, rest - klen, &e, err,
                                 sizeof err);
+            free(msg);
             if (rc != 0 && (rc != -1 || !err[0] || e.n != n0))
                 abort();
             touch_events(&e);
