@@ -656,13 +656,12 @@ static bool parse_known_schema(struct cdc_ctx *c, const unsigned char *val, size
     return true;
 }
 
-/* Keeps message m's schema for the next ones: an object, the message's
- * first or last member, written as the converter writes it. */
+/* Keeps the schema s of message val for the next ones: an object, the
+ * message's first or last member, written as the converter writes it. */
 static void keep_schema(struct cdc_ctx *c, const unsigned char *val, size_t vlen,
-                        const struct jval *m)
+                        const struct jval *s)
 {
     struct cdc_docs *k = cdc_docs_of(c);
-    const struct jval *s = jv_get(m, "schema");
     if (!k)
         return;
     tbuf_reset(&k->schema);
@@ -695,10 +694,10 @@ int cdc_debezium_decode(struct cdc_ctx *c, const unsigned char *val, size_t vlen
     if (!jv_is(m, JV_OBJ))
         return cdc_fail(c, "value is not a JSON object");
     if ((p = jv_get(m, "payload"))) {
-        schema = cdc_get(m, "schema");
         if (p->type == JV_NULL)
             return 0;
-        keep_schema(c, val, vlen, m);
+        schema = cdc_get(m, "schema");
+        keep_schema(c, val, vlen, schema);
         return payload(c, schema, p);
     }
     return payload(c, NULL, m);

@@ -351,14 +351,21 @@ void jdoc_free(struct jdoc *d)
     memset(d, 0, sizeof *d);
 }
 
+/* Whether m's name is key[0..n): lengths first (a strcmp a member was 4 %
+ * of the decoding thread), and a name with a NUL in it never matches. */
+static inline bool key_is(const struct jval *m, const char *key, size_t n)
+{
+    return m->key && m->keylen == n && memcmp(m->key, key, n) == 0;
+}
+
 const struct jval *jv_get(const struct jval *o, const char *key)
 {
     const struct jval *found = NULL;
     if (!jv_is(o, JV_OBJ))
         return NULL;
-    size_t n = strlen(key); /* lengths first: a strcmp a member was 4 % of the decoding thread */
+    size_t n = strlen(key);
     jv_foreach(o, m)
-        if (m->keylen == n && memcmp(m->key, key, n) == 0)
+        if (key_is(m, key, n))
             found = m;
     return found;
 }
@@ -366,8 +373,7 @@ const struct jval *jv_get(const struct jval *o, const char *key)
 const struct jval *jv_get_hinted(const struct jval *o, const char *key, const struct jval **hint)
 {
     const struct jval *h = *hint, *found;
-    if (h && jv_is(o, JV_OBJ) && h > o && h < o + o->span && h->key && strcmp(h->key, key) == 0 &&
-        h->keylen == strlen(key))
+    if (h && jv_is(o, JV_OBJ) && h > o && h < o + o->span && key_is(h, key, strlen(key)))
         found = h;
     else
         found = jv_get(o, key);
