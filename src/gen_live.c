@@ -798,40 +798,7 @@ void gen_sync(struct gen *g)
     mdb_env_sync(g->e.env, 1);
 }
 
-/* LMDB does not say where it mapped the file (me_mapaddr is only set for
- * MDB_FIXEDMAP): the process's own map list does. */
-static bool find_map(const char *dir, void **addr, size_t *len)
-{
-    char want[PATH_MAX + 16], real[PATH_MAX], line[PATH_MAX + 256];
-    if (!realpath(dir, real))
-        return false;
-    snprintf(want, sizeof want, "%s/data.mdb", real);
-    FILE *f = fopen("/proc/self/maps", "r");
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f)) {
-        unsigned long lo, hi;
-        int path = 0;
-        line[strcspn(line, "\n")] = 0;
-        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &path) == 2 && path &&
-            strcmp(line + path, want) == 0) {
-            *addr = (void *)lo;
-            *len = hi - lo;
-            found = true;
-        }
-    }
-    if (f)
-        fclose(f);
-    return found;
-}
-
 void gen_release_pages(struct gen *g)
 {
-    void *addr;
-    size_t len;
-    /* Held: a growth in between would move the map, and MADV_DONTNEED on
-     * whatever took its place (a heap's pages) would zero them. */
-    lmdb_map_hold(&g->e.map);
-    if (find_map(g->dir, &addr, &len))
-        madvise(addr, len, MADV_DONTNEED);
-    lmdb_map_release(&g->e.map);
+    lmdb_map_release_pages(&g->e.map);
 }

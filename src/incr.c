@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "incr_internal.h"
 #include "tisfs/util.h"
@@ -21,18 +22,23 @@
 #define RETRY_MAX_SEC 5.0
 #define SYNC_EVERY_SEC 1.0
 /* Mapped pages of the generation a stream touches count in the daemon's
- * RSS until released, and each read of a page not mapped yet maps the
- * pages around it that the page cache holds (the kernel's fault-around: 1
- * MB here, measured): a batch of 4 096 rows at 600 000 rows in the table
- * maps ~150 MB around the pk leaves it reads. So they go after every
- * RELEASE_ROWS rows applied, within a batch too (incr_apply.c), and at
- * least every RELEASE_EVERY_SEC: VmHWM of a 1M-event canal-json catch-up
- * 278-290 MB with a release every 50 ms between batches, 238-248 MB with
- * this; it also bounds the end of a catch-up, which runs as fast with less
- * lag than catching_up's (open-protocol: 16 rows a message). The heap's
- * free pages (malloc_trim) go every RELEASE_EVERY_SEC only: trimmed, the
- * next batch's allocations fault them back in, page by page. */
+ * RSS until released: a batch of 4 096 rows at 600 000 rows in the table
+ * reads ~1 600 random pk leaves, and without lmdb_map's exact faults each
+ * read maps the page cache's pages around it too (~150 MB a batch). They go
+ * once the process's mapped file pages (its libraries' included: ~20 MB)
+ * pass RELEASE_FILE_BYTES, checked every RELEASE_ROWS rows applied (within
+ * a batch too, incr_apply.c) and every RELEASE_EVERY_SEC. Not sooner: a
+ * release is a TLB shootdown, and every page touched after it faults in
+ * again, a trip to the hypervisor each on a VM (a 1M-event canal-json
+ * catch-up: 35k events/s with a release every 1 024 rows, 62k without any
+ * release but 528 MB of RSS). */
+#define RELEASE_FILE_BYTES ((size_t)64 << 20)
 #define RELEASE_EVERY_SEC 0.25
+/* The heap's free pages go back (malloc_trim) only while the channel is
+ * not far behind, at most every TRIM_EVERY_SEC: trimmed, the next batch's
+ * allocations fault them in again page by page (main.c keeps glibc from
+ * trimming by itself). */
+#define TRIM_EVERY_SEC 1.0
 /* The map is grown ahead of need (gen_grow_ahead) when a check finds it more
  * than half used; a long read (a verify pass) that keeps the growth waiting
  * puts the next try off, since every query waits with the grower. */
@@ -227,9 +233,23 @@ int incr_store_state(struct incr *c, char *err, size_t errlen)
 
 /* ---- the loop ---- */
 
+/* The pages of files this process has mapped (statm's third field: file
+ * and shared memory), in bytes; 0 when unknown. */
+static size_t mapped_file_bytes(void)
+{
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f && fscanf(f, "%*d %*d %ld", &pages) != 1)
+        pages = 0;
+    if (f)
+        fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 static void release_now(struct incr *c, double now)
 {
-    gen_release_pages(c->g);
+    if (mapped_file_bytes() >= RELEASE_FILE_BYTES)
+        gen_release_pages(c->g);
     c->last_release = now;
     c->rows_unreleased = 0;
 }
@@ -268,12 +288,12 @@ static bool fold_step(struct incr *c, bool rest, double until)
     else if (rc == GEN_GREW)
         incr_say(c, "%s, merging again", err);
     /* A merge step reads a chunk of terms in up to INDEX_MERGE_FANIN_BEHIND
-     * segments, a purge up to GEN_PURGE_IDS random pages of documents: each
-     * read maps the megabyte around it (open-protocol's 1M-event catch-up
-     * peaked at 298 MB with releases between batches only, at 224 MB
-     * with this). Near the head and busy, a tier of 8 small segments or
-     * a short purge reads little, and a release would only add to the
-     * next change's wait. */
+     * segments, a purge up to GEN_PURGE_IDS random pages of documents
+     * (open-protocol's 1M-event catch-up peaked at 298 MB with releases
+     * between batches only, at 224 MB with one after each step, when faults
+     * mapped the pages around them). Near the head and busy, a tier of 8
+     * small segments or a short purge reads little, and a release would
+     * only add to the next change's wait. */
     if (ran && (behind || rest))
         release_now(c, mono_now());
     pthread_mutex_lock(&c->mu);
@@ -340,9 +360,10 @@ static void upkeep(struct incr *c)
     }
     if (c->dirty)
         incr_release_pages(c, now);
-    if (c->dirty && now - c->last_trim >= RELEASE_EVERY_SEC) {
+    if (c->untrimmed && now - c->last_trim >= TRIM_EVERY_SEC && !incr_behind(c)) {
         malloc_trim(0); /* what a large batch freed goes back too */
         c->last_trim = now;
+        c->untrimmed = false;
     }
     if (!c->dirty || now - c->last_sync < SYNC_EVERY_SEC)
         return;

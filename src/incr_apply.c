@@ -339,7 +339,7 @@ static int apply_batch_once(struct incr *c, struct decoded *d)
             continue;
         rc = apply_message(c, &b, d, i, p);
         p->pos = d->offset[i] + 1;
-        c->rows_unreleased += d->ev[i].n; /* a batch maps ~150 MB at 600k rows */
+        c->rows_unreleased += d->ev[i].n;
         if (c->rows_unreleased >= RELEASE_ROWS)
             incr_release_pages(c, mono_now());
     }
@@ -370,6 +370,7 @@ static int apply_batch_once(struct incr *c, struct decoded *d)
         return -1;
     }
     c->dirty = true;
+    c->untrimmed = true;
     incr_commit_offsets(c);
     if (b.dropped)
         incr_set_error(c, b.why);

@@ -161,6 +161,7 @@ static void *decoder(void *arg)
             d->busy[s] = false; /* nothing came: poll again */
     }
     pthread_mutex_unlock(&d->mu);
+    index_group_thread_done();
     return NULL;
 }
 

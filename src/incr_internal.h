@@ -87,6 +87,7 @@ struct incr {
     double next_watermarks, last_sync, last_release, last_trim, next_grow_check;
     double last_batch; /* when the last batch was applied (mono_now) */
     size_t rows_unreleased; /* rows applied since the last release of mapped pages */
+    bool untrimmed;          /* batches freed memory since the last malloc_trim */
     char last_logged_err[640];
 };
 
@@ -108,8 +109,9 @@ void incr_update_state_locked(struct incr *c);
  * larger, merges only go by tiers and each merge step releases pages. */
 bool incr_behind(struct incr *c);
 #define RELEASE_ROWS 1024
-/* Releases the generation's mapped pages when due (incr.c): after so many
- * rows applied (rows_unreleased, counted within a batch too) or so long. */
+/* Checks, after so many rows applied (rows_unreleased, counted within a
+ * batch too) or so long, whether the mapped pages are over their budget,
+ * and releases them if so (incr.c). */
 void incr_release_pages(struct incr *c, double now);
 /* INCR_CATCH_UP: whether every partition has reached its goal; the loop
  * ends on it and incr_wait reports it. */

@@ -113,6 +113,11 @@ void index_group_seal(struct index_group *g)
     gather_release(in);
 }
 
+void index_group_thread_done(void)
+{
+    gather_drop_spare();
+}
+
 /* The general case: some of the term's ordinals were not added (or their
  * ids removed again), or the batch analysed documents of its own with the
  * key. Both lists ascend by id: merged. */

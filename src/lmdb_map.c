@@ -3,12 +3,26 @@
 #include "tisfs/lmdb_map.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/userfaultfd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Linux 6.7's; Debian 12's headers (6.1) predate them. */
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
 
 /* The maps this thread holds the lock of, shared, and how many times. A
  * thread has transactions on two or three environments at most (a query's
@@ -61,8 +75,86 @@ size_t lmdb_file_size(const char *dir)
     return stat(path, &st) == 0 ? (size_t)st.st_size : 0;
 }
 
+/* LMDB does not say where it mapped the file (me_mapaddr is only set for
+ * MDB_FIXEDMAP): the process's own map list does. */
+bool lmdb_map_where(struct lmdb_map *m, void **addr, size_t *len)
+{
+    const char *dir;
+    char want[PATH_MAX + 16], real[PATH_MAX], line[PATH_MAX + 256];
+    if (mdb_env_get_path(m->env, &dir) || !realpath(dir, real))
+        return false;
+    snprintf(want, sizeof want, "%s/data.mdb", real);
+    FILE *f = fopen("/proc/self/maps", "r");
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        int path = 0;
+        line[strcspn(line, "\n")] = 0;
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &path) == 2 && path &&
+            strcmp(line + path, want) == 0) {
+            *addr = (void *)lo;
+            *len = hi - lo;
+            found = true;
+        }
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* A read fault on a file mapping maps, besides the page, its neighbours
+ * that the page cache holds (the kernel's fault-around: 64 KB by default,
+ * more with large folios), and they count in the process's RSS until
+ * released. Random reads of a large generation (the pk leaves a stream
+ * updates) thus map 16 pages or more for each one read. The kernel skips fault-around on a range registered with a
+ * userfaultfd for write-protection (mm/memory.c, uffd_disable_fault_around);
+ * asynchronous write-protection (Linux 6.7) needs no handler, and LMDB's
+ * map is read-only anyway, so the registration only changes that. Where
+ * it is refused (older kernels, userfaultfd forbidden) faults map around as
+ * before. */
+static void map_exact_faults(struct lmdb_map *m)
+{
+    void *addr;
+    size_t len;
+    if (m->uffd < 0 && m->uffd != -2) {
+        m->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+        struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC};
+        if (m->uffd >= 0 && ioctl(m->uffd, UFFDIO_API, &api) != 0) {
+            close(m->uffd);
+            m->uffd = -1;
+        }
+        if (m->uffd < 0)
+            m->uffd = -2; /* not here: do not ask again */
+    }
+    m->exact = false;
+    if (m->uffd < 0 || !lmdb_map_where(m, &addr, &len))
+        return;
+    struct uffdio_register r = {.range = {(unsigned long)addr, len},
+                                .mode = UFFDIO_REGISTER_MODE_WP};
+    m->exact = ioctl(m->uffd, UFFDIO_REGISTER, &r) == 0;
+}
+
+bool lmdb_map_faults_exact(const struct lmdb_map *m)
+{
+    return m->exact;
+}
+
+void lmdb_map_release_pages(struct lmdb_map *m)
+{
+    void *addr;
+    size_t len;
+    /* Held: a growth in between would move the map, and MADV_DONTNEED on
+     * whatever took its place (a heap's pages) would zero them. */
+    lmdb_map_hold(m);
+    if (lmdb_map_where(m, &addr, &len))
+        madvise(addr, len, MADV_DONTNEED);
+    lmdb_map_release(m);
+}
+
 void lmdb_map_init(struct lmdb_map *m, MDB_env *env, size_t size)
 {
+    m->uffd = -1;
+    m->exact = false;
     pthread_rwlockattr_t a;
     pthread_rwlockattr_init(&a);
     pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
@@ -78,10 +170,14 @@ void lmdb_map_opened(struct lmdb_map *m)
     MDB_envinfo info;
     if (mdb_env_info(m->env, &info) == 0)
         m->size = info.me_mapsize;
+    map_exact_faults(m);
 }
 
 void lmdb_map_destroy(struct lmdb_map *m)
 {
+    if (m->uffd >= 0)
+        close(m->uffd);
+    m->uffd = -1;
     pthread_rwlock_destroy(&m->lock);
 }
 
@@ -160,6 +256,7 @@ int lmdb_map_grow(struct lmdb_map *m, size_t seen, size_t *now)
             m->size = want;
         else /* LMDB unmapped the old map first: without one the env is unusable */
             mdb_env_set_mapsize(m->env, old);
+        map_exact_faults(m);
     }
     *now = m->size;
     pthread_rwlock_unlock(&m->lock);

@@ -28,6 +28,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The largest map an environment grows to (virtual: the address space is
@@ -44,6 +45,8 @@ struct lmdb_map {
     MDB_env *env;
     pthread_rwlock_t lock;
     size_t size; /* the map's size; changes only under the lock held exclusive */
+    int uffd;    /* the userfaultfd that keeps faults exact (map_exact_faults), or < 0 */
+    bool exact;  /* the map is registered with it */
 };
 
 /* The size to open an environment whose data file in dir holds file bytes
@@ -70,6 +73,18 @@ int lmdb_map_commit(struct lmdb_map *m, MDB_txn *txn);
  * madvise of its pages). */
 void lmdb_map_hold(struct lmdb_map *m);
 void lmdb_map_release(struct lmdb_map *m);
+/* Whether a read fault on the map maps that page alone. A file mapping's
+ * faults map the page cache's pages around the one read too (the kernel's
+ * fault-around), and they all count in the process's RSS; the map is
+ * registered (at open and at each growth) with a userfaultfd for
+ * asynchronous write-protection, on which the kernel maps pages one by
+ * one (Linux 6.7 and later; false where refused, and faults map around). */
+bool lmdb_map_faults_exact(const struct lmdb_map *m);
+/* Where the map is (from /proc/self/maps); false when it cannot be found. */
+bool lmdb_map_where(struct lmdb_map *m, void **addr, size_t *len);
+/* Unmaps the pages of the map this process has mapped (MADV_DONTNEED):
+ * they leave its RSS, not the page cache. */
+void lmdb_map_release_pages(struct lmdb_map *m);
 
 /* Doubles the map after a transaction that ran under size seen failed with
  * MDB_MAP_FULL and was ended; when another thread has grown it since, does

@@ -500,6 +500,46 @@ static void test_group_equals_rebuild(void)
     env_close(&fresh);
 }
 
+/* A group sealed on a thread leaves its gathering arrays for the next one
+ * (the decoding thread's batches, one after another): the next group must
+ * hold its own entries only, and write what a group of new arrays writes.
+ * Fails with the old batch's lengths or marks carried over. */
+static void test_group_reuses_arrays(void)
+{
+    char err[256];
+    struct tis_schema *sc = schema();
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct analysis_opts o = {0, 0};
+    struct index_doc *x = index_doc_new(sc);
+    struct tbuf packed = {0};
+    struct tis_value v[4];
+    const struct row big = {"1", "a long title of many words and pies", "5", "Body"},
+                     small = {"2", "apple pie", "1", NULL};
+    index_group_thread_done(); /* nothing left by the tests before */
+    struct index_group *g = index_group_new();
+    values(&small, v);
+    index_group_add(g, x, an, &o, v, &packed);
+    size_t fresh = index_group_bytes(g);
+    index_group_free(g); /* never sealed: leaves nothing */
+    g = index_group_new();
+    values(&big, v);
+    index_group_add(g, x, an, &o, v, &packed);
+    index_group_seal(g);
+    index_group_free(g);
+    g = index_group_new();
+    values(&small, v);
+    index_group_add(g, x, an, &o, v, &packed);
+    CHECK(index_group_bytes(g) == fresh);
+    index_group_seal(g);
+    index_group_free(g);
+    test_group_equals_rebuild(); /* its grouped batch takes the arrays left */
+    index_group_thread_done();
+    index_doc_free(x);
+    tbuf_free(&packed);
+    analyzer_free(an);
+    schema_free(sc);
+}
+
 static void test_segments_merge_by_tiers(void)
 {
     enum { BATCHES = 20, ALL = 4 + BATCHES };
@@ -848,6 +888,7 @@ int main(void)
 {
     test_incremental_equals_rebuild();
     test_group_equals_rebuild();
+    test_group_reuses_arrays();
     test_segments_merge_by_tiers();
     test_segments_of_many_blocks();
     test_malformed_block_is_an_error();

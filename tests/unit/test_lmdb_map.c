@@ -8,10 +8,13 @@
 #include "tisfs/lmdb_map.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -91,6 +94,66 @@ static void test_grow_and_retry(void)
     mdb_env_info(env, &info);
     CHECK(info.me_mapsize >= first << grew);
     mdb_env_close(env);
+    rm_rf(dir);
+}
+
+static long rss_file_kb(void)
+{
+    char line[256];
+    long kb = -1;
+    FILE *f = fopen("/proc/self/status", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "RssFile:", 8) == 0)
+            kb = atol(line + 8);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* Reads far apart in a map (what a stream's pk lookups do) map the pages
+ * read, not the page cache's pages around each one, also after the map
+ * grew (it is mapped again, and registered again). Fails without the
+ * registration: each read then maps ~64 KB. */
+static void test_exact_faults(void)
+{
+    char dir[64];
+    struct lmdb_map m;
+    MDB_dbi dbi;
+    MDB_env *env = tiny_env(dir, &m, &dbi);
+    unsigned grew = 0;
+    char key[16];
+    for (unsigned i = 0; i < 20000; i++)
+        CHECK_INT(put_growing(&m, dbi, i, &grew), 0);
+    CHECK(grew > 0);
+    if (!lmdb_map_faults_exact(&m)) {
+        /* Required where the kernel has it (6.7) and allows userfaultfd. */
+        struct utsname u;
+        int major = 0, minor = 0, fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | 1);
+        uname(&u);
+        sscanf(u.release, "%d.%d", &major, &minor);
+        CHECK(fd < 0 || major < 6 || (major == 6 && minor < 7));
+        if (fd >= 0)
+            close(fd);
+        printf("test_exact_faults: skipped (no asynchronous userfaultfd here)\n");
+    } else {
+        lmdb_map_release_pages(&m);
+        MDB_txn *txn;
+        CHECK(lmdb_map_begin(&m, MDB_RDONLY, &txn, NULL) == 0);
+        long before = rss_file_kb();
+        for (unsigned i = 0; i < 20000; i += 100) {
+            snprintf(key, sizeof key, "%08u", i);
+            MDB_val k = {strlen(key), key}, v;
+            CHECK(mdb_get(txn, dbi, &k, &v) == 0);
+        }
+        long grown = rss_file_kb() - before;
+        lmdb_map_end(&m, txn);
+        /* 200 leaves and a few branch pages: ~800 KB; ~12 MB mapped around */
+        if (grown >= 200 * 12)
+            printf("test_exact_faults: 200 reads mapped %ld KB\n", grown);
+        CHECK(grown < 200 * 12);
+    }
+    mdb_env_close(env);
+    lmdb_map_destroy(&m);
     rm_rf(dir);
 }
 
@@ -273,6 +336,7 @@ static void test_generation_grows(void)
 int main(void)
 {
     test_grow_and_retry();
+    test_exact_faults();
     test_busy_reader();
     test_generation_grows();
     return check_summary();
