@@ -139,11 +139,16 @@ static void *decoder(void *arg)
         pthread_mutex_unlock(&d->mu);
         struct decoded *b = &d->slot[s];
         slot_room(b);
-        b->n = incr_poll_batch(d->c, b->msgs, 100);
+        struct incr_poll p;
+        rd_kafka_message_t *m;
+        b->n = 0;
         b->npre = 0;
         tbuf_reset(&b->packed);
         index_group_reset(b->group);
-        for (int i = 0; i < b->n; i++) {
+        incr_poll_start(d->c, &p, 100);
+        while ((m = incr_poll_next(d->c, &p)) != NULL) {
+            int i = b->n++;
+            b->msgs[i] = m;
             decode_one(d, b, i);
             analyse_ahead(d, b, i);
             b->part[i] = b->msgs[i]->partition;

@@ -136,10 +136,20 @@ int incr_store_state(struct incr *c, char *err, size_t errlen);
 int incr_connect(struct incr *c, char *err, size_t errlen);
 /* Destroys the consumer, if any, without waiting on the group. */
 void incr_disconnect(struct incr *c);
-/* Takes what has arrived into msgs (at most INCR_BATCH_MAX): the first
- * message waits up to wait_ms, the rest at most INCR_BATCH_WAIT_MS after
- * it. Returns how many; the caller destroys them. */
-int incr_poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms);
+/* A batch's messages, taken one at a time (decoded as they come, while
+ * the fetcher refills the queue): at most INCR_BATCH_MAX and about the
+ * batch's bytes; the first waits up to wait_ms, the rest
+ * INCR_BATCH_WAIT_MS (incr_poll_next says how). */
+struct incr_poll {
+    int n;
+    size_t bytes, limit;
+    double give_up, deadline;
+    bool behind, woken;
+};
+void incr_poll_start(struct incr *c, struct incr_poll *p, int wait_ms);
+/* The batch's next message (the caller destroys it), or NULL at its end.
+ * Error events are handled here. */
+rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p);
 /* After a batch has committed: the positions go to the consumer group too,
  * only for Kafka's own tools (the truth is in the generation). */
 void incr_commit_offsets(struct incr *c);

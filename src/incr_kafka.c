@@ -313,44 +313,53 @@ static void wake_fetcher(struct incr *c)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* Takes what has arrived: the first message waits up to wait_ms, the rest
- * at most INCR_BATCH_WAIT_MS after it. Error events are handled here. */
-int incr_poll_batch(struct incr *c, rd_kafka_message_t **msgs, int wait_ms)
+void incr_poll_start(struct incr *c, struct incr_poll *p, int wait_ms)
 {
-    int n = 0;
-    size_t bytes = 0;
-    double deadline = 0;
-    size_t limit = !incr_behind(c)      ? INCR_BATCH_BYTES
-                   : c->proto == CDC_OPEN ? INCR_BATCH_BYTES_BEHIND_OPEN
-                                          : INCR_BATCH_BYTES_BEHIND;
-    double give_up = mono_now() + wait_ms / 1000.0;
-    bool woken = false;
-    while (n < INCR_BATCH_MAX && bytes < limit) {
-        int ms = (int)(((n ? deadline : give_up) - mono_now()) * 1000);
-        if (n && ms <= 0)
-            break;
-        if (!n && !woken) /* a moment first: an empty queue may be a sleeping fetcher */
-            ms = ms < WAKE_AFTER_MS ? ms : WAKE_AFTER_MS;
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, ms > 0 ? ms : 0);
-        if (!m && !n && !woken) {
+    bool behind = incr_behind(c);
+    *p = (struct incr_poll){
+        .limit = !behind                ? INCR_BATCH_BYTES
+                 : c->proto == CDC_OPEN ? INCR_BATCH_BYTES_BEHIND_OPEN
+                                        : INCR_BATCH_BYTES_BEHIND,
+        .give_up = mono_now() + wait_ms / 1000.0,
+        .behind = behind,
+    };
+}
+
+/* The batch ends INCR_BATCH_WAIT_MS after its first message near the head
+ * (a change is visible within milliseconds), and far behind only when the
+ * queue stays empty that long: the messages are decoded as they come, so
+ * the queue runs dry while the fetcher refills it, and a batch cut there
+ * would be a small one. An empty queue is first met with a short wait and
+ * a wake of the fetcher (wake_fetcher), once a batch. */
+rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
+{
+    while (p->n < INCR_BATCH_MAX && p->bytes < p->limit) {
+        int ms = (int)(((p->n ? p->deadline : p->give_up) - mono_now()) * 1000);
+        if (ms < 0)
+            ms = 0;
+        if (!p->woken && ms > WAKE_AFTER_MS) /* an empty queue may be a sleeping fetcher */
+            ms = WAKE_AFTER_MS;
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, ms);
+        if (!m && !p->woken) {
             wake_fetcher(c);
-            woken = true;
+            p->woken = true;
             continue;
         }
         if (!m)
-            break;
+            return NULL;
         if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 kafka_error(c->rk, m->err, rd_kafka_message_errstr(m), c);
             rd_kafka_message_destroy(m);
             continue;
         }
-        if (!n)
-            deadline = mono_now() + INCR_BATCH_WAIT_MS / 1000.0;
-        bytes += m->len + m->key_len;
-        msgs[n++] = m;
+        if (!p->n || p->behind)
+            p->deadline = mono_now() + INCR_BATCH_WAIT_MS / 1000.0;
+        p->bytes += m->len + m->key_len;
+        p->n++;
+        return m;
     }
-    return n;
+    return NULL;
 }
 
 /* After a commit: the consumer group learns the positions (for kcat and
