@@ -23,16 +23,19 @@
 #define SYNC_EVERY_SEC 1.0
 /* Mapped pages of the generation a stream touches count in the daemon's
  * RSS until released: a batch of 4 096 rows at 600 000 rows in the table
- * reads ~1 600 random pk leaves, and without lmdb_map's exact faults each
- * read maps the page cache's pages around it too (~150 MB a batch). They go
- * once the process's mapped file pages (its libraries' included: ~20 MB)
- * pass RELEASE_FILE_BYTES, checked every RELEASE_ROWS rows applied (within
- * a batch too, incr_apply.c) and every RELEASE_EVERY_SEC. Not sooner: a
- * release is a TLB shootdown, and every page touched after it faults in
- * again, a trip to the hypervisor each on a VM (a 1M-event canal-json
- * catch-up: 35k events/s with a release every 1 024 rows, 62k without any
- * release but 528 MB of RSS). */
-#define RELEASE_FILE_BYTES ((size_t)64 << 20)
+ * reads ~1 600 random pk leaves (and without lmdb_map's exact faults each
+ * read maps the page cache's pages around it too: ~150 MB a batch). They
+ * go once the daemon's resident set passes RELEASE_RSS_BYTES with more
+ * than RELEASE_MIN_MAPPED of it mapped from files, checked every
+ * RELEASE_ROWS rows applied (within a batch too, incr_apply.c) and every
+ * RELEASE_EVERY_SEC. Not sooner: a release is a TLB shootdown, and every
+ * page touched after it faults in again, a trip to the hypervisor each on
+ * a VM (a 1M-event canal-json catch-up: 35k events/s with a release every
+ * 1 024 rows, 62k with none but 528 MB resident; with exact faults, 74-76k
+ * with a release past 64 MB of file pages, 90k past 128 MB but 261 MB
+ * resident). */
+#define RELEASE_RSS_BYTES ((size_t)224 << 20)
+#define RELEASE_MIN_MAPPED ((size_t)32 << 20)
 #define RELEASE_EVERY_SEC 0.25
 /* The heap's free pages go back (malloc_trim) only while the channel is
  * not far behind, at most every TRIM_EVERY_SEC: trimmed, the next batch's
@@ -233,22 +236,25 @@ int incr_store_state(struct incr *c, char *err, size_t errlen)
 
 /* ---- the loop ---- */
 
-/* The pages of files this process has mapped (statm's third field: file
- * and shared memory), in bytes; 0 when unknown. */
-static size_t mapped_file_bytes(void)
+/* Whether the resident set is over its budget, with enough of it mapped
+ * from files that a release helps (statm: resident, then file and shared
+ * memory pages). */
+static bool over_budget(void)
 {
-    long pages = 0;
+    long resident = 0, mapped = 0;
     FILE *f = fopen("/proc/self/statm", "r");
-    if (f && fscanf(f, "%*d %*d %ld", &pages) != 1)
-        pages = 0;
-    if (f)
-        fclose(f);
-    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+    if (!f)
+        return true; /* release, as before there was a budget */
+    int got = fscanf(f, "%*d %ld %ld", &resident, &mapped);
+    fclose(f);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return got != 2 || ((size_t)resident * page >= RELEASE_RSS_BYTES &&
+                        (size_t)mapped * page >= RELEASE_MIN_MAPPED);
 }
 
 static void release_now(struct incr *c, double now)
 {
-    if (mapped_file_bytes() >= RELEASE_FILE_BYTES)
+    if (over_budget())
         gen_release_pages(c->g);
     c->last_release = now;
     c->rows_unreleased = 0;

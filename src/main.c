@@ -257,6 +257,7 @@ static void tune_malloc(void)
 {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_ARENA_MAX, 1);
 }
 
 int main(int argc, char **argv)
