@@ -802,3 +802,8 @@ void gen_release_pages(struct gen *g)
 {
     lmdb_map_release_pages(&g->e.map);
 }
+
+bool gen_faults_exact(struct gen *g)
+{
+    return lmdb_map_faults_exact(&g->e.map);
+}

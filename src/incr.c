@@ -348,9 +348,14 @@ static void sleep_interruptibly(struct incr *c, double secs)
     pthread_mutex_unlock(&c->mu);
 }
 
+size_t incr_release_rows(struct incr *c)
+{
+    return gen_faults_exact(c->g) ? RELEASE_ROWS : RELEASE_ROWS / 4;
+}
+
 void incr_release_pages(struct incr *c, double now)
 {
-    if (c->rows_unreleased >= RELEASE_ROWS || now - c->last_release >= RELEASE_EVERY_SEC)
+    if (c->rows_unreleased >= incr_release_rows(c) || now - c->last_release >= RELEASE_EVERY_SEC)
         release_now(c, now);
 }
 

@@ -340,7 +340,7 @@ static int apply_batch_once(struct incr *c, struct decoded *d)
         rc = apply_message(c, &b, d, i, p);
         p->pos = d->offset[i] + 1;
         c->rows_unreleased += d->ev[i].n;
-        if (c->rows_unreleased >= RELEASE_ROWS)
+        if (c->rows_unreleased >= incr_release_rows(c))
             incr_release_pages(c, mono_now());
     }
     /* The state to commit is what the status will show once it has

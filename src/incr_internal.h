@@ -108,7 +108,11 @@ void incr_update_state_locked(struct incr *c);
 /* Whether the channel is far behind (state catching_up): batches may be
  * larger, merges only go by tiers and each merge step releases pages. */
 bool incr_behind(struct incr *c);
+/* Rows between checks of the budget; a quarter of them where faults map
+ * the pages around the one read (VmHWM 255-260 MB of a 1M-event catch-up
+ * with checks every 1 024 rows then). */
 #define RELEASE_ROWS 1024
+size_t incr_release_rows(struct incr *c);
 /* Checks, after so many rows applied (rows_unreleased, counted within a
  * batch too) or so long, whether the mapped pages are over their budget,
  * and releases them if so (incr.c). */

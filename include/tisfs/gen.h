@@ -235,5 +235,9 @@ void gen_sync(struct gen *g);
  * large index, and the daemon's resident size should not grow with it.
  * Callable inside a write transaction of the same thread (a long batch). */
 void gen_release_pages(struct gen *g);
+/* Whether a read fault on the generation's map maps only the page read
+ * (lmdb_map_faults_exact): if not, each maps the pages around it too, and
+ * the mapped pages grow faster between releases. */
+bool gen_faults_exact(struct gen *g);
 
 #endif

@@ -78,7 +78,8 @@ void lmdb_map_release(struct lmdb_map *m);
  * fault-around), and they all count in the process's RSS; the map is
  * registered (at open and at each growth) with a userfaultfd for
  * asynchronous write-protection, on which the kernel maps pages one by
- * one (Linux 6.7 and later; false where refused, and faults map around). */
+ * one (Linux 6.7 and later; false where refused, and faults map around,
+ * as they also do with TISFS_FAULT_AROUND set, to compare). */
 bool lmdb_map_faults_exact(const struct lmdb_map *m);
 /* Where the map is (from /proc/self/maps); false when it cannot be found. */
 bool lmdb_map_where(struct lmdb_map *m, void **addr, size_t *len);

@@ -131,7 +131,7 @@ static void test_exact_faults(void)
         int major = 0, minor = 0, fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | 1);
         uname(&u);
         sscanf(u.release, "%d.%d", &major, &minor);
-        CHECK(fd < 0 || major < 6 || (major == 6 && minor < 7));
+        CHECK(fd < 0 || major < 6 || (major == 6 && minor < 7) || getenv("TISFS_FAULT_AROUND"));
         if (fd >= 0)
             close(fd);
         printf("test_exact_faults: skipped (no asynchronous userfaultfd here)\n");
