@@ -35,18 +35,25 @@ void gather_free(struct gather *g)
  * costs microseconds in a VM: a tenth of the decoding thread's time). */
 static _Thread_local struct gather spare;
 
+static void arrays_free(struct gather *g)
+{
+    free(g->e);
+    free(g->t);
+    free(g->slots);
+    tbuf_free(&g->blobs);
+}
+
 void gather_release(struct gather *g)
 {
-    free(spare.e);
-    free(spare.t);
-    free(spare.slots);
-    tbuf_free(&spare.blobs);
-    spare.e = g->e, spare.cap = g->cap;
-    spare.t = g->t, spare.tcap = g->tcap;
-    spare.slots = g->slots, spare.nslots = g->nslots;
-    spare.blobs = g->blobs;
-    g->was.cap = g->cap, g->was.tcap = g->tcap, g->was.nslots = g->nslots;
-    g->was.blobs = g->blobs.cap;
+    if (g->t) { /* (a gather that never took arrays leaves the spare ones be) */
+        arrays_free(&spare);
+        spare.e = g->e, spare.cap = g->cap;
+        spare.t = g->t, spare.tcap = g->tcap;
+        spare.slots = g->slots, spare.nslots = g->nslots;
+        spare.blobs = g->blobs;
+    } else {
+        arrays_free(g);
+    }
     g->blobs = (struct tbuf){0};
     g->e = NULL, g->t = NULL, g->slots = NULL;
     g->n = g->cap = g->nt = g->tcap = g->nslots = 0;
@@ -54,7 +61,8 @@ void gather_release(struct gather *g)
 
 void gather_drop_spare(void)
 {
-    gather_release(&(struct gather){0});
+    arrays_free(&spare);
+    spare = (struct gather){0};
 }
 
 /* A gather without arrays takes the spare ones. */
@@ -73,7 +81,7 @@ static void adopt_spare(struct gather *g)
 
 static void slots_grow(struct gather *g)
 {
-    size_t n = g->nslots ? g->nslots * 2 : g->was.nslots ? g->was.nslots : 4096;
+    size_t n = g->nslots ? g->nslots * 2 : 4096;
     free(g->slots);
     g->slots = xcalloc(n, sizeof *g->slots);
     g->nslots = n;
@@ -101,7 +109,7 @@ static uint32_t term_of(struct gather *g, const unsigned char *key, uint16_t kle
             return s - 1;
     }
     if (g->nt == g->tcap) {
-        g->tcap = g->tcap ? g->tcap * 2 : g->was.tcap ? g->was.tcap : 1024;
+        g->tcap = g->tcap ? g->tcap * 2 : 1024;
         g->t = xrealloc(g->t, g->tcap * sizeof *g->t);
     }
     g->t[g->nt] = (struct gather_term){(uint32_t)g->keys.len, 0, klen, hash, prefix, 0, 0};
@@ -123,8 +131,6 @@ void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
     /* The document's distinct keys: refs, tf, and in hash their terms. */
     const unsigned char *p = (const unsigned char *)dt->keys.data;
     size_t nd = 0;
-    if (!g->blobs.cap && g->was.blobs) /* (a tbuf keeps a byte for its NUL) */
-        tbuf_reserve(&g->blobs, g->was.blobs - 1);
     for (size_t i = 0; i < dt->n; i++) {
         uint16_t len;
         memcpy(&len, p, 2);
@@ -144,7 +150,7 @@ void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
     }
     doc_terms_positions(dt, nd);
     if (g->n + nd > g->cap) {
-        g->cap = g->cap ? g->cap * 2 : g->was.cap ? g->was.cap : 1024;
+        g->cap = g->cap ? g->cap * 2 : 1024;
         if (g->cap < g->n + nd)
             g->cap = g->n + nd;
         g->e = xrealloc(g->e, g->cap * sizeof *g->e);

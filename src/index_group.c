@@ -106,10 +106,11 @@ void index_group_seal(struct index_group *g)
     free(order);
     free(bytes);
     free(at);
-    /* What the sealed group no longer needs goes, rather than wait for
-     * the next batch (twice: a batch is decoded while the one before is
-     * applied): ~8 MB a batch of Debezium's, whose 1M-event catch-up
-     * otherwise peaked at 255 MB. */
+    /* What the sealed group no longer needs goes to the next group this
+     * thread gathers, rather than stay with this one until its next batch
+     * (twice: a batch is decoded while the one before is applied): ~8 MB
+     * a batch of Debezium's, whose 1M-event catch-up otherwise peaked at
+     * 255 MB. */
     gather_release(in);
 }
 

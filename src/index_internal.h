@@ -123,11 +123,6 @@ struct gather {
     uint32_t *slots; /* open addressing over t (index + 1) */
     size_t nslots;
     uint32_t stamp; /* gather_tokens' calls so far */
-    /* The sizes before gather_release: allocated at once when used again,
-     * not grown through copies. */
-    struct {
-        size_t cap, tcap, nslots, blobs;
-    } was;
 };
 
 void gather_reset(struct gather *g);

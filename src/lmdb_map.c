@@ -75,9 +75,9 @@ size_t lmdb_file_size(const char *dir)
     return stat(path, &st) == 0 ? (size_t)st.st_size : 0;
 }
 
-/* LMDB does not say where it mapped the file (me_mapaddr is only set for
- * MDB_FIXEDMAP): the process's own map list does. */
-bool lmdb_map_where(struct lmdb_map *m, void **addr, size_t *len)
+/* Where the map is: LMDB does not say (me_mapaddr is only set for
+ * MDB_FIXEDMAP), the process's own map list does. */
+static bool map_where(struct lmdb_map *m, void **addr, size_t *len)
 {
     const char *dir;
     char want[PATH_MAX + 16], real[PATH_MAX], line[PATH_MAX + 256];
@@ -106,30 +106,29 @@ bool lmdb_map_where(struct lmdb_map *m, void **addr, size_t *len)
  * that the page cache holds (the kernel's fault-around: 64 KB by default,
  * more with large folios), and they count in the process's RSS until
  * released. Random reads of a large generation (the pk leaves a stream
- * updates) thus map 16 pages or more for each one read. The kernel skips fault-around on a range registered with a
- * userfaultfd for write-protection (mm/memory.c, uffd_disable_fault_around);
- * asynchronous write-protection (Linux 6.7) needs no handler, and LMDB's
- * map is read-only anyway, so the registration only changes that. Where
- * it is refused (older kernels, userfaultfd forbidden) faults map around as
+ * updates) thus map 16 pages or more for each one read. The kernel skips
+ * fault-around on a range registered with a userfaultfd for
+ * write-protection (mm/memory.c, uffd_disable_fault_around); asynchronous
+ * write-protection (Linux 6.7) needs no handler, and LMDB's map is
+ * read-only anyway, so the registration only changes that. Where it is
+ * refused (older kernels, userfaultfd forbidden) faults map around as
  * before. */
 static void map_exact_faults(struct lmdb_map *m)
 {
     void *addr;
     size_t len;
-    if (m->uffd < 0 && m->uffd != -2) {
-        m->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
-        struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC};
-        if (m->uffd >= 0 && ioctl(m->uffd, UFFDIO_API, &api) != 0) {
-            close(m->uffd);
-            m->uffd = -1;
-        }
-        if (m->uffd < 0)
-            m->uffd = -2; /* not here: do not ask again */
-    }
     m->exact = false;
     if (getenv("TISFS_FAULT_AROUND")) /* to compare, or to try the fallback */
         return;
-    if (m->uffd < 0 || !lmdb_map_where(m, &addr, &len))
+    if (m->uffd == -1) {
+        m->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY);
+        struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_WP_ASYNC};
+        if (m->uffd >= 0 && ioctl(m->uffd, UFFDIO_API, &api) != 0)
+            close(m->uffd), m->uffd = -1;
+        if (m->uffd < 0)
+            m->uffd = -2; /* not here: do not ask again */
+    }
+    if (m->uffd < 0 || !map_where(m, &addr, &len))
         return;
     struct uffdio_register r = {.range = {(unsigned long)addr, len},
                                 .mode = UFFDIO_REGISTER_MODE_WP};
@@ -148,7 +147,7 @@ void lmdb_map_release_pages(struct lmdb_map *m)
     /* Held: a growth in between would move the map, and MADV_DONTNEED on
      * whatever took its place (a heap's pages) would zero them. */
     lmdb_map_hold(m);
-    if (lmdb_map_where(m, &addr, &len))
+    if (map_where(m, &addr, &len))
         madvise(addr, len, MADV_DONTNEED);
     lmdb_map_release(m);
 }

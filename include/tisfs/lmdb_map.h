@@ -45,7 +45,8 @@ struct lmdb_map {
     MDB_env *env;
     pthread_rwlock_t lock;
     size_t size; /* the map's size; changes only under the lock held exclusive */
-    int uffd;    /* the userfaultfd that keeps faults exact (map_exact_faults), or < 0 */
+    int uffd;    /* the userfaultfd that keeps faults exact (map_exact_faults); -1 not
+                  * asked for yet, -2 refused */
     bool exact;  /* the map is registered with it */
 };
 
@@ -81,8 +82,6 @@ void lmdb_map_release(struct lmdb_map *m);
  * one (Linux 6.7 and later; false where refused, and faults map around,
  * as they also do with TISFS_FAULT_AROUND set, to compare). */
 bool lmdb_map_faults_exact(const struct lmdb_map *m);
-/* Where the map is (from /proc/self/maps); false when it cannot be found. */
-bool lmdb_map_where(struct lmdb_map *m, void **addr, size_t *len);
 /* Unmaps the pages of the map this process has mapped (MADV_DONTNEED):
  * they leave its RSS, not the page cache. */
 void lmdb_map_release_pages(struct lmdb_map *m);
