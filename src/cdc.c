@@ -345,7 +345,7 @@ static void arena_grow(struct tbuf *a, size_t n)
 /* 8-aligned so column arrays share the chunks with the strings. */
 void *cdc_alloc(struct cdc_events *e, size_t n)
 {
-    struct tbuf *a = &e->arena;
+    struct tbuf *a = e->shared ? e->shared : &e->arena;
     size_t off = (a->len + 7) & ~(size_t)7;
 
     if (!a->data || n > a->cap - off) {
@@ -366,7 +366,7 @@ const char *cdc_copy(struct cdc_events *e, const void *p, size_t n)
 }
 
 /* Keeps the newest (largest) chunk so a steady stream stops allocating. */
-static void arena_free_older(struct tbuf *a)
+void cdc_arena_reset(struct tbuf *a)
 {
     char *prev, *next;
 
@@ -385,17 +385,22 @@ static void arena_free_older(struct tbuf *a)
 void cdc_events_reset(struct cdc_events *e)
 {
     e->n = 0;
-    arena_free_older(&e->arena);
+    cdc_arena_reset(&e->arena);
     tbuf_reset(&e->scratch);
 }
 
 /* Leaves e zeroed, so freeing twice or reusing after free is harmless. */
+void cdc_arena_free(struct tbuf *a)
+{
+    cdc_arena_reset(a);
+    free(a->data);
+    *a = (struct tbuf){0};
+}
+
 void cdc_events_free(struct cdc_events *e)
 {
-    arena_free_older(&e->arena);
-    free(e->arena.data);
-    e->arena.data = NULL;
-    e->arena.len = e->arena.cap = 0;
+    cdc_arena_free(&e->arena);
+    e->shared = NULL;
     tbuf_free(&e->scratch);
     cdc_docs_free(e->docs);
     e->docs = NULL;
@@ -424,7 +429,7 @@ struct cdc_event *cdc_add_event(struct cdc_events *e, enum cdc_kind k)
     struct cdc_event *ev;
 
     if (e->n == e->cap) {
-        e->cap = e->cap ? e->cap * 2 : 16;
+        e->cap = e->cap ? e->cap * 2 : 2; /* most messages hold one event */
         e->ev = xrealloc(e->ev, e->cap * sizeof *e->ev);
     }
     ev = &e->ev[e->n++];

@@ -273,7 +273,7 @@ static int apply_message(struct incr *c, struct batch *b, const struct decoded *
     char err[512] = "";
     int rc;
     if (d->rc[i]) {
-        incr_say(c, "skipped message %s/%d@%lld: %s", c->spec.topic, part, offset, d->err[i]);
+        incr_say(c, "skipped message %s/%d@%lld: %s", c->spec.topic, part, offset, decoded_err(d, i));
         b->skipped++;
         return 0;
     }

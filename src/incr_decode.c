@@ -38,6 +38,7 @@ struct incr_decoder {
      * carried from one message's event list to the next. */
     struct json_object *tables;
     struct jdoc *docs; /* the parser's documents, lent to each message's list */
+    struct tbuf scratch; /* the decoders' working space, lent likewise */
     struct analyzer *an; /* the decoder's own (ICU's are not shared) */
     struct rowbuf row;
     struct index_doc *work; /* the analysis's working space */
@@ -77,10 +78,11 @@ static void decode_one(struct incr_decoder *d, struct decoded *b, int i)
     struct incr *c = d->c;
     const rd_kafka_message_t *m = b->msgs[i];
     struct cdc_events *ev = &b->ev[i];
+    char err[512] = "";
     cdc_events_reset(ev);
     ev->tables = d->tables;
     ev->docs = d->docs;
-    b->err[i][0] = 0;
+    ev->scratch = d->scratch;
     if (!c->proto) {
         enum cdc_protocol found = cdc_detect(m->key, m->key_len, m->payload, m->len);
         pthread_mutex_lock(&c->mu);
@@ -90,16 +92,22 @@ static void decode_one(struct incr_decoder *d, struct decoded *b, int i)
             incr_say(c, "protocol detected: %s", cdc_protocol_name(found));
     }
     if (c->proto)
-        b->rc[i] = cdc_decode(c->proto, m->key, m->key_len, m->payload, m->len, ev, b->err[i],
-                              sizeof b->err[i]);
+        b->rc[i] = cdc_decode(c->proto, m->key, m->key_len, m->payload, m->len, ev, err,
+                              sizeof err);
     else {
-        snprintf(b->err[i], sizeof b->err[i], "not a message of any known protocol");
+        snprintf(err, sizeof err, "not a message of any known protocol");
         b->rc[i] = -1;
+    }
+    if (b->rc[i]) {
+        b->err[i] = b->errs.len;
+        tbuf_add(&b->errs, err, strlen(err) + 1);
     }
     d->tables = ev->tables;
     ev->tables = NULL; /* the decoder's, not this list's */
     d->docs = ev->docs; /* one pair for the thread, not one a message */
     ev->docs = NULL;
+    d->scratch = ev->scratch; /* working space, one for the thread too */
+    ev->scratch = (struct tbuf){0};
 }
 
 static void slot_room(struct decoded *b)
@@ -113,6 +121,8 @@ static void slot_room(struct decoded *b)
     b->ev = xcalloc(INCR_BATCH_MAX, sizeof *b->ev);
     b->rc = xcalloc(INCR_BATCH_MAX, sizeof *b->rc);
     b->err = xcalloc(INCR_BATCH_MAX, sizeof *b->err);
+    for (int i = 0; i < INCR_BATCH_MAX; i++)
+        b->ev[i].shared = &b->arena;
     b->group = index_group_new();
 }
 
@@ -143,6 +153,8 @@ static void *decoder(void *arg)
         rd_kafka_message_t *m;
         b->n = 0;
         b->npre = 0;
+        cdc_arena_reset(&b->arena);
+        tbuf_reset(&b->errs);
         tbuf_reset(&b->packed);
         index_group_reset(b->group);
         incr_poll_start(d->c, &p, 100);
@@ -261,9 +273,12 @@ void incr_decoder_stop(struct incr_decoder *d)
         free(b->ev);
         free(b->rc);
         free(b->err);
+        tbuf_free(&b->errs);
+        cdc_arena_free(&b->arena);
     }
     d->c->ev.tables = d->tables; /* kept for the next connection */
     cdc_docs_free(d->docs);
+    tbuf_free(&d->scratch);
     analyzer_free(d->an);
     index_doc_free(d->work);
     rowbuf_free(&d->row);

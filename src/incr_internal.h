@@ -178,14 +178,23 @@ struct decoded {
     int64_t *offset;
     int n;
     struct cdc_events *ev;
+    /* The events' copies, for all the batch's lists (cdc_events.shared):
+     * a list's own would take a 4 KB chunk for a message of a few hundred
+     * bytes, 40 MB of the heap over two batches of canal-json. */
+    struct tbuf arena;
     int *rc;
-    char (*err)[512];
+    size_t *err; /* where message i's error is in errs (rc -1) */
+    struct tbuf errs;
     size_t *first;
     size_t *pre;
     size_t npre, precap;
     struct tbuf packed;
     struct index_group *group;
 };
+static inline const char *decoded_err(const struct decoded *d, int i)
+{
+    return d->errs.data + d->err[i];
+}
 static inline const void *decoded_pre(const struct decoded *d, int i, size_t k)
 {
     size_t j = d->first[i] + k;

@@ -105,6 +105,12 @@ struct cdc_events {
     size_t n, cap;
     struct tbuf arena;   /* copies of names and values */
     struct tbuf scratch; /* decoders' working space */
+    /* NULL, or an arena the caller lends this list in place of its own:
+     * a caller that keeps many lists at once (a batch of messages) lets
+     * them share one, so that each short message does not hold a chunk of
+     * its own. The lender resets and frees it (cdc_arena_reset, _free);
+     * cdc_events_reset leaves it be. */
+    struct tbuf *shared;
     /* The parser's documents (struct cdc_docs, cdc_internal.h), allocated
      * at the first JSON message and reused. A caller with many lists may
      * lend each the same ones, as with tables (one decoding thread at a
@@ -118,6 +124,10 @@ struct cdc_events {
 
 void cdc_events_reset(struct cdc_events *e);
 void cdc_events_free(struct cdc_events *e);
+/* A lent arena (cdc_events.shared): everything handed out goes, its
+ * largest chunk stays for the next use; or all of it. */
+void cdc_arena_reset(struct tbuf *a);
+void cdc_arena_free(struct tbuf *a);
 /* Frees the documents taken from a list's docs (NULL: nothing). */
 void cdc_docs_free(struct jdoc *docs);
 

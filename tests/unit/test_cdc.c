@@ -1061,6 +1061,44 @@ static void test_arena_stability(void)
     cdc_events_free(&e);
 }
 
+/* Lists that share a lent arena (a decoded batch's): each one's values stay
+ * as every other list decodes and resets, until the lender resets it. */
+static void test_shared_arena(void)
+{
+    struct tbuf arena = {0};
+    struct cdc_events e[300] = {{0}};
+    char msg[512];
+    for (int i = 0; i < 300; i++) {
+        e[i].shared = &arena;
+        snprintf(msg, sizeof msg,
+                 "{\"type\":\"INSERT\",\"database\":\"d\",\"table\":\"t\",\"es\":%d,"
+                 "\"data\":[{\"id\":\"%d\",\"text\":\"%0100d\"}]}",
+                 i, i, i);
+        cdc_events_reset(&e[i]);
+        if (!CHECK(cdc_decode(CDC_CANAL, NULL, 0, msg, strlen(msg), &e[i], err, sizeof err) == 0))
+            break;
+        CHECK(e[i].arena.data == NULL); /* nothing of its own */
+    }
+    bool intact = true;
+    for (int i = 0; i < 300; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", i);
+        intact = intact && e[i].n == 1 && strcmp(col(&e[i].ev[0].after, "id")->p, id) == 0;
+    }
+    CHECK(intact);
+    CHECK(arena.cap >= 4096);
+    size_t cap = arena.cap;
+    cdc_arena_reset(&arena); /* the largest chunk stays */
+    CHECK_INT(arena.cap, cap);
+    cdc_events_reset(&e[0]);
+    if (CHECK(cdc_decode(CDC_CANAL, NULL, 0, msg, strlen(msg), &e[0], err, sizeof err) == 0))
+        CHECK_STR(col(&e[0].ev[0].after, "id")->p, "299");
+    for (int i = 0; i < 300; i++)
+        cdc_events_free(&e[i]);
+    cdc_arena_free(&arena);
+    CHECK(arena.data == NULL);
+}
+
 int main(void)
 {
     test_name_eq();
@@ -1081,6 +1119,7 @@ int main(void)
     test_simple();
     test_detect();
     test_arena_stability();
+    test_shared_arena();
     cdc_events_free(&ev);
     tbuf_free(&K);
     tbuf_free(&V);
