@@ -330,6 +330,9 @@ int key_walk_open(struct key_walk *w, MDB_txn *txn, const struct index_dbs *d, b
     w->n = 0;
     w->bad = false;
     w->s = xcalloc(nsegs + 1, sizeof *w->s);
+    w->heap = xmalloc((nsegs + 1) * sizeof *w->heap);
+    w->at = xmalloc((nsegs + 1) * sizeof *w->at);
+    w->nheap = 0;
     int rc = 0;
     if (base) {
         rc = mdb_cursor_open(txn, d->terms, &w->s[0].cur);
@@ -369,6 +372,38 @@ static void side_next(struct key_walk *w, struct walk_side *s)
     side_entry(s);
 }
 
+/* Side a before side b: by key, then by place (a key's parts go in side
+ * order: the base, then the segments oldest first). */
+static bool side_before(const struct key_walk *w, size_t a, size_t b)
+{
+    const MDB_val *x = &w->s[a].k, *y = &w->s[b].k;
+    int c = cmp_keys(x->mv_data, x->mv_size, y->mv_data, y->mv_size);
+    return c < 0 || (c == 0 && a < b);
+}
+
+static void sift_down(struct key_walk *w, size_t p)
+{
+    size_t *h = w->heap, n = w->nheap, x = h[p];
+    for (size_t c; (c = 2 * p + 1) < n; p = c) {
+        if (c + 1 < n && side_before(w, h[c + 1], h[c]))
+            c++;
+        if (!side_before(w, h[c], x))
+            break;
+        h[p] = h[c];
+    }
+    h[p] = x;
+}
+
+static void heap_build(struct key_walk *w)
+{
+    w->nheap = 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->s[i].live)
+            w->heap[w->nheap++] = i;
+    for (size_t p = w->nheap / 2; p-- > 0;)
+        sift_down(w, p);
+}
+
 void key_walk_seek(struct key_walk *w, const void *key, size_t len)
 {
     for (size_t i = 0; i < w->n; i++) {
@@ -383,18 +418,14 @@ void key_walk_seek(struct key_walk *w, const void *key, size_t len)
             side_base(s, MDB_SET_RANGE);
         }
     }
+    heap_build(w);
 }
 
 bool key_walk_min(const struct key_walk *w, MDB_val *key)
 {
-    const MDB_val *m = NULL;
-    for (size_t i = 0; i < w->n; i++)
-        if (w->s[i].live &&
-            (!m || cmp_keys(w->s[i].k.mv_data, w->s[i].k.mv_size, m->mv_data, m->mv_size) < 0))
-            m = &w->s[i].k;
-    if (m)
-        *key = *m;
-    return m != NULL;
+    if (w->nheap)
+        *key = w->s[w->heap[0]].k;
+    return w->nheap > 0;
 }
 
 static bool side_at(const struct walk_side *s, const MDB_val *key)
@@ -403,15 +434,38 @@ static bool side_at(const struct walk_side *s, const MDB_val *key)
            memcmp(s->k.mv_data, key->mv_data, key->mv_size) == 0;
 }
 
+static int cmp_side(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The sides at key into w->at, in side order; returns how many. They are
+ * the heap's subtree from its root where the key is key (none unless key
+ * is the smallest): found through the heap, w->at serving as the queue. */
+static size_t sides_at(const struct key_walk *w, const MDB_val *key)
+{
+    size_t n = 0;
+    if (w->nheap && side_at(&w->s[w->heap[0]], key))
+        w->at[n++] = 0;
+    for (size_t q = 0; q < n; q++)
+        for (size_t c = 2 * w->at[q] + 1; c <= 2 * w->at[q] + 2 && c < w->nheap; c++)
+            if (side_at(&w->s[w->heap[c]], key))
+                w->at[n++] = c;
+    for (size_t q = 0; q < n; q++)
+        w->at[q] = w->heap[w->at[q]];
+    if (n > 1)
+        qsort(w->at, n, sizeof *w->at, cmp_side);
+    return n;
+}
+
 int key_walk_posting(const struct key_walk *w, const MDB_val *key, struct posting *out)
 {
     struct delta_parts parts = {0};
     memset(out, 0, sizeof *out);
     bool ok = !w->bad;
-    for (size_t i = 0; i < w->n && ok; i++) {
-        const struct walk_side *s = &w->s[i];
-        if (!side_at(s, key))
-            continue;
+    for (size_t j = 0, n = ok ? sides_at(w, key) : 0; j < n && ok; j++) {
+        const struct walk_side *s = &w->s[w->at[j]];
         ok = s->plen ? delta_parts_add(&parts, &s->v) : posting_decode(&s->v, out);
     }
     if (!ok) {
@@ -431,11 +485,13 @@ int key_walk_parts(const struct key_walk *w, const MDB_val *key, struct delta_pa
     parts->n = 0;
     *bytes = 0;
     bool ok = !w->bad;
-    for (size_t i = 0; i < w->n && ok; i++)
-        if (w->s[i].plen && side_at(&w->s[i], key)) {
-            ok = delta_parts_add(parts, &w->s[i].v);
-            *bytes += w->s[i].v.mv_size;
+    for (size_t j = 0, n = ok ? sides_at(w, key) : 0; j < n && ok; j++) {
+        const struct walk_side *s = &w->s[w->at[j]];
+        if (s->plen) {
+            ok = delta_parts_add(parts, &s->v);
+            *bytes += s->v.mv_size;
         }
+    }
     return ok ? 0 : MDB_CORRUPTED;
 }
 
@@ -445,9 +501,15 @@ void key_walk_next(struct key_walk *w, const MDB_val *key)
     size_t len = key->mv_size < sizeof copy ? key->mv_size : sizeof copy;
     memcpy(copy, key->mv_data, len);
     MDB_val k = {len, copy};
-    for (size_t i = 0; i < w->n; i++)
-        if (side_at(&w->s[i], &k))
-            side_next(w, &w->s[i]);
+    /* The root while it is at key: moved on, it sinks to its new place,
+     * or leaves the heap when its side is done. */
+    while (w->nheap && side_at(&w->s[w->heap[0]], &k)) {
+        side_next(w, &w->s[w->heap[0]]);
+        if (!w->s[w->heap[0]].live)
+            w->heap[0] = w->heap[--w->nheap];
+        if (w->nheap)
+            sift_down(w, 0);
+    }
 }
 
 void key_walk_close(struct key_walk *w)
@@ -455,6 +517,9 @@ void key_walk_close(struct key_walk *w)
     for (size_t i = 0; i < w->n; i++)
         mdb_cursor_close(w->s[i].cur);
     free(w->s);
+    free(w->heap);
+    free(w->at);
     w->s = NULL;
-    w->n = 0;
+    w->heap = w->at = NULL;
+    w->n = w->nheap = 0;
 }
