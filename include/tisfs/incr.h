@@ -27,7 +27,10 @@
 #include "tisfs/gen.h"
 #include "tisfs/spec.h"
 
-#define INCR_BATCH_MAX 4096
+/* Messages a batch. A batch of 8 192 rather than 4 096 rows changes fewer
+ * random leaves of the key tree an event (a canal-json catch-up wrote 2.1
+ * instead of 2.6 KB an event) and makes half as many segments to merge. */
+#define INCR_BATCH_MAX 8192
 /* A write transaction keeps its dirty pages in memory: a batch also ends
  * at this many bytes of messages (an open-protocol message holds up to 16
  * rows). While catching up (far behind) batches may be larger: each is a
