@@ -6,8 +6,8 @@
  * (u32 key length, u32 value length, little-endian, then key and value),
  * for the table docs(id INT PK, title, body, n INT) with title and body
  * analysed by ik. Each round decodes every message (cdc_decode), analyses
- * each full row image into an index group and seals the group every 4 096
- * messages, as incr_decode.c does between polls, and prints its CPU
+ * each full row image into an index group and seals the group every
+ * INCR_BATCH_MAX messages, as incr_decode.c does between polls, and prints its CPU
  * seconds and events a second. The daemon's bench (incr-bench) mixes this
  * with the writing thread, librdkafka and the broker on two shared cores,
  * and its runs differ by ~20 % as the host's speed does; this one is
@@ -22,11 +22,12 @@
 
 #include "tisfs/analysis.h"
 #include "tisfs/cdc.h"
+#include "tisfs/incr.h"
 #include "tisfs/index.h"
 #include "tisfs/schema.h"
 #include "tisfs/util.h"
 
-enum { BATCH = 4096 };
+enum { BATCH = INCR_BATCH_MAX }; /* a batch's messages, as the channel takes them */
 
 struct msg {
     const char *key, *val;
