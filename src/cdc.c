@@ -389,7 +389,6 @@ void cdc_events_reset(struct cdc_events *e)
     tbuf_reset(&e->scratch);
 }
 
-/* Leaves e zeroed, so freeing twice or reusing after free is harmless. */
 void cdc_arena_free(struct tbuf *a)
 {
     cdc_arena_reset(a);
@@ -397,6 +396,7 @@ void cdc_arena_free(struct tbuf *a)
     *a = (struct tbuf){0};
 }
 
+/* Leaves e zeroed, so freeing twice or reusing after free is harmless. */
 void cdc_events_free(struct cdc_events *e)
 {
     cdc_arena_free(&e->arena);
