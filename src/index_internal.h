@@ -313,6 +313,23 @@ bool delta_parts_add(struct delta_parts *a, const MDB_val *v);
 void delta_parts_into(struct delta_parts *a, struct posting *out);
 void delta_parts_free(struct delta_parts *a);
 
+/* ---- the inputs of a k-way merge in a min-heap (index_heap.c) ---- */
+
+/* Input numbers h[0..n), ordered by before(ctx, a, b): by current key,
+ * then by number, so that the inputs at one key come out in their order
+ * (the build's runs, the walk's sides). h[0] is the smallest; the inputs
+ * at its key form a subtree from there. */
+struct input_heap {
+    size_t *h, n;
+    bool (*before)(const void *ctx, size_t a, size_t b);
+    const void *ctx;
+};
+void input_heap_sift(struct input_heap *q, size_t p);
+/* Orders h[0..n) as put there. */
+void input_heap_build(struct input_heap *q);
+/* The top input moved on to a later key (live) or ran out. */
+void input_heap_top_moved(struct input_heap *q, bool live);
+
 /* A walk over the keys of the base postings (optional) and of some
  * segments at once, in key order. Keys it gives are term keys (the
  * segment prefix taken off), valid until the walk moves. */
@@ -329,11 +346,10 @@ struct key_walk {
     struct walk_side *s;
     size_t n;
     bool bad; /* a malformed block was met */
-    /* The live sides, a min-heap on (key, side): the smallest key is at
-     * heap[0] and the sides at it form a subtree from there. A scan of
-     * every side for each key made a merge of 250 segments cost 250
-     * comparisons a key, three times over (min, parts, next). */
-    size_t *heap, nheap;
+    /* The live sides by key: a scan of every side for each key made a
+     * merge of 250 segments cost 250 comparisons a key, three times over
+     * (min, parts, next). */
+    struct input_heap q;
     size_t *at; /* room for the sides at a key (key_walk_posting, _parts) */
 };
 int key_walk_open(struct key_walk *w, MDB_txn *txn, const struct index_dbs *d, bool base,

@@ -108,46 +108,13 @@ void index_run_path(const char *tmpdir, int i, char *buf, size_t len)
     snprintf(buf, len, "%s/run-%d.tmp", tmpdir, i);
 }
 
-/* A min-heap of live runs by (current key, run index): equal keys come out
- * in run order, which is document order. */
-struct run_heap {
-    int *h;
-    int n;
-    struct run *runs;
-};
-
-static bool run_less(const struct run_heap *q, int a, int b)
+/* Runs by (current key, run index) for their heap: equal keys come out in
+ * run order, which is document order. */
+static bool run_before(const void *ctx, size_t a, size_t b)
 {
-    int c = cmp_keys(q->runs[a].key.data, q->runs[a].key.len, q->runs[b].key.data,
-                     q->runs[b].key.len);
+    const struct run *runs = ctx;
+    int c = cmp_keys(runs[a].key.data, runs[a].key.len, runs[b].key.data, runs[b].key.len);
     return c < 0 || (c == 0 && a < b);
-}
-
-static void heap_sift(struct run_heap *q, int i)
-{
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, m = i;
-        if (l < q->n && run_less(q, q->h[l], q->h[m]))
-            m = l;
-        if (r < q->n && run_less(q, q->h[r], q->h[m]))
-            m = r;
-        if (m == i)
-            return;
-        int t = q->h[i];
-        q->h[i] = q->h[m];
-        q->h[m] = t;
-        i = m;
-    }
-}
-
-/* Takes the top run's posting and moves the run on (out of the heap when
- * it is exhausted). */
-static void heap_take_top(struct run_heap *q, struct merged *m)
-{
-    run_take(&q->runs[q->h[0]], m);
-    if (!q->runs[q->h[0]].live)
-        q->h[0] = q->h[--q->n];
-    heap_sift(q, 0);
 }
 
 int index_runs_merge(const char *tmpdir, int nruns, const atomic_bool *cancel, MDB_env *env,
@@ -165,12 +132,11 @@ int index_runs_merge(const char *tmpdir, int nruns, const atomic_bool *cancel, M
             run_next(&runs[i]);
         }
     }
-    struct run_heap q = {xcalloc((size_t)nruns + 1, sizeof(int)), 0, runs};
+    struct input_heap q = {xcalloc((size_t)nruns + 1, sizeof *q.h), 0, run_before, runs};
     for (int i = 0; i < nruns; i++)
         if (runs[i].live)
-            q.h[q.n++] = i;
-    for (int i = q.n / 2 - 1; i >= 0; i--)
-        heap_sift(&q, i);
+            q.h[q.n++] = (size_t)i;
+    input_heap_build(&q);
     for (size_t pending = 0; !rc && q.n;) {
         /* Runs hold increasing document ranges: taking equal keys in run
          * order concatenates postings in document order. */
@@ -179,8 +145,11 @@ int index_runs_merge(const char *tmpdir, int nruns, const atomic_bool *cancel, M
         m.n = 0;
         tbuf_reset(&m.pos);
         while (q.n && cmp_keys(runs[q.h[0]].key.data, runs[q.h[0]].key.len, key.data,
-                               key.len) == 0)
-            heap_take_top(&q, &m);
+                               key.len) == 0) {
+            struct run *r = &runs[q.h[0]];
+            run_take(r, &m); /* and on to its next key */
+            input_heap_top_moved(&q, r->live);
+        }
         posting_encode(m.docs, m.tf, (uint32_t)m.n, (const unsigned char *)m.pos.data, m.pos.len,
                        &val);
         MDB_val k = {key.len, key.data}, v = {val.len, val.data};

@@ -324,15 +324,16 @@ void delta_parts_free(struct delta_parts *a)
 
 /* ---- walking several sides in key order ---- */
 
+static bool side_before(const void *ctx, size_t a, size_t b);
+
 int key_walk_open(struct key_walk *w, MDB_txn *txn, const struct index_dbs *d, bool base,
                   const struct seg_info *segs, size_t nsegs)
 {
     w->n = 0;
     w->bad = false;
     w->s = xcalloc(nsegs + 1, sizeof *w->s);
-    w->heap = xmalloc((nsegs + 1) * sizeof *w->heap);
+    w->q = (struct input_heap){xmalloc((nsegs + 1) * sizeof *w->q.h), 0, side_before, w};
     w->at = xmalloc((nsegs + 1) * sizeof *w->at);
-    w->nheap = 0;
     int rc = 0;
     if (base) {
         rc = mdb_cursor_open(txn, d->terms, &w->s[0].cur);
@@ -374,34 +375,12 @@ static void side_next(struct key_walk *w, struct walk_side *s)
 
 /* Side a before side b: by key, then by place (a key's parts go in side
  * order: the base, then the segments oldest first). */
-static bool side_before(const struct key_walk *w, size_t a, size_t b)
+static bool side_before(const void *ctx, size_t a, size_t b)
 {
+    const struct key_walk *w = ctx;
     const MDB_val *x = &w->s[a].k, *y = &w->s[b].k;
     int c = cmp_keys(x->mv_data, x->mv_size, y->mv_data, y->mv_size);
     return c < 0 || (c == 0 && a < b);
-}
-
-static void sift_down(struct key_walk *w, size_t p)
-{
-    size_t *h = w->heap, n = w->nheap, x = h[p];
-    for (size_t c; (c = 2 * p + 1) < n; p = c) {
-        if (c + 1 < n && side_before(w, h[c + 1], h[c]))
-            c++;
-        if (!side_before(w, h[c], x))
-            break;
-        h[p] = h[c];
-    }
-    h[p] = x;
-}
-
-static void heap_build(struct key_walk *w)
-{
-    w->nheap = 0;
-    for (size_t i = 0; i < w->n; i++)
-        if (w->s[i].live)
-            w->heap[w->nheap++] = i;
-    for (size_t p = w->nheap / 2; p-- > 0;)
-        sift_down(w, p);
 }
 
 void key_walk_seek(struct key_walk *w, const void *key, size_t len)
@@ -418,14 +397,18 @@ void key_walk_seek(struct key_walk *w, const void *key, size_t len)
             side_base(s, MDB_SET_RANGE);
         }
     }
-    heap_build(w);
+    w->q.n = 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->s[i].live)
+            w->q.h[w->q.n++] = i;
+    input_heap_build(&w->q);
 }
 
 bool key_walk_min(const struct key_walk *w, MDB_val *key)
 {
-    if (w->nheap)
-        *key = w->s[w->heap[0]].k;
-    return w->nheap > 0;
+    if (w->q.n)
+        *key = w->s[w->q.h[0]].k;
+    return w->q.n > 0;
 }
 
 static bool side_at(const struct walk_side *s, const MDB_val *key)
@@ -446,14 +429,15 @@ static int cmp_side(const void *a, const void *b)
 static size_t sides_at(const struct key_walk *w, const MDB_val *key)
 {
     size_t n = 0;
-    if (w->nheap && side_at(&w->s[w->heap[0]], key))
+    const size_t *h = w->q.h;
+    if (w->q.n && side_at(&w->s[h[0]], key))
         w->at[n++] = 0;
-    for (size_t q = 0; q < n; q++)
-        for (size_t c = 2 * w->at[q] + 1; c <= 2 * w->at[q] + 2 && c < w->nheap; c++)
-            if (side_at(&w->s[w->heap[c]], key))
+    for (size_t i = 0; i < n; i++)
+        for (size_t c = 2 * w->at[i] + 1; c <= 2 * w->at[i] + 2 && c < w->q.n; c++)
+            if (side_at(&w->s[h[c]], key))
                 w->at[n++] = c;
-    for (size_t q = 0; q < n; q++)
-        w->at[q] = w->heap[w->at[q]];
+    for (size_t i = 0; i < n; i++)
+        w->at[i] = h[w->at[i]];
     if (n > 1)
         qsort(w->at, n, sizeof *w->at, cmp_side);
     return n;
@@ -503,12 +487,10 @@ void key_walk_next(struct key_walk *w, const MDB_val *key)
     MDB_val k = {len, copy};
     /* The root while it is at key: moved on, it sinks to its new place,
      * or leaves the heap when its side is done. */
-    while (w->nheap && side_at(&w->s[w->heap[0]], &k)) {
-        side_next(w, &w->s[w->heap[0]]);
-        if (!w->s[w->heap[0]].live)
-            w->heap[0] = w->heap[--w->nheap];
-        if (w->nheap)
-            sift_down(w, 0);
+    while (w->q.n && side_at(&w->s[w->q.h[0]], &k)) {
+        struct walk_side *s = &w->s[w->q.h[0]];
+        side_next(w, s);
+        input_heap_top_moved(&w->q, s->live);
     }
 }
 
@@ -517,9 +499,9 @@ void key_walk_close(struct key_walk *w)
     for (size_t i = 0; i < w->n; i++)
         mdb_cursor_close(w->s[i].cur);
     free(w->s);
-    free(w->heap);
+    free(w->q.h);
     free(w->at);
     w->s = NULL;
-    w->heap = w->at = NULL;
-    w->n = w->nheap = 0;
+    w->q.h = w->at = NULL;
+    w->n = w->q.n = 0;
 }
