@@ -58,6 +58,11 @@ static int env_open(struct gen_env *e, const char *dir, bool readonly, size_t ma
         rc = mdb_dbi_open(txn, "pk", dbflags, &e->pk);
     if (!rc)
         rc = mdb_dbi_open(txn, "meta", dbflags, &e->meta);
+    if (!rc) { /* older generations lack it: a reader does without */
+        rc = mdb_dbi_open(txn, "pkrecent", dbflags, &e->pkrecent);
+        e->has_recent = rc == 0;
+        rc = rc == MDB_NOTFOUND && readonly ? 0 : rc;
+    }
     if (!rc && !readonly) /* only writers need them: older generations lack them */
         rc = mdb_dbi_open(txn, "dead", MDB_CREATE, &e->dead);
     if (!rc && !readonly)
@@ -238,28 +243,11 @@ int gen_chunk_ids(struct gen *g, MDB_txn *txn, int64_t key, roaring_bitmap_t *id
     bool is_signed = f->vt != VT_UINT;
     uint64_t lo, hi;
     unsigned char from[8], to[8];
-    MDB_cursor *cur;
-    MDB_val k = {8, from}, v;
     rowsum_chunk_bounds(f, key, &lo, &hi);
     pk_int_bytes(lo, is_signed, from);
     pk_int_bytes(hi, is_signed, to);
-    int rc = mdb_cursor_open(txn, g->e.pk, &cur);
-    if (rc)
-        return rc;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         !rc && k.mv_size == 8 && memcmp(k.mv_data, to, 8) <= 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        uint32_t id;
-        if (v.mv_size < 4) {
-            rc = MDB_CORRUPTED;
-            break;
-        }
-        memcpy(&id, v.mv_data, 4);
-        if (id)
-            roaring_bitmap_add(ids, id);
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+    MDB_val fk = {8, from}, tk = {8, to};
+    return pk_ids_in_range(txn, &g->e, &fk, &tk, ids);
 }
 
 /* ---- document encoding ----

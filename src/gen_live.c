@@ -35,6 +35,8 @@ struct gen_writer {
     bool rowsums, sums_broken;
     struct rowsum_map sums;
     struct tbuf rowbuf;
+    struct pk_writer pk;
+    enum pk_where where; /* of the key find_current looked up */
 };
 
 /* A stored version (u8 domain + u64, put_version's form) into *r; false,
@@ -106,8 +108,9 @@ static bool row_decode(const MDB_val *v, struct row_entry *r)
     return true;
 }
 
-/* id 0 (a tombstone) keeps no hash; rh NULL: no row hash. */
-static int row_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, uint32_t id, struct version v,
+/* The entry of the key find_current looked up last. id 0 (a tombstone)
+ * keeps no hash; rh NULL: no row hash. */
+static int row_put(struct gen_writer *w, MDB_val *k, uint32_t id, struct version v,
                    uint64_t hash, const uint32_t *rh)
 {
     unsigned char b[25];
@@ -117,7 +120,7 @@ static int row_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, uint32_t id, struct ve
     if (rh)
         memcpy(b + 21, rh, 4);
     MDB_val val = {!id ? 13 : rh ? 25 : 21, b};
-    return mdb_put(txn, dbi, k, &val, 0);
+    return pk_put(w->txn, &w->g->e, &w->pk, k, &val, w->where);
 }
 
 struct version gen_snapshot_version(const struct gen *g)
@@ -150,8 +153,9 @@ int gen_row_lookup(struct gen *g, MDB_txn *txn, const struct tis_value *vals, st
     pk_encode(g->sc, vals, key);
     MDB_val k = {key->len, key->data}, v;
     struct row_entry e = {0};
+    enum pk_where where;
     memset(r, 0, sizeof *r);
-    int rc = mdb_get(txn, g->e.pk, &k, &v);
+    int rc = pk_get(txn, &g->e, &k, &v, &where);
     if (rc && rc != MDB_NOTFOUND)
         return rc;
     if (rc == 0 && !row_decode(&v, &e))
@@ -196,6 +200,7 @@ struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err
     w->floor = meta_version(g, w->txn, "floor");
     w->rowsums = rowsums_kept(g, w->txn);
     w->snapshot = gen_snapshot_version(g);
+    pk_writer_begin(w->txn, &g->e, &w->pk);
     w->oldv = xcalloc(g->sc->nfields, sizeof *w->oldv);
     w->merged = xcalloc(g->sc->nfields, sizeof *w->merged);
     return w;
@@ -209,7 +214,7 @@ static int find_current(struct gen_writer *w, struct version ev, struct row_entr
 {
     MDB_val k = {w->key.len, w->key.data}, v;
     *e = (struct row_entry){0};
-    int rc = mdb_get(w->txn, w->g->e.pk, &k, &v);
+    int rc = pk_get(w->txn, &w->g->e, &k, &v, &w->where);
     if (rc && rc != MDB_NOTFOUND)
         return rc;
     if (rc == 0 && !row_decode(&v, e))
@@ -465,7 +470,7 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
     if (!rc && same && e.has_rh)
         rh = e.rh; /* what the sums hold for it, even if two hashes collided */
     if (!rc)
-        rc = row_put(w->txn, g->e.pk, &k, id, v, hash, w->rowsums ? &rh : NULL);
+        rc = row_put(w, &k, id, v, hash, w->rowsums ? &rh : NULL);
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "apply an upsert", err, errlen) : 0;
 }
@@ -510,7 +515,7 @@ int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct 
     }
     /* The tombstone: a late, older insert of this row must stay out. */
     if (!rc)
-        rc = row_put(w->txn, g->e.pk, &k, 0, v, 0, NULL);
+        rc = row_put(w, &k, 0, v, 0, NULL);
     *out = had ? GEN_APPLIED : GEN_MISSING;
     w->full |= rc == MDB_MAP_FULL;
     return rc ? lmdb_fail(rc, "apply a delete", err, errlen) : 0;
@@ -568,6 +573,8 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
     if (w->dead)
         roaring_bitmap_free(w->dead);
     w->dead = NULL;
+    if (!rc) /* one tree to go through */
+        rc = pk_fold_all(w->txn, &g->e);
     if (!rc)
         rc = tombstones_only(w->txn, g->e.pk);
     rowsum_map_free(&w->sums); /* every chunk empty: the batch's changes are gone too */
@@ -667,6 +674,7 @@ static void writer_free(struct gen_writer *w)
     tbuf_free(&w->old);
     rowsum_map_free(&w->sums);
     tbuf_free(&w->rowbuf);
+    tbuf_free(&w->pk.last);
     free(w->oldv);
     free(w->merged);
     free(w);
@@ -722,7 +730,9 @@ int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *er
     tbuf_add(&live, &w->st.docs, 8);
     tbuf_add(&live, w->st.f, nf * sizeof *w->st.f);
     MDB_val k = {4, "live"}, v = {live.len, live.data};
-    int rc = put_news(w);
+    int rc = pk_fold_some(w->txn, &g->e, &w->pk);
+    if (!rc)
+        rc = put_news(w);
     if (!rc)
         rc = log_sums(w);
     if (!rc)

@@ -539,6 +539,101 @@ static void test_kept_sums_follow_every_change(void)
     drop_gen(g, dir);
 }
 
+static size_t recent_entries(struct gen *g)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st = {0};
+    CHECK(gen_txn_begin(g, &txn) == 0);
+    CHECK(mdb_dbi_open(txn, "pkrecent", 0, &dbi) == 0);
+    CHECK(mdb_stat(txn, dbi, &st) == 0);
+    gen_txn_end(g, txn);
+    return st.ms_entries;
+}
+
+/* The primary key map in two trees (gen_pk.c): changes of keys already
+ * there go to pkrecent, new keys above the rest to pk, and each commit
+ * folds a range of pkrecent into pk (main() keeps 8 entries, folds 5 at
+ * most). Through random upserts, deletes and stale replays on keys below,
+ * among and above the build's, every key's entry -- present or not, its
+ * version -- is the last applied one's, and the stale ones are refused. */
+static void test_pk_changes_fold_into_one_map(void)
+{
+    char dir[64], err[256];
+    struct gen *g = make_gen(dir, "{\"tso\":100}");
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    enum { LO = -40, HI = 160, N = HI - LO };
+    bool present[N] = {false};
+    uint64_t ver[N] = {0}, seed = 11, tso = 1000;
+    for (int id = 1; id <= 3; id++)
+        present[id - LO] = true, ver[id - LO] = 100;
+    size_t peak = 0;
+    int stale = 0, applied = 0;
+    for (int batch = 0; batch < 50; batch++) {
+        struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+        for (int i = 0; i < 30; i++) {
+            seed = seed * 6364136223846793005u + 1442695040888963407u;
+            unsigned r = (unsigned)(seed >> 33);
+            /* later batches reach higher keys: appends above pk's last */
+            int id = LO + (int)(r % (unsigned)(N * (batch + 10) / 60));
+            char ids[16];
+            snprintf(ids, sizeof ids, "%d", id);
+            bool old = ver[id - LO] && (r >> 20) % 8 == 0, del = (r >> 24) % 3 == 0;
+            uint64_t v = old ? ver[id - LO] - (r >> 8) % 2 : ++tso; /* at or below its own */
+            struct tis_value vals[3];
+            enum gen_outcome out;
+            row(vals, ids, "plum", "1");
+            if (del)
+                CHECK(gen_write_delete(w, vals, TSO(v), &out, err, sizeof err) == 0);
+            else
+                CHECK(gen_write_upsert(w, vals, NULL, TSO(v), &out, err, sizeof err) == 0);
+            if (old) {
+                stale += out == GEN_STALE;
+                CHECK_INT(out, GEN_STALE);
+                continue;
+            }
+            applied++;
+            present[id - LO] = !del;
+            ver[id - LO] = v;
+        }
+        CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+        size_t n = recent_entries(g);
+        peak = n > peak ? n : peak;
+    }
+    CHECK(peak > 8);  /* pkrecent was used ... */
+    CHECK(stale > 10 && applied > 1000);
+    for (int i = 0; i < 100 && recent_entries(g) > 8; i++) { /* ... and folds down */
+        struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+        CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    }
+    CHECK(recent_entries(g) <= 8);
+    MDB_txn *txn;
+    struct tbuf key = {0};
+    int wrong = 0, live = 0;
+    CHECK(gen_txn_begin(g, &txn) == 0);
+    for (int id = LO; id < HI; id++) {
+        char ids[16];
+        struct tis_value vals[3];
+        struct gen_row r;
+        snprintf(ids, sizeof ids, "%d", id);
+        row(vals, ids, NULL, NULL);
+        CHECK(gen_row_lookup(g, txn, vals, &key, &r) == 0);
+        wrong += r.present != present[id - LO] || (ver[id - LO] && r.v.v != ver[id - LO]);
+        live += present[id - LO];
+    }
+    gen_txn_end(g, txn);
+    CHECK_INT(wrong, 0);
+    char *all = docs(g);
+    int lines = 0;
+    for (const char *p = all; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    CHECK_INT(lines, live);
+    free(all);
+    tbuf_free(&key);
+    analyzer_free(an);
+    drop_gen(g, dir);
+}
+
 /* A generation written with another index layout is refused with a hint to
  * rebuild: its postings would read as garbage. */
 static void test_other_index_format_is_refused(void)
@@ -615,6 +710,8 @@ static void test_damaged_segment_fails_the_query(void)
 
 int main(void)
 {
+    /* Every test with a small pkrecent: its folds run in all of them. */
+    setenv("TISFS_PK_RECENT_KEEP", "8", 1);
     test_version_rule();
     test_truncate_without_version_keeps_versions();
     test_batch_commits_whole_with_the_channel_state();
@@ -623,6 +720,7 @@ int main(void)
     test_removed_documents_are_purged();
     test_truncate_keeps_every_key();
     test_kept_sums_follow_every_change();
+    test_pk_changes_fold_into_one_map();
     test_other_index_format_is_refused();
     test_damaged_segment_fails_the_query();
     return check_summary();

@@ -1,0 +1,228 @@
+/* gen_pk — a generation's primary key map in two trees: pk, and pkrecent
+ * for the stream's changes of keys pk already holds (see gen_internal.h).
+ *
+ * Why two: a stream's updates and deletes land on random keys, and in one
+ * tree each rewrites a 4 KB leaf of its own (copy on write): at 600 000
+ * rows a 1M-event catch-up wrote ~1.4 KB of pk leaves an event, two thirds
+ * of all it wrote, and every rewritten leaf moved, to be faulted in again
+ * at its next read. pkrecent stays small (a few hundred leaves, all of
+ * them hot) and is folded into pk a key range at a time: each fold
+ * rewrites a leaf of pk once for every key of that range changed since the
+ * last, not once a key. New keys above pk's last go to pk directly, as
+ * appends. Everything is in the batch's own transaction: an abort or a
+ * crash leaves both trees as the last commit did. */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen_internal.h"
+
+/* Compares two keys as LMDB's default order does (memcmp, then length). */
+static int key_cmp(const MDB_val *a, const MDB_val *b)
+{
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int c = memcmp(a->mv_data, b->mv_data, n);
+    return c ? c : a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+}
+
+int pk_get(MDB_txn *txn, const struct gen_env *e, const MDB_val *k, MDB_val *v,
+           enum pk_where *where)
+{
+    MDB_val key = *k;
+    int rc = e->has_recent ? mdb_get(txn, e->pkrecent, &key, v) : MDB_NOTFOUND;
+    if (rc == 0) {
+        *where = PK_IN_RECENT;
+        return 0;
+    }
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    key = *k;
+    rc = mdb_get(txn, e->pk, &key, v);
+    *where = rc == 0 ? PK_IN_MAIN : PK_ABSENT;
+    return rc;
+}
+
+/* pk's last key into pw (once a transaction). */
+static int last_known(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw)
+{
+    if (pw->last_state)
+        return 0;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, e->pk, &cur);
+    if (rc)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0) {
+        tbuf_reset(&pw->last);
+        tbuf_add(&pw->last, k.mv_data, k.mv_size);
+        pw->last_state = PK_LAST_KNOWN;
+    } else if (rc == MDB_NOTFOUND) {
+        pw->last_state = PK_LAST_EMPTY;
+        rc = 0;
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+/* PK_RECENT_KEEP, or TISFS_PK_RECENT_KEEP (tests fold a few entries at a
+ * time; 0: pk alone). */
+static size_t recent_keep(void)
+{
+    const char *s = getenv("TISFS_PK_RECENT_KEEP");
+    return s && *s ? strtoull(s, NULL, 10) : PK_RECENT_KEEP;
+}
+
+void pk_writer_begin(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw)
+{
+    MDB_stat st;
+    pw->last_state = PK_LAST_UNKNOWN;
+    pw->keep = recent_keep();
+    /* A large table gains nothing: a fold rewrites as many of its leaves
+     * as the changes would have (see PK_RECENT_MAX_LEAVES). */
+    pw->route = e->has_recent && pw->keep && mdb_stat(txn, e->pk, &st) == 0 &&
+                st.ms_leaf_pages <= PK_RECENT_MAX_LEAVES;
+}
+
+int pk_fold_some(MDB_txn *txn, const struct gen_env *e, const struct pk_writer *pw)
+{
+    return pk_fold(txn, e, pw->route ? pw->keep : 0, pw->keep / 2 + 1);
+}
+
+int pk_put(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MDB_val *k,
+           const MDB_val *v, enum pk_where where)
+{
+    MDB_val key = *k, val = *v;
+    if (where == PK_IN_RECENT || (where == PK_IN_MAIN && pw->route))
+        return mdb_put(txn, e->pkrecent, &key, &val, 0);
+    if (where == PK_IN_MAIN)
+        return mdb_put(txn, e->pk, &key, &val, 0);
+    int rc = last_known(txn, e, pw);
+    if (rc)
+        return rc;
+    MDB_val last = {pw->last.len, pw->last.data};
+    if (pw->last_state == PK_LAST_EMPTY || key_cmp(k, &last) > 0) {
+        /* Above every key: an append, which also leaves pk's leaves full
+         * (a plain put splits them in halves). */
+        rc = mdb_put(txn, e->pk, &key, &val, MDB_APPEND);
+        if (rc == 0) {
+            tbuf_reset(&pw->last);
+            tbuf_add(&pw->last, k->mv_data, k->mv_size);
+            pw->last_state = PK_LAST_KNOWN;
+        }
+        return rc;
+    }
+    /* A new key among pk's: a random leaf too. */
+    return mdb_put(txn, pw->route ? e->pkrecent : e->pk, &key, &val, 0);
+}
+
+/* Moves the entry under cur from pkrecent into pk, and deletes it there. */
+static int fold_one(MDB_txn *txn, const struct gen_env *e, MDB_cursor *cur, const MDB_val *k,
+                    const MDB_val *v)
+{
+    MDB_val key = *k, val = *v;
+    int rc = mdb_put(txn, e->pk, &key, &val, 0);
+    return rc ? rc : mdb_cursor_del(cur, 0);
+}
+
+int pk_fold(MDB_txn *txn, const struct gen_env *e, size_t keep, size_t max)
+{
+    MDB_stat st;
+    MDB_cursor *cur;
+    MDB_val k, v, sk = {8, "pk_sweep"}, at;
+    if (!e->has_recent)
+        return 0;
+    int rc = mdb_stat(txn, e->pkrecent, &st);
+    if (rc || st.ms_entries <= keep)
+        return rc;
+    size_t n = st.ms_entries - keep, done = 0;
+    if (n > max)
+        n = max;
+    if ((rc = mdb_cursor_open(txn, e->pkrecent, &cur)) != 0)
+        return rc;
+    /* A sweep over the key space, where the last fold stopped (meta
+     * "pk_sweep", the key after its last): each fold takes the next range. */
+    struct tbuf last = {0};
+    bool from_start = mdb_get(txn, e->meta, &sk, &at) != 0;
+    if (!from_start) {
+        tbuf_add(&last, at.mv_data, at.mv_size); /* (the meta page may move) */
+        k = (MDB_val){last.len, last.data};
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    } else
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    for (bool wrapped = from_start; done < n;) {
+        if (rc == MDB_NOTFOUND && !wrapped) { /* the end: on from the start */
+            wrapped = true;
+            rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+            continue;
+        }
+        if (rc)
+            break;
+        tbuf_reset(&last);
+        tbuf_add(&last, k.mv_data, k.mv_size);
+        if ((rc = fold_one(txn, e, cur, &k, &v)) != 0)
+            break;
+        done++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND || rc == 0) {
+        /* The next fold starts after the last key folded (SET_RANGE finds
+         * the one after it, since it is gone). */
+        MDB_val lv = {last.len, last.data};
+        rc = done ? mdb_put(txn, e->meta, &sk, &lv, 0) : 0;
+    }
+    tbuf_free(&last);
+    return rc;
+}
+
+int pk_fold_all(MDB_txn *txn, const struct gen_env *e)
+{
+    MDB_stat st;
+    int rc = e->has_recent ? mdb_stat(txn, e->pkrecent, &st) : 0;
+    return rc || !e->has_recent ? rc : pk_fold(txn, e, 0, st.ms_entries);
+}
+
+int pk_ids_in_range(MDB_txn *txn, const struct gen_env *e, const MDB_val *from,
+                    const MDB_val *to, roaring_bitmap_t *ids)
+{
+    MDB_cursor *cm, *cr = NULL;
+    MDB_val km = *from, vm, kr = *from, vr;
+    int rc = mdb_cursor_open(txn, e->pk, &cm);
+    if (rc)
+        return rc;
+    if (e->has_recent && (rc = mdb_cursor_open(txn, e->pkrecent, &cr)) != 0) {
+        mdb_cursor_close(cm);
+        return rc;
+    }
+    int rm = mdb_cursor_get(cm, &km, &vm, MDB_SET_RANGE);
+    int rr = cr ? mdb_cursor_get(cr, &kr, &vr, MDB_SET_RANGE) : MDB_NOTFOUND;
+    /* Both trees in key order; a key in both: pkrecent's entry is the one. */
+    for (;;) {
+        bool mok = rm == 0 && key_cmp(&km, to) <= 0, rok = rr == 0 && key_cmp(&kr, to) <= 0;
+        if ((rm && rm != MDB_NOTFOUND) || (rr && rr != MDB_NOTFOUND)) {
+            rc = rm && rm != MDB_NOTFOUND ? rm : rr;
+            break;
+        }
+        if (!mok && !rok)
+            break;
+        int c = !mok ? 1 : !rok ? -1 : key_cmp(&km, &kr);
+        const MDB_val *v = c < 0 ? &vm : &vr;
+        uint32_t id;
+        if (v->mv_size < 4) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        memcpy(&id, v->mv_data, 4);
+        if (id)
+            roaring_bitmap_add(ids, id);
+        if (c <= 0)
+            rm = mdb_cursor_get(cm, &km, &vm, MDB_NEXT);
+        if (c >= 0)
+            rr = mdb_cursor_get(cr, &kr, &vr, MDB_NEXT);
+    }
+    mdb_cursor_close(cm);
+    if (cr)
+        mdb_cursor_close(cr);
+    return rc;
+}
