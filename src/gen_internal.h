@@ -56,7 +56,8 @@ int lmdb_fail(int rc, const char *what, char *err, size_t errlen);
  * it as the changes would: a random key each); each batch's commit folds
  * pkrecent down to PK_RECENT_KEEP entries, half as many at most, a key
  * range after the last. 32 768 entries are ~500 leaves: a 1M-event
- * catch-up at 600 000 rows wrote 0.0 KB of pk an event against 1.4. */
+ * catch-up (510 000 rows at the end) wrote 1.37 KB an event in all
+ * against 2.1 with pk alone. */
 #define PK_RECENT_KEEP 32768
 #define PK_RECENT_MAX_LEAVES 32768
 enum pk_where { PK_ABSENT, PK_IN_MAIN, PK_IN_RECENT };
