@@ -62,18 +62,27 @@ int lmdb_fail(int rc, const char *what, char *err, size_t errlen);
 #define PK_RECENT_MAX_LEAVES 32768
 enum pk_where { PK_ABSENT, PK_IN_MAIN, PK_IN_RECENT };
 enum { PK_LAST_UNKNOWN, PK_LAST_KNOWN, PK_LAST_EMPTY };
-/* A write transaction's view of pk: its last key (new keys above it are
- * appended), and whether changes go to pkrecent. */
+/* A tree's last key as a write transaction knows it. */
+struct pk_last {
+    struct tbuf key;
+    int state;
+};
+/* A write transaction's view of the map: the trees' last keys (a key above
+ * both is in neither; above pk's, it is appended to it), and whether
+ * changes go to pkrecent. */
 struct pk_writer {
-    struct tbuf last;
-    int last_state;
+    struct pk_last main, recent;
     bool route;
     size_t keep; /* PK_RECENT_KEEP unless the environment says */
 };
 /* The entry of key k into *v (MDB_NOTFOUND: none), and where it is. */
 int pk_get(MDB_txn *txn, const struct gen_env *e, const MDB_val *k, MDB_val *v,
            enum pk_where *where);
+/* pk_get for a writer, which knows more. */
+int pk_find(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MDB_val *k,
+            MDB_val *v, enum pk_where *where);
 void pk_writer_begin(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw);
+void pk_writer_free(struct pk_writer *pw);
 /* Puts key k's entry, where pk_get found it (where). */
 int pk_put(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MDB_val *k,
            const MDB_val *v, enum pk_where where);

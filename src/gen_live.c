@@ -214,7 +214,7 @@ static int find_current(struct gen_writer *w, struct version ev, struct row_entr
 {
     MDB_val k = {w->key.len, w->key.data}, v;
     *e = (struct row_entry){0};
-    int rc = pk_get(w->txn, &w->g->e, &k, &v, &w->where);
+    int rc = pk_find(w->txn, &w->g->e, &w->pk, &k, &v, &w->where);
     if (rc && rc != MDB_NOTFOUND)
         return rc;
     if (rc == 0 && !row_decode(&v, e))
@@ -674,7 +674,7 @@ static void writer_free(struct gen_writer *w)
     tbuf_free(&w->old);
     rowsum_map_free(&w->sums);
     tbuf_free(&w->rowbuf);
-    tbuf_free(&w->pk.last);
+    pk_writer_free(&w->pk);
     free(w->oldv);
     free(w->merged);
     free(w);

@@ -42,27 +42,62 @@ int pk_get(MDB_txn *txn, const struct gen_env *e, const MDB_val *k, MDB_val *v,
     return rc;
 }
 
-/* pk's last key into pw (once a transaction). */
-static int last_known(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw)
+/* A tree's last key, looked up once a transaction. */
+static int last_known(MDB_txn *txn, MDB_dbi dbi, struct pk_last *l)
 {
-    if (pw->last_state)
+    if (l->state)
         return 0;
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = mdb_cursor_open(txn, e->pk, &cur);
+    int rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc)
         return rc;
     rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     if (rc == 0) {
-        tbuf_reset(&pw->last);
-        tbuf_add(&pw->last, k.mv_data, k.mv_size);
-        pw->last_state = PK_LAST_KNOWN;
+        tbuf_reset(&l->key);
+        tbuf_add(&l->key, k.mv_data, k.mv_size);
+        l->state = PK_LAST_KNOWN;
     } else if (rc == MDB_NOTFOUND) {
-        pw->last_state = PK_LAST_EMPTY;
+        l->state = PK_LAST_EMPTY;
         rc = 0;
     }
     mdb_cursor_close(cur);
     return rc;
+}
+
+/* Whether k is above l's key (a tree without one: yes). A key once
+ * known may be above the tree's last since (a fold or a TRUNCATE took
+ * entries out): never below it, which is all the callers need. */
+static bool above(const struct pk_last *l, const MDB_val *k)
+{
+    MDB_val last = {l->key.len, l->key.data};
+    return l->state == PK_LAST_EMPTY || key_cmp(k, &last) > 0;
+}
+
+static void raise_last(struct pk_last *l, const MDB_val *k)
+{
+    if (l->state && !above(l, k))
+        return;
+    tbuf_reset(&l->key);
+    tbuf_add(&l->key, k->mv_data, k->mv_size);
+    l->state = PK_LAST_KNOWN;
+}
+
+int pk_find(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MDB_val *k,
+            MDB_val *v, enum pk_where *where)
+{
+    /* A key above both trees' last (a new row of a growing table, most
+     * inserts) is in neither: no tree to walk down. */
+    int rc = last_known(txn, e->pk, &pw->main);
+    if (!rc && e->has_recent)
+        rc = last_known(txn, e->pkrecent, &pw->recent);
+    if (rc)
+        return rc;
+    if (above(&pw->main, k) && (!e->has_recent || above(&pw->recent, k))) {
+        *where = PK_ABSENT;
+        return MDB_NOTFOUND;
+    }
+    return pk_get(txn, e, k, v, where);
 }
 
 /* PK_RECENT_KEEP, or TISFS_PK_RECENT_KEEP (tests fold a few entries at a
@@ -76,12 +111,18 @@ static size_t recent_keep(void)
 void pk_writer_begin(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw)
 {
     MDB_stat st;
-    pw->last_state = PK_LAST_UNKNOWN;
+    pw->main.state = pw->recent.state = PK_LAST_UNKNOWN;
     pw->keep = recent_keep();
     /* A large table gains nothing: a fold rewrites as many of its leaves
      * as the changes would have (see PK_RECENT_MAX_LEAVES). */
     pw->route = e->has_recent && pw->keep && mdb_stat(txn, e->pk, &st) == 0 &&
                 st.ms_leaf_pages <= PK_RECENT_MAX_LEAVES;
+}
+
+void pk_writer_free(struct pk_writer *pw)
+{
+    tbuf_free(&pw->main.key);
+    tbuf_free(&pw->recent.key);
 }
 
 int pk_fold_some(MDB_txn *txn, const struct gen_env *e, const struct pk_writer *pw)
@@ -93,27 +134,25 @@ int pk_put(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MD
            const MDB_val *v, enum pk_where where)
 {
     MDB_val key = *k, val = *v;
-    if (where == PK_IN_RECENT || (where == PK_IN_MAIN && pw->route))
-        return mdb_put(txn, e->pkrecent, &key, &val, 0);
-    if (where == PK_IN_MAIN)
-        return mdb_put(txn, e->pk, &key, &val, 0);
-    int rc = last_known(txn, e, pw);
+    int rc = last_known(txn, e->pk, &pw->main);
     if (rc)
         return rc;
-    MDB_val last = {pw->last.len, pw->last.data};
-    if (pw->last_state == PK_LAST_EMPTY || key_cmp(k, &last) > 0) {
+    bool append = where == PK_ABSENT && above(&pw->main, k);
+    if (append) {
         /* Above every key: an append, which also leaves pk's leaves full
          * (a plain put splits them in halves). */
         rc = mdb_put(txn, e->pk, &key, &val, MDB_APPEND);
-        if (rc == 0) {
-            tbuf_reset(&pw->last);
-            tbuf_add(&pw->last, k->mv_data, k->mv_size);
-            pw->last_state = PK_LAST_KNOWN;
-        }
+        if (rc == 0)
+            raise_last(&pw->main, k);
         return rc;
     }
-    /* A new key among pk's: a random leaf too. */
-    return mdb_put(txn, pw->route ? e->pkrecent : e->pk, &key, &val, 0);
+    /* A key pkrecent has, or one among pk's: a random leaf of pk. */
+    if (where == PK_IN_RECENT || pw->route) {
+        if ((rc = mdb_put(txn, e->pkrecent, &key, &val, 0)) == 0 && pw->recent.state)
+            raise_last(&pw->recent, k);
+        return rc;
+    }
+    return mdb_put(txn, e->pk, &key, &val, 0);
 }
 
 /* Moves the entry under cur from pkrecent into pk, and deletes it there. */
