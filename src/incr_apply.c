@@ -370,7 +370,7 @@ static int apply_batch_once(struct incr *c, struct decoded *d)
         return -1;
     }
     c->dirty = true;
-    c->untrimmed = true;
+    c->untrimmed |= d->n >= INCR_TRIM_BATCH;
     incr_commit_offsets(c);
     if (b.dropped)
         incr_set_error(c, b.why);

@@ -87,7 +87,7 @@ struct incr {
     double next_watermarks, last_sync, last_release, last_trim, next_grow_check;
     double last_batch; /* when the last batch was applied (mono_now) */
     size_t rows_unreleased; /* rows applied since the last release of mapped pages */
-    bool untrimmed;          /* batches freed memory since the last malloc_trim */
+    bool untrimmed;          /* large batches freed memory since the last malloc_trim */
     char last_logged_err[640];
 };
 
@@ -113,6 +113,8 @@ bool incr_behind(struct incr *c);
  * with checks every 1 024 rows then). */
 #define RELEASE_ROWS 1024
 size_t incr_release_rows(struct incr *c);
+/* A batch of this many messages leaves the heap to trim (incr.c). */
+#define INCR_TRIM_BATCH 1024
 /* Checks, after so many rows applied (rows_unreleased, counted within a
  * batch too) or so long, whether the mapped pages are over their budget,
  * and releases them if so (incr.c). */
