@@ -52,14 +52,17 @@ int lmdb_fail(int rc, const char *what, char *err, size_t errlen);
 /* ---- the primary key map (gen_pk.c) ----
  * A key's entry is pkrecent's if it has one, else pk's. The stream's
  * changes of keys in pk go to pkrecent while pk is at most
- * PK_RECENT_MAX_LEAVES leaves (larger, a fold rewrites as many leaves of
- * it as the changes would: a random key each); each batch's commit folds
- * pkrecent down to PK_RECENT_KEEP entries, half as many at most, a key
- * range after the last. 32 768 entries are ~500 leaves: a 1M-event
- * catch-up (510 000 rows at the end) wrote 1.37 KB an event in all
- * against 2.1 with pk alone. */
+ * PK_RECENT_MAX_LEAVES leaves; each batch's commit folds pkrecent down to
+ * PK_RECENT_KEEP entries, half as many at most, a key range after the
+ * last. 32 768 entries are ~500 leaves: a 1M-event catch-up (510 000 rows
+ * at the end) wrote 1.37 KB an event in all against 2.1 with pk alone.
+ * The cost model: a batch of A random changes rewrites ~A leaves of pk
+ * alone; with pkrecent, all of its ~500 leaves and the leaves of pk under
+ * the key range folded, L * A / KEEP for L leaves. Above 16 384 leaves
+ * (~1.5M rows) the two come too close (at A = 1 000 they are equal),
+ * and larger tables write pk alone. */
 #define PK_RECENT_KEEP 32768
-#define PK_RECENT_MAX_LEAVES 32768
+#define PK_RECENT_MAX_LEAVES 16384
 enum pk_where { PK_ABSENT, PK_IN_MAIN, PK_IN_RECENT };
 enum { PK_LAST_UNKNOWN, PK_LAST_KNOWN, PK_LAST_EMPTY };
 /* A tree's last key as a write transaction knows it. */

@@ -113,8 +113,8 @@ void pk_writer_begin(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw
     MDB_stat st;
     pw->main.state = pw->recent.state = PK_LAST_UNKNOWN;
     pw->keep = recent_keep();
-    /* A large table gains nothing: a fold rewrites as many of its leaves
-     * as the changes would have (see PK_RECENT_MAX_LEAVES). */
+    /* A large table gains little: a fold rewrites nearly as many of its
+     * leaves as the changes would have (see PK_RECENT_MAX_LEAVES). */
     pw->route = e->has_recent && pw->keep && mdb_stat(txn, e->pk, &st) == 0 &&
                 st.ms_leaf_pages <= PK_RECENT_MAX_LEAVES;
 }
