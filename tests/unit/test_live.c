@@ -424,13 +424,14 @@ static int walk_doc(void *arg, uint32_t id, const struct tis_value *vals)
     return 0;
 }
 
-static size_t sums_log_records(struct gen *g)
+/* The entries of the generation's database name. */
+static size_t db_entries(struct gen *g, const char *name)
 {
     MDB_txn *txn;
     MDB_dbi dbi;
     MDB_stat st = {0};
     CHECK(gen_txn_begin(g, &txn) == 0);
-    CHECK(mdb_dbi_open(txn, "sumlog", 0, &dbi) == 0);
+    CHECK(mdb_dbi_open(txn, name, 0, &dbi) == 0);
     CHECK(mdb_stat(txn, dbi, &st) == 0);
     gen_txn_end(g, txn);
     return st.ms_entries;
@@ -522,11 +523,11 @@ static void test_kept_sums_follow_every_change(void)
                 CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
             }
             CHECK(!left);
-            CHECK_INT(sums_log_records(g), 0);
+            CHECK_INT(db_entries(g, "sumlog"), 0);
             check_kept_sums(g, sc);
         }
     }
-    CHECK(sums_log_records(g) > 0); /* the batches since the last fold */
+    CHECK(db_entries(g, "sumlog") > 0); /* the batches since the last fold */
     CHECK_INT(upsert(g, "12a", "plum", "1", NULL, TSO(++tso)), GEN_APPLIED);
     MDB_txn *txn;
     struct rowsum_map kept = {0};
@@ -537,18 +538,6 @@ static void test_kept_sums_follow_every_change(void)
     analyzer_free(an);
     schema_free(sc);
     drop_gen(g, dir);
-}
-
-static size_t recent_entries(struct gen *g)
-{
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_stat st = {0};
-    CHECK(gen_txn_begin(g, &txn) == 0);
-    CHECK(mdb_dbi_open(txn, "pkrecent", 0, &dbi) == 0);
-    CHECK(mdb_stat(txn, dbi, &st) == 0);
-    gen_txn_end(g, txn);
-    return st.ms_entries;
 }
 
 /* Keys lo..hi whose entry is not as present[] and ver[] say (ver 0:
@@ -629,16 +618,16 @@ static void test_pk_changes_fold_into_one_map(void)
             ver[id - LO] = v;
         }
         CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
-        size_t n = recent_entries(g);
+        size_t n = db_entries(g, "pkrecent");
         peak = n > peak ? n : peak;
     }
     CHECK(peak > 8);  /* pkrecent was used ... */
     CHECK(stale > 10 && applied > 1000);
-    for (int i = 0; i < 100 && recent_entries(g) > 8; i++) { /* ... and folds down */
+    for (int i = 0; i < 100 && db_entries(g, "pkrecent") > 8; i++) { /* ... and folds down */
         struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
         CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
     }
-    CHECK(recent_entries(g) <= 8);
+    CHECK(db_entries(g, "pkrecent") <= 8);
     int live = 0;
     for (int id = LO; id < HI; id++)
         live += present[id - LO];
@@ -648,12 +637,12 @@ static void test_pk_changes_fold_into_one_map(void)
      * pkrecent drains into pk, an entry a commit here, and no row's entry
      * changes. */
     setenv("TISFS_PK_RECENT_KEEP", "0", 1);
-    for (int i = 0; i < 50 && recent_entries(g) > 0; i++) {
+    for (int i = 0; i < 50 && db_entries(g, "pkrecent") > 0; i++) {
         struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
         CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
     }
     setenv("TISFS_PK_RECENT_KEEP", "8", 1);
-    CHECK_INT(recent_entries(g), 0);
+    CHECK_INT(db_entries(g, "pkrecent"), 0);
     CHECK_INT(rows_unlike(g, LO, HI, present, ver), 0);
     CHECK_INT(doc_lines(g), live);
     analyzer_free(an);
