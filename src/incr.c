@@ -42,8 +42,8 @@
  * allocations fault them in again page by page (main.c keeps glibc from
  * trimming by itself). Only large batches (INCR_TRIM_BATCH) leave pages to
  * give back: a steady stream's small ones reuse the same few, and a trim
- * costs 4-8 ms that the next change waited behind, once a second (a
- * fifth of the stalls over 3 ms at 5 000 events/s). */
+ * cost 3.6-8.3 ms that the next change waited behind, once a second (at
+ * 5 000 events/s). */
 #define TRIM_EVERY_SEC 1.0
 /* The map is grown ahead of need (gen_grow_ahead) when a check finds it more
  * than half used; a long read (a verify pass) that keeps the growth waiting
