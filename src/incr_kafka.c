@@ -327,9 +327,9 @@ void incr_poll_start(struct incr *c, struct incr_poll *p, int wait_ms)
 
 /* The batch ends INCR_BATCH_WAIT_MS after its first message near the head
  * (a change is visible within milliseconds), and far behind only when the
- * queue stays empty that long: the messages are decoded as they come, so
- * the queue runs dry while the fetcher refills it, and a batch cut there
- * would be a small one. An empty queue is first met with a short wait and
+ * queue stays empty for INCR_BATCH_WAIT_BEHIND_MS: the messages are
+ * decoded as they come, so the queue runs dry while the fetcher refills
+ * it, and a batch cut there would be a small one. An empty queue is first met with a short wait and
  * a wake of the fetcher (wake_fetcher), once a batch. */
 rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
 {
@@ -354,7 +354,8 @@ rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
             continue;
         }
         if (!p->n || p->behind)
-            p->deadline = mono_now() + INCR_BATCH_WAIT_MS / 1000.0;
+            p->deadline = mono_now() + (p->behind ? INCR_BATCH_WAIT_BEHIND_MS
+                                                  : INCR_BATCH_WAIT_MS) / 1000.0;
         p->bytes += m->len + m->key_len;
         p->n++;
         return m;
