@@ -12,18 +12,11 @@
  * appends. Everything is in the batch's own transaction: an abort or a
  * crash leaves both trees as the last commit did. */
 #define _GNU_SOURCE
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gen_internal.h"
-
-/* Compares two keys as LMDB's default order does (memcmp, then length). */
-static int key_cmp(const MDB_val *a, const MDB_val *b)
-{
-    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
-    int c = memcmp(a->mv_data, b->mv_data, n);
-    return c ? c : a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
-}
 
 int pk_get(MDB_txn *txn, const struct gen_env *e, const MDB_val *k, MDB_val *v,
            enum pk_where *where)
@@ -65,18 +58,20 @@ static int last_known(MDB_txn *txn, MDB_dbi dbi, struct pk_last *l)
     return rc;
 }
 
-/* Whether k is above l's key (a tree without one: yes). A key once
- * known may be above the tree's last since (a fold or a TRUNCATE took
- * entries out): never below it, which is all the callers need. */
-static bool above(const struct pk_last *l, const MDB_val *k)
+/* Whether k is above l's key in pk's order (a tree without one: yes). A
+ * key once known may be above the tree's last since (a fold or a TRUNCATE
+ * took entries out): never below it, which is all the callers need. */
+static bool above(MDB_txn *txn, const struct gen_env *e, const struct pk_last *l,
+                  const MDB_val *k)
 {
     MDB_val last = {l->key.len, l->key.data};
-    return l->state == PK_LAST_EMPTY || key_cmp(k, &last) > 0;
+    return l->state == PK_LAST_EMPTY || mdb_cmp(txn, e->pk, k, &last) > 0;
 }
 
-static void raise_last(struct pk_last *l, const MDB_val *k)
+static void raise_last(MDB_txn *txn, const struct gen_env *e, struct pk_last *l,
+                       const MDB_val *k)
 {
-    if (l->state && !above(l, k))
+    if (l->state && !above(txn, e, l, k))
         return;
     tbuf_reset(&l->key);
     tbuf_add(&l->key, k->mv_data, k->mv_size);
@@ -93,7 +88,7 @@ int pk_find(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const M
         rc = last_known(txn, e->pkrecent, &pw->recent);
     if (rc)
         return rc;
-    if (above(&pw->main, k) && (!e->has_recent || above(&pw->recent, k))) {
+    if (above(txn, e, &pw->main, k) && (!e->has_recent || above(txn, e, &pw->recent, k))) {
         *where = PK_ABSENT;
         return MDB_NOTFOUND;
     }
@@ -137,19 +132,19 @@ int pk_put(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MD
     int rc = last_known(txn, e->pk, &pw->main);
     if (rc)
         return rc;
-    bool append = where == PK_ABSENT && above(&pw->main, k);
+    bool append = where == PK_ABSENT && above(txn, e, &pw->main, k);
     if (append) {
         /* Above every key: an append, which also leaves pk's leaves full
          * (a plain put splits them in halves). */
         rc = mdb_put(txn, e->pk, &key, &val, MDB_APPEND);
         if (rc == 0)
-            raise_last(&pw->main, k);
+            raise_last(txn, e, &pw->main, k);
         return rc;
     }
     /* A key pkrecent has, or one among pk's: a random leaf of pk. */
     if (where == PK_IN_RECENT || pw->route) {
         if ((rc = mdb_put(txn, e->pkrecent, &key, &val, 0)) == 0 && pw->recent.state)
-            raise_last(&pw->recent, k);
+            raise_last(txn, e, &pw->recent, k);
         return rc;
     }
     return mdb_put(txn, e->pk, &key, &val, 0);
@@ -217,9 +212,7 @@ int pk_fold(MDB_txn *txn, const struct gen_env *e, size_t keep, size_t max)
 
 int pk_fold_all(MDB_txn *txn, const struct gen_env *e)
 {
-    MDB_stat st;
-    int rc = e->has_recent ? mdb_stat(txn, e->pkrecent, &st) : 0;
-    return rc || !e->has_recent ? rc : pk_fold(txn, e, 0, st.ms_entries);
+    return pk_fold(txn, e, 0, SIZE_MAX);
 }
 
 int pk_ids_in_range(MDB_txn *txn, const struct gen_env *e, const MDB_val *from,
@@ -238,14 +231,15 @@ int pk_ids_in_range(MDB_txn *txn, const struct gen_env *e, const MDB_val *from,
     int rr = cr ? mdb_cursor_get(cr, &kr, &vr, MDB_SET_RANGE) : MDB_NOTFOUND;
     /* Both trees in key order; a key in both: pkrecent's entry is the one. */
     for (;;) {
-        bool mok = rm == 0 && key_cmp(&km, to) <= 0, rok = rr == 0 && key_cmp(&kr, to) <= 0;
+        bool mok = rm == 0 && mdb_cmp(txn, e->pk, &km, to) <= 0,
+             rok = rr == 0 && mdb_cmp(txn, e->pk, &kr, to) <= 0;
         if ((rm && rm != MDB_NOTFOUND) || (rr && rr != MDB_NOTFOUND)) {
             rc = rm && rm != MDB_NOTFOUND ? rm : rr;
             break;
         }
         if (!mok && !rok)
             break;
-        int c = !mok ? 1 : !rok ? -1 : key_cmp(&km, &kr);
+        int c = !mok ? 1 : !rok ? -1 : mdb_cmp(txn, e->pk, &km, &kr);
         const MDB_val *v = c < 0 ? &vm : &vr;
         uint32_t id;
         if (v->mv_size < 4) {

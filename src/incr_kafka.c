@@ -329,8 +329,9 @@ void incr_poll_start(struct incr *c, struct incr_poll *p, int wait_ms)
  * (a change is visible within milliseconds), and far behind only when the
  * queue stays empty for INCR_BATCH_WAIT_BEHIND_MS: the messages are
  * decoded as they come, so the queue runs dry while the fetcher refills
- * it, and a batch cut there would be a small one. An empty queue is first met with a short wait and
- * a wake of the fetcher (wake_fetcher), once a batch. */
+ * it, and a batch cut there would be a small one. An empty queue is first
+ * met with a short wait and a wake of the fetcher (wake_fetcher), once a
+ * batch. */
 rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
 {
     while (p->n < INCR_BATCH_MAX && p->bytes < p->limit) {
