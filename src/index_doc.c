@@ -30,7 +30,9 @@ static int doc_token(void *arg, const char *t, size_t len, uint32_t pos)
     }
     dt->tokpos[dt->n] = pos;
     uint16_t n = (uint16_t)(len + 1);
-    tbuf_reserve(&dt->keys, 3 + len); /* one reservation, then plain copies */
+    /* One reservation, then plain copies; 16 bytes more, for the gather's
+     * whole-word loads of a key's first bytes (load_prefix). */
+    tbuf_reserve(&dt->keys, 3 + len + 16);
     char *w = dt->keys.data + dt->keys.len;
     memcpy(w, &n, 2);
     w[2] = (char)dt->field;

@@ -82,40 +82,69 @@ static void adopt_spare(struct gather *g)
 static void slots_grow(struct gather *g)
 {
     size_t n = g->nslots ? g->nslots * 2 : 4096;
-    free(g->slots);
-    g->slots = xcalloc(n, sizeof *g->slots);
-    g->nslots = n;
-    for (size_t i = 0; i < g->nt; i++) {
-        size_t h = g->t[i].hash & (n - 1);
-        while (g->slots[h])
+    struct gather_slot *old = g->slots,
+                       *s = xaligned_calloc(64, n, sizeof *s); /* two a cache line */
+    for (size_t i = 0; i < g->nslots; i++) { /* (seen and local move along) */
+        if (!old[i].term1)
+            continue;
+        size_t h = g->t[old[i].term1 - 1].hash & (n - 1);
+        while (s[h].term1)
             h = (h + 1) & (n - 1);
-        g->slots[h] = (uint32_t)i + 1;
+        s[h] = old[i];
     }
+    free(old);
+    g->slots = s;
+    g->nslots = n;
 }
 
-/* The batch's term of key (hash: key_hash), added when new. Grouping by
+/* Up to 8 key bytes from p on, big-endian, zero past n: what key_prefix8
+ * gives, in one load. The keys of a doc_terms have 16 bytes of room after
+ * each (doc_token), so the load stays in their buffer. */
+static inline uint64_t load_prefix(const unsigned char *p, size_t n)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    v = __builtin_bswap64(v);
+    return n >= 8 ? v : n ? v & ~0ULL << (64 - 8 * n) : 0;
+}
+
+/* The table's hash of a key from its first 16 bytes (k0, k1) and the rest:
+ * a word at a time (FNV byte by byte was a chain of multiplications). */
+static inline uint64_t slot_hash(uint64_t k0, uint64_t k1, const unsigned char *key,
+                                 uint16_t klen)
+{
+    uint64_t h = (k0 * 0x9E3779B97F4A7C15ULL) ^ ((k1 + klen) * 0xC2B2AE3D27D4EB4FULL);
+    for (size_t i = 16; i < klen; i += 8)
+        h = (h ^ load_prefix(key + i, klen - i)) * 0x9E3779B97F4A7C15ULL;
+    h ^= h >> 32;
+    h *= 0xD6E8FEB86659FD93ULL;
+    return h ^ h >> 29;
+}
+
+/* The slot of key, filled with a new term when the key is new. Grouping by
  * hash, not by sorting every entry: sorting was a tenth of the channel. */
-static uint32_t term_of(struct gather *g, const unsigned char *key, uint16_t klen, uint64_t hash)
+static struct gather_slot *slot_of(struct gather *g, const unsigned char *key, uint16_t klen)
 {
     if ((g->nt + 1) * 2 > g->nslots)
         slots_grow(g);
+    uint64_t k0 = load_prefix(key, klen), k1 = klen > 8 ? load_prefix(key + 8, klen - 8u) : 0;
+    uint64_t hash = slot_hash(k0, k1, key, klen);
     size_t h = hash & (g->nslots - 1);
-    uint64_t prefix = key_prefix8(key, klen);
-    for (uint32_t s; (s = g->slots[h]); h = (h + 1) & (g->nslots - 1)) {
-        struct gather_term *t = &g->t[s - 1];
-        /* The prefix and the length are the whole key up to 8 bytes. */
-        if (t->hash == hash && t->prefix == prefix && t->klen == klen &&
-            (klen <= 8 || memcmp(g->keys.data + t->koff + 8, key + 8, klen - 8u) == 0))
-            return s - 1;
+    struct gather_slot *s;
+    for (; (s = &g->slots[h])->term1; h = (h + 1) & (g->nslots - 1)) {
+        if (s->k0 == k0 && s->k1 == k1 && s->klen == klen &&
+            (klen <= 16 ||
+             memcmp(g->keys.data + g->t[s->term1 - 1].koff + 16, key + 16, klen - 16u) == 0))
+            return s;
     }
     if (g->nt == g->tcap) {
         g->tcap = g->tcap ? g->tcap * 2 : 1024;
         g->t = xrealloc(g->t, g->tcap * sizeof *g->t);
     }
-    g->t[g->nt] = (struct gather_term){(uint32_t)g->keys.len, 0, klen, hash, prefix, 0, 0};
+    g->t[g->nt] = (struct gather_term){(uint32_t)g->keys.len, 0, klen, hash, k0};
     tbuf_add(&g->keys, key, klen);
-    g->slots[h] = (uint32_t)++g->nt;
-    return (uint32_t)g->nt - 1;
+    *s = (struct gather_slot){k0, k1, (uint32_t)++g->nt, 0, 0, klen};
+    return s;
 }
 
 void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
@@ -124,8 +153,8 @@ void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
         adopt_spare(g);
     doc_terms_reserve(dt);
     if (++g->stamp == 0) { /* (after 4G documents) stamps start again */
-        for (size_t i = 0; i < g->nt; i++)
-            g->t[i].seen = 0;
+        for (size_t i = 0; i < g->nslots; i++)
+            g->slots[i].seen = 0;
         g->stamp = 1;
     }
     /* The document's distinct keys: refs, tf, and in hash their terms. */
@@ -136,17 +165,16 @@ void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
         memcpy(&len, p, 2);
         const unsigned char *k = p + 2;
         p += 2 + len;
-        uint32_t ti = term_of(g, k, len, key_hash(k, len));
-        struct gather_term *t = &g->t[ti];
-        if (t->seen != g->stamp) {
-            t->seen = g->stamp;
-            t->local = (uint32_t)nd;
+        struct gather_slot *s = slot_of(g, k, len);
+        if (s->seen != g->stamp) {
+            s->seen = g->stamp;
+            s->local = (uint32_t)nd;
             dt->refs[nd] = (struct keyref){k, len};
             dt->tf[nd] = 0;
-            dt->hash[nd++] = ti;
+            dt->hash[nd++] = s->term1 - 1;
         }
-        dt->tf[t->local]++;
-        dt->tokkey[i] = t->local;
+        dt->tf[s->local]++;
+        dt->tokkey[i] = s->local;
     }
     doc_terms_positions(dt, nd);
     if (g->n + nd > g->cap) {
@@ -157,7 +185,6 @@ void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
     }
     for (size_t i = 0; i < nd; i++) {
         uint32_t ti = (uint32_t)dt->hash[i];
-        g->t[ti].count++;
         size_t at = g->blobs.len;
         if (doc_terms_has_positions(dt, i))
             doc_terms_pos_blob(dt, i, &g->blobs);
@@ -165,6 +192,14 @@ void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
         g->e[g->n++] = (struct gather_entry){(uint32_t)at, (uint32_t)(g->blobs.len - at), doc, ti,
                                              tf};
     }
+}
+
+void gather_count_terms(struct gather *g)
+{
+    for (size_t i = 0; i < g->nt; i++)
+        g->t[i].count = 0;
+    for (size_t i = 0; i < g->n; i++)
+        g->t[g->e[i].term].count++;
 }
 
 static int cmp_term(const void *x, const void *y, void *arg)
@@ -223,6 +258,7 @@ void gather_sort_terms(struct gather *g, uint32_t *order)
 
 struct gather_entry *gather_by_term(struct gather *g, uint32_t **order)
 {
+    gather_count_terms(g);
     *order = xmalloc((g->nt ? g->nt : 1) * sizeof **order);
     gather_sort_terms(g, *order);
     uint32_t *start = xmalloc((g->nt ? g->nt : 1) * sizeof *start), at = 0;

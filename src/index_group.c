@@ -65,6 +65,7 @@ void index_group_seal(struct index_group *g)
 {
     struct gather *in = &g->in;
     uint32_t *order = xmalloc((in->nt ? in->nt : 1) * sizeof *order);
+    gather_count_terms(in);
     gather_sort_terms(in, order);
     if (in->nt + 1 > g->tcap) {
         g->tcap = in->nt + 1;

@@ -107,11 +107,21 @@ struct gather_entry {
 };
 
 struct gather_term {
-    uint32_t koff, count;
+    uint32_t koff, count; /* count: gather_count_terms */
     uint16_t klen;
     uint64_t hash, prefix;
-    uint32_t seen, local; /* gather_tokens: the stamp of the last document
-                             that had it, and its distinct index there */
+};
+
+/* A slot of the gather's table: the term's first 16 key bytes (key_prefix8
+ * of the key and of its bytes from 8), so that a token is matched in its
+ * slot alone, and the state gather_tokens keeps per document. One cache
+ * miss a token: with the term record behind an index, it was two. */
+struct gather_slot {
+    uint64_t k0, k1;
+    uint32_t term1;       /* index in t + 1; 0: empty */
+    uint32_t seen, local; /* the stamp of the last document that had it, and
+                             its distinct index there */
+    uint16_t klen;
 };
 
 struct gather {
@@ -120,7 +130,7 @@ struct gather {
     size_t n, cap;
     struct gather_term *t;
     size_t nt, tcap;
-    uint32_t *slots; /* open addressing over t (index + 1) */
+    struct gather_slot *slots; /* open addressing over t */
     size_t nslots;
     uint32_t stamp; /* gather_tokens' calls so far */
 };
@@ -138,6 +148,8 @@ void gather_drop_spare(void);
 void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc);
 /* The terms in key order: order[k] is the index in t of the k-th. */
 void gather_sort_terms(struct gather *g, uint32_t *order);
+/* Sets each term's count (its entries). */
+void gather_count_terms(struct gather *g);
 /* The entries grouped by term, terms in key order (*order: the indexes of
  * t in that order), a term's entries in the order they were added. Both
  * are the caller's to free. */

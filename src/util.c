@@ -34,6 +34,18 @@ void *xcalloc(size_t n, size_t size)
     return p;
 }
 
+void *xaligned_calloc(size_t align, size_t n, size_t size)
+{
+    void *p;
+    if (size && n > SIZE_MAX / size)
+        oom();
+    size_t bytes = (n ? n : 1) * (size ? size : 1);
+    if (posix_memalign(&p, align, bytes))
+        oom();
+    memset(p, 0, bytes);
+    return p;
+}
+
 void *xrealloc(void *p, size_t n)
 {
     p = realloc(p, n ? n : 1);

@@ -107,6 +107,9 @@ uint64_t hash64(const void *p, size_t n);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
+/* Zeroed, at a multiple of align (a power of two, a multiple of
+ * sizeof(void *)): tables whose entries should not straddle cache lines. */
+void *xaligned_calloc(size_t align, size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
