@@ -30,6 +30,8 @@ static void env_close(struct gen_env *e)
         return;
     mdb_env_close(e->env);
     lmdb_map_destroy(&e->map);
+    pk_filter_free(e->filter);
+    e->filter = NULL;
     e->env = NULL;
 }
 

@@ -32,6 +32,9 @@ struct gen_env {
      * a read-only open leaves without (has_recent false). */
     MDB_dbi pkrecent;
     bool has_recent;
+    /* The writers' filter of pkrecent's keys (gen_pk.c), made at the first
+     * write transaction. */
+    struct pk_filter *filter;
     struct index_dbs index;
 };
 
@@ -76,7 +79,9 @@ struct pk_last {
 struct pk_writer {
     struct pk_last main, recent;
     bool route;
-    size_t keep; /* PK_RECENT_KEEP unless the environment says */
+    size_t keep;   /* PK_RECENT_KEEP unless the environment says */
+    bool filtered; /* the filter holds every key pkrecent has */
+    bool claimed;  /* meta "pkrecent_by" names the filter (or none) */
 };
 /* The entry of key k into *v (MDB_NOTFOUND: none), and where it is. */
 int pk_get(MDB_txn *txn, const struct gen_env *e, const MDB_val *k, MDB_val *v,
@@ -85,6 +90,7 @@ int pk_get(MDB_txn *txn, const struct gen_env *e, const MDB_val *k, MDB_val *v,
 int pk_find(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MDB_val *k,
             MDB_val *v, enum pk_where *where);
 void pk_writer_begin(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw);
+void pk_filter_free(struct pk_filter *f);
 void pk_writer_free(struct pk_writer *pw);
 /* Puts key k's entry, where pk_get found it (where). */
 int pk_put(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MDB_val *k,

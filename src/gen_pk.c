@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 #include "gen_internal.h"
 
@@ -32,6 +34,133 @@ int pk_get(MDB_txn *txn, const struct gen_env *e, const MDB_val *k, MDB_val *v,
     key = *k;
     rc = mdb_get(txn, e->pk, &key, v);
     *where = rc == 0 ? PK_IN_MAIN : PK_ABSENT;
+    return rc;
+}
+
+/* ---- the writers' filter of pkrecent's keys ----
+ * A stream's updates and deletes look up random keys, nearly all of them
+ * absent from pkrecent: its walk down (pages the batch keeps copying, each
+ * looked up in the transaction's dirty list first) was two thirds of the
+ * pk lookups' time. The filter holds the hash of every key pkrecent has,
+ * and more: keys are added as they are put, never taken out, so neither a
+ * fold nor an aborted transaction can leave a key out. A write transaction
+ * trusts it only when meta "pkrecent_by" holds the filter's id, which a
+ * transaction that adds keys to pkrecent writes (0 without a filter): a
+ * commit by any other writer, of this process or another, makes the next
+ * transaction read pkrecent's keys again. So does the filter's growing
+ * past twice the keys pkrecent keeps. */
+struct pk_filter {
+    uint64_t id;
+    uint64_t *h; /* key hashes, never 0 (0: empty) */
+    size_t cap, n;
+    bool stale;  /* a fill failed: read the keys again */
+};
+
+static const MDB_val filter_key = {11, "pkrecent_by"};
+
+static uint64_t filter_hash(const MDB_val *k)
+{
+    uint64_t h = hash64(k->mv_data, k->mv_size);
+    return h ? h : 1;
+}
+
+static void filter_insert(uint64_t *t, size_t cap, uint64_t h)
+{
+    size_t i = h & (cap - 1);
+    while (t[i] && t[i] != h)
+        i = (i + 1) & (cap - 1);
+    t[i] = h;
+}
+
+static void filter_add(struct pk_filter *f, const MDB_val *k)
+{
+    if ((f->n + 1) * 2 > f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 4096;
+        uint64_t *t = xcalloc(cap, sizeof *t);
+        for (size_t i = 0; i < f->cap; i++)
+            if (f->h[i])
+                filter_insert(t, cap, f->h[i]);
+        free(f->h);
+        f->h = t, f->cap = cap;
+    }
+    uint64_t h = filter_hash(k);
+    size_t i = h & (f->cap - 1);
+    while (f->h[i] && f->h[i] != h)
+        i = (i + 1) & (f->cap - 1);
+    if (!f->h[i])
+        f->h[i] = h, f->n++;
+}
+
+static bool filter_may_have(const struct pk_filter *f, const MDB_val *k)
+{
+    uint64_t h = filter_hash(k);
+    for (size_t i = h & (f->cap - 1); f->h[i]; i = (i + 1) & (f->cap - 1))
+        if (f->h[i] == h)
+            return true;
+    return false;
+}
+
+static struct pk_filter *filter_new(void)
+{
+    struct pk_filter *f = xcalloc(1, sizeof *f);
+    if (getrandom(&f->id, sizeof f->id, 0) != sizeof f->id)
+        f->id = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)f;
+    f->id |= 1; /* (0 names no filter) */
+    f->cap = 4096;
+    f->h = xcalloc(f->cap, sizeof *f->h);
+    return f;
+}
+
+void pk_filter_free(struct pk_filter *f)
+{
+    if (f)
+        free(f->h);
+    free(f);
+}
+
+/* pkrecent's keys into f, anew. */
+static int filter_fill(MDB_txn *txn, const struct gen_env *e, struct pk_filter *f)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    memset(f->h, 0, f->cap * sizeof *f->h);
+    f->n = 0;
+    f->stale = true;
+    int rc = mdb_cursor_open(txn, e->pkrecent, &cur);
+    if (rc)
+        return rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        filter_add(f, &k);
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    f->stale = false;
+    return 0;
+}
+
+/* Whether the filter can be trusted in this transaction, made so if not. */
+static bool filter_ready(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw)
+{
+    struct pk_filter *f = e->filter;
+    MDB_val v;
+    pw->claimed = mdb_get(txn, e->meta, (MDB_val *)&filter_key, &v) == 0 && v.mv_size == 8 &&
+                  memcmp(v.mv_data, &f->id, 8) == 0;
+    if (pw->claimed && !f->stale && f->n <= 2 * pw->keep + 1024)
+        return true;
+    return filter_fill(txn, e, f) == 0;
+}
+
+/* Names this transaction's filter (or none) as the one pkrecent's keys are
+ * in, before it adds one. */
+static int claim(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw)
+{
+    if (pw->claimed)
+        return 0;
+    uint64_t id = pw->filtered ? e->filter->id : 0;
+    MDB_val v = {8, &id};
+    int rc = mdb_put(txn, e->meta, (MDB_val *)&filter_key, &v, 0);
+    pw->claimed = rc == 0;
     return rc;
 }
 
@@ -92,6 +221,12 @@ int pk_find(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const M
         *where = PK_ABSENT;
         return MDB_NOTFOUND;
     }
+    if (pw->filtered && !filter_may_have(e->filter, k)) {
+        MDB_val key = *k;
+        rc = mdb_get(txn, e->pk, &key, v);
+        *where = rc == 0 ? PK_IN_MAIN : PK_ABSENT;
+        return rc;
+    }
     return pk_get(txn, e, k, v, where);
 }
 
@@ -108,6 +243,12 @@ void pk_writer_begin(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw
     MDB_stat st;
     pw->main.state = pw->recent.state = PK_LAST_UNKNOWN;
     pw->keep = recent_keep();
+    pw->filtered = pw->claimed = false;
+    if (e->has_recent) {
+        if (!e->filter) /* (the writer's own: gen_env is const to everyone else) */
+            ((struct gen_env *)e)->filter = filter_new();
+        pw->filtered = filter_ready(txn, e, pw);
+    }
     /* A large table gains little: a fold rewrites nearly as many of its
      * leaves as the changes would have (see PK_RECENT_MAX_LEAVES). */
     pw->route = e->has_recent && pw->keep && mdb_stat(txn, e->pk, &st) == 0 &&
@@ -143,6 +284,10 @@ int pk_put(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MD
     }
     /* A key pkrecent has, or one among pk's: a random leaf of pk. */
     if (where == PK_IN_RECENT || pw->route) {
+        if ((rc = claim(txn, e, pw)) != 0)
+            return rc;
+        if (pw->filtered)
+            filter_add(e->filter, k);
         if ((rc = mdb_put(txn, e->pkrecent, &key, &val, 0)) == 0 && pw->recent.state)
             raise_last(txn, e, &pw->recent, k);
         return rc;

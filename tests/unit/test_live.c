@@ -14,6 +14,7 @@
 #include "tisfs/search.h"
 #include "tisfs/solr.h"
 #include "tisfs/util.h"
+#include "../../src/gen_internal.h" /* (the pk filter's test swaps writers) */
 
 #define TSO(n) ((struct version){VER_TSO, (n)})
 
@@ -649,6 +650,54 @@ static void test_pk_changes_fold_into_one_map(void)
     drop_gen(g, dir);
 }
 
+/* A writer skips pkrecent for keys its filter has never seen, and trusts
+ * the filter only while no other writer has added keys since: here a
+ * second writer (a filter of its own) puts key 7 in pkrecent; the first
+ * must then find it there, so that an older event of key 7 is stale. Fails
+ * with a filter trusted after another's commit (key 7 looked up in pk
+ * alone: absent, and the older event inserted). */
+static void test_pk_filter_yields_to_other_writers(void)
+{
+    char dir[64], err[256];
+    struct gen *g = make_gen(dir, "{\"tso\":100}");
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct tis_value vals[3];
+    enum gen_outcome out;
+    struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+    row(vals, "3", "plum", "1"); /* a key pk has: to pkrecent */
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(2000), &out, err, sizeof err) == 0);
+    row(vals, "9", "plum", "1"); /* above pk's last: appended */
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(2000), &out, err, sizeof err) == 0);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    struct pk_filter *first = g->e.filter;
+    CHECK(first != NULL);
+    g->e.filter = NULL; /* another writer, with a filter of its own */
+    w = gen_write_begin(g, an, err, sizeof err);
+    row(vals, "7", "pear", "2"); /* among pk's keys: to pkrecent */
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(3000), &out, err, sizeof err) == 0);
+    CHECK_INT(out, GEN_APPLIED);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    CHECK(db_entries(g, "pkrecent") >= 1);
+    pk_filter_free(g->e.filter);
+    g->e.filter = first; /* the first writer again */
+    w = gen_write_begin(g, an, err, sizeof err);
+    row(vals, "7", "plum", "1");
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(2500), &out, err, sizeof err) == 0);
+    CHECK_INT(out, GEN_STALE);
+    CHECK(gen_write_delete(w, vals, TSO(2999), &out, err, sizeof err) == 0);
+    CHECK_INT(out, GEN_STALE);
+    row(vals, "3", "plum", "1");
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(1999), &out, err, sizeof err) == 0);
+    CHECK_INT(out, GEN_STALE);
+    row(vals, "7", "fig", "3");
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(3001), &out, err, sizeof err) == 0);
+    CHECK_INT(out, GEN_APPLIED);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    CHECK_INT(doc_lines(g), 5); /* 1, 2, 3, 7, 9 */
+    analyzer_free(an);
+    drop_gen(g, dir);
+}
+
 /* A generation written with another index layout is refused with a hint to
  * rebuild: its postings would read as garbage. */
 static void test_other_index_format_is_refused(void)
@@ -736,6 +785,7 @@ int main(void)
     test_truncate_keeps_every_key();
     test_kept_sums_follow_every_change();
     test_pk_changes_fold_into_one_map();
+    test_pk_filter_yields_to_other_writers();
     test_other_index_format_is_refused();
     test_damaged_segment_fails_the_query();
     return check_summary();
