@@ -40,6 +40,7 @@ struct incr_decoder {
     struct jdoc *docs; /* the parser's documents, lent to each message's list */
     struct tbuf scratch; /* the decoders' working space, lent likewise */
     struct analyzer *an; /* the decoder's own (ICU's are not shared) */
+    struct incr_waker *waker;
     struct rowbuf row;
     struct index_doc *work; /* the analysis's working space */
 };
@@ -158,6 +159,7 @@ static void *decoder(void *arg)
         tbuf_reset(&b->packed);
         index_group_reset(b->group);
         incr_poll_start(d->c, &p, 100);
+        p.waker = d->waker;
         while ((m = incr_poll_next(d->c, &p)) != NULL) {
             int i = b->n++;
             b->msgs[i] = m;
@@ -191,6 +193,7 @@ struct incr_decoder *incr_decoder_start(struct incr *c)
     char err[256];
     d->an = analyzer_new(err, sizeof err); /* NULL: the applying thread analyses */
     rowbuf_init(&d->row, gen_schema(c->g)->nfields);
+    d->waker = incr_waker_start(c);
     pthread_mutex_init(&d->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -258,6 +261,7 @@ void incr_decoder_stop(struct incr_decoder *d)
     pthread_cond_broadcast(&d->cv);
     pthread_mutex_unlock(&d->mu);
     pthread_join(d->thread, NULL);
+    incr_waker_stop(d->waker);
     for (int s = 0; s < SLOTS; s++) {
         struct decoded *b = &d->slot[s];
         slot_clear(b); /* polled, never applied: the next assignment refetches them */

@@ -151,8 +151,15 @@ struct incr_poll {
     size_t bytes, limit;
     double give_up, deadline;
     bool behind, woken;
+    struct incr_waker *waker; /* NULL: the poll wakes the fetcher itself */
 };
 void incr_poll_start(struct incr *c, struct incr_poll *p, int wait_ms);
+/* A thread that wakes librdkafka's fetcher for a poller (wake_fetcher in
+ * incr_kafka.c): the wake is a round trip, which the poller no longer
+ * waits out, and it is asked for before the queue runs dry. Started after
+ * incr_connect, stopped before incr_disconnect. */
+struct incr_waker *incr_waker_start(struct incr *c);
+void incr_waker_stop(struct incr_waker *w);
 /* The batch's next message (the caller destroys it), or NULL at its end.
  * Error events are handled here. */
 rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p);
