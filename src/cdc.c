@@ -420,6 +420,7 @@ void cdc_docs_free(struct jdoc *docs)
         jdoc_free(&k->doc[i]);
     tbuf_free(&k->schema);
     tbuf_free(&k->rest);
+    free(k->fields);
     free(k);
 }
 

@@ -21,10 +21,17 @@
 /* |days| beyond this is far outside MySQL's years 0..9999. */
 #define DAYS_MAX 4000000
 
+/* A field schema's members that decide a column's conversion. */
+struct cdc_field_info {
+    bool read;
+    const struct jval *fs;
+    const char *field, *name, *type, *tidb;
+};
+
 struct fmt {
     struct cdc_ctx *c;
     const char *where;
-    const struct jval *fs; /* the field's schema, or NULL */
+    const struct cdc_field_info *fi; /* the field's schema, or NULL */
     struct tis_value *out;
 };
 
@@ -324,7 +331,8 @@ static int conv_decimal(struct fmt *f, const struct jval *v, bool variable)
     size_t n = 0;
     int64_t scale = 0;
     const struct jval *sc = variable ? cdc_get(v, "scale")
-                                      : cdc_get(cdc_get(f->fs, "parameters"), "scale");
+                                      : cdc_get(cdc_get(f->fi ? f->fi->fs : NULL, "parameters"),
+                                                "scale");
     bool ok = (!sc || cdc_json_i64(sc, &scale)) &&
               b64_bytes(f, variable ? cdc_get(v, "value") : v, buf, sizeof buf, &n);
 
@@ -414,8 +422,8 @@ static int json_text(struct fmt *f, const struct jval *v)
  * (geometry, say) rather than failing the whole message. */
 static int convert(struct fmt *f, const struct jval *v)
 {
-    const char *name = cdc_get_str(f->fs, "name"), *type = cdc_get_str(f->fs, "type");
-    const char *tidb = cdc_get_str(f->fs, "tidb_type");
+    const char *name = f->fi ? f->fi->name : NULL, *type = f->fi ? f->fi->type : NULL;
+    const char *tidb = f->fi ? f->fi->tidb : NULL;
     int rc;
 
     if (!v) {
@@ -450,26 +458,51 @@ static const struct jval *struct_fields(const struct jval *schema, const char *w
     return NULL;
 }
 
+/* What field schema fs says, read once for the schema a message repeats
+ * (four lookups a column were a tenth of decoding a Debezium message), or
+ * into *tmp for one that came with its message alone. */
+static const struct cdc_field_info *field_info(struct cdc_ctx *c, const struct jval *fs,
+                                               struct cdc_field_info *tmp)
+{
+    struct cdc_docs *k = cdc_docs_of(c);
+    struct cdc_field_info *fi = tmp;
+    if (k && k->root && fs >= k->root && fs < k->root + k->root->span) {
+        size_t i = (size_t)(fs - k->root);
+        if (k->nfields != k->root->span) {
+            free(k->fields);
+            k->nfields = k->root->span;
+            k->fields = xcalloc(k->nfields, sizeof *k->fields);
+        }
+        fi = &k->fields[i];
+        if (fi->read)
+            return fi;
+    }
+    *fi = (struct cdc_field_info){true, fs, cdc_get_str(fs, "field"), cdc_get_str(fs, "name"),
+                                  cdc_get_str(fs, "type"), cdc_get_str(fs, "tidb_type")};
+    return fi;
+}
+
 /* The field schema of column name; the list normally follows the image's
  * order, so the element after the last one found is tried first. */
-static const struct jval *field_schema(const struct jval *st, const char *name,
-                                       const struct jval **hint)
+static const struct cdc_field_info *field_schema(struct cdc_ctx *c, const struct jval *st,
+                                                 const char *name, const struct jval **hint,
+                                                 struct cdc_field_info *tmp)
 {
     const struct jval *h = *hint;
     if (!st)
         return NULL;
     if (h && h > st && h < st + st->span) {
-        const char *f = cdc_get_str(h, "field");
-        if (f && !strcmp(f, name)) {
+        const struct cdc_field_info *fi = field_info(c, h, tmp);
+        if (fi->field && !strcmp(fi->field, name)) {
             *hint = h + h->span;
-            return h;
+            return fi;
         }
     }
     jv_foreach(st, fs) {
-        const char *f = cdc_get_str(fs, "field");
-        if (f && !strcmp(f, name)) {
+        const struct cdc_field_info *fi = field_info(c, fs, tmp);
+        if (fi->field && !strcmp(fi->field, name)) {
             *hint = fs + fs->span;
-            return fs;
+            return fi;
         }
     }
     return NULL;
@@ -485,7 +518,9 @@ static int image(struct cdc_ctx *c, const struct jval *schema, const char *which
 
     cdc_row_init(c->out, r, img->len);
     jv_foreach(img, v) {
-        struct fmt f = {c, "", field_schema(st, v->key, &hint), cdc_row_add(c->out, r, v->key)};
+        struct cdc_field_info tmp;
+        struct fmt f = {c, "", field_schema(c, st, v->key, &hint, &tmp),
+                        cdc_row_add(c->out, r, v->key)};
         const struct jval *x = v->type == JV_NULL ? NULL : v;
         /* The place is spelled out only for an error, in a second pass
          * (an snprintf a column was 4 % of decoding a message). */
@@ -674,6 +709,8 @@ static void keep_schema(struct cdc_ctx *c, const unsigned char *val, size_t vlen
         return;
     tbuf_add(&k->schema, val + s->start, s->end - s->start);
     k->root = jdoc_parse(&k->doc[2], k->schema.data, k->schema.len, CDC_JSON_DEPTH);
+    if (k->fields) /* what was read of the last one's fields */
+        memset(k->fields, 0, k->nfields * sizeof *k->fields);
     if (!k->root)
         tbuf_reset(&k->schema);
 }

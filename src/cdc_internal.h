@@ -58,6 +58,11 @@ struct cdc_docs {
     struct jdoc doc[3];
     struct tbuf schema, rest;
     const struct jval *root;
+    /* What Debezium's decoder read of each field schema in root, by the
+     * field's index in root's document (cdc_debezium.c), until root is
+     * parsed again. */
+    struct cdc_field_info *fields;
+    size_t nfields;
 };
 
 /* The list's documents (allocated at first use), NULL without a list. */

@@ -749,32 +749,36 @@ static void test_debezium_schema_kept(void)
                       "\"parameters\":{\"scale\":\"2\"},\"field\":\"v\"}]}]}";
     const char *dec3 = "{\"type\":\"bytes\",\"name\":\"org.apache.kafka.connect.data.Decimal\","
                        "\"parameters\":{\"scale\":\"3\"},\"field\":\"v\"}]}]}"; /* as long */
+    /* dec's members in another order, as long: what was read of dec's
+     * fields must not serve it */
+    const char *decr = "{\"name\":\"org.apache.kafka.connect.data.Decimal\",\"type\":\"bytes\","
+                       "\"parameters\":{\"scale\":\"2\"},\"field\":\"v\"}]}]}";
     const char *raw = "{\"type\":\"bytes\",\"field\":\"v\"}]}]}";
     const char *src = "\"source\":{\"connector\":\"mysql\",\"db\":\"shop\",\"table\":\"items\","
                       "\"file\":\"mysql-bin.000005\",\"pos\":10394,\"row\":1},\"op\":\"c\"";
-    const char *order[] = {dec, dec, raw, raw, dec, dec3, dec};
+    const char *order[] = {dec, dec, raw, raw, dec, dec3, decr, decr};
     const char *obj = head + strlen("{\"schema\":"); /* the schema object's start */
     char msg[2048];
     /* MySQL connector's order (schema first), then TiCDC's (last), then
      * each after the other. */
-    for (int i = 0; i < 21; i++) {
-        bool last = i / 7 == 1 || (i / 7 == 2 && i % 2);
+    for (int i = 0; i < 24; i++) {
+        bool last = i / 8 == 1 || (i / 8 == 2 && i % 2);
         if (!last)
             snprintf(msg, sizeof msg,
                      "%s%s,\"payload\":{\"after\":{\"id\":%d,\"v\":\"AYY=\"},%s}}", head,
-                     order[i % 7], i + 1, src);
+                     order[i % 8], i + 1, src);
         else
             snprintf(msg, sizeof msg,
                      "{\"payload\":{\"after\":{\"id\":%d,\"v\":\"AYY=\"},%s},\"schema\":%s%s}",
-                     i + 1, src, obj, order[i % 7]);
+                     i + 1, src, obj, order[i % 8]);
         if (DECODE(CDC_DEBEZIUM, msg) != 0 || !CHECK_INT(ev.n, 1))
             return;
         char id[8];
         snprintf(id, sizeof id, "%d", i + 1);
         VAL(&ev.ev[0].after, "id", id);
-        if (order[i % 7] == dec)
+        if (order[i % 8] == dec || order[i % 8] == decr)
             VAL(&ev.ev[0].after, "v", "3.90");
-        else if (order[i % 7] == dec3)
+        else if (order[i % 8] == dec3)
             VAL(&ev.ev[0].after, "v", "0.390");
         else
             VALB(&ev.ev[0].after, "v", "\x01\x86", 2);
