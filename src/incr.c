@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "incr_internal.h"
+#include "tisfs/errand.h"
 #include "tisfs/util.h"
 
 /* Seconds between retries while the broker cannot be reached (doubling). */
@@ -385,12 +386,9 @@ static void upkeep(struct incr *c)
     }
     if (!c->dirty || now - c->last_sync < SYNC_EVERY_SEC)
         return;
-    if (c->syncer_started) {
-        pthread_mutex_lock(&c->mu);
-        c->sync_wanted = true;
-        pthread_cond_signal(&c->sync_cv);
-        pthread_mutex_unlock(&c->mu);
-    } else /* no thread for it: here, then */
+    if (c->syncer)
+        errand_ask(c->syncer);
+    else /* no thread for it: here, then */
         gen_sync(c->g);
     c->dirty = false;
     c->last_sync = now;
@@ -434,38 +432,12 @@ static void follow(struct incr *c)
     }
 }
 
-/* Syncs what the consumer committed, when it asks, until told to stop.
- * LMDB allows mdb_env_sync beside a write transaction (an fdatasync of the
+/* The syncer's errand: what the consumer committed becomes durable. LMDB
+ * allows mdb_env_sync beside a write transaction (an fdatasync of the
  * file: the commits before it are durable). */
-static void *syncer(void *arg)
+static void sync_errand(void *c)
 {
-    struct incr *c = arg;
-    pthread_setname_np(pthread_self(), "incr-sync");
-    pthread_mutex_lock(&c->mu);
-    for (;;) {
-        while (!c->sync_wanted && !c->syncer_stop)
-            pthread_cond_wait(&c->sync_cv, &c->mu);
-        if (!c->sync_wanted)
-            break;
-        c->sync_wanted = false;
-        pthread_mutex_unlock(&c->mu);
-        gen_sync(c->g);
-        pthread_mutex_lock(&c->mu);
-    }
-    pthread_mutex_unlock(&c->mu);
-    return NULL;
-}
-
-static void syncer_stop(struct incr *c)
-{
-    if (!c->syncer_started)
-        return;
-    pthread_mutex_lock(&c->mu);
-    c->syncer_stop = true;
-    pthread_cond_signal(&c->sync_cv);
-    pthread_mutex_unlock(&c->mu);
-    pthread_join(c->syncer, NULL);
-    c->syncer_started = false;
+    gen_sync(((struct incr *)c)->g);
 }
 
 static void *run(void *arg)
@@ -474,7 +446,7 @@ static void *run(void *arg)
     char err[512];
     double retry = RETRY_MIN_SEC;
     pthread_setname_np(pthread_self(), "incr-apply"); /* as top -H and perf show it */
-    c->syncer_started = pthread_create(&c->syncer, NULL, syncer, c) == 0;
+    c->syncer = errand_start("incr-sync", sync_errand, c);
     if (!(c->an = analyzer_new(err, sizeof err))) {
         incr_set_error(c, err);
         goto out;
@@ -504,7 +476,8 @@ static void *run(void *arg)
         incr_disconnect(c);
     }
 out:
-    syncer_stop(c); /* it may still be syncing: it ends first */
+    errand_stop(c->syncer); /* it may still be syncing: it ends first */
+    c->syncer = NULL;
     gen_sync(c->g); /* everything committed, whatever the syncer saw */
     pthread_mutex_lock(&c->mu);
     c->done = true;
@@ -542,7 +515,6 @@ struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec
         pthread_cond_init(&c->cv, &ca) != 0)
         abort();
     pthread_condattr_destroy(&ca);
-    pthread_cond_init(&c->sync_cv, NULL);
     atomic_init(&c->stop, false);
     if (pthread_create(&c->thread, NULL, run, c) != 0)
         abort();
@@ -580,7 +552,6 @@ void incr_stop(struct incr *c)
     spec_incr_free(&c->spec);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
-    pthread_cond_destroy(&c->sync_cv);
     free(c->parts);
     free(c->name);
     free(c->db);

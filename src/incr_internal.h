@@ -61,12 +61,10 @@ struct incr {
     uint32_t per_sec[60];
     int64_t sec_of[60];
     bool done, caught_up;
-    /* The syncer thread: fdatasync and page release once a second, off the
-     * consumer's path (a sync of a second's writes took up to a second,
-     * every change behind it waited). */
-    pthread_t syncer;
-    bool syncer_started, sync_wanted, syncer_stop;
-    pthread_cond_t sync_cv;
+    /* The syncer thread: an fdatasync once a second, off the consumer's
+     * path (a sync of a second's writes took up to a second, every change
+     * behind it waited). */
+    struct errand *syncer; /* NULL: none could start, syncs go inline */
 
     /* The consumer thread's own. */
     rd_kafka_t *rk;

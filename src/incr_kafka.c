@@ -12,6 +12,7 @@
 
 #include "incr_internal.h"
 #include "tisfs/cdc.h"
+#include "tisfs/errand.h"
 #include "tisfs/util.h"
 
 /* How often the end offsets are asked for (lag, and a health check). */
@@ -321,41 +322,19 @@ static void wake_fetcher(struct incr *c)
 #define WAKE_EVERY_BYTES ((size_t)2 << 20)
 
 struct incr_waker {
-    struct incr *c;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool want, stop;
-    size_t taken; /* bytes polled since the last wake */
+    struct errand *e; /* NULL: no thread, the poller wakes the fetcher */
+    size_t taken;     /* bytes polled since the last wake (the poller's) */
 };
 
-static void *waker_main(void *arg)
+static void wake_errand(void *c)
 {
-    struct incr_waker *w = arg;
-    pthread_setname_np(pthread_self(), "incr-wake");
-    pthread_mutex_lock(&w->mu);
-    for (;;) {
-        while (!w->want && !w->stop)
-            pthread_cond_wait(&w->cv, &w->mu);
-        if (w->stop)
-            break;
-        w->want = false;
-        pthread_mutex_unlock(&w->mu);
-        wake_fetcher(w->c);
-        pthread_mutex_lock(&w->mu);
-    }
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
+    wake_fetcher(c);
 }
 
 struct incr_waker *incr_waker_start(struct incr *c)
 {
     struct incr_waker *w = xcalloc(1, sizeof *w);
-    w->c = c;
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
-    if (pthread_create(&w->thread, NULL, waker_main, w) != 0)
-        abort();
+    w->e = errand_start("incr-wake", wake_errand, c);
     return w;
 }
 
@@ -363,23 +342,17 @@ void incr_waker_stop(struct incr_waker *w)
 {
     if (!w)
         return;
-    pthread_mutex_lock(&w->mu);
-    w->stop = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    pthread_join(w->thread, NULL);
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->cv);
+    errand_stop(w->e);
     free(w);
 }
 
-static void waker_poke(struct incr_waker *w)
+static void waker_poke(struct incr *c, struct incr_waker *w)
 {
-    pthread_mutex_lock(&w->mu);
-    w->want = true;
     w->taken = 0;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
+    if (w->e)
+        errand_ask(w->e);
+    else
+        wake_fetcher(c);
 }
 
 void incr_poll_start(struct incr *c, struct incr_poll *p, int wait_ms)
@@ -412,7 +385,7 @@ rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, ms);
         if (!m && !p->woken) {
             if (p->waker)
-                waker_poke(p->waker);
+                waker_poke(c, p->waker);
             else
                 wake_fetcher(c);
             p->woken = true;
@@ -433,7 +406,7 @@ rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
         p->n++;
         if (p->waker && p->behind &&
             (p->waker->taken += m->len + m->key_len) >= WAKE_EVERY_BYTES)
-            waker_poke(p->waker);
+            waker_poke(c, p->waker);
         return m;
     }
     return NULL;
