@@ -295,12 +295,14 @@ int pk_put(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MD
     return mdb_put(txn, e->pk, &key, &val, 0);
 }
 
-/* Moves the entry under cur from pkrecent into pk, and deletes it there. */
-static int fold_one(MDB_txn *txn, const struct gen_env *e, MDB_cursor *cur, const MDB_val *k,
-                    const MDB_val *v)
+/* Moves the entry under cur from pkrecent into pk (through main, a cursor
+ * of pk's: the keys of a fold ascend, and a put that lands on the leaf the
+ * last one did searches that leaf alone, not the tree from its root), and
+ * deletes it there. */
+static int fold_one(MDB_cursor *main, MDB_cursor *cur, const MDB_val *k, const MDB_val *v)
 {
     MDB_val key = *k, val = *v;
-    int rc = mdb_put(txn, e->pk, &key, &val, 0);
+    int rc = mdb_cursor_put(main, &key, &val, 0);
     return rc ? rc : mdb_cursor_del(cur, 0);
 }
 
@@ -317,8 +319,13 @@ int pk_fold(MDB_txn *txn, const struct gen_env *e, size_t keep, size_t max)
     size_t n = st.ms_entries - keep, done = 0;
     if (n > max)
         n = max;
-    if ((rc = mdb_cursor_open(txn, e->pkrecent, &cur)) != 0)
+    MDB_cursor *main;
+    if ((rc = mdb_cursor_open(txn, e->pk, &main)) != 0)
         return rc;
+    if ((rc = mdb_cursor_open(txn, e->pkrecent, &cur)) != 0) {
+        mdb_cursor_close(main);
+        return rc;
+    }
     /* A sweep over the key space, where the last fold stopped (meta
      * "pk_sweep", the key after its last): each fold takes the next range. */
     struct tbuf last = {0};
@@ -339,12 +346,13 @@ int pk_fold(MDB_txn *txn, const struct gen_env *e, size_t keep, size_t max)
             break;
         tbuf_reset(&last);
         tbuf_add(&last, k.mv_data, k.mv_size);
-        if ((rc = fold_one(txn, e, cur, &k, &v)) != 0)
+        if ((rc = fold_one(main, cur, &k, &v)) != 0)
             break;
         done++;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
+    mdb_cursor_close(main);
     if (rc == MDB_NOTFOUND || rc == 0) {
         /* The next fold starts after the last key folded (SET_RANGE finds
          * the one after it, since it is gone). */
