@@ -64,18 +64,21 @@ static uint64_t filter_hash(const MDB_val *k)
     return h ? h : 1;
 }
 
-static void filter_insert(uint64_t *t, size_t cap, uint64_t h)
+/* Puts hash h into table t; whether it was not there yet. */
+static bool filter_insert(uint64_t *t, size_t cap, uint64_t h)
 {
     size_t i = h & (cap - 1);
     while (t[i] && t[i] != h)
         i = (i + 1) & (cap - 1);
+    bool added = !t[i];
     t[i] = h;
+    return added;
 }
 
 static void filter_add(struct pk_filter *f, const MDB_val *k)
 {
-    if ((f->n + 1) * 2 > f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 4096;
+    if ((f->n + 1) * 2 > f->cap) { /* (filter_new made the first table) */
+        size_t cap = f->cap * 2;
         uint64_t *t = xcalloc(cap, sizeof *t);
         for (size_t i = 0; i < f->cap; i++)
             if (f->h[i])
@@ -83,12 +86,7 @@ static void filter_add(struct pk_filter *f, const MDB_val *k)
         free(f->h);
         f->h = t, f->cap = cap;
     }
-    uint64_t h = filter_hash(k);
-    size_t i = h & (f->cap - 1);
-    while (f->h[i] && f->h[i] != h)
-        i = (i + 1) & (f->cap - 1);
-    if (!f->h[i])
-        f->h[i] = h, f->n++;
+    f->n += filter_insert(f->h, f->cap, filter_hash(k));
 }
 
 static bool filter_may_have(const struct pk_filter *f, const MDB_val *k)

@@ -346,10 +346,12 @@ void incr_waker_stop(struct incr_waker *w)
     free(w);
 }
 
-static void waker_poke(struct incr *c, struct incr_waker *w)
+/* Wakes the fetcher through w's thread, or here without one. */
+static void wake(struct incr *c, struct incr_waker *w)
 {
-    w->taken = 0;
-    if (w->e)
+    if (w)
+        w->taken = 0;
+    if (w && w->e)
         errand_ask(w->e);
     else
         wake_fetcher(c);
@@ -384,10 +386,7 @@ rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
             ms = WAKE_AFTER_MS;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, ms);
         if (!m && !p->woken) {
-            if (p->waker)
-                waker_poke(c, p->waker);
-            else
-                wake_fetcher(c);
+            wake(c, p->waker);
             p->woken = true;
             continue;
         }
@@ -406,7 +405,7 @@ rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
         p->n++;
         if (p->waker && p->behind &&
             (p->waker->taken += m->len + m->key_len) >= WAKE_EVERY_BYTES)
-            waker_poke(c, p->waker);
+            wake(c, p->waker);
         return m;
     }
     return NULL;

@@ -194,12 +194,16 @@ void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
     }
 }
 
-void gather_count_terms(struct gather *g)
+void gather_count_terms(struct gather *g, uint32_t *bytes)
 {
     for (size_t i = 0; i < g->nt; i++)
         g->t[i].count = 0;
-    for (size_t i = 0; i < g->n; i++)
-        g->t[g->e[i].term].count++;
+    for (size_t i = 0; i < g->n; i++) {
+        const struct gather_entry *e = &g->e[i];
+        g->t[e->term].count++;
+        if (bytes)
+            bytes[e->term] += e->blen;
+    }
 }
 
 static int cmp_term(const void *x, const void *y, void *arg)
@@ -258,7 +262,7 @@ void gather_sort_terms(struct gather *g, uint32_t *order)
 
 struct gather_entry *gather_by_term(struct gather *g, uint32_t **order)
 {
-    gather_count_terms(g);
+    gather_count_terms(g, NULL);
     *order = xmalloc((g->nt ? g->nt : 1) * sizeof **order);
     gather_sort_terms(g, *order);
     uint32_t *start = xmalloc((g->nt ? g->nt : 1) * sizeof *start), at = 0;

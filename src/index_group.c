@@ -65,7 +65,6 @@ void index_group_seal(struct index_group *g)
 {
     struct gather *in = &g->in;
     uint32_t *order = xmalloc((in->nt ? in->nt : 1) * sizeof *order);
-    gather_count_terms(in);
     gather_sort_terms(in, order);
     if (in->nt + 1 > g->tcap) {
         g->tcap = in->nt + 1;
@@ -76,10 +75,10 @@ void index_group_seal(struct index_group *g)
         g->ord = xrealloc(g->ord, g->ecap * sizeof *g->ord);
         g->tf = xrealloc(g->tf, g->ecap);
     }
-    /* Blob bytes by term (indexed as in), then where each term goes. */
+    /* Entries and blob bytes by term (indexed as in), then where each term
+     * goes. */
     uint32_t *bytes = xcalloc(in->nt ? in->nt : 1, sizeof *bytes);
-    for (size_t i = 0; i < in->n; i++)
-        bytes[in->e[i].term] += in->e[i].blen;
+    gather_count_terms(in, bytes);
     uint32_t *at = xmalloc((in->nt ? in->nt : 1) * 2 * sizeof *at), *bat = at + in->nt;
     uint32_t n = 0, b = 0;
     for (size_t k = 0; k < in->nt; k++) {

@@ -148,8 +148,9 @@ void gather_drop_spare(void);
 void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc);
 /* The terms in key order: order[k] is the index in t of the k-th. */
 void gather_sort_terms(struct gather *g, uint32_t *order);
-/* Sets each term's count (its entries). */
-void gather_count_terms(struct gather *g);
+/* Sets each term's count (its entries); with bytes (nt of them, zeroed),
+ * adds up each term's blob bytes there in the same pass. */
+void gather_count_terms(struct gather *g, uint32_t *bytes);
 /* The entries grouped by term, terms in key order (*order: the indexes of
  * t in that order), a term's entries in the order they were added. Both
  * are the caller's to free. */
