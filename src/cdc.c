@@ -273,6 +273,7 @@ int cdc_decode(enum cdc_protocol p, const void *key, size_t klen, const void *va
 
     if (err && errlen)
         err[0] = 0;
+    out->repeated = 0;
     klen = key ? klen : 0;
     vlen = val ? vlen : 0;
     switch (p) {

@@ -688,6 +688,7 @@ static bool parse_known_schema(struct cdc_ctx *c, const unsigned char *val, size
     if (!jv_is(m, JV_OBJ) || jv_get(m, "schema") || !(*p = jv_get(m, "payload")))
         return false;
     *schema = k->root;
+    c->out->repeated = vlen - k->rest.len; /* "schema":<schema> and its comma */
     return true;
 }
 

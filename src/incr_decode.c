@@ -164,6 +164,7 @@ static void *decoder(void *arg)
             int i = b->n++;
             b->msgs[i] = m;
             decode_one(d, b, i);
+            p.bytes -= b->ev[i].repeated; /* the batch holds only the rest */
             analyse_ahead(d, b, i);
             b->part[i] = b->msgs[i]->partition;
             b->offset[i] = b->msgs[i]->offset;

@@ -146,7 +146,7 @@ void incr_disconnect(struct incr *c);
  * INCR_BATCH_WAIT_MS (incr_poll_next says how). */
 struct incr_poll {
     int n;
-    size_t bytes, limit;
+    size_t bytes, limit; /* bytes: the caller takes off what a message repeats */
     double give_up, deadline;
     bool behind, woken;
     struct incr_waker *waker; /* NULL: the poll wakes the fetcher itself */

@@ -65,11 +65,15 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
         {"reconnect.backoff.max.ms", "1000"},
         {"socket.timeout.ms", "10000"},
         /* Flat memory: the prefetch queue and the fetch responses are what
-         * a backlog costs. 4 MB of each (16 MB and librdkafka's 50 MB
-         * before): 22 MB less heap at the peak of a 1M-event catch-up, as
-         * fast, since wake_fetcher refills a queue that runs dry. */
+         * a backlog costs. A 4 MB queue (16 MB before): 22 MB less heap at
+         * the peak of a 1M-event catch-up, as fast, since wake_fetcher
+         * refills a queue that runs dry. A fetch of at most 1 MB (4 MB,
+         * and librdkafka's 50 MB, before): a response is decompressed and
+         * queued whole, past the queue's bound, and Debezium's messages,
+         * which repeat their schema, compress ~15 times: 4 MB fetches took
+         * RssAnon to 116-120 MB in its 1M-event catch-up, 1 MB to 77-82. */
         {"queued.max.messages.kbytes", "4096"},
-        {"fetch.max.bytes", "4194304"},
+        {"fetch.max.bytes", "1048576"},
         {"fetch.message.max.bytes", "262144"},
     };
     for (size_t i = 0; i < sizeof kv / sizeof *kv; i++)

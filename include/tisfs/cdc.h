@@ -120,6 +120,11 @@ struct cdc_events {
      * protocol's table schemas (from BOOTSTRAP and DDL messages), without
      * which its binary columns and enums cannot be told. NULL at first. */
     struct json_object *tables;
+    /* Bytes of the message cdc_decode read last that only repeat an
+     * earlier one's (Debezium's schema, when it is the last message's byte
+     * for byte): a batch holds only the rest of a message, so a batch
+     * bounded in bytes counts only that. */
+    size_t repeated;
 };
 
 void cdc_events_reset(struct cdc_events *e);

@@ -773,6 +773,10 @@ static void test_debezium_schema_kept(void)
                      i + 1, src, obj, order[i % 8]);
         if (DECODE(CDC_DEBEZIUM, msg) != 0 || !CHECK_INT(ev.n, 1))
             return;
+        /* A batch counts a message without the schema it repeats:
+         * "schema":<schema> and its comma, as long as head and the rest. */
+        bool again = i && order[i % 8] == order[(i - 1) % 8];
+        CHECK_INT(ev.repeated, again ? strlen(head) + strlen(order[i % 8]) : 0);
         char id[8];
         snprintf(id, sizeof id, "%d", i + 1);
         VAL(&ev.ev[0].after, "id", id);
