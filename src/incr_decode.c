@@ -171,7 +171,6 @@ static void *decoder(void *arg)
             rd_kafka_message_destroy(b->msgs[i]);
             b->msgs[i] = NULL;
         }
-        index_group_seal(b->group);
         pthread_mutex_lock(&d->mu);
         d->idle = b->n == 0;
         if (b->n) {
@@ -181,7 +180,6 @@ static void *decoder(void *arg)
             d->busy[s] = false; /* nothing came: poll again */
     }
     pthread_mutex_unlock(&d->mu);
-    index_group_thread_done();
     return NULL;
 }
 

@@ -28,57 +28,6 @@ void gather_free(struct gather *g)
     memset(g, 0, sizeof *g);
 }
 
-/* The arrays the last gather_release on this thread gave up, for the next
- * gather to start with. The decoding thread gathers one batch at a time, so
- * one set serves all its groups; freed and allocated again, their pages
- * went back to the kernel and were faulted in again each batch (a fault
- * costs microseconds in a VM: a tenth of the decoding thread's time). */
-static _Thread_local struct gather spare;
-
-static void arrays_free(struct gather *g)
-{
-    free(g->e);
-    free(g->t);
-    free(g->slots);
-    tbuf_free(&g->blobs);
-}
-
-void gather_release(struct gather *g)
-{
-    if (g->t) { /* (a gather that never took arrays leaves the spare ones be) */
-        arrays_free(&spare);
-        spare.e = g->e, spare.cap = g->cap;
-        spare.t = g->t, spare.tcap = g->tcap;
-        spare.slots = g->slots, spare.nslots = g->nslots;
-        spare.blobs = g->blobs;
-    } else {
-        arrays_free(g);
-    }
-    g->blobs = (struct tbuf){0};
-    g->e = NULL, g->t = NULL, g->slots = NULL;
-    g->n = g->cap = g->nt = g->tcap = g->nslots = 0;
-}
-
-void gather_drop_spare(void)
-{
-    arrays_free(&spare);
-    spare = (struct gather){0};
-}
-
-/* A gather without arrays takes the spare ones. */
-static void adopt_spare(struct gather *g)
-{
-    if (!spare.t || g->t || g->e || g->slots || g->blobs.cap)
-        return;
-    g->e = spare.e, g->cap = spare.cap;
-    g->t = spare.t, g->tcap = spare.tcap;
-    g->slots = spare.slots, g->nslots = spare.nslots;
-    g->blobs = spare.blobs;
-    g->blobs.len = 0;
-    memset(g->slots, 0, g->nslots * sizeof *g->slots);
-    spare = (struct gather){0};
-}
-
 static void slots_grow(struct gather *g)
 {
     size_t n = g->nslots ? g->nslots * 2 : 4096;
@@ -149,8 +98,6 @@ static struct gather_slot *slot_of(struct gather *g, const unsigned char *key, u
 
 void gather_tokens(struct gather *g, struct doc_terms *dt, uint32_t doc)
 {
-    if (!g->t)
-        adopt_spare(g);
     doc_terms_reserve(dt);
     if (++g->stamp == 0) { /* (after 4G documents) stamps start again */
         for (size_t i = 0; i < g->nslots; i++)

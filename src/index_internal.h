@@ -137,11 +137,6 @@ struct gather {
 
 void gather_reset(struct gather *g);
 void gather_free(struct gather *g);
-/* Gives up all but the keys (a sealed group needs no more than them): the
- * next gather on this thread starts with them (gather_drop_spare frees
- * them, before the thread ends). */
-void gather_release(struct gather *g);
-void gather_drop_spare(void);
 /* Adds the keys dt collected (doc_terms_collect) as doc's: repeats are
  * merged through the batch's own table (a key is looked up once a token,
  * not once in a table of the document's and again in the batch's). */

@@ -157,12 +157,11 @@ void index_group_add(struct index_group *g, struct index_doc *x, struct analyzer
                      struct tbuf *out);
 /* Bytes the group's entries hold (to bound a batch's). */
 size_t index_group_bytes(const struct index_group *g);
-/* Sorts the group by term: after the last add, before it is attached. */
+/* Sorts the group by term: after the last add, before it is attached;
+ * again, it does nothing. Any thread may seal a group another filled (the
+ * channel's writing thread seals the batch its decoding thread, the busier
+ * one, analysed). */
 void index_group_seal(struct index_group *g);
-/* Frees what sealing on this thread kept for the next group (its gathering
- * arrays, reused rather than allocated again each batch); a thread that
- * sealed groups calls it before it ends. */
-void index_group_thread_done(void);
 /* Attaches a sealed group (NULL: none) to the transaction's batch: its
  * documents are then added with index_doc_add_packed, each one at most
  * once, in ordinal order (ids ascending with ordinals), and

@@ -501,11 +501,31 @@ static void test_group_equals_rebuild(void)
     env_close(&fresh);
 }
 
-/* A group sealed on a thread leaves its gathering arrays for the next one
- * (the decoding thread's batches, one after another): the next group must
- * hold its own entries only, and write what a group of new arrays writes.
- * Fails with the old batch's lengths or marks carried over. */
-static void test_group_reuses_arrays(void)
+/* A group is reset and filled again batch after batch (each keeps its
+ * gathering arrays), and sealed by whichever thread applies it, perhaps
+ * more than once (a batch retried after the map grew): the refilled group
+ * must hold its own entries only and seal as a new group does, and a
+ * second seal must change nothing. Fails with the old batch's lengths or
+ * marks carried over, or with entries laid out twice. */
+static bool groups_equal(const struct index_group *a, const struct index_group *b)
+{
+    if (a->ndocs != b->ndocs || a->nt != b->nt || a->blobs.len != b->blobs.len ||
+        memcmp(a->blobs.data, b->blobs.data, a->blobs.len) != 0)
+        return false;
+    uint32_t n = a->t[a->nt].start;
+    if (n != b->t[b->nt].start || memcmp(a->ord, b->ord, n * sizeof *a->ord) != 0 ||
+        memcmp(a->tf, b->tf, n) != 0)
+        return false;
+    for (size_t k = 0; k <= a->nt; k++) {
+        const struct group_term *x = &a->t[k], *y = &b->t[k];
+        if (x->klen != y->klen || x->start != y->start || x->bstart != y->bstart ||
+            memcmp(a->in.keys.data + x->koff, b->in.keys.data + y->koff, x->klen) != 0)
+            return false;
+    }
+    return true;
+}
+
+static void test_group_reset_and_sealed_again(void)
 {
     char err[256];
     struct tis_schema *sc = schema();
@@ -516,25 +536,25 @@ static void test_group_reuses_arrays(void)
     struct tis_value v[4];
     const struct row big = {"1", "a long title of many words and pies", "5", "Body"},
                      small = {"2", "apple pie", "1", NULL};
-    index_group_thread_done(); /* nothing left by the tests before */
-    struct index_group *g = index_group_new();
+    struct index_group *fresh = index_group_new(), *g = index_group_new();
     values(&small, v);
-    index_group_add(g, x, an, &o, v, &packed);
-    size_t fresh = index_group_bytes(g);
-    index_group_free(g); /* never sealed: leaves nothing */
-    g = index_group_new();
+    index_group_add(fresh, x, an, &o, v, &packed);
+    index_group_seal(fresh);
     values(&big, v);
     index_group_add(g, x, an, &o, v, &packed);
+    index_group_add(g, x, an, &o, v, &packed);
     index_group_seal(g);
-    index_group_free(g);
-    g = index_group_new();
+    index_group_reset(g);
     values(&small, v);
     index_group_add(g, x, an, &o, v, &packed);
-    CHECK(index_group_bytes(g) == fresh);
+    CHECK(index_group_bytes(g) == index_group_bytes(fresh));
     index_group_seal(g);
+    CHECK(groups_equal(g, fresh));
+    index_group_seal(g);
+    CHECK(groups_equal(g, fresh));
     index_group_free(g);
-    test_group_equals_rebuild(); /* its grouped batch takes the arrays left */
-    index_group_thread_done();
+    index_group_free(fresh);
+    test_group_equals_rebuild(); /* and its grouped batch writes what a rebuild does */
     index_doc_free(x);
     tbuf_free(&packed);
     analyzer_free(an);
@@ -958,7 +978,7 @@ int main(void)
 {
     test_incremental_equals_rebuild();
     test_group_equals_rebuild();
-    test_group_reuses_arrays();
+    test_group_reset_and_sealed_again();
     test_group_keys_of_any_length();
     test_segments_merge_by_tiers();
     test_segments_of_many_blocks();
