@@ -327,7 +327,7 @@ static int apply_batch_once(struct incr *c, struct decoded *d)
         incr_set_error(c, err);
         return -1;
     }
-    index_group_seal(d->group); /* here rather than on the busier decoding thread */
+    index_group_seal(d->group); /* unless the decoding thread had time to */
     gen_write_use_group(b.w, d->group);
     pthread_mutex_lock(&c->mu);
     b.parts = xmalloc((size_t)c->nparts * sizeof *b.parts);

@@ -34,6 +34,7 @@ struct incr_decoder {
     int nready;
     bool busy[SLOTS]; /* being filled, or handed out */
     bool idle;        /* the last poll found nothing */
+    bool waiting;     /* the applying thread waits for the next batch */
     /* What the simple protocol learns across messages (table schemas):
      * carried from one message's event list to the next. */
     struct json_object *tables;
@@ -172,6 +173,15 @@ static void *decoder(void *arg)
             b->msgs[i] = NULL;
         }
         pthread_mutex_lock(&d->mu);
+        if (b->n && !d->waiting) {
+            /* The applying thread is busy with the batch before, and this
+             * one would wait for it anyway: the seal (the sort by term)
+             * costs nothing here. Otherwise that thread seals, while this
+             * one decodes the next batch. */
+            pthread_mutex_unlock(&d->mu);
+            index_group_seal(b->group);
+            pthread_mutex_lock(&d->mu);
+        }
         d->idle = b->n == 0;
         if (b->n) {
             d->ready[d->nready++] = s;
@@ -216,8 +226,10 @@ struct decoded *incr_decoder_next(struct incr_decoder *d, int wait_ms)
     }
     struct decoded *b = NULL;
     pthread_mutex_lock(&d->mu);
+    d->waiting = true;
     while (!d->nready && wait_ms > 0 && pthread_cond_timedwait(&d->cv, &d->mu, &ts) == 0)
         ;
+    d->waiting = false;
     if (d->nready) {
         b = &d->slot[d->ready[0]];
         memmove(d->ready, d->ready + 1, (size_t)--d->nready * sizeof *d->ready);

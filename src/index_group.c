@@ -8,11 +8,12 @@
  * each term's entries out as a segment posting stores them: ordinals,
  * tfs, then the positions blobs end to end. The writing thread maps each
  * ordinal to its id and copies the rest. The seal (the sort by term, ~6 %
- * of the decoding thread) is the writing thread's again since Debezium's
- * batches grew to 8 192 messages: the decoding thread became the busier
- * one (7.0-7.2 against 5.3-5.5 CPU s in a 1M-event catch-up; 6.3-6.4
- * against 5.8-5.9 with the seal moved). Each group keeps its gathering
- * arrays from batch to batch (reset empties them). */
+ * of the decoding thread) is done by whichever thread would otherwise
+ * wait (incr_decode.c): since Debezium's batches grew to 8 192 messages
+ * its decoding thread is the busier one (7.0-7.2 against 5.3-5.5 CPU s
+ * in a 1M-event catch-up; 6.3-6.4 against 5.8-5.9 with the seal on the
+ * writing thread), open-protocol's writing thread. Each group keeps its
+ * gathering arrays from batch to batch (reset empties them). */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
