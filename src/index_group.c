@@ -12,8 +12,8 @@
  * wait (incr_decode.c): since Debezium's batches grew to 8 192 messages
  * its decoding thread is the busier one (7.0-7.2 against 5.3-5.5 CPU s
  * in a 1M-event catch-up; 6.3-6.4 against 5.8-5.9 with the seal on the
- * writing thread), open-protocol's writing thread. Each group keeps its
- * gathering arrays from batch to batch (reset empties them). */
+ * writing thread), while open-protocol's writing thread is. Each group
+ * keeps its gathering arrays from batch to batch (reset empties them). */
 #define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>

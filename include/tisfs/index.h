@@ -159,8 +159,8 @@ void index_group_add(struct index_group *g, struct index_doc *x, struct analyzer
 size_t index_group_bytes(const struct index_group *g);
 /* Sorts the group by term: after the last add, before it is attached;
  * again, it does nothing. Any thread may seal a group another filled (the
- * channel's writing thread seals the batch its decoding thread, the busier
- * one, analysed). */
+ * channel seals a batch on whichever of its two threads would otherwise
+ * wait). */
 void index_group_seal(struct index_group *g);
 /* Attaches a sealed group (NULL: none) to the transaction's batch: its
  * documents are then added with index_doc_add_packed, each one at most
