@@ -149,6 +149,7 @@ struct incr_poll {
     size_t bytes, limit; /* bytes: the caller takes off what a message repeats */
     double give_up, deadline;
     bool behind, woken;
+    bool fresh; /* a message came since the deadline was last set */
     struct incr_waker *waker; /* NULL: the poll wakes the fetcher itself */
 };
 void incr_poll_start(struct incr *c, struct incr_poll *p, int wait_ms);

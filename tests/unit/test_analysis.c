@@ -134,6 +134,25 @@ static void test_ascii_fast_path_is_icu(void)
         text[len] = 0;
         bad += !same_as_icu(TOK_IK, text);
     }
+    /* Longer ones: the fast path works on blocks of 64 characters, and a
+     * word, or a '.' joining two, may straddle two blocks. */
+    char longer[400];
+    for (int i = 0; i < 3000 && bad < 5; i++, tried++) {
+        size_t len = 60 + (seed = seed * 1103515245 + 12345) % 300;
+        for (size_t k = 0; k < len; k++)
+            longer[k] = alphabet[((seed = seed * 1103515245 + 12345) >> 16) % na];
+        longer[len] = 0;
+        bad += !same_as_icu(TOK_IK, longer);
+    }
+    static const char joins[] = "Boost.Python 1,000 it's a_b x86_64 3.14 e.g. a'b";
+    for (size_t shift = 0; shift < 130 && bad < 5; shift++, tried++) {
+        memset(longer, 'a', shift);
+        longer[shift] = '\0';
+        for (size_t k = 0; k < shift; k += 7)
+            longer[k] = ' ';
+        strcat(longer, joins);
+        bad += !same_as_icu(TOK_IK, longer);
+    }
     static const char *real[] = {
         "Boost.Python is a C++ library (version 1.74.0) for e-mail, python3 & foo_bar.",
         "It's 3.14; 1,000,000 users' data: x86_64 -- see http://example.org/a_b?c=d#e",
