@@ -974,6 +974,47 @@ static void test_group_keys_of_any_length(void)
     schema_free(sc);
 }
 
+/* A batch's exists marks are appended after the stored ones (ids only
+ * grow); ids that are not above them still go in, one by one, and none is
+ * lost either way. */
+static void test_exists_marks_appended_or_inserted(void)
+{
+    char err[256];
+    struct env e;
+    env_open(&e);
+    build(&e, BASE, 4, 0);
+    struct tis_schema *sc = schema();
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct analysis_opts o = {0, 0};
+    struct field_totals totals[4] = {{0, 0}};
+    struct tis_value v[4];
+    values(&BASE[0], v);
+    /* Appended; the first not above 12; the second not above 13. */
+    static const uint32_t batches[3][3] = {{10, 12, 0}, {5, 11, 13}, {14, 6, 15}};
+    for (int b = 0; b < 3; b++) {
+        struct index_delta *batch = index_delta_new();
+        MDB_txn *txn;
+        mdb_txn_begin(e.env, NULL, 0, &txn);
+        for (int i = 0; i < 3 && batches[b][i]; i++)
+            CHECK(index_doc_add(txn, &e.d, sc, an, &o, batches[b][i], v, totals, batch) == 0);
+        CHECK(index_delta_flush(txn, &e.d, batch) == 0);
+        CHECK(mdb_txn_commit(txn) == 0);
+        index_delta_free(batch);
+    }
+    MDB_txn *txn;
+    mdb_txn_begin(e.env, NULL, MDB_RDONLY, &txn);
+    roaring_bitmap_t *ex = index_exists(txn, &e.d, 0);
+    static const uint32_t want[] = {1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15};
+    CHECK(roaring_bitmap_get_cardinality(ex) == sizeof want / sizeof *want);
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        CHECK(roaring_bitmap_contains(ex, want[i]));
+    roaring_bitmap_free(ex);
+    mdb_txn_abort(txn);
+    analyzer_free(an);
+    schema_free(sc);
+    env_close(&e);
+}
+
 int main(void)
 {
     test_incremental_equals_rebuild();
@@ -986,5 +1027,6 @@ int main(void)
     test_spills_give_the_same_index();
     test_typed_terms_sort_as_values();
     test_large_postings();
+    test_exists_marks_appended_or_inserted();
     return check_summary();
 }
