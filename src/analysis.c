@@ -421,7 +421,7 @@ static void ascii_block(const unsigned char *s, unsigned char *out, struct ascii
 #endif
 }
 
-/* Block b of text (zero past len: no class) into a->ascii_fold and m. */
+/* Block b of text (zero past len: no class), folded, into a->utf8 and m. */
 static void ascii_block_at(struct analyzer *a, const char *text, size_t len, size_t b,
                            struct ascii_masks *m)
 {
