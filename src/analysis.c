@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include "tisfs/analysis.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,12 +53,8 @@ struct analyzer {
     bool icu_only; /* analysis_icu_only: no ASCII fast path */
 };
 
-static void ascii_classes_init(void); /* the fast path's table, below */
-static pthread_once_t ascii_once = PTHREAD_ONCE_INIT;
-
 struct analyzer *analyzer_new(char *err, size_t errlen)
 {
-    pthread_once(&ascii_once, ascii_classes_init);
     UErrorCode st = U_ZERO_ERROR;
     struct analyzer *a = xcalloc(1, sizeof *a);
     a->fold = unorm2_getNFKCCasefoldInstance(&st);
@@ -312,7 +307,7 @@ static uint32_t emit_parts(struct analyzer *a, const UChar *w, int32_t wn, uint3
  * real text; a fuzz target on random ones). */
 enum wclass { W_OTHER, W_LETTER, W_DIGIT, W_EXTEND, W_MIDLETTER, W_MIDNUM, W_MIDNUMLET };
 
-static enum wclass ascii_class_of(unsigned char c)
+static inline enum wclass ascii_class_of(unsigned char c) /* (the scalar path's) */
 {
     if (((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '@') /* ICU's ALetter has '@' */
         return W_LETTER;
@@ -328,20 +323,6 @@ static enum wclass ascii_class_of(unsigned char c)
     default: /* ':' is MidLetter in UAX #29, but ICU's rules leave it out */
         return W_OTHER;
     }
-}
-
-/* The classes of all 128 ASCII characters, looked up per character. */
-static unsigned char ascii_classes[128];
-
-static void ascii_classes_init(void)
-{
-    for (int c = 0; c < 128; c++)
-        ascii_classes[c] = (unsigned char)ascii_class_of((unsigned char)c);
-}
-
-static inline enum wclass ascii_class(unsigned char c)
-{
-    return (enum wclass)ascii_classes[c & 0x7F];
 }
 
 static bool is_ascii(const char *p, size_t n)
@@ -408,7 +389,7 @@ static void ascii_block(const unsigned char *s, unsigned char *out, struct ascii
     }
 #else
     for (unsigned i = 0; i < 64; i++) {
-        enum wclass c = ascii_class(s[i]);
+        enum wclass c = ascii_class_of(s[i]);
         uint64_t bit = 1ULL << i;
         out[i] = s[i] >= 'A' && s[i] <= 'Z' ? s[i] | 0x20 : s[i];
         m->letter |= c == W_LETTER ? bit : 0;

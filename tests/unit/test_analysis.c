@@ -106,6 +106,16 @@ static bool same_as_icu(enum tis_token tok, const char *text)
     return same;
 }
 
+/* A text of min + (0..spread-1) random characters of alphabet into out. */
+static void random_text(char *out, size_t min, size_t spread, const char *alphabet,
+                        unsigned *seed)
+{
+    size_t na = strlen(alphabet), len = min + (*seed = *seed * 1103515245 + 12345) % spread;
+    for (size_t k = 0; k < len; k++)
+        out[k] = alphabet[((*seed = *seed * 1103515245 + 12345) >> 16) % na];
+    out[len] = 0;
+}
+
 static void test_ascii_fast_path_is_icu(void)
 {
     /* Every string of up to 4 characters over the classes that matter
@@ -128,20 +138,14 @@ static void test_ascii_fast_path_is_icu(void)
     }
     unsigned seed = 12345;
     for (int i = 0; i < 20000 && bad < 5; i++, tried++) {
-        size_t len = 5 + (seed = seed * 1103515245 + 12345) % 10;
-        for (size_t k = 0; k < len; k++)
-            text[k] = alphabet[((seed = seed * 1103515245 + 12345) >> 16) % na];
-        text[len] = 0;
+        random_text(text, 5, 10, alphabet, &seed);
         bad += !same_as_icu(TOK_IK, text);
     }
     /* Longer ones: the fast path works on blocks of 64 characters, and a
      * word, or a '.' joining two, may straddle two blocks. */
     char longer[400];
     for (int i = 0; i < 3000 && bad < 5; i++, tried++) {
-        size_t len = 60 + (seed = seed * 1103515245 + 12345) % 300;
-        for (size_t k = 0; k < len; k++)
-            longer[k] = alphabet[((seed = seed * 1103515245 + 12345) >> 16) % na];
-        longer[len] = 0;
+        random_text(longer, 60, 300, alphabet, &seed);
         bad += !same_as_icu(TOK_IK, longer);
     }
     static const char joins[] = "Boost.Python 1,000 it's a_b x86_64 3.14 e.g. a'b";
