@@ -19,6 +19,12 @@
 #define WATERMARK_EVERY_SEC 1.0
 /* An empty poll this long wakes the fetcher (wake_fetcher). */
 #define WAKE_AFTER_MS 2
+/* The prefetch queue's bounds (see kafka_new): librdkafka fetches while
+ * the queue holds fewer messages and fewer kilobytes than these. */
+#define QUEUE_MESSAGES 4096
+#define QUEUE_KBYTES 16384
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -65,14 +71,19 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
         {"reconnect.backoff.max.ms", "1000"},
         {"socket.timeout.ms", "10000"},
         /* Flat memory: the prefetch queue and the fetch responses are what
-         * a backlog costs. A 4 MB queue (16 MB before): 22 MB less heap at
-         * the peak of a 1M-event catch-up, as fast, since wake_fetcher
-         * refills a queue that runs dry. A fetch of at most 1 MB (4 MB,
-         * and librdkafka's 50 MB, before): a response is decompressed and
-         * queued whole, past the queue's bound, and Debezium's messages,
-         * which repeat their schema, compress ~15 times: 4 MB fetches took
-         * RssAnon to 116-120 MB in its 1M-event catch-up, 1 MB to 77-82. */
-        {"queued.max.messages.kbytes", "4096"},
+         * a backlog costs. The queue holds QUEUE_MESSAGES messages or
+         * QUEUE_KBYTES at most, whichever comes first: half a batch of
+         * work, whatever a message's size. A bound of 4 MB alone held
+         * ~1 300 of Debezium's messages (~3.3 KB, most of it the schema
+         * each repeats), ~14 ms of decoding: the queue ran dry while the
+         * fetcher decompressed the next response, and the channel idled.
+         * A fetch of at most 1 MB (4 MB, and librdkafka's 50 MB, before):
+         * a response is decompressed and queued whole, past the queue's
+         * bound, and Debezium's messages compress ~15 times: 4 MB fetches
+         * took RssAnon to 116-120 MB in its 1M-event catch-up, 1 MB to
+         * 77-82. */
+        {"queued.min.messages", STR(QUEUE_MESSAGES)},
+        {"queued.max.messages.kbytes", STR(QUEUE_KBYTES)},
         {"fetch.max.bytes", "1048576"},
         {"fetch.message.max.bytes", "262144"},
     };
@@ -318,16 +329,18 @@ static void wake_fetcher(struct incr *c)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* A catch-up's wake is asked for each time this many bytes have been taken
- * from the queue (half of queued.max.messages.kbytes), so that the fetch
- * it starts lands while the other half is decoded: woken only once the
- * queue was empty, the decoding thread waited out a round trip ~20 times a
- * second (11 ms each, a tenth of its time). */
-#define WAKE_EVERY_BYTES ((size_t)2 << 20)
+/* A catch-up's wake is asked for each time half the queue's messages or
+ * half its bytes have been taken from it, so that the fetch it starts
+ * lands while the other half is decoded: woken only once the queue was
+ * empty, the decoding thread waited out a round trip ~20 times a second
+ * (11 ms each, a tenth of its time). */
+#define WAKE_EVERY_MESSAGES (QUEUE_MESSAGES / 2)
+#define WAKE_EVERY_BYTES ((size_t)QUEUE_KBYTES << 9)
 
 struct incr_waker {
-    struct errand *e; /* NULL: no thread, the poller wakes the fetcher */
-    size_t taken;     /* bytes polled since the last wake (the poller's) */
+    struct errand *e;   /* NULL: no thread, the poller wakes the fetcher */
+    size_t taken;       /* bytes polled since the last wake (the poller's) */
+    size_t taken_msgs;  /* and messages */
 };
 
 static void wake_errand(void *c)
@@ -354,7 +367,7 @@ void incr_waker_stop(struct incr_waker *w)
 static void wake(struct incr *c, struct incr_waker *w)
 {
     if (w)
-        w->taken = 0;
+        w->taken = w->taken_msgs = 0;
     if (w && w->e)
         errand_ask(w->e);
     else
@@ -419,7 +432,8 @@ rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
         p->bytes += m->len + m->key_len;
         p->n++;
         if (p->waker && p->behind &&
-            (p->waker->taken += m->len + m->key_len) >= WAKE_EVERY_BYTES)
+            ((p->waker->taken += m->len + m->key_len) >= WAKE_EVERY_BYTES ||
+             ++p->waker->taken_msgs >= WAKE_EVERY_MESSAGES))
             wake(c, p->waker);
         return m;
     }
