@@ -195,9 +195,7 @@ bool sums_log_decode(const MDB_val *v, struct rowsum_map *m)
 }
 
 /* meta "rowsums": the chunk width the sums were kept with, as text. */
-#define STR_(x) #x
-#define STR(x) STR_(x)
-#define ROWSUMS_WIDTH_TEXT STR(ROWSUM_CHUNK_WIDTH)
+#define ROWSUMS_WIDTH_TEXT TIS_STR(ROWSUM_CHUNK_WIDTH)
 
 bool rowsums_kept(struct gen *g, MDB_txn *txn)
 {

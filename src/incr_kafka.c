@@ -29,8 +29,6 @@
  * the queue holds fewer messages and fewer kilobytes than these. */
 #define QUEUE_MESSAGES 4096
 #define QUEUE_KBYTES 16384
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -88,8 +86,8 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
          * bound, and Debezium's messages compress ~15 times: 4 MB fetches
          * took RssAnon to 116-120 MB in its 1M-event catch-up, 1 MB to
          * 77-82. */
-        {"queued.min.messages", STR(QUEUE_MESSAGES)},
-        {"queued.max.messages.kbytes", STR(QUEUE_KBYTES)},
+        {"queued.min.messages", TIS_STR(QUEUE_MESSAGES)},
+        {"queued.max.messages.kbytes", TIS_STR(QUEUE_KBYTES)},
         {"fetch.max.bytes", "1048576"},
         {"fetch.message.max.bytes", "262144"},
     };

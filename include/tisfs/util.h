@@ -145,6 +145,10 @@ char *url_mask_credentials(const char *s);
 char *base64_encode(const void *p, size_t n);
 char *base64_decode(const char *s, size_t *n);
 
+/* A macro's value as a string literal: TIS_STR(4096) is "4096". */
+#define TIS_STR_(x) #x
+#define TIS_STR(x) TIS_STR_(x)
+
 #define TIS_NAME_MAX 64
 bool name_is_valid(const char *s);
 
