@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     struct index_group *g = index_group_new();
     struct cdc_events *ev = xcalloc(BATCH, sizeof *ev);
     struct tis_value *vals = xcalloc(sc->nfields, sizeof *vals);
-    struct tbuf packed = {0};
+    struct tbuf packed = {0}, arena = {0};
     struct jdoc *docs = NULL;
     struct json_object *tables = NULL;
     for (int r = 0; r < rounds; r++) {
@@ -143,9 +143,11 @@ int main(int argc, char **argv)
             size_t end = at + BATCH < n ? at + BATCH : n;
             index_group_reset(g);
             tbuf_reset(&packed);
+            cdc_arena_reset(&arena);
             for (size_t i = at; i < end; i++) {
                 struct cdc_events *e = &ev[i - at];
                 cdc_events_reset(e);
+                e->shared = &arena; /* one arena a batch, as incr_decode.c keeps */
                 e->docs = docs, e->tables = tables;
                 if (cdc_decode(proto, m[i].key, m[i].klen, m[i].val, m[i].vlen, e, err,
                                sizeof err))
@@ -171,6 +173,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < BATCH; i++)
         cdc_events_free(&ev[i]);
+    cdc_arena_free(&arena);
     free(ev);
     cdc_docs_free(docs);
     json_object_put(tables);
