@@ -97,9 +97,11 @@ int pk_put(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw, const MD
            const MDB_val *v, enum pk_where where);
 /* Folds pkrecent's entries past the first keep into pk, max at most. */
 int pk_fold(MDB_txn *txn, const struct gen_env *e, size_t keep, size_t max);
-int pk_fold_all(MDB_txn *txn, const struct gen_env *e);
+/* Every entry of pkrecent into pk (a writer's, which then looks its
+ * trees' last keys up again). */
+int pk_fold_all(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw);
 /* A commit's fold: down to pw->keep entries (none when not routing). */
-int pk_fold_some(MDB_txn *txn, const struct gen_env *e, const struct pk_writer *pw);
+int pk_fold_some(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw);
 /* The ids of the live entries of keys from..to into ids. */
 int pk_ids_in_range(MDB_txn *txn, const struct gen_env *e, const MDB_val *from,
                     const MDB_val *to, roaring_bitmap_t *ids);

@@ -574,7 +574,7 @@ int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t
         roaring_bitmap_free(w->dead);
     w->dead = NULL;
     if (!rc) /* one tree to go through */
-        rc = pk_fold_all(w->txn, &g->e);
+        rc = pk_fold_all(w->txn, &g->e, &w->pk);
     if (!rc)
         rc = tombstones_only(w->txn, g->e.pk);
     rowsum_map_free(&w->sums); /* every chunk empty: the batch's changes are gone too */

@@ -186,8 +186,9 @@ static int last_known(MDB_txn *txn, MDB_dbi dbi, struct pk_last *l)
 }
 
 /* Whether k is above l's key in pk's order (a tree without one: yes). A
- * key once known may be above the tree's last since (a fold or a TRUNCATE
- * took entries out): never below it, which is all the callers need. */
+ * key once known may be above the tree's last since (a TRUNCATE took
+ * entries out), never below it, which is all the callers need: a fold,
+ * which moves pkrecent's keys into pk, forgets what it knew (forget_lasts). */
 static bool above(MDB_txn *txn, const struct gen_env *e, const struct pk_last *l,
                   const MDB_val *k)
 {
@@ -259,8 +260,17 @@ void pk_writer_free(struct pk_writer *pw)
     tbuf_free(&pw->recent.key);
 }
 
-int pk_fold_some(MDB_txn *txn, const struct gen_env *e, const struct pk_writer *pw)
+/* After a fold: pk's last key may have risen (a key of pkrecent's above
+ * it, put there after a TRUNCATE took pk's last), and an append below it
+ * fails (MDB_KEYEXIST). */
+static void forget_lasts(struct pk_writer *pw)
 {
+    pw->main.state = pw->recent.state = PK_LAST_UNKNOWN;
+}
+
+int pk_fold_some(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw)
+{
+    forget_lasts(pw);
     return pk_fold(txn, e, pw->route ? pw->keep : 0, pw->keep / 2 + 1);
 }
 
@@ -361,8 +371,9 @@ int pk_fold(MDB_txn *txn, const struct gen_env *e, size_t keep, size_t max)
     return rc;
 }
 
-int pk_fold_all(MDB_txn *txn, const struct gen_env *e)
+int pk_fold_all(MDB_txn *txn, const struct gen_env *e, struct pk_writer *pw)
 {
+    forget_lasts(pw);
     return pk_fold(txn, e, 0, SIZE_MAX);
 }
 

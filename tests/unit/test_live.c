@@ -698,6 +698,43 @@ static void test_pk_filter_yields_to_other_writers(void)
     drop_gen(g, dir);
 }
 
+/* A TRUNCATE folds pkrecent into pk, whose last key may then rise above
+ * the one the writer knew: here the first batch's TRUNCATE takes key 3 out
+ * of pk (a build row without a version) and puts it back in pkrecent; the
+ * second's fold moves it into pk, and key 2, below it, must not be
+ * appended. Fails with the last key kept across the fold: the insert of 2
+ * is refused (MDB_KEYEXIST), the batch with it, and a channel retrying the
+ * batch stays stuck. */
+static void test_insert_after_a_second_truncate(void)
+{
+    char dir[64], err[256];
+    struct gen *g = make_gen(dir, "{\"tso\":100}");
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct tis_value vals[3];
+    enum gen_outcome out;
+    struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+    row(vals, "1", "a", "1");
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(200), &out, err, sizeof err) == 0);
+    CHECK(gen_write_truncate(w, TSO(201), err, sizeof err) == 0);
+    row(vals, "3", "c", "1");
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(202), &out, err, sizeof err) == 0);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    w = gen_write_begin(g, an, err, sizeof err);
+    row(vals, "1", "a2", "1");
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(203), &out, err, sizeof err) == 0);
+    CHECK(gen_write_truncate(w, TSO(204), err, sizeof err) == 0);
+    row(vals, "2", "b", "1");
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(205), &out, err, sizeof err) == 0);
+    CHECK_INT(out, GEN_APPLIED);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    char *d = docs(g);
+    CHECK(strstr(d, "\"b\"") != NULL);
+    CHECK_INT(doc_lines(g), 1); /* 2 alone: the TRUNCATE took 1 and 3 */
+    free(d);
+    analyzer_free(an);
+    drop_gen(g, dir);
+}
+
 /* A generation written with another index layout is refused with a hint to
  * rebuild: its postings would read as garbage. */
 static void test_other_index_format_is_refused(void)
@@ -786,6 +823,7 @@ int main(void)
     test_kept_sums_follow_every_change();
     test_pk_changes_fold_into_one_map();
     test_pk_filter_yields_to_other_writers();
+    test_insert_after_a_second_truncate();
     test_other_index_format_is_refused();
     test_damaged_segment_fails_the_query();
     return check_summary();
