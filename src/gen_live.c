@@ -206,6 +206,22 @@ struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err
     return w;
 }
 
+/* Whether the key pk_encode made fits in an LMDB key (511 bytes: a long
+ * string key, escaped, may not); else err says so. A row the stream
+ * cannot store is its event's problem, not the batch's: failing the
+ * batch, a channel would retry it for ever. */
+static bool key_fits(struct gen_writer *w, char *err, size_t errlen)
+{
+    int max = mdb_env_get_maxkeysize(w->g->e.env);
+    if (w->key.len <= (size_t)max)
+        return true;
+    snprintf(err, errlen,
+             "the row's primary key takes %zu bytes encoded, more than the %d an index key "
+             "can hold: the row cannot be stored",
+             w->key.len, max);
+    return false;
+}
+
 /* Looks the current key up into *e: *stale when an event at version ev
  * changes nothing (at or below the row's version: its own, else the
  * snapshot's, or the last TRUNCATE's). */
@@ -424,6 +440,8 @@ static int upsert(struct gen_writer *w, const struct tis_value *vals, const bool
     struct row_entry e;
     bool stale = false, partial = some_absent(g->sc, present);
     pk_encode(g->sc, vals, &w->key);
+    if (!key_fits(w, err, errlen))
+        return *out = GEN_REFUSED, 0;
     int rc = find_current(w, v, &e, &stale);
     if (!rc && stale)
         return *out = GEN_STALE, 0;
@@ -500,6 +518,8 @@ int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct 
     struct row_entry e;
     bool stale = false;
     pk_encode(g->sc, vals, &w->key);
+    if (!key_fits(w, err, errlen))
+        return *out = GEN_REFUSED, 0;
     int rc = find_current(w, v, &e, &stale);
     if (!rc && stale)
         return *out = GEN_STALE, 0;

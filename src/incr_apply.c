@@ -210,6 +210,8 @@ static int apply_row(struct incr *c, struct batch *b, const struct cdc_event *e,
             return 1;
         if (gen_write_delete(b->w, rb->vals, e->ver, &o, err, errlen))
             return -1;
+        if (o == GEN_REFUSED)
+            return 1;
         tally(b, o);
     }
     const struct cdc_row *r = del && e->before.n ? &e->before : &e->after;
@@ -222,6 +224,8 @@ static int apply_row(struct incr *c, struct batch *b, const struct cdc_event *e,
                                                 errlen);
     if (rc)
         return -1;
+    if (o == GEN_REFUSED)
+        return 1;
     tally(b, o);
     return 0;
 }

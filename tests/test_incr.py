@@ -350,6 +350,39 @@ def test_poisoned_messages_are_reported_and_skipped(kafka, tisfs, db):
     assert "t-poison/0@2" in log and "primary key column id" in log
 
 
+def test_a_row_whose_key_cannot_be_stored_is_skipped(kafka, tisfs, db):
+    """A primary key longer than an index key can hold (600 characters) is
+    reported with its offset and skipped; the events around it apply. (It
+    failed the batch, which the channel then retried for ever.)"""
+    table, topic = "inc_longkey", "t-longkey"
+    db.execute(f"DROP TABLE IF EXISTS {table}",
+               f"CREATE TABLE {table} (k VARCHAR(700) PRIMARY KEY, title VARCHAR(200)) "
+               "DEFAULT CHARSET=utf8mb4", db="tistest")
+    kafka.create_topic(topic, 1)
+    incr = f""",
+ incr: {{ plugin: "TiCDC-Kafka", mqAddress: "{kafka.bootstrap}", topic: "{topic}",
+         groupId: "g-{topic}", offsetResetStrategy: "earliest", protocol: "canal-json" }}"""
+    st = tisfs.create("longkey", mysql_spec(db, table, ['{name:"title", token:"ik"}'],
+                                            extra=incr))
+    assert st["complete"], st
+    from confluent_kafka import Producer
+    p = Producer(kafka.config())
+    for i, k in enumerate(["a", "x" * 600, "b"]):
+        ts = TS0 + ((i + 1) << 18)
+        p.produce(topic, json.dumps({
+            "id": 0, "database": "tistest", "table": table, "pkNames": ["k"], "isDdl": False,
+            "type": "INSERT", "es": ts >> 18, "ts": ts >> 18, "sql": "",
+            "sqlType": {"k": 12, "title": 12}, "mysqlType": {"k": "varchar", "title": "varchar"},
+            "data": [{"k": k, "title": "row %d" % i}], "old": None,
+            "_tidb": {"commitTs": ts}}).encode(), partition=0)
+    assert p.flush(30) == 0
+    st = caught_up(tisfs, "longkey", kafka, topic)
+    assert st["skipped"] == 1 and st["state"] == "running", st
+    assert sorted(d["k"] for d in tisfs.docs("longkey")) == ["a", "b"]
+    log = logs(tisfs, "longkey")
+    assert "t-longkey/0@1" in log and "primary key takes" in log, log
+
+
 def test_offset_reset_strategies(kafka, tisfs, db):
     # latest: what the topic held before the build is not replayed.
     s = Stream(db, kafka, "inc_latest", "t-latest")

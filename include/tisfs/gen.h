@@ -172,6 +172,7 @@ enum gen_outcome {
     GEN_STALE,     /* at or below the row's version: nothing changed */
     GEN_UNCHANGED, /* newer, but the document is the same: only its version moved */
     GEN_MISSING,   /* a delete of a row that is not there (its tombstone is kept) */
+    GEN_REFUSED,   /* the row cannot be stored (its key is too long): err says why */
 };
 
 /* Inserts or replaces the row whose primary key vals holds (schema order).

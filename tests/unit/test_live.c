@@ -735,6 +735,55 @@ static void test_insert_after_a_second_truncate(void)
     drop_gen(g, dir);
 }
 
+/* A row whose primary key does not fit in an index key (a long string,
+ * 600 bytes here) is refused on its own, the batch going on: failing the
+ * batch, the channel retried it for ever. */
+static void test_a_key_too_long_is_refused_alone(void)
+{
+    char dir[64], path[128], err[256];
+    const char *js = "{\"fields\":["
+                     "{\"name\":\"k\",\"type\":\"string\",\"token\":\"string\",\"search\":true,\"store\":true,\"pk\":true},"
+                     "{\"name\":\"title\",\"type\":\"string\",\"token\":\"ik\",\"search\":true,\"store\":true}],"
+                     "\"primaryKey\":[\"k\"]}";
+    struct json_object *o = json_tokener_parse(js);
+    struct tis_schema *sc = schema_from_json(o);
+    json_object_put(o);
+    strcpy(dir, "/tmp/tisfs-test-live-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/gen", dir);
+    struct analysis_opts ao = {0, 0};
+    struct gen_builder *b = gen_builder_open(path, sc, &ao, err, sizeof err);
+    struct json_object *snap = json_tokener_parse("{\"tso\":100}");
+    CHECK(gen_builder_finish(b, snap, err, sizeof err) == 0);
+    json_object_put(snap);
+    gen_builder_free(b);
+    schema_free(sc);
+    struct gen *g = gen_open(path, err, sizeof err);
+    CHECK(g != NULL);
+    struct analyzer *an = analyzer_new(err, sizeof err);
+    struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
+    char longkey[601];
+    memset(longkey, 'x', 600);
+    longkey[600] = 0;
+    struct tis_value vals[2] = {{longkey, 600, false}, {"long", 4, false}};
+    enum gen_outcome out = GEN_APPLIED;
+    err[0] = 0;
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(200), &out, err, sizeof err) == 0);
+    CHECK_INT(out, GEN_REFUSED);
+    CHECK(strstr(err, "primary key") != NULL);
+    out = GEN_APPLIED;
+    CHECK(gen_write_delete(w, vals, TSO(201), &out, err, sizeof err) == 0);
+    CHECK_INT(out, GEN_REFUSED);
+    vals[0] = (struct tis_value){"short", 5, false};
+    vals[1] = (struct tis_value){"fits", 4, false};
+    CHECK(gen_write_upsert(w, vals, NULL, TSO(202), &out, err, sizeof err) == 0);
+    CHECK_INT(out, GEN_APPLIED);
+    CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
+    CHECK_INT(doc_lines(g), 1);
+    analyzer_free(an);
+    drop_gen(g, dir);
+}
+
 /* A generation written with another index layout is refused with a hint to
  * rebuild: its postings would read as garbage. */
 static void test_other_index_format_is_refused(void)
@@ -824,6 +873,7 @@ int main(void)
     test_pk_changes_fold_into_one_map();
     test_pk_filter_yields_to_other_writers();
     test_insert_after_a_second_truncate();
+    test_a_key_too_long_is_refused_alone();
     test_other_index_format_is_refused();
     test_damaged_segment_fails_the_query();
     return check_summary();
