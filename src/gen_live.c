@@ -174,12 +174,14 @@ int gen_row_lookup(struct gen *g, MDB_txn *txn, const struct tis_value *vals, st
 /* Whether an event at version a replaces what version b wrote. Different
  * domains do not compare: the event is applied (an at-least-once handover).
  * Binlog coordinates of two changes of one transaction can coincide, and
- * re-applying a full-row image is harmless, so equal binlog versions apply. */
+ * so can the milliseconds of two transactions (VER_MS): a row's changes
+ * come in order on its partition, and re-applying an image is harmless,
+ * so equal binlog and millisecond versions apply. */
 static bool newer(struct version a, struct version b)
 {
     if (a.domain == VER_NONE || b.domain == VER_NONE || a.domain != b.domain)
         return true;
-    return a.v > b.v || (a.domain == VER_BINLOG && a.v == b.v);
+    return a.v > b.v || ((a.domain == VER_BINLOG || a.domain == VER_MS) && a.v == b.v);
 }
 
 
