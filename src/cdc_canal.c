@@ -177,6 +177,9 @@ static int message(struct cdc_ctx *c, const struct jval *m)
         return watermark(c, tidb);
     if (ccl)
         return cdc_fail(c, "claim-check message (row stored at \"%.200s\"): not supported", ccl);
+    if (cdc_get_bool(tidb, "onlyHandleKey") && strcmp(type, "DELETE") != 0 &&
+        !cdc_get_bool(m, "isDdl")) /* (see cdc_open.c's row) */
+        return cdc_fail(c, CDC_HANDLE_KEY_ONLY);
     if (cdc_get_bool(m, "isDdl"))
         return ddl(c, m, type, version(m, tidb));
     if (strcmp(type, "INSERT") == 0)

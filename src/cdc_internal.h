@@ -93,6 +93,13 @@ bool cdc_json_u64(const struct jval *v, uint64_t *out);
 bool cdc_json_i64(const struct jval *v, int64_t *out);
 /* Member key is JSON true. */
 bool cdc_get_bool(const struct jval *o, const char *key);
+/* An insert or update whose row was too large for the topic, sent with its
+ * key columns alone (TiCDC's large-message-handle-option handle-key-only):
+ * refused, so that the event is reported and skipped, not applied as a row
+ * of empty columns. */
+#define CDC_HANDLE_KEY_ONLY                                                                    \
+    "handle-key-only event (the row was too large for the topic; only its key was sent): "  \
+    "not supported"
 /* A scalar as value text: strings as they are, numbers with their digits as
  * written, booleans "1"/"0", null as NULL. Objects and arrays fail. */
 int cdc_scalar(struct cdc_ctx *c, const struct jval *v, struct tis_value *out,

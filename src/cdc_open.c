@@ -151,6 +151,11 @@ static int row(struct cdc_ctx *c, int idx, const struct jval *k, const struct jv
         return cdc_fail(c, "value %d: \"u\", \"p\" and \"d\" must be objects", idx);
     if (!u && !d)
         return cdc_fail(c, "value %d: row event with neither \"u\" nor \"d\"", idx);
+    /* The row was too large for the topic and TiCDC sent its key alone
+     * (large-message-handle-option=handle-key-only): merged as a partial
+     * image it would empty the other columns. A delete needs only the key. */
+    if (!d && cdc_get_bool(k, "ohk"))
+        return cdc_fail(c, "value %d: " CDC_HANDLE_KEY_ONLY, idx);
     ev = cdc_add_event(c->out, CDC_ROW);
     event_head(c, ev, k, ts);
     if (d) {

@@ -163,6 +163,8 @@ static int dml(struct cdc_ctx *c, const struct jval *m, enum cdc_op op)
     tbl = tbl ? tbl : "";
     if (ccl)
         return cdc_fail(c, "claim-check message (row stored at \"%.200s\"): not supported", ccl);
+    if (op != CDC_DELETE && cdc_get_bool(m, "handleKeyOnly")) /* (see cdc_open.c's row) */
+        return cdc_fail(c, CDC_HANDLE_KEY_ONLY);
     if ((data && !jv_is(data, JV_OBJ)) || (old && !jv_is(old, JV_OBJ)))
         return cdc_fail(c, "\"data\" and \"old\" must be objects");
     if (op == CDC_DELETE ? !old : !data)

@@ -406,6 +406,8 @@ static void test_open_garbage(void)
         {"{\"ts\":-1,\"t\":1}", "{}", "\"ts\""},
         {"{\"ts\":1,\"t\":9}", "{}", "unknown event type"},
         {"{\"ts\":1,\"t\":1,\"ccl\":\"s3://x\"}", "{}", "claim-check"},
+        {"{\"ts\":1,\"t\":1,\"ohk\":true}", "{\"u\":{\"a\":{\"t\":3,\"h\":true,\"v\":1}}}",
+         "handle-key-only"},
         {"{\"ts\":1,\"t\":1}", "{\"u\":{\"a\":", "value 0"},
         {"{\"ts\":1,\"t\":1}", "null", "not a JSON object"},
         {"{\"ts\":1,\"t\":1}", "{}", "neither"},
@@ -571,6 +573,13 @@ static void test_canal_more(void)
     FAILS(CDC_CANAL, "{\"type\":\"TIDB_WATERMARK\"}", "watermarkTs");
     FAILS(CDC_CANAL, "{\"type\":\"INSERT\",\"data\":[{}],\"_tidb\":{\"claimCheckLocation\":\"x\"}}",
           "claim-check");
+    FAILS(CDC_CANAL, "{\"type\":\"UPDATE\",\"data\":[{\"id\":\"1\"}],\"old\":[{}],"
+                     "\"_tidb\":{\"commitTs\":5,\"onlyHandleKey\":true}}",
+          "handle-key-only");
+    /* a delete needs only the key */
+    CHECK(DECODE(CDC_CANAL, "{\"type\":\"DELETE\",\"database\":\"d\",\"table\":\"t\","
+                            "\"data\":[{\"id\":\"1\"}],\"_tidb\":{\"commitTs\":5,"
+                            "\"onlyHandleKey\":true}}") == 0);
     FAILS(CDC_CANAL, "[]", "not a JSON object");
     FAILS(CDC_CANAL, "null", "not a JSON object");
     FAILS(CDC_CANAL, "", "invalid JSON");
@@ -996,6 +1005,12 @@ static void test_simple(void)
     FAILS(CDC_SIMPLE, "{\"version\":1,\"type\":\"INSERT\",\"claimCheckLocation\":\"f\","
                       "\"data\":{}}",
           "claim-check");
+    FAILS(CDC_SIMPLE, "{\"version\":1,\"type\":\"INSERT\",\"handleKeyOnly\":true,"
+                      "\"commitTs\":5,\"data\":{\"id\":\"1\"}}",
+          "handle-key-only");
+    CHECK(DECODE(CDC_SIMPLE, "{\"version\":1,\"type\":\"DELETE\",\"database\":\"d\","
+                             "\"table\":\"t\",\"handleKeyOnly\":true,\"commitTs\":5,"
+                             "\"old\":{\"id\":\"1\"}}") == 0);
     FAILS(CDC_SIMPLE, "\"just a string\"", "not a JSON object");
     /* binary column of a known table with bad base64 */
     DECODE(CDC_SIMPLE, simple_bootstrap);
