@@ -598,6 +598,7 @@ static int ddl(struct cdc_ctx *c, const struct jval *p, const char *sql, enum cd
     struct cdc_event *ev = cdc_add_event(c->out, CDC_DDL);
 
     names(c, ev, p);
+    ev->ver = version(cdc_get(p, "source"));
     ev->sql = cdc_copy(c->out, sql, strlen(sql));
     ev->ddl = kind != DDL_OTHER ? kind : cdc_ddl_classify(sql);
     return 0;

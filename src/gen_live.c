@@ -185,6 +185,12 @@ static bool newer(struct version a, struct version b)
 }
 
 
+bool gen_write_older(const struct gen_writer *w, struct version v)
+{
+    return v.domain != VER_NONE &&
+           (!newer(v, w->snapshot) || (w->floor.domain != VER_NONE && !newer(v, w->floor)));
+}
+
 struct gen_writer *gen_write_begin(struct gen *g, struct analyzer *an, char *err, size_t errlen)
 {
     struct gen_writer *w = xcalloc(1, sizeof *w);

@@ -234,6 +234,14 @@ static int apply_ddl(struct incr *c, struct batch *b, const struct cdc_event *e,
                      size_t errlen)
 {
     const char *sql = e->sql ? e->sql : "";
+    /* Replayed from before the snapshot (a channel started at earliest),
+     * a TRUNCATE would take rows the snapshot has, and a DROP of a table
+     * since created again would stop the channel for good. */
+    if ((e->ddl == DDL_TRUNCATE || e->ddl == DDL_DROP) && gen_write_older(b->w, e->ver)) {
+        incr_say(c, "%s older than the collection's snapshot or last TRUNCATE: ignored (%s)",
+                 e->ddl == DDL_TRUNCATE ? "TRUNCATE" : "DROP TABLE", sql);
+        return 0;
+    }
     switch (e->ddl) {
     case DDL_TRUNCATE:
         incr_say(c, "TRUNCATE: the collection is emptied (%s)", sql);

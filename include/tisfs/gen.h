@@ -192,6 +192,10 @@ int gen_write_upsert_analyzed(struct gen_writer *w, const struct tis_value *vals
 /* Deletes the row whose primary key vals holds (other fields ignored). */
 int gen_write_delete(struct gen_writer *w, const struct tis_value *vals, struct version v,
                      enum gen_outcome *out, char *err, size_t errlen);
+/* Whether a change at version v is at or below what the generation holds
+ * already: its snapshot, or its last TRUNCATE (a DDL replayed from before
+ * them, which must change nothing). */
+bool gen_write_older(const struct gen_writer *w, struct version v);
 /* Empties the collection (TRUNCATE at version v: older events stay out). */
 int gen_write_truncate(struct gen_writer *w, struct version v, char *err, size_t errlen);
 /* Adds delta to chunk key's kept sums with the batch (verify's repair of
