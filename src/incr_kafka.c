@@ -74,6 +74,11 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
         {"reconnect.backoff.ms", "100"},
         {"reconnect.backoff.max.ms", "1000"},
         {"socket.timeout.ms", "10000"},
+        /* The consumer never joins its group (partitions are assigned),
+         * so this only bounds how long a closing consumer keeps offset
+         * commits waiting for a coordinator that is gone: 45 s by
+         * default, which a shutdown or rm -r during an outage waited. */
+        {"session.timeout.ms", "6000"},
         /* Flat memory: the prefetch queue and the fetch responses are what
          * a backlog costs. The queue holds QUEUE_MESSAGES messages or
          * QUEUE_KBYTES at most, whichever comes first: half a batch of
@@ -327,7 +332,9 @@ static void wake_fetcher(struct incr *c)
                 hi <= p->offset)
                 continue;
             c->wake_turn += k + 1; /* another leader next time, if the topic has several */
-            rd_kafka_query_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi, 200);
+            /* (edge_offset, not query_watermark_offsets: with the broker
+             * gone, that hung, and shutdown or rm -r joined this thread) */
+            edge_offset(c->rk, p->topic, p->partition, RD_KAFKA_OFFSET_END, &hi, 200);
             break;
         }
     rd_kafka_topic_partition_list_destroy(l);

@@ -823,6 +823,33 @@ def test_shutdown_is_prompt_while_the_broker_is_away(kafka, tisfs, db):
     assert docs(tisfs, "away") == s.expected()
 
 
+def test_shutdown_is_prompt_when_the_broker_goes_during_a_catch_up(kafka, tisfs, db):
+    """The broker goes while the channel is far behind (its fetcher woken
+    between fetches): the daemon still stops within seconds. (The wake
+    waited on the gone broker for good, and shutdown joined it.)"""
+    import time
+    s = Stream(db, kafka, "inc_cu", "t-cu")
+    build(tisfs, db, kafka, s, "cu")
+    for i in range(1, 14001):
+        s.send(canal("INSERT", {"id": i, "title": f"t{i}", "body": "y" * 50, "n": i},
+                     TS0 + (i << 18), s.table), flush=False)
+    s.flush()
+    wait_for(lambda: incr_status(tisfs, "cu")["current_cursor"][0]["cursor"] >= 300, 60,
+             what="the catch-up to start", interval=0.005)
+    kafka.down()
+    try:
+        wait_for(lambda: incr_status(tisfs, "cu")["state"] == "error", 60,
+                 what="the outage to show")
+        t0 = time.monotonic()
+        assert tisfs.stop() == 0
+        assert time.monotonic() - t0 < 15
+    finally:
+        kafka.up()
+    tisfs.start()
+    caught_up(tisfs, "cu", kafka, s.topic)
+    assert len(tisfs.docs("cu")) == 14000
+
+
 def test_rm_r_stops_and_removes_the_channel(kafka, tisfs, db):
     s = Stream(db, kafka, "inc_rm", "t-rm")
     s.seed([(1, "one", "", 1)])
