@@ -84,31 +84,54 @@ void incr_say(struct incr *c, const char *fmt, ...)
 }
 
 /* Enters the error state with why; logged once per distinct cause. */
-void incr_set_error(struct incr *c, const char *why)
+static void set_error(struct incr *c, const char *why, bool broker)
 {
     pthread_mutex_lock(&c->mu);
     c->state = "error";
     snprintf(c->errs, sizeof c->errs, "%s", why);
-    pthread_mutex_unlock(&c->mu);
-    if (strcmp(c->last_logged_err, why) != 0) {
+    c->broker_err = broker;
+    /* (under the lock: librdkafka's error callback and the applying
+     * thread both come here) */
+    bool new_cause = strcmp(c->last_logged_err, why) != 0;
+    if (new_cause)
         snprintf(c->last_logged_err, sizeof c->last_logged_err, "%s", why);
+    pthread_mutex_unlock(&c->mu);
+    if (new_cause)
         incr_say(c, "ERROR: %s", why);
-    }
+}
+
+void incr_set_error(struct incr *c, const char *why)
+{
+    set_error(c, why, false);
+}
+
+void incr_set_broker_error(struct incr *c, const char *why)
+{
+    set_error(c, why, true);
+}
+
+/* A drop is in errs too, and nothing clears it: the channel stays stopped. */
+static void clear_error(struct incr *c, bool broker, const char *what)
+{
+    if (c->dropped)
+        return;
+    pthread_mutex_lock(&c->mu);
+    bool was = c->errs[0] != 0 && c->broker_err == broker;
+    if (was)
+        c->errs[0] = c->last_logged_err[0] = 0;
+    pthread_mutex_unlock(&c->mu);
+    if (was)
+        incr_say(c, "recovered: %s", what);
 }
 
 void incr_clear_error(struct incr *c)
 {
-    /* A drop is not the broker's to clear: the channel stays stopped. */
-    if (c->dropped)
-        return;
-    pthread_mutex_lock(&c->mu);
-    bool was = c->errs[0] != 0;
-    c->errs[0] = 0;
-    pthread_mutex_unlock(&c->mu);
-    if (was) {
-        c->last_logged_err[0] = 0;
-        incr_say(c, "recovered: the broker answers again");
-    }
+    clear_error(c, true, "the broker answers again");
+}
+
+void incr_clear_apply_error(struct incr *c)
+{
+    clear_error(c, false, "batches commit again");
 }
 
 static int64_t total_lag_locked(const struct incr *c)
@@ -394,7 +417,8 @@ static void upkeep(struct incr *c)
     c->last_sync = now;
 }
 
-static void follow(struct incr *c)
+/* Follows the topic until told to stop or a batch fails (true). */
+static bool follow(struct incr *c)
 {
     while (!atomic_load(&c->stop) && !c->dropped && !c->caught_up) {
         /* A merge in progress does not wait for messages between steps,
@@ -418,7 +442,7 @@ static void follow(struct incr *c)
         /* rc: positions rolled back, reassign from the stored ones. A drop
          * has committed: nothing more is applied (nor a watermark asked). */
         if (rc || c->dropped)
-            break;
+            return rc != 0;
         if (d) {
             incr_cached_watermarks(c);
             c->last_batch = mono_now();
@@ -430,6 +454,7 @@ static void follow(struct incr *c)
             fold_some(c, idle && !yield);
         upkeep(c);
     }
+    return false;
 }
 
 /* The syncer's errand: what the consumer committed becomes durable. LMDB
@@ -444,7 +469,7 @@ static void *run(void *arg)
 {
     struct incr *c = arg;
     char err[512];
-    double retry = RETRY_MIN_SEC;
+    double retry = RETRY_MIN_SEC, apply_retry = RETRY_MIN_SEC;
     pthread_setname_np(pthread_self(), "incr-apply"); /* as top -H and perf show it */
     c->syncer = errand_start("incr-sync", sync_errand, c);
     if (!(c->an = analyzer_new(err, sizeof err))) {
@@ -462,7 +487,7 @@ static void *run(void *arg)
             break;
         }
         if (rc) {
-            incr_set_error(c, err);
+            incr_set_broker_error(c, err);
             sleep_interruptibly(c, retry);
             retry = retry * 2 > RETRY_MAX_SEC ? RETRY_MAX_SEC : retry * 2;
             continue;
@@ -470,10 +495,24 @@ static void *run(void *arg)
         retry = RETRY_MIN_SEC;
         incr_refresh_watermarks(c);
         c->dec = incr_decoder_start(c);
-        follow(c);
+        pthread_mutex_lock(&c->mu);
+        uint64_t applied = c->applied;
+        pthread_mutex_unlock(&c->mu);
+        bool failed = follow(c);
         incr_decoder_stop(c->dec); /* before the consumer it polls goes */
         c->dec = NULL;
         incr_disconnect(c);
+        /* A batch that cannot be stored fails again at once (a map at its
+         * largest, a full disk): without a pause the channel spun,
+         * reconnecting and refetching. */
+        pthread_mutex_lock(&c->mu);
+        bool progressed = c->applied != applied;
+        pthread_mutex_unlock(&c->mu);
+        if (failed) {
+            apply_retry = progressed ? RETRY_MIN_SEC : apply_retry;
+            sleep_interruptibly(c, apply_retry);
+            apply_retry = apply_retry * 2 > RETRY_MAX_SEC ? RETRY_MAX_SEC : apply_retry * 2;
+        }
     }
 out:
     errand_stop(c->syncer); /* it may still be syncing: it ends first */

@@ -387,6 +387,8 @@ static int apply_batch_once(struct incr *c, struct decoded *d)
     incr_commit_offsets(c);
     if (b.dropped)
         incr_set_error(c, b.why);
+    else
+        incr_clear_apply_error(c);
     return 0;
 }
 

@@ -53,6 +53,7 @@ struct incr {
     pthread_cond_t cv;
     const char *state;
     char errs[640];
+    bool broker_err; /* errs is the broker's (its answer clears it), not a batch's */
     enum cdc_protocol proto;
     struct part *parts;
     int nparts;
@@ -96,9 +97,14 @@ void incr_say(struct incr *c, const char *fmt, ...) __attribute__((format(printf
 /* Enters the error state with why; logged once per distinct cause, since
  * a broker that stays away reports the same cause on every retry. */
 void incr_set_error(struct incr *c, const char *why);
-/* Leaves the error state once the broker answers (logged only when there
- * was one), so that a cause seen again is logged again. */
+/* incr_set_error for the broker's failures (unreachable, not answering). */
+void incr_set_broker_error(struct incr *c, const char *why);
+/* Leaves the error state once the broker answers, if it was the broker's
+ * (logged only when there was one), so that a cause seen again is logged
+ * again. */
 void incr_clear_error(struct incr *c);
+/* Leaves a batch's error state once a batch has committed. */
+void incr_clear_apply_error(struct incr *c);
 /* Derives c->state from the error (a drop included) and the lag: called wherever
  * positions or end offsets change, so that readers never see a state
  * older than the cursors beside it. */

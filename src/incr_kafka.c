@@ -38,7 +38,7 @@ static void kafka_error(rd_kafka_t *rk, int err, const char *reason, void *opaqu
     snprintf(why, sizeof why, "Kafka %s: %s", c->spec.mq_address, reason);
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT ||
         err == RD_KAFKA_RESP_ERR__RESOLVE || err == RD_KAFKA_RESP_ERR__FATAL)
-        incr_set_error(c, why);
+        incr_set_broker_error(c, why);
     else
         incr_say(c, "%s", why);
 }
@@ -482,7 +482,7 @@ void incr_refresh_watermarks(struct incr *c)
             char why[600];
             snprintf(why, sizeof why, "Kafka %s does not answer: %s", c->spec.mq_address,
                      rd_kafka_err2str(e));
-            incr_set_error(c, why);
+            incr_set_broker_error(c, why);
             ok = false;
             break;
         }
