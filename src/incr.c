@@ -84,12 +84,17 @@ void incr_say(struct incr *c, const char *fmt, ...)
 }
 
 /* Enters the error state with why; logged once per distinct cause. */
-static void set_error(struct incr *c, const char *why, bool broker)
+static void set_error(struct incr *c, const char *why, int kind)
 {
     pthread_mutex_lock(&c->mu);
+    if (c->errs[0] && c->err_kind == ERR_POSITION && kind != ERR_POSITION) {
+        pthread_mutex_unlock(&c->mu);
+        incr_say(c, "ERROR: %s", why);
+        return;
+    }
     c->state = "error";
     snprintf(c->errs, sizeof c->errs, "%s", why);
-    c->broker_err = broker;
+    c->err_kind = kind;
     /* (under the lock: librdkafka's error callback and the applying
      * thread both come here) */
     bool new_cause = strcmp(c->last_logged_err, why) != 0;
@@ -102,21 +107,26 @@ static void set_error(struct incr *c, const char *why, bool broker)
 
 void incr_set_error(struct incr *c, const char *why)
 {
-    set_error(c, why, false);
+    set_error(c, why, ERR_BATCH);
 }
 
 void incr_set_broker_error(struct incr *c, const char *why)
 {
-    set_error(c, why, true);
+    set_error(c, why, ERR_BROKER);
+}
+
+void incr_set_position_error(struct incr *c, const char *why)
+{
+    set_error(c, why, ERR_POSITION);
 }
 
 /* A drop is in errs too, and nothing clears it: the channel stays stopped. */
-static void clear_error(struct incr *c, bool broker, const char *what)
+static void clear_error(struct incr *c, int kind, const char *what)
 {
     if (c->dropped)
         return;
     pthread_mutex_lock(&c->mu);
-    bool was = c->errs[0] != 0 && c->broker_err == broker;
+    bool was = c->errs[0] != 0 && (int)c->err_kind == kind;
     if (was)
         c->errs[0] = c->last_logged_err[0] = 0;
     pthread_mutex_unlock(&c->mu);
@@ -126,12 +136,12 @@ static void clear_error(struct incr *c, bool broker, const char *what)
 
 void incr_clear_error(struct incr *c)
 {
-    clear_error(c, true, "the broker answers again");
+    clear_error(c, ERR_BROKER, "the broker answers again");
 }
 
 void incr_clear_apply_error(struct incr *c)
 {
-    clear_error(c, false, "batches commit again");
+    clear_error(c, ERR_BATCH, "batches commit again");
 }
 
 static int64_t total_lag_locked(const struct incr *c)

@@ -53,7 +53,10 @@ struct incr {
     pthread_cond_t cv;
     const char *state;
     char errs[640];
-    bool broker_err; /* errs is the broker's (its answer clears it), not a batch's */
+    /* Whose errs is: a batch's (the next commit clears it), the broker's
+     * (its answer does), or a position's (a partition that cannot go on
+     * exactly: nothing clears it, and nothing else hides it). */
+    enum { ERR_BATCH, ERR_BROKER, ERR_POSITION } err_kind;
     enum cdc_protocol proto;
     struct part *parts;
     int nparts;
@@ -99,6 +102,8 @@ void incr_say(struct incr *c, const char *fmt, ...) __attribute__((format(printf
 void incr_set_error(struct incr *c, const char *why);
 /* incr_set_error for the broker's failures (unreachable, not answering). */
 void incr_set_broker_error(struct incr *c, const char *why);
+/* incr_set_error for a partition whose stored position it no longer has. */
+void incr_set_position_error(struct incr *c, const char *why);
 /* Leaves the error state once the broker answers, if it was the broker's
  * (logged only when there was one), so that a cause seen again is logged
  * again. */

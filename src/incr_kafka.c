@@ -60,14 +60,15 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
                              struct incr *c, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *reset = strcmp(spec->offset_reset, "none") == 0 ? "error" : spec->offset_reset;
     const char *kv[][2] = {
         {"bootstrap.servers", spec->mq_address},
         {"group.id", spec->group_id},
         {"client.id", client},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
-        {"auto.offset.reset", reset},
+        /* A stored position the partition no longer has is the channel's
+         * to handle (position_lost), never a silent jump. */
+        {"auto.offset.reset", "error"},
         /* Low latency at low rates: a fetch waits at most this long. */
         {"fetch.wait.max.ms", "5"},
         {"fetch.error.backoff.ms", "50"},
@@ -340,6 +341,63 @@ static void wake_fetcher(struct incr *c)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* Fetching from a stored position the partition no longer has: librdkafka
+ * stops the partition and says so (auto.offset.reset is "error"). Below
+ * the partition's first offset, retention deleted events before they were
+ * applied: they are lost, which is said and counted in skipped, and the
+ * partition goes on from its first offset left (offsetResetStrategy is for
+ * a partition without a stored position: latest would skip more), or
+ * stops with an error if the strategy is none. Past its
+ * end (the topic created again, another cluster), the channel cannot tell
+ * what it applied: an error, never a silent jump. */
+static void position_lost(struct incr *c, int32_t part, int64_t pos)
+{
+    int64_t lo = -1, hi = -1, to = pos;
+    char why[600];
+    const char *reset = c->spec.offset_reset, *topic = c->spec.topic;
+    if (edge_offset(c->rk, topic, part, RD_KAFKA_OFFSET_BEGINNING, &lo, 2000) ||
+        edge_offset(c->rk, topic, part, RD_KAFKA_OFFSET_END, &hi, 2000)) {
+        incr_say(c, "partition %d: position %lld out of range, and the broker does not say the "
+                    "partition's range: trying again", part, (long long)pos);
+    } else if (pos > hi || (pos < lo && strcmp(reset, "none") == 0)) {
+        snprintf(why, sizeof why,
+                 "partition %d of %s: the stored position %lld is %s the partition's offsets "
+                 "(%lld..%lld)%s: the channel cannot go on exactly; rebuild the collection",
+                 part, topic, (long long)pos, pos > hi ? "past" : "before", (long long)lo,
+                 (long long)hi, pos > hi ? " (was the topic created again?)"
+                                         : " and offsetResetStrategy is none");
+        incr_set_position_error(c, why);
+        return;
+    } else if (pos < lo) {
+        to = lo;
+        incr_say(c, "LOST: partition %d: offsets %lld..%lld were deleted from the topic before "
+                    "they were applied (its retention?): %lld messages, counted in skipped; the "
+                    "collection differs from the table until it is rebuilt. Going on from %lld, "
+                    "the first offset left",
+                 part, (long long)pos, (long long)lo - 1, (long long)(lo - pos), (long long)to);
+        pthread_mutex_lock(&c->mu);
+        c->skipped += (uint64_t)(lo - pos);
+        pthread_mutex_unlock(&c->mu);
+    }
+    /* librdkafka has stopped the partition, and a seek does not restart a
+     * stopped one: every partition is assigned again, the others at their
+     * applied positions (what the decoder holds beyond them comes again,
+     * and is dropped as applied, as after a reconnect). */
+    pthread_mutex_lock(&c->mu);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(c->nparts + 1);
+    for (int i = 0; i < c->nparts; i++)
+        rd_kafka_topic_partition_list_add(l, topic, c->parts[i].id)->offset =
+            c->parts[i].id == part ? to : c->parts[i].pos;
+    pthread_mutex_unlock(&c->mu);
+    rd_kafka_resp_err_t e = rd_kafka_assign(c->rk, l);
+    if (e) {
+        snprintf(why, sizeof why, "partition %d: cannot fetch from offset %lld: %s", part,
+                 (long long)to, rd_kafka_err2str(e));
+        incr_set_broker_error(c, why);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* A catch-up's wake is asked for each time half the queue's messages or
  * half its bytes have been taken from it, so that the fetch it starts
  * lands while the other half is decoded: woken only once the queue was
@@ -432,9 +490,13 @@ rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
             if (!m)
                 return NULL;
         }
-        if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+            position_lost(c, m->partition, m->offset);
+        else if (m->err) {
             if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 kafka_error(c->rk, m->err, rd_kafka_message_errstr(m), c);
+        }
+        if (m->err) {
             rd_kafka_message_destroy(m);
             continue;
         }

@@ -655,6 +655,13 @@ class KafkaMock:
                 str(done["err"]) if done.get("err") else f"not acknowledged in {timeout}s"))
         return done["msg"].partition(), done["msg"].offset()
 
+    def watermarks(self, topic, partition=0, timeout=10):
+        """(first offset the partition still has, the next one's)."""
+        self.high_watermark(topic, partition, timeout)  # (makes the probe)
+        from confluent_kafka import TopicPartition
+        return self._probe.get_watermark_offsets(TopicPartition(topic, partition),
+                                                 timeout=timeout, cached=False)
+
     def high_watermark(self, topic, partition=0, timeout=10):
         """The offset the next message of that partition will get."""
         from confluent_kafka import Consumer, TopicPartition

@@ -407,6 +407,37 @@ def test_a_truncate_from_before_the_snapshot_changes_nothing(kafka, tisfs, db):
     assert docs(tisfs, "trr") == s.expected()
 
 
+@pytest.mark.parametrize("reset", ["earliest", "latest"])
+def test_events_deleted_before_they_were_applied_are_reported(kafka, tisfs, db, reset):
+    """While the daemon is down the topic's retention deletes events it has
+    not applied (the mock keeps ~5 MB a partition). On restart the loss is
+    logged with its offsets and counted in skipped, and the partition goes
+    on from the first offset left, whatever the strategy for a partition
+    without a position. (librdkafka reset the position by itself: earliest
+    skipped the deleted range, latest everything up to the end, with
+    nothing said.)"""
+    name = "lost_" + reset
+    s = Stream(db, kafka, "inc_" + name, "t-" + name)
+    build(tisfs, db, kafka, s, name, reset=reset)
+    s.insert(1, "one", "", 1)
+    caught_up(tisfs, name, kafka, s.topic)
+    assert tisfs.stop() == 0
+    for i in range(2, 8002):  # ~13 MB: the first ones go
+        s.send(canal("INSERT", {"id": i, "title": f"t{i}", "body": "y" * 1500, "n": i},
+                     TS0 + (i << 18), s.table), flush=False)
+    s.flush()
+    lo, hi = kafka.watermarks(s.topic, 0)
+    assert lo > 1, "the mock kept every message: nothing was lost"
+    tisfs.start()
+    st = caught_up(tisfs, name, kafka, s.topic)
+    log = logs(tisfs, name)
+    assert st["skipped"] == lo - 1 and st["state"] == "running", st
+    assert f"LOST: partition 0: offsets 1..{lo - 1} were deleted" in log, log[-2000:]
+    assert f"Going on from {lo}, the first offset left" in log
+    ids = sorted(d["id"] for d in tisfs.docs(name))
+    assert ids == [1] + list(range(lo + 1, hi + 1)), (len(ids), lo, hi)  # offset k holds id k+1
+
+
 def test_offset_reset_strategies(kafka, tisfs, db):
     # latest: what the topic held before the build is not replayed.
     s = Stream(db, kafka, "inc_latest", "t-latest")
@@ -613,6 +644,44 @@ class Relay:
             pass
         self.thread.join(10)
         self.sock.close()
+
+
+def test_a_position_past_the_partitions_end_stops_the_channel(kafka, tisfs, db, tmp_path):
+    """The cluster behind the channel's address is replaced by one whose
+    topic holds fewer messages than the stored position (a topic created
+    again): the channel cannot tell what it has applied, and says so in an
+    error that stays. (librdkafka moved the position by itself, and the new
+    topic's events were skipped with nothing said.)"""
+    from conftest import KafkaMock
+    relay = Relay(kafka.bootstrap)
+    k2 = None
+    s = Stream(db, kafka, "inc_swap", "t-swap")
+    try:
+        relay_kafka = type("K", (), {"bootstrap": relay.addr})
+        assert tisfs.create("swap", spec(db, s.table, relay_kafka, s.topic))["complete"]
+        for i in range(1, 6):
+            s.insert(i, f"r{i}", "", i)
+        st = caught_up(tisfs, "swap", kafka, s.topic)
+        assert st["current_cursor"][0]["cursor"] == 5
+        tisfs.stop()
+        k2 = KafkaMock(str(tmp_path), topics=[(s.topic, 1)])
+        s.flush()
+        s.kafka, s.producer = k2, None
+        relay.retarget(k2.bootstrap)
+        s.insert(6, "new six", "", 6)
+        s.insert(7, "new seven", "", 7)
+        tisfs.start()
+        st = wait_for(lambda: (lambda st: st if "past" in st["errs"] else None)(
+            incr_status(tisfs, "swap")), 60, what="the channel's error")
+        assert st["state"] == "error", st
+        assert "stored position 5 is past the partition's offsets (0..2)" in st["errs"], st
+        assert [d["id"] for d in docs(tisfs, "swap")] == [1, 2, 3, 4, 5]
+    finally:
+        s.close()
+        s.producer = None
+        relay.close()
+        if k2 is not None:
+            k2.stop()
 
 
 def test_partitions_gone_from_the_topic_leave_the_state(kafka, tisfs, db, tmp_path):
