@@ -447,6 +447,7 @@ void cdc_row_init(struct cdc_events *e, struct cdc_row *r, size_t cap)
 {
     r->cols = cap ? cdc_alloc(e, cap * sizeof *r->cols) : NULL;
     r->n = 0;
+    r->untyped = false;
 }
 
 /* The value starts as NULL so a column a decoder gives up on is no garbage. */

@@ -128,6 +128,7 @@ static int image(struct cdc_ctx *c, const char *which, const struct jval *img,
     char where[160];
 
     cdc_row_init(c->out, r, img->len);
+    r->untyped = types == NULL;
     jv_foreach(img, v) {
         struct tis_value *out = cdc_row_add(c->out, r, v->key);
         struct json_object *dt = NULL;

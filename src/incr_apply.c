@@ -79,9 +79,26 @@ static bool all_digits(struct tis_value v)
     return v.len > 0;
 }
 
+/* A simple-protocol binary value the decoder could not type (untyped
+ * rows): its base64, decoded; as it came when it is not base64. */
+static struct tis_value unbase64(struct tbuf *conv, struct tis_value v, bool *moved)
+{
+    char *s = xstrndup(v.p, v.len);
+    size_t n;
+    char *bytes = base64_decode(s, &n);
+    free(s);
+    if (!bytes)
+        return v;
+    size_t at = conv->len;
+    tbuf_add(conv, bytes, n);
+    free(bytes);
+    *moved = true;
+    return (struct tis_value){(const char *)(uintptr_t)at, n, false}; /* offset: fixed later */
+}
+
 /* The value of field f as a dump has it (offsets into rb->conv when
- * converted; *moved says so). */
-static struct tis_value dump_form(enum cdc_protocol proto, struct rowbuf *rb,
+ * converted; *moved says so). untyped: the row's (cdc_row.untyped). */
+static struct tis_value dump_form(enum cdc_protocol proto, bool untyped, struct rowbuf *rb,
                                   const struct tis_field *f, struct tis_value v, bool *moved)
 {
     *moved = false;
@@ -89,7 +106,9 @@ static struct tis_value dump_form(enum cdc_protocol proto, struct rowbuf *rb,
         return v;
     if (f->vt == VT_BIT)
         return *moved = true, bit_bytes(&rb->conv, f, v);
-    if ((proto == CDC_OPEN || proto == CDC_CANAL) && all_digits(v) &&
+    if (untyped && f->vt == VT_BINARY)
+        return unbase64(&rb->conv, v, moved);
+    if ((proto == CDC_OPEN || proto == CDC_CANAL || untyped) && all_digits(v) &&
         (strncasecmp(f->source_type, "enum(", 5) == 0 ||
          strncasecmp(f->source_type, "set(", 4) == 0))
         return *moved = true, enum_names(&rb->conv, f, v);
@@ -130,7 +149,8 @@ int incr_row_values(struct incr *c, struct rowbuf *rb, const struct cdc_row *r, 
             size_t j = (from + k) % r->n;
             if (name_eq(r->cols[j].name, sc->fields[i].name)) {
                 rb->present[i] = true;
-                rb->vals[i] = dump_form(c->proto, rb, &sc->fields[i], r->cols[j].v, &rb->moved[i]);
+                rb->vals[i] = dump_form(c->proto, r->untyped, rb, &sc->fields[i], r->cols[j].v,
+                                        &rb->moved[i]);
                 from = j + 1;
                 break;
             }

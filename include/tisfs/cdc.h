@@ -81,6 +81,11 @@ struct cdc_col {
 struct cdc_row {
     struct cdc_col *cols;
     size_t n;
+    /* simple: no BOOTSTRAP has told the decoder this table's column types
+     * yet (a channel restarted since the last one): binary values are
+     * still base64, ENUM and SET values their index or bits, for the
+     * caller to convert by the columns' types it knows. */
+    bool untyped;
 };
 
 struct cdc_event {
