@@ -459,6 +459,8 @@ static bool follow(struct incr *c)
         }
         if (mono_now() >= c->next_watermarks)
             incr_refresh_watermarks(c);
+        if (incr_new_partitions(c))
+            return false;
         bool idle = !d && incr_decoder_idle(c->dec);
         if (d || !yield) /* far behind, an idle decoder is a gap in the fetches */
             fold_some(c, idle && !yield);

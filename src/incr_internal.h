@@ -87,6 +87,7 @@ struct incr {
     int wake_turn; /* the decoding thread's (wake_fetcher) */
     bool fold_left;
     double next_watermarks, last_sync, last_release, last_trim, next_grow_check;
+    double next_partitions_check; /* incr_new_partitions */
     double last_batch; /* when the last batch was applied (mono_now) */
     size_t rows_unreleased; /* rows applied since the last release of mapped pages */
     bool untrimmed;          /* large batches freed memory since the last malloc_trim */
@@ -180,6 +181,11 @@ void incr_commit_offsets(struct incr *c);
  * state and c->next_watermarks), and as the last fetches saw them (none):
  * the one is the health check, the other keeps lag current between. */
 void incr_refresh_watermarks(struct incr *c);
+/* Whether the topic has gained partitions the channel does not follow
+ * (asked of the broker every PARTITIONS_EVERY_SEC at most; librdkafka's own
+ * metadata refresh comes every 5 minutes): the caller connects again, and
+ * the assignment starts them at their first offset. */
+bool incr_new_partitions(struct incr *c);
 void incr_cached_watermarks(struct incr *c);
 
 /* ---- incr_decode.c ---- */

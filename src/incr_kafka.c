@@ -17,6 +17,7 @@
 
 /* How often the end offsets are asked for (lag, and a health check). */
 #define WATERMARK_EVERY_SEC 1.0
+#define PARTITIONS_EVERY_SEC 10.0
 /* An empty poll this long wakes the fetcher (wake_fetcher): far behind,
  * where it sleeps whenever the queue passes its bounds, and near the head,
  * where it sleeps only after a burst. Each wake is a request on the
@@ -114,12 +115,12 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
 }
 
 /* The topic's partition ids, from the broker's metadata. */
-static int topic_partitions(rd_kafka_t *rk, const char *topic, int32_t **ids, int *n, char *err,
-                            size_t errlen)
+static int topic_partitions_within(rd_kafka_t *rk, const char *topic, int32_t **ids, int *n,
+                                   char *err, size_t errlen, int timeout_ms)
 {
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 5000);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
     rd_kafka_topic_destroy(t);
     if (e) {
         snprintf(err, errlen, "cannot read the metadata of topic %s: %s", topic, rd_kafka_err2str(e));
@@ -139,6 +140,12 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic, int32_t **ids, in
     }
     rd_kafka_metadata_destroy(md);
     return rc;
+}
+
+static int topic_partitions(rd_kafka_t *rk, const char *topic, int32_t **ids, int *n, char *err,
+                            size_t errlen)
+{
+    return topic_partitions_within(rk, topic, ids, n, err, errlen, 5000);
 }
 
 /* A partition's first (which RD_KAFKA_OFFSET_BEGINNING) or end
@@ -166,7 +173,9 @@ static int resolve_start(struct incr *c, int32_t id, int64_t *pos, char *err, si
     if (strcmp(c->spec.offset_reset, "none") == 0) {
         snprintf(err, errlen,
                  "no stored position for partition %d of topic %s and offsetResetStrategy is "
-                 "none: write a channel spec with earliest or latest to start", id, c->spec.topic);
+                 "none: rebuild the collection (collections/N/build) with a spec whose incr block "
+                 "says earliest or latest",
+                 id, c->spec.topic);
         return -2;
     }
     bool latest = strcmp(c->spec.offset_reset, "latest") == 0;
@@ -238,6 +247,10 @@ static int assign(struct incr *c, char *err, size_t errlen)
     /* The state to store: partitions dropped or resolved must hold before
      * anything is applied. */
     bool resolved = !rc && drop_stale_partitions(c, ids, n);
+    /* A partition without a position beside others that have one was added
+     * to the topic since: every event on it is new, whatever the strategy
+     * for a channel's first start says (latest would skip them). */
+    bool others = c->nparts > 0;
     for (int i = 0; i < n && !rc; i++) {
         pthread_mutex_lock(&c->mu);
         struct part *p = part_of(c, ids[i]);
@@ -245,7 +258,18 @@ static int assign(struct incr *c, char *err, size_t errlen)
         if (p)
             continue;
         int64_t pos;
-        if ((rc = resolve_start(c, ids[i], &pos, err, errlen)) != 0)
+        if (others) {
+            rd_kafka_resp_err_t e = edge_offset(c->rk, c->spec.topic, ids[i],
+                                                RD_KAFKA_OFFSET_BEGINNING, &pos, 5000);
+            if (e) {
+                snprintf(err, errlen, "cannot read where partition %d of %s starts: %s", ids[i],
+                         c->spec.topic, rd_kafka_err2str(e));
+                rc = -1;
+                break;
+            }
+            incr_say(c, "partition %d of %s is new: starting at its first offset %lld", ids[i],
+                     c->spec.topic, (long long)pos);
+        } else if ((rc = resolve_start(c, ids[i], &pos, err, errlen)) != 0)
             break;
         pthread_mutex_lock(&c->mu);
         c->parts = xrealloc(c->parts, (size_t)(c->nparts + 1) * sizeof *c->parts);
@@ -530,6 +554,29 @@ void incr_commit_offsets(struct incr *c)
  * consumer whose broker went away just sees no messages). One round trip a
  * partition, so only the partitions whose end is unknown and one more in
  * turn are asked; fetches keep the others current (incr_cached_watermarks). */
+bool incr_new_partitions(struct incr *c)
+{
+    double now = mono_now();
+    if (now < c->next_partitions_check)
+        return false;
+    c->next_partitions_check = now + PARTITIONS_EVERY_SEC;
+    int32_t *ids = NULL;
+    int n = 0;
+    char err[256];
+    if (topic_partitions_within(c->rk, c->spec.topic, &ids, &n, err, sizeof err, 1000))
+        return false; /* (the watermarks say when the broker does not answer) */
+    bool more = false;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < n && !more; i++)
+        more = !part_of(c, ids[i]);
+    pthread_mutex_unlock(&c->mu);
+    free(ids);
+    if (more)
+        incr_say(c, "topic %s has gained partitions: connecting again to follow them",
+                  c->spec.topic);
+    return more;
+}
+
 void incr_refresh_watermarks(struct incr *c)
 {
     bool ok = true;

@@ -54,8 +54,9 @@ int index_idset_take(MDB_txn *txn, MDB_dbi dbi, uint32_t max, roaring_bitmap_t *
     MDB_val k, v;
     *out = NULL;
     int rc = mdb_cursor_open(txn, dbi, &cur);
-    if (!rc)
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     roaring_bitmap_t *r = NULL;
     if (!rc && !(r = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size)))
         rc = MDB_CORRUPTED;

@@ -684,6 +684,43 @@ def test_a_position_past_the_partitions_end_stops_the_channel(kafka, tisfs, db, 
             k2.stop()
 
 
+def test_a_partition_added_to_the_topic_starts_at_its_first_offset(kafka, tisfs, db, tmp_path):
+    """The topic gains a partition (here: the cluster behind the channel's
+    address is replaced by one whose topic has 2 partitions, not 1) and an
+    event lands there before the channel reaches it: the channel, started
+    with latest, applies it. (A partition without a stored position was
+    started where offsetResetStrategy says, at its end: the event was
+    skipped.)"""
+    from conftest import KafkaMock
+    relay = Relay(kafka.bootstrap)
+    k2 = None
+    s = Stream(db, kafka, "inc_grow", "t-grow")
+    try:
+        relay_kafka = type("K", (), {"bootstrap": relay.addr})
+        assert tisfs.create("grow", spec(db, s.table, relay_kafka, s.topic,
+                                         reset="latest"))["complete"]
+        s.insert(2, "on partition 0", "", 2)
+        caught_up(tisfs, "grow", kafka, s.topic)
+        tisfs.stop()
+        k2 = KafkaMock(str(tmp_path), topics=[(s.topic, 2)])
+        for part, value in s.sent:
+            k2.produce(s.topic, value, partition=part)
+        s.flush()
+        s.kafka, s.producer, s.parts = k2, None, 2
+        relay.retarget(k2.bootstrap)
+        s.insert(3, "on the new partition", "", 3)  # id 3: partition 1
+        tisfs.start()
+        caught_up(tisfs, "grow", k2, s.topic, 2)
+        assert docs(tisfs, "grow") == s.expected()
+        assert "partition 1 of t-grow is new: starting at its first offset 0" in logs(tisfs, "grow")
+    finally:
+        s.close()
+        s.producer = None
+        relay.close()
+        if k2 is not None:
+            k2.stop()
+
+
 def test_partitions_gone_from_the_topic_leave_the_state(kafka, tisfs, db, tmp_path):
     """Stored positions for partitions the topic no longer has (the cluster
     behind the channel's mqAddress is replaced by one whose topic has 1
