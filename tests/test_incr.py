@@ -646,6 +646,15 @@ class Relay:
         self.sock.close()
 
 
+def end_swap(stream, relay, k2):
+    """A cluster-swap test's end: its stream, its relay and the cluster it
+    swapped in (None: none yet), whose exit status it returns."""
+    stream.close()
+    stream.producer = None
+    relay.close()
+    return k2.stop() if k2 is not None else 0
+
+
 def test_a_position_past_the_partitions_end_stops_the_channel(kafka, tisfs, db, tmp_path):
     """The cluster behind the channel's address is replaced by one whose
     topic holds fewer messages than the stored position (a topic created
@@ -677,11 +686,7 @@ def test_a_position_past_the_partitions_end_stops_the_channel(kafka, tisfs, db, 
         assert "stored position 5 is past the partition's offsets (0..2)" in st["errs"], st
         assert [d["id"] for d in docs(tisfs, "swap")] == [1, 2, 3, 4, 5]
     finally:
-        s.close()
-        s.producer = None
-        relay.close()
-        if k2 is not None:
-            k2.stop()
+        end_swap(s, relay, k2)
 
 
 def test_a_partition_added_to_the_topic_starts_at_its_first_offset(kafka, tisfs, db, tmp_path):
@@ -714,11 +719,7 @@ def test_a_partition_added_to_the_topic_starts_at_its_first_offset(kafka, tisfs,
         assert docs(tisfs, "grow") == s.expected()
         assert "partition 1 of t-grow is new: starting at its first offset 0" in logs(tisfs, "grow")
     finally:
-        s.close()
-        s.producer = None
-        relay.close()
-        if k2 is not None:
-            k2.stop()
+        end_swap(s, relay, k2)
 
 
 def test_partitions_gone_from_the_topic_leave_the_state(kafka, tisfs, db, tmp_path):
@@ -791,11 +792,7 @@ def test_partitions_gone_from_the_topic_leave_the_state(kafka, tisfs, db, tmp_pa
         assert logs(tisfs, "stale").count("not in topic t-stale") == len(drops)
         assert tisfs.stop() == 0      # while the cluster it follows is up
     finally:
-        s.close()
-        s.producer = None
-        relay.close()
-        if k2 is not None:
-            assert k2.stop() == 0, k2.log_tail()
+        assert end_swap(s, relay, k2) == 0, k2.log_tail()
 
 
 def test_restart_resumes_where_it_stopped(kafka, tisfs, db):
