@@ -67,12 +67,18 @@ static struct json_object *cursor_json(const char *topic, const struct part *p, 
     return a;
 }
 
+/* The commit ts every partition has applied or been told of (resolved
+ * events), 0 (null) until each has one: a partition with none yet could
+ * still hold anything, and verify waits on this. */
 static uint64_t applied_ts(const struct part *p, int n)
 {
     uint64_t ts = 0;
-    for (int i = 0; i < n; i++)
-        if (p[i].ts && (!ts || p[i].ts < ts))
+    for (int i = 0; i < n; i++) {
+        if (!p[i].ts)
+            return 0;
+        if (!ts || p[i].ts < ts)
             ts = p[i].ts;
+    }
     return ts;
 }
 

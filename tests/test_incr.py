@@ -265,6 +265,21 @@ def test_every_protocol_is_detected_and_applied(kafka, tisfs, db, proto):
         assert st["guarantee"].startswith("exactly-once from the channel's stored positions")
 
 
+def test_applied_commit_ts_waits_for_every_partition(kafka, tisfs, db):
+    """applied_commit_ts is what every partition has reached: null while
+    one has seen nothing (it reported the others' alone, and verify, which
+    waits on it, compared too early)."""
+    s = Stream(db, kafka, "inc_ats", "t-ats", partitions=2)
+    build(tisfs, db, kafka, s, "ats")
+    s.insert(2, "on partition 0", "", 2)
+    first = s.ts
+    st = caught_up(tisfs, "ats", kafka, s.topic, 2)
+    assert st["applied_commit_ts"] is None, st
+    s.insert(1, "on partition 1", "", 1)
+    st = caught_up(tisfs, "ats", kafka, s.topic, 2)
+    assert st["applied_commit_ts"] == first, st
+
+
 def test_open_protocol_batches_resolved_events_and_ddl(kafka, tisfs, db):
     s = Stream(db, kafka, "inc_batch", "t-batch", proto="open-protocol")
     build(tisfs, db, kafka, s, "batch")
