@@ -87,14 +87,12 @@ void incr_say(struct incr *c, const char *fmt, ...)
 static void set_error(struct incr *c, const char *why, int kind)
 {
     pthread_mutex_lock(&c->mu);
-    if (c->errs[0] && c->err_kind == ERR_POSITION && kind != ERR_POSITION) {
-        pthread_mutex_unlock(&c->mu);
-        incr_say(c, "ERROR: %s", why);
-        return;
+    /* A position's error stays in errs: the others are only logged. */
+    if (!(c->errs[0] && c->err_kind == ERR_POSITION && kind != ERR_POSITION)) {
+        c->state = "error";
+        snprintf(c->errs, sizeof c->errs, "%s", why);
+        c->err_kind = kind;
     }
-    c->state = "error";
-    snprintf(c->errs, sizeof c->errs, "%s", why);
-    c->err_kind = kind;
     /* (under the lock: librdkafka's error callback and the applying
      * thread both come here) */
     bool new_cause = strcmp(c->last_logged_err, why) != 0;

@@ -115,8 +115,8 @@ static rd_kafka_t *kafka_new(const struct tis_incr_spec *spec, const char *clien
 }
 
 /* The topic's partition ids, from the broker's metadata. */
-static int topic_partitions_within(rd_kafka_t *rk, const char *topic, int32_t **ids, int *n,
-                                   char *err, size_t errlen, int timeout_ms)
+static int topic_partitions(rd_kafka_t *rk, const char *topic, int32_t **ids, int *n, char *err,
+                            size_t errlen, int timeout_ms)
 {
     rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
@@ -142,12 +142,6 @@ static int topic_partitions_within(rd_kafka_t *rk, const char *topic, int32_t **
     return rc;
 }
 
-static int topic_partitions(rd_kafka_t *rk, const char *topic, int32_t **ids, int *n, char *err,
-                            size_t errlen)
-{
-    return topic_partitions_within(rk, topic, ids, n, err, errlen, 5000);
-}
-
 /* A partition's first (which RD_KAFKA_OFFSET_BEGINNING) or end
  * (RD_KAFKA_OFFSET_END) offset. Not rd_kafka_query_watermark_offsets: in
  * this librdkafka (before 2.3) it ignores its timeout and hangs for good
@@ -167,10 +161,12 @@ static rd_kafka_resp_err_t edge_offset(rd_kafka_t *rk, const char *topic, int32_
 
 /* Where a partition without a stored position starts, resolved to an
  * explicit offset (stored before anything is applied, so a restart starts
- * from the same place). */
-static int resolve_start(struct incr *c, int32_t id, int64_t *pos, char *err, size_t errlen)
+ * from the same place): where offsetResetStrategy says, or, for one added
+ * to the topic since the channel started, at its first offset. */
+static int resolve_start(struct incr *c, int32_t id, bool added, int64_t *pos, char *err,
+                         size_t errlen)
 {
-    if (strcmp(c->spec.offset_reset, "none") == 0) {
+    if (!added && strcmp(c->spec.offset_reset, "none") == 0) {
         snprintf(err, errlen,
                  "no stored position for partition %d of topic %s and offsetResetStrategy is "
                  "none: rebuild the collection (collections/N/build) with a spec whose incr block "
@@ -178,7 +174,7 @@ static int resolve_start(struct incr *c, int32_t id, int64_t *pos, char *err, si
                  id, c->spec.topic);
         return -2;
     }
-    bool latest = strcmp(c->spec.offset_reset, "latest") == 0;
+    bool latest = !added && strcmp(c->spec.offset_reset, "latest") == 0;
     rd_kafka_resp_err_t e = edge_offset(c->rk, c->spec.topic, id,
                                         latest ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING,
                                         pos, 5000);
@@ -187,8 +183,12 @@ static int resolve_start(struct incr *c, int32_t id, int64_t *pos, char *err, si
                  rd_kafka_err2str(e));
         return -1;
     }
-    incr_say(c, "partition %d has no stored position: starting at its %s offset %lld", id,
-        c->spec.offset_reset, (long long)*pos);
+    if (added)
+        incr_say(c, "partition %d of %s is new: starting at its first offset %lld", id,
+                 c->spec.topic, (long long)*pos);
+    else
+        incr_say(c, "partition %d has no stored position: starting at its %s offset %lld", id,
+                 c->spec.offset_reset, (long long)*pos);
     return 0;
 }
 
@@ -243,14 +243,14 @@ static bool drop_stale_partitions(struct incr *c, const int32_t *ids, int n)
 static int assign(struct incr *c, char *err, size_t errlen)
 {
     int32_t *ids = NULL;
-    int n = 0, rc = topic_partitions(c->rk, c->spec.topic, &ids, &n, err, errlen);
+    int n = 0, rc = topic_partitions(c->rk, c->spec.topic, &ids, &n, err, errlen, 5000);
     /* The state to store: partitions dropped or resolved must hold before
      * anything is applied. */
     bool resolved = !rc && drop_stale_partitions(c, ids, n);
     /* A partition without a position beside others that have one was added
      * to the topic since: every event on it is new, whatever the strategy
      * for a channel's first start says (latest would skip them). */
-    bool others = c->nparts > 0;
+    bool added = c->nparts > 0;
     for (int i = 0; i < n && !rc; i++) {
         pthread_mutex_lock(&c->mu);
         struct part *p = part_of(c, ids[i]);
@@ -258,18 +258,7 @@ static int assign(struct incr *c, char *err, size_t errlen)
         if (p)
             continue;
         int64_t pos;
-        if (others) {
-            rd_kafka_resp_err_t e = edge_offset(c->rk, c->spec.topic, ids[i],
-                                                RD_KAFKA_OFFSET_BEGINNING, &pos, 5000);
-            if (e) {
-                snprintf(err, errlen, "cannot read where partition %d of %s starts: %s", ids[i],
-                         c->spec.topic, rd_kafka_err2str(e));
-                rc = -1;
-                break;
-            }
-            incr_say(c, "partition %d of %s is new: starting at its first offset %lld", ids[i],
-                     c->spec.topic, (long long)pos);
-        } else if ((rc = resolve_start(c, ids[i], &pos, err, errlen)) != 0)
+        if ((rc = resolve_start(c, ids[i], added, &pos, err, errlen)) != 0)
             break;
         pthread_mutex_lock(&c->mu);
         c->parts = xrealloc(c->parts, (size_t)(c->nparts + 1) * sizeof *c->parts);
@@ -514,13 +503,11 @@ rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
             if (!m)
                 return NULL;
         }
-        if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
-            position_lost(c, m->partition, m->offset);
-        else if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                kafka_error(c->rk, m->err, rd_kafka_message_errstr(m), c);
-        }
         if (m->err) {
+            if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET)
+                position_lost(c, m->partition, m->offset);
+            else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                kafka_error(c->rk, m->err, rd_kafka_message_errstr(m), c);
             rd_kafka_message_destroy(m);
             continue;
         }
@@ -550,10 +537,6 @@ void incr_commit_offsets(struct incr *c)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* End offsets, asked of the broker: lag, and proof that it answers (a
- * consumer whose broker went away just sees no messages). One round trip a
- * partition, so only the partitions whose end is unknown and one more in
- * turn are asked; fetches keep the others current (incr_cached_watermarks). */
 bool incr_new_partitions(struct incr *c)
 {
     double now = mono_now();
@@ -563,7 +546,7 @@ bool incr_new_partitions(struct incr *c)
     int32_t *ids = NULL;
     int n = 0;
     char err[256];
-    if (topic_partitions_within(c->rk, c->spec.topic, &ids, &n, err, sizeof err, 1000))
+    if (topic_partitions(c->rk, c->spec.topic, &ids, &n, err, sizeof err, 1000))
         return false; /* (the watermarks say when the broker does not answer) */
     bool more = false;
     pthread_mutex_lock(&c->mu);
@@ -577,6 +560,10 @@ bool incr_new_partitions(struct incr *c)
     return more;
 }
 
+/* End offsets, asked of the broker: lag, and proof that it answers (a
+ * consumer whose broker went away just sees no messages). One round trip a
+ * partition, so only the partitions whose end is unknown and one more in
+ * turn are asked; fetches keep the others current (incr_cached_watermarks). */
 void incr_refresh_watermarks(struct incr *c)
 {
     bool ok = true;
@@ -644,7 +631,7 @@ struct json_object *incr_positions_now(const struct tis_incr_spec *spec, char *e
     int32_t *ids = NULL;
     int n = 0;
     struct json_object *o = NULL;
-    if (topic_partitions(rk, spec->topic, &ids, &n, err, errlen) == 0) {
+    if (topic_partitions(rk, spec->topic, &ids, &n, err, errlen, 5000) == 0) {
         struct json_object *pos = json_object_new_object();
         for (int i = 0; i < n && pos; i++) {
             int64_t hi;
