@@ -123,6 +123,18 @@ static enum gen_outcome upsert(struct gen *g, const char *id, const char *title,
     return out;
 }
 
+/* Upserts row (id, title, n) at version v in writer w's batch. */
+static enum gen_outcome put_row(struct gen_writer *w, const char *id, const char *title,
+                                const char *n, struct version v)
+{
+    char err[256];
+    struct tis_value vals[3];
+    enum gen_outcome out = GEN_STALE;
+    row(vals, id, title, n);
+    CHECK(gen_write_upsert(w, vals, NULL, v, &out, err, sizeof err) == 0);
+    return out;
+}
+
 static enum gen_outcome delete(struct gen *g, const char *id, struct version v)
 {
     char err[256];
@@ -671,34 +683,26 @@ static void test_pk_filter_yields_to_other_writers(void)
     struct tis_value vals[3];
     enum gen_outcome out;
     struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
-    row(vals, "3", "plum", "1"); /* a key pk has: to pkrecent */
-    CHECK(gen_write_upsert(w, vals, NULL, TSO(2000), &out, err, sizeof err) == 0);
-    row(vals, "9", "plum", "1"); /* above pk's last: appended */
-    CHECK(gen_write_upsert(w, vals, NULL, TSO(2000), &out, err, sizeof err) == 0);
+    put_row(w, "3", "plum", "1", TSO(2000)); /* a key pk has: to pkrecent */
+    put_row(w, "9", "plum", "1", TSO(2000)); /* above pk's last: appended */
     CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
     struct pk_filter *first = g->e.filter;
     CHECK(first != NULL);
     g->e.filter = NULL; /* another writer, with a filter of its own */
     w = gen_write_begin(g, an, err, sizeof err);
-    row(vals, "7", "pear", "2"); /* among pk's keys: to pkrecent */
-    CHECK(gen_write_upsert(w, vals, NULL, TSO(3000), &out, err, sizeof err) == 0);
-    CHECK_INT(out, GEN_APPLIED);
+    /* among pk's keys: to pkrecent */
+    CHECK_INT(put_row(w, "7", "pear", "2", TSO(3000)), GEN_APPLIED);
     CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
     CHECK(db_entries(g, "pkrecent") >= 1);
     pk_filter_free(g->e.filter);
     g->e.filter = first; /* the first writer again */
     w = gen_write_begin(g, an, err, sizeof err);
+    CHECK_INT(put_row(w, "7", "plum", "1", TSO(2500)), GEN_STALE);
     row(vals, "7", "plum", "1");
-    CHECK(gen_write_upsert(w, vals, NULL, TSO(2500), &out, err, sizeof err) == 0);
-    CHECK_INT(out, GEN_STALE);
     CHECK(gen_write_delete(w, vals, TSO(2999), &out, err, sizeof err) == 0);
     CHECK_INT(out, GEN_STALE);
-    row(vals, "3", "plum", "1");
-    CHECK(gen_write_upsert(w, vals, NULL, TSO(1999), &out, err, sizeof err) == 0);
-    CHECK_INT(out, GEN_STALE);
-    row(vals, "7", "fig", "3");
-    CHECK(gen_write_upsert(w, vals, NULL, TSO(3001), &out, err, sizeof err) == 0);
-    CHECK_INT(out, GEN_APPLIED);
+    CHECK_INT(put_row(w, "3", "plum", "1", TSO(1999)), GEN_STALE);
+    CHECK_INT(put_row(w, "7", "fig", "3", TSO(3001)), GEN_APPLIED);
     CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
     CHECK_INT(doc_lines(g), 5); /* 1, 2, 3, 7, 9 */
     analyzer_free(an);
@@ -736,22 +740,15 @@ static void test_insert_after_a_second_truncate(void)
     char dir[64], err[256];
     struct gen *g = make_gen(dir, "{\"tso\":100}");
     struct analyzer *an = analyzer_new(err, sizeof err);
-    struct tis_value vals[3];
-    enum gen_outcome out;
     struct gen_writer *w = gen_write_begin(g, an, err, sizeof err);
-    row(vals, "1", "a", "1");
-    CHECK(gen_write_upsert(w, vals, NULL, TSO(200), &out, err, sizeof err) == 0);
+    put_row(w, "1", "a", "1", TSO(200));
     CHECK(gen_write_truncate(w, TSO(201), err, sizeof err) == 0);
-    row(vals, "3", "c", "1");
-    CHECK(gen_write_upsert(w, vals, NULL, TSO(202), &out, err, sizeof err) == 0);
+    put_row(w, "3", "c", "1", TSO(202));
     CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
     w = gen_write_begin(g, an, err, sizeof err);
-    row(vals, "1", "a2", "1");
-    CHECK(gen_write_upsert(w, vals, NULL, TSO(203), &out, err, sizeof err) == 0);
+    put_row(w, "1", "a2", "1", TSO(203));
     CHECK(gen_write_truncate(w, TSO(204), err, sizeof err) == 0);
-    row(vals, "2", "b", "1");
-    CHECK(gen_write_upsert(w, vals, NULL, TSO(205), &out, err, sizeof err) == 0);
-    CHECK_INT(out, GEN_APPLIED);
+    CHECK_INT(put_row(w, "2", "b", "1", TSO(205)), GEN_APPLIED);
     CHECK(gen_write_commit(w, NULL, err, sizeof err) == 0);
     char *d = docs(g);
     CHECK(strstr(d, "\"b\"") != NULL);
