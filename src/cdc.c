@@ -455,6 +455,7 @@ struct tis_value *cdc_row_add(struct cdc_events *e, struct cdc_row *r, const cha
 {
     struct cdc_col *col = &r->cols[r->n++];
     col->name = cdc_copy(e, name, strlen(name));
+    col->plain_string = false;
     cdc_value_null(&col->v);
     return &col->v;
 }

@@ -529,6 +529,9 @@ static int image(struct cdc_ctx *c, const struct jval *schema, const char *which
             f.where = where;
             return convert(&f, x);
         }
+        r->cols[r->n - 1].plain_string =
+            x && jv_is(x, JV_STR) &&
+            !(f.fi && (f.fi->name || f.fi->tidb || (f.fi->type && strcmp(f.fi->type, "string"))));
     }
     return 0;
 }

@@ -35,6 +35,11 @@ struct rowbuf {
     bool *moved; /* vals[i] is an offset into conv (fixed up at the end) */
     bool all;    /* every field present */
     struct tbuf conv;
+    /* The zone TIMESTAMPs go into (the schema's time_zone) and ICU's
+     * calendar of it, opened once; zone_known false when ICU has no such zone. */
+    char *zone;
+    void *zone_cal;
+    bool zone_known;
 };
 void rowbuf_init(struct rowbuf *rb, size_t nfields);
 void rowbuf_free(struct rowbuf *rb);

@@ -87,6 +87,7 @@ void schema_free(struct tis_schema *s)
     }
     free(s->fields);
     free(s->pk);
+    free(s->time_zone);
     free(s);
 }
 
@@ -111,6 +112,8 @@ struct json_object *schema_to_json(const struct tis_schema *s)
         json_object_array_add(pk, json_object_new_string(s->fields[s->pk[i]].name));
     json_object_object_add(o, "fields", fs);
     json_object_object_add(o, "primaryKey", pk);
+    if (s->time_zone)
+        json_object_object_add(o, "timeZone", json_object_new_string(s->time_zone));
     return o;
 }
 
@@ -163,6 +166,8 @@ struct tis_schema *schema_from_json(struct json_object *o)
                 if (strcmp(s->fields[i].name,
                            json_object_get_string(json_object_array_get_idx(pk, k))) == 0)
                     s->pk[s->npk++] = i;
+    if (jstr(o, "timeZone"))
+        s->time_zone = xstrdup(jstr(o, "timeZone"));
     return s;
 }
 

@@ -564,6 +564,34 @@ static struct tis_schema *build_schema(const struct tis_spec *spec, const struct
     return sc;
 }
 
+/* The zone this session prints TIMESTAMP values in, which is every
+ * connection's (each starts in the server's): its offset, or its name when
+ * the server names it unambiguously ("Asia/Shanghai": DST included). A
+ * SYSTEM zone MySQL knows only by abbreviation ("CST" is three zones) is
+ * taken as its offset now. NULL when the server cannot say. */
+static char *session_zone(struct source *s)
+{
+    char err[256], *zone = NULL;
+    MYSQL_RES *r = query(s,
+                         "SELECT @@session.time_zone, @@system_time_zone, "
+                         "TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), NOW())",
+                         "time zone", err, sizeof err);
+    MYSQL_ROW row = r ? mysql_fetch_row(r) : NULL;
+    if (row && row[0] && row[2]) {
+        const char *z = strcasecmp(row[0], "SYSTEM") == 0 && row[1] ? row[1] : row[0];
+        if (z[0] == '+' || z[0] == '-' || strchr(z, '/') || !strcmp(z, "UTC")) {
+            zone = xstrdup(z);
+        } else {
+            long off = strtol(row[2], NULL, 10), a = off < 0 ? -off : off;
+            zone = xstrdup("+00:00");
+            snprintf(zone, 7, "%c%02ld:%02ld", off < 0 ? '-' : '+', a / 3600 % 100, a / 60 % 60);
+        }
+    }
+    if (r)
+        mysql_free_result(r);
+    return zone;
+}
+
 struct tis_schema *source_describe(struct source *s, const struct tis_spec *spec, char *err,
                                    size_t errlen)
 {
@@ -581,6 +609,8 @@ struct tis_schema *source_describe(struct source *s, const struct tis_spec *spec
                  s->db, spec->table);
     else if (pk)
         sc = build_schema(spec, c, nc, pk, npk, s->db, err, errlen);
+    if (sc)
+        sc->time_zone = session_zone(s);
     for (size_t i = 0; pk && i < npk; i++)
         free(pk[i]);
     free(pk);

@@ -21,7 +21,8 @@ Values: int, float, str (also for decimal, dates and times, as TiDB prints
 them), bytes for binary columns, str names for enum and set, int for bit,
 and dict or str for json. Optional keys: build_ts (ms, else the wall clock),
 table_id, schema_version, partition_id (open-protocol ptn), cluster
-(debezium), file/pos/binlog_row (MySQL-connector debezium).
+(debezium), file/pos/binlog_row (MySQL-connector debezium), tz (the zone
+TIMESTAMP texts are in, '+08:00' or a name; debezium sends them in UTC).
 
 Functions: open_protocol(events) -> [(key, value)], canal_json(event),
 debezium(event, flavour='ticdc'|'mysql'), debezium_key(event) and
@@ -421,10 +422,22 @@ def canal_json(ev, tidb_extension=True):
 
 # --- debezium ----------------------------------------------------------------
 
-def _epoch(s):
+def _zone(tz):
+    """'+08:00' or a zone name ('Asia/Shanghai') as a tzinfo; None: UTC."""
+    if not tz:
+        return datetime.timezone.utc
+    m = re.match(r'([+-])(\d\d):(\d\d)$', tz)
+    if m:
+        off = datetime.timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
+        return datetime.timezone(off if m.group(1) == '+' else -off)
+    import zoneinfo
+    return zoneinfo.ZoneInfo(tz)
+
+
+def _epoch(s, tz=None):
     d = datetime.datetime.fromisoformat(str(s).replace(' ', 'T'))
     if d.tzinfo is None:
-        d = d.replace(tzinfo=datetime.timezone.utc)
+        d = d.replace(tzinfo=_zone(tz))
     return d
 
 
@@ -436,7 +449,7 @@ def _micros_of_time(s):
     return -us if neg else us
 
 
-def _dbz_value(c, v, mysql):
+def _dbz_value(c, v, mysql, tz=None):
     if v is None:
         return None
     b = c.base
@@ -463,7 +476,7 @@ def _dbz_value(c, v, mysql):
         us = (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
         return us if c.fsp > 3 else us // 1000
     if b == 'timestamp':
-        d = _epoch(c.text(v)).astimezone(datetime.timezone.utc)
+        d = _epoch(c.text(v), tz).astimezone(datetime.timezone.utc)
         frac = ('.%06d' % d.microsecond)[:1 + c.fsp] if c.fsp else ''
         return d.strftime('%Y-%m-%dT%H:%M:%S') + frac + 'Z'
     if b == 'time':
@@ -576,7 +589,8 @@ def debezium(ev, flavour='ticdc', schema=True):
         cols = columns(ev)
         before, after = _images(ev) if op != 'truncate' else (None, None)
         img = lambda row: None if row is None else {  # noqa: E731
-            c.name: _dbz_value(c, row.get(c.name), mysql) for c in cols if c.name in row}
+            c.name: _dbz_value(c, row.get(c.name), mysql, ev.get('tz'))
+            for c in cols if c.name in row}
         code = {'insert': 'c', 'update': 'u', 'delete': 'd', 'truncate': 't'}[op]
         fields = [_dbz_field(c, mysql) for c in cols]
         value = {'type': 'struct', 'optional': True, 'name': name + '.Value'}

@@ -187,9 +187,11 @@ class Tisfs:
         self.write(spec, "collections", name, "create")
         return self.wait_done(name, timeout)
 
-    def docs(self, name):
+    def docs(self, name, exact=False):
+        """The collection's documents; exact: numbers as their text (12.30
+        is not 12.3)."""
         out = subprocess.check_output([TISFS_DUMP, "--data", self.data, name], text=True)
-        return [json.loads(line) for line in out.splitlines()]
+        return [json.loads(line, parse_float=str if exact else float) for line in out.splitlines()]
 
 
 @contextlib.contextmanager

@@ -986,33 +986,62 @@ def test_rm_r_stops_and_removes_the_channel(kafka, tisfs, db):
 
 TYPED_DECLS = {"id": "int", "e": "enum('a','it''s','c')", "st": "set('x','y','z')",
                "b": "bit(8)", "d": "decimal(10,2)", "dt": "datetime", "dd": "date",
-               "u": "bigint unsigned", "bin": "varbinary(8)", "f": "double", "j": "json"}
+               "u": "bigint unsigned", "bin": "varbinary(8)", "f": "double", "j": "json",
+               "d4": "decimal(30,4)", "dt3": "datetime(3)", "dt6": "datetime(6)",
+               "ts": "timestamp", "ts2": "timestamp(2)", "tm": "time", "tm3": "time(3)"}
 TYPED_ROWS = [
     {"id": 1, "e": "it's", "st": "x,z", "b": 5, "d": "12.30", "dt": "2026-11-24 10:00:00",
      "dd": "1999-12-31", "u": 18446744073709551615, "bin": b"\x00\xffz", "f": 1.5,
-     "j": '{"k": [1, 2]}'},
+     "j": '{"k": [1, 2]}', "d4": "100.0000", "dt3": "2026-11-24 10:00:00.000",
+     "dt6": "2026-11-24 10:00:00.500000", "ts": "2026-11-24 02:30:00",
+     "ts2": "2026-01-01 00:00:00.50", "tm": "-838:59:59", "tm3": "12:00:00.000"},
     {"id": 2, "e": "a", "st": "", "b": 0, "d": "-0.01", "dt": "1970-01-01 00:00:01",
-     "dd": "2000-02-29", "u": 0, "bin": b"", "f": -2.25, "j": "[]"},
+     "dd": "2000-02-29", "u": 0, "bin": b"", "f": -2.25, "j": "[]", "d4": "-7.0500",
+     "dt3": "1999-12-31 23:59:59.120", "dt6": "2000-01-01 00:00:00.000001",
+     "ts": "2026-06-30 23:59:59", "ts2": "2026-03-01 07:59:59.99", "tm": "00:00:00",
+     "tm3": "-00:00:01.500"},
     {"id": 3, "e": None, "st": None, "b": None, "d": None, "dt": None, "dd": None, "u": None,
-     "bin": None, "f": None, "j": None},
+     "bin": None, "f": None, "j": None, "d4": None, "dt3": None, "dt6": None, "ts": None,
+     "ts2": None, "tm": None, "tm3": None},
 ]
 
 
 @pytest.mark.parametrize("proto", ["open-protocol", "canal-json", "simple",
-                                   "simple-unannounced", "debezium-mysql"])
+                                   "simple-unannounced", "debezium", "debezium-mysql"])
 def test_typed_values_equal_a_rebuild(kafka, tisfs, db, proto):
     """Values decoded from events are stored exactly as a dump stores them:
-    the live collection and a fresh build of the same table agree.
-    simple-unannounced: rows before any BOOTSTRAP (a channel restarted
-    since the last one), typed by the collection's columns (their binary
-    values stayed base64 and their ENUM and SET values numbers)."""
-    name = "ty" + proto.replace("-", "")
+    the live collection and a fresh build of the same table agree, on a
+    server in another zone than UTC. simple-unannounced: rows before any
+    BOOTSTRAP (a channel restarted since the last one), typed by the
+    collection's columns (their binary values stayed base64 and their ENUM
+    and SET values numbers). debezium: TiCDC's, whose decimals are doubles
+    ("12.3"), whose times drop a zero fraction and whose TIMESTAMPs are in
+    UTC; all back to the column's digits and the dump's zone."""
+    typed_round_trip(kafka, tisfs, db, proto, "+08:00")
+
+
+def test_debezium_timestamps_follow_a_named_zone(kafka, tisfs, db):
+    """A server in a zone with daylight saving time: Debezium's UTC
+    TIMESTAMPs go back by that zone's rules at each moment (EST in
+    November, EDT in June), as the dump printed them."""
+    tzsql = subprocess.run(["mariadb-tzinfo-to-sql", "/usr/share/zoneinfo/America/New_York",
+                            "America/New_York"], check=True, capture_output=True,
+                           text=True).stdout
+    db.execute(*[q for q in tzsql.split(";\n") if q.strip()], db="mysql")
+    live = typed_round_trip(kafka, tisfs, db, "debezium", "America/New_York", suffix="ny")
+    assert [d["ts"] for d in live] == ["2026-11-24 02:30:00", "2026-06-30 23:59:59", None]
+
+
+def typed_round_trip(kafka, tisfs, db, proto, zone, suffix=""):
+    """TYPED_ROWS through proto on a server in zone: the live documents,
+    checked equal to a fresh build's."""
+    name = "ty" + proto.replace("-", "") + suffix
     announce = proto == "simple"
     proto = "simple" if proto == "simple-unannounced" else proto
     table, topic = "inc_" + name, "t-" + name
     kafka.create_topic(topic, 1)
     cols = ", ".join(f"{c} {t.upper() if c != 'e' and c != 'st' else t}"
-                     for c, t in TYPED_DECLS.items())
+                     + (" NULL" if c != "id" else "") for c, t in TYPED_DECLS.items())
     db.execute(f"DROP TABLE IF EXISTS {table}",
                f"CREATE TABLE {table} ({cols}, PRIMARY KEY (id)) DEFAULT CHARSET=utf8mb4",
                db="tistest")
@@ -1020,7 +1049,25 @@ def test_typed_values_equal_a_rebuild(kafka, tisfs, db, proto):
     colspec = ['{name:"%s"}' % c for c in names]
     extra = f""",
  incr: {{ plugin: "TiCDC-Kafka", mqAddress: "{kafka.bootstrap}", topic: "{topic}" }}"""
-    assert tisfs.create(name, mysql_spec(db, table, colspec, extra=extra))["complete"]
+    db.execute(f"SET GLOBAL time_zone = '{zone}'")  # every new session's, the dump's too
+    try:
+        assert tisfs.create(name, mysql_spec(db, table, colspec, extra=extra))["complete"]
+        schema = json.loads(open(tisfs.path("collections", name, "schema")).read())
+        assert schema["timeZone"] == zone
+        send_typed_rows(db, kafka, table, topic, proto, announce, tz=zone)
+        caught_up(tisfs, name, kafka, topic)
+        live = sorted(tisfs.docs(name, exact=True), key=lambda d: d["id"])
+        assert tisfs.create(name + "x", mysql_spec(db, table, colspec))["complete"]
+    finally:
+        db.execute("SET GLOBAL time_zone = SYSTEM")
+    assert live == sorted(tisfs.docs(name + "x", exact=True), key=lambda d: d["id"])
+    assert (live[0]["d"], live[0]["dt3"], live[0]["ts"]) == \
+        ("12.30", "2026-11-24 10:00:00.000", "2026-11-24 02:30:00")
+    return live
+
+
+def send_typed_rows(db, kafka, table, topic, proto, announce, tz):
+    """Inserts TYPED_ROWS and sends their events in proto."""
     con = db.connect("tistest")
     from confluent_kafka import Producer
     prod = Producer(kafka.config())
@@ -1028,33 +1075,30 @@ def test_typed_values_equal_a_rebuild(kafka, tisfs, db, proto):
     if announce:   # TiCDC announces a table's types before its rows
         prod.produce(topic, cdcgen.simple(dict(op="bootstrap", db="tistest", table=table,
                                                ts=ts, pk=["id"], types=TYPED_DECLS,
-                                               row=TYPED_ROWS[0])), partition=0)
+                                               row=TYPED_ROWS[0]), tz=tz), partition=0)
     for r in TYPED_ROWS:
         with con.cursor() as cur:
             cur.execute(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * len(r))})",
                         [None if v is None else
                          (int(v) if k == "b" else v) for k, v in r.items()])
         ts += 1 << 18
-        row = {k: v for k, v in r.items()}
         ev = dict(op="insert", db="tistest", table=table, ts=ts, pk=["id"],
-                  types=TYPED_DECLS, row=row)
+                  types=TYPED_DECLS, row=dict(r), tz=tz)
         if proto == "open-protocol":
             for key, value in cdcgen.open_protocol([ev]):
                 prod.produce(topic, value, key=key, partition=0)
         elif proto == "canal-json":
             prod.produce(topic, cdcgen.canal_json(ev), partition=0)
         elif proto == "simple":
-            prod.produce(topic, cdcgen.simple(ev), partition=0)
+            prod.produce(topic, cdcgen.simple(ev, tz=tz), partition=0)
         else:
-            ev["file"], ev["pos"] = db.query("SHOW MASTER STATUS")[0][:2]
-            prod.produce(topic, cdcgen.debezium(ev, "mysql"), key=cdcgen.debezium_key(ev),
+            flavour = "mysql" if proto == "debezium-mysql" else "ticdc"
+            if flavour == "mysql":
+                ev["file"], ev["pos"] = db.query("SHOW MASTER STATUS")[0][:2]
+            prod.produce(topic, cdcgen.debezium(ev, flavour), key=cdcgen.debezium_key(ev),
                          partition=0)
     con.close()
     assert prod.flush(30) == 0
-    caught_up(tisfs, name, kafka, topic)
-    live = docs(tisfs, name)
-    assert tisfs.create(name + "x", mysql_spec(db, table, colspec))["complete"]
-    assert live == docs(tisfs, name + "x")
 
 
 WORDS = ("apple banana cherry durian elder fig grape honeydew kiwi lemon mango nectarine "

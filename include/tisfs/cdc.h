@@ -76,6 +76,11 @@ enum cdc_ddl {
 struct cdc_col {
     const char *name;
     struct tis_value v;
+    /* Debezium: the value came as a string its schema gives no other type,
+     * which is how a binary column comes base64-encoded (TiCDC's encoder,
+     * the MySQL connector's binary.handling.mode=base64): the caller, who
+     * knows the column's type, decodes it. */
+    bool plain_string;
 };
 
 struct cdc_row {

@@ -44,6 +44,11 @@ struct tis_schema {
     size_t nfields;
     size_t *pk;  /* indexes into fields, in key order */
     size_t npk;
+    /* The zone the source printed TIMESTAMP values in when it was read:
+     * "+HH:MM" or a zone name ("Asia/Shanghai"); NULL when unknown. A
+     * channel whose events carry TIMESTAMPs in UTC (Debezium) turns them
+     * into this zone, as the dump has them. */
+    char *time_zone;
     int extra_refs; /* schema_ref; zero for a schema with one owner */
 };
 
