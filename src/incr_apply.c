@@ -4,6 +4,7 @@
  * once committed (see incr.h, incr_internal.h). */
 #define _GNU_SOURCE
 #include <librdkafka/rdkafka.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,7 +51,26 @@ struct batch {
      * channel enters the error state with why and stops. */
     bool dropped;
     char why[480];
+    /* What the batch did, to log once it has committed: an aborted batch
+     * did nothing, and one applied again after its map grew did it once. */
+    struct tbuf said; /* lines, each ending in a NUL */
 };
+
+static void batch_say(struct batch *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void batch_say(struct batch *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    tbuf_vprintf(&b->said, fmt, ap);
+    va_end(ap);
+    tbuf_add(&b->said, "", 1);
+}
+
+static void batch_log(struct incr *c, const struct batch *b)
+{
+    for (size_t at = 0; at < b->said.len; at += strlen(b->said.data + at) + 1)
+        incr_say(c, "%s", b->said.data + at);
+}
 
 static struct part *batch_part(struct incr *c, struct batch *b, int32_t id)
 {
@@ -102,21 +122,20 @@ static int apply_row(struct incr *c, struct batch *b, const struct cdc_event *e,
     return 0;
 }
 
-static int apply_ddl(struct incr *c, struct batch *b, const struct cdc_event *e, char *err,
-                     size_t errlen)
+static int apply_ddl(struct batch *b, const struct cdc_event *e, char *err, size_t errlen)
 {
     const char *sql = e->sql ? e->sql : "";
     /* Replayed from before the snapshot (a channel started at earliest),
      * a TRUNCATE would take rows the snapshot has, and a DROP of a table
      * since created again would stop the channel for good. */
     if ((e->ddl == DDL_TRUNCATE || e->ddl == DDL_DROP) && gen_write_older(b->w, e->ver)) {
-        incr_say(c, "%s older than the collection's snapshot or last TRUNCATE: ignored (%s)",
-                 e->ddl == DDL_TRUNCATE ? "TRUNCATE" : "DROP TABLE", sql);
+        batch_say(b, "%s older than the collection's snapshot or last TRUNCATE: ignored (%s)",
+                  e->ddl == DDL_TRUNCATE ? "TRUNCATE" : "DROP TABLE", sql);
         return 0;
     }
     switch (e->ddl) {
     case DDL_TRUNCATE:
-        incr_say(c, "TRUNCATE: the collection is emptied (%s)", sql);
+        batch_say(b, "TRUNCATE: the collection is emptied (%s)", sql);
         return gen_write_truncate(b->w, e->ver, err, errlen) ? -1 : 0;
     case DDL_DROP:
         /* Logged and shown by incr_set_error once the batch (its position
@@ -125,14 +144,14 @@ static int apply_ddl(struct incr *c, struct batch *b, const struct cdc_event *e,
         snprintf(b->why, sizeof b->why, "the table was dropped (%.400s): the channel stopped", sql);
         return 0;
     case DDL_ADD_COLUMN:
-        incr_say(c, "a column was added (%s): not in the spec, ignored", sql);
+        batch_say(b, "a column was added (%s): not in the spec, ignored", sql);
         return 0;
     case DDL_DROP_COLUMN:
-        incr_say(c, "a column was dropped (%s): documents keep the values they have; a rebuild "
-                    "drops them", sql);
+        batch_say(b, "a column was dropped (%s): documents keep the values they have; a rebuild "
+                     "drops them", sql);
         return 0;
     default:
-        incr_say(c, "DDL ignored: %s", sql);
+        batch_say(b, "DDL ignored: %s", sql);
         return 0;
     }
 }
@@ -157,7 +176,8 @@ static int apply_message(struct incr *c, struct batch *b, const struct decoded *
     char err[512] = "";
     int rc;
     if (d->rc[i]) {
-        incr_say(c, "skipped message %s/%d@%lld: %s", c->spec.topic, part, offset, decoded_err(d, i));
+        batch_say(b, "skipped message %s/%d@%lld: %s", c->spec.topic, part, offset,
+                  decoded_err(d, i));
         b->skipped++;
         return 0;
     }
@@ -169,15 +189,15 @@ static int apply_message(struct incr *c, struct batch *b, const struct decoded *
         }
         if (!incr_ours(c, e))
             continue;
-        rc = e->kind == CDC_DDL ? apply_ddl(c, b, e, err, sizeof err)
+        rc = e->kind == CDC_DDL ? apply_ddl(b, e, err, sizeof err)
                                 : apply_row(c, b, e, decoded_pre(d, i, k), err, sizeof err);
         if (rc < 0) {
             incr_say(c, "cannot apply message %s/%d@%lld: %s", c->spec.topic, part, offset, err);
             return -1;
         }
         if (rc > 0) {
-            incr_say(c, "skipped event %zu of message %s/%d@%lld: %s", k + 1, c->spec.topic, part,
-                     offset, err);
+            batch_say(b, "skipped event %zu of message %s/%d@%lld: %s", k + 1, c->spec.topic,
+                      part, offset, err);
             b->skipped++;
         } else
             note_version(b, p, e->ver);
@@ -248,6 +268,9 @@ static int apply_batch_once(struct incr *c, struct decoded *d)
     incr_update_state_locked(c);
     pthread_mutex_unlock(&c->mu);
     free(b.parts);
+    if (!rc)
+        batch_log(c, &b);
+    tbuf_free(&b.said);
     if (rc == GEN_GREW)
         return rc;
     if (rc) {

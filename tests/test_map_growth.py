@@ -96,3 +96,26 @@ def test_catalog_grows(small_maps, db):
         assert select(tisfs, f"c{n}", "q=title:two")["response"]["numFound"] == 1
     assert b"the catalog's map was full: it grew to" in open(
         tisfs.root + "/daemon.err", "rb").read()
+
+
+def test_batch_logs_once_when_applied_again(kafka, small_maps, db):
+    """A batch that finds the map full is undone and applied again: what it
+    logs (a skipped message, a TRUNCATE) is logged once, after the batch
+    that did it has committed, never for the attempt that was undone."""
+    tisfs, rng = small_maps, random.Random(11)
+    s = Stream(db, kafka, "inc_growlog", "t-growlog")
+    s.seed([(1, "seed", "x", 1)])
+    build(tisfs, db, kafka, s, "growlog")
+    poisoned = []
+    for i in range(2, 1202):
+        s.insert(i, f"row {i}", words(rng, 250), i, flush=False)
+        if i % 10 == 0:
+            poisoned.append(len(s.sent))
+            s.send(b"{not json", flush=False)
+    s.flush()
+    caught_up(tisfs, "growlog", kafka, s.topic)
+    log = logs(tisfs, "growlog")
+    assert "map was full: it grew to" in log, log[-2000:]
+    skipped = [line for line in log.splitlines() if "skipped message" in line]
+    assert sorted(int(line.split("@")[1].split(":")[0]) for line in skipped) == poisoned
+    assert incr_status(tisfs, "growlog")["skipped"] == len(poisoned)
