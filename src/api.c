@@ -84,6 +84,9 @@ void api_daemon_log(struct tbuf *out)
  * builds of one collection and disagree on which generation serves). The
  * descriptor survives the daemon's fork; the file names the holder. */
 static int lock_fd = -1;
+/* api_shutdown has begun: nothing new starts (a channel asking for a
+ * repair between the verifications' end and its own stop, say). Locked. */
+static bool stopping;
 
 static enum api_status lock_data_dir(const char *dir, char *err, size_t errlen)
 {
@@ -231,6 +234,7 @@ enum api_status api_init(const char *data_dir, char *err, size_t errlen)
     if (locked)
         return locked;
     lock_name_holder();
+    stopping = false; /* a process may start the API again (the unit tests) */
     snprintf(path, sizeof path, "%s/collections", data_dir);
     int rc = mkdir_p(path, 0700);
     if (rc) {
@@ -258,6 +262,7 @@ void api_shutdown(void)
 {
     api_note("stopping: running tasks are recorded as interrupted");
     coll_lock();
+    stopping = true;
     for (struct coll *c = coll_first(); c; c = c->next) {
         if (c->task)
             task_cancel(c->task, "interrupted: the daemon is shutting down");
@@ -602,6 +607,8 @@ static enum api_status check_verify(struct coll *c, const char *name, struct tbu
 {
     if (!c)
         return say(msg, API_NOT_FOUND, "no collection %s", name);
+    if (stopping)
+        return say(msg, API_BUSY, "the daemon is stopping");
     if (!c->gen || !c->spec)
         return say(msg, API_NOT_READY, "collection %s has no index yet: nothing to verify", name);
     if (c->task && task_running(c->task))

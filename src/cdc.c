@@ -156,9 +156,15 @@ static const char *sql_next_clause(const char *p)
     return p;
 }
 
-/* ADD/DROP without COLUMN name a column unless an index-like word follows. */
+/* ADD/DROP without COLUMN name a column unless an index-like word follows.
+ * A partition's rows go (or come) whole, without row events. */
 static enum cdc_ddl sql_alter_clause(const char *p)
 {
+    static const char *const partition_ops[] = {"TRUNCATE", "EXCHANGE", "DISCARD", "IMPORT",
+                                                NULL};
+    for (const char *const *op = partition_ops; *op; op++)
+        if (sql_kw(&p, *op))
+            return sql_kw(&p, "PARTITION") ? DDL_PARTITION_ROWS : DDL_OTHER;
     static const char *const add_not[] = {"INDEX", "KEY", "UNIQUE", "PRIMARY", "CONSTRAINT",
                                           "FOREIGN", "FULLTEXT", "SPATIAL", "PARTITION", "CHECK",
                                           "VECTOR", "COLUMNAR", "STATS_EXTENDED", NULL};
@@ -169,19 +175,21 @@ static enum cdc_ddl sql_alter_clause(const char *p)
         return DDL_OTHER;
     if (sql_kw(&p, "COLUMN"))
         return add ? DDL_ADD_COLUMN : DDL_DROP_COLUMN;
+    if (!add && sql_kw(&p, "PARTITION"))
+        return DDL_PARTITION_ROWS;
     if (sql_any_kw(p, add ? add_not : drop_not) || !(*p == '`' || *p == '(' || ident_char(*p)))
         return DDL_OTHER;
     return add ? DDL_ADD_COLUMN : DDL_DROP_COLUMN;
 }
 
-/* Every clause counts, a dropped column first: it is the change that can
- * leave documents holding a field the table no longer has. */
+/* Every clause counts, a dropped column or a partition's rows first: they
+ * are the changes that leave documents the table no longer has. */
 static enum cdc_ddl sql_alter_table(const char *p)
 {
     enum cdc_ddl r = DDL_OTHER;
     for (p = sql_table_name(p); *p; p = sql_next_clause(p)) {
         enum cdc_ddl c = sql_alter_clause(p);
-        if (c == DDL_DROP_COLUMN)
+        if (c == DDL_DROP_COLUMN || c == DDL_PARTITION_ROWS)
             return c;
         if (c == DDL_ADD_COLUMN)
             r = c;

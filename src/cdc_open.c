@@ -61,6 +61,10 @@ static enum cdc_ddl ddl_from_action(uint64_t t)
         return DDL_DROP_COLUMN;
     case 11:
         return DDL_TRUNCATE;
+    case 20: /* ActionDropTablePartition */
+    case 23: /* ActionTruncateTablePartition */
+    case 42: /* ActionExchangeTablePartition */
+        return DDL_PARTITION_ROWS;
     default:
         return DDL_OTHER;
     }

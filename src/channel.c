@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tisfs/api.h"
 #include "tisfs/gen.h"
 #include "tisfs/incr.h"
 #include "tisfs/util.h"
@@ -25,12 +26,30 @@ static void log_line(void *arg, const char *line)
     channel_log(arg, line);
 }
 
+/* The channel's repair: a verification with repair, as `verify` with
+ * repair starts one (refused while a build or a verification runs). */
+static bool start_repair(void *arg, const char *why, char *msg, size_t msglen)
+{
+    struct coll *c = arg;
+    struct tbuf m = {0};
+    uint64_t id = 0;
+    (void)why;
+    bool ok = api_verify(c->name, true, &id, &m) == API_OK;
+    if (ok)
+        snprintf(msg, msglen, "task %llu", (unsigned long long)id);
+    else
+        snprintf(msg, msglen, "%s", m.data ? m.data : "refused");
+    tbuf_free(&m);
+    return ok;
+}
+
 /* A channel of c over g that filters spec's table (a rebuild's new spec
  * may name another one than the serving spec). */
 static struct incr *start(struct coll *c, const struct tis_spec *spec, struct gen *g,
                           enum incr_mode mode)
 {
-    return incr_start(c->name, &spec->incr, spec->ds.db, spec->table, g, mode, log_line, c);
+    struct incr_hooks hooks = {log_line, start_repair, c};
+    return incr_start(c->name, &spec->incr, spec->ds.db, spec->table, g, mode, &hooks);
 }
 
 void channel_start_locked(struct coll *c)

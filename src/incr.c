@@ -78,8 +78,8 @@ void incr_say(struct incr *c, const char *fmt, ...)
     tbuf_adds(&b, "[incr] ");
     tbuf_vprintf(&b, fmt, ap);
     va_end(ap);
-    if (c->log)
-        c->log(c->log_arg, b.data);
+    if (c->hooks.log)
+        c->hooks.log(c->hooks.arg, b.data);
     tbuf_free(&b);
 }
 
@@ -201,6 +201,8 @@ struct json_object *incr_state_json_locked(struct incr *c)
     json_object_object_add(o, "event_domain",
                            json_object_new_string(ver_domain_name(c->event_domain)));
     json_object_object_add(o, "dropped", json_object_new_boolean(c->dropped));
+    if (c->repair_want)
+        json_object_object_add(o, "repair", json_object_new_string(c->repair_why));
     return o;
 }
 
@@ -250,6 +252,8 @@ void incr_state_load(struct incr *c)
     c->skipped = (uint64_t)jget(o, "skipped");
     c->stale = (uint64_t)jget(o, "stale");
     c->event_domain = domain;
+    if (json_object_object_get_ex(o, "repair", &v) && json_object_is_type(v, json_type_string))
+        incr_want_repair_locked(c, json_object_get_string(v));
     free(c->parts);
     c->parts = parts;
     c->nparts = n;
@@ -267,6 +271,68 @@ int incr_store_state(struct incr *c, char *err, size_t errlen)
     int rc = gen_set_channel_state(c->g, st, err, errlen);
     json_object_put(st);
     return rc;
+}
+
+/* ---- repairs ---- */
+
+void incr_want_repair_locked(struct incr *c, const char *why)
+{
+    snprintf(c->repair_why, sizeof c->repair_why, "%s", why);
+    c->repair_want = ++c->repair_seq;
+    c->next_repair_ask = 0;
+    c->repair_refusal_said = false;
+}
+
+uint64_t incr_repair_wanted(struct incr *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t w = c->repair_want;
+    pthread_mutex_unlock(&c->mu);
+    return w;
+}
+
+void incr_repair_done(struct incr *c, uint64_t want)
+{
+    pthread_mutex_lock(&c->mu);
+    if (want && want == c->repair_want) {
+        c->repair_want = 0;
+        c->repair_why[0] = 0;
+        c->repair_stored = false; /* the channel's thread stores it */
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* A following channel asks for the repair it wants, now and then; a repair
+ * done is stored (on this thread: the state it writes holds the positions
+ * committed last, no batch's in the making). */
+static void repairs(struct incr *c)
+{
+    char why[sizeof c->repair_why], msg[512] = "", err[256];
+    pthread_mutex_lock(&c->mu);
+    bool store = !c->repair_stored;
+    c->repair_stored = true;
+    bool ask = c->mode == INCR_FOLLOW && c->hooks.repair && c->repair_want &&
+               mono_now() >= c->next_repair_ask;
+    if (ask) {
+        c->next_repair_ask = mono_now() + INCR_REPAIR_ASK_SEC;
+        snprintf(why, sizeof why, "%s", c->repair_why);
+    }
+    bool said = c->repair_refusal_said;
+    pthread_mutex_unlock(&c->mu);
+    if (store && incr_store_state(c, err, sizeof err))
+        incr_say(c, "the repair is done but the state cannot record it (%s): another repair "
+                    "will run after a restart", err);
+    if (!ask)
+        return;
+    if (c->hooks.repair(c->hooks.arg, why, msg, sizeof msg)) {
+        incr_say(c, "repair %s started: %s", msg, why);
+    } else if (!said) {
+        incr_say(c, "a repair is due (%s) but cannot start yet: %s; asking again every %.0f s", why,
+                 msg, INCR_REPAIR_ASK_SEC);
+        pthread_mutex_lock(&c->mu);
+        c->repair_refusal_said = true;
+        pthread_mutex_unlock(&c->mu);
+    }
 }
 
 /* ---- the loop ---- */
@@ -463,6 +529,7 @@ static bool follow(struct incr *c)
         if (d || !yield) /* far behind, an idle decoder is a gap in the fetches */
             fold_some(c, idle && !yield);
         upkeep(c);
+        repairs(c);
     }
     return false;
 }
@@ -541,7 +608,7 @@ out:
 
 struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec,
                         const char *db, const char *table, struct gen *g, enum incr_mode mode,
-                        incr_log_fn log, void *log_arg)
+                        const struct incr_hooks *hooks)
 {
     struct incr *c = xcalloc(1, sizeof *c);
     c->name = xstrdup(collection);
@@ -552,8 +619,8 @@ struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec
     gen_ref(g);
     c->g = g;
     c->mode = mode;
-    c->log = log;
-    c->log_arg = log_arg;
+    c->hooks = *hooks;
+    c->repair_stored = true;
     c->state = "catching_up";
     size_t nf = gen_schema(g)->nfields;
     rowbuf_init(&c->row, nf);

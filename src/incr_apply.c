@@ -54,6 +54,9 @@ struct batch {
     /* What the batch did, to log once it has committed: an aborted batch
      * did nothing, and one applied again after its map grew did it once. */
     struct tbuf said; /* lines, each ending in a NUL */
+    /* A statement that changed rows without row events: the repair the
+     * channel wants once the batch has committed (incr_repair_wanted). */
+    char repair_why[480];
 };
 
 static void batch_say(struct batch *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -142,6 +145,11 @@ static int apply_ddl(struct batch *b, const struct cdc_event *e, char *err, size
          * and the dropped flag) has committed, like any other error. */
         b->dropped = true;
         snprintf(b->why, sizeof b->why, "the table was dropped (%.400s): the channel stopped", sql);
+        return 0;
+    case DDL_PARTITION_ROWS:
+        snprintf(b->repair_why, sizeof b->repair_why,
+                 "%.400s changed rows without row events", sql);
+        batch_say(b, "%s: the collection is repaired against the table", b->repair_why);
         return 0;
     case DDL_ADD_COLUMN:
         batch_say(b, "a column was added (%s): not in the spec, ignored", sql);
@@ -253,6 +261,8 @@ static int apply_batch_once(struct incr *c, struct decoded *d)
     pthread_mutex_lock(&c->mu);
     publish_locked(c, &b, false);
     struct json_object *st = incr_state_json_locked(c);
+    if (b.repair_why[0])
+        json_object_object_add(st, "repair", json_object_new_string(b.repair_why));
     publish_locked(c, &b, true);
     pthread_mutex_unlock(&c->mu);
     if (!rc)
@@ -264,6 +274,8 @@ static int apply_batch_once(struct incr *c, struct decoded *d)
     if (!rc) {
         publish_locked(c, &b, false);
         incr_count_applied_locked(c, b.applied);
+        if (b.repair_why[0])
+            incr_want_repair_locked(c, b.repair_why);
     }
     incr_update_state_locked(c);
     pthread_mutex_unlock(&c->mu);

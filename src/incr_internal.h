@@ -49,8 +49,7 @@ struct incr {
     struct tis_incr_spec spec;
     struct gen *g;
     enum incr_mode mode;
-    incr_log_fn log;
-    void *log_arg;
+    struct incr_hooks hooks;
     pthread_t thread;
     atomic_bool stop;
 
@@ -67,6 +66,14 @@ struct incr {
     int nparts;
     uint64_t applied, skipped, stale;
     uint8_t event_domain;
+    /* A repair wanted (incr_repair_wanted): why, and its number (0: none).
+     * repair_seq numbers them; repair_stored is false once a repair is
+     * done and the stored state has yet to say so. */
+    char repair_why[480];
+    uint64_t repair_want, repair_seq;
+    bool repair_stored;
+    double next_repair_ask;
+    bool repair_refusal_said;
     uint32_t per_sec[60];
     int64_t sec_of[60];
     bool done, caught_up;
@@ -101,6 +108,8 @@ struct incr {
 
 /* ---- incr.c ---- */
 
+/* Records that a repair is wanted, for why (mu held). */
+void incr_want_repair_locked(struct incr *c, const char *why);
 /* Channel events go to the collection's logs, prefixed [incr]. */
 void incr_say(struct incr *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Enters the error state with why; logged once per distinct cause, since

@@ -436,6 +436,8 @@ static void *run(void *arg)
     char err[1024] = "";
     verify_log(v, "task %llu (verify%s) started for collection %s", (unsigned long long)v->id,
          v->repair ? ", repair" : "", v->collection);
+    /* Taken before the snapshot: the statements behind it are older. */
+    uint64_t want = v->repair && v->channel ? incr_repair_wanted(v->channel) : 0;
     int rc = one_pass(v, v->repair, err, sizeof err);
     if (!rc)
         summary(v);
@@ -454,6 +456,11 @@ static void *run(void *arg)
         verify_log(v, "repaired %llu rows: verifying again", (unsigned long long)fixed);
         if ((rc = one_pass(v, false, err, sizeof err)) == 0)
             summary(v);
+        pthread_mutex_lock(&v->mu);
+        bool equal = !rc && v->missing + v->extra + v->differ == 0;
+        pthread_mutex_unlock(&v->mu);
+        if (equal && want)
+            incr_repair_done(v->channel, want);
     }
     pthread_mutex_lock(&v->mu);
     v->running = false;

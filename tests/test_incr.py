@@ -583,6 +583,42 @@ def test_truncate_and_drop_table(kafka, tisfs, db):
     assert "recovered" not in logs(tisfs, "ddl")
 
 
+def test_partition_truncate_is_repaired(kafka, tisfs, db):
+    """ALTER TABLE … TRUNCATE PARTITION removes rows with no row event for
+    any: the channel asks for a repair once the statement has committed, the
+    repair removes exactly those documents, and the stored want is cleared
+    (a restart starts no second repair)."""
+    s = Stream(db, kafka, "inc_part", "t-part")
+    db.execute("ALTER TABLE inc_part PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN "
+               "(100), PARTITION p1 VALUES LESS THAN MAXVALUE)", db="tistest")
+    s.seed([(i, f"row {i}", "", i) for i in (1, 2, 3, 150, 151)])
+    build(tisfs, db, kafka, s, "part")
+    db.execute("ALTER TABLE inc_part TRUNCATE PARTITION p0", db="tistest")
+    s.send(canal_ddl("ALTER", "ALTER TABLE inc_part TRUNCATE PARTITION p0", s.next_ts(),
+                     s.table))
+    s.insert(152, "after the truncate", "", 152)
+    wait_for(lambda: docs(tisfs, "part") == s.expected(), 60,
+             what="the repair to remove the truncated partition's rows")
+    assert [d["id"] for d in docs(tisfs, "part")] == [150, 151, 152]
+    wait_for(lambda: tisfs.json("collections", "part", "verify").get("complete"), 60,
+             what="the repair to finish")
+    log = logs(tisfs, "part")
+    assert "TRUNCATE PARTITION p0 changed rows without row events" in log, log
+    assert log.count("] repair task") == 1, log
+    assert "extra" in log and "DDL ignored" not in log
+    st = incr_status(tisfs, "part")
+    assert st["state"] == "running" and st["errs"] == ""
+    # The repair's end is stored: after a restart no second one starts.
+    caught_up(tisfs, "part", kafka, s.topic)
+    s.insert(153, "one more", "", 153)   # a batch after the repair
+    caught_up(tisfs, "part", kafka, s.topic)
+    tisfs.restart()
+    s.insert(154, "after the restart", "", 154)
+    caught_up(tisfs, "part", kafka, s.topic)
+    assert logs(tisfs, "part").count("] repair task") == 1
+    assert docs(tisfs, "part") == s.expected()
+
+
 class Relay:
     """A TCP relay from a loopback port to a loopback address that can
     change (or to nothing: every connection is cut at once). A channel's

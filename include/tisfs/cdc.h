@@ -69,6 +69,9 @@ enum cdc_ddl {
     DDL_DROP,     /* DROP TABLE (or DROP DATABASE) */
     DDL_ADD_COLUMN,
     DDL_DROP_COLUMN,
+    /* ALTER TABLE … TRUNCATE, DROP, EXCHANGE, DISCARD or IMPORT PARTITION:
+     * rows gone or swapped with no row event for any of them. */
+    DDL_PARTITION_ROWS,
 };
 
 /* One column of a row image. name and value point into the event list's

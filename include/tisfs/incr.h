@@ -66,6 +66,24 @@
  * are logged: one line, without a newline. */
 typedef void (*incr_log_fn)(void *arg, const char *line);
 
+/* A statement that changes the table's rows with no row event for any
+ * (ALTER TABLE … TRUNCATE, DROP or EXCHANGE PARTITION) leaves documents
+ * the table no longer has: a verification with repair puts them right. A
+ * following channel asks for one through this hook once the batch holding
+ * the statement has committed (and when it starts on a generation whose
+ * stored state still wants one), then every INCR_REPAIR_ASK_SEC until one
+ * has been done: a build or another verification may hold the collection.
+ * Returns whether it started one; msg says which task, or why not. Called
+ * on the channel's thread, no lock held. */
+typedef bool (*incr_repair_fn)(void *arg, const char *why, char *msg, size_t msglen);
+#define INCR_REPAIR_ASK_SEC 30.0
+
+struct incr_hooks {
+    incr_log_fn log;
+    incr_repair_fn repair; /* NULL: never asked */
+    void *arg;
+};
+
 struct incr;
 
 enum incr_mode {
@@ -78,7 +96,7 @@ enum incr_mode {
  * it references until stopped). spec is copied. */
 struct incr *incr_start(const char *collection, const struct tis_incr_spec *spec,
                         const char *db, const char *table, struct gen *g, enum incr_mode mode,
-                        incr_log_fn log, void *log_arg);
+                        const struct incr_hooks *hooks);
 /* INCR_CATCH_UP: waits until caught up, stopped, or timeout_sec passed.
  * Returns 1 when caught up, -1 when the channel stopped without (an error:
  * its status says which), 0 when it is still at work. */
@@ -90,6 +108,14 @@ void incr_stop(struct incr *c);
 struct gen *incr_gen(struct incr *c);
 /* Whether the channel is in the error state now (it may recover). */
 bool incr_failing(struct incr *c);
+/* The repair the channel wants (see incr_repair_fn): a number new with
+ * each statement that needs one, 0 when none is wanted. A verification
+ * with repair takes it as it starts (its snapshot is then later than the
+ * statement) and hands it to incr_repair_done once its second pass found
+ * the collection equal to the table; that clears the want, unless a newer
+ * statement has come since. */
+uint64_t incr_repair_wanted(struct incr *c);
+void incr_repair_done(struct incr *c, uint64_t want);
 
 /* incr_status: the DESIGN.md contract (state, protocol, current_cursor,
  * last_60_sec, applied_commit_ts, skipped, errs) plus the counters and the

@@ -197,7 +197,17 @@ static void test_ddl_classify(void)
     CHECK_INT(cdc_ddl_classify("ALTER TABLE t DROP PRIMARY KEY"), DDL_OTHER);
     CHECK_INT(cdc_ddl_classify("ALTER TABLE t DROP FOREIGN KEY f"), DDL_OTHER);
     CHECK_INT(cdc_ddl_classify("ALTER TABLE t DROP CONSTRAINT c"), DDL_OTHER);
-    CHECK_INT(cdc_ddl_classify("ALTER TABLE t DROP PARTITION p0"), DDL_OTHER);
+    CHECK_INT(cdc_ddl_classify("ALTER TABLE t DROP PARTITION p0"), DDL_PARTITION_ROWS);
+    CHECK_INT(cdc_ddl_classify("alter table `d`.`t` truncate partition p0, p1"),
+              DDL_PARTITION_ROWS);
+    CHECK_INT(cdc_ddl_classify("ALTER TABLE t EXCHANGE PARTITION p0 WITH TABLE t2"),
+              DDL_PARTITION_ROWS);
+    CHECK_INT(cdc_ddl_classify("ALTER TABLE t ADD PARTITION (PARTITION p9 VALUES LESS THAN (9))"),
+              DDL_OTHER);
+    CHECK_INT(cdc_ddl_classify("ALTER TABLE t REORGANIZE PARTITION p0 INTO (PARTITION a VALUES "
+                               "LESS THAN (5), PARTITION b VALUES LESS THAN (10))"),
+              DDL_OTHER);
+    CHECK_INT(cdc_ddl_classify("ALTER TABLE t TRUNCATE"), DDL_OTHER);
     CHECK_INT(cdc_ddl_classify("ALTER TABLE t MODIFY COLUMN c BIGINT"), DDL_OTHER);
     CHECK_INT(cdc_ddl_classify("ALTER TABLE t ADD INDEX i (a), DROP COLUMN b"), DDL_DROP_COLUMN);
     CHECK_INT(cdc_ddl_classify("ALTER TABLE t ALTER COLUMN c SET DEFAULT 'x, DROP COLUMN y'"),
@@ -343,6 +353,9 @@ static void test_open_ddl(void)
         {"CREATE TABLE t (a int)", 3, DDL_OTHER},
         /* unreadable text: the action type decides */
         {"/*!40000 truncate t */", 11, DDL_TRUNCATE},
+        {"/*!40000 alter table t drop partition p0 */", 20, DDL_PARTITION_ROWS},
+        {"/*!40000 alter table t truncate partition p0 */", 23, DDL_PARTITION_ROWS},
+        {"/*!40000 alter table t exchange partition p0 with table u */", 42, DDL_PARTITION_ROWS},
     };
     char val[256];
 
