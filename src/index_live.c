@@ -35,10 +35,16 @@ int index_idset_add(MDB_txn *txn, MDB_dbi dbi, const roaring_bitmap_t *add)
         unsigned char hi[2] = {(unsigned char)(lo >> 24), (unsigned char)(lo >> 16)};
         MDB_val k = {2, hi}, v;
         roaring_bitmap_t *r = NULL;
-        if (mdb_get(txn, dbi, &k, &v) == 0)
-            r = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size);
-        if (!r)
+        if ((rc = mdb_get(txn, dbi, &k, &v)) == 0) {
+            /* A stored set that does not read is damage, never an empty
+             * set: writing one over it would forget its ids for good. */
+            if (!(r = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size)))
+                return MDB_CORRUPTED;
+        } else if (rc == MDB_NOTFOUND) {
             r = roaring_bitmap_create();
+        } else {
+            return rc;
+        }
         for (; it.has_value && (it.current_value & 0xFFFF0000u) == lo;
              roaring_advance_uint32_iterator(&it))
             roaring_bitmap_add(r, it.current_value);

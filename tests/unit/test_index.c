@@ -762,6 +762,29 @@ static void test_malformed_block_is_an_error(void)
     env_close(&e);
 }
 
+/* A deleted-id set that does not read is reported, not replaced by an
+ * empty one that would forget the ids it held. */
+static void test_unreadable_idset_is_an_error(void)
+{
+    struct env e;
+    env_open(&e);
+    MDB_txn *txn;
+    MDB_val k = {2, "\x00\x00"}, v = {8, "notaset!"};
+    mdb_txn_begin(e.env, NULL, 0, &txn);
+    CHECK(mdb_put(txn, e.d.deleted, &k, &v, 0) == 0);
+    roaring_bitmap_t *add = roaring_bitmap_of(1, 7);
+    CHECK(index_idset_add(txn, e.d.deleted, add) == MDB_CORRUPTED);
+    CHECK(mdb_get(txn, e.d.deleted, &k, &v) == 0 && v.mv_size == 8 &&
+          memcmp(v.mv_data, "notaset!", 8) == 0);
+    /* Ids of another 64 Ki block, stored nowhere yet, still go in. */
+    roaring_bitmap_t *other = roaring_bitmap_of(1, 70000);
+    CHECK(index_idset_add(txn, e.d.deleted, other) == 0);
+    mdb_txn_abort(txn);
+    roaring_bitmap_free(add);
+    roaring_bitmap_free(other);
+    env_close(&e);
+}
+
 static void test_spills_give_the_same_index(void)
 {
     /* 3000 rows; a 1-byte budget spills after every batch. */
@@ -1024,6 +1047,7 @@ int main(void)
     test_segments_merge_by_tiers();
     test_segments_of_many_blocks();
     test_malformed_block_is_an_error();
+    test_unreadable_idset_is_an_error();
     test_spills_give_the_same_index();
     test_typed_terms_sort_as_values();
     test_large_postings();
