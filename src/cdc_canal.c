@@ -73,11 +73,18 @@ static int image(struct cdc_ctx *c, int i, const struct jval *row, const struct 
     return 0;
 }
 
-/* The i-th element of old, which must be an object when present. */
-static int old_row(struct cdc_ctx *c, const struct jval *old, int i, const struct jval **o)
+/* The next element of old (walked beside data: jv_at from the start for
+ * each row made a message of many rows quadratic), which must be an
+ * object when present; *at moves past it. */
+static int old_row(struct cdc_ctx *c, const struct jval *old, const struct jval **at, int i,
+                   const struct jval **o)
 {
-    *o = jv_at(old, (size_t)i);
-    if (*o && !jv_is(*o, JV_OBJ))
+    *o = NULL;
+    if (!old || !*at || *at >= old + old->span)
+        return 0;
+    *o = *at;
+    *at += (*at)->span;
+    if (!jv_is(*o, JV_OBJ))
         return cdc_fail(c, "old[%d]: not an object", i);
     return 0;
 }
@@ -96,12 +103,13 @@ static int rows(struct cdc_ctx *c, const struct jval *m, enum cdc_op op, struct 
     db = cdc_copy(c->out, db ? db : "", db ? strlen(db) : 0);
     tbl = cdc_copy(c->out, tbl ? tbl : "", tbl ? strlen(tbl) : 0);
     int i = 0;
+    const struct jval *old_at = old && old->len ? old + 1 : NULL;
     jv_foreach(data, row) {
         const struct jval *prev;
         struct cdc_event *ev;
         if (!jv_is(row, JV_OBJ))
             return cdc_fail(c, "data[%d]: not an object", i);
-        if (old_row(c, old, i, &prev) < 0)
+        if (old_row(c, old, &old_at, i, &prev) < 0)
             return -1;
         ev = cdc_add_event(c->out, CDC_ROW);
         ev->op = op;
