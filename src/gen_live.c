@@ -141,7 +141,7 @@ struct version gen_version_of_snapshot(struct json_object *snapshot)
         r = cdc_binlog_version(json_object_get_string(f), (uint64_t)json_object_get_int64(p), 0);
         /* Transactions in the snapshot start before its position; the
          * first one after it may start exactly there. */
-        if (r.domain != VER_NONE)
+        if (r.domain != VER_NONE && r.v > 0) /* at 0 nothing starts before it */
             r.v--;
     }
     return r;

@@ -285,6 +285,13 @@ static void test_binlog_versions(void)
     /* TSO events do not compare with binlog versions: applied (handover). */
     CHECK_INT(upsert(g, "2", "from tidb", "2", NULL, TSO(5)), GEN_APPLIED);
     drop_gen(g, dir);
+    /* The very first coordinate: the version is 0, not 0 - 1 (which made
+     * every event older than the snapshot). */
+    struct json_object *zero = json_tokener_parse("{\"binlog\":{\"file\":\"b.000000\",\"pos\":0}}");
+    struct version v = gen_version_of_snapshot(zero);
+    CHECK_INT(v.domain, VER_BINLOG);
+    CHECK(v.v == 0);
+    json_object_put(zero);
 }
 
 /* Many changes, then the merge: answers and scores stay those of the rows. */
