@@ -397,7 +397,10 @@ static bool stage_index_build(struct task *t, struct gen_builder *b)
         return stage_fail(t, "cancelled");
     if (gen_builder_finish(b, t->snapshot, err, sizeof err))
         return stage_fail(t, err);
-    t->st_rows[STAGE_INDEX_BUILD] = gen_builder_rows(b);
+    uint64_t rows = gen_builder_rows(b);
+    pthread_mutex_lock(&t->mu); /* status readers read it */
+    t->st_rows[STAGE_INDEX_BUILD] = rows;
+    pthread_mutex_unlock(&t->mu);
     uint64_t cut = gen_builder_truncated(b);
     if (cut)
         task_log(t, "%llu value%s indexed only up to %zu MiB or %u tokens: the text beyond is "
