@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <stdlib.h>
@@ -747,6 +748,26 @@ static int grow(struct gen *g, size_t seen, char *err, size_t errlen)
     return -1;
 }
 
+/* A test hook (tests/test_incr.py), compiled in like catalog.c's so that
+ * the tests exercise the shipped binary: TISFS_FAULT_BATCH=N makes the
+ * first N commits of a channel's batches since start fail with ENOSPC, as
+ * a full disk would. A full disk cannot be timed from outside to hit a
+ * batch rather than the rest of the daemon's writes. */
+static bool fault_batch(void)
+{
+    static atomic_int left = -1;
+    int n = atomic_load(&left);
+    if (n < 0) {
+        const char *s = getenv("TISFS_FAULT_BATCH");
+        int want = s ? atoi(s) : 0;
+        atomic_compare_exchange_strong(&left, &n, want > 0 ? want : 0);
+        n = atomic_load(&left);
+    }
+    while (n > 0 && !atomic_compare_exchange_weak(&left, &n, n - 1))
+        ;
+    return n > 0;
+}
+
 int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *err, size_t errlen)
 {
     struct gen *g = w->g;
@@ -771,6 +792,8 @@ int gen_write_commit(struct gen_writer *w, struct json_object *channel, char *er
         rc = mdb_put(w->txn, g->e.meta, &k, &v, 0);
     if (!rc && channel)
         rc = put_json_meta(w->txn, g->e.meta, "channel", channel);
+    if (!rc && channel && fault_batch())
+        rc = ENOSPC;
     if (!rc)
         rc = lmdb_map_commit(&g->e.map, w->txn);
     else

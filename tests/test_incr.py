@@ -11,11 +11,12 @@ import random
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
 import cdcgen
-from conftest import mysql_spec, wait_for
+from conftest import mysql_spec, running_tisfs, wait_for
 
 TS0 = 450_000_000_000_000_000
 COLUMNS = ['{name:"title", token:"ik"}', '{name:"body"}', '{name:"n"}']
@@ -617,6 +618,32 @@ def test_partition_truncate_is_repaired(kafka, tisfs, db):
     caught_up(tisfs, "part", kafka, s.topic)
     assert logs(tisfs, "part").count("] repair task") == 1
     assert docs(tisfs, "part") == s.expected()
+
+
+def test_failed_batches_pause_and_recover(kafka, db, monkeypatch):
+    """A batch that cannot be stored (a full disk: the daemon's test hook
+    TISFS_FAULT_BATCH fails the first 4 commits) puts the channel in error
+    with its cause, logged once; the channel pauses before each new try,
+    twice as long each time (0.2 s, 0.4 s, 0.8 s, 1.6 s) rather than
+    spinning, and recovers by itself with nothing lost or doubled."""
+    monkeypatch.setenv("TISFS_FAULT_BATCH", "4")
+    with running_tisfs() as fs:
+        s = Stream(db, kafka, "inc_fail", "t-fail")
+        s.seed([(1, "a", "", 1)])
+        build(fs, db, kafka, s, "fail")
+        t0 = time.monotonic()
+        s.insert(2, "b", "", 2)
+        st = wait_for(lambda: (lambda st: st if st["state"] == "error" else None)(
+            incr_status(fs, "fail")), 30, what="the failed batch to show")
+        assert "No space left on device" in st["errs"], st
+        wait_for(lambda: docs(fs, "fail") == s.expected(), 60, what="the channel to recover")
+        assert time.monotonic() - t0 >= 0.2 + 0.4 + 0.8 + 1.6
+        st = incr_status(fs, "fail")
+        assert st["state"] == "running" and st["errs"] == "" and st["applied"] == 1, st
+        log = logs(fs, "fail")
+        errors = [line for line in log.splitlines() if "ERROR:" in line]
+        assert len(errors) == 1 and "No space left on device" in errors[0], log
+        assert log.count("recovered") == 1, log
 
 
 class Relay:
