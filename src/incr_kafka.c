@@ -529,6 +529,10 @@ rd_kafka_message_t *incr_poll_next(struct incr *c, struct incr_poll *p)
  * lag tools; the truth is in the generation). */
 void incr_commit_offsets(struct incr *c)
 {
+    /* The group's offsets are the serving channel's: a rebuild's catch-up
+     * starts behind it, and both committing sent them back and forth. */
+    if (c->mode == INCR_CATCH_UP)
+        return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(c->nparts);
     for (int i = 0; i < c->nparts; i++)
         rd_kafka_topic_partition_list_add(l, c->spec.topic, c->parts[i].id)->offset =
