@@ -120,7 +120,8 @@ static const char *sql_ident(const char *p)
     return p;
 }
 
-/* [db.]table after ALTER TABLE, with MariaDB's IF EXISTS. */
+/* [db.]table after ALTER TABLE, with MariaDB's IF EXISTS before it and
+ * WAIT n or NOWAIT after it. */
 static const char *sql_table_name(const char *p)
 {
     if (sql_kw(&p, "IF"))
@@ -128,6 +129,10 @@ static const char *sql_table_name(const char *p)
     p = sql_skip(sql_ident(p));
     if (*p == '.')
         p = sql_skip(sql_ident(sql_skip(p + 1)));
+    if (sql_kw(&p, "WAIT"))
+        p = sql_skip(sql_ident(p));
+    else
+        sql_kw(&p, "NOWAIT");
     return p;
 }
 
@@ -165,6 +170,10 @@ static enum cdc_ddl sql_alter_clause(const char *p)
     for (const char *const *op = partition_ops; *op; op++)
         if (sql_kw(&p, *op))
             return sql_kw(&p, "PARTITION") ? DDL_PARTITION_ROWS : DDL_OTHER;
+    /* MariaDB: CONVERT PARTITION p TO TABLE t takes its rows out, CONVERT
+     * TABLE t TO PARTITION p brings t's in. */
+    if (sql_kw(&p, "CONVERT"))
+        return sql_kw(&p, "PARTITION") || sql_kw(&p, "TABLE") ? DDL_PARTITION_ROWS : DDL_OTHER;
     static const char *const add_not[] = {"INDEX", "KEY", "UNIQUE", "PRIMARY", "CONSTRAINT",
                                           "FOREIGN", "FULLTEXT", "SPATIAL", "PARTITION", "CHECK",
                                           "VECTOR", "COLUMNAR", "STATS_EXTENDED", NULL};
@@ -210,8 +219,12 @@ enum cdc_ddl cdc_ddl_classify(const char *sql)
                        sql_kw(&p, "SCHEMA")
                    ? DDL_DROP
                    : DDL_OTHER;
-    if (sql_kw(&p, "ALTER") && sql_kw(&p, "TABLE"))
-        return sql_alter_table(p);
+    if (sql_kw(&p, "ALTER")) {
+        sql_kw(&p, "ONLINE");
+        sql_kw(&p, "IGNORE");
+        if (sql_kw(&p, "TABLE"))
+            return sql_alter_table(p);
+    }
     return DDL_OTHER;
 }
 

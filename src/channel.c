@@ -11,6 +11,7 @@
 #include "tisfs/gen.h"
 #include "tisfs/incr.h"
 #include "tisfs/util.h"
+#include "tisfs/verify.h"
 
 void channel_log(struct coll *c, const char *line)
 {
@@ -27,13 +28,21 @@ static void log_line(void *arg, const char *line)
 }
 
 /* The channel's repair: a verification with repair, as `verify` with
- * repair starts one (refused while a build or a verification runs). */
+ * repair starts one (refused while a build or a verification runs; while
+ * one with repair runs, quietly: it may be the one asked for before). */
 static bool start_repair(void *arg, const char *why, char *msg, size_t msglen)
 {
     struct coll *c = arg;
     struct tbuf m = {0};
     uint64_t id = 0;
     (void)why;
+    coll_lock();
+    bool repairing = c->verify && verify_running(c->verify) && verify_repairs(c->verify);
+    coll_unlock();
+    if (repairing) {
+        msg[0] = 0;
+        return false;
+    }
     bool ok = api_verify(c->name, true, &id, &m) == API_OK;
     if (ok)
         snprintf(msg, msglen, "task %llu", (unsigned long long)id);
@@ -86,6 +95,11 @@ struct json_object *channel_start_positions(void *arg, struct task *t, const cha
         gen_ref(g);
     coll_unlock();
     struct json_object *pos = g ? gen_channel_state(g) : NULL;
+    /* A repair the serving generation wants is for its documents: the new
+     * one's snapshot is later than what it repairs (or its catch-up sees
+     * the statement again, and wants its own). */
+    if (pos)
+        json_object_object_del(pos, "repair");
     char err[512] = "";
     if (!pos && spec && !(pos = incr_positions_now(&spec->incr, err, sizeof err)) && err[0])
         task_log(t, "cannot read the topic's end offsets (%s): the channel will start at the "

@@ -280,6 +280,7 @@ void incr_want_repair_locked(struct incr *c, const char *why)
     snprintf(c->repair_why, sizeof c->repair_why, "%s", why);
     c->repair_want = ++c->repair_seq;
     c->next_repair_ask = 0;
+    c->repair_every = INCR_REPAIR_ASK_SEC;
     c->repair_refusal_said = false;
 }
 
@@ -324,15 +325,20 @@ static void repairs(struct incr *c)
                     "will run after a restart", err);
     if (!ask)
         return;
-    if (c->hooks.repair(c->hooks.arg, why, msg, sizeof msg)) {
+    bool started = c->hooks.repair(c->hooks.arg, why, msg, sizeof msg);
+    pthread_mutex_lock(&c->mu);
+    if (started) { /* the next ask only if this one does not end the want */
+        c->next_repair_ask = mono_now() + c->repair_every;
+        c->repair_every = c->repair_every * 2 > INCR_REPAIR_ASK_MAX_SEC ? INCR_REPAIR_ASK_MAX_SEC
+                                                                        : c->repair_every * 2;
+    }
+    c->repair_refusal_said |= !started && msg[0];
+    pthread_mutex_unlock(&c->mu);
+    if (started)
         incr_say(c, "repair %s started: %s", msg, why);
-    } else if (!said) {
+    else if (msg[0] && !said)
         incr_say(c, "a repair is due (%s) but cannot start yet: %s; asking again every %.0f s", why,
                  msg, INCR_REPAIR_ASK_SEC);
-        pthread_mutex_lock(&c->mu);
-        c->repair_refusal_said = true;
-        pthread_mutex_unlock(&c->mu);
-    }
 }
 
 /* ---- the loop ---- */

@@ -129,11 +129,15 @@ static int apply_ddl(struct batch *b, const struct cdc_event *e, char *err, size
 {
     const char *sql = e->sql ? e->sql : "";
     /* Replayed from before the snapshot (a channel started at earliest),
-     * a TRUNCATE would take rows the snapshot has, and a DROP of a table
-     * since created again would stop the channel for good. */
-    if ((e->ddl == DDL_TRUNCATE || e->ddl == DDL_DROP) && gen_write_older(b->w, e->ver)) {
+     * a TRUNCATE would take rows the snapshot has, a DROP of a table since
+     * created again would stop the channel for good, and a partition's
+     * change would ask for a repair of what the snapshot already shows. */
+    static const char *const names[] = {[DDL_TRUNCATE] = "TRUNCATE", [DDL_DROP] = "DROP TABLE",
+                                        [DDL_PARTITION_ROWS] = "a partition's change"};
+    if ((e->ddl == DDL_TRUNCATE || e->ddl == DDL_DROP || e->ddl == DDL_PARTITION_ROWS) &&
+        gen_write_older(b->w, e->ver)) {
         batch_say(b, "%s older than the collection's snapshot or last TRUNCATE: ignored (%s)",
-                  e->ddl == DDL_TRUNCATE ? "TRUNCATE" : "DROP TABLE", sql);
+                  names[e->ddl], sql);
         return 0;
     }
     switch (e->ddl) {

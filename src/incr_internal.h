@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 #include "tisfs/cdc.h"
+#include "tisfs/tz.h"
 #include "tisfs/incr.h"
 #include "tisfs/util.h"
 
@@ -35,11 +36,7 @@ struct rowbuf {
     bool *moved; /* vals[i] is an offset into conv (fixed up at the end) */
     bool all;    /* every field present */
     struct tbuf conv;
-    /* The zone TIMESTAMPs go into (the schema's time_zone) and ICU's
-     * calendar of it, opened once; zone_known false when ICU has no such zone. */
-    char *zone;
-    void *zone_cal;
-    bool zone_known;
+    struct tz_cache tz; /* the schema's time_zone, for Debezium's TIMESTAMPs */
 };
 void rowbuf_init(struct rowbuf *rb, size_t nfields);
 void rowbuf_free(struct rowbuf *rb);
@@ -72,7 +69,7 @@ struct incr {
     char repair_why[480];
     uint64_t repair_want, repair_seq;
     bool repair_stored;
-    double next_repair_ask;
+    double next_repair_ask, repair_every;
     bool repair_refusal_said;
     uint32_t per_sec[60];
     int64_t sec_of[60];

@@ -10,11 +10,10 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unicode/ucal.h>
-#include <unicode/ustring.h>
 
 #include "incr_internal.h"
 #include "tisfs/cdc.h"
+#include "tisfs/tz.h"
 #include "tisfs/util.h"
 
 /* BIT(n) comes as a number; a dump gives its big-endian bytes. */
@@ -127,31 +126,75 @@ static void fix_fraction(struct tbuf *conv, size_t at, int n)
     conv->data[conv->len] = 0;
 }
 
+/* A number's text, [-]d[.d][e[+-]d], in plain decimal digits into out
+ * (the exponent applied by moving the point, exactly: no double between);
+ * the count of fraction digits, or -1 when v is no such number. */
+static int plain_decimal(struct tis_value v, struct tbuf *out)
+{
+    char dig[160];
+    size_t i = 0, nd = 0;
+    long point = -1, exp = 0;
+    bool neg = v.len && v.p[0] == '-';
+    for (i = neg; i < v.len; i++) {
+        if (v.p[i] == '.' && point < 0)
+            point = (long)nd;
+        else if (v.p[i] >= '0' && v.p[i] <= '9' && nd < sizeof dig)
+            dig[nd++] = v.p[i];
+        else
+            break;
+    }
+    if (nd == 0 || nd == sizeof dig)
+        return -1;
+    if (i < v.len && (v.p[i] == 'e' || v.p[i] == 'E')) {
+        char tmp[16], *end;
+        snprintf(tmp, sizeof tmp, "%.*s", (int)(v.len - i - 1 < 15 ? v.len - i - 1 : 15),
+                 v.p + i + 1);
+        exp = strtol(tmp, &end, 10);
+        if (end == tmp || *end || exp > 100 || exp < -100 || v.len - i - 1 > 15)
+            return -1;
+        i = v.len;
+    }
+    if (i != v.len)
+        return -1;
+    point = (point < 0 ? (long)nd : point) + exp; /* integer digits */
+    size_t lead = 0;                               /* leading zeros, the last integer one kept */
+    while (lead + 1 < nd && (long)lead + 1 < point && dig[lead] == '0')
+        lead++;
+    if (neg)
+        tbuf_add(out, "-", 1);
+    if (point <= 0) {
+        tbuf_add(out, "0.", 2);
+        for (long z = point; z < 0; z++)
+            tbuf_add(out, "0", 1);
+        tbuf_add(out, dig, nd);
+        return (int)(nd - (size_t)point);
+    }
+    for (long k = (long)lead; k < point; k++)
+        tbuf_add(out, k < (long)nd ? &dig[k] : "0", 1);
+    if ((size_t)point >= nd)
+        return 0;
+    tbuf_add(out, ".", 1);
+    tbuf_add(out, dig + point, nd - (size_t)point);
+    return (int)(nd - (size_t)point);
+}
+
 /* A DECIMAL(p,s) from Debezium's double (TiCDC's encoding): "12.3" back
- * to "12.30". A value in plain digits is padded as it came (a double's
- * shortest text keeps all its significant digits); one with an exponent
- * or more fraction digits than s is printed again, rounded to s. */
+ * to "12.30", "1e-05" to "0.00001000". A double's shortest text keeps the
+ * value's significant digits, so padding gives the column's text back;
+ * only one with more fraction digits than s (a value past a double's
+ * precision) is rounded, through the double. */
 static void decimal_scale(struct tbuf *conv, struct tis_value v, int scale)
 {
-    size_t i = v.len && v.p[0] == '-', digits = 0, frac = 0;
-    bool dot = false, plain = true;
-    for (; i < v.len && plain; i++) {
-        if (v.p[i] == '.' && !dot)
-            dot = true;
-        else if (v.p[i] >= '0' && v.p[i] <= '9')
-            digits++, frac += dot;
-        else
-            plain = false;
-    }
     size_t at = conv->len;
-    if (plain && digits && frac <= (size_t)scale) {
-        tbuf_add(conv, v.p, v.len);
-        if (!dot && scale > 0)
+    int frac = plain_decimal(v, conv);
+    if (frac >= 0 && frac <= scale) {
+        if (frac == 0 && scale > 0)
             tbuf_add(conv, ".", 1);
-        for (; frac < (size_t)scale; frac++)
+        for (; frac < scale; frac++)
             tbuf_add(conv, "0", 1);
     } else {
         char tmp[64];
+        conv->len = at;
         snprintf(tmp, sizeof tmp, "%.*s", (int)(v.len < 63 ? v.len : 63), v.p);
         tbuf_printf(conv, "%.*f", scale, strtod(tmp, NULL));
     }
@@ -160,41 +203,6 @@ static void decimal_scale(struct tbuf *conv, struct tis_value v, int scale)
         memmove(p, p + 1, conv->len - at); /* with the terminating NUL */
         conv->len--;
     }
-}
-
-/* Seconds east of UTC in zone `name` at UTC time t: an offset as written,
- * a named zone through ICU (its rules at that moment, DST included). */
-static bool zone_offset_at(struct rowbuf *rb, const char *name, int64_t t, long *off)
-{
-    int h, m;
-    char sign;
-    if (sscanf(name, "%c%d:%d", &sign, &h, &m) == 3 && (sign == '+' || sign == '-')) {
-        *off = (sign == '-' ? -1 : 1) * (h * 3600L + m * 60L);
-        return true;
-    }
-    if (!rb->zone || strcmp(rb->zone, name) != 0) {
-        UChar id[128], canon[128];
-        UErrorCode st = U_ZERO_ERROR;
-        UBool sys;
-        free(rb->zone);
-        if (rb->zone_cal)
-            ucal_close(rb->zone_cal);
-        rb->zone = xstrdup(name);
-        u_uastrncpy(id, name, 127);
-        id[127] = 0;
-        ucal_getCanonicalTimeZoneID(id, -1, canon, 128, &sys, &st);
-        rb->zone_known = U_SUCCESS(st);
-        rb->zone_cal = rb->zone_known ? ucal_open(id, -1, "", UCAL_GREGORIAN, &st) : NULL;
-        rb->zone_known = rb->zone_cal && U_SUCCESS(st);
-    }
-    if (!rb->zone_known)
-        return false;
-    UErrorCode st = U_ZERO_ERROR;
-    ucal_setMillis(rb->zone_cal, (UDate)t * 1000.0, &st);
-    int32_t ms = ucal_get(rb->zone_cal, UCAL_ZONE_OFFSET, &st) +
-                 ucal_get(rb->zone_cal, UCAL_DST_OFFSET, &st);
-    *off = ms / 1000;
-    return U_SUCCESS(st);
 }
 
 /* A TIMESTAMP Debezium sent in UTC ("YYYY-MM-DD HH:MM:SS[.f]"), written
@@ -213,7 +221,13 @@ static bool timestamp_in_zone(struct rowbuf *rb, const char *zone, struct tis_va
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
     time_t t = timegm(&tm);
-    if (!zone_offset_at(rb, zone, (int64_t)t, &off))
+    /* The epoch is no TIMESTAMP (they start a second later): it is how
+     * Debezium sends the zero value, which the dump prints as zeros. */
+    if (t == 0 && strspn(tmp + used, ".0") == strlen(tmp + used)) {
+        tbuf_printf(&rb->conv, "0000-00-00 00:00:00%s", tmp + used);
+        return true;
+    }
+    if (!tz_offset_at(&rb->tz, zone, (int64_t)t, &off))
         return false;
     t += off;
     if (!gmtime_r(&t, &tm))
@@ -280,9 +294,7 @@ void rowbuf_free(struct rowbuf *rb)
     free(rb->present);
     free(rb->moved);
     tbuf_free(&rb->conv);
-    free(rb->zone);
-    if (rb->zone_cal)
-        ucal_close(rb->zone_cal);
+    tz_cache_free(&rb->tz);
 }
 
 int incr_row_values(struct incr *c, struct rowbuf *rb, const struct cdc_row *r, bool need_pk,

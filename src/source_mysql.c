@@ -24,6 +24,7 @@
 #include "tisfs/source_tidb.h"
 #include "tisfs/sqlx.h"
 #include "tisfs/tidb_sql.h"
+#include "tisfs/tz.h"
 #include "tisfs/util.h"
 
 /* ---- sqlx over libmariadb ---- */
@@ -565,10 +566,13 @@ static struct tis_schema *build_schema(const struct tis_spec *spec, const struct
 }
 
 /* The zone this session prints TIMESTAMP values in, which is every
- * connection's (each starts in the server's): its offset, or its name when
- * the server names it unambiguously ("Asia/Shanghai": DST included). A
- * SYSTEM zone MySQL knows only by abbreviation ("CST" is three zones) is
- * taken as its offset now. NULL when the server cannot say. */
+ * connection's (each starts in the server's). A zone the session names
+ * (time_zone: an offset, or a name from the server's zone tables) is kept
+ * when the daemon can read it: DST and all. SYSTEM is the host's zone,
+ * which TiDB names ("Asia/Shanghai") but MySQL only abbreviates ("CST" is
+ * three zones, "+08" no name at all): a name with a '/' (or UTC) is kept,
+ * anything else is taken as the offset it has now. NULL when the server
+ * cannot say. */
 static char *session_zone(struct source *s)
 {
     char err[256], *zone = NULL;
@@ -578,8 +582,9 @@ static char *session_zone(struct source *s)
                          "time zone", err, sizeof err);
     MYSQL_ROW row = r ? mysql_fetch_row(r) : NULL;
     if (row && row[0] && row[2]) {
-        const char *z = strcasecmp(row[0], "SYSTEM") == 0 && row[1] ? row[1] : row[0];
-        if (z[0] == '+' || z[0] == '-' || strchr(z, '/') || !strcmp(z, "UTC")) {
+        bool system = strcasecmp(row[0], "SYSTEM") == 0;
+        const char *z = system ? (row[1] ? row[1] : "") : row[0];
+        if (tz_known(z) && (!system || strchr(z, '/') || !strcmp(z, "UTC"))) {
             zone = xstrdup(z);
         } else {
             long off = strtol(row[2], NULL, 10), a = off < 0 ? -off : off;

@@ -512,6 +512,11 @@ bool verify_running(struct verify *v)
     return r;
 }
 
+bool verify_repairs(const struct verify *v)
+{
+    return v->repair;
+}
+
 uint64_t verify_id(const struct verify *v)
 {
     return v->id;

@@ -475,6 +475,10 @@ def _dbz_value(c, v, mysql, tz=None):
         d = _epoch(c.text(v)) - _epoch('1970-01-01')
         us = (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
         return us if c.fsp > 3 else us // 1000
+    if b == 'timestamp' and c.text(v).startswith('0000-00-00'):
+        # The zero value is no time: TiCDC (and the MySQL connector) send
+        # the epoch for it in a NOT NULL column.
+        return '1970-01-01T00:00:00' + ('.' + '0' * c.fsp if c.fsp else '') + 'Z'
     if b == 'timestamp':
         d = _epoch(c.text(v), tz).astimezone(datetime.timezone.utc)
         frac = ('.%06d' % d.microsecond)[:1 + c.fsp] if c.fsp else ''

@@ -71,12 +71,17 @@ typedef void (*incr_log_fn)(void *arg, const char *line);
  * the table no longer has: a verification with repair puts them right. A
  * following channel asks for one through this hook once the batch holding
  * the statement has committed (and when it starts on a generation whose
- * stored state still wants one), then every INCR_REPAIR_ASK_SEC until one
- * has been done: a build or another verification may hold the collection.
- * Returns whether it started one; msg says which task, or why not. Called
- * on the channel's thread, no lock held. */
+ * stored state still wants one), then again until one has found the
+ * collection equal to the table: every INCR_REPAIR_ASK_SEC while the hook
+ * cannot start one (a build or a verification holds the collection), and
+ * after twice as long each time one it started did not end the want (a
+ * source it cannot reach, say), up to INCR_REPAIR_ASK_MAX_SEC. Returns
+ * whether it started one; msg says which task, or why not (empty: a
+ * repair is running, nothing to say). Called on the channel's thread, no
+ * lock held. */
 typedef bool (*incr_repair_fn)(void *arg, const char *why, char *msg, size_t msglen);
 #define INCR_REPAIR_ASK_SEC 30.0
+#define INCR_REPAIR_ASK_MAX_SEC 3600.0
 
 struct incr_hooks {
     incr_log_fn log;

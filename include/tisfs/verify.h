@@ -43,6 +43,8 @@ struct verify *verify_start(uint64_t id, const char *collection, struct tis_spec
                             struct gen *g, struct incr *channel, bool repair,
                             struct catalog *cat);
 bool verify_running(struct verify *v);
+/* Whether it was started with repair. */
+bool verify_repairs(const struct verify *v);
 uint64_t verify_id(const struct verify *v);
 /* Asks it to stop (within a moment: the stream checks between rows). */
 void verify_cancel(struct verify *v, const char *reason);

@@ -208,6 +208,16 @@ static void test_ddl_classify(void)
                                "LESS THAN (5), PARTITION b VALUES LESS THAN (10))"),
               DDL_OTHER);
     CHECK_INT(cdc_ddl_classify("ALTER TABLE t TRUNCATE"), DDL_OTHER);
+    CHECK_INT(cdc_ddl_classify("ALTER TABLE t CONVERT PARTITION p0 TO TABLE x"),
+              DDL_PARTITION_ROWS);
+    CHECK_INT(cdc_ddl_classify("ALTER TABLE t CONVERT TABLE x TO PARTITION p9 VALUES LESS THAN "
+                               "(900)"),
+              DDL_PARTITION_ROWS);
+    CHECK_INT(cdc_ddl_classify("ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4"), DDL_OTHER);
+    CHECK_INT(cdc_ddl_classify("ALTER ONLINE IGNORE TABLE t DROP PARTITION p0"),
+              DDL_PARTITION_ROWS);
+    CHECK_INT(cdc_ddl_classify("ALTER TABLE t WAIT 5 TRUNCATE PARTITION p0"), DDL_PARTITION_ROWS);
+    CHECK_INT(cdc_ddl_classify("ALTER TABLE t NOWAIT DROP COLUMN c"), DDL_DROP_COLUMN);
     CHECK_INT(cdc_ddl_classify("ALTER TABLE t MODIFY COLUMN c BIGINT"), DDL_OTHER);
     CHECK_INT(cdc_ddl_classify("ALTER TABLE t ADD INDEX i (a), DROP COLUMN b"), DDL_DROP_COLUMN);
     CHECK_INT(cdc_ddl_classify("ALTER TABLE t ALTER COLUMN c SET DEFAULT 'x, DROP COLUMN y'"),
