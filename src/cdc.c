@@ -228,6 +228,48 @@ enum cdc_ddl cdc_ddl_classify(const char *sql)
     return DDL_OTHER;
 }
 
+/* The identifier at p into out, unquoted (`a``b` is a`b); the end of it. */
+static const char *ident_copy(const char *p, char *out, size_t outlen)
+{
+    const char *end = sql_ident(p);
+    size_t n = 0;
+    for (const char *q = p + (*p == '`'); q < end && n + 1 < outlen; q++) {
+        if (*q == '`' && (q + 1 >= end || q[1] != '`'))
+            break; /* the closing quote */
+        out[n++] = *q;
+        q += *q == '`'; /* `` is one ` */
+    }
+    out[n] = 0;
+    return end;
+}
+
+bool cdc_ddl_exchange_table(const char *sql, char *db, size_t dblen, char *table, size_t tlen)
+{
+    const char *p = sql_skip(sql ? sql : "");
+    if (!sql_kw(&p, "ALTER"))
+        return false;
+    sql_kw(&p, "ONLINE");
+    sql_kw(&p, "IGNORE");
+    if (!sql_kw(&p, "TABLE"))
+        return false;
+    for (p = sql_table_name(p); *p; p = sql_next_clause(p)) {
+        const char *q = p;
+        if (!sql_kw(&q, "EXCHANGE") || !sql_kw(&q, "PARTITION"))
+            continue;
+        q = sql_skip(sql_ident(q));
+        if (!sql_kw(&q, "WITH") || !sql_kw(&q, "TABLE"))
+            return false;
+        db[0] = 0;
+        q = sql_skip(ident_copy(q, table, tlen));
+        if (*q == '.') {
+            snprintf(db, dblen, "%s", table);
+            ident_copy(sql_skip(q + 1), table, tlen);
+        }
+        return table[0] != 0;
+    }
+    return false;
+}
+
 /* ---- detection and dispatch ------------------------------------------- */
 
 /* Version 1, then a first key length that fits and a JSON object: no JSON

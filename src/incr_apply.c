@@ -15,8 +15,18 @@
 #include "tisfs/cdc.h"
 #include "tisfs/util.h"
 
+/* Another table's partition swapped with this one: its rows changed too. */
+static bool exchanged_with_ours(const struct incr *c, const struct cdc_event *e)
+{
+    char db[256], table[256];
+    return cdc_ddl_exchange_table(e->sql, db, sizeof db, table, sizeof table) &&
+           name_eq(db[0] ? db : e->db, c->db) && name_eq(table, c->table);
+}
+
 bool incr_ours(const struct incr *c, const struct cdc_event *e)
 {
+    if (e->kind == CDC_DDL && e->ddl == DDL_PARTITION_ROWS && exchanged_with_ours(c, e))
+        return true;
     if (!name_eq(e->db, c->db))
         return false;
     return name_eq(e->table, c->table) || (e->kind == CDC_DDL && !e->table[0]);

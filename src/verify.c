@@ -407,7 +407,7 @@ static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
         gen_write_abort(ps.w);
     if (ps.txn)
         gen_txn_end(v->g, ps.txn);
-    if (!rc && atomic_load(&v->cancel))
+    if (atomic_load(&v->cancel)) /* it explains whatever the pass ran into */
         rc = -1, snprintf(err, errlen, "%s", v->cancel_reason);
     analyzer_free(ps.an);
     tbuf_free(&ps.key);

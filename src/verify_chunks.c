@@ -846,7 +846,8 @@ static int recheck_pass(struct pass *ps, struct source *src, char *err, size_t e
     if (!rc)
         verify_log(ps->v, "checked again the %zu rows the first pass repaired (%.2f s)", r->n,
                    mono_now() - t0);
-    roaring_bitmap_free(scope);
+    if (scope) /* this CRoaring's free does not take NULL */
+        roaring_bitmap_free(scope);
     return rc;
 }
 

@@ -163,5 +163,10 @@ int cdc_decode(enum cdc_protocol p, const void *key, size_t klen, const void *va
 /* Classifies a DDL statement by its text (for protocols that carry only
  * SQL): TRUNCATE, DROP TABLE/DATABASE, ALTER TABLE ... ADD/DROP COLUMN. */
 enum cdc_ddl cdc_ddl_classify(const char *sql);
+/* ALTER TABLE pt EXCHANGE PARTITION p WITH TABLE [db.]nt also changes nt,
+ * which the event does not name: nt into table and its database into db
+ * ("" when the statement names none: the event's). false for any other
+ * statement. */
+bool cdc_ddl_exchange_table(const char *sql, char *db, size_t dblen, char *table, size_t tlen);
 
 #endif

@@ -170,6 +170,25 @@ static void test_binlog_version(void)
     CHECK_INT(cdc_binlog_version("x.1.000007", 1, 0).domain, VER_BINLOG);
 }
 
+static void test_exchange_table(void)
+{
+    char db[64], t[64];
+    CHECK(cdc_ddl_exchange_table("ALTER TABLE pt EXCHANGE PARTITION p0 WITH TABLE nt", db,
+                                 sizeof db, t, sizeof t));
+    CHECK_STR(db, "");
+    CHECK_STR(t, "nt");
+    CHECK(cdc_ddl_exchange_table("/* x */ alter table `d`.`pt` exchange partition `p0` with "
+                                 "table `o d`.`n``t` without validation",
+                                 db, sizeof db, t, sizeof t));
+    CHECK_STR(db, "o d");
+    CHECK_STR(t, "n`t");
+    CHECK(!cdc_ddl_exchange_table("ALTER TABLE pt TRUNCATE PARTITION p0", db, sizeof db, t,
+                                  sizeof t));
+    CHECK(!cdc_ddl_exchange_table("ALTER TABLE pt EXCHANGE PARTITION p0", db, sizeof db, t,
+                                  sizeof t));
+    CHECK(!cdc_ddl_exchange_table(NULL, db, sizeof db, t, sizeof t));
+}
+
 static void test_ddl_classify(void)
 {
     CHECK_INT(cdc_ddl_classify("TRUNCATE TABLE t"), DDL_TRUNCATE);
@@ -1151,6 +1170,7 @@ int main(void)
     test_names();
     test_binlog_version();
     test_ddl_classify();
+    test_exchange_table();
     test_open_doc_example();
     test_open_batch();
     test_open_values();
