@@ -664,7 +664,11 @@ int gen_each_doc(struct gen *g, int (*fn)(struct json_object *, void *), void *a
     if (gen_txn_begin(g, &txn))
         return -1;
     /* A removed document stays in docs until the merge purges it. */
-    roaring_bitmap_t *deleted = index_deleted(txn, &g->e.index);
+    roaring_bitmap_t *deleted;
+    if (index_deleted(txn, &g->e.index, &deleted)) {
+        gen_txn_end(g, txn);
+        return -1;
+    }
     mdb_cursor_open(txn, g->e.docs, &cur);
     for (int op = MDB_FIRST; !stop && mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
         uint32_t id;

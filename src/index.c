@@ -307,20 +307,29 @@ roaring_bitmap_t *index_live(uint32_t last_id, const roaring_bitmap_t *deleted)
     return live;
 }
 
-roaring_bitmap_t *index_deleted(MDB_txn *txn, const struct index_dbs *d)
+int index_deleted(MDB_txn *txn, const struct index_dbs *d, roaring_bitmap_t **out)
 {
-    roaring_bitmap_t *r = roaring_bitmap_create();
     MDB_cursor *cur;
     MDB_val k, v;
-    if (mdb_cursor_open(txn, d->deleted, &cur))
-        return r;
-    for (int op = MDB_FIRST; mdb_cursor_get(cur, &k, &v, op) == 0; op = MDB_NEXT) {
+    *out = NULL;
+    int rc = mdb_cursor_open(txn, d->deleted, &cur);
+    if (rc)
+        return rc;
+    roaring_bitmap_t *r = roaring_bitmap_create();
+    for (int op = MDB_FIRST; (rc = mdb_cursor_get(cur, &k, &v, op)) == 0; op = MDB_NEXT) {
         roaring_bitmap_t *c = roaring_bitmap_portable_deserialize_safe(v.mv_data, v.mv_size);
-        if (c) {
-            roaring_bitmap_or_inplace(r, c);
-            roaring_bitmap_free(c);
+        if (!c) {
+            rc = MDB_CORRUPTED;
+            break;
         }
+        roaring_bitmap_or_inplace(r, c);
+        roaring_bitmap_free(c);
     }
     mdb_cursor_close(cur);
-    return r;
+    if (rc != MDB_NOTFOUND) {
+        roaring_bitmap_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
 }

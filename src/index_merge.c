@@ -470,9 +470,14 @@ int index_fold(MDB_txn *txn, const struct index_dbs *d, enum index_merge_mode mo
     struct seg_info *segs;
     size_t n = segs_list(txn, d, &segs);
     struct merge m;
-    roaring_bitmap_t *deleted = index_deleted(txn, d);
-    int rc = 0;
+    roaring_bitmap_t *deleted;
+    int rc = index_deleted(txn, d, &deleted);
     bool done = false;
+    if (rc) {
+        free(segs);
+        *ran = *left = false;
+        return rc;
+    }
     *ran = merge_load(txn, d, &m) || merge_choose(segs, n, mode, &m);
     if (*ran) {
         rc = merge_run(txn, d, &m, segs, n, until, deleted, &done);

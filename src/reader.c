@@ -28,7 +28,14 @@ struct reader *reader_open(struct gen *g, char *err, size_t errlen)
     r->g = g;
     r->d = gen_index(g);
     gen_stats_read(g, r->txn, &r->st);
-    r->deleted = index_deleted(r->txn, r->d);
+    if ((rc = index_deleted(r->txn, r->d, &r->deleted)) != 0) {
+        snprintf(err, errlen, "cannot read the collection's deleted documents: %s",
+                 mdb_strerror(rc));
+        gen_stats_free(&r->st);
+        gen_txn_end(g, r->txn);
+        free(r);
+        return NULL;
+    }
     r->all = index_live(r->st.last_id, r->deleted);
     size_t nf = gen_schema(g)->nfields;
     r->norms = xcalloc(nf ? nf : 1, sizeof *r->norms);

@@ -257,7 +257,13 @@ int verify_find_extra(struct pass *ps, const roaring_bitmap_t *scope)
     struct verify *v = ps->v;
     struct gen_stats st;
     gen_stats_read(v->g, ps->txn, &st);
-    roaring_bitmap_t *deleted = index_deleted(ps->txn, gen_index(v->g));
+    roaring_bitmap_t *deleted;
+    int drc = index_deleted(ps->txn, gen_index(v->g), &deleted);
+    if (drc) {
+        snprintf(ps->err, sizeof ps->err, "reading the deleted documents: %s", mdb_strerror(drc));
+        gen_stats_free(&st);
+        return -1;
+    }
     roaring_bitmap_t *live = index_live(st.last_id, deleted);
     roaring_bitmap_andnot_inplace(live, ps->seen);
     if (scope)

@@ -176,7 +176,12 @@ static void *ours_thread(void *arg)
     double t0 = mono_now();
     struct gen_stats st;
     gen_stats_read(v->g, ps->txn, &st);
-    roaring_bitmap_t *deleted = index_deleted(ps->txn, gen_index(v->g));
+    roaring_bitmap_t *deleted;
+    if (index_deleted(ps->txn, gen_index(v->g), &deleted)) {
+        j->rc = -2; /* reported by the caller */
+        gen_stats_free(&st);
+        return NULL;
+    }
     roaring_bitmap_t *live = index_live(st.last_id, deleted);
     j->rc = gen_walk_doc_values(v->g, ps->txn, live, ps->stored, ours_doc, j);
     tbuf_free(&j->b);
@@ -774,8 +779,12 @@ static int checksums(struct pass *ps, struct source *src, struct rowsum_map *c,
     double server = mono_now() - t0;
     if (!kept)
         pthread_join(th, NULL);
-    if (ours.rc) /* 1: keys that are not integers (compare row by row), -1: cancelled */
-        rc = ours.rc;
+    if (ours.rc == -2)
+        snprintf(err, errlen, "the collection's deleted documents cannot be read: %s",
+                 mdb_strerror(MDB_CORRUPTED));
+    /* 1: keys that are not integers (compare row by row), -1: cancelled */
+    if (ours.rc)
+        rc = ours.rc < 0 ? -1 : ours.rc;
     if (rc < 0 && !err[0])
         snprintf(err, errlen, "cancelled");
     if (!rc)

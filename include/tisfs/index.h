@@ -264,8 +264,10 @@ int index_idset_add(MDB_txn *txn, MDB_dbi dbi, const roaring_bitmap_t *add);
 /* Takes up to max (> 0) of the lowest ids out of the set into *out (NULL
  * when the set is empty). */
 int index_idset_take(MDB_txn *txn, MDB_dbi dbi, uint32_t max, roaring_bitmap_t **out);
-/* Every deleted id (a new bitmap; empty when none). */
-roaring_bitmap_t *index_deleted(MDB_txn *txn, const struct index_dbs *d);
+/* Every deleted id into *out (a new bitmap; empty when none). 0, or
+ * MDB_CORRUPTED (*out NULL) when a stored part does not read: skipped, it
+ * would bring deleted documents back, and a merge would keep them. */
+int index_deleted(MDB_txn *txn, const struct index_dbs *d, roaring_bitmap_t **out);
 /* The live documents: every id handed out (1..last_id) minus deleted (a
  * new bitmap; empty, never NULL, for an empty collection). */
 roaring_bitmap_t *index_live(uint32_t last_id, const roaring_bitmap_t *deleted);

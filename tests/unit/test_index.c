@@ -180,11 +180,19 @@ static int view_term(void *arg, const unsigned char *t, size_t len, const struct
     return 0;
 }
 
+/* The deleted set, which must read. */
+static roaring_bitmap_t *deleted_of(MDB_txn *txn, const struct index_dbs *d)
+{
+    roaring_bitmap_t *r = NULL;
+    CHECK(index_deleted(txn, d, &r) == 0 && r);
+    return r ? r : roaring_bitmap_create();
+}
+
 static void view(struct env *e, const uint32_t *map, size_t nmap, struct tbuf *out)
 {
     MDB_txn *txn;
     mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
-    struct view v = {out, map, nmap, index_deleted(txn, &e->d), txn, &e->d, 0};
+    struct view v = {out, map, nmap, deleted_of(txn, &e->d), txn, &e->d, 0};
     for (uint8_t f = 0; f < 4; f++) {
         v.field = f;
         tbuf_printf(out, "field %u\n", f);
@@ -324,7 +332,7 @@ static void test_incremental_equals_rebuild(void)
     /* Reading: a term's posting and tf, base and delta parts. */
     mdb_txn_begin(inc.env, NULL, MDB_RDONLY, &txn);
     struct posting p;
-    roaring_bitmap_t *del = index_deleted(txn, &inc.d);
+    roaring_bitmap_t *del = deleted_of(txn, &inc.d);
     CHECK(roaring_bitmap_get_cardinality(del) == 3); /* ids 2, 3, 7 */
     CHECK(index_term(txn, &inc.d, 1, "apple", 5, &p) == 0);
     roaring_bitmap_t *live = posting_live(&p, del);
@@ -779,6 +787,13 @@ static void test_unreadable_idset_is_an_error(void)
     /* Ids of another 64 Ki block, stored nowhere yet, still go in. */
     roaring_bitmap_t *other = roaring_bitmap_of(1, 70000);
     CHECK(index_idset_add(txn, e.d.deleted, other) == 0);
+    /* Read back, the damaged part is reported, not skipped (the ids it
+     * holds would come back to life), by the set and by the merge. */
+    roaring_bitmap_t *all = (roaring_bitmap_t *)1;
+    CHECK(index_deleted(txn, &e.d, &all) == MDB_CORRUPTED && all == NULL);
+    bool ran = true, left = true;
+    CHECK(index_fold(txn, &e.d, INDEX_MERGE_ALL, mono_now() + 60, &ran, &left) == MDB_CORRUPTED);
+    CHECK(!ran && !left);
     mdb_txn_abort(txn);
     roaring_bitmap_free(add);
     roaring_bitmap_free(other);
