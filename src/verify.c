@@ -483,6 +483,12 @@ static void *run(void *arg)
         verify_log(v, "task %llu complete in %.1f s", (unsigned long long)v->id, v->secs);
     persist(v);
     cat_sync(v->cat);
+    /* The generation goes when the verification ends, not when the next
+     * one (or a delete) frees this: a rebuild's switch may have left it
+     * the last reference, and its files stay on disk while it holds one. */
+    gen_release_pages(v->g);
+    gen_unref(v->g);
+    v->g = NULL;
     return NULL;
 }
 
@@ -543,13 +549,11 @@ void verify_join_free(struct verify *v)
     if (!v)
         return;
     pthread_join(v->thread, NULL);
-    gen_unref(v->g);
     spec_free(v->spec);
     json_object_put(v->samples);
     json_object_put(v->snapshot);
     json_object_put(v->found);
     verify_chunks_free(v->recheck);
-    gen_release_pages(v->g);
     pthread_mutex_destroy(&v->mu);
     free(v->collection);
     free(v);

@@ -77,6 +77,25 @@ def test_an_unchanged_collection_verifies_clean(tisfs, table):
     assert "compared 41 chunks of 50 key values by checksum: 0 differ" in logs
 
 
+def test_a_verification_then_a_rebuild_then_another(tisfs, table):
+    """A finished verification let go of its generation only when the next
+    one freed it: after a rebuild's switch it held the old generation's last
+    reference, whose pages it then released after freeing it (a use after
+    free), and whose files stayed on disk until then."""
+    assert tisfs.create("vr", table)["complete"]
+    assert verify(tisfs, "vr")["state"] == "done"
+    gens = os.path.join(tisfs.data, "collections", "vr")
+    first = [d for d in os.listdir(gens) if d.startswith("gen-")]
+    assert len(first) == 1
+    tisfs.write("1", "collections", "vr", "build")
+    wait_for(lambda: tisfs.status("vr")["kind"] == "build" and tisfs.status("vr")["complete"],
+             120, what="the rebuild")
+    wait_for(lambda: [d for d in os.listdir(gens) if d.startswith("gen-")] not in ([], first)
+             and first[0] not in os.listdir(gens), 30, what="the old generation's files to go")
+    r = verify(tisfs, "vr")
+    assert r["state"] == "done" and r["missing"] + r["extra"] + r["differ"] == 0, r
+
+
 def test_drift_is_named_and_repaired(tisfs, mariadb, table):
     assert tisfs.create("v", table)["complete"]
     want = drift(mariadb)
