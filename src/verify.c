@@ -21,6 +21,7 @@
 
 /* Repairs applied per write transaction. */
 #define REPAIR_BATCH 512
+#define REPAIR_BATCH_SEC 0.1
 
 void verify_log(struct verify *v, const char *fmt, ...)
 {
@@ -165,7 +166,19 @@ static int flush_repairs(struct pass *ps)
 /* The batch repairs go into, begun when the first comes: 0, or -1 (err). */
 static int repair_writer(struct pass *ps)
 {
-    return ps->w || (ps->w = gen_write_begin(ps->v->g, ps->an, ps->err, sizeof ps->err)) ? 0 : -1;
+    if (ps->w)
+        return 0;
+    ps->batch_began = mono_now();
+    return (ps->w = gen_write_begin(ps->v->g, ps->an, ps->err, sizeof ps->err)) ? 0 : -1;
+}
+
+/* A batch of repairs is committed within REPAIR_BATCH_SEC, however few: it
+ * holds the generation's one write transaction, which the channel's
+ * batches wait for (a few repairs in a large table held it for the whole
+ * pass, and the channel stalled that long). */
+static int flush_if_old(struct pass *ps)
+{
+    return ps->w && mono_now() - ps->batch_began >= REPAIR_BATCH_SEC ? flush_repairs(ps) : 0;
 }
 
 /* Applies the snapshot's row (or, with del, the row's absence) at the
@@ -190,7 +203,9 @@ static int repair_row(struct pass *ps, const struct tis_value *vals, bool del)
     }
     if (out == GEN_APPLIED)
         count(ps->v, &ps->v->repaired);
-    return ++ps->in_batch >= REPAIR_BATCH ? flush_repairs(ps) : 0;
+    if (out == GEN_REFUSED)
+        verify_log(ps->v, "a row cannot be stored, not repaired: %s", ps->err);
+    return ++ps->in_batch >= REPAIR_BATCH ? flush_repairs(ps) : flush_if_old(ps);
 }
 
 int verify_correct_sums(struct pass *ps, int64_t key, const struct rowsum *delta)
@@ -209,6 +224,8 @@ int verify_compare_row(void *arg, const struct tis_value *vals)
     struct verify *v = ps->v;
     struct gen_row r;
     if (atomic_load(&v->cancel))
+        return 1;
+    if (flush_if_old(ps))
         return 1;
     int rc = gen_row_lookup(v->g, ps->txn, vals, &ps->key, &r);
     if (rc) {
@@ -273,6 +290,8 @@ int verify_find_extra(struct pass *ps, const roaring_bitmap_t *scope)
     roaring_init_iterator(live, &it);
     for (; it.has_value && !rc && !atomic_load(&v->cancel); roaring_advance_uint32_iterator(&it)) {
         struct gen_row r;
+        if ((rc = flush_if_old(ps)) != 0)
+            break;
         if (!gen_doc_values(v->g, ps->txn, it.current_value, ps->stored))
             continue; /* an id never used (a build's gap) */
         if (gen_row_lookup(v->g, ps->txn, ps->stored, &ps->key, &r) == 0 && after(r.v, ps->snap)) {
@@ -462,10 +481,10 @@ static void *run(void *arg)
         verify_log(v, "repaired %llu rows: verifying again", (unsigned long long)fixed);
         if ((rc = one_pass(v, false, err, sizeof err)) == 0)
             summary(v);
-        pthread_mutex_lock(&v->mu);
-        bool equal = !rc && v->missing + v->extra + v->differ == 0;
-        pthread_mutex_unlock(&v->mu);
-        if (equal && want)
+        /* Done, the repair ends the channel's want: what the second pass
+         * still finds (a row that cannot be stored, a change racing the
+         * pass) is in the result, and asking again would find it again. */
+        if (!rc && want)
             incr_repair_done(v->channel, want);
     }
     pthread_mutex_lock(&v->mu);

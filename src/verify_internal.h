@@ -53,6 +53,7 @@ struct pass {
     struct analyzer *an;
     struct gen_writer *w;
     size_t in_batch;
+    double batch_began; /* mono_now() when w began */
     /* Called with every row (or extra document) about to be repaired. */
     void (*on_repair)(void *pass, const struct tis_value *vals);
     char err[512];
