@@ -398,7 +398,10 @@ static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
                                           errlen) ? -1 : 0;
     struct pass ps = {.v = v, .sc = gen_schema(v->g), .repair = repair};
     if (!rc) {
-        v->total = source_estimate_rows(src, v->spec);
+        uint64_t total = source_estimate_rows(src, v->spec);
+        pthread_mutex_lock(&v->mu); /* status readers read it */
+        v->total = total;
+        pthread_mutex_unlock(&v->mu);
         ps.snap = gen_version_of_snapshot(info);
         pthread_mutex_lock(&v->mu);
         json_object_put(v->snapshot);
@@ -531,7 +534,8 @@ struct verify *verify_start(uint64_t id, const char *collection, struct tis_spec
     iso_now(v->started, false);
     pthread_mutex_init(&v->mu, NULL);
     persist(v);
-    pthread_create(&v->thread, NULL, run, v);
+    if (pthread_create(&v->thread, NULL, run, v) != 0)
+        abort(); /* as every thread the daemon cannot do without */
     return v;
 }
 

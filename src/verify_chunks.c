@@ -769,16 +769,19 @@ static int checksums(struct pass *ps, struct source *src, struct rowsum_map *c,
     if (read < 0)
         verify_log(ps->v, "the generation's chunk sums cannot be read: its documents are summed "
                    "instead");
+    bool threaded = false;
     if (!kept) {
         rowsum_map_free(&ours.c);
-        pthread_create(&th, NULL, ours_thread, &ours);
+        threaded = pthread_create(&th, NULL, ours_thread, &ours) == 0;
     }
     t0 = mono_now();
     size_t conns = server_sums(ps, src, &theirs, err, errlen);
     int rc = conns ? 0 : -1;
     double server = mono_now() - t0;
-    if (!kept)
+    if (threaded)
         pthread_join(th, NULL);
+    else if (!kept) /* no thread to be had: the documents' sums here, after */
+        ours_thread(&ours);
     if (ours.rc == -2)
         snprintf(err, errlen, "the collection's deleted documents cannot be read: %s",
                  mdb_strerror(MDB_CORRUPTED));
