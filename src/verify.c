@@ -414,6 +414,12 @@ static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
         ps.stored = xcalloc(ps.sc->nfields, sizeof *ps.stored);
         if (repair && !(ps.an = analyzer_new(err, errlen)))
             rc = -1;
+        /* Repairs commit while the pass's read is open, and a map cannot
+         * grow under a read of its own thread: room first (a pass that
+         * still fills it fails, and the next one starts with more). */
+        size_t now;
+        if (!rc && repair && gen_grow_ahead(v->g, &now) == 1)
+            verify_log(v, "the generation's map grew to %zu MiB ahead of the repairs", now >> 20);
         if (!rc && (rc = gen_txn_begin(v->g, &ps.txn)) != 0)
             snprintf(err, errlen, "reading the index: %s", mdb_strerror(rc));
     }
