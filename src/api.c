@@ -337,7 +337,12 @@ enum api_status api_reserve(const char *name, struct tbuf *msg)
     if (st)
         return st;
     coll_lock();
-    if (!coll_add(name))
+    bool deleting = false;
+    for (struct coll *c = coll_first(); c; c = c->next)
+        deleting |= c->deleting && strcmp(c->name, name) == 0;
+    if (deleting)
+        st = say(msg, API_BUSY, "collection %s is being deleted; try again when it is gone", name);
+    else if (!coll_add(name))
         st = say(msg, API_EXISTS, "collection %s exists", name);
     else
         cat_sync(coll_catalog());

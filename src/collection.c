@@ -258,13 +258,9 @@ void coll_registry_close(void)
 
 void coll_destroy(struct coll *c)
 {
-    coll_lock();
-    for (struct coll **p = &R.list; *p; p = &(*p)->next)
-        if (*p == c) {
-            *p = c->next;
-            break;
-        }
-    coll_unlock();
+    /* c stays listed (deleting: coll_find passes it by, coll_add refuses
+     * its name) until its records and directory are gone: a collection of
+     * the same name accepted meanwhile lost its own to this cleanup. */
     for (size_t i = 0; i < c->ntasks; i++)
         cat_task_del(R.cat, c->tasks[i]);
     cat_coll_del(R.cat, c->name);
@@ -274,5 +270,12 @@ void coll_destroy(struct coll *c)
     if (c->gen)
         gen_doom(c->gen);
     rm_rf(dir);
+    coll_lock();
+    for (struct coll **p = &R.list; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    coll_unlock();
     coll_free(c);
 }

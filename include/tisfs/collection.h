@@ -71,8 +71,9 @@ void coll_add_task(struct coll *c, uint64_t id);
 int coll_persist(const struct coll *c);
 
 /* Not locked (c must be marked deleting and its task and channel stopped):
- * takes c out of the list, removes its catalog record, its tasks and their
- * logs, and its directory, and frees it. */
+ * removes its catalog record, its tasks and their logs, and its directory,
+ * then takes c out of the list (its name is refused until then) and frees
+ * it. */
 void coll_destroy(struct coll *c);
 
 /* Locked. The collection whose tasks include id, NULL if none. */
