@@ -440,6 +440,7 @@ static uint64_t start_locked(struct coll *c, const char *kind)
 
 static enum api_status logged(const char *name, enum api_status st, struct tbuf *why,
                               struct tbuf *msg);
+static enum api_status fit_channel(struct coll *c, struct tis_spec *next, struct tbuf *msg);
 
 static enum api_status refuse_spec(const char *name, const char *why, uint64_t *taskid,
                                    struct tbuf *msg)
@@ -497,8 +498,16 @@ enum api_status api_check_spec(const char *name, enum api_spec_file which, const
         struct tis_spec *spec = spec_parse(name, body, len, err, sizeof err);
         if (!spec)
             return refuse_spec(name, err, NULL, msg);
+        enum api_status st = API_OK;
+        if (which == SPEC_BUILD) { /* a rebuild's spec may not change the channel */
+            coll_lock();
+            struct coll *c = coll_find(name);
+            if (c && c->spec)
+                st = fit_channel(c, spec, msg);
+            coll_unlock();
+        }
         spec_free(spec);
-        return API_OK;
+        return st;
     }
     struct tis_incr_spec in;
     struct tbuf why = {0};
@@ -572,6 +581,25 @@ static enum api_status fit_channel(struct coll *c, struct tis_spec *next, struct
     return API_OK;
 }
 
+/* Locked. Whether c can be rebuilt now (with any spec). */
+static enum api_status check_build(struct coll *c, const char *name, struct tbuf *msg)
+{
+    if (!c)
+        return say(msg, API_NOT_FOUND, "no collection %s", name);
+    if (!c->spec)
+        return say(msg, API_INVALID, "collection %s has no spec yet: write one to its create file "
+                                     "first", name);
+    return can_start(c, "build", msg);
+}
+
+enum api_status api_build_check(const char *name, struct tbuf *msg)
+{
+    coll_lock();
+    enum api_status st = check_build(coll_find(name), name, msg);
+    coll_unlock();
+    return st;
+}
+
 enum api_status api_build(const char *name, const char *body, size_t len, uint64_t *taskid,
                           struct tbuf *msg)
 {
@@ -584,13 +612,8 @@ enum api_status api_build(const char *name, const char *body, size_t len, uint64
     }
     coll_lock();
     struct coll *c = coll_find(name);
-    enum api_status st = API_OK;
-    if (!c)
-        st = say(msg, API_NOT_FOUND, "no collection %s", name);
-    else if (!c->spec)
-        st = say(msg, API_INVALID, "collection %s has no spec yet: write one to its create file "
-                                   "first", name);
-    else if (!(st = can_start(c, "build", msg)) && (!next || !(st = fit_channel(c, next, msg)))) {
+    enum api_status st = check_build(c, name, msg);
+    if (!st && (!next || !(st = fit_channel(c, next, msg)))) {
         spec_free(c->next_spec);
         c->next_spec = next;
         next = NULL;
@@ -665,6 +688,9 @@ static enum api_status check_incr(struct coll *c, const char *name, struct tbuf 
         return say(msg, API_EXISTS, "refused a second incremental channel: collection %s has "
                                     "one already (topic %s); rm -r the collection to start "
                                     "over", name, c->spec->incr.topic);
+    if (!c->spec)
+        return say(msg, API_INVALID, "collection %s has no spec yet: write one to its create "
+                                     "file first (it may hold the incr block)", name);
     return API_OK;
 }
 
@@ -707,10 +733,7 @@ enum api_status api_create_incr(const char *name, const char *body, size_t len, 
     }
     coll_lock();
     struct coll *c = coll_find(name);
-    if (!(st = check_incr(c, name, &why)) && !c->spec)
-        st = say(&why, API_INVALID, "collection %s has no spec yet: write one to its create file "
-                                    "first (it may hold the incr block)", name);
-    if (!st) {
+    if (!(st = check_incr(c, name, &why))) {
         /* The spec may be shared with a running task: change a copy. */
         struct tis_spec *next = spec_copy(c->spec);
         next->incr = in;

@@ -349,7 +349,8 @@ static bool is_log(const struct node_path *p)
 }
 
 /* Refusals known before any byte come at open, where a shell's `>` sees
- * them: a second channel, a collection built already or busy. */
+ * them: a second channel or one without a spec, a collection built already
+ * or busy, a rebuild with nothing to build or while busy. */
 static int check_open_write(const char *path, const struct node_path *p)
 {
     struct tbuf msg = {0};
@@ -359,6 +360,8 @@ static int check_open_write(const char *path, const struct node_path *p)
         return refuse_st(path, api_create_check(p->name, &msg), &msg);
     if (p->kind == N_COLL_FILE && p->file == F_VERIFY)
         return refuse_st(path, api_verify_check(p->name, &msg), &msg);
+    if (p->kind == N_COLL_FILE && p->file == F_BUILD)
+        return refuse_st(path, api_build_check(p->name, &msg), &msg);
     return 0;
 }
 

@@ -40,6 +40,14 @@ def root_log(tisfs):
 def test_refusals_reach_the_shell_and_the_log(tisfs, items):
     mnt = tisfs.mnt
     assert sh("mkdir collections/c", mnt)[0] == 0
+    # Nothing to rebuild, no spec for a channel: refused at open, where
+    # bash sees it (they came at close, which bash ignores).
+    rc, err = sh("echo 1 > collections/c/build", mnt)
+    assert rc == 1 and "Invalid argument" in err, err
+    rc, err = sh("echo '{plugin:\"TiCDC-Kafka\", mqAddress:\"127.0.0.1:1\", topic:\"t\"}' "
+                 "> collections/c/incr", mnt)
+    assert rc == 1 and "Invalid argument" in err, err
+    assert "collection c has no spec yet" in root_log(tisfs)
     # A complete but invalid spec fails the write: bash says so and exits 1.
     rc, err = sh("echo '{ table: 5 }' > collections/c/create", mnt)
     assert rc == 1 and "write error: Invalid argument" in err

@@ -593,6 +593,23 @@ def test_truncate_and_drop_table(kafka, tisfs, db):
     assert "recovered" not in logs(tisfs, "ddl")
 
 
+def test_a_rebuild_spec_naming_another_channel_is_refused_at_write(kafka, tisfs, db):
+    """A rebuild keeps the channel: a new spec naming another topic is
+    refused where bash sees it (the write), and changes nothing."""
+    s = Stream(db, kafka, "inc_other", "t-other")
+    s.seed([(1, "one", "", 1)])
+    build(tisfs, db, kafka, s, "other")
+    kafka.create_topic("t-elsewhere", 1)
+    other = spec(db, s.table, kafka, "t-elsewhere").replace("'", "")
+    r = subprocess.run(["bash", "-c", f"echo '{other}' > collections/other/build"],
+                       cwd=tisfs.mnt, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "write error: Invalid argument" in r.stderr, r.stderr
+    assert "names another channel (topic t-elsewhere, not t-other)" in tisfs.read("logs")
+    # the collection still serves as before
+    assert select(tisfs, "other", "q=*:*&rows=0")["response"]["numFound"] == 1
+    assert json.loads(tisfs.read("collections", "other", "create"))["incr"]["topic"] == "t-other"
+
+
 def test_partition_truncate_is_repaired(kafka, tisfs, db):
     """ALTER TABLE … TRUNCATE PARTITION removes rows with no row event for
     any: the channel asks for a repair once the statement has committed, the

@@ -113,6 +113,9 @@ enum api_status api_create_check(const char *name, struct tbuf *msg);
  * API_BUSY, API_NOT_FOUND, API_INVALID (never created, or a bad spec). */
 enum api_status api_build(const char *name, const char *body, size_t len, uint64_t *taskid,
                           struct tbuf *msg);
+/* api_build's refusals known before any byte (no collection, no spec yet,
+ * busy), for an adapter to give at open. */
+enum api_status api_build_check(const char *name, struct tbuf *msg);
 
 /* Starts a verification of the collection against its table (verify.h);
  * with repair, the rows that differ are fixed and a second pass checks.
