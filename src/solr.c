@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unicode/ustring.h>
 
 /* ---- request ---- */
 
@@ -26,6 +27,14 @@ static char *url_decode(const char *s, size_t n)
         tbuf_add(&b, &c, 1);
     }
     return tbuf_take(&b);
+}
+
+static bool utf8_ok(const char *s)
+{
+    UErrorCode st = U_ZERO_ERROR;
+    int32_t len;
+    u_strFromUTF8(NULL, 0, &len, s, -1, &st);
+    return st == U_BUFFER_OVERFLOW_ERROR || U_SUCCESS(st) || st == U_STRING_NOT_TERMINATED_WARNING;
 }
 
 static void echo_param(struct json_object *params, const char *k, const char *v)
@@ -74,12 +83,19 @@ static int unknown_param(const char *k, const char *v, char *err, size_t errlen)
                                  "sort, q.op, df, wt)", k), -1;
 }
 
-static int set_param(struct search_request *r, const char *k, const char *v, char *err,
-                     size_t errlen)
+static int set_param(struct search_request *r, const char *k, const char *v, bool again,
+                     char *err, size_t errlen)
 {
     char **slot = NULL;
-    if (!strcmp(k, "q") && r->q)
-        return 0; /* a repeated q: the first counts, as in Solr */
+    if (again && !strcmp(k, "fl") && r->fl) { /* fl=id&fl=name: both, as in Solr */
+        char *both = xmalloc(strlen(r->fl) + strlen(v) + 2);
+        sprintf(both, "%s,%s", r->fl, v);
+        free(r->fl);
+        r->fl = both;
+        return 0;
+    }
+    if (again && strcmp(k, "fq"))
+        return 0; /* any other parameter repeated: the first counts, as in Solr */
     if (!strcmp(k, "q"))
         slot = &r->q;
     else if (!strcmp(k, "fl"))
@@ -122,9 +138,14 @@ int solr_request_parse(const char *qs, struct search_request *r, char *err, size
         const char *eq = memchr(p, '=', n);
         char *k = url_decode(p, eq ? (size_t)(eq - p) : n);
         char *v = eq ? url_decode(eq + 1, n - (size_t)(eq - p) - 1) : xstrdup("");
-        if (*k) {
+        if (*k && (!utf8_ok(k) || !utf8_ok(v))) {
+            /* (not echoed: the answer is JSON, which holds UTF-8 only) */
+            snprintf(err, errlen, "a parameter is not valid UTF-8 once %%-decoded");
+            rc = -1;
+        } else if (*k) {
+            bool again = json_object_object_get_ex(r->params, k, NULL);
             echo_param(r->params, k, v);
-            rc = set_param(r, k, v, err, errlen);
+            rc = set_param(r, k, v, again, err, errlen);
         }
         free(k);
         free(v);

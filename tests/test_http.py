@@ -740,6 +740,16 @@ def test_pysolr_errors(served):
     # Only JSON is spoken.
     r = http.get("/solr/docs/select", params={"q": "*:*", "wt": "xml"})
     assert r.status_code == 400 and "wt" in r.text
+    # Bytes that are not UTF-8 once decoded: 400, in JSON that parses (they
+    # were echoed into the header's params, and the answer was no JSON).
+    for qs in ("q=%FF%FE", "q=title:%E4%B8", "fl=%C0%80&q=*:*"):
+        r = http.get("/solr/docs/select?" + qs)
+        assert r.status_code == 400 and "not valid UTF-8" in r.json()["error"]["msg"], qs
+    # Repeated parameters as Solr reads them: every fl, the first rows.
+    r = http.get("/solr/docs/select?q=title:rust&fl=id&fl=title&rows=1&rows=5&sort=id+asc")
+    assert r.status_code == 200, r.text
+    docs = r.json()["response"]["docs"]
+    assert len(docs) == 1 and set(docs[0]) == {"id", "title"}, docs
     # Everything else is 404, updates included.
     for path in ("/solr/docs/update", "/solr/docs", "/nope", "/solr/config/config.ajax2"):
         assert http.get(path).status_code == 404, path
