@@ -548,16 +548,34 @@ static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     return refuse(path, -EACCES, "no new files here: the files of a collection are made with it");
 }
 
+/* The last collection a mkdir reserved, by which process and when: `mkdir
+ * -p NAME/x` makes NAME the instant before its refusal, in one process. */
+#define MKDIR_P_SEC 5.0
+static struct {
+    pthread_mutex_t mu;
+    char name[TIS_NAME_MAX + 1];
+    pid_t pid;
+    double at;
+} reserved = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
 /* `mkdir -p NAME/x` made NAME before its refusal: a collection that holds
- * nothing yet goes again, so a refused command leaves nothing behind. */
+ * nothing yet goes again, so a refused command leaves nothing behind. One
+ * reserved by an earlier command of its own stays (mkdir NAME; mkdir
+ * NAME/x). */
 static void undo_parent(const char *path)
 {
     char name[TIS_NAME_MAX + 1];
+    if (strncmp(path, "/collections/", 13))
+        return;
     const char *n = path + 13, *slash = strchr(n, '/');
-    if (strncmp(path, "/collections/", 13) || !slash || (size_t)(slash - n) > TIS_NAME_MAX)
+    if (!slash || (size_t)(slash - n) > TIS_NAME_MAX)
         return;
     snprintf(name, sizeof name, "%.*s", (int)(slash - n), n);
-    if (api_unreserve(name) == API_OK)
+    pthread_mutex_lock(&reserved.mu);
+    bool just_made = !strcmp(reserved.name, name) && reserved.pid == fuse_get_context()->pid &&
+                     mono_now() - reserved.at < MKDIR_P_SEC;
+    pthread_mutex_unlock(&reserved.mu);
+    if (just_made && api_unreserve(name) == API_OK)
         api_note("removed the empty collection %s again: the mkdir under it was refused", name);
 }
 
@@ -573,7 +591,15 @@ static int fs_mkdir(const char *path, mode_t mode)
         return refuse(path, -EPERM, "directories are made only in collections/ (one level: "
                                     "mkdir collections/NAME)");
     }
-    return refuse_st(path, api_reserve(p.name, &msg), &msg);
+    enum api_status st = api_reserve(p.name, &msg);
+    if (st == API_OK) {
+        pthread_mutex_lock(&reserved.mu);
+        snprintf(reserved.name, sizeof reserved.name, "%s", p.name);
+        reserved.pid = fuse_get_context()->pid;
+        reserved.at = mono_now();
+        pthread_mutex_unlock(&reserved.mu);
+    }
+    return refuse_st(path, st, &msg);
 }
 
 /* Collections whose control files rm -r has just unlinked: a bare rmdir

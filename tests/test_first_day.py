@@ -85,6 +85,10 @@ def test_bad_names_are_explained_and_leave_nothing_behind(tisfs):
     sh("echo '{ table: 5 }' > collections/kept/create", mnt)
     assert sh("mkdir -p collections/kept/x", mnt)[0] == 1
     assert os.listdir(tisfs.path("collections")) == ["kept"]
+    # Nor one a command of its own reserved (mkdir NAME, then mkdir NAME/x).
+    assert sh("mkdir collections/mine", mnt)[0] == 0
+    assert sh("mkdir collections/mine/x", mnt)[0] == 1
+    assert sorted(os.listdir(tisfs.path("collections"))) == ["kept", "mine"]
 
 
 def test_root_log_records_start_and_stop(tisfs):
