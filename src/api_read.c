@@ -73,7 +73,8 @@ static void reserved_status(const struct coll *c, struct tbuf *out)
     tbuf_printf(out,
                 "{\n  \"taskid\":null,\n  \"indexName\":\"%s\",\n  \"state\":\"reserved\",\n"
                 "  \"complete\":false,\n  \"faild\":false,\n  \"failed\":false,\n"
-                "  \"stage\":null,\n  \"stages\":[],\n  \"errs\":\"\"\n}\n",
+                "  \"stage\":null,\n  \"stages\":[],\n  \"progress\":null,\n  \"errs\":\"\",\n"
+                "  \"started\":null,\n  \"finished\":null\n}\n",
                 c->name);
 }
 

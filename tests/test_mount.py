@@ -19,6 +19,8 @@ def test_layout(tisfs):
     st = tisfs.status("employees")
     assert st["taskid"] is None and st["state"] == "reserved"
     assert not st["complete"] and not st["failed"] and st["errs"] == ""
+    # DESIGN's task status shape, every key present
+    assert {"progress", "started", "finished", "stages", "faild"} <= set(st), st
     assert tisfs.read("collections", "employees", "create") == ""
     assert tisfs.read("collections", "employees", "logs") == ""
     assert tisfs.json("collections", "employees", "schema")["generation"] is None
