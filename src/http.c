@@ -122,8 +122,9 @@ static void answer(struct request *rq, unsigned code, const char *type, struct t
 static void refuse(struct request *rq, const char *url, unsigned code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* A refusal of the listener itself (401, 404, 405, 413). Under /solr/ it
- * has Solr's error layout, since Solr clients read error.msg from any
+/* A refusal of the listener itself (401, 404, 405, 413). At config.ajax
+ * it has the seed's envelope, which its clients read; elsewhere under
+ * /solr/ Solr's error layout, since Solr clients read error.msg from any
  * error; elsewhere (/metrics) a plain {"error": "...", "code": N}. */
 static void refuse(struct request *rq, const char *url, unsigned code, const char *fmt, ...)
 {
@@ -132,7 +133,16 @@ static void refuse(struct request *rq, const char *url, unsigned code, const cha
     va_start(ap, fmt);
     tbuf_vprintf(&msg, fmt, ap);
     va_end(ap);
-    if (strncmp(url, "/solr/", 6) == 0)
+    if (strcmp(url, "/solr/config/config.ajax") == 0) {
+        struct json_object *o = json_object_new_object(), *errs = json_object_new_array();
+        json_object_array_add(errs, json_object_new_string(msg.data));
+        json_object_object_add(o, "success", json_object_new_boolean(false));
+        json_object_object_add(o, "errormsg", errs);
+        json_object_object_add(o, "bizresult", NULL);
+        tbuf_adds(&body, json_object_to_json_string(o));
+        tbuf_adds(&body, "\n");
+        json_object_put(o);
+    } else if (strncmp(url, "/solr/", 6) == 0)
         solr_error((int)code, msg.data, NULL, &body);
     else {
         struct json_object *o = json_object_new_object();
