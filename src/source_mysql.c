@@ -192,12 +192,23 @@ struct source {
      * connection's snapshot (source_begin_snapshot_shared). */
     struct mysqlx **peers;
     size_t npeers;
+    /* source_abort comes from another thread: it cuts the peers too, which
+     * come and go under this lock; aborted cuts those made after it. */
+    pthread_mutex_t abort_mu;
+    bool aborted;
 };
 
 void source_abort(struct source *s)
 {
-    if (s && s->my)
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->abort_mu);
+    s->aborted = true;
+    if (s->my)
         shutdown(mysql_get_socket(s->my), SHUT_RDWR);
+    for (size_t i = 0; i < s->npeers; i++)
+        s->peers[i]->x.abort(&s->peers[i]->x);
+    pthread_mutex_unlock(&s->abort_mu);
 }
 
 static void conn_err(MYSQL *my, const char *what, char *err, size_t errlen)
@@ -307,6 +318,7 @@ struct source *source_connect(const struct tis_datasource *ds, source_log_fn log
                               char *err, size_t errlen)
 {
     struct source *s = xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->abort_mu, NULL);
     s->log = log;
     s->log_arg = log_arg;
     s->db = xstrdup(ds->db ? ds->db : "");
@@ -361,11 +373,13 @@ static void restore_gc(struct source *s)
 
 static void drop_peers(struct source *s)
 {
+    pthread_mutex_lock(&s->abort_mu);
     for (size_t i = 0; i < s->npeers; i++)
         mysqlx_close(&s->peers[i]->x);
     free(s->peers);
     s->peers = NULL;
     s->npeers = 0;
+    pthread_mutex_unlock(&s->abort_mu);
 }
 
 void source_close(struct source *s)
@@ -385,6 +399,7 @@ void source_close(struct source *s)
     free(s->user);
     free(s->password);
     free(s->pd);
+    pthread_mutex_destroy(&s->abort_mu);
     free(s);
 }
 
@@ -797,7 +812,9 @@ int source_begin_snapshot_shared(struct source *s, size_t n, struct json_object 
     free(version);
     /* Connected before the first START: the transactions then start a
      * round trip apart, which leaves little room for a commit between. */
+    pthread_mutex_lock(&s->abort_mu);
     s->peers = n > 1 ? xcalloc(n - 1, sizeof *s->peers) : NULL;
+    pthread_mutex_unlock(&s->abort_mu);
     for (size_t i = 1; i < n; i++) {
         struct mysqlx *c = mysqlx_connect(s->ep[0].host, s->ep[0].port, s->user, s->password,
                                           s->db, e, sizeof e);
@@ -807,7 +824,11 @@ int source_begin_snapshot_shared(struct source *s, size_t n, struct json_object 
             drop_peers(s);
             break;
         }
+        pthread_mutex_lock(&s->abort_mu);
         s->peers[s->npeers++] = c;
+        if (s->aborted)
+            c->x.abort(&c->x);
+        pthread_mutex_unlock(&s->abort_mu);
     }
     char file[256] = "", when[32];
     long long pos = 0;

@@ -388,9 +388,21 @@ static void reset_counts(struct verify *v)
 }
 
 /* One comparison of the whole table at a fresh snapshot. */
+/* The pass's source, for verify_cancel to cut (NULL: none). */
+static void set_source(struct verify *v, struct source *src)
+{
+    pthread_mutex_lock(&v->mu);
+    v->src = src;
+    bool cancelled = atomic_load(&v->cancel);
+    pthread_mutex_unlock(&v->mu);
+    if (cancelled && src) /* cancelled while connecting */
+        source_abort(src);
+}
+
 static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
 {
     struct source *src = source_connect(&v->spec->ds, source_line, v, err, errlen);
+    set_source(v, src);
     struct tis_schema *sc = src ? source_describe(src, v->spec, err, errlen) : NULL;
     struct json_object *info = NULL;
     int rc = !sc || same_schema(sc, gen_schema(v->g), err, errlen) ||
@@ -450,6 +462,7 @@ static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
         roaring_bitmap_free(ps.seen);
     json_object_put(info);
     schema_free(sc);
+    set_source(v, NULL);
     source_close(src);
     return rc;
 }
@@ -569,8 +582,13 @@ void verify_cancel(struct verify *v, const char *reason)
         return;
     pthread_mutex_lock(&v->mu);
     snprintf(v->cancel_reason, sizeof v->cancel_reason, "%s", reason);
-    pthread_mutex_unlock(&v->mu);
     atomic_store(&v->cancel, true);
+    /* A pass blocked on the server (its checksums' GROUP BY answers only
+     * when done, a table locked) would see the cancel only then: cut its
+     * connections now. */
+    if (v->src)
+        source_abort(v->src);
+    pthread_mutex_unlock(&v->mu);
 }
 
 void verify_join_free(struct verify *v)

@@ -19,6 +19,7 @@ struct verify {
     struct tis_spec *spec;
     struct gen *g;
     struct incr *channel;
+    struct source *src; /* the pass's, while it runs (mu): verify_cancel cuts it */
     bool repair;
     struct catalog *cat;
     pthread_t thread;

@@ -286,6 +286,42 @@ def test_rm_r_stops_a_running_verification_at_once(tisfs, mariadb):
     assert os.listdir(tisfs.path("collections")) == []
 
 
+def test_rm_r_stops_a_verification_blocked_on_the_server(tisfs, mariadb):
+    """A verification waiting on the server (here a table another session
+    has locked; in life the checksums' GROUP BY, which answers only when
+    done) stops at rm -r at once: its connections are cut. (It waited for
+    the server, as long as the lock was held.)"""
+    import time
+    mariadb.execute("CREATE DATABASE IF NOT EXISTS tistest")
+    mariadb.execute("DROP TABLE IF EXISTS tistest.v_lock",
+                    "CREATE TABLE tistest.v_lock (id INT PRIMARY KEY, body VARCHAR(20))",
+                    "INSERT INTO tistest.v_lock SELECT seq, 'x' FROM seq_1_to_100", db="tistest")
+    assert tisfs.create("vl", mysql_spec(mariadb, "v_lock", ['{name:"body"}']))["complete"]
+    locker = mariadb.connect("tistest")
+    try:
+        with locker.cursor() as cur:
+            cur.execute("LOCK TABLES v_lock WRITE")
+        with open(tisfs.path("collections", "vl", "verify"), "w") as f:
+            f.write("1")
+        wait_for(lambda: any("metadata lock" in (r[6] or "") and r[1] == "tis"
+                             for r in mariadb.query("SHOW FULL PROCESSLIST")
+                             if r[0] != locker.thread_id()), 60,
+                 what="the verification to wait on the locked table")
+        t0 = time.monotonic()
+        rm = subprocess.Popen(["rm", "-r", tisfs.path("collections", "vl")])
+        try:
+            rc = rm.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            rc = None   # still waiting on the server: the lock's release frees it
+    finally:
+        locker.close()
+    took = time.monotonic() - t0
+    if rc is None:
+        rm.wait(60)
+    assert rc == 0 and took < 2.0, f"rm -r took {took:.1f} s"
+    assert "vl" not in os.listdir(tisfs.path("collections"))
+
+
 def test_a_streaming_channel_is_not_drift(kafka, tisfs, mariadb):
     """While the table changes and its Debezium MySQL events stream in
     (versioned by real binlog positions), verify finds no difference: rows
