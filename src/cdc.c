@@ -206,6 +206,16 @@ static enum cdc_ddl sql_alter_table(const char *p)
     return r;
 }
 
+/* ALTER [ONLINE] [IGNORE] TABLE at *p, consumed. */
+static bool sql_alter_table_head(const char **p)
+{
+    if (!sql_kw(p, "ALTER"))
+        return false;
+    sql_kw(p, "ONLINE");
+    sql_kw(p, "IGNORE");
+    return sql_kw(p, "TABLE");
+}
+
 /* Only the statements that change what a collection holds are told apart;
  * everything else (CREATE, RENAME, indexes...) is OTHER. */
 enum cdc_ddl cdc_ddl_classify(const char *sql)
@@ -219,13 +229,7 @@ enum cdc_ddl cdc_ddl_classify(const char *sql)
                        sql_kw(&p, "SCHEMA")
                    ? DDL_DROP
                    : DDL_OTHER;
-    if (sql_kw(&p, "ALTER")) {
-        sql_kw(&p, "ONLINE");
-        sql_kw(&p, "IGNORE");
-        if (sql_kw(&p, "TABLE"))
-            return sql_alter_table(p);
-    }
-    return DDL_OTHER;
+    return sql_alter_table_head(&p) ? sql_alter_table(p) : DDL_OTHER;
 }
 
 /* The identifier at p into out, unquoted (`a``b` is a`b); the end of it. */
@@ -246,11 +250,7 @@ static const char *ident_copy(const char *p, char *out, size_t outlen)
 bool cdc_ddl_exchange_table(const char *sql, char *db, size_t dblen, char *table, size_t tlen)
 {
     const char *p = sql_skip(sql ? sql : "");
-    if (!sql_kw(&p, "ALTER"))
-        return false;
-    sql_kw(&p, "ONLINE");
-    sql_kw(&p, "IGNORE");
-    if (!sql_kw(&p, "TABLE"))
+    if (!sql_alter_table_head(&p))
         return false;
     for (p = sql_table_name(p); *p; p = sql_next_clause(p)) {
         const char *q = p;

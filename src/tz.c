@@ -21,15 +21,23 @@ static bool fixed_offset(const char *zone, long *off)
     return true;
 }
 
+/* zone as ICU's UChar id; false when too long to be a zone's name. */
+static bool zone_id(const char *zone, UChar id[128])
+{
+    if (strlen(zone) >= 127)
+        return false;
+    u_uastrncpy(id, zone, 127);
+    id[127] = 0;
+    return true;
+}
+
 static bool icu_knows(const char *zone)
 {
     UChar id[128], canon[128];
     UErrorCode st = U_ZERO_ERROR;
     UBool sys;
-    if (strlen(zone) >= 127)
+    if (!zone_id(zone, id))
         return false;
-    u_uastrncpy(id, zone, 127);
-    id[127] = 0;
     ucal_getCanonicalTimeZoneID(id, -1, canon, 128, &sys, &st);
     return U_SUCCESS(st);
 }
@@ -47,11 +55,9 @@ bool tz_offset_at(struct tz_cache *tc, const char *zone, int64_t t, long *off)
     if (!tc->name || strcmp(tc->name, zone) != 0) {
         tz_cache_free(tc);
         tc->name = xstrdup(zone);
-        if ((tc->known = icu_knows(zone))) {
-            UChar id[128];
+        UChar id[128];
+        if ((tc->known = icu_knows(zone) && zone_id(zone, id))) {
             UErrorCode st = U_ZERO_ERROR;
-            u_uastrncpy(id, zone, 127);
-            id[127] = 0;
             tc->cal = ucal_open(id, -1, "", UCAL_GREGORIAN, &st);
             tc->known = tc->cal && U_SUCCESS(st);
         }
