@@ -387,7 +387,6 @@ static void reset_counts(struct verify *v)
     pthread_mutex_unlock(&v->mu);
 }
 
-/* One comparison of the whole table at a fresh snapshot. */
 /* The pass's source, for verify_cancel to cut (NULL: none). */
 static void set_source(struct verify *v, struct source *src)
 {
@@ -399,6 +398,7 @@ static void set_source(struct verify *v, struct source *src)
         source_abort(src);
 }
 
+/* One comparison of the whole table at a fresh snapshot. */
 static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
 {
     struct source *src = source_connect(&v->spec->ds, source_line, v, err, errlen);
@@ -411,11 +411,9 @@ static int one_pass(struct verify *v, bool repair, char *err, size_t errlen)
     struct pass ps = {.v = v, .sc = gen_schema(v->g), .repair = repair};
     if (!rc) {
         uint64_t total = source_estimate_rows(src, v->spec);
-        pthread_mutex_lock(&v->mu); /* status readers read it */
-        v->total = total;
-        pthread_mutex_unlock(&v->mu);
         ps.snap = gen_version_of_snapshot(info);
-        pthread_mutex_lock(&v->mu);
+        pthread_mutex_lock(&v->mu); /* status readers read both */
+        v->total = total;
         json_object_put(v->snapshot);
         v->snapshot = json_object_get(info);
         pthread_mutex_unlock(&v->mu);

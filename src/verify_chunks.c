@@ -144,6 +144,7 @@ struct ours_job {
     struct tbuf b;
     uint64_t n;
     int rc;
+    int deleted_rc; /* the deleted set's LMDB error (rc -2) */
     double secs;
 };
 
@@ -177,7 +178,7 @@ static void *ours_thread(void *arg)
     struct gen_stats st;
     gen_stats_read(v->g, ps->txn, &st);
     roaring_bitmap_t *deleted;
-    if (index_deleted(ps->txn, gen_index(v->g), &deleted)) {
+    if ((j->deleted_rc = index_deleted(ps->txn, gen_index(v->g), &deleted)) != 0) {
         j->rc = -2; /* reported by the caller */
         gen_stats_free(&st);
         return NULL;
@@ -784,7 +785,7 @@ static int checksums(struct pass *ps, struct source *src, struct rowsum_map *c,
         ours_thread(&ours);
     if (ours.rc == -2)
         snprintf(err, errlen, "the collection's deleted documents cannot be read: %s",
-                 mdb_strerror(MDB_CORRUPTED));
+                 mdb_strerror(ours.deleted_rc));
     /* 1: keys that are not integers (compare row by row), -1: cancelled */
     if (ours.rc)
         rc = ours.rc < 0 ? -1 : ours.rc;
